@@ -1,0 +1,59 @@
+//! One function per CLI verb; the daemon calls the same library functions.
+
+mod config_check;
+mod keygen;
+mod list;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::config::Config;
+use std::path::PathBuf;
+
+/// A usage or configuration error: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Loaded lazily: `keygen` runs without a config.
+pub struct Ctx {
+    pub config_path: PathBuf,
+}
+
+impl Ctx {
+    /// Loads and validates the config; a bad config is a usage error.
+    ///
+    /// # Errors
+    /// `UsageError` with every problem named.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let cfg = Config::load(&self.config_path).map_err(|e| UsageError(e.to_string()))?;
+        crate::telemetry::init(&cfg.log);
+        if cfg.encryption.disabled {
+            tracing::warn!(
+                event = "encryption.disabled",
+                "encryption.disabled = true: snapshots are stored unencrypted"
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// Opens the configured storage.
+    ///
+    /// # Errors
+    /// Storage cannot be opened.
+    pub async fn storage(&self, cfg: &Config) -> anyhow::Result<std::sync::Arc<dyn crate::storage::Storage>> {
+        Ok(crate::storage::open(&cfg.storage).await?)
+    }
+}
+
+/// Runs one command and returns its exit code.
+///
+/// # Errors
+/// Any failure; `UsageError` maps to exit 2, the rest to 1.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let ctx = Ctx { config_path: crate::config::resolve_path(cli.config.as_deref()) };
+    match cli.command {
+        Command::Config { command: ConfigCommand::Check } => config_check::run(&ctx),
+        Command::Keygen { output } => keygen::run(output.as_deref()),
+        Command::List { json } => list::list(&ctx, json).await,
+        Command::Show { id, json } => list::show(&ctx, &id, json).await,
+    }
+}

@@ -1,0 +1,79 @@
+use super::*;
+
+fn valid_base() -> String {
+    r#"
+[encryption]
+recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+"#
+    .to_string()
+}
+
+fn issues_for(extra: &str) -> Vec<ConfigIssue> {
+    let text = format!("{}\n{extra}", valid_base());
+    Config::parse(&text).expect("parses").validate()
+}
+
+#[test]
+fn defaults_with_a_recipient_are_valid() {
+    assert_eq!(issues_for(""), vec![]);
+}
+
+#[test]
+fn unknown_key_is_a_parse_error_naming_it() {
+    let err = Config::parse("[retention]\nday = 35\n").unwrap_err();
+    assert!(err.contains("day"), "{err}");
+}
+
+#[test]
+fn non_eu_region_is_refused() {
+    let i = issues_for("[storage]\nurl = \"s3://b/p\"\nregion = \"us-east-1\"\n");
+    assert_eq!(i.len(), 1);
+    assert_eq!(i[0].key, "storage.region");
+    assert!(i[0].message.contains("allowed_regions"));
+}
+
+#[test]
+fn extra_region_is_accepted() {
+    let i = issues_for(
+        "[storage]\nurl = \"s3://b/p\"\nregion = \"garage\"\nallowed_regions = [\"garage\"]\n",
+    );
+    assert_eq!(i, vec![]);
+}
+
+#[test]
+fn remote_http_endpoint_is_refused_but_loopback_is_fine() {
+    let i = issues_for("[storage]\nurl = \"s3://b/p\"\nendpoint = \"http://s3.example.com\"\n");
+    assert_eq!(i[0].key, "storage.endpoint");
+    let i = issues_for("[storage]\nurl = \"s3://b/p\"\nendpoint = \"http://127.0.0.1:3900\"\n");
+    assert_eq!(i, vec![]);
+}
+
+#[test]
+fn zero_retention_is_refused() {
+    let i = issues_for("[retention]\ndays = 0\n");
+    assert_eq!(i[0].key, "retention.days");
+}
+
+#[test]
+fn missing_recipients_need_explicit_disable() {
+    let i = Config::parse("").unwrap().validate();
+    assert!(i.iter().any(|i| i.key == "encryption.recipients"), "{i:?}");
+    let i = Config::parse("[encryption]\ndisabled = true\n").unwrap().validate();
+    assert_eq!(i, vec![]);
+}
+
+#[test]
+fn durations_parse_and_bad_ones_are_named() {
+    let c = Config::parse("[schedule]\nevery = \"15m\"\n").unwrap();
+    assert_eq!(c.schedule.every, Some(Duration::from_secs(900)));
+    let e = Config::parse("[schedule]\nevery = \"soon\"\n").unwrap_err();
+    assert!(e.contains("every") && e.contains("soon"), "{e}");
+}
+
+#[test]
+fn shipped_example_config_parses_and_validates() {
+    let text = include_str!("../../deploy/lethe.example.toml");
+    let cfg = Config::parse(text).expect("example parses");
+    assert_eq!(cfg.validate(), vec![]);
+    assert_eq!(cfg.retention.days, 35);
+}

@@ -1,0 +1,148 @@
+//! Subject ids: validation, the canonical text form stored in the list, and
+//! the 128-bit key the restore filter looks up.
+//!
+//! bigint → the i64 itself; uuid → its 128 bits (any case, with or without
+//! hyphens); text → XXH3-128 of the bytes. A 128-bit hash makes a false match
+//! between two distinct text ids astronomically unlikely (~n²/2¹²⁹).
+
+use crate::config::SubjectType;
+
+/// What the in-memory erasure set stores per id.
+pub type SubjectKey = u128;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid {kind} subject id: {reason}")]
+pub struct SubjectError {
+    pub value: String,
+    pub kind: &'static str,
+    pub reason: &'static str,
+}
+
+fn kind_name(t: SubjectType) -> &'static str {
+    match t {
+        SubjectType::Bigint => "bigint",
+        SubjectType::Uuid => "uuid",
+        SubjectType::Text => "text",
+    }
+}
+
+/// Validates a user-supplied id and returns its canonical text form.
+///
+/// # Errors
+/// An id that is not valid for the configured type.
+pub fn normalize(t: SubjectType, raw: &str) -> Result<String, SubjectError> {
+    let err = |reason| SubjectError { value: raw.to_string(), kind: kind_name(t), reason };
+    match t {
+        SubjectType::Bigint => {
+            let v: i64 = raw.trim().parse().map_err(|_| err("expected a 64-bit integer"))?;
+            Ok(v.to_string())
+        }
+        SubjectType::Uuid => {
+            let v = parse_uuid(raw.trim().as_bytes()).ok_or_else(|| err("expected a UUID like 0b6e…-…"))?;
+            Ok(format_uuid(v))
+        }
+        SubjectType::Text => {
+            if raw.is_empty() {
+                return Err(err("empty"));
+            }
+            if raw.len() > 1024 {
+                return Err(err("longer than 1024 bytes"));
+            }
+            if raw.contains(['\n', '\r']) {
+                return Err(err("contains a line break"));
+            }
+            Ok(raw.to_string())
+        }
+    }
+}
+
+/// The lookup key of a value as it appears in a decoded COPY field. `None`
+/// when the value cannot be an id of this type (so it cannot be listed).
+#[inline]
+pub fn key_of(t: SubjectType, value: &[u8]) -> Option<SubjectKey> {
+    match t {
+        SubjectType::Bigint => parse_i64(value).map(|v| v as u64 as u128),
+        SubjectType::Uuid => parse_uuid(value),
+        SubjectType::Text => Some(xxhash_rust::xxh3::xxh3_128(value)),
+    }
+}
+
+#[inline]
+fn parse_i64(b: &[u8]) -> Option<i64> {
+    let (neg, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i128::from(c - b'0');
+    }
+    let v = if neg { -v } else { v };
+    i64::try_from(v).ok()
+}
+
+#[inline]
+fn parse_uuid(b: &[u8]) -> Option<u128> {
+    let b = match b {
+        [b'{', inner @ .., b'}'] => inner,
+        _ => b,
+    };
+    let mut v: u128 = 0;
+    let mut n = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            b'-' if b.len() == 36 && matches!(i, 8 | 13 | 18 | 23) => continue,
+            _ => return None,
+        };
+        v = (v << 4) | u128::from(d);
+        n += 1;
+    }
+    (n == 32 && (b.len() == 32 || b.len() == 36)).then_some(v)
+}
+
+fn format_uuid(v: u128) -> String {
+    let h = format!("{v:032x}");
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bigint_normalises_and_keys_match_copy_text() {
+        assert_eq!(normalize(SubjectType::Bigint, " 0042 ").unwrap(), "42");
+        assert!(normalize(SubjectType::Bigint, "4x").is_err());
+        assert!(normalize(SubjectType::Bigint, "99999999999999999999").is_err());
+        assert_eq!(key_of(SubjectType::Bigint, b"42"), key_of(SubjectType::Bigint, b"+42"));
+        assert_ne!(key_of(SubjectType::Bigint, b"-1"), key_of(SubjectType::Bigint, b"1"));
+        assert_eq!(key_of(SubjectType::Bigint, b"abc"), None);
+    }
+
+    #[test]
+    fn uuid_is_case_insensitive() {
+        let lower = "0b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33";
+        let n = normalize(SubjectType::Uuid, &lower.to_uppercase()).unwrap();
+        assert_eq!(n, lower);
+        assert_eq!(key_of(SubjectType::Uuid, lower.as_bytes()), key_of(SubjectType::Uuid, lower.to_uppercase().as_bytes()));
+        assert_eq!(key_of(SubjectType::Uuid, lower.replace('-', "").as_bytes()), key_of(SubjectType::Uuid, lower.as_bytes()));
+        assert!(normalize(SubjectType::Uuid, "0b6e6f3c-5c1a-4d2e-9f00").is_err());
+    }
+
+    #[test]
+    fn text_keeps_bytes_exactly() {
+        assert_eq!(normalize(SubjectType::Text, "Ünïcode id").unwrap(), "Ünïcode id");
+        assert_ne!(key_of(SubjectType::Text, b"a"), key_of(SubjectType::Text, b"A"));
+        assert!(normalize(SubjectType::Text, "a\nb").is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! Lethe: consistent PostgreSQL snapshots into EU object storage, restored
+//! through a filter that keeps erased data subjects erased.
+//!
+//! Data flow, by module: `config` → `source` (PostgreSQL) → `snapshot`
+//! (manifest, writer) → `storage` (S3, directory) → `restore` (reader,
+//! filter, loader) with `erasure` (the list) and `crypto` (age) beside them;
+//! `daemon` schedules it all and `retention` forgets on time.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod crypto;
+pub mod pipeline;
+pub mod restore;
+pub mod retention;
+pub mod erasure;
+pub mod snapshot;
+pub mod source;
+pub mod storage;
+pub mod telemetry;
+
+/// Exit codes: the CLI contract.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+}

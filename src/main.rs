@@ -1,0 +1,23 @@
+//! The `lethe` binary: parse the command line, run, map errors to exit codes.
+
+use clap::Parser;
+
+fn main() {
+    let cli = lethe::cli::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lethe: cannot start the async runtime: {e}");
+            std::process::exit(lethe::exit::FAILURE);
+        }
+    };
+    let code = match rt.block_on(lethe::commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let usage = e.downcast_ref::<lethe::commands::UsageError>().is_some();
+            eprintln!("lethe: error: {e:#}");
+            if usage { lethe::exit::USAGE } else { lethe::exit::FAILURE }
+        }
+    };
+    std::process::exit(code);
+}

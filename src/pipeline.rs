@@ -1,0 +1,390 @@
+//! The byte pipeline between blocking CPU stages (COPY parsing, zstd, age,
+//! the filter) and async storage, joined by small bounded channels so memory
+//! stays constant whatever the database size.
+//!
+//! Write side: `ObjectSink` (raw bytes) → zstd → age → `ChunkWriter` →
+//! bounded channel → `Storage::put`. Read side: `Storage::get` → bounded
+//! channel → `ChunkReader` (size + BLAKE3 checked at EOF) → age → zstd.
+//! Both `ChunkWriter` and `ChunkReader` block: use them from
+//! `spawn_blocking` or a dedicated thread, never on an async worker.
+
+use crate::crypto::{Opener, SealWriter, Sealer};
+use crate::snapshot::manifest::ObjectEntry;
+use crate::storage::{ByteStream, ObjectMeta, Storage, StorageError};
+use bytes::{Bytes, BytesMut};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Bytes handed to storage per channel message.
+pub const CHUNK: usize = 1 << 20;
+/// Channel depth: at most this many chunks wait between stages.
+pub const DEPTH: usize = 4;
+
+/// A blocking `Write` that ships fixed-size chunks to an async consumer and
+/// hashes what it ships.
+pub struct ChunkWriter {
+    tx: mpsc::Sender<Result<Piece, StorageError>>,
+    buf: BytesMut,
+    hasher: blake3::Hasher,
+    written: u64,
+}
+
+impl ChunkWriter {
+    fn ship(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.hasher.update(&chunk);
+        self.written += chunk.len() as u64;
+        self.tx
+            .blocking_send(Ok(Piece::Data(chunk)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "storage upload stopped"))
+    }
+
+    /// Flushes the tail; returns (stored size, BLAKE3 hex).
+    ///
+    /// # Errors
+    /// The upload side went away.
+    pub fn finish(mut self) -> std::io::Result<(u64, String)> {
+        self.ship()?;
+        self.tx
+            .blocking_send(Ok(Piece::End))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "storage upload stopped"))?;
+        Ok((self.written, self.hasher.finalize().to_hex().to_string()))
+    }
+
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.ship()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What travels from a producer to an upload. The stream is complete only
+/// when `End` arrives: a producer that stops early (error, panic, drop)
+/// closes the channel without `End`, and the upload fails instead of
+/// committing a truncated object.
+pub enum Piece {
+    Data(Bytes),
+    End,
+}
+
+/// Turns the producer channel into an upload body, enforcing the `End` rule.
+pub fn body_from_channel(mut rx: mpsc::Receiver<Result<Piece, StorageError>>, key: String) -> ByteStream {
+    let mut ended = false;
+    Box::pin(futures::stream::poll_fn(move |cx| {
+        if ended {
+            return std::task::Poll::Ready(None);
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(Some(Ok(Piece::Data(b)))) => std::task::Poll::Ready(Some(Ok(b))),
+            std::task::Poll::Ready(Some(Ok(Piece::End))) => {
+                ended = true;
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Ready(Some(Err(e))) => {
+                ended = true;
+                std::task::Poll::Ready(Some(Err(e)))
+            }
+            std::task::Poll::Ready(None) => {
+                ended = true;
+                std::task::Poll::Ready(Some(Err(StorageError::Body {
+                    key: key.clone(),
+                    message: "the producer stopped before the end of the object".into(),
+                })))
+            }
+        }
+    }))
+}
+
+/// Starts `storage.put(key)` fed by the returned writer. The upload completes
+/// only after `ChunkWriter::finish`; `fail`, a panic or a drop in the
+/// producer makes it fail, so no partial object is committed.
+pub fn upload_pipe(storage: Arc<dyn Storage>, key: String) -> (ChunkWriter, JoinHandle<Result<ObjectMeta, StorageError>>) {
+    let (tx, rx) = mpsc::channel::<Result<Piece, StorageError>>(DEPTH);
+    let body = body_from_channel(rx, key.clone());
+    let handle = tokio::spawn(async move { storage.put(&key, body).await });
+    let w = ChunkWriter { tx, buf: BytesMut::with_capacity(CHUNK), hasher: blake3::Hasher::new(), written: 0 };
+    (w, handle)
+}
+
+/// A sink for one object's raw payload: zstd → age → storage.
+pub struct ObjectSink {
+    key: String,
+    inner: zstd::stream::write::Encoder<'static, SealWriter<Counting<ChunkWriter>>>,
+    raw: u64,
+    rows: u64,
+}
+
+/// Counts bytes passing through (for `raw_size` before compression).
+pub struct Counting<W> {
+    inner: W,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl ObjectSink {
+    /// Opens an object for writing. Call from a blocking context.
+    ///
+    /// # Errors
+    /// zstd or age set-up failures.
+    pub fn create(
+        storage: Arc<dyn Storage>,
+        key: String,
+        sealer: &Sealer,
+        zstd_level: i32,
+    ) -> Result<(ObjectSink, JoinHandle<Result<ObjectMeta, StorageError>>), std::io::Error> {
+        let (w, handle) = upload_pipe(storage, key.clone());
+        let sealed = sealer.seal(Counting { inner: w }).map_err(std::io::Error::other)?;
+        let mut enc = zstd::stream::write::Encoder::new(sealed, zstd_level)?;
+        enc.include_checksum(true)?;
+        Ok((ObjectSink { key, inner: enc, raw: 0, rows: 0 }, handle))
+    }
+
+    /// Adds `n` to the object's row count (the caller knows row boundaries).
+    pub fn add_rows(&mut self, n: u64) {
+        self.rows += n;
+    }
+
+    pub fn raw_bytes(&self) -> u64 {
+        self.raw
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Seals the stream and returns the manifest entry once storage has
+    /// confirmed the object. Call from a blocking context.
+    ///
+    /// # Errors
+    /// Compression, sealing or upload errors.
+    pub fn finish(self, handle: JoinHandle<Result<ObjectMeta, StorageError>>, rt: &tokio::runtime::Handle) -> Result<ObjectEntry, std::io::Error> {
+        let sealed = self.inner.finish()?;
+        let counting = sealed.finish()?;
+        let (size, blake3) = counting.inner.finish()?;
+        let meta = rt
+            .block_on(handle)
+            .map_err(|e| std::io::Error::other(format!("upload task of {} failed: {e}", self.key)))?
+            .map_err(std::io::Error::other)?;
+        if meta.size != size {
+            return Err(std::io::Error::other(format!(
+                "storage reports {} bytes for {} but {} were sent",
+                meta.size, self.key, size
+            )));
+        }
+        Ok(ObjectEntry { key: self.key, size, blake3, raw_size: self.raw, rows: self.rows })
+    }
+
+    /// Abandons the object: the channel closes without `End`, so the upload
+    /// fails and nothing becomes visible. Dropping the sink does the same.
+    pub fn abort(self) {
+        drop(self);
+    }
+}
+
+impl Write for ObjectSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.raw += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A blocking `Read` over a storage download that checks the stored size and
+/// BLAKE3 against the manifest when the stream ends.
+pub struct ChunkReader {
+    rx: mpsc::Receiver<Result<Bytes, StorageError>>,
+    cur: Bytes,
+    hasher: blake3::Hasher,
+    read: u64,
+    expect: Option<(u64, String)>,
+    key: String,
+    done: bool,
+}
+
+fn invalid(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => {
+                    self.hasher.update(&b);
+                    self.read += b.len() as u64;
+                    self.cur = b;
+                }
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => {
+                    self.done = true;
+                    if let Some((size, sum)) = &self.expect {
+                        if self.read != *size {
+                            return Err(invalid(format!(
+                                "object {} is {} bytes, the manifest says {size}: truncated or replaced",
+                                self.key, self.read
+                            )));
+                        }
+                        let got = self.hasher.finalize().to_hex().to_string();
+                        if &got != sum {
+                            return Err(invalid(format!(
+                                "object {} fails its checksum (BLAKE3 {got}, manifest {sum}): it is damaged",
+                                self.key
+                            )));
+                        }
+                    }
+                    return Ok(0);
+                }
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        bytes::Buf::advance(&mut self.cur, n);
+        Ok(n)
+    }
+}
+
+/// Downloads `key` into a blocking reader; with `expect`, size and checksum
+/// are verified at EOF. Must be called inside a tokio runtime.
+pub fn download_pipe(storage: Arc<dyn Storage>, key: String, expect: Option<(u64, String)>) -> ChunkReader {
+    use futures::TryStreamExt;
+    let (tx, rx) = mpsc::channel(DEPTH);
+    let k = key.clone();
+    tokio::spawn(async move {
+        let mut s = match storage.get(&k).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        loop {
+            match s.try_next().await {
+                Ok(Some(b)) => {
+                    if tx.send(Ok(b)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    ChunkReader { rx, cur: Bytes::new(), hasher: blake3::Hasher::new(), read: 0, expect, key, done: false }
+}
+
+/// Opens a manifest object for reading its plaintext payload: download with
+/// checksum → age → zstd. Call it from a blocking thread that has a runtime
+/// context (`spawn_blocking`): it starts the download task and then reads
+/// the age header, which blocks.
+///
+/// # Errors
+/// Wrong identity or a damaged header, named by object key.
+pub fn open_object(storage: Arc<dyn Storage>, entry: &ObjectEntry, opener: &Opener) -> Result<Box<dyn Read + Send>, std::io::Error> {
+    let r = download_pipe(storage, entry.key.clone(), Some((entry.size, entry.blake3.clone())));
+    let plain = opener.open(&entry.key, r).map_err(std::io::Error::other)?;
+    let dec = zstd::stream::read::Decoder::new(plain)?;
+    Ok(Box::new(NamedReader { inner: dec, key: entry.key.clone() }))
+}
+
+/// Prefixes read errors with the object key so failures name the object.
+struct NamedReader<R> {
+    inner: R,
+    key: String,
+}
+
+impl<R: Read> Read for NamedReader<R> {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(b).map_err(|e| {
+            if e.to_string().contains(&self.key) {
+                e
+            } else {
+                std::io::Error::new(e.kind(), format!("object {}: {e}", self.key))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::fs::FsStorage;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sink_then_open_round_trips_and_names_a_damaged_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(dir.path().to_path_buf()).unwrap());
+        let id = age::x25519::Identity::generate();
+        let sealer = Sealer::Age(vec![id.to_public()]);
+        let opener = Opener::Age(vec![id]);
+        let payload: Vec<u8> = (0..300_000u32).flat_map(|i| format!("{i}\tname {i}\n").into_bytes()).collect();
+        let st = storage.clone();
+        let p = payload.clone();
+        let rt = tokio::runtime::Handle::current();
+        let entry = tokio::task::spawn_blocking(move || {
+            let (mut sink, h) = ObjectSink::create(st, "snapshots/x/data/1.copy".into(), &sealer, 3).unwrap();
+            sink.write_all(&p).unwrap();
+            sink.add_rows(300_000);
+            sink.finish(h, &rt).unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(entry.raw_size, payload.len() as u64);
+        assert_eq!(entry.rows, 300_000);
+
+        let st = storage.clone();
+        let (e2, o2) = (entry.clone(), opener.clone());
+        let back = tokio::task::spawn_blocking(move || {
+            let mut r = open_object(st, &e2, &o2)?;
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).map(|_| v)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(back, payload);
+
+        // Flip one byte in the stored object: the read fails naming the key.
+        let path = dir.path().join(&entry.key);
+        let mut raw = std::fs::read(&path).unwrap();
+        let mid = raw.len() / 2;
+        raw[mid] ^= 0x40;
+        std::fs::write(&path, raw).unwrap();
+        let st = storage.clone();
+        let e3 = entry.clone();
+        let err = tokio::task::spawn_blocking(move || open_object(st, &e3, &opener)?.read_to_end(&mut Vec::new()))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains(&entry.key), "{err}");
+    }
+}

@@ -1,0 +1,68 @@
+//! Shared helpers for integration tests: a fresh PostgreSQL database per
+//! test, the `lethe` binary, temporary config files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where tests reach PostgreSQL (override with LETHE_TEST_PG, a URL without a database).
+pub fn pg_base() -> String {
+    std::env::var("LETHE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database created for one test and dropped when the value is dropped.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates `lethe_<tag>_<random>`; panics with a clear reason if the
+    /// server is absent (tests need it; CI always has it).
+    pub fn create(tag: &str) -> TestDb {
+        let name = format!("lethe_{}_{:08x}", tag, rand::random::<u32>());
+        psql("postgres", &format!("CREATE DATABASE {name}"));
+        TestDb { url: format!("{}/{}", pg_base(), name), name }
+    }
+
+    /// Runs SQL in this database with psql (ON_ERROR_STOP), returning stdout.
+    pub fn sql(&self, sql: &str) -> String {
+        psql(&self.name, sql)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-X", "-q", "-d", &format!("{}/postgres", pg_base()), "-c"])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .output();
+    }
+}
+
+/// Runs SQL with psql against database `db`, panicking with psql's stderr on failure.
+pub fn psql(db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &format!("{}/{db}", pg_base()), "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "psql failed on {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The built `lethe` binary.
+pub fn lethe_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lethe"))
+}
+
+/// `lethe --config <cfg> <args…>`, returning the output.
+pub fn lethe(cfg: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(lethe_bin()).arg("--config").arg(cfg).args(args).output().expect("lethe runs")
+}
+
+/// Writes `text` as a config file in `dir` and returns its path.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("lethe.toml");
+    std::fs::write(&p, text).expect("write config");
+    p
+}

@@ -1,0 +1,4 @@
+//! Integration tests: one binary, a module per area, real PostgreSQL and a
+//! real S3 server (Garage).
+
+mod common;
