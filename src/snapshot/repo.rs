@@ -24,6 +24,44 @@ pub fn manifest_key(id: &SnapshotId) -> String {
     format!("{SNAPSHOTS_PREFIX}{id}/manifest.json")
 }
 
+/// Suffix of a stored payload: `.zst.age`, or `.zst` when encryption is
+/// disabled (the key says what the bytes are).
+pub fn payload_suffix(sealed: bool) -> &'static str {
+    if sealed { ".zst.age" } else { ".zst" }
+}
+
+/// `snapshots/<ID>/schema/<section>.sql.zst.age` (`section`: `pre`, `post`).
+pub fn schema_key(id: &SnapshotId, section: &str, sealed: bool) -> String {
+    format!("{SNAPSHOTS_PREFIX}{id}/schema/{section}.sql{}", payload_suffix(sealed))
+}
+
+/// `snapshots/<ID>/data/<n>.<schema>.<table>.<part>.copy.zst.age`, with `n`
+/// (the table's number) and `part` zero-padded so keys sort in order, and
+/// names made key-safe by [`key_safe`]. The manifest keeps the real names.
+pub fn data_key(id: &SnapshotId, n: usize, schema: &str, table: &str, part: usize, sealed: bool) -> String {
+    format!(
+        "{SNAPSHOTS_PREFIX}{id}/data/{n:04}.{}.{}.{part:03}.copy{}",
+        key_safe(schema),
+        key_safe(table),
+        payload_suffix(sealed)
+    )
+}
+
+/// A PostgreSQL name as a key segment: `[A-Za-z0-9_-]` kept, every other
+/// byte (including `.` and `=`) written as `=XX` (uppercase hex of the UTF-8
+/// byte), so the result is unambiguous and passes `validate_key`.
+pub fn key_safe(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    if out.is_empty() { "=".to_string() } else { out }
+}
+
 /// The repository marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marker {
@@ -138,4 +176,21 @@ pub async fn read_marker(storage: &dyn Storage) -> Result<Option<Marker>, RepoEr
 /// A fresh marker for this build's format.
 pub fn new_marker(retention_days: u32) -> Marker {
     Marker { format: FORMAT_VERSION, retention_days, created_at: chrono::Utc::now() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_become_safe_unambiguous_keys() {
+        assert_eq!(key_safe("orders_2024"), "orders_2024");
+        assert_eq!(key_safe("My.Table=1"), "My=2ETable=3D1");
+        assert_eq!(key_safe("zoë t"), "zo=C3=AB=20t");
+        let id: SnapshotId = "20261122T130000Z-3f9a".parse().unwrap();
+        let k = data_key(&id, 7, "app data", "ä.b", 12, true);
+        assert_eq!(k, "snapshots/20261122T130000Z-3f9a/data/0007.app=20data.=C3=A4=2Eb.012.copy.zst.age");
+        crate::storage::validate_key(&k).unwrap();
+        assert_eq!(schema_key(&id, "pre", false), "snapshots/20261122T130000Z-3f9a/schema/pre.sql.zst");
+    }
 }

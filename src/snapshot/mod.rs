@@ -1,0 +1,9 @@
+//! Snapshots: the manifest format and the repository layout around it.
+pub mod cleanup;
+pub mod manifest;
+mod pause;
+pub mod repo;
+mod tables;
+pub mod writer;
+
+pub use manifest::{Manifest, SnapshotId};

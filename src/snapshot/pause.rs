@@ -1,0 +1,45 @@
+//! Test-only pause points, so crash tests can `kill -9` a snapshot at a
+//! known instant instead of racing it.
+//!
+//! With `LETHE_TEST_PAUSE_AT=<stage>` the snapshot prints
+//! `lethe-test-pause: <stage>` on stderr when it reaches that point and then
+//! sleeps for an hour (the test kills it). Stages:
+//! - `schema`: `pre.sql` is stored, `post.sql` not yet;
+//! - `data`: mid-table: the first table's first object has received at
+//!   least `LETHE_TEST_PAUSE_BYTES` raw bytes (default 1 MiB, or the whole
+//!   table if smaller), is flushed into its upload and not finished;
+//! - `manifest`: every object is stored, the manifest is not written.
+//!
+//! Unset (always, in production) this costs one environment lookup per
+//! point. It never changes what is written.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const VAR: &str = "LETHE_TEST_PAUSE_AT";
+static FIRED: AtomicBool = AtomicBool::new(false);
+
+/// True when the pause point `stage` is armed and has not fired yet.
+pub(crate) fn armed(stage: &str) -> bool {
+    !FIRED.load(Ordering::Relaxed) && std::env::var(VAR).is_ok_and(|v| v == stage)
+}
+
+/// Raw bytes after which the `data` pause fires.
+pub(crate) fn data_bytes() -> u64 {
+    std::env::var("LETHE_TEST_PAUSE_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20)
+}
+
+/// Pauses a blocking thread at `stage` if armed (fires once per process).
+pub(crate) fn blocking(stage: &str) {
+    if armed(stage) && !FIRED.swap(true, Ordering::SeqCst) {
+        eprintln!("lethe-test-pause: {stage}");
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// Pauses an async task at `stage` if armed (fires once per process).
+pub(crate) async fn at(stage: &str) {
+    if armed(stage) && !FIRED.swap(true, Ordering::SeqCst) {
+        eprintln!("lethe-test-pause: {stage}");
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}

@@ -1,0 +1,516 @@
+//! The data half of a snapshot: `source.jobs` workers copy tables (largest
+//! first) out of the shared snapshot. Per table, an async pump reads the
+//! COPY stream and hands ~256 KiB batches over a bounded channel to a
+//! blocking writer that counts rows, cuts objects at row boundaries and
+//! feeds `ObjectSink` (zstd → age → upload). Memory per worker is a few
+//! batches plus the sink's buffers, whatever the table size.
+
+use super::manifest::{ObjectEntry, SnapshotId, TableEntry};
+use super::pause;
+use super::repo;
+use super::writer::{Progress, SnapshotError, Stage};
+use crate::config::SubjectType;
+use crate::crypto::Sealer;
+use crate::erasure::{ErasureSet, key_of};
+use crate::pipeline::ObjectSink;
+use crate::source::postgres::{CopyWorker, SourceTable};
+use crate::storage::{ObjectMeta, Storage, StorageError};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+/// Bytes per message from a pump to its writer.
+pub(crate) const BATCH: usize = 256 * 1024;
+/// Messages in flight between a pump and its writer.
+pub(crate) const DEPTH: usize = 4;
+
+/// What a pump sends. The stream is complete only at `End`: a channel that
+/// closes without it means the producer failed, and the object is abandoned.
+pub(crate) enum Msg {
+    Data(Bytes),
+    End,
+}
+
+/// Everything the writers share.
+pub(crate) struct Shared {
+    pub storage: Arc<dyn Storage>,
+    pub sealer: Sealer,
+    pub zstd_level: i32,
+    pub object_bytes: u64,
+    pub id: SnapshotId,
+    pub progress: Arc<Progress>,
+}
+
+/// A root table's subject column, scanned for rows of erased subjects.
+#[derive(Clone)]
+pub(crate) struct LeakProbe {
+    pub column: String,
+    pub col: usize,
+    pub set: Arc<dyn ErasureSet>,
+    pub subject_type: SubjectType,
+}
+
+/// One table to copy; `n` numbers it in the manifest's order (from 1).
+pub(crate) struct Job {
+    pub n: usize,
+    pub table: SourceTable,
+    pub leak: Option<LeakProbe>,
+}
+
+/// A copied table.
+pub(crate) struct Copied {
+    pub n: usize,
+    pub entry: TableEntry,
+    /// `(column, rows of listed subjects)` for root tables.
+    pub leak: Option<(String, u64)>,
+}
+
+/// Copies every job with `workers` connections; the first failure cancels
+/// the others, and every task is awaited before returning.
+///
+/// # Errors
+/// The first failure (a cancellation by the caller wins over the errors it
+/// causes in the workers).
+pub(crate) async fn copy_all(
+    url: &str,
+    snapshot_id: &str,
+    mut jobs: Vec<Job>,
+    workers: usize,
+    shared: Arc<Shared>,
+    cancel: &CancellationToken,
+) -> Result<Vec<Copied>, SnapshotError> {
+    jobs.sort_by(|a, b| b.table.size.cmp(&a.table.size).then(a.n.cmp(&b.n)));
+    let n_workers = workers.clamp(1, jobs.len().max(1));
+    let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
+    let stop = cancel.child_token();
+    let mut set = JoinSet::new();
+    for _ in 0..n_workers {
+        let (url, snap, queue, shared, stop) =
+            (url.to_string(), snapshot_id.to_string(), queue.clone(), shared.clone(), stop.clone());
+        set.spawn(async move { worker_loop(&url, &snap, &queue, &shared, &stop).await });
+    }
+    let mut done = Vec::new();
+    let mut first_err: Option<SnapshotError> = None;
+    while let Some(joined) = set.join_next().await {
+        let result = joined.unwrap_or_else(|e| {
+            Err(SnapshotError::Internal { stage: Stage::Data, message: format!("a COPY worker panicked: {e}") })
+        });
+        match result {
+            Ok(mut v) => done.append(&mut v),
+            Err(e) => {
+                stop.cancel();
+                let replace = match &first_err {
+                    None => true,
+                    Some(prev) => prev.is_cancelled() && !e.is_cancelled(),
+                };
+                if replace {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    if cancel.is_cancelled() {
+        return Err(SnapshotError::Cancelled { stage: Stage::Data });
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
+}
+
+async fn worker_loop(
+    url: &str,
+    snapshot_id: &str,
+    queue: &Mutex<VecDeque<Job>>,
+    shared: &Arc<Shared>,
+    cancel: &CancellationToken,
+) -> Result<Vec<Copied>, SnapshotError> {
+    let worker = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(SnapshotError::Cancelled { stage: Stage::Data }),
+        w = CopyWorker::open(url, snapshot_id) => w.map_err(|e| SnapshotError::source(Stage::Data, e))?,
+    };
+    let mut done = Vec::new();
+    loop {
+        let job = match queue.lock() {
+            Ok(mut q) => q.pop_front(),
+            Err(_) => None,
+        };
+        let Some(job) = job else { break };
+        // On error the worker is dropped, not closed: that aborts its
+        // connection (and any COPY still streaming) instead of draining it.
+        done.push(copy_table(&worker, job, shared, cancel).await?);
+    }
+    worker.close().await;
+    Ok(done)
+}
+
+async fn copy_table(
+    worker: &CopyWorker,
+    job: Job,
+    shared: &Arc<Shared>,
+    cancel: &CancellationToken,
+) -> Result<Copied, SnapshotError> {
+    let qualified = job.table.qualified();
+    let stream = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(SnapshotError::Cancelled { stage: Stage::Data }),
+        s = worker.copy_out(&job.table) => s.map_err(|e| SnapshotError::source(Stage::Data, e))?,
+    };
+    let (tx, rx) = mpsc::channel::<Msg>(DEPTH);
+    let writer = TableWriter::new(job, shared.clone(), Handle::current());
+    let writer = tokio::task::spawn_blocking(move || writer.run(rx));
+    let pump = async {
+        futures::pin_mut!(stream);
+        let mut batch = BytesMut::with_capacity(BATCH);
+        while let Some(item) = stream.next().await {
+            let b = item.map_err(|e| SnapshotError::source(Stage::Data, copy_error(&qualified, &e)))?;
+            batch.extend_from_slice(&b);
+            if batch.len() >= BATCH && tx.send(Msg::Data(batch.split().freeze())).await.is_err() {
+                return Ok(()); // the writer failed; its error is reported below
+            }
+        }
+        if !batch.is_empty() && tx.send(Msg::Data(batch.freeze())).await.is_err() {
+            return Ok(());
+        }
+        let _ = tx.send(Msg::End).await;
+        Ok(())
+    };
+    let pumped = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(SnapshotError::Cancelled { stage: Stage::Data }),
+        r = pump => r,
+    };
+    drop(tx);
+    let written = writer.await.unwrap_or_else(|e| {
+        Err(SnapshotError::Internal { stage: Stage::Data, message: format!("the writer of {qualified} panicked: {e}") })
+    });
+    pumped?;
+    written
+}
+
+fn copy_error(table: &str, e: &tokio_postgres::Error) -> crate::source::postgres::SourceError {
+    crate::source::postgres::SourceError::Copy {
+        table: table.to_string(),
+        message: crate::source::postgres::pg_message(e),
+    }
+}
+
+type Upload = JoinHandle<Result<ObjectMeta, StorageError>>;
+
+/// The blocking half of one table's copy.
+struct TableWriter {
+    job: Job,
+    shared: Arc<Shared>,
+    rt: Handle,
+    cur: Option<(ObjectSink, Upload)>,
+    objects: Vec<ObjectEntry>,
+    /// The last byte written ended a row (or nothing was written yet).
+    at_row_start: bool,
+    scanner: Option<LeakScanner>,
+}
+
+impl TableWriter {
+    fn new(job: Job, shared: Arc<Shared>, rt: Handle) -> TableWriter {
+        let scanner = job.leak.clone().map(LeakScanner::new);
+        TableWriter { job, shared, rt, cur: None, objects: Vec::new(), at_row_start: true, scanner }
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> Result<Copied, SnapshotError> {
+        loop {
+            match rx.blocking_recv() {
+                Some(Msg::Data(b)) => {
+                    if let Err(e) = self.write(&b) {
+                        self.abandon();
+                        return Err(e);
+                    }
+                }
+                Some(Msg::End) => break,
+                None => {
+                    self.abandon();
+                    return Err(SnapshotError::Cancelled { stage: Stage::Data });
+                }
+            }
+        }
+        if !self.at_row_start {
+            let key = self.cur.as_ref().map(|(s, _)| s.key().to_string()).unwrap_or_default();
+            self.abandon();
+            return Err(SnapshotError::Object {
+                stage: Stage::Data,
+                key,
+                message: format!("the COPY stream of {} ended inside a row", self.job.table.qualified()),
+            });
+        }
+        if self.cur.is_none() && self.objects.is_empty() {
+            self.open()?; // an empty table still gets one (empty) object
+        }
+        self.maybe_pause(true);
+        self.finish_current()?;
+        let t = &self.job.table;
+        let rows = self.objects.iter().map(|o| o.rows).sum();
+        let raw_bytes = self.objects.iter().map(|o| o.raw_size).sum();
+        self.shared.progress.tables_done.fetch_add(1, Ordering::Relaxed);
+        Ok(Copied {
+            n: self.job.n,
+            leak: self.scanner.as_ref().map(|s| (s.probe.column.clone(), s.hits)),
+            entry: TableEntry {
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                columns: t.columns.clone(),
+                rows,
+                raw_bytes,
+                objects: std::mem::take(&mut self.objects),
+            },
+        })
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> Result<(), SnapshotError> {
+        if let Some(s) = &mut self.scanner {
+            s.feed(data);
+        }
+        while !data.is_empty() {
+            let full = self.cur.as_ref().is_some_and(|(s, _)| s.raw_bytes() >= self.shared.object_bytes);
+            if !full {
+                self.put(data)?;
+                break;
+            }
+            if self.at_row_start {
+                self.finish_current()?;
+                continue;
+            }
+            match memchr::memchr(b'\n', data) {
+                Some(i) => {
+                    self.put(&data[..=i])?;
+                    data = &data[i + 1..];
+                }
+                None => {
+                    self.put(data)?;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self) -> Result<(), SnapshotError> {
+        let t = &self.job.table;
+        let key = repo::data_key(
+            &self.shared.id,
+            self.job.n,
+            &t.schema,
+            &t.name,
+            self.objects.len(),
+            !matches!(self.shared.sealer, Sealer::Disabled),
+        );
+        let sink = ObjectSink::create(self.shared.storage.clone(), key.clone(), &self.shared.sealer, self.shared.zstd_level)
+            .map_err(|e| SnapshotError::Object { stage: Stage::Data, key, message: e.to_string() })?;
+        self.cur = Some(sink);
+        Ok(())
+    }
+
+    fn put(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
+        if self.cur.is_none() {
+            self.open()?;
+        }
+        let Some((sink, _)) = self.cur.as_mut() else { return Ok(()) };
+        if let Err(e) = sink.write_all(data) {
+            let key = sink.key().to_string();
+            let message = self.upload_error().unwrap_or_else(|| e.to_string());
+            return Err(SnapshotError::Object { stage: Stage::Data, key, message });
+        }
+        let rows = memchr::memchr_iter(b'\n', data).count() as u64;
+        sink.add_rows(rows);
+        self.at_row_start = data.last() == Some(&b'\n');
+        let p = &self.shared.progress;
+        p.rows.fetch_add(rows, Ordering::Relaxed);
+        p.raw_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.maybe_pause(false);
+        Ok(())
+    }
+
+    /// The `data` test pause point (see `pause`).
+    fn maybe_pause(&mut self, at_end: bool) {
+        if !pause::armed("data") {
+            return;
+        }
+        if let Some((sink, _)) = self.cur.as_mut() {
+            if at_end || sink.raw_bytes() >= pause::data_bytes() {
+                let _ = sink.flush();
+                pause::blocking("data");
+            }
+        }
+    }
+
+    fn finish_current(&mut self) -> Result<(), SnapshotError> {
+        let Some((sink, upload)) = self.cur.take() else { return Ok(()) };
+        let key = sink.key().to_string();
+        let entry = sink
+            .finish(upload, &self.rt)
+            .map_err(|e| SnapshotError::Object { stage: Stage::Data, key, message: e.to_string() })?;
+        self.objects.push(entry);
+        Ok(())
+    }
+
+    /// Drops the current object (its upload fails, nothing becomes visible)
+    /// and waits for the upload to wind down; returns the upload's own
+    /// error, which explains a failed write better than "broken pipe".
+    fn upload_error(&mut self) -> Option<String> {
+        let (sink, upload) = self.cur.take()?;
+        drop(sink);
+        match self.rt.block_on(upload) {
+            Ok(Err(e)) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    fn abandon(&mut self) {
+        let _ = self.upload_error();
+    }
+}
+
+/// Counts rows whose subject column holds an id on the erasure list.
+struct LeakScanner {
+    probe: LeakProbe,
+    carry: Vec<u8>,
+    scratch: Vec<u8>,
+    hits: u64,
+}
+
+impl LeakScanner {
+    fn new(probe: LeakProbe) -> LeakScanner {
+        LeakScanner { probe, carry: Vec::new(), scratch: Vec::new(), hits: 0 }
+    }
+
+    fn feed(&mut self, mut data: &[u8]) {
+        if !self.carry.is_empty() {
+            let Some(i) = memchr::memchr(b'\n', data) else {
+                self.carry.extend_from_slice(data);
+                return;
+            };
+            let mut line = std::mem::take(&mut self.carry);
+            line.extend_from_slice(&data[..i]);
+            self.row(&line);
+            line.clear();
+            self.carry = line;
+            data = &data[i + 1..];
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', data) {
+            self.row(&data[start..end]);
+            start = end + 1;
+        }
+        self.carry.extend_from_slice(&data[start..]);
+    }
+
+    fn row(&mut self, line: &[u8]) {
+        let Some(field) = line.split(|&b| b == b'\t').nth(self.probe.col) else { return };
+        if field == b"\\N" {
+            return;
+        }
+        let key = if field.contains(&b'\\') {
+            unescape_copy_text(field, &mut self.scratch);
+            key_of(self.probe.subject_type, &self.scratch)
+        } else {
+            key_of(self.probe.subject_type, field)
+        };
+        if key.is_some_and(|k| self.probe.set.contains(k)) {
+            self.hits += 1;
+        }
+    }
+}
+
+/// Decodes one COPY text field's backslash escapes into `out`.
+pub(crate) fn unescape_copy_text(field: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut i = 0;
+    while i < field.len() {
+        let c = field[i];
+        i += 1;
+        if c != b'\\' || i == field.len() {
+            out.push(c);
+            continue;
+        }
+        let e = field[i];
+        i += 1;
+        match e {
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut v = u32::from(e - b'0');
+                for _ in 0..2 {
+                    match field.get(i) {
+                        Some(&d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push((v & 0xff) as u8);
+            }
+            b'x' if field.get(i).is_some_and(u8::is_ascii_hexdigit) => {
+                let mut v = 0u8;
+                for _ in 0..2 {
+                    match field.get(i).and_then(|d| char::from(*d).to_digit(16)) {
+                        Some(d) => {
+                            v = v * 16 + d as u8;
+                            i += 1;
+                        }
+                        None => break,
+                    }
+                }
+                out.push(v);
+            }
+            other => out.push(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_decode() {
+        let mut out = Vec::new();
+        unescape_copy_text(br"a\tb\\c\nd\101\x41\q", &mut out);
+        assert_eq!(out, b"a\tb\\c\nd\x41Aq");
+    }
+
+    struct Set(Vec<u128>);
+    impl ErasureSet for Set {
+        fn contains(&self, k: u128) -> bool {
+            self.0.contains(&k)
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    #[test]
+    fn leak_scanner_counts_listed_subjects_across_batch_boundaries() {
+        let probe = LeakProbe {
+            column: "email".into(),
+            col: 1,
+            set: Arc::new(Set(vec![key_of(SubjectType::Text, b"a\tb").unwrap(), key_of(SubjectType::Text, b"x").unwrap()])),
+            subject_type: SubjectType::Text,
+        };
+        let mut s = LeakScanner::new(probe);
+        let data = b"1\ta\\tb\n2\t\\N\n3\tx\n4\ty\n";
+        for chunk in data.chunks(3) {
+            s.feed(chunk);
+        }
+        assert_eq!(s.hits, 2);
+    }
+}

@@ -1,0 +1,529 @@
+//! Taking a snapshot: one exported PostgreSQL snapshot, the schema through
+//! `pg_dump`, every table through parallel COPY workers, each object
+//! compressed, sealed and uploaded as it streams, and the manifest last.
+//!
+//! # What a snapshot's objects contain (the contract with restore)
+//!
+//! Every object is `zstd` (with its frame checksum) inside age (recipients
+//! from `encryption.recipients`; keys end `.zst` instead of `.zst.age` when
+//! `encryption.disabled`), and is read back with
+//! [`crate::pipeline::open_object`], which also checks the manifest's size
+//! and BLAKE3.
+//!
+//! - `schema/pre.sql…` and `schema/post.sql…`: plain-format `pg_dump
+//!   --section=pre-data|post-data --snapshot=<id>` output, owners and
+//!   privileges included, to be run with `psql` (it may contain `\restrict`
+//!   meta-commands). pre-data creates types, functions, tables (partitioned
+//!   parents too) and sequences; post-data adds indexes, constraints,
+//!   triggers and `REFRESH MATERIALIZED VIEW`.
+//! - `data/<n>.<schema>.<table>.<part>.copy…`: the table's rows exactly as
+//!   `COPY "schema"."table" (c1, c2, …) TO STDOUT` wrote them in **text
+//!   format**: one row per line ending with a raw `\n`, fields separated by
+//!   raw `\t`, `\N` for NULL, and backslash escapes (`\\`, `\t`, `\n`, `\r`,
+//!   …) inside values. The columns are the manifest's `TableEntry::columns`,
+//!   in that order, generated columns excluded (load with `COPY "schema".
+//!   "table" (c1, c2, …) FROM STDIN`). A table with no copyable column has
+//!   an empty `columns` list and one empty line per row. The session wrote
+//!   it with `client_encoding = UTF8`, `DateStyle = ISO`, `IntervalStyle =
+//!   postgres` and `extra_float_digits = 3`; load it with the same client
+//!   encoding. Objects are cut only at row boundaries: the parts of a table,
+//!   in `objects` order, concatenate to its whole COPY stream, and each
+//!   part's `rows` counts its lines. Every table has at least one object (an
+//!   empty table has one empty object). The names in keys are escaped
+//!   (`repo::key_safe`); use the manifest's `schema`/`name`, never the key.
+//!   Tables are leaf partitions and ordinary/unlogged tables; the manifest's
+//!   foreign keys are between those tables (see `source::postgres::catalog`).
+//! - `manifest.json`: written last, only after every object above is stored
+//!   and checked; its presence is what makes the snapshot exist.
+//!
+//! Sequence values in the manifest are read after the data, so they are at
+//! least as high as any value a copied row uses.
+
+use super::manifest::{FORMAT_VERSION, ListState, Manifest, ObjectEntry, SchemaObjects, SnapshotId};
+use super::tables::{self, BATCH, DEPTH, Job, LeakProbe, Msg, Shared};
+use super::{cleanup, pause, repo};
+use crate::config::{Config, SubjectRoot, SubjectType};
+use crate::crypto::Sealer;
+use crate::erasure::ErasureSet;
+use crate::pipeline::ObjectSink;
+use crate::source::postgres::dump::{PgDump, Section};
+use crate::source::postgres::{self, Coordinator, SourceError};
+use crate::storage::{Storage, StorageError, StorageExt};
+use chrono::Utc;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Incomplete snapshots younger than this are left alone by the cleanup at
+/// the start of a snapshot: another process may be writing them right now.
+pub const DEFAULT_CLEANUP_GRACE: Duration = Duration::from_secs(3600);
+
+/// Where a snapshot is (for progress, and for `snapshot.failed`'s `stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stage {
+    Cleanup,
+    Connect,
+    Catalog,
+    Lock,
+    Schema,
+    Data,
+    Sequences,
+    Commit,
+}
+
+impl Stage {
+    const ALL: [Stage; 8] = [
+        Stage::Cleanup,
+        Stage::Connect,
+        Stage::Catalog,
+        Stage::Lock,
+        Stage::Schema,
+        Stage::Data,
+        Stage::Sequences,
+        Stage::Commit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Cleanup => "cleanup",
+            Stage::Connect => "connect",
+            Stage::Catalog => "catalog",
+            Stage::Lock => "lock",
+            Stage::Schema => "schema",
+            Stage::Data => "data",
+            Stage::Sequences => "sequences",
+            Stage::Commit => "commit",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot cancelled during {stage}; nothing was committed")]
+    Cancelled { stage: Stage },
+    #[error("{stage}: {error}")]
+    Source { stage: Stage, error: SourceError },
+    #[error("{stage}: {error}")]
+    Storage { stage: Stage, error: StorageError },
+    #[error("{stage}: object {key}: {message}")]
+    Object { stage: Stage, key: String, message: String },
+    #[error("encryption: {0}; fix encryption.recipients")]
+    Crypto(crate::crypto::CryptoError),
+    #[error("{stage}: {message}")]
+    Internal { stage: Stage, message: String },
+}
+
+impl SnapshotError {
+    pub(crate) fn source(stage: Stage, error: SourceError) -> SnapshotError {
+        SnapshotError::Source { stage, error }
+    }
+
+    /// The stage that failed, as logged in `snapshot.failed`.
+    pub fn stage(&self) -> Stage {
+        match self {
+            SnapshotError::Cancelled { stage }
+            | SnapshotError::Source { stage, .. }
+            | SnapshotError::Storage { stage, .. }
+            | SnapshotError::Object { stage, .. }
+            | SnapshotError::Internal { stage, .. } => *stage,
+            SnapshotError::Crypto(_) => Stage::Connect,
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, SnapshotError::Cancelled { .. })
+    }
+}
+
+/// Live counters for a progress display (updated without locks).
+#[derive(Debug, Default)]
+pub struct Progress {
+    stage: AtomicU8,
+    pub tables_total: AtomicU64,
+    pub tables_done: AtomicU64,
+    pub rows: AtomicU64,
+    pub raw_bytes: AtomicU64,
+}
+
+impl Progress {
+    pub fn stage(&self) -> Stage {
+        Stage::ALL.get(usize::from(self.stage.load(Ordering::Relaxed))).copied().unwrap_or(Stage::Cleanup)
+    }
+
+    fn set_stage(&self, s: Stage) {
+        self.stage.store(s as u8, Ordering::Relaxed);
+    }
+}
+
+/// The erasure-leak check: count rows of the root tables whose subject is
+/// already on the erasure list (the application should have deleted them).
+#[derive(Clone)]
+pub struct LeakCheck {
+    pub set: Arc<dyn ErasureSet>,
+    pub subject_type: SubjectType,
+    pub roots: Vec<SubjectRoot>,
+}
+
+/// Rows of erased subjects found in one root table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leak {
+    pub table: String,
+    pub column: String,
+    pub rows: u64,
+}
+
+/// How to take one snapshot.
+pub struct SnapshotOptions {
+    /// Cancelling aborts every upload; no manifest is written.
+    pub cancel: CancellationToken,
+    /// The erasure list's state, recorded in the manifest.
+    pub erasure_list: ListState,
+    pub leak_check: Option<LeakCheck>,
+    /// See [`DEFAULT_CLEANUP_GRACE`].
+    pub cleanup_grace: Duration,
+    pub progress: Arc<Progress>,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            cancel: CancellationToken::new(),
+            erasure_list: ListState::default(),
+            leak_check: None,
+            cleanup_grace: DEFAULT_CLEANUP_GRACE,
+            progress: Arc::new(Progress::default()),
+        }
+    }
+}
+
+/// A committed snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotOutcome {
+    pub manifest: Manifest,
+    /// Root tables holding rows of listed subjects (only with a leak
+    /// check, only tables with at least one such row). The caller logs
+    /// `erasure.leak_detected`.
+    pub leaks: Vec<Leak>,
+    pub cleanup: cleanup::CleanupReport,
+}
+
+/// Takes one snapshot and commits it. Logs `snapshot.started`, then
+/// `snapshot.completed` or `snapshot.failed` (with the stage). Leftovers of
+/// earlier interrupted snapshots older than `opts.cleanup_grace` are
+/// deleted first (failures there are logged, not fatal).
+///
+/// # Errors
+/// Any failure or a cancellation; nothing is listed then, and what was
+/// uploaded is left for the next run's cleanup.
+pub async fn take_snapshot(
+    cfg: &Config,
+    storage: Arc<dyn Storage>,
+    opts: SnapshotOptions,
+) -> Result<SnapshotOutcome, SnapshotError> {
+    let started = Utc::now();
+    let id = SnapshotId::new(started);
+    let clock = Instant::now();
+    tracing::info!(event = "snapshot.started", id = %id, storage = %storage.describe());
+    let result = run(cfg, storage, &opts, &id, started).await;
+    match &result {
+        Ok(o) => {
+            let m = &o.manifest;
+            tracing::info!(
+                event = "snapshot.completed",
+                id = %id,
+                tables = m.tables.len(),
+                rows = m.total_rows(),
+                bytes_raw = m.raw_bytes(),
+                bytes_stored = m.stored_bytes(),
+                seconds = clock.elapsed().as_secs_f64(),
+            );
+        }
+        Err(e) => {
+            tracing::error!(event = "snapshot.failed", id = %id, stage = e.stage().as_str(), error = %e);
+        }
+    }
+    result
+}
+
+async fn run(
+    cfg: &Config,
+    storage: Arc<dyn Storage>,
+    opts: &SnapshotOptions,
+    id: &SnapshotId,
+    started: chrono::DateTime<Utc>,
+) -> Result<SnapshotOutcome, SnapshotError> {
+    let cancel = &opts.cancel;
+    let progress = &opts.progress;
+    progress.set_stage(Stage::Cleanup);
+    let cleanup = match guard(cancel, Stage::Cleanup, async {
+        Ok(cleanup::cleanup_incomplete(storage.as_ref(), Some(id), opts.cleanup_grace).await)
+    })
+    .await?
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(event = "snapshot.cleanup_failed", error = %e, "leftovers of interrupted snapshots were not removed; the next run retries");
+            cleanup::CleanupReport::default()
+        }
+    };
+
+    progress.set_stage(Stage::Connect);
+    let sealer = Sealer::from_config(&cfg.encryption).map_err(SnapshotError::Crypto)?;
+    let url = cfg.source.url.as_str();
+    let pg_dump = guard(cancel, Stage::Connect, async {
+        postgres::dump::locate(cfg.source.bin_dir.as_deref()).await.map_err(|e| SnapshotError::source(Stage::Connect, e))
+    })
+    .await?;
+    let coord = guard(cancel, Stage::Connect, async {
+        Coordinator::open(url).await.map_err(|e| SnapshotError::source(Stage::Connect, e))
+    })
+    .await?;
+
+    progress.set_stage(Stage::Catalog);
+    let catalog =
+        guard(cancel, Stage::Catalog, async { coord.catalog().await.map_err(|e| SnapshotError::source(Stage::Catalog, e)) })
+            .await?;
+    pg_dump.check_server(catalog.server_version_num).map_err(|e| SnapshotError::source(Stage::Catalog, e))?;
+    progress.tables_total.store(catalog.tables.len() as u64, Ordering::Relaxed);
+
+    progress.set_stage(Stage::Lock);
+    guard(cancel, Stage::Lock, async {
+        coord.lock_tables(&catalog.tables).await.map_err(|e| SnapshotError::source(Stage::Lock, e))
+    })
+    .await?;
+
+    progress.set_stage(Stage::Schema);
+    let sealed = !matches!(sealer, Sealer::Disabled);
+    let shared = Arc::new(Shared {
+        storage: storage.clone(),
+        sealer,
+        zstd_level: cfg.snapshot.zstd_level,
+        object_bytes: cfg.snapshot.object_bytes,
+        id: id.clone(),
+        progress: progress.clone(),
+    });
+    let pre = dump_schema(&pg_dump, url, &coord.snapshot_id, Section::PreData, repo::schema_key(id, "pre", sealed), &shared, cancel)
+        .await?;
+    guard(cancel, Stage::Schema, async {
+        pause::at("schema").await;
+        Ok(())
+    })
+    .await?;
+    let post =
+        dump_schema(&pg_dump, url, &coord.snapshot_id, Section::PostData, repo::schema_key(id, "post", sealed), &shared, cancel)
+            .await?;
+
+    progress.set_stage(Stage::Data);
+    let jobs = plan_jobs(&catalog.tables, opts.leak_check.as_ref());
+    let mut copied = tables::copy_all(url, &coord.snapshot_id, jobs, cfg.source.jobs, shared.clone(), cancel).await?;
+    copied.sort_by_key(|c| c.n);
+
+    progress.set_stage(Stage::Sequences);
+    let sequences = guard(cancel, Stage::Sequences, async {
+        coord.sequence_values(&catalog.sequences).await.map_err(|e| SnapshotError::source(Stage::Sequences, e))
+    })
+    .await?;
+    coord.close().await;
+
+    progress.set_stage(Stage::Commit);
+    let leaks = copied
+        .iter()
+        .filter_map(|c| match &c.leak {
+            Some((column, rows)) if *rows > 0 => Some(Leak { table: c.entry.qualified(), column: column.clone(), rows: *rows }),
+            _ => None,
+        })
+        .collect();
+    let finished = Utc::now();
+    let manifest = Manifest {
+        format: FORMAT_VERSION,
+        id: id.clone(),
+        server_version: catalog.server_version.clone(),
+        database: catalog.database.clone(),
+        started_at: started,
+        finished_at: finished,
+        expires_at: started + chrono::Duration::days(i64::from(cfg.retention.days)),
+        compression: "zstd".into(),
+        recipients: shared.sealer.fingerprints(),
+        schema: SchemaObjects { pre, post },
+        tables: copied.into_iter().map(|c| c.entry).collect(),
+        foreign_keys: catalog.foreign_keys.clone(),
+        sequences,
+        erasure_list: opts.erasure_list.clone(),
+    };
+    guard(cancel, Stage::Commit, async {
+        confirm_objects(storage.as_ref(), &manifest).await?;
+        pause::at("manifest").await;
+        storage
+            .put_bytes(&repo::manifest_key(id), manifest.to_json().into())
+            .await
+            .map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })
+    })
+    .await?;
+    Ok(SnapshotOutcome { manifest, leaks, cleanup })
+}
+
+/// Runs `fut` unless `cancel` fires first.
+async fn guard<T>(
+    cancel: &CancellationToken,
+    stage: Stage,
+    fut: impl Future<Output = Result<T, SnapshotError>>,
+) -> Result<T, SnapshotError> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(SnapshotError::Cancelled { stage }),
+        r = fut => r,
+    }
+}
+
+fn plan_jobs(tables: &[postgres::SourceTable], leak: Option<&LeakCheck>) -> Vec<Job> {
+    let mut jobs: Vec<Job> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Job { n: i + 1, table: t.clone(), leak: None })
+        .collect();
+    let Some(check) = leak else { return jobs };
+    for root in &check.roots {
+        let job = jobs.iter_mut().find(|j| j.table.qualified() == root.table);
+        let col = job.as_ref().and_then(|j| j.table.columns.iter().position(|c| c.name == root.column));
+        match (job, col) {
+            (Some(job), Some(col)) => {
+                job.leak = Some(LeakProbe {
+                    column: root.column.clone(),
+                    col,
+                    set: check.set.clone(),
+                    subject_type: check.subject_type,
+                })
+            }
+            _ => tracing::warn!(
+                event = "snapshot.leak_check_skipped",
+                table = %root.table,
+                column = %root.column,
+                "erasure.subjects names a table or column this database does not have; fix erasure.subjects"
+            ),
+        }
+    }
+    jobs
+}
+
+/// Checks with storage that every object is there with the size written,
+/// right before the manifest makes them a snapshot.
+async fn confirm_objects(storage: &dyn Storage, m: &Manifest) -> Result<(), SnapshotError> {
+    for o in m.objects() {
+        let found = storage
+            .head(&o.key)
+            .await
+            .map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })?;
+        match found {
+            Some(meta) if meta.size == o.size => {}
+            other => {
+                return Err(SnapshotError::Object {
+                    stage: Stage::Commit,
+                    key: o.key.clone(),
+                    message: format!(
+                        "storage reports {} after the upload of {} bytes succeeded",
+                        other.map_or("no object".to_string(), |m| format!("{} bytes", m.size)),
+                        o.size
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Streams one `pg_dump` section into an object. pg_dump's exit status is
+/// checked before the object is finished, so a failed dump never commits.
+async fn dump_schema(
+    pg_dump: &PgDump,
+    url: &str,
+    snapshot_id: &str,
+    section: Section,
+    key: String,
+    shared: &Arc<Shared>,
+    cancel: &CancellationToken,
+) -> Result<ObjectEntry, SnapshotError> {
+    let src = |e| SnapshotError::source(Stage::Schema, e);
+    let mut proc = pg_dump.spawn(url, snapshot_id, section).map_err(src)?;
+    let (tx, rx) = mpsc::channel::<Msg>(DEPTH);
+    let (sh, k) = (shared.clone(), key.clone());
+    let rt = tokio::runtime::Handle::current();
+    let writer = tokio::task::spawn_blocking(move || write_stream(rx, &sh, k, &rt));
+    let pump = async {
+        let Some(out) = proc.stdout() else {
+            return Err(src(SourceError::PgDump("pg_dump has no stdout".into())));
+        };
+        let mut buf = bytes::BytesMut::with_capacity(BATCH);
+        loop {
+            let n = out
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| src(SourceError::PgDump(format!("reading pg_dump's output: {e}"))))?;
+            if n == 0 {
+                break;
+            }
+            if buf.len() >= BATCH {
+                if tx.send(Msg::Data(buf.split().freeze())).await.is_err() {
+                    return Ok(());
+                }
+                buf.reserve(BATCH);
+            }
+        }
+        if !buf.is_empty() && tx.send(Msg::Data(buf.freeze())).await.is_err() {
+            return Ok(());
+        }
+        proc.finish().await.map_err(src)?;
+        let _ = tx.send(Msg::End).await;
+        Ok(())
+    };
+    let pumped = guard(cancel, Stage::Schema, pump).await;
+    drop(tx);
+    let written = writer
+        .await
+        .unwrap_or_else(|e| Err(SnapshotError::Internal { stage: Stage::Schema, message: format!("schema writer panicked: {e}") }));
+    pumped?;
+    written
+}
+
+/// The blocking half of a schema object: bytes into an `ObjectSink`.
+fn write_stream(
+    mut rx: mpsc::Receiver<Msg>,
+    shared: &Shared,
+    key: String,
+    rt: &tokio::runtime::Handle,
+) -> Result<ObjectEntry, SnapshotError> {
+    let fail = |message: String| SnapshotError::Object { stage: Stage::Schema, key: key.clone(), message };
+    let (mut sink, upload) = ObjectSink::create(shared.storage.clone(), key.clone(), &shared.sealer, shared.zstd_level)
+        .map_err(|e| fail(e.to_string()))?;
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Data(b)) => {
+                if let Err(e) = sink.write_all(&b) {
+                    drop(sink);
+                    let why = match rt.block_on(upload) {
+                        Ok(Err(se)) => se.to_string(),
+                        _ => e.to_string(),
+                    };
+                    return Err(fail(why));
+                }
+            }
+            Some(Msg::End) => break,
+            None => {
+                drop(sink);
+                let _ = rt.block_on(upload);
+                return Err(SnapshotError::Cancelled { stage: Stage::Schema });
+            }
+        }
+    }
+    sink.finish(upload, rt).map_err(|e| fail(e.to_string()))
+}

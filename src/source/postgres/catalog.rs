@@ -1,0 +1,266 @@
+//! Catalog queries, run inside the exported snapshot: which tables hold
+//! rows to copy (with their COPY column lists), the foreign keys between
+//! them, the sequences, and the features Lethe refuses (large objects,
+//! row-level security the role cannot bypass).
+//!
+//! Tables copied: ordinary and unlogged tables (`relkind = 'r'`), which
+//! includes every leaf partition; partitioned parents hold no rows and are
+//! skipped, as are views, materialized views (post-data's `REFRESH` rebuilds
+//! them), foreign tables, temporary tables, system schemas and objects that
+//! belong to an extension (`CREATE EXTENSION` recreates them).
+
+use super::{PgConn, SourceError, quote_qualified, query_err};
+use crate::snapshot::manifest::{Column, FkAction, ForeignKey, SequenceValue};
+use std::collections::HashMap;
+
+/// Schemas and extension members excluded from everything below.
+const USER_RELATION: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
+    AND n.nspname !~ '^pg_(toast|temp_)' \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                    AND d.objid = c.oid AND d.deptype = 'e')";
+
+/// A table whose rows are copied.
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// `pg_table_size` (heap + TOAST), to schedule the largest first.
+    pub size: i64,
+    /// COPY column order; generated columns are excluded.
+    pub columns: Vec<Column>,
+    /// Row-level security would filter this role's reads.
+    rls_applies: bool,
+}
+
+impl SourceTable {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// `COPY "s"."t" ("a", "b") TO STDOUT`: text format, explicit columns.
+    /// A table with no copyable column gets no list (each row is an empty line).
+    pub fn copy_out_sql(&self) -> String {
+        let cols = if self.columns.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = self.columns.iter().map(|c| super::quote_ident(&c.name)).collect();
+            format!(" ({})", names.join(", "))
+        };
+        format!("COPY {}{cols} TO STDOUT", quote_qualified(&self.schema, &self.name))
+    }
+}
+
+/// What the snapshot needs to know about the source.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub server_version_num: i32,
+    pub server_version: String,
+    pub database: String,
+    pub role: String,
+    pub tables: Vec<SourceTable>,
+    /// Between copied tables only; see `read` for partitions.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// `(schema, name)` of every user sequence.
+    pub sequences: Vec<(String, String)>,
+}
+
+/// Reads the catalog. Foreign keys are recorded between the tables actually
+/// copied: a key declared on a partitioned table appears once per leaf
+/// partition (PostgreSQL keeps a cloned constraint on each), and a key that
+/// references a partitioned table appears once per referenced leaf, so the
+/// restore filter can follow them table by table.
+///
+/// # Errors
+/// Query failures, a server older than 12, large objects present, or
+/// row-level security the role does not bypass.
+pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
+    let row = conn
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_setting('server_version'), \
+                    current_database()::text, current_user::text, r.rolsuper, r.rolbypassrls \
+             FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| query_err("reading the server version and role", &e))?;
+    let server_version_num: i32 = row.get(0);
+    let server_version: String = row.get(1);
+    let database: String = row.get(2);
+    let role: String = row.get(3);
+    let bypass_rls = row.get::<_, bool>(4) || row.get::<_, bool>(5);
+    if server_version_num < super::MIN_SERVER_VERSION_NUM {
+        return Err(SourceError::ServerTooOld { found: server_version });
+    }
+
+    let lo: i64 = conn
+        .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
+        .await
+        .map_err(|e| query_err("counting large objects", &e))?
+        .get(0);
+    if lo > 0 {
+        return Err(SourceError::LargeObjects { count: lo });
+    }
+
+    let mut tables = read_tables(conn).await?;
+    if !bypass_rls {
+        let filtered: Vec<String> = tables.iter().filter(|t| t.rls_applies).map(SourceTable::qualified).collect();
+        if !filtered.is_empty() {
+            let more = if filtered.len() > 5 { format!(" and {} more", filtered.len() - 5) } else { String::new() };
+            return Err(SourceError::RowSecurity {
+                role,
+                tables: format!("{}{more}", filtered[..filtered.len().min(5)].join(", ")),
+            });
+        }
+    }
+    read_columns(conn, &mut tables).await?;
+    let foreign_keys = read_foreign_keys(conn, &tables, server_version_num).await?;
+    let sequences = conn
+        .query(
+            &format!(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'S' AND {USER_RELATION} ORDER BY 1, 2"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| query_err("listing sequences", &e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(Catalog { server_version_num, server_version, database, role, tables, foreign_keys, sequences })
+}
+
+async fn read_tables(conn: &PgConn) -> Result<Vec<SourceTable>, SourceError> {
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT c.oid, n.nspname::text, c.relname::text, pg_table_size(c.oid), \
+                        c.relrowsecurity AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'r' AND c.relpersistence IN ('p', 'u') AND {USER_RELATION} \
+                 ORDER BY 2, 3"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| query_err("listing tables", &e))?;
+    Ok(rows
+        .iter()
+        .map(|r| SourceTable {
+            oid: r.get(0),
+            schema: r.get(1),
+            name: r.get(2),
+            size: r.get::<_, Option<i64>>(3).unwrap_or(0),
+            columns: Vec::new(),
+            rls_applies: r.get(4),
+        })
+        .collect())
+}
+
+async fn read_columns(conn: &PgConn, tables: &mut [SourceTable]) -> Result<(), SourceError> {
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                        pg_get_expr(ad.adbin, ad.adrelid), a.attgenerated <> '' \
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
+                 WHERE c.relkind = 'r' AND c.relpersistence IN ('p', 'u') AND {USER_RELATION} \
+                   AND a.attnum > 0 AND NOT a.attisdropped \
+                 ORDER BY a.attrelid, a.attnum"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| query_err("listing columns", &e))?;
+    let index: HashMap<u32, usize> = tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
+    for r in &rows {
+        let generated: bool = r.get(4);
+        let Some(&i) = index.get(&r.get::<_, u32>(0)) else { continue };
+        if generated {
+            continue;
+        }
+        tables[i].columns.push(Column { name: r.get(1), type_name: r.get(2), default: r.get(3) });
+    }
+    Ok(())
+}
+
+async fn read_foreign_keys(
+    conn: &PgConn,
+    tables: &[SourceTable],
+    server_version_num: i32,
+) -> Result<Vec<ForeignKey>, SourceError> {
+    let names = |arr: &str, rel: &str| {
+        format!(
+            "ARRAY(SELECT a.attname::text FROM unnest({arr}) WITH ORDINALITY AS k(num, ord) \
+             JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.num ORDER BY k.ord)"
+        )
+    };
+    let set_cols = if server_version_num >= 150000 {
+        names("con.confdelsetcols", "con.conrelid")
+    } else {
+        "ARRAY[]::text[]".to_string()
+    };
+    let sql = format!(
+        "SELECT con.conname::text, con.conrelid, con.confrelid, con.confdeltype::text, {}, {}, {set_cols} \
+         FROM pg_constraint con WHERE con.contype = 'f' ORDER BY con.conrelid, con.conname, con.confrelid",
+        names("con.conkey", "con.conrelid"),
+        names("con.confkey", "con.confrelid"),
+    );
+    let rows = conn.query(&sql, &[]).await.map_err(|e| query_err("listing foreign keys", &e))?;
+    let by_oid: HashMap<u32, String> = tables.iter().map(|t| (t.oid, t.qualified())).collect();
+    let mut out = Vec::new();
+    for r in &rows {
+        let (Some(table), Some(ref_table)) = (by_oid.get(&r.get::<_, u32>(1)), by_oid.get(&r.get::<_, u32>(2))) else {
+            continue;
+        };
+        let name: String = r.get(0);
+        let code: String = r.get(3);
+        let on_delete = code.chars().next().and_then(FkAction::from_pg).ok_or_else(|| SourceError::Query {
+            what: format!("reading foreign key {name} on {table}"),
+            message: format!("unknown ON DELETE action {code:?}"),
+        })?;
+        out.push(ForeignKey {
+            name,
+            table: table.clone(),
+            columns: r.get(4),
+            ref_table: ref_table.clone(),
+            ref_columns: r.get(5),
+            on_delete,
+            set_columns: r.get(6),
+        });
+    }
+    Ok(out)
+}
+
+/// Current values of the given sequences, in the given order, read in
+/// batches (one `UNION ALL` per 200 sequences).
+///
+/// # Errors
+/// Query failures, e.g. no SELECT privilege on a sequence.
+pub async fn sequence_values(conn: &PgConn, seqs: &[(String, String)]) -> Result<Vec<SequenceValue>, SourceError> {
+    let mut out = Vec::with_capacity(seqs.len());
+    for batch in seqs.chunks(200) {
+        let parts: Vec<String> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (s, n))| format!("SELECT {i} AS i, last_value, is_called FROM {}", quote_qualified(s, n)))
+            .collect();
+        let sql = format!("SELECT i, last_value, is_called FROM ({}) q ORDER BY i", parts.join(" UNION ALL "));
+        let rows = conn.query(&sql, &[]).await.map_err(|e| query_err("reading sequence values", &e))?;
+        for r in rows {
+            let i: i32 = r.get(0);
+            let Some((schema, name)) = usize::try_from(i).ok().and_then(|i| batch.get(i)) else { continue };
+            out.push(SequenceValue {
+                schema: schema.clone(),
+                name: name.clone(),
+                last_value: r.get(1),
+                is_called: r.get(2),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,266 @@
+//! PostgreSQL as a snapshot source.
+//!
+//! One *coordinator* connection opens `REPEATABLE READ, READ ONLY`, exports
+//! its snapshot with `pg_export_snapshot()`, reads the catalog and takes
+//! `ACCESS SHARE` locks on every table it will copy; it stays open (idle in
+//! that transaction) until the snapshot is committed, because the exported
+//! snapshot lives only as long as the exporting transaction. `pg_dump
+//! --snapshot` and the COPY workers (`SET TRANSACTION SNAPSHOT`) then all see
+//! exactly the same database state.
+
+pub mod catalog;
+pub mod copy;
+pub mod dump;
+mod pgpass;
+
+pub use catalog::{Catalog, SourceTable};
+pub use copy::CopyWorker;
+
+use std::str::FromStr;
+use tokio::task::JoinHandle;
+
+/// The oldest server this code's catalog queries were written for.
+pub const MIN_SERVER_VERSION_NUM: i32 = 120000;
+
+/// How long the coordinator waits for one table's `ACCESS SHARE` lock before
+/// giving up with an error that names the table.
+pub const LOCK_TIMEOUT: &str = "60s";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source.url is not a usable PostgreSQL URL ({url}): {message}")]
+    BadUrl { url: String, message: String },
+    #[error("cannot connect to PostgreSQL at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("{what} failed: {message}")]
+    Query { what: String, message: String },
+    #[error("PostgreSQL {found} is older than {MIN_SERVER_VERSION_NUM} (12.0), which lethe needs; upgrade the server or use pg_dump directly")]
+    ServerTooOld { found: String },
+    #[error(
+        "cannot lock table {table} (ACCESS SHARE, waited up to {LOCK_TIMEOUT}): {message}; \
+         another session holds or awaits an exclusive lock (ALTER, DROP, VACUUM FULL, a migration?) \
+         — retry when it is done; if it is a permission error, GRANT SELECT on the table to lethe's role \
+         (or pg_read_all_data)"
+    )]
+    Lock { table: String, message: String },
+    #[error(
+        "the database holds {count} large object(s) (pg_largeobject), which lethe does not back up; \
+         move them into bytea columns, or back this database up with pg_dump --large-objects; \
+         lethe refuses rather than silently leave them out"
+    )]
+    LargeObjects { count: i64 },
+    #[error(
+        "row-level security applies to role {role} on {tables}: a COPY would silently miss rows; \
+         run lethe as a role that bypasses it (ALTER ROLE {role} BYPASSRLS, or a superuser), \
+         or as the tables' owner without FORCE ROW LEVEL SECURITY"
+    )]
+    RowSecurity { role: String, tables: String },
+    #[error("{0}")]
+    PgDump(String),
+    #[error("COPY of {table} failed: {message}")]
+    Copy { table: String, message: String },
+}
+
+/// The text of a PostgreSQL client error, with the server's message, detail
+/// and hint when there are any (the driver's own `Display` says only
+/// "db error").
+pub fn pg_message(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!("; DETAIL: {d}"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!("; HINT: {h}"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    s
+}
+
+/// `"name"` with embedded quotes doubled: safe in any SQL position.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"schema"."name"`.
+pub fn quote_qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// `'text'` as an SQL string literal.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A client whose connection task is owned (and stopped on drop), so no
+/// task outlives the snapshot that opened it.
+pub struct PgConn {
+    pub client: tokio_postgres::Client,
+    task: JoinHandle<()>,
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl std::ops::Deref for PgConn {
+    type Target = tokio_postgres::Client;
+    fn deref(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+}
+
+/// Parses `source.url`, filling the password from `PGPASSWORD` or the
+/// password file (`PGPASSFILE`, else `~/.pgpass`) the way libpq does, so the
+/// same credentials serve this process and `pg_dump`.
+///
+/// # Errors
+/// `BadUrl` naming the (redacted) URL.
+pub fn parse_config(url: &str) -> Result<tokio_postgres::Config, SourceError> {
+    let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| SourceError::BadUrl {
+        url: crate::config::redact_url(url),
+        message: e.to_string(),
+    })?;
+    if cfg.get_user().is_none() {
+        if let Some(u) = std::env::var("PGUSER").ok().or_else(|| std::env::var("USER").ok()) {
+            cfg.user(u);
+        }
+    }
+    if cfg.get_password().is_none() {
+        if let Ok(p) = std::env::var("PGPASSWORD") {
+            cfg.password(p);
+        } else if let Some(p) = pgpass::lookup(&cfg) {
+            cfg.password(p);
+        }
+    }
+    cfg.application_name("lethe");
+    Ok(cfg)
+}
+
+/// Opens a session with the settings every Lethe connection uses: no
+/// statement/lock/idle timeouts from the server's defaults (a snapshot may
+/// run for hours), exact float output, ISO dates, `row_security = off` (a
+/// COPY that row-level security would filter fails instead of silently
+/// returning fewer rows) and a `pg_catalog` search path.
+///
+/// # Errors
+/// `Connect` with the server's message.
+pub async fn connect(url: &str) -> Result<PgConn, SourceError> {
+    let cfg = parse_config(url)?;
+    let redacted = crate::config::redact_url(url);
+    let (client, conn) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| SourceError::Connect { url: redacted.clone(), message: pg_message(&e) })?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %pg_message(&e), "postgres connection ended with an error");
+        }
+    });
+    let pc = PgConn { client, task };
+    pc.batch_execute(
+        "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
+         SET extra_float_digits = 3; SET DateStyle = ISO; SET IntervalStyle = postgres; \
+         SET row_security = off; SET search_path = pg_catalog",
+    )
+    .await
+    .map_err(|e| SourceError::Connect { url: redacted, message: pg_message(&e) })?;
+    Ok(pc)
+}
+
+/// The coordinator: the transaction whose snapshot everyone shares.
+pub struct Coordinator {
+    conn: PgConn,
+    /// The exported snapshot id, for `SET TRANSACTION SNAPSHOT` and
+    /// `pg_dump --snapshot`.
+    pub snapshot_id: String,
+}
+
+impl Coordinator {
+    /// Connects, begins the snapshot transaction and exports its snapshot.
+    ///
+    /// # Errors
+    /// Connection or query failures.
+    pub async fn open(url: &str) -> Result<Coordinator, SourceError> {
+        let conn = connect(url).await?;
+        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(|e| query_err("BEGIN REPEATABLE READ", &e))?;
+        let row = conn
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(|e| query_err("pg_export_snapshot()", &e))?;
+        let snapshot_id: String = row.get(0);
+        Ok(Coordinator { conn, snapshot_id })
+    }
+
+    /// Reads the catalog inside the snapshot (see `catalog`).
+    ///
+    /// # Errors
+    /// Query failures, an unsupported server, large objects, row security.
+    pub async fn catalog(&self) -> Result<Catalog, SourceError> {
+        catalog::read(&self.conn).await
+    }
+
+    /// Takes `ACCESS SHARE` on each table, one statement per table so a
+    /// failure names the table. Held until the coordinator closes.
+    ///
+    /// # Errors
+    /// `Lock` naming the first table that could not be locked.
+    pub async fn lock_tables(&self, tables: &[SourceTable]) -> Result<(), SourceError> {
+        self.conn
+            .batch_execute(&format!("SET LOCAL lock_timeout = {}", quote_literal(LOCK_TIMEOUT)))
+            .await
+            .map_err(|e| query_err("SET lock_timeout", &e))?;
+        for t in tables {
+            let sql = format!("LOCK TABLE ONLY {} IN ACCESS SHARE MODE", quote_qualified(&t.schema, &t.name));
+            self.conn.batch_execute(&sql).await.map_err(|e| SourceError::Lock {
+                table: t.qualified(),
+                message: pg_message(&e),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Sequence values, read while the snapshot is held. Sequences are not
+    /// transactional: like pg_dump, this reads their current values.
+    ///
+    /// # Errors
+    /// Query failures (e.g. no SELECT privilege on a sequence).
+    pub async fn sequence_values(
+        &self,
+        seqs: &[(String, String)],
+    ) -> Result<Vec<crate::snapshot::manifest::SequenceValue>, SourceError> {
+        catalog::sequence_values(&self.conn, seqs).await
+    }
+
+    /// Ends the snapshot transaction.
+    pub async fn close(self) {
+        let _ = self.conn.batch_execute("ROLLBACK").await;
+    }
+}
+
+pub(crate) fn query_err(what: &str, e: &tokio_postgres::Error) -> SourceError {
+    SourceError::Query { what: what.to_string(), message: pg_message(e) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(quote_ident(r#"we"ird"#), r#""we""ird""#);
+        assert_eq!(quote_qualified("a b", "C"), r#""a b"."C""#);
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+}
