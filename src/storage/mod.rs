@@ -5,6 +5,7 @@
 //! `[A-Za-z0-9._=-]` segments joined by `/`, no `..`, no empty segment, so a
 //! key read back from storage can never escape a `file://` repository.
 
+pub mod faulty;
 pub mod fs;
 pub mod lifecycle;
 pub mod retry;
@@ -202,7 +203,7 @@ pub async fn open(cfg: &crate::config::StorageConfig) -> Result<Arc<dyn Storage>
         key: cfg.url.clone(),
         reason,
     })? {
-        StorageUrl::File { path } => Ok(Arc::new(fs::FsStorage::open(path)?)),
-        StorageUrl::S3 { bucket, prefix } => s3::connect(cfg, bucket, prefix).await,
+        StorageUrl::File { path } => faulty::from_env(Arc::new(fs::FsStorage::open(path)?)),
+        StorageUrl::S3 { bucket, prefix } => faulty::from_env(s3::connect(cfg, bucket, prefix).await?),
     }
 }
