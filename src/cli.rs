@@ -37,10 +37,51 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The erasure list: subjects a restore must never bring back.
+    Erase {
+        #[command(subcommand)]
+        command: EraseCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Parse and validate the config; exit 2 with every problem named.
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EraseCommand {
+    /// List subject ids; acknowledged only once durably written.
+    Add {
+        /// Ids of the configured erasure.subject_type (use `--` before ids starting with '-').
+        #[arg(required = true, allow_negative_numbers = true)]
+        subjects: Vec<String>,
+        /// Why: a ticket or request reference, stored with the entry.
+        #[arg(long, value_name = "TEXT")]
+        reference: Option<String>,
+    },
+    /// List every id in FILE (or `-` for stdin), one per line; blank lines and
+    /// `#` comments are skipped. Any invalid line refuses the whole file.
+    Import {
+        #[arg(value_name = "FILE|-")]
+        file: PathBuf,
+        #[arg(long, value_name = "TEXT")]
+        reference: Option<String>,
+    },
+    /// Exit 0 if the id is listed, 1 if not.
+    Check {
+        #[arg(allow_negative_numbers = true)]
+        subject: String,
+    },
+    /// Every listed id: subject, added, origin, reference, journal state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge the journal from storage and upload pending entries.
+    Sync,
+    /// Serve the erasure API in the foreground (what the daemon runs).
+    #[command(hide = true)]
+    Serve,
 }

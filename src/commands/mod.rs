@@ -1,6 +1,7 @@
 //! One function per CLI verb; the daemon calls the same library functions.
 
 mod config_check;
+mod erase;
 mod keygen;
 mod list;
 
@@ -55,5 +56,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Keygen { output } => keygen::run(output.as_deref()),
         Command::List { json } => list::list(&ctx, json).await,
         Command::Show { id, json } => list::show(&ctx, &id, json).await,
+        Command::Erase { command } => erase::run(&ctx, command).await,
     }
 }

@@ -1,0 +1,398 @@
+//! `lethe erase add|import|check|list|sync`: through the daemon's API when
+//! one answers at `api.listen`, else on the store directly. Either way the
+//! same checks, the same output, the same exit codes.
+
+use super::{Ctx, UsageError};
+use crate::cli::EraseCommand;
+use crate::config::Config;
+use crate::erasure::api;
+use crate::erasure::client::{ApiClient, ClientError};
+use crate::erasure::journal::{self, SyncOutcome};
+use crate::erasure::store::{AddOutcome, EntryInfo, ErasureStore, StoreError, StoreStatus};
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a command waits for a store held by another short-lived command.
+const LOCK_PATIENCE: Duration = Duration::from_secs(20);
+/// Ids per synced write when importing into the store directly.
+const LOCAL_CHUNK: usize = 50_000;
+/// Ids and raw bytes per API request when importing through the daemon
+/// (JSON escaping at most sextuples a byte, which keeps requests under 8 MiB).
+const REMOTE_CHUNK: usize = 50_000;
+const REMOTE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Who writes: the daemon (over its API) or this process.
+enum Writer {
+    Remote(ApiClient),
+    Local(Arc<ErasureStore>),
+}
+
+fn store_err(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::Invalid(_) | StoreError::BadReference(_) => UsageError(e.to_string()).into(),
+        other => other.into(),
+    }
+}
+
+fn client_err(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Rejected { status: 400 | 413, message } => UsageError(message).into(),
+        other => other.into(),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await?.map_err(store_err)
+}
+
+/// The API when it answers, else the store, waiting out a lock held by
+/// another command (but not forever).
+async fn writer(cfg: &Config) -> anyhow::Result<Writer> {
+    let client = ApiClient::from_config(&cfg.api);
+    let deadline = tokio::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        if let Ok(c) = &client {
+            if c.probe().await.map_err(client_err)?.is_some() {
+                return Ok(Writer::Remote(c.clone()));
+            }
+        }
+        let (path, t) = (cfg.erasure.path.clone(), cfg.erasure.subject_type);
+        match tokio::task::spawn_blocking(move || ErasureStore::open(&path, t)).await? {
+            Ok(s) => return Ok(Writer::Local(Arc::new(s))),
+            Err(StoreError::Locked { path }) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(path = %path.display(), "erasure list locked; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(StoreError::Locked { path }) => {
+                let why = match &client {
+                    Ok(_) => format!("no lethe API answers at {}", cfg.api.listen),
+                    Err(e) => format!("the API at {} cannot be used: {e}", cfg.api.listen),
+                };
+                anyhow::bail!(
+                    "the erasure list at {} is locked by another process and {why}; if a lethe daemon is starting, retry in a moment, else find the process holding {}/LOCK",
+                    path.display(),
+                    path.display()
+                );
+            }
+            Err(e) => return Err(store_err(e)),
+        }
+    }
+}
+
+pub async fn run(ctx: &Ctx, command: EraseCommand) -> anyhow::Result<i32> {
+    let cfg = ctx.config()?;
+    match command {
+        EraseCommand::Add { subjects, reference } => {
+            let out = add_all(ctx, &cfg, subjects, reference.as_deref()).await?;
+            println!("added {}, already listed {}; {}", out.added, out.already_listed, state_line(out.count, &out.digest));
+            Ok(crate::exit::OK)
+        }
+        EraseCommand::Import { file, reference } => import(ctx, &cfg, &file, reference.as_deref()).await,
+        EraseCommand::Check { subject } => check(&cfg, &subject).await,
+        EraseCommand::List { json } => list(&cfg, json).await,
+        EraseCommand::Sync => {
+            let out = match writer(&cfg).await? {
+                Writer::Remote(c) => c.sync().await.map_err(client_err)?,
+                Writer::Local(store) => {
+                    let storage = ctx.storage(&cfg).await?;
+                    journal::sync(&store, storage.as_ref()).await?
+                }
+            };
+            print_sync(&out);
+            Ok(crate::exit::OK)
+        }
+        EraseCommand::Serve => serve(ctx, &cfg).await,
+    }
+}
+
+fn state_line(count: u64, digest: &str) -> String {
+    format!("the list holds {count} entries (digest {digest})")
+}
+
+fn print_sync(out: &SyncOutcome) {
+    println!(
+        "merged {} new entries from {} journal object(s), pushed {} pending; {}",
+        out.new_entries,
+        out.objects_merged,
+        out.pushed,
+        state_line(out.count, &out.digest)
+    );
+}
+
+/// Adds ids, in one write. Locally, then tries to journal them right away;
+/// if storage is unreachable they stay pending (durable) and a warning says so.
+async fn add_all(ctx: &Ctx, cfg: &Config, subjects: Vec<String>, reference: Option<&str>) -> anyhow::Result<AddOutcome> {
+    // Validate before contacting anyone: same message either way.
+    validate(cfg, &subjects)?;
+    match writer(cfg).await? {
+        Writer::Remote(c) => c.add(&subjects, reference).await.map_err(client_err),
+        Writer::Local(store) => {
+            let n = subjects.len();
+            let s = Arc::clone(&store);
+            let r = reference.map(str::to_string);
+            let out = blocking(move || s.add(&subjects, r.as_deref())).await?;
+            api::log_added(&out, n, reference);
+            push_now(ctx, cfg, &store).await;
+            Ok(out)
+        }
+    }
+}
+
+fn validate(cfg: &Config, subjects: &[String]) -> anyhow::Result<()> {
+    let errs: Vec<_> = subjects.iter().filter_map(|s| crate::erasure::normalize(cfg.erasure.subject_type, s).err()).collect();
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(store_err(StoreError::Invalid(errs)))
+}
+
+/// One bounded attempt to journal what is pending (a one-shot command must
+/// not hang on an outage: the entries are durable locally either way).
+async fn push_now(ctx: &Ctx, cfg: &Config, store: &Arc<ErasureStore>) {
+    let attempt = async {
+        let storage = ctx.storage(cfg).await?;
+        Ok::<_, anyhow::Error>(journal::push_pending(store, storage.as_ref()).await?)
+    };
+    let result = tokio::time::timeout(Duration::from_secs(60), attempt).await;
+    let pending = store.status().map(|s| s.pending).unwrap_or(0);
+    if pending == 0 {
+        return;
+    }
+    let why = match result {
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(_) => "storage did not answer within 60 s".into(),
+        Ok(Ok(_)) => "entries were added meanwhile".into(),
+    };
+    eprintln!(
+        "lethe: warning: {pending} entr(ies) are durable in the local list but not yet in the journal in storage ({why}); the daemon or the next `lethe erase sync` uploads them"
+    );
+}
+
+async fn check(cfg: &Config, subject: &str) -> anyhow::Result<i32> {
+    validate(cfg, &[subject.to_string()])?;
+    let found = match writer(cfg).await? {
+        Writer::Remote(c) => c.get(subject).await.map_err(client_err)?,
+        Writer::Local(store) => {
+            let s = subject.to_string();
+            blocking(move || store.get(&s)).await?
+        }
+    };
+    match found {
+        Some(e) => {
+            let reference = e.reference.as_deref().map(|r| format!(", reference {r}")).unwrap_or_default();
+            println!("listed: {} (added {} on {}{reference})", e.subject, e.added_at.format("%Y-%m-%dT%H:%M:%SZ"), e.origin);
+            Ok(crate::exit::OK)
+        }
+        None => {
+            let c = crate::erasure::normalize(cfg.erasure.subject_type, subject).unwrap_or_else(|_| subject.to_string());
+            println!("not listed: {c}");
+            Ok(crate::exit::FAILURE)
+        }
+    }
+}
+
+/// Prints entries as tab-separated text or as one JSON array, streamed.
+struct EntryPrinter<W: Write> {
+    out: W,
+    json: bool,
+    n: u64,
+}
+
+impl<W: Write> EntryPrinter<W> {
+    fn entry(&mut self, e: &EntryInfo) -> std::io::Result<()> {
+        if self.json {
+            self.out.write_all(if self.n == 0 { b"[\n  " } else { b",\n  " })?;
+            serde_json::to_writer(&mut self.out, e)?;
+        } else {
+            let state = if e.journaled { "journaled" } else { "pending" };
+            writeln!(self.out, "{}\t{}\t{}\t{}\t{state}", e.subject, e.added_at.format("%Y-%m-%dT%H:%M:%SZ"), e.origin, e.reference.as_deref().unwrap_or("-"))?;
+        }
+        self.n += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        if self.json {
+            self.out.write_all(if self.n == 0 { b"[]\n" } else { b"\n]\n" })?;
+        }
+        self.out.flush()
+    }
+}
+
+async fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
+    match writer(cfg).await? {
+        Writer::Remote(c) => {
+            let mut p = EntryPrinter { out: std::io::BufWriter::new(std::io::stdout()), json, n: 0 };
+            c.list(|e| p.entry(&e)).await.map_err(client_err)?;
+            p.finish()?;
+        }
+        Writer::Local(store) => {
+            blocking(move || {
+                let mut p = EntryPrinter { out: std::io::BufWriter::new(std::io::stdout()), json, n: 0 };
+                let io = |e: std::io::Error| StoreError::Io { path: "stdout".into(), op: "write", message: e.to_string() };
+                store.for_each_entry(|e| p.entry(&e).map_err(io))?;
+                p.finish().map_err(io)
+            })
+            .await?;
+        }
+    }
+    Ok(crate::exit::OK)
+}
+
+/// Canonical ids packed in one buffer (a 10M-line import stays ~100 MB).
+#[derive(Default)]
+struct IdArena {
+    data: String,
+    ends: Vec<usize>,
+}
+
+impl IdArena {
+    fn push(&mut self, s: &str) {
+        self.data.push_str(s);
+        self.ends.push(self.data.len());
+    }
+
+    fn chunks(&self, max_ids: usize, max_bytes: usize) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut start_byte = 0;
+        for i in 0..self.ends.len() {
+            if i > start && (i - start == max_ids || self.ends[i] - start_byte > max_bytes) {
+                out.push(start..i);
+                start = i;
+                start_byte = self.ends[i - 1];
+            }
+        }
+        if start < self.ends.len() {
+            out.push(start..self.ends.len());
+        }
+        out
+    }
+
+    fn slice(&self, r: std::ops::Range<usize>) -> Vec<&str> {
+        r.map(|i| {
+            let begin = if i == 0 { 0 } else { self.ends[i - 1] };
+            &self.data[begin..self.ends[i]]
+        })
+        .collect()
+    }
+}
+
+/// Reads and validates every line; any invalid line refuses the whole file.
+fn read_ids(cfg: &Config, file: &Path) -> anyhow::Result<IdArena> {
+    let name = file.display().to_string();
+    let reader: Box<dyn BufRead> = if name == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(file).map_err(|e| UsageError(format!("cannot read {name}: {e}")))?))
+    };
+    let mut ids = IdArena::default();
+    let mut bad = 0usize;
+    let t = cfg.erasure.subject_type;
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line.map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        let text = match std::str::from_utf8(line) {
+            Ok(s) => s,
+            Err(_) => {
+                eprintln!("{name}: line {}: not valid UTF-8", i + 1);
+                bad += 1;
+                continue;
+            }
+        };
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        match crate::erasure::normalize(t, text) {
+            Ok(c) => ids.push(&c),
+            Err(e) => {
+                eprintln!("{name}: line {}: {e}", i + 1);
+                bad += 1;
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(UsageError(format!("{bad} invalid line(s) in {name} (listed above); nothing was imported")).into());
+    }
+    Ok(ids)
+}
+
+async fn import(ctx: &Ctx, cfg: &Config, file: &Path, reference: Option<&str>) -> anyhow::Result<i32> {
+    let (c, f) = (cfg.clone(), file.to_path_buf());
+    let ids = Arc::new(tokio::task::spawn_blocking(move || read_ids(&c, &f)).await??);
+    let started = std::time::Instant::now();
+    let mut total = AddOutcome { added: 0, already_listed: 0, count: 0, digest: String::new(), pending: 0 };
+    let mut fold = |o: AddOutcome| {
+        total.added += o.added;
+        total.already_listed += o.already_listed;
+        total.count = o.count;
+        total.digest = o.digest;
+        total.pending = o.pending;
+    };
+    match writer(cfg).await? {
+        Writer::Remote(client) => {
+            for r in ids.chunks(REMOTE_CHUNK, REMOTE_CHUNK_BYTES) {
+                let chunk: Vec<String> = ids.slice(r).into_iter().map(str::to_string).collect();
+                fold(client.add(&chunk, reference).await.map_err(client_err)?);
+            }
+        }
+        Writer::Local(store) => {
+            for r in ids.chunks(LOCAL_CHUNK, usize::MAX) {
+                let (s, a, re) = (Arc::clone(&store), Arc::clone(&ids), reference.map(str::to_string));
+                let out = blocking(move || s.add(&a.slice(r), re.as_deref())).await?;
+                api::log_added(&out, out.added as usize + out.already_listed as usize, reference);
+                fold(out);
+            }
+            push_now(ctx, cfg, &store).await;
+        }
+    }
+    if ids.ends.is_empty() {
+        let st = status(cfg).await?;
+        total.count = st.count;
+        total.digest = st.digest;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {} ids from {}: added {}, already listed {}; {}",
+        ids.ends.len(),
+        file.display(),
+        total.added,
+        total.already_listed,
+        state_line(total.count, &total.digest)
+    );
+    tracing::debug!(ids = ids.ends.len(), seconds = secs, "import finished");
+    Ok(crate::exit::OK)
+}
+
+async fn status(cfg: &Config) -> anyhow::Result<StoreStatus> {
+    match writer(cfg).await? {
+        Writer::Remote(c) => c.status().await.map_err(client_err),
+        Writer::Local(store) => blocking(move || store.status()).await,
+    }
+}
+
+/// Hidden `erase serve`: the API and journal worker in the foreground, for
+/// hosts without the daemon and for tests. SIGINT/SIGTERM stop it.
+async fn serve(ctx: &Ctx, cfg: &Config) -> anyhow::Result<i32> {
+    let (path, t) = (cfg.erasure.path.clone(), cfg.erasure.subject_type);
+    let store = Arc::new(blocking(move || ErasureStore::open(&path, t)).await?);
+    let storage = ctx.storage(cfg).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        s.cancel();
+    });
+    api::serve(cfg, store, storage, stop).await?;
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,338 @@
+//! The erasure journal in storage: `erasures/<ULID>.json` objects that let
+//! every host rebuild and share the list (a grow-only set).
+//!
+//! **Objects.** Each acknowledged write is first synced to the local store as
+//! *pending*; a push then uploads the pending ids as one journal object (up to
+//! [`MAX_PER_OBJECT`] ids, grouped by the write that added them, so a burst
+//! of API calls becomes one object rather than one per id) and, only after
+//! the upload succeeded, marks them journaled and the object merged in one
+//! synced write. A crash between the two uploads the same ids again later:
+//! duplicates are harmless in a grow-only set. Format:
+//!
+//! ```json
+//! {"format":1,"subject_type":"bigint","groups":[
+//!   {"added_at":"2026-01-02T03:04:05Z","reference":"GDPR-17","origin":"db1","subjects":["42","43"]}]}
+//! ```
+//!
+//! **Sync** ([`sync`]): list `erasures/`, merge every object the store has not
+//! merged yet (the store remembers the names), then push what is pending.
+//! **Freshness** ([`check_fresh`]): a restore proves its list is not behind the
+//! journal by comparing object names listed in storage with names merged.
+//! **Worker** ([`run_worker`]): the daemon's loop that pushes after every add
+//! and syncs periodically, retrying with backoff until storage answers.
+
+use super::store::{BatchRecord, ErasureStore, StoreError};
+use crate::config::SubjectType;
+use crate::snapshot::manifest::ListState;
+use crate::storage::{Storage, StorageError, StorageExt};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Where journal objects live, relative to the repository.
+pub const PREFIX: &str = "erasures/";
+/// The journal object format this build writes and reads.
+pub const FORMAT: u32 = 1;
+/// Ids per journal object at most (a bigint object is then ~1.5 MB).
+pub const MAX_PER_OBJECT: usize = 100_000;
+/// Journal objects fetched concurrently during a sync.
+const FETCH_CONCURRENCY: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("erasure journal in {repo}: {source}")]
+    Storage { repo: String, source: StorageError },
+    #[error("journal object {key} is not valid: {message}; it must be repaired or removed by hand before the list can be synced")]
+    BadObject { key: String, message: String },
+    #[error("the store task failed: {0}")]
+    Task(String),
+}
+
+/// Why a restore must not use the local list (promise 3, fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum StaleError {
+    #[error("refusing to restore: {0}")]
+    Unusable(#[from] StoreError),
+    #[error(
+        "refusing to restore: the erasure list at {path} lacks {missing} journal object(s) from {repo} (e.g. {example}); run `lethe erase sync` first"
+    )]
+    Behind { path: String, repo: String, missing: usize, example: String },
+    #[error("refusing to restore: cannot read the erasure journal in {repo} to prove the list is current: {source}")]
+    Storage { repo: String, source: StorageError },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalObject {
+    format: u32,
+    subject_type: SubjectType,
+    groups: Vec<JournalGroup>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalGroup {
+    added_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reference: Option<String>,
+    origin: String,
+    subjects: Vec<String>,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncOutcome {
+    /// Journal objects read from storage and merged.
+    pub objects_merged: u64,
+    /// Ids that were new to this list.
+    pub new_entries: u64,
+    /// Pending ids uploaded to the journal.
+    pub pushed: u64,
+    pub count: u64,
+    pub digest: String,
+}
+
+fn storage_err(storage: &dyn Storage, source: StorageError) -> JournalError {
+    JournalError::Storage { repo: storage.describe(), source }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, JournalError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| JournalError::Task(e.to_string()))?.map_err(JournalError::from)
+}
+
+/// The object name part of a journal key, when it is one (`<ULID>.json`).
+fn object_name(key: &str) -> Option<&str> {
+    let name = key.strip_prefix(PREFIX)?;
+    let stem = name.strip_suffix(".json")?;
+    (stem.len() == 26 && stem.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(name)
+}
+
+/// Journal object names in storage, sorted.
+async fn list_names(storage: &dyn Storage) -> Result<Vec<String>, StorageError> {
+    let mut names: Vec<String> = storage.list(PREFIX).await?.iter().filter_map(|m| object_name(&m.key)).map(str::to_string).collect();
+    names.sort();
+    Ok(names)
+}
+
+fn encode(subject_type: SubjectType, groups: &[(BatchRecord, Vec<String>)]) -> Result<Vec<u8>, serde_json::Error> {
+    let obj = JournalObject {
+        format: FORMAT,
+        subject_type,
+        groups: groups
+            .iter()
+            .map(|(r, s)| JournalGroup { added_at: r.added_at, reference: r.reference.clone(), origin: r.origin.clone(), subjects: s.clone() })
+            .collect(),
+    };
+    serde_json::to_vec(&obj)
+}
+
+fn decode(key: &str, subject_type: SubjectType, data: &[u8]) -> Result<Vec<(BatchRecord, Vec<String>)>, JournalError> {
+    let bad = |message: String| JournalError::BadObject { key: key.to_string(), message };
+    let obj: JournalObject = serde_json::from_slice(data).map_err(|e| bad(e.to_string()))?;
+    if obj.format > FORMAT {
+        return Err(bad(format!("format {} is newer than this lethe reads ({FORMAT}); upgrade lethe", obj.format)));
+    }
+    if obj.subject_type != subject_type {
+        return Err(bad(format!("it holds {:?} ids but erasure.subject_type is {subject_type:?}", obj.subject_type)));
+    }
+    Ok(obj
+        .groups
+        .into_iter()
+        .map(|g| (BatchRecord { added_at: g.added_at, reference: g.reference, origin: g.origin }, g.subjects))
+        .collect())
+}
+
+/// Uploads every pending id, [`MAX_PER_OBJECT`] per object. Returns how many
+/// were pushed. Storage errors are returned as they are (the caller decides
+/// how patiently to retry); what was pushed before an error stays pushed.
+///
+/// # Errors
+/// Storage or store failure.
+pub async fn push_pending(store: &Arc<ErasureStore>, storage: &dyn Storage) -> Result<u64, JournalError> {
+    let _held = store.journal_lock.lock().await;
+    push_pending_locked(store, storage).await
+}
+
+async fn push_pending_locked(store: &Arc<ErasureStore>, storage: &dyn Storage) -> Result<u64, JournalError> {
+    let mut pushed = 0u64;
+    loop {
+        let s = Arc::clone(store);
+        let chunk = blocking(move || s.pending_chunk(MAX_PER_OBJECT)).await?;
+        if chunk.is_empty() {
+            return Ok(pushed);
+        }
+        let body = encode(store.subject_type(), &chunk.groups).map_err(|e| JournalError::Task(e.to_string()))?;
+        let name = format!("{}.json", ulid::Ulid::generate());
+        let key = format!("{PREFIX}{name}");
+        storage.put_bytes(&key, Bytes::from(body)).await.map_err(|e| storage_err(storage, e))?;
+        let n = chunk.len() as u64;
+        let s = Arc::clone(store);
+        blocking(move || s.mark_journaled(&name, &chunk)).await?;
+        tracing::debug!(event = "erasure.journaled", object = %key, entries = n);
+        pushed += n;
+    }
+}
+
+/// Merges every journal object this list has not merged yet, then pushes
+/// what is pending, and records the time. Logs `erasure.synced`.
+///
+/// # Errors
+/// Storage failure, an invalid journal object (named), store failure.
+pub async fn sync(store: &Arc<ErasureStore>, storage: &dyn Storage) -> Result<SyncOutcome, JournalError> {
+    let _held = store.journal_lock.lock().await;
+    let names = list_names(storage).await.map_err(|e| storage_err(storage, e))?;
+    let s = Arc::clone(store);
+    let merged = blocking(move || s.merged_objects()).await?;
+    let todo: Vec<String> = names.into_iter().filter(|n| !merged.contains(n)).collect();
+    let subject_type = store.subject_type();
+    let mut out = SyncOutcome::default();
+    let mut fetches = futures::stream::iter(todo)
+        .map(|name| async move {
+            let key = format!("{PREFIX}{name}");
+            let data = storage.get_bytes(&key).await.map_err(|e| storage_err(storage, e))?;
+            let groups = decode(&key, subject_type, &data)?;
+            Ok::<_, JournalError>((name, groups))
+        })
+        .buffered(FETCH_CONCURRENCY);
+    while let Some((name, groups)) = fetches.try_next().await? {
+        let s = Arc::clone(store);
+        out.new_entries += blocking(move || s.merge_journal(&name, groups)).await?;
+        out.objects_merged += 1;
+    }
+    drop(fetches);
+    out.pushed = push_pending_locked(store, storage).await?;
+    let s = Arc::clone(store);
+    blocking(move || s.set_last_sync(Utc::now())).await?;
+    let state = store.state();
+    out.count = state.count;
+    out.digest = state.digest;
+    tracing::info!(
+        event = "erasure.synced",
+        new_entries = out.new_entries,
+        total = out.count,
+        objects_merged = out.objects_merged,
+        pushed = out.pushed,
+        digest = %out.digest,
+    );
+    Ok(out)
+}
+
+/// Which journal objects in storage the local list has not merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalState {
+    pub objects_in_storage: usize,
+    pub not_merged: Vec<String>,
+}
+
+/// Compares the journal in storage with what the store has merged.
+///
+/// # Errors
+/// Storage or store failure.
+pub async fn journal_state(store: &ErasureStore, storage: &dyn Storage) -> Result<JournalState, JournalError> {
+    let names = list_names(storage).await.map_err(|e| storage_err(storage, e))?;
+    let merged = store.merged_objects()?;
+    let objects_in_storage = names.len();
+    let not_merged = names.into_iter().filter(|n| !merged.contains(n)).collect();
+    Ok(JournalState { objects_in_storage, not_merged })
+}
+
+/// Fail closed: the list state a restore may apply, or why it must refuse.
+///
+/// Open the store with [`ErasureStore::open_for_restore`] (which refuses a
+/// missing or unreadable list rather than creating an empty one), then call
+/// this: it lists `erasures/` in storage and refuses when any journal object
+/// there has not been merged into the local list (the list is behind), or
+/// when the journal cannot be read (freshness cannot be proven). On success
+/// it returns the count and digest to record in the restore report; build the
+/// filter with `MemSet::from_store` afterwards (its count is checked against
+/// this state's count, which cannot change in a store nobody writes).
+///
+/// # Errors
+/// [`StaleError`] naming the path, the repository and what to run.
+pub async fn check_fresh(store: &ErasureStore, storage: &dyn Storage) -> Result<ListState, StaleError> {
+    store.catch_up()?;
+    let js = journal_state(store, storage).await.map_err(|e| match e {
+        JournalError::Storage { repo, source } => StaleError::Storage { repo, source },
+        JournalError::Store(s) => StaleError::Unusable(s),
+        other => StaleError::Unusable(StoreError::Io { path: store.path().to_path_buf(), op: "journal check", message: other.to_string() }),
+    })?;
+    if let Some(example) = js.not_merged.first() {
+        return Err(StaleError::Behind {
+            path: store.path().display().to_string(),
+            repo: storage.describe(),
+            missing: js.not_merged.len(),
+            example: format!("{PREFIX}{example}"),
+        });
+    }
+    Ok(store.state())
+}
+
+/// How the journal worker paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOptions {
+    /// A full sync (merge other hosts' entries) this often.
+    pub sync_every: Duration,
+    /// First delay after a failed push or sync; doubled up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self { sync_every: Duration::from_secs(300), min_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(300) }
+    }
+}
+
+/// The daemon's journal loop: syncs at start and every `sync_every`, pushes
+/// pending ids as soon as an add leaves some, and on failure retries with
+/// exponential backoff (logging `erasure.journal_retry`) until storage
+/// answers. Returns when `shutdown` is cancelled, after one last push
+/// attempt bounded to a few seconds (what is still pending stays in the
+/// store and is pushed by the next start).
+pub async fn run_worker(store: Arc<ErasureStore>, storage: Arc<dyn Storage>, opts: WorkerOptions, shutdown: CancellationToken) {
+    let mut backoff = opts.min_backoff;
+    let mut next_sync = tokio::time::Instant::now();
+    loop {
+        let full = tokio::time::Instant::now() >= next_sync;
+        let result = if full { sync(&store, storage.as_ref()).await.map(|_| ()) } else { push_pending(&store, storage.as_ref()).await.map(|_| ()) };
+        let wait = match result {
+            Ok(()) => {
+                backoff = opts.min_backoff;
+                if full {
+                    next_sync = tokio::time::Instant::now() + opts.sync_every;
+                }
+                None
+            }
+            Err(e) => {
+                let pending = store.status().map(|s| s.pending).unwrap_or(0);
+                tracing::warn!(event = "erasure.journal_retry", error = %e, pending, retry_in_s = backoff.as_secs_f64());
+                let d = backoff;
+                backoff = (backoff * 2).min(opts.max_backoff);
+                Some(d)
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = store.pending_notify.notified(), if wait.is_none() => {}
+            () = tokio::time::sleep_until(next_sync), if wait.is_none() => {}
+            () = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+        }
+    }
+    if store.status().map(|s| s.pending).unwrap_or(0) > 0 {
+        match tokio::time::timeout(Duration::from_secs(5), push_pending(&store, storage.as_ref())).await {
+            Ok(Ok(n)) => tracing::debug!(event = "erasure.journaled", entries = n),
+            Ok(Err(e)) => tracing::warn!(event = "erasure.journal_retry", error = %e, "stopping with entries pending; the next start pushes them"),
+            Err(_) => tracing::warn!(event = "erasure.journal_retry", "stopping with entries pending; the next start pushes them"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;

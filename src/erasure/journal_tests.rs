@@ -1,0 +1,118 @@
+//! Journal tests against the directory backend (the S3 path is covered by
+//! the integration tests with Garage).
+
+use super::*;
+use crate::storage::fs::FsStorage;
+
+struct Host {
+    store: Arc<ErasureStore>,
+    _dir: tempfile::TempDir,
+}
+
+fn host(t: SubjectType) -> Host {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ErasureStore::open(&dir.path().join("list"), t).unwrap());
+    Host { store, _dir: dir }
+}
+
+fn repo() -> (tempfile::TempDir, FsStorage) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = FsStorage::open(dir.path().to_path_buf()).unwrap();
+    (dir, s)
+}
+
+#[tokio::test]
+async fn two_hosts_converge_and_a_fresh_host_rebuilds() {
+    let (_r, storage) = repo();
+    let a = host(SubjectType::Bigint);
+    let b = host(SubjectType::Bigint);
+    a.store.add(&["1", "2", "3"], Some("T-1")).unwrap();
+    b.store.add(&["3", "4"], None).unwrap();
+    b.store.add(&["5"], None).unwrap();
+
+    // a is behind nothing yet (b has not pushed), b is fresh too.
+    check_fresh(&a.store, &storage).await.unwrap();
+    let sa = sync(&a.store, &storage).await.unwrap();
+    assert_eq!((sa.pushed, sa.new_entries), (3, 0));
+    // b has not merged a's object: a restore on b must refuse.
+    let err = check_fresh(&b.store, &storage).await.unwrap_err();
+    assert!(matches!(err, StaleError::Behind { missing: 1, .. }), "{err}");
+    assert!(err.to_string().contains("lethe erase sync"));
+
+    let sb = sync(&b.store, &storage).await.unwrap();
+    assert_eq!((sb.new_entries, sb.pushed, sb.count), (2, 3, 5));
+    let sa = sync(&a.store, &storage).await.unwrap();
+    assert_eq!((sa.new_entries, sa.objects_merged, sa.count), (2, 1, 5));
+    assert_eq!(a.store.state(), b.store.state());
+    assert_eq!(check_fresh(&a.store, &storage).await.unwrap(), b.store.state());
+
+    // Incremental: nothing new to read.
+    let again = sync(&a.store, &storage).await.unwrap();
+    assert_eq!(again.objects_merged, 0);
+
+    let fresh = host(SubjectType::Bigint);
+    let sf = sync(&fresh.store, &storage).await.unwrap();
+    assert_eq!(sf.count, 5);
+    assert_eq!(fresh.store.state(), a.store.state());
+    let e = fresh.store.get("1").unwrap().unwrap();
+    assert_eq!(e.reference.as_deref(), Some("T-1"));
+    assert!(e.journaled);
+    fresh.store.verify_state().unwrap();
+}
+
+#[tokio::test]
+async fn pushes_split_into_bounded_objects_and_resume_after_failure() {
+    let (dir, storage) = repo();
+    let a = host(SubjectType::Bigint);
+    let ids: Vec<String> = (0..(MAX_PER_OBJECT as i64 + 10)).map(|i| i.to_string()).collect();
+    a.store.add(&ids, None).unwrap();
+
+    // Storage unusable: the push fails and nothing is lost from pending.
+    let blocked = FsStorage::open(dir.path().join("blocked")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("blocked")).unwrap();
+    std::fs::write(dir.path().join("blocked"), b"not a dir").unwrap();
+    assert!(push_pending(&a.store, &blocked).await.is_err());
+    assert_eq!(a.store.status().unwrap().pending, ids.len() as u64);
+
+    assert_eq!(push_pending(&a.store, &storage).await.unwrap(), ids.len() as u64);
+    let names = list_names(&storage).await.unwrap();
+    assert_eq!(names.len(), 2);
+    assert_eq!(a.store.status().unwrap().pending, 0);
+}
+
+#[tokio::test]
+async fn bad_journal_objects_are_named_and_stop_the_sync() {
+    let (_r, storage) = repo();
+    let a = host(SubjectType::Uuid);
+    storage.put_bytes("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json", Bytes::from_static(b"{not json")).await.unwrap();
+    let err = sync(&a.store, &storage).await.unwrap_err();
+    assert!(err.to_string().contains("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json"), "{err}");
+    let body = br#"{"format":1,"subject_type":"bigint","groups":[]}"#;
+    storage.put_bytes("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json", Bytes::from_static(body)).await.unwrap();
+    let err = sync(&a.store, &storage).await.unwrap_err();
+    assert!(err.to_string().contains("Bigint"), "{err}");
+    // Unrelated keys under erasures/ are ignored.
+    storage.delete("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json").await.unwrap();
+    storage.put_bytes("erasures/README", Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(sync(&a.store, &storage).await.unwrap().objects_merged, 0);
+}
+
+#[tokio::test]
+async fn worker_pushes_after_adds_and_stops_on_cancel() {
+    let (_r, storage) = repo();
+    let storage: Arc<dyn Storage> = Arc::new(storage);
+    let a = host(SubjectType::Text);
+    let stop = CancellationToken::new();
+    let opts = WorkerOptions { sync_every: Duration::from_secs(3600), min_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(50) };
+    let task = tokio::spawn(run_worker(Arc::clone(&a.store), Arc::clone(&storage), opts, stop.clone()));
+    a.store.add(&["alice@example.com"], None).unwrap();
+    let mut waited = 0;
+    while a.store.status().unwrap().pending > 0 && waited < 500 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    assert_eq!(a.store.status().unwrap().pending, 0);
+    assert_eq!(list_names(storage.as_ref()).await.unwrap().len(), 1);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+}

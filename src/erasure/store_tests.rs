@@ -1,0 +1,148 @@
+//! Unit tests of the RocksDB store: durability is covered by the integration
+//! tests (a killed process), these check the bookkeeping.
+
+use super::*;
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[test]
+fn add_counts_new_ids_once_and_survives_reopen() {
+    let dir = temp();
+    let path = dir.path().join("list");
+    let state = {
+        let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+        let a = s.add(&["1", "2", " 0003 ", "2"], Some("T-1")).unwrap();
+        assert_eq!((a.added, a.already_listed, a.count, a.pending), (3, 1, 3, 3));
+        let b = s.add(&["3", "4"], None).unwrap();
+        assert_eq!((b.added, b.already_listed, b.count, b.pending), (1, 1, 4, 4));
+        let e = s.get("3").unwrap().unwrap();
+        assert_eq!(e.subject, "3");
+        assert_eq!(e.reference.as_deref(), Some("T-1"));
+        assert!(!e.journaled);
+        assert!(s.get("5").unwrap().is_none());
+        s.state()
+    };
+    let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+    assert_eq!(s.state(), state);
+    assert_eq!(s.verify_state().unwrap(), state);
+    assert_eq!(s.status().unwrap().pending, 4);
+}
+
+#[test]
+fn digest_does_not_depend_on_order_or_batching() {
+    let dir = temp();
+    let a = ErasureStore::open(&dir.path().join("a"), SubjectType::Text).unwrap();
+    let b = ErasureStore::open(&dir.path().join("b"), SubjectType::Text).unwrap();
+    a.add(&["x", "y", "z"], None).unwrap();
+    b.add(&["z"], None).unwrap();
+    b.add(&["y", "x"], Some("r")).unwrap();
+    assert_eq!(a.state(), b.state());
+    assert_ne!(a.state().digest, "0".repeat(64));
+    let empty = ErasureStore::open(&dir.path().join("c"), SubjectType::Text).unwrap();
+    assert_eq!(empty.state(), ListState { count: 0, digest: "0".repeat(64) });
+}
+
+#[test]
+fn invalid_ids_refuse_the_whole_add() {
+    let dir = temp();
+    let s = ErasureStore::open(dir.path(), SubjectType::Uuid).unwrap();
+    let err = s.add(&["0b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33", "nope", "also-bad"], None).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("\"nope\"") && msg.contains("\"also-bad\"") && msg.contains("nothing was added"), "{msg}");
+    assert_eq!(s.state().count, 0);
+    assert!(matches!(s.add(&["1"], Some("a\nb")), Err(StoreError::BadReference(_))));
+}
+
+#[test]
+fn wrong_type_unknown_version_and_foreign_data_are_refused() {
+    let dir = temp();
+    let path = dir.path().join("list");
+    drop(ErasureStore::open(&path, SubjectType::Bigint).unwrap());
+    let err = ErasureStore::open(&path, SubjectType::Uuid).unwrap_err();
+    assert!(matches!(err, StoreError::TypeMismatch { .. }), "{err}");
+    {
+        let db = DB::open_default(&path).unwrap();
+        db.put(K_VERSION, "99").unwrap();
+    }
+    let err = ErasureStore::open(&path, SubjectType::Bigint).unwrap_err();
+    assert!(matches!(err, StoreError::UnknownVersion { ref found, .. } if found == "99"), "{err}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+
+    let other = dir.path().join("other");
+    {
+        let db = DB::open_default(&other).unwrap();
+        db.put(b"something", b"else").unwrap();
+    }
+    let err = ErasureStore::open(&other, SubjectType::Bigint).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn corrupt_files_are_a_clear_error() {
+    let dir = temp();
+    let path = dir.path().join("list");
+    drop(ErasureStore::open(&path, SubjectType::Bigint).unwrap());
+    std::fs::write(path.join("CURRENT"), b"garbage\n").unwrap();
+    let err = ErasureStore::open(&path, SubjectType::Bigint).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+}
+
+#[test]
+fn missing_store_is_refused_for_restores_and_lock_is_reported() {
+    let dir = temp();
+    let path = dir.path().join("absent");
+    assert!(matches!(ErasureStore::open_existing(&path, SubjectType::Bigint), Err(StoreError::Missing { .. })));
+    assert!(matches!(ErasureStore::open_for_restore(&path, SubjectType::Bigint), Err(StoreError::Missing { .. })));
+    let writer = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+    writer.add(&["7"], None).unwrap();
+    // Same process, second handle: RocksDB's lock refuses it like another process would be.
+    let err = ErasureStore::open(&path, SubjectType::Bigint).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    let reader = ErasureStore::open_for_restore(&path, SubjectType::Bigint).unwrap();
+    assert!(reader.is_read_only());
+    assert_eq!(reader.state().count, 1);
+    assert!(reader.get("7").unwrap().is_some());
+    assert!(matches!(reader.add(&["8"], None), Err(StoreError::Locked { .. })));
+}
+
+#[test]
+fn pending_chunks_and_journal_merges() {
+    let dir = temp();
+    let s = ErasureStore::open(dir.path(), SubjectType::Bigint).unwrap();
+    s.add(&["1", "2"], Some("a")).unwrap();
+    s.add(&["3"], Some("b")).unwrap();
+    let chunk = s.pending_chunk(10).unwrap();
+    assert_eq!(chunk.len(), 3);
+    assert_eq!(chunk.groups.len(), 2);
+    assert_eq!(chunk.groups[0].1, vec!["1".to_string(), "2".to_string()]);
+    assert_eq!(chunk.groups[1].0.reference.as_deref(), Some("b"));
+    let partial = s.pending_chunk(2).unwrap();
+    assert_eq!(partial.len(), 2);
+    s.mark_journaled("01A.json", &chunk).unwrap();
+    assert_eq!(s.status().unwrap().pending, 0);
+    assert!(s.get("1").unwrap().unwrap().journaled);
+    // Marking twice does not drive the pending count below zero.
+    s.mark_journaled("01A.json", &chunk).unwrap();
+    assert_eq!(s.status().unwrap().pending, 0);
+
+    let rec = BatchRecord { added_at: Utc::now(), reference: None, origin: "elsewhere".into() };
+    let new = s.merge_journal("01B.json", vec![(rec.clone(), vec!["3".into(), "4".into()]), (rec, vec!["4".into(), "5".into()])]).unwrap();
+    assert_eq!(new, 2);
+    assert_eq!(s.state().count, 5);
+    assert_eq!(s.status().unwrap().pending, 0);
+    let merged = s.merged_objects().unwrap();
+    assert!(merged.contains("01A.json") && merged.contains("01B.json"));
+    let mut seen = Vec::new();
+    s.for_each_entry(|e| {
+        seen.push((e.subject, e.origin, e.journaled));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 5);
+    assert!(seen.iter().all(|(_, _, j)| *j));
+    assert!(seen.iter().any(|(s, o, _)| s == "5" && o == "elsewhere"));
+    s.verify_state().unwrap();
+}
