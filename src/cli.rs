@@ -27,6 +27,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take one snapshot now; exits 0 once it is committed (prints its id).
+    Snapshot,
+    /// Check stored objects against the manifest (`--deep`: decrypt and parse too).
+    Verify {
+        /// Snapshot id or `latest`.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Verify every complete snapshot.
+        #[arg(long)]
+        all: bool,
+        /// Also decrypt, decompress and parse every object, counting rows.
+        #[arg(long)]
+        deep: bool,
+        /// age identity for --deep (default: encryption.identity_file).
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+    },
     /// Write an age identity (mode 0600) and print its public key.
     Keygen {
         #[arg(long, value_name = "FILE")]

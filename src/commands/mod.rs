@@ -4,6 +4,8 @@ mod config_check;
 mod erase;
 mod keygen;
 mod list;
+mod snapshot;
+mod verify;
 
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::config::Config;
@@ -55,6 +57,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Config { command: ConfigCommand::Check } => config_check::run(&ctx),
         Command::Keygen { output } => keygen::run(output.as_deref()),
         Command::List { json } => list::list(&ctx, json).await,
+        Command::Snapshot => snapshot::run(&ctx).await,
+        Command::Verify { id, all, deep, identity } => verify::run(&ctx, id.as_deref(), all, deep, identity.as_deref()).await,
         Command::Show { id, json } => list::show(&ctx, &id, json).await,
         Command::Erase { command } => erase::run(&ctx, command).await,
     }

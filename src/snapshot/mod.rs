@@ -4,6 +4,7 @@ pub mod manifest;
 mod pause;
 pub mod repo;
 mod tables;
+pub mod verify;
 pub mod writer;
 
 pub use manifest::{Manifest, SnapshotId};

@@ -1,0 +1,85 @@
+//! `lethe verify <ID|latest|--all> [--deep] [--identity FILE]`: every
+//! problem is listed, each naming its object; exit 1 when there is any.
+
+use super::{Ctx, UsageError};
+use crate::commands::list::human_bytes;
+use crate::crypto::Opener;
+use crate::snapshot::repo;
+use crate::snapshot::verify::verify_snapshot;
+use std::path::Path;
+
+pub async fn run(ctx: &Ctx, id: Option<&str>, all: bool, deep: bool, identity: Option<&Path>) -> anyhow::Result<i32> {
+    let cfg = ctx.config()?;
+    let storage = ctx.storage(&cfg).await?;
+    let ids = if all {
+        let mut v = repo::list_complete(storage.as_ref()).await?;
+        v.reverse();
+        if v.is_empty() {
+            eprintln!("no complete snapshots in {}", storage.describe());
+            return Ok(crate::exit::OK);
+        }
+        v
+    } else {
+        vec![repo::resolve(storage.as_ref(), id.unwrap_or("latest")).await?]
+    };
+
+    // The identity is loaded once, and only when a snapshot needs it.
+    let identity_path = identity.map(Path::to_path_buf).or_else(|| cfg.encryption.identity_file.clone());
+    let mut age_opener: Option<Opener> = None;
+    let (mut failed, mut problems) = (0usize, 0usize);
+    for id in &ids {
+        let opener = if !deep {
+            None
+        } else {
+            let m = match repo::load_manifest(storage.as_ref(), id).await {
+                Ok(m) => m,
+                Err(e) => {
+                    println!("snapshot {id}: cannot read its manifest: {e}");
+                    failed += 1;
+                    problems += 1;
+                    continue;
+                }
+            };
+            if m.recipients.is_empty() {
+                Some(Opener::Plain)
+            } else {
+                if age_opener.is_none() {
+                    let Some(p) = &identity_path else {
+                        return Err(UsageError(
+                            "--deep decrypts the snapshot and needs the age identity: pass --identity FILE \
+                             or set encryption.identity_file"
+                                .into(),
+                        )
+                        .into());
+                    };
+                    age_opener = Some(Opener::from_identity_file(p).map_err(|e| UsageError(e.to_string()))?);
+                }
+                age_opener.clone()
+            }
+        };
+        match verify_snapshot(storage.clone(), id, opener.as_ref()).await {
+            Ok(r) if r.ok() => {
+                let parsed = if deep { format!(", {} rows parsed", r.rows) } else { String::new() };
+                println!("snapshot {id}: OK ({} objects, {}{parsed})", r.objects, human_bytes(r.bytes));
+            }
+            Ok(r) => {
+                println!("snapshot {id}: {} problem(s) in {} objects:", r.problems.len(), r.objects);
+                for p in &r.problems {
+                    println!("  {p}");
+                }
+                failed += 1;
+                problems += r.problems.len();
+            }
+            Err(e) => {
+                println!("snapshot {id}: cannot read its manifest: {e}");
+                failed += 1;
+                problems += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("lethe: verify found {problems} problem(s) in {failed} of {} snapshot(s)", ids.len());
+        return Ok(crate::exit::FAILURE);
+    }
+    Ok(crate::exit::OK)
+}
