@@ -27,8 +27,38 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Initialise the repository: marker, lifecycle rules (S3), residency check.
+    Init,
     /// Take one snapshot now; exits 0 once it is committed (prints its id).
     Snapshot,
+    /// Restore a snapshot through the erasure filter into an empty database or a SQL file.
+    Restore {
+        /// Snapshot id or `latest`.
+        id: String,
+        /// An empty PostgreSQL database (postgres://…); refused if it holds any table.
+        #[arg(long, value_name = "URL", conflicts_with = "to_file", required_unless_present_any = ["to_file", "dry_run"])]
+        target: Option<String>,
+        /// Write one plain SQL file for `psql -v ON_ERROR_STOP=1 -f` instead.
+        #[arg(long, value_name = "PATH", required_unless_present_any = ["target", "dry_run"])]
+        to_file: Option<PathBuf>,
+        /// age identity (default: encryption.identity_file).
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// Tables loaded in parallel (default: source.jobs).
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Read and filter everything, print the report, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write the report as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Emergency only: restore even if the erasure list cannot be proven
+        /// current against the journal (logged loudly). A missing or
+        /// unreadable list is never overridable.
+        #[arg(long)]
+        allow_stale_erasure_list: bool,
+    },
     /// Check stored objects against the manifest (`--deep`: decrypt and parse too).
     Verify {
         /// Snapshot id or `latest`.

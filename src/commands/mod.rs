@@ -2,8 +2,10 @@
 
 mod config_check;
 mod erase;
+mod init;
 mod keygen;
 mod list;
+mod restore;
 mod snapshot;
 mod verify;
 
@@ -57,7 +59,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Config { command: ConfigCommand::Check } => config_check::run(&ctx),
         Command::Keygen { output } => keygen::run(output.as_deref()),
         Command::List { json } => list::list(&ctx, json).await,
+        Command::Init => init::run(&ctx).await,
         Command::Snapshot => snapshot::run(&ctx).await,
+        Command::Restore { id, target, to_file, identity, jobs, dry_run, report, allow_stale_erasure_list } => {
+            restore::run(&ctx, restore::Args { id, target, to_file, identity, jobs, dry_run, report, allow_stale_erasure_list }).await
+        }
         Command::Verify { id, all, deep, identity } => verify::run(&ctx, id.as_deref(), all, deep, identity.as_deref()).await,
         Command::Show { id, json } => list::show(&ctx, &id, json).await,
         Command::Erase { command } => erase::run(&ctx, command).await,

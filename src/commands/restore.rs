@@ -1,0 +1,68 @@
+//! `lethe restore <ID|latest> (--target URL | --to-file PATH) [--dry-run] …`:
+//! a snapshot through the erasure filter, with a report of what was dropped.
+
+use super::{Ctx, UsageError};
+use crate::restore::{Destination, RestoreOptions};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+pub struct Args {
+    pub id: String,
+    pub target: Option<String>,
+    pub to_file: Option<PathBuf>,
+    pub identity: Option<PathBuf>,
+    pub jobs: Option<usize>,
+    pub dry_run: bool,
+    pub report: Option<PathBuf>,
+    pub allow_stale_erasure_list: bool,
+}
+
+pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    let cfg = ctx.config()?;
+    let jobs = a.jobs.unwrap_or(cfg.source.jobs);
+    if !(1..=64).contains(&jobs) {
+        return Err(UsageError(format!("--jobs {jobs}: must be between 1 and 64")).into());
+    }
+    if let Some(t) = &a.target {
+        if !(t.starts_with("postgres://") || t.starts_with("postgresql://")) {
+            return Err(UsageError(format!(
+                "--target {}: must be a postgres:// or postgresql:// URL of an empty database",
+                crate::config::redact_url(t)
+            ))
+            .into());
+        }
+    }
+    let destination = match (a.target, a.to_file) {
+        (Some(t), _) => Destination::Target(t),
+        (None, Some(p)) => Destination::File(p),
+        (None, None) => Destination::Nowhere,
+    };
+    let storage = ctx.storage(&cfg).await?;
+    let opts = RestoreOptions {
+        selector: a.id.clone(),
+        destination,
+        dry_run: a.dry_run,
+        identity: a.identity,
+        jobs,
+        allow_stale_erasure_list: a.allow_stale_erasure_list,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = match crate::restore::restore(&cfg, storage, &opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(event = "restore.failed", snapshot = %a.id, dry_run = a.dry_run, error = %e, "restore failed: {e}");
+            return Err(e.into());
+        }
+    };
+    if let Some(path) = &a.report {
+        std::fs::write(path, report.to_json() + "\n").map_err(|e| {
+            anyhow::anyhow!(
+                "the restore finished but the report could not be written to {}: {e}",
+                path.display()
+            )
+        })?;
+    }
+    report.log_completed();
+    print!("{}", report.human());
+    Ok(crate::exit::OK)
+}

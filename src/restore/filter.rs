@@ -1,0 +1,667 @@
+//! The COPY row filter: a streaming adapter over COPY text bytes that drops
+//! the rows of erased subjects and of everything referencing them, and
+//! rewrites `SET NULL` / `SET DEFAULT` references. Pure: no I/O beyond the
+//! `Read` it is handed, so it is tested with in-memory input.
+//!
+//! COPY text: rows end at a raw `\n`, fields split on `\t`, `\N` is NULL,
+//! and `\\ \t \n \r \b \f \v \NNN \xHH` escapes are decoded before a value
+//! is turned into a key. The hot path allocates nothing per row: row ends
+//! come from one SIMD newline scan per buffer, fields from `memchr` up to
+//! the last column a check needs, and runs of kept rows are copied to the
+//! output in one piece.
+
+use crate::config::SubjectType;
+use crate::erasure::{ErasureSet, key_of};
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::Read;
+
+/// Bytes read from the object per refill (grown for rows longer than this).
+pub const READ_BUF: usize = 1 << 20;
+/// Output is handed on in pieces of about this size.
+pub const OUT_CHUNK: usize = 1 << 20;
+
+/// Hashes keys that are already uniformly distributed (XXH3 output) by
+/// folding them: no second hash on the hot path.
+#[derive(Default, Clone, Copy)]
+pub struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (v as u64) ^ ((v >> 64) as u64);
+    }
+}
+
+/// Keys of the rows dropped from one table, for one referenced column tuple:
+/// the set a child table's foreign key is tested against.
+#[derive(Debug, Default, Clone)]
+pub struct KeySet(HashSet<u128, BuildHasherDefault<FoldHasher>>);
+
+impl KeySet {
+    pub fn insert(&mut self, k: u128) -> bool {
+        self.0.insert(k)
+    }
+    #[inline]
+    pub fn contains(&self, k: u128) -> bool {
+        self.0.contains(&k)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The key of a (decoded) column tuple in a dropped-key set: XXH3-128 of the
+/// value, or of the length-prefixed values for a composite key, so `("ab",
+/// "c")` and `("a", "bc")` differ. Parent and child use the same function.
+#[inline]
+pub fn tuple_key<'v>(
+    values: impl ExactSizeIterator<Item = &'v [u8]>,
+    scratch: &mut Vec<u8>,
+) -> u128 {
+    if values.len() == 1 {
+        let mut values = values;
+        return values.next().map_or(0, xxhash_rust::xxh3::xxh3_128);
+    }
+    scratch.clear();
+    for v in values {
+        scratch.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        scratch.extend_from_slice(v);
+    }
+    xxhash_rust::xxh3::xxh3_128(scratch)
+}
+
+/// What a field becomes when a `SET NULL` / `SET DEFAULT` reference is rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replacement {
+    Null,
+    /// The column default as COPY text (already escaped).
+    Value(Vec<u8>),
+    /// A default not evaluated yet (`--dry-run` counts rows without it;
+    /// writing such a row is refused).
+    Unresolved(String),
+}
+
+/// What a hit on a foreign-key check does to the child row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// CASCADE, RESTRICT, NO ACTION.
+    Drop,
+    /// SET NULL / SET DEFAULT: these columns get these values.
+    Rewrite(Vec<(usize, Replacement)>),
+}
+
+/// Which set a foreign-key check looks its key up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetRef {
+    /// Record slot `slot` of table `table` (index in the plan's tables).
+    Dropped { table: usize, slot: usize },
+    /// The erasure list itself, via `key_of`: a self-reference to the root
+    /// column whose rows are dropped only for being listed.
+    Root,
+}
+
+/// One foreign key of a child table, tested against its parent's dropped set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FkCheck {
+    pub name: String,
+    /// Referencing columns (COPY field indexes).
+    pub columns: Vec<usize>,
+    pub set: SetRef,
+    pub effect: Effect,
+}
+
+/// What the filter does to one table's rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TablePlan {
+    /// `schema.table`, for messages.
+    pub table: String,
+    /// Columns in the COPY stream.
+    pub ncols: usize,
+    /// Root subject columns: a listed value drops the row.
+    pub roots: Vec<usize>,
+    pub fks: Vec<FkCheck>,
+    /// Column tuples referenced by other tables' foreign keys: when a row is
+    /// dropped, the key of each tuple goes into the set of that slot.
+    pub records: Vec<Vec<usize>>,
+}
+
+impl TablePlan {
+    /// True when no row can be touched and nothing is recorded: rows are
+    /// counted and passed through untouched.
+    pub fn is_passthrough(&self) -> bool {
+        self.roots.is_empty() && self.fks.is_empty()
+    }
+
+    fn max_col(&self) -> Option<usize> {
+        let fk = self.fks.iter().flat_map(|f| {
+            f.columns.iter().copied().chain(match &f.effect {
+                Effect::Drop => Vec::new(),
+                Effect::Rewrite(r) => r.iter().map(|(c, _)| *c).collect(),
+            })
+        });
+        self.roots
+            .iter()
+            .copied()
+            .chain(fk)
+            .chain(self.records.iter().flatten().copied())
+            .max()
+    }
+}
+
+/// Per-table counts for the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableStats {
+    pub rows_read: u64,
+    pub rows_dropped: u64,
+    /// Rows kept with references rewritten (SET NULL and SET DEFAULT).
+    pub rows_nulled: u64,
+    /// Bytes of COPY text read.
+    pub bytes_read: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error(
+        "{table}: row {row} has only {found} field(s) but the filter needs column {needed}; the data does not match the manifest's column list"
+    )]
+    ShortRow {
+        table: String,
+        row: u64,
+        found: usize,
+        needed: usize,
+    },
+    #[error("{table}: the data ends inside a row (no final newline): the object is truncated")]
+    Truncated { table: String },
+    #[error(
+        "{table}: foreign key {fk} would set a column to a default that was not evaluated ({expr}); this is a bug in lethe"
+    )]
+    UnresolvedDefault {
+        table: String,
+        fk: String,
+        expr: String,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where a check looks its key up, resolved for one run.
+#[derive(Clone, Copy)]
+pub enum Probe<'a> {
+    Parent(&'a KeySet),
+    /// This table's own record slot (a self-reference, inside a fixpoint).
+    Own(usize),
+    Root,
+}
+
+/// Filters one table's COPY stream. Create one per pass; keys of dropped
+/// rows accumulate in `own` (one set per record slot).
+pub struct RowFilter<'a> {
+    plan: &'a TablePlan,
+    erasure: &'a dyn ErasureSet,
+    subject_type: SubjectType,
+    probes: Vec<Probe<'a>>,
+    own: Vec<KeySet>,
+    /// Field spans of the current row, columns `0..=max_col`.
+    spans: Vec<(usize, usize)>,
+    max_col: Option<usize>,
+    dec: Vec<u8>,
+    dec2: Vec<u8>,
+    keybuf: Vec<u8>,
+    /// Per column: 0 = keep, k = `repl_vals[k - 1]`.
+    repl: Vec<u32>,
+    repl_vals: Vec<(usize, usize)>,
+    stats: TableStats,
+}
+
+impl<'a> RowFilter<'a> {
+    /// `probes[i]` is where `plan.fks[i]` looks up; `own` are this table's
+    /// record sets so far (empty on a first pass).
+    ///
+    /// # Panics
+    /// If `probes` or `own` do not match the plan (a caller bug).
+    pub fn new(
+        plan: &'a TablePlan,
+        erasure: &'a dyn ErasureSet,
+        subject_type: SubjectType,
+        probes: Vec<Probe<'a>>,
+        own: Vec<KeySet>,
+    ) -> RowFilter<'a> {
+        assert_eq!(
+            probes.len(),
+            plan.fks.len(),
+            "one probe per foreign-key check"
+        );
+        assert_eq!(own.len(), plan.records.len(), "one set per record slot");
+        let max_col = plan.max_col();
+        let n = max_col.map_or(0, |m| m + 1);
+        RowFilter {
+            plan,
+            erasure,
+            subject_type,
+            probes,
+            own,
+            spans: vec![(0, 0); n],
+            max_col,
+            dec: Vec::with_capacity(256),
+            dec2: Vec::with_capacity(256),
+            keybuf: Vec::with_capacity(256),
+            repl: vec![0; n],
+            repl_vals: Vec::new(),
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> TableStats {
+        self.stats
+    }
+
+    /// Ends the pass: this table's record sets and its counts.
+    pub fn finish(self) -> (Vec<KeySet>, TableStats) {
+        (self.own, self.stats)
+    }
+
+    /// Filters the complete rows at the start of `input`, appending what is
+    /// kept to `out` (`None`: only decide and record, as in a pre-pass or a
+    /// dry run). Returns the bytes consumed: up to and including the last
+    /// newline.
+    ///
+    /// # Errors
+    /// A row with fewer fields than a check needs; a rewrite with an
+    /// unevaluated default while writing.
+    pub fn filter_rows(
+        &mut self,
+        input: &[u8],
+        mut out: Option<&mut Vec<u8>>,
+    ) -> Result<usize, FilterError> {
+        let mut start = 0;
+        // Start of the run of kept rows not yet copied to `out`.
+        let mut pending = 0;
+        for nl in memchr::memchr_iter(b'\n', input) {
+            let row = &input[start..nl];
+            self.stats.rows_read += 1;
+            match self.decide(row)? {
+                Verdict::Keep => {}
+                Verdict::Drop => {
+                    self.stats.rows_dropped += 1;
+                    if let Some(o) = out.as_deref_mut() {
+                        o.extend_from_slice(&input[pending..start]);
+                    }
+                    pending = nl + 1;
+                }
+                Verdict::Rewrite => {
+                    self.stats.rows_nulled += 1;
+                    if let Some(o) = out.as_deref_mut() {
+                        o.extend_from_slice(&input[pending..start]);
+                        self.write_rewritten(row, o)?;
+                    }
+                    self.clear_rewrite();
+                    pending = nl + 1;
+                }
+            }
+            start = nl + 1;
+        }
+        if let Some(o) = out {
+            o.extend_from_slice(&input[pending..start]);
+        }
+        self.stats.bytes_read += start as u64;
+        Ok(start)
+    }
+
+    /// Splits the row into field spans up to `max_col`.
+    #[inline]
+    fn split(&mut self, row: &[u8]) -> Result<(), FilterError> {
+        let Some(max) = self.max_col else {
+            return Ok(());
+        };
+        let mut pos = 0;
+        for i in 0..=max {
+            match memchr::memchr(b'\t', &row[pos..]) {
+                Some(t) => {
+                    self.spans[i] = (pos, pos + t);
+                    pos += t + 1;
+                }
+                None if i == max => {
+                    self.spans[i] = (pos, row.len());
+                }
+                None => {
+                    return Err(FilterError::ShortRow {
+                        table: self.plan.table.clone(),
+                        row: self.stats.rows_read,
+                        found: i + 1,
+                        needed: max + 1,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn decide(&mut self, row: &[u8]) -> Result<Verdict, FilterError> {
+        if self.plan.is_passthrough() {
+            return Ok(Verdict::Keep);
+        }
+        self.split(row)?;
+        let plan = self.plan;
+        let mut drop = false;
+        for &c in &plan.roots {
+            let (a, b) = self.spans[c];
+            if let Some(v) = decoded(&row[a..b], &mut self.dec) {
+                if key_of(self.subject_type, v).is_some_and(|k| self.erasure.contains(k)) {
+                    drop = true;
+                    break;
+                }
+            }
+        }
+        if !drop {
+            for (i, fk) in plan.fks.iter().enumerate() {
+                if fk.effect == Effect::Drop && self.references_dropped(row, i) {
+                    drop = true;
+                    break;
+                }
+            }
+        }
+        if drop {
+            self.record(row);
+            return Ok(Verdict::Drop);
+        }
+        let mut rewrite = false;
+        for (i, fk) in plan.fks.iter().enumerate() {
+            if let Effect::Rewrite(cols) = &fk.effect {
+                if self.references_dropped(row, i) {
+                    for (j, (c, _)) in cols.iter().enumerate() {
+                        self.repl_vals.push((i, j));
+                        self.repl[*c] = self.repl_vals.len() as u32;
+                    }
+                    rewrite = true;
+                }
+            }
+        }
+        Ok(if rewrite {
+            Verdict::Rewrite
+        } else {
+            Verdict::Keep
+        })
+    }
+
+    /// True when the row's referencing columns of `plan.fks[i]` are all
+    /// non-NULL (MATCH SIMPLE) and their key is in the parent's dropped set.
+    #[inline]
+    fn references_dropped(&mut self, row: &[u8], i: usize) -> bool {
+        let fk = &self.plan.fks[i];
+        let probe = self.probes[i];
+        if let Probe::Root = probe {
+            let (a, b) = self.spans[fk.columns[0]];
+            return decoded(&row[a..b], &mut self.dec)
+                .and_then(|v| key_of(self.subject_type, v))
+                .is_some_and(|k| self.erasure.contains(k));
+        }
+        let Some(key) = self.key_of_tuple(row, &fk.columns) else {
+            return false;
+        };
+        match probe {
+            Probe::Parent(set) => set.contains(key),
+            Probe::Own(slot) => self.own[slot].contains(key),
+            Probe::Root => false,
+        }
+    }
+
+    /// The dropped-set key of a column tuple, `None` if any value is NULL.
+    #[inline]
+    fn key_of_tuple(&mut self, row: &[u8], cols: &[usize]) -> Option<u128> {
+        if let [c] = cols {
+            let (a, b) = self.spans[*c];
+            return decoded(&row[a..b], &mut self.dec).map(xxhash_rust::xxh3::xxh3_128);
+        }
+        self.keybuf.clear();
+        for &c in cols {
+            let (a, b) = self.spans[c];
+            let v = decoded(&row[a..b], &mut self.dec2)?;
+            self.keybuf
+                .extend_from_slice(&(v.len() as u32).to_le_bytes());
+            self.keybuf.extend_from_slice(v);
+        }
+        Some(xxhash_rust::xxh3::xxh3_128(&self.keybuf))
+    }
+
+    fn record(&mut self, row: &[u8]) {
+        let plan = self.plan;
+        for (slot, cols) in plan.records.iter().enumerate() {
+            if let Some(k) = self.key_of_tuple(row, cols) {
+                self.own[slot].insert(k);
+            }
+        }
+    }
+
+    fn write_rewritten(&self, row: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
+        let last = self.repl.iter().rposition(|&r| r != 0).unwrap_or(0);
+        for c in 0..=last {
+            if c > 0 {
+                out.push(b'\t');
+            }
+            match self.repl[c] {
+                0 => {
+                    let (a, b) = self.spans[c];
+                    out.extend_from_slice(&row[a..b]);
+                }
+                k => {
+                    let (fk, j) = self.repl_vals[k as usize - 1];
+                    let Effect::Rewrite(cols) = &self.plan.fks[fk].effect else {
+                        unreachable!("rewrite of a drop check")
+                    };
+                    match &cols[j].1 {
+                        Replacement::Null => out.extend_from_slice(b"\\N"),
+                        Replacement::Value(v) => out.extend_from_slice(v),
+                        Replacement::Unresolved(expr) => {
+                            return Err(FilterError::UnresolvedDefault {
+                                table: self.plan.table.clone(),
+                                fk: self.plan.fks[fk].name.clone(),
+                                expr: expr.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&row[self.spans[last].1..]);
+        out.push(b'\n');
+        Ok(())
+    }
+
+    fn clear_rewrite(&mut self) {
+        for &(fk, j) in &self.repl_vals {
+            if let Effect::Rewrite(cols) = &self.plan.fks[fk].effect {
+                self.repl[cols[j].0] = 0;
+            }
+        }
+        self.repl_vals.clear();
+    }
+}
+
+enum Verdict {
+    Keep,
+    Drop,
+    Rewrite,
+}
+
+/// The decoded value of a raw COPY field, `None` for NULL (`\N`). Fields
+/// without a backslash are returned as they are, without copying.
+#[inline]
+pub fn decoded<'r>(field: &'r [u8], scratch: &'r mut Vec<u8>) -> Option<&'r [u8]> {
+    if field == b"\\N" {
+        return None;
+    }
+    if memchr::memchr(b'\\', field).is_none() {
+        return Some(field);
+    }
+    decode_escapes(field, scratch);
+    Some(scratch)
+}
+
+/// Decodes COPY text escapes into `out` (cleared first), as PostgreSQL's
+/// COPY FROM does: `\b \f \n \r \t \v`, `\NNN` (1–3 octal digits), `\xHH`
+/// (1–2 hex digits), and any other `\c` is `c`.
+pub fn decode_escapes(field: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut i = 0;
+    while i < field.len() {
+        let Some(off) = memchr::memchr(b'\\', &field[i..]) else {
+            out.extend_from_slice(&field[i..]);
+            return;
+        };
+        out.extend_from_slice(&field[i..i + off]);
+        i += off + 1;
+        let Some(&c) = field.get(i) else {
+            // A lone trailing backslash: COPY FROM would reject the row; keep it.
+            out.push(b'\\');
+            return;
+        };
+        i += 1;
+        match c {
+            b'b' => out.push(0x08),
+            b'f' => out.push(0x0c),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(0x0b),
+            b'0'..=b'7' => {
+                let mut v = u32::from(c - b'0');
+                for _ in 0..2 {
+                    match field.get(i) {
+                        Some(&d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push((v & 0xff) as u8);
+            }
+            b'x' => match field.get(i).and_then(|&d| hex_val(d)) {
+                Some(h) => {
+                    i += 1;
+                    let mut v = h;
+                    if let Some(l) = field.get(i).and_then(|&d| hex_val(d)) {
+                        v = v * 16 + l;
+                        i += 1;
+                    }
+                    out.push(v);
+                }
+                None => out.push(b'x'),
+            },
+            other => out.push(other),
+        }
+    }
+}
+
+#[inline]
+fn hex_val(d: u8) -> Option<u8> {
+    match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        b'A'..=b'F' => Some(d - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Escapes a value for COPY text (the inverse of `decode_escapes` for what
+/// PostgreSQL itself emits).
+pub fn encode_copy_text(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    for &b in v {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+/// Runs `filter` over a whole COPY stream, handing filtered output to `emit`
+/// in pieces of about `OUT_CHUNK` bytes (`emit = None`: decide and record
+/// only). Memory: one read buffer (grown only for a row longer than it) and
+/// one output piece.
+///
+/// # Errors
+/// Read errors (which name the object), a truncated last row, short rows,
+/// and whatever `emit` returns.
+pub fn run_stream<R: Read>(
+    filter: &mut RowFilter<'_>,
+    mut input: R,
+    mut emit: Option<&mut dyn FnMut(Bytes) -> std::io::Result<()>>,
+) -> Result<(), FilterError> {
+    let mut buf = vec![0u8; READ_BUF];
+    let mut filled = 0;
+    let mut out: Vec<u8> = Vec::with_capacity(if emit.is_some() {
+        OUT_CHUNK + READ_BUF
+    } else {
+        0
+    });
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match input.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            if filled > 0 {
+                return Err(FilterError::Truncated {
+                    table: filter.plan.table.clone(),
+                });
+            }
+            break;
+        }
+        filled += n;
+        let used = if filter.plan.is_passthrough() {
+            // Count rows and hand the bytes on as they are.
+            let end = memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |p| p + 1);
+            filter.stats.rows_read += memchr::memchr_iter(b'\n', &buf[..end]).count() as u64;
+            filter.stats.bytes_read += end as u64;
+            if emit.is_some() {
+                out.extend_from_slice(&buf[..end]);
+            }
+            end
+        } else {
+            filter.filter_rows(
+                &buf[..filled],
+                if emit.is_some() { Some(&mut out) } else { None },
+            )?
+        };
+        buf.copy_within(used..filled, 0);
+        filled -= used;
+        if let Some(e) = emit.as_deref_mut() {
+            if out.len() >= OUT_CHUNK {
+                let piece = std::mem::replace(&mut out, Vec::with_capacity(OUT_CHUNK + READ_BUF));
+                e(Bytes::from(piece))?;
+            }
+        }
+    }
+    if let Some(e) = emit {
+        if !out.is_empty() {
+            e(Bytes::from(out))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "filter_tests.rs"]
+mod tests;

@@ -1,0 +1,349 @@
+//! The target database: refuse a non-empty one, run the schema halves with
+//! `psql`, load each table in its own transaction with `COPY FROM STDIN`,
+//! evaluate SET DEFAULT defaults, and set the sequences.
+
+use super::RestoreError;
+use super::filter::{Replacement, encode_copy_text};
+use super::plan::{PendingDefault, RestorePlan};
+use super::runner::{Chunk, TableDest};
+use crate::crypto::Opener;
+use crate::snapshot::manifest::{ObjectEntry, SequenceValue, TableEntry};
+use crate::source::postgres::{connect, pg_message, quote_ident, quote_qualified};
+use crate::storage::Storage;
+use async_trait::async_trait;
+use futures::SinkExt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+fn query_err(target: &str, what: &str, e: &tokio_postgres::Error) -> RestoreError {
+    RestoreError::Target {
+        target: target.to_string(),
+        message: format!("{what}: {}", pg_message(e)),
+    }
+}
+
+/// Refuses a target that holds any table, view, sequence or other relation
+/// outside the system schemas.
+///
+/// # Errors
+/// `TargetNotEmpty` naming a few of them; connection failures.
+pub async fn check_empty(url: &str) -> Result<(), RestoreError> {
+    let redacted = crate::config::redact_url(url);
+    let conn = connect(url).await.map_err(|e| RestoreError::Target {
+        target: redacted.clone(),
+        message: e.to_string(),
+    })?;
+    let rows = conn
+        .query(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r','p','v','m','S','f') AND n.nspname NOT IN ('pg_catalog','information_schema') \
+             AND n.nspname !~ '^pg_(toast|temp)' ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(|e| query_err(&redacted, "checking that the target is empty", &e))?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = rows.iter().take(5).map(|r| r.get(0)).collect();
+    Err(RestoreError::TargetNotEmpty {
+        target: redacted,
+        count: rows.len(),
+        examples: names.join(", "),
+    })
+}
+
+/// Where `psql` is: `source.bin_dir` or `$PATH`.
+pub fn psql_path(bin_dir: Option<&Path>) -> PathBuf {
+    bin_dir.map_or_else(|| PathBuf::from("psql"), |d| d.join("psql"))
+}
+
+/// Streams a schema object into `psql -v ON_ERROR_STOP=1 --single-transaction`
+/// (pg_dump's plain output holds psql meta-commands such as `\restrict`).
+/// If the object cannot be read to its end, psql is killed before its input
+/// closes, so a truncated script is never committed.
+///
+/// # Errors
+/// psql cannot start or fails (its last lines are quoted), or the object is damaged.
+pub async fn run_psql(
+    psql: &Path,
+    url: &str,
+    storage: Arc<dyn Storage>,
+    entry: &ObjectEntry,
+    opener: &Opener,
+    section: &'static str,
+) -> Result<(), RestoreError> {
+    let reader =
+        crate::pipeline::open_object(storage, entry, opener).map_err(|e| RestoreError::Schema {
+            section,
+            message: e.to_string(),
+        })?;
+    let (psql, url, key) = (psql.to_path_buf(), url.to_string(), entry.key.clone());
+    tokio::task::spawn_blocking(move || psql_blocking(&psql, &url, reader, section, &key))
+        .await
+        .map_err(|e| RestoreError::Internal(format!("psql task: {e}")))?
+}
+
+fn psql_blocking(
+    psql: &Path,
+    url: &str,
+    mut reader: Box<dyn Read + Send>,
+    section: &'static str,
+    key: &str,
+) -> Result<(), RestoreError> {
+    let err = |message: String| RestoreError::Schema { section, message };
+    let mut child = Command::new(psql)
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "--no-password",
+            "-f",
+            "-",
+            "-d",
+            url,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            err(format!(
+                "cannot run {}: {e}; install the PostgreSQL client or set source.bin_dir",
+                psql.display()
+            ))
+        })?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| err("psql started without stdin".into()))?;
+    let stderr = child.stderr.take();
+    let stderr_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let mut buf = vec![0u8; 1 << 16];
+    let copied: Result<(), String> = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                if let Err(e) = stdin.write_all(&buf[..n]) {
+                    // psql stopped reading: it failed; its stderr says why.
+                    break Err(format!("psql stopped reading its input ({e})"));
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                break Err(format!("cannot read {key}: {e}"));
+            }
+        }
+    };
+    drop(stdin);
+    let status = child
+        .wait()
+        .map_err(|e| err(format!("waiting for psql: {e}")))?;
+    let stderr = stderr_thread.join().unwrap_or_default();
+    let tail: String = {
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(8)..].join("\n  ")
+    };
+    match copied {
+        Err(m) if !m.starts_with("psql stopped") => {
+            Err(err(format!("{m}; the {section} schema was rolled back")))
+        }
+        _ if !status.success() => Err(err(format!("psql failed ({status}):\n  {tail}"))),
+        Err(m) => Err(err(m)),
+        Ok(()) => {
+            if !tail.is_empty() {
+                tracing::warn!(event = "restore.psql_stderr", section, "psql said: {tail}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Loads tables into the target: one connection and one transaction per
+/// table (`TRUNCATE ONLY` then `COPY … FROM STDIN WITH (FREEZE)`, so rows
+/// are written frozen and a failed table leaves nothing behind).
+pub struct TargetDest {
+    pub url: String,
+}
+
+/// `COPY "s"."t" ("a", "b") FROM STDIN`
+pub fn copy_in_sql(t: &TableEntry, freeze: bool) -> String {
+    let cols = if t.columns.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({})",
+            t.columns
+                .iter()
+                .map(|c| quote_ident(&c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    format!(
+        "COPY {}{cols} FROM STDIN{}",
+        quote_qualified(&t.schema, &t.name),
+        if freeze { " WITH (FREEZE)" } else { "" }
+    )
+}
+
+#[async_trait]
+impl TableDest for TargetDest {
+    async fn load(
+        &self,
+        t: &TableEntry,
+        mut rx: mpsc::Receiver<Chunk>,
+    ) -> Result<(), RestoreError> {
+        let table = t.qualified();
+        let fail = |message: String| RestoreError::Load {
+            table: table.clone(),
+            message,
+        };
+        let conn = connect(&self.url).await.map_err(|e| fail(e.to_string()))?;
+        conn.batch_execute(&format!(
+            "BEGIN; TRUNCATE ONLY {}",
+            quote_qualified(&t.schema, &t.name)
+        ))
+        .await
+        .map_err(|e| fail(pg_message(&e)))?;
+        let sink = conn
+            .copy_in::<_, bytes::Bytes>(&copy_in_sql(t, true))
+            .await
+            .map_err(|e| fail(pg_message(&e)))?;
+        futures::pin_mut!(sink);
+        loop {
+            match rx.recv().await {
+                Some(Chunk::Data(b)) => {
+                    if let Err(e) = sink.send(b).await {
+                        return Err(fail(format!(
+                            "COPY failed, the table was rolled back: {}",
+                            pg_message(&e)
+                        )));
+                    }
+                }
+                Some(Chunk::End) => {
+                    sink.as_mut().finish().await.map_err(|e| {
+                        fail(format!(
+                            "COPY failed, the table was rolled back: {}",
+                            pg_message(&e)
+                        ))
+                    })?;
+                    conn.batch_execute("COMMIT")
+                        .await
+                        .map_err(|e| fail(format!("COMMIT failed: {}", pg_message(&e))))?;
+                    return Ok(());
+                }
+                None => {
+                    // The filter failed: abandon the COPY and the transaction.
+                    drop(sink);
+                    let _ = conn.batch_execute("ROLLBACK").await;
+                    return Err(fail(
+                        "the data stream stopped; the table was rolled back".into(),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Evaluates SET DEFAULT defaults that are not plain constants, in the
+/// target after its schema is loaded. A default that is not immutable
+/// (`nextval`, `now()`, `random()`) is refused: each nulled row would need
+/// its own value, which only the database's own cascade could give.
+///
+/// # Errors
+/// `Default` naming the foreign key, column and expression.
+pub async fn evaluate_defaults(url: &str, plan: &mut RestorePlan) -> Result<(), RestoreError> {
+    if plan.pending_defaults.is_empty() {
+        return Ok(());
+    }
+    let redacted = crate::config::redact_url(url);
+    let conn = connect(url).await.map_err(|e| RestoreError::Target {
+        target: redacted,
+        message: e.to_string(),
+    })?;
+    for d in plan.pending_defaults.clone() {
+        let value = evaluate_one(&conn, &d)
+            .await
+            .map_err(|reason| RestoreError::Default {
+                fk: d.fk_name.clone(),
+                column: d.column.clone(),
+                expr: d.expr.clone(),
+                reason,
+            })?;
+        plan.resolve_default(&d, value);
+    }
+    Ok(())
+}
+
+async fn evaluate_one(
+    conn: &tokio_postgres::Client,
+    d: &PendingDefault,
+) -> Result<Replacement, String> {
+    // A stored generated column accepts only immutable expressions: let the
+    // server judge, in a transaction that is rolled back.
+    let probe = format!(
+        "BEGIN; CREATE TEMP TABLE lethe_default_probe (v {} GENERATED ALWAYS AS ({}) STORED)",
+        d.type_name, d.expr
+    );
+    let judged = conn.batch_execute(&probe).await;
+    let _ = conn.batch_execute("ROLLBACK").await;
+    if let Err(e) = judged {
+        let m = pg_message(&e);
+        return Err(if m.contains("immutable") {
+            "it is not immutable (e.g. nextval or now()), so every nulled row would need its own value; \
+             lethe refuses rather than guess: change the foreign key to SET NULL, or the default to a constant"
+                .into()
+        } else {
+            format!("it cannot be evaluated in the target: {m}")
+        });
+    }
+    let row = conn
+        .query_one(&format!("SELECT ({})::text", d.expr), &[])
+        .await
+        .map_err(|e| format!("it cannot be evaluated in the target: {}", pg_message(&e)))?;
+    let v: Option<String> = row.get(0);
+    Ok(v.map_or(Replacement::Null, |s| {
+        Replacement::Value(encode_copy_text(s.as_bytes()))
+    }))
+}
+
+/// `SELECT pg_catalog.setval('"s"."n"', v, called)` for each sequence.
+pub fn setval_sql(s: &SequenceValue) -> String {
+    format!(
+        "SELECT pg_catalog.setval({}, {}, {});",
+        crate::source::postgres::quote_literal(&quote_qualified(&s.schema, &s.name)),
+        s.last_value,
+        s.is_called
+    )
+}
+
+/// Sets every sequence to its value at snapshot time.
+///
+/// # Errors
+/// Connection or query failure naming the sequence.
+pub async fn set_sequences(url: &str, seqs: &[SequenceValue]) -> Result<(), RestoreError> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    let redacted = crate::config::redact_url(url);
+    let conn = connect(url).await.map_err(|e| RestoreError::Target {
+        target: redacted.clone(),
+        message: e.to_string(),
+    })?;
+    let sql: String = seqs.iter().map(setval_sql).collect::<Vec<_>>().join("\n");
+    conn.batch_execute(&format!("BEGIN;\n{sql}\nCOMMIT;"))
+        .await
+        .map_err(|e| query_err(&redacted, "setting sequence values", &e))
+}

@@ -1,0 +1,396 @@
+//! Restore: a snapshot read back through the erasure filter into an empty
+//! database (or one plain SQL file), so erased subjects never come back.
+//!
+//! `plan` turns the manifest and the configured roots into per-table filter
+//! plans and a load order; `filter` is the streaming COPY row filter;
+//! `runner` drives it over the objects; `loader` and `sqlfile` are the two
+//! destinations; `report` says what was dropped.
+//!
+//! Order: snapshot and manifest → erasure list (fail closed: missing,
+//! unreadable or behind the journal refuses) → plan → identity → target
+//! checks → pre-data → SET DEFAULT evaluation → data → post-data →
+//! sequences. Nothing touches the target before every check has passed.
+
+pub mod filter;
+pub mod loader;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod sqlfile;
+
+use crate::config::Config;
+use crate::crypto::Opener;
+use crate::erasure::journal::{self, StaleError};
+use crate::erasure::{ErasureSet, ErasureStore, MemSet};
+use crate::snapshot::manifest::{ListState, Manifest};
+use crate::snapshot::repo;
+use crate::storage::Storage;
+use report::{ListReport, RestoreReport, TableReport};
+use runner::{Progress, Shared, TableDest};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Repo(#[from] repo::RepoError),
+    #[error("{0}")]
+    ErasureList(String),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error("{0}")]
+    Identity(String),
+    #[error("target {target}: {message}")]
+    Target { target: String, message: String },
+    #[error(
+        "refusing to restore into {target}: it is not empty ({count} relation(s), e.g. {examples}); restore into a new database (createdb NAME) so nothing is mixed or overwritten"
+    )]
+    TargetNotEmpty {
+        target: String,
+        count: usize,
+        examples: String,
+    },
+    #[error("restoring the {section} schema failed: {message}")]
+    Schema {
+        section: &'static str,
+        message: String,
+    },
+    #[error(
+        "table {table} failed reading {objects}: {message}; the table was rolled back and the restore stopped"
+    )]
+    Object {
+        table: String,
+        objects: String,
+        message: String,
+    },
+    #[error("loading table {table} failed: {message}")]
+    Load { table: String, message: String },
+    #[error(
+        "foreign key {fk} is ON DELETE SET DEFAULT on column {column}, whose default `{expr}` lethe cannot use: {reason}"
+    )]
+    Default {
+        fk: String,
+        column: String,
+        expr: String,
+        reason: String,
+    },
+    #[error("--to-file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("cancelled because another table failed")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Where the restored data goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// An empty PostgreSQL database.
+    Target(String),
+    /// One plain SQL file.
+    File(PathBuf),
+    /// Nothing: `--dry-run` without a destination.
+    Nowhere,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Snapshot id or `latest`.
+    pub selector: String,
+    pub destination: Destination,
+    /// Computes the report and writes nothing (and connects to nothing).
+    pub dry_run: bool,
+    pub identity: Option<PathBuf>,
+    pub jobs: usize,
+    /// Emergency override: restore with a list not proven current.
+    pub allow_stale_erasure_list: bool,
+    /// A progress line on stderr.
+    pub progress: bool,
+}
+
+/// The erasure list a restore applies, proven current (or explicitly let
+/// through), as an in-memory set.
+pub struct LoadedList {
+    pub set: Arc<dyn ErasureSet>,
+    pub state: ListState,
+    pub fresh: bool,
+}
+
+/// Opens the list (never creating it), proves it is not behind the journal
+/// in storage, and loads it into memory. Fail closed: a missing or
+/// unreadable list always refuses; a list behind the journal (or a journal
+/// that cannot be read) refuses unless `allow_stale`, which logs
+/// `restore.stale_erasure_list` at warn level.
+///
+/// # Errors
+/// `ErasureList` saying why and what to run.
+pub async fn load_list(
+    cfg: &Config,
+    storage: &dyn Storage,
+    allow_stale: bool,
+) -> Result<LoadedList, RestoreError> {
+    let (path, st) = (cfg.erasure.path.clone(), cfg.erasure.subject_type);
+    let shown = path.display().to_string();
+    let store = tokio::task::spawn_blocking(move || ErasureStore::open_for_restore(&path, st))
+        .await
+        .map_err(|e| RestoreError::Internal(format!("erasure list task: {e}")))?
+        .map_err(|e| {
+            RestoreError::ErasureList(format!(
+                "refusing to restore: the erasure list at {shown} (erasure.path) cannot be used: {e}; \
+                 a restore never runs without it (run `lethe erase sync` on this host to build it from the journal)"
+            ))
+        })?;
+    let store = Arc::new(store);
+    let (state, fresh) = match journal::check_fresh(&store, storage).await {
+        Ok(s) => (s, true),
+        Err(StaleError::Unusable(e)) => {
+            return Err(RestoreError::ErasureList(format!(
+                "refusing to restore: the erasure list at {shown} is unreadable: {e}"
+            )));
+        }
+        Err(e) if allow_stale => {
+            tracing::warn!(
+                event = "restore.stale_erasure_list",
+                path = %shown,
+                error = %e,
+                "RESTORING WITH AN ERASURE LIST NOT PROVEN CURRENT (--allow-stale-erasure-list): subjects erased \
+                 elsewhere may come back; run `lethe erase sync` and restore again as soon as possible"
+            );
+            (store.state(), false)
+        }
+        Err(e) => {
+            return Err(RestoreError::ErasureList(format!(
+                "{e} (in an emergency, --allow-stale-erasure-list restores anyway and logs it)"
+            )));
+        }
+    };
+    let s2 = store.clone();
+    let set = tokio::task::spawn_blocking(move || MemSet::from_store(&s2))
+        .await
+        .map_err(|e| RestoreError::Internal(format!("erasure list task: {e}")))?
+        .map_err(|e| {
+            RestoreError::ErasureList(format!(
+                "refusing to restore: the erasure list at {shown} cannot be read: {e}"
+            ))
+        })?;
+    if set.len() as u64 != state.count {
+        return Err(RestoreError::ErasureList(format!(
+            "refusing to restore: the erasure list at {shown} changed while it was read ({} entries, state says {}); retry",
+            set.len(),
+            state.count
+        )));
+    }
+    Ok(LoadedList {
+        set: Arc::new(set),
+        state,
+        fresh,
+    })
+}
+
+/// The opener for a snapshot: plaintext when it has no recipients, else the
+/// identity from `--identity` or `encryption.identity_file`.
+///
+/// # Errors
+/// No identity configured, or it cannot be read.
+pub fn opener_for(
+    m: &Manifest,
+    identity: Option<&std::path::Path>,
+    cfg: &Config,
+) -> Result<Opener, RestoreError> {
+    if m.recipients.is_empty() {
+        return Ok(Opener::Plain);
+    }
+    let path = identity.map(PathBuf::from).or_else(|| cfg.encryption.identity_file.clone()).ok_or_else(|| {
+        RestoreError::Identity(format!(
+            "snapshot {} is encrypted (recipients {}); pass --identity FILE or set encryption.identity_file to the age identity from `lethe keygen`",
+            m.id,
+            m.recipients.join(", ")
+        ))
+    })?;
+    Opener::from_identity_file(&path).map_err(|e| RestoreError::Identity(e.to_string()))
+}
+
+fn mib(n: u64) -> String {
+    format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+}
+
+/// Prints `restore: 3/12 tables, 120.5 MiB` on stderr every second.
+fn spawn_progress(progress: Arc<Progress>, tables: usize) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let done = progress
+                .tables_done
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let bytes = progress.bytes.load(std::sync::atomic::Ordering::Relaxed);
+            eprint!("\rrestore: {done}/{tables} tables, {} read   ", mib(bytes));
+        }
+    })
+}
+
+/// Runs a restore and returns its report. The caller logs `restore.failed`
+/// on error (see `commands::restore`).
+///
+/// # Errors
+/// Any refusal or failure, naming what and what to do.
+pub async fn restore(
+    cfg: &Config,
+    storage: Arc<dyn Storage>,
+    opts: &RestoreOptions,
+) -> Result<RestoreReport, RestoreError> {
+    let started_at = chrono::Utc::now();
+    let clock = Instant::now();
+    let id = repo::resolve(storage.as_ref(), &opts.selector).await?;
+    let manifest = Arc::new(repo::load_manifest(storage.as_ref(), &id).await?);
+    tracing::info!(event = "restore.started", snapshot = %id, dry_run = opts.dry_run, "restoring snapshot {id}");
+
+    let list = load_list(cfg, storage.as_ref(), opts.allow_stale_erasure_list).await?;
+    let mut plan =
+        plan::RestorePlan::build(&manifest, &cfg.erasure.subjects, cfg.erasure.subject_type)?;
+    let opener = opener_for(&manifest, opts.identity.as_deref(), cfg)?;
+    let psql = loader::psql_path(cfg.source.bin_dir.as_deref());
+
+    let (mode, destination) = match &opts.destination {
+        Destination::Target(u) => ("target", Some(crate::config::redact_url(u))),
+        Destination::File(p) => ("file", Some(p.display().to_string())),
+        Destination::Nowhere => ("dry_run", None),
+    };
+    let mut file: Option<Arc<sqlfile::SqlFile>> = None;
+    if !opts.dry_run {
+        match &opts.destination {
+            Destination::Target(url) => {
+                loader::check_empty(url).await?;
+                loader::run_psql(
+                    &psql,
+                    url,
+                    storage.clone(),
+                    &manifest.schema.pre,
+                    &opener,
+                    "pre-data",
+                )
+                .await?;
+                loader::evaluate_defaults(url, &mut plan).await?;
+            }
+            Destination::File(path) => {
+                if let Some(d) = plan.pending_defaults.first() {
+                    return Err(RestoreError::Default {
+                        fk: d.fk_name.clone(),
+                        column: d.column.clone(),
+                        expr: d.expr.clone(),
+                        reason: "it is not a constant, and a SQL file has no database to evaluate it in; restore with --target".into(),
+                    });
+                }
+                let f = Arc::new(sqlfile::SqlFile::create(path)?);
+                f.write(
+                    sqlfile::header(
+                        id.as_str(),
+                        &manifest.database,
+                        list.state.count,
+                        &list.state.digest,
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+                f.write_object(storage.clone(), &manifest.schema.pre, &opener)
+                    .await?;
+                f.write(b"\nSET client_encoding = 'UTF8';\n").await?;
+                file = Some(f);
+            }
+            Destination::Nowhere => {
+                return Err(RestoreError::Internal(
+                    "no destination and not a dry run".into(),
+                ));
+            }
+        }
+    }
+
+    let progress = Arc::new(Progress::default());
+    let ticker = opts
+        .progress
+        .then(|| spawn_progress(progress.clone(), manifest.tables.len()));
+    let notes = plan.notes.clone();
+    let shared = Arc::new(Shared {
+        storage: storage.clone(),
+        opener: opener.clone(),
+        manifest: manifest.clone(),
+        plan: Arc::new(plan),
+        erasure: list.set.clone(),
+        subject_type: cfg.erasure.subject_type,
+        progress,
+    });
+    let (dest, jobs): (Option<Arc<dyn TableDest>>, usize) = match (&opts.destination, opts.dry_run)
+    {
+        (_, true) | (Destination::Nowhere, _) => (None, opts.jobs),
+        (Destination::Target(url), false) => (
+            Some(Arc::new(loader::TargetDest { url: url.clone() })),
+            opts.jobs,
+        ),
+        (Destination::File(_), false) => (file.clone().map(|f| f as Arc<dyn TableDest>), 1),
+    };
+    let outcomes = runner::run_all(shared, dest, jobs.max(1)).await;
+    if let Some(t) = ticker {
+        t.abort();
+        eprintln!();
+    }
+    let outcomes = outcomes?;
+
+    if !opts.dry_run {
+        match &opts.destination {
+            Destination::Target(url) => {
+                loader::run_psql(
+                    &psql,
+                    url,
+                    storage.clone(),
+                    &manifest.schema.post,
+                    &opener,
+                    "post-data",
+                )
+                .await?;
+                loader::set_sequences(url, &manifest.sequences).await?;
+            }
+            Destination::File(_) => {
+                if let Some(f) = &file {
+                    f.write(b"\n").await?;
+                    f.write_object(storage.clone(), &manifest.schema.post, &opener)
+                        .await?;
+                    f.write_sequences(&manifest.sequences).await?;
+                    f.commit().await?;
+                }
+            }
+            Destination::Nowhere => {}
+        }
+    }
+
+    let mut report = RestoreReport {
+        snapshot: id.to_string(),
+        database: manifest.database.clone(),
+        mode: if opts.dry_run {
+            "dry_run".into()
+        } else {
+            mode.into()
+        },
+        destination,
+        dry_run: opts.dry_run,
+        erasure_list: ListReport {
+            count: list.state.count,
+            digest: list.state.digest.clone(),
+            fresh: list.fresh,
+        },
+        started_at,
+        finished_at: chrono::Utc::now(),
+        seconds: clock.elapsed().as_secs_f64(),
+        tables: outcomes
+            .iter()
+            .map(|o| TableReport::new(manifest.tables[o.table].qualified(), o.stats, o.passes))
+            .collect(),
+        rows_read: 0,
+        rows_dropped: 0,
+        rows_nulled: 0,
+        sequences: manifest.sequences.len(),
+        notes,
+    };
+    report.total();
+    Ok(report)
+}

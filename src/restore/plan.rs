@@ -1,0 +1,574 @@
+//! From the manifest and the configured subject roots to what the filter
+//! does per table, and the order tables are filtered in.
+//!
+//! Every foreign key whose parent can lose rows becomes a check on the
+//! child: CASCADE / RESTRICT / NO ACTION drop the child row, SET NULL / SET
+//! DEFAULT rewrite its referencing columns. The parent records the keys of
+//! its dropped rows (one set per referenced column tuple), so children must
+//! be filtered after their parents: tables are grouped into strongly
+//! connected components of the foreign-key graph and the components are
+//! ordered parents first. A component with internal references (a
+//! self-reference such as `users.invited_by`, or a cycle) is re-read until
+//! its dropped sets stop growing before it is written.
+
+use super::filter::{Effect, FkCheck, Replacement, SetRef, TablePlan, encode_copy_text};
+use crate::config::{SubjectRoot, SubjectType};
+use crate::snapshot::manifest::{FkAction, Manifest};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error(
+        "erasure.subjects names table {table}, which is not in snapshot {snapshot}; fix the config (tables in the snapshot: {available})"
+    )]
+    UnknownRoot {
+        table: String,
+        snapshot: String,
+        available: String,
+    },
+    #[error(
+        "erasure.subjects names column {column} of {table}, which has no such column in snapshot {snapshot} (columns: {available})"
+    )]
+    UnknownRootColumn {
+        table: String,
+        column: String,
+        snapshot: String,
+        available: String,
+    },
+    #[error(
+        "erasure.subjects column {table}.{column} is of type {type_name}, which can never match erasure.subject_type = {subject_type}; set subject_type to match the column"
+    )]
+    RootType {
+        table: String,
+        column: String,
+        type_name: String,
+        subject_type: String,
+    },
+    #[error(
+        "foreign key {fk} on {table} uses column {column}, which is not in the snapshot's data for that table (a generated column?); lethe cannot follow it, so it refuses to restore rather than risk bringing erased rows back"
+    )]
+    FkColumn {
+        fk: String,
+        table: String,
+        column: String,
+    },
+}
+
+/// How often a component is read before it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrePass {
+    /// No internal references: filtered and written in one pass.
+    None,
+    /// Internal SET NULL / SET DEFAULT references only: one recording pass
+    /// settles the dropped sets.
+    Once,
+    /// Internal CASCADE-like references: recording passes until no set grows.
+    UntilStable,
+}
+
+/// Tables filtered together: one table, or a foreign-key cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// Manifest table indexes, in manifest order.
+    pub tables: Vec<usize>,
+    pub pre_pass: PrePass,
+    /// Earlier components whose dropped sets these tables read.
+    pub deps: Vec<usize>,
+}
+
+/// A SET DEFAULT whose default is not a plain constant: evaluated against
+/// the target after the schema is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDefault {
+    pub table: usize,
+    pub fk: usize,
+    pub entry: usize,
+    pub fk_name: String,
+    pub column: String,
+    pub type_name: String,
+    pub expr: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePlan {
+    /// Per manifest table, same index.
+    pub tables: Vec<TablePlan>,
+    /// Parents first.
+    pub components: Vec<Component>,
+    pub pending_defaults: Vec<PendingDefault>,
+    /// Things an operator should know (cycles, skipped keys).
+    pub notes: Vec<String>,
+}
+
+fn is_int(t: &str) -> bool {
+    matches!(t, "bigint" | "integer" | "smallint")
+}
+
+fn root_type_ok(st: SubjectType, t: &str) -> bool {
+    match st {
+        SubjectType::Bigint => !(t == "uuid" || t.starts_with("timestamp") || t == "boolean"),
+        SubjectType::Uuid => !(is_int(t) || t.starts_with("numeric")),
+        SubjectType::Text => !(is_int(t) || t == "uuid"),
+    }
+}
+
+fn type_label(st: SubjectType) -> &'static str {
+    match st {
+        SubjectType::Bigint => "bigint",
+        SubjectType::Uuid => "uuid",
+        SubjectType::Text => "text",
+    }
+}
+
+impl RestorePlan {
+    /// Builds the plan.
+    ///
+    /// # Errors
+    /// A root table or column not in the snapshot, a root column whose type
+    /// can never match the subject type, or a followed foreign key over a
+    /// column missing from the data.
+    pub fn build(
+        m: &Manifest,
+        roots: &[SubjectRoot],
+        subject_type: SubjectType,
+    ) -> Result<RestorePlan, PlanError> {
+        let by_name: HashMap<String, usize> = m
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.qualified(), i))
+            .collect();
+        let col = |t: usize, name: &str| m.tables[t].columns.iter().position(|c| c.name == name);
+        let mut tables: Vec<TablePlan> = m
+            .tables
+            .iter()
+            .map(|t| TablePlan {
+                table: t.qualified(),
+                ncols: t.columns.len(),
+                ..Default::default()
+            })
+            .collect();
+        let mut notes = Vec::new();
+
+        for r in roots {
+            let Some(&t) = by_name.get(&r.table) else {
+                let mut names: Vec<String> = by_name.keys().cloned().collect();
+                names.sort();
+                return Err(PlanError::UnknownRoot {
+                    table: r.table.clone(),
+                    snapshot: m.id.to_string(),
+                    available: if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    },
+                });
+            };
+            let Some(c) = col(t, &r.column) else {
+                return Err(PlanError::UnknownRootColumn {
+                    table: r.table.clone(),
+                    column: r.column.clone(),
+                    snapshot: m.id.to_string(),
+                    available: m.tables[t]
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            };
+            let type_name = &m.tables[t].columns[c].type_name;
+            if !root_type_ok(subject_type, type_name) {
+                return Err(PlanError::RootType {
+                    table: r.table.clone(),
+                    column: r.column.clone(),
+                    type_name: type_name.clone(),
+                    subject_type: type_label(subject_type).into(),
+                });
+            }
+            if !tables[t].roots.contains(&c) {
+                tables[t].roots.push(c);
+            }
+        }
+
+        // Resolve the foreign keys between tables in the snapshot.
+        struct Edge {
+            fk: usize,
+            child: usize,
+            parent: usize,
+        }
+        let mut edges = Vec::new();
+        for (i, fk) in m.foreign_keys.iter().enumerate() {
+            match (by_name.get(&fk.table), by_name.get(&fk.ref_table)) {
+                (Some(&child), Some(&parent)) => edges.push(Edge {
+                    fk: i,
+                    child,
+                    parent,
+                }),
+                _ => notes.push(format!(
+                    "foreign key {} ({} -> {}) is skipped: one side is not in the snapshot",
+                    fk.name, fk.table, fk.ref_table
+                )),
+            }
+        }
+
+        // Which tables can lose rows at all: roots, and children of such
+        // tables through drop-propagating keys. Keys into other tables can
+        // never match, so they cost nothing at restore time.
+        let mut can_drop: Vec<bool> = tables.iter().map(|t| !t.roots.is_empty()).collect();
+        loop {
+            let mut changed = false;
+            for e in &edges {
+                let drops = matches!(
+                    m.foreign_keys[e.fk].on_delete,
+                    FkAction::Cascade | FkAction::Restrict | FkAction::NoAction
+                );
+                if drops && can_drop[e.parent] && !can_drop[e.child] {
+                    can_drop[e.child] = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+
+        let mut pending_defaults = Vec::new();
+        for e in edges.iter().filter(|e| can_drop[e.parent]) {
+            let fk = &m.foreign_keys[e.fk];
+            let cols = |t: usize, names: &[String]| -> Result<Vec<usize>, PlanError> {
+                names
+                    .iter()
+                    .map(|c| {
+                        col(t, c).ok_or_else(|| PlanError::FkColumn {
+                            fk: fk.name.clone(),
+                            table: m.tables[t].qualified(),
+                            column: c.clone(),
+                        })
+                    })
+                    .collect()
+            };
+            let child_cols = cols(e.child, &fk.columns)?;
+            let ref_cols = cols(e.parent, &fk.ref_columns)?;
+            let slot = match tables[e.parent].records.iter().position(|r| *r == ref_cols) {
+                Some(s) => s,
+                None => {
+                    tables[e.parent].records.push(ref_cols);
+                    tables[e.parent].records.len() - 1
+                }
+            };
+            let effect = match fk.on_delete {
+                FkAction::Cascade | FkAction::Restrict | FkAction::NoAction => Effect::Drop,
+                FkAction::SetNull | FkAction::SetDefault => {
+                    let targets = if fk.set_columns.is_empty() {
+                        child_cols.clone()
+                    } else {
+                        cols(e.child, &fk.set_columns)?
+                    };
+                    let mut entries = Vec::new();
+                    for (j, &c) in targets.iter().enumerate() {
+                        let column = &m.tables[e.child].columns[c];
+                        let r = match (fk.on_delete, &column.default) {
+                            (FkAction::SetDefault, Some(expr)) => constant_default(expr)
+                                .unwrap_or_else(|| {
+                                    pending_defaults.push(PendingDefault {
+                                        table: e.child,
+                                        fk: tables[e.child].fks.len(),
+                                        entry: j,
+                                        fk_name: fk.name.clone(),
+                                        column: column.name.clone(),
+                                        type_name: column.type_name.clone(),
+                                        expr: expr.clone(),
+                                    });
+                                    Replacement::Unresolved(expr.clone())
+                                }),
+                            _ => Replacement::Null,
+                        };
+                        entries.push((c, r));
+                    }
+                    Effect::Rewrite(entries)
+                }
+            };
+            tables[e.child].fks.push(FkCheck {
+                name: fk.name.clone(),
+                columns: child_cols,
+                set: SetRef::Dropped {
+                    table: e.parent,
+                    slot,
+                },
+                effect,
+            });
+        }
+
+        // A self-reference to the root column of a table whose rows are
+        // dropped only for being listed (users.invited_by -> users.id, SET
+        // NULL): "the parent was dropped" is "the value is listed", so the
+        // list answers directly and no pre-pass is needed.
+        for (t, plan) in tables.iter_mut().enumerate() {
+            let only_root =
+                plan.roots.len() == 1 && plan.fks.iter().all(|f| f.effect != Effect::Drop);
+            if !only_root {
+                continue;
+            }
+            let root = plan.roots[0];
+            let records = plan.records.clone();
+            for f in &mut plan.fks {
+                if let SetRef::Dropped { table, slot } = f.set {
+                    if table == t && records[slot] == [root] {
+                        f.set = SetRef::Root;
+                    }
+                }
+            }
+        }
+
+        let components = order(&tables, &mut notes, m);
+        Ok(RestorePlan {
+            tables,
+            components,
+            pending_defaults,
+            notes,
+        })
+    }
+
+    /// Manifest table indexes in load order (parents first).
+    pub fn load_order(&self) -> impl Iterator<Item = usize> + '_ {
+        self.components
+            .iter()
+            .flat_map(|c| c.tables.iter().copied())
+    }
+
+    /// Sets a pending default to its evaluated value.
+    pub fn resolve_default(&mut self, d: &PendingDefault, value: Replacement) {
+        if let Some(Effect::Rewrite(entries)) = self
+            .tables
+            .get_mut(d.table)
+            .and_then(|t| t.fks.get_mut(d.fk))
+            .map(|f| &mut f.effect)
+        {
+            if let Some(e) = entries.get_mut(d.entry) {
+                e.1 = value;
+            }
+        }
+    }
+}
+
+/// Groups tables into strongly connected components of the "reads the
+/// dropped set of" graph and orders them parents first; ties keep manifest
+/// order, so the order is stable.
+fn order(tables: &[TablePlan], notes: &mut Vec<String>, m: &Manifest) -> Vec<Component> {
+    let n = tables.len();
+    // parents[t]: tables whose sets t reads.
+    let parents: Vec<BTreeSet<usize>> = tables
+        .iter()
+        .map(|p| {
+            p.fks
+                .iter()
+                .filter_map(|f| match f.set {
+                    SetRef::Dropped { table, .. } => Some(table),
+                    SetRef::Root => None,
+                })
+                .collect()
+        })
+        .collect();
+    let comp_of = tarjan(n, &parents);
+    let ncomp = comp_of.iter().copied().max().map_or(0, |c| c + 1);
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); ncomp];
+    for (t, &c) in comp_of.iter().enumerate() {
+        members[c].push(t);
+    }
+    let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); ncomp];
+    let mut pre: Vec<PrePass> = vec![PrePass::None; ncomp];
+    for (t, ps) in parents.iter().enumerate() {
+        let c = comp_of[t];
+        for &p in ps {
+            if comp_of[p] != c {
+                deps[c].insert(comp_of[p]);
+            }
+        }
+        for f in &tables[t].fks {
+            if let SetRef::Dropped { table, .. } = f.set {
+                if comp_of[table] == c {
+                    let kind = if f.effect == Effect::Drop {
+                        PrePass::UntilStable
+                    } else {
+                        PrePass::Once
+                    };
+                    if pre[c] != PrePass::UntilStable {
+                        pre[c] = kind;
+                    }
+                }
+            }
+        }
+    }
+    // Kahn's algorithm, smallest manifest index first among the ready.
+    let mut indeg: Vec<usize> = deps.iter().map(BTreeSet::len).collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); ncomp];
+    for (c, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            children[d].push(c);
+        }
+    }
+    let key = |c: usize| std::cmp::Reverse(members[c][0]);
+    let mut ready: BinaryHeap<(std::cmp::Reverse<usize>, usize)> = (0..ncomp)
+        .filter(|&c| indeg[c] == 0)
+        .map(|c| (key(c), c))
+        .collect();
+    let mut out_idx = vec![usize::MAX; ncomp];
+    let mut out = Vec::with_capacity(ncomp);
+    while let Some((_, c)) = ready.pop() {
+        out_idx[c] = out.len();
+        out.push(c);
+        for &ch in &children[c] {
+            indeg[ch] -= 1;
+            if indeg[ch] == 0 {
+                ready.push((key(ch), ch));
+            }
+        }
+    }
+    debug_assert_eq!(out.len(), ncomp, "the component graph is acyclic");
+    out.iter()
+        .map(|&c| {
+            if members[c].len() > 1 || pre[c] != PrePass::None {
+                let names: Vec<String> = members[c].iter().map(|&t| m.tables[t].qualified()).collect();
+                notes.push(format!(
+                    "{} reference{} {} through foreign keys: read {} before writing, until the dropped rows are settled",
+                    names.join(", "),
+                    if names.len() == 1 { "s" } else { "" },
+                    if names.len() == 1 { "itself" } else { "each other" },
+                    if pre[c] == PrePass::UntilStable { "repeatedly" } else { "once" },
+                ));
+            }
+            Component { tables: members[c].clone(), pre_pass: pre[c], deps: deps[c].iter().map(|&d| out_idx[d]).collect() }
+        })
+        .collect()
+}
+
+/// Tarjan's strongly connected components, iteratively (schemas can be
+/// large). Returns each node's component number.
+fn tarjan(n: usize, edges: &[BTreeSet<usize>]) -> Vec<usize> {
+    let adj: Vec<Vec<usize>> = edges.iter().map(|s| s.iter().copied().collect()).collect();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut comp = vec![usize::MAX; n];
+    let mut next_index = 0;
+    let mut next_comp = 0;
+    for s in 0..n {
+        if index[s] != usize::MAX {
+            continue;
+        }
+        let mut call: Vec<(usize, usize)> = vec![(s, 0)];
+        index[s] = next_index;
+        low[s] = next_index;
+        next_index += 1;
+        stack.push(s);
+        on_stack[s] = true;
+        while let Some(top) = call.last_mut() {
+            let v = top.0;
+            if top.1 < adj[v].len() {
+                let w = adj[v][top.1];
+                top.1 += 1;
+                if index[w] == usize::MAX {
+                    index[w] = next_index;
+                    low[w] = next_index;
+                    next_index += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    call.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+            } else {
+                call.pop();
+                if let Some(&(u, _)) = call.last() {
+                    low[u] = low[u].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    while let Some(w) = stack.pop() {
+                        on_stack[w] = false;
+                        comp[w] = next_comp;
+                        if w == v {
+                            break;
+                        }
+                    }
+                    next_comp += 1;
+                }
+            }
+        }
+    }
+    comp
+}
+
+/// The COPY text of a column default that is a plain constant, as
+/// `pg_get_expr` prints them: `0`, `'-1'::integer`, `'x'::text`,
+/// `'…'::uuid`, `NULL::bigint`, `true`. The literal is what COPY FROM feeds
+/// to the column type's input function, the same as the cast does.
+/// `None` for anything else (functions, `E''` strings, operators).
+pub fn constant_default(expr: &str) -> Option<Replacement> {
+    let mut e = expr.trim();
+    while let Some(inner) = e.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
+        e = inner.trim();
+    }
+    // Drop trailing casts `::type` (outside the literal).
+    let body = if let Some(rest) = e.strip_prefix('\'') {
+        let mut lit = Vec::new();
+        let b = rest.as_bytes();
+        let mut i = 0;
+        loop {
+            match b.get(i)? {
+                b'\'' if b.get(i + 1) == Some(&b'\'') => {
+                    lit.push(b'\'');
+                    i += 2;
+                }
+                b'\'' => break,
+                &c => {
+                    lit.push(c);
+                    i += 1;
+                }
+            }
+        }
+        let tail = &rest[i + 1..];
+        if !tail.is_empty() && !is_casts(tail) {
+            return None;
+        }
+        return Some(Replacement::Value(encode_copy_text(&lit)));
+    } else {
+        match e.find("::") {
+            Some(p) if is_casts(&e[p..]) => &e[..p],
+            Some(_) => return None,
+            None => e,
+        }
+    };
+    let body = body.trim();
+    if body.eq_ignore_ascii_case("null") {
+        return Some(Replacement::Null);
+    }
+    if body == "true" || body == "false" {
+        return Some(Replacement::Value(body.as_bytes().to_vec()));
+    }
+    let digits = body.strip_prefix('-').unwrap_or(body);
+    let numeric = !digits.is_empty()
+        && digits.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+        && digits.bytes().filter(|&c| c == b'.').count() <= 1
+        && digits.bytes().next().is_some_and(|c| c.is_ascii_digit());
+    numeric.then(|| Replacement::Value(body.as_bytes().to_vec()))
+}
+
+/// `::type` repeated, where a type is letters, digits, spaces, `_`, `"`, `.`,
+/// `[]` and a parenthesised modifier.
+fn is_casts(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("::") else {
+        return false;
+    };
+    rest.split("::").all(|t| {
+        !t.trim().is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || " _\".[](),".contains(c))
+    })
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,165 @@
+//! What a restore did, for `--report FILE` (stable JSON) and the
+//! `restore.completed` event: per table rows read, dropped and nulled, the
+//! snapshot, the erasure list state applied, and how long it took.
+
+use super::filter::TableStats;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// One table's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableReport {
+    /// `schema.table`
+    pub table: String,
+    pub rows_read: u64,
+    pub rows_dropped: u64,
+    /// Rows kept with references set to NULL or to the column default.
+    pub rows_nulled: u64,
+    /// Times the table's data was read (more than 1 for self-references
+    /// and foreign-key cycles, which are settled before writing).
+    pub passes: u32,
+}
+
+impl TableReport {
+    pub fn new(table: String, s: TableStats, passes: u32) -> TableReport {
+        TableReport {
+            table,
+            rows_read: s.rows_read,
+            rows_dropped: s.rows_dropped,
+            rows_nulled: s.rows_nulled,
+            passes,
+        }
+    }
+}
+
+/// The erasure list as applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListReport {
+    pub count: u64,
+    pub digest: String,
+    /// False only when `--allow-stale-erasure-list` let a list that could
+    /// not be proven current through.
+    pub fresh: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RestoreReport {
+    pub snapshot: String,
+    /// The source database the snapshot was taken from.
+    pub database: String,
+    /// `target`, `file` or `dry_run`.
+    pub mode: String,
+    /// The target URL (password redacted) or the SQL file path, if any.
+    pub destination: Option<String>,
+    pub dry_run: bool,
+    pub erasure_list: ListReport,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub seconds: f64,
+    /// In load order.
+    pub tables: Vec<TableReport>,
+    pub rows_read: u64,
+    pub rows_dropped: u64,
+    pub rows_nulled: u64,
+    pub sequences: usize,
+    pub notes: Vec<String>,
+}
+
+impl RestoreReport {
+    /// Fills in the totals from the tables.
+    pub fn total(&mut self) {
+        self.rows_read = self.tables.iter().map(|t| t.rows_read).sum();
+        self.rows_dropped = self.tables.iter().map(|t| t.rows_dropped).sum();
+        self.rows_nulled = self.tables.iter().map(|t| t.rows_nulled).sum();
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": \"report does not serialise: {e}\"}}"))
+    }
+
+    /// `{"public.users": 5, ...}` for tables that lost or changed rows: the
+    /// per-table field of the `restore.completed` event.
+    pub fn changed_tables_json(&self, pick: fn(&TableReport) -> u64) -> String {
+        let m: serde_json::Map<String, serde_json::Value> = self
+            .tables
+            .iter()
+            .filter(|t| pick(t) > 0)
+            .map(|t| (t.table.clone(), serde_json::Value::from(pick(t))))
+            .collect();
+        serde_json::Value::Object(m).to_string()
+    }
+
+    /// Emits `restore.completed`.
+    pub fn log_completed(&self) {
+        tracing::info!(
+            event = "restore.completed",
+            snapshot = %self.snapshot,
+            mode = %self.mode,
+            dry_run = self.dry_run,
+            tables = self.tables.len(),
+            rows_read = self.rows_read,
+            rows_dropped = self.rows_dropped,
+            rows_nulled = self.rows_nulled,
+            rows_dropped_by_table = %self.changed_tables_json(|t| t.rows_dropped),
+            rows_nulled_by_table = %self.changed_tables_json(|t| t.rows_nulled),
+            list_count = self.erasure_list.count,
+            list_digest = %self.erasure_list.digest,
+            list_fresh = self.erasure_list.fresh,
+            seconds = self.seconds,
+            "restore of {} finished: {} rows read, {} dropped, {} nulled",
+            self.snapshot,
+            self.rows_read,
+            self.rows_dropped,
+            self.rows_nulled
+        );
+    }
+
+    /// A table for humans (stdout of `lethe restore`).
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let verb = if self.dry_run {
+            "would restore"
+        } else {
+            "restored"
+        };
+        s.push_str(&format!(
+            "{verb} snapshot {} ({}){}\n",
+            self.snapshot,
+            self.database,
+            self.destination
+                .as_deref()
+                .map(|d| format!(" into {d}"))
+                .unwrap_or_default()
+        ));
+        s.push_str(&format!(
+            "erasure list: {} entries, digest {}{}\n",
+            self.erasure_list.count,
+            self.erasure_list.digest,
+            if self.erasure_list.fresh {
+                ""
+            } else {
+                " (NOT proven current: --allow-stale-erasure-list)"
+            }
+        ));
+        s.push_str(&format!(
+            "{:<40} {:>12} {:>10} {:>10}\n",
+            "TABLE", "READ", "DROPPED", "NULLED"
+        ));
+        for t in &self.tables {
+            s.push_str(&format!(
+                "{:<40} {:>12} {:>10} {:>10}\n",
+                t.table, t.rows_read, t.rows_dropped, t.rows_nulled
+            ));
+        }
+        s.push_str(&format!(
+            "{:<40} {:>12} {:>10} {:>10}\n",
+            "total", self.rows_read, self.rows_dropped, self.rows_nulled
+        ));
+        for n in &self.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        s.push_str(&format!("{:.1}s\n", self.seconds));
+        s
+    }
+}

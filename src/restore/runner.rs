@@ -1,0 +1,402 @@
+//! Drives the filter over every table of a snapshot in plan order: objects
+//! are downloaded, checked and decrypted as they stream, filtered on a
+//! blocking thread, and handed through a small bounded channel to a
+//! destination (the target database, the SQL file, or nothing in a dry run).
+//!
+//! With `jobs > 1` components run in parallel, but a component starts only
+//! when every component whose dropped-key sets it reads is complete.
+
+use super::RestoreError;
+use super::filter::{FilterError, KeySet, Probe, RowFilter, TableStats, run_stream};
+use super::plan::{PrePass, RestorePlan};
+use crate::config::SubjectType;
+use crate::crypto::Opener;
+use crate::erasure::ErasureSet;
+use crate::snapshot::manifest::{Manifest, TableEntry};
+use crate::storage::Storage;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::mpsc;
+
+/// Filtered pieces in flight between the filter and a destination.
+pub const DEPTH: usize = 4;
+
+/// What travels to a destination. The table is complete only when `End`
+/// arrives: a channel closed without it means the filter failed, and the
+/// destination must roll the table back.
+pub enum Chunk {
+    Data(Bytes),
+    End,
+}
+
+/// Where filtered tables go.
+#[async_trait]
+pub trait TableDest: Send + Sync {
+    /// Loads one table from `rx`; returns once it is durable. A channel that
+    /// closes without `Chunk::End` must leave nothing of the table behind.
+    async fn load(&self, table: &TableEntry, rx: mpsc::Receiver<Chunk>)
+    -> Result<(), RestoreError>;
+}
+
+/// Counters for the progress line.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes: AtomicU64,
+    pub tables_done: AtomicUsize,
+}
+
+/// Everything a table pass needs, shared by all of them.
+pub struct Shared {
+    pub storage: Arc<dyn Storage>,
+    pub opener: Opener,
+    pub manifest: Arc<Manifest>,
+    pub plan: Arc<RestorePlan>,
+    pub erasure: Arc<dyn ErasureSet>,
+    pub subject_type: SubjectType,
+    pub progress: Arc<Progress>,
+}
+
+/// One table's result.
+#[derive(Debug, Clone, Copy)]
+pub struct TableOutcome {
+    pub table: usize,
+    pub stats: TableStats,
+    pub passes: u32,
+}
+
+/// A table's objects read one after the other as one COPY stream; each is
+/// opened only when the previous one ends.
+struct ObjectsReader {
+    shared: Arc<Shared>,
+    table: usize,
+    next: usize,
+    current: Option<Box<dyn Read + Send>>,
+}
+
+impl Read for ObjectsReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(r) = self.current.as_mut() {
+                let n = r.read(out)?;
+                if n > 0 {
+                    self.shared
+                        .progress
+                        .bytes
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    return Ok(n);
+                }
+                self.current = None;
+            }
+            let objects = &self.shared.manifest.tables[self.table].objects;
+            let Some(entry) = objects.get(self.next) else {
+                return Ok(0);
+            };
+            self.next += 1;
+            self.current = Some(crate::pipeline::open_object(
+                self.shared.storage.clone(),
+                entry,
+                &self.shared.opener,
+            )?);
+        }
+    }
+}
+
+/// Reads table `t` once through the filter. `parents` holds the sets of the
+/// tables its checks read (other than itself); `own` its record sets so far.
+/// With `tx`, kept rows go to the destination and `End` is sent on success.
+fn pass_blocking(
+    shared: &Arc<Shared>,
+    t: usize,
+    parents: &HashMap<usize, Arc<Vec<KeySet>>>,
+    own: Vec<KeySet>,
+    tx: Option<mpsc::Sender<Chunk>>,
+) -> Result<(Vec<KeySet>, TableStats), RestoreError> {
+    use super::filter::SetRef;
+    let plan = &shared.plan.tables[t];
+    let mut probes = Vec::with_capacity(plan.fks.len());
+    for fk in &plan.fks {
+        probes.push(match fk.set {
+            SetRef::Root => Probe::Root,
+            SetRef::Dropped { table, slot } if table == t => Probe::Own(slot),
+            SetRef::Dropped { table, slot } => {
+                match parents.get(&table).and_then(|s| s.get(slot)) {
+                    Some(set) => Probe::Parent(set),
+                    None => {
+                        return Err(RestoreError::Internal(format!(
+                            "{}: the dropped set of {} is not ready",
+                            plan.table, shared.plan.tables[table].table
+                        )));
+                    }
+                }
+            }
+        });
+    }
+    let mut filter = RowFilter::new(
+        plan,
+        shared.erasure.as_ref(),
+        shared.subject_type,
+        probes,
+        own,
+    );
+    let reader = ObjectsReader {
+        shared: shared.clone(),
+        table: t,
+        next: 0,
+        current: None,
+    };
+    let result = match &tx {
+        Some(tx) => {
+            let mut emit = |b: Bytes| {
+                tx.blocking_send(Chunk::Data(b)).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, LOADER_STOPPED)
+                })
+            };
+            run_stream(&mut filter, reader, Some(&mut emit))
+        }
+        None => run_stream(&mut filter, reader, None),
+    };
+    let entry = &shared.manifest.tables[t];
+    result.map_err(|e| object_error(entry, e))?;
+    let (own, stats) = filter.finish();
+    if tx.is_some() && stats.rows_read != entry.rows {
+        return Err(RestoreError::Object {
+            table: entry.qualified(),
+            objects: object_keys(entry),
+            message: format!(
+                "the manifest says {} rows but the data holds {}",
+                entry.rows, stats.rows_read
+            ),
+        });
+    }
+    if let Some(tx) = tx {
+        tx.blocking_send(Chunk::End).map_err(|_| {
+            RestoreError::Internal(format!("{}: {LOADER_STOPPED}", entry.qualified()))
+        })?;
+    }
+    Ok((own, stats))
+}
+
+const LOADER_STOPPED: &str = "the loader stopped";
+
+fn object_keys(entry: &TableEntry) -> String {
+    entry
+        .objects
+        .iter()
+        .map(|o| o.key.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn object_error(entry: &TableEntry, e: FilterError) -> RestoreError {
+    RestoreError::Object {
+        table: entry.qualified(),
+        objects: object_keys(entry),
+        message: e.to_string(),
+    }
+}
+
+fn is_loader_stopped(e: &RestoreError) -> bool {
+    matches!(e, RestoreError::Object { message, .. } if message.contains(LOADER_STOPPED))
+}
+
+/// Runs a blocking pass on the blocking pool.
+async fn pass(
+    shared: &Arc<Shared>,
+    t: usize,
+    parents: &Arc<HashMap<usize, Arc<Vec<KeySet>>>>,
+    own: Vec<KeySet>,
+    tx: Option<mpsc::Sender<Chunk>>,
+) -> Result<(Vec<KeySet>, TableStats), RestoreError> {
+    let (s, p) = (shared.clone(), parents.clone());
+    tokio::task::spawn_blocking(move || pass_blocking(&s, t, &p, own, tx))
+        .await
+        .map_err(|e| RestoreError::Internal(format!("filter task: {e}")))?
+}
+
+/// Filters (and loads) one component; returns its outcomes and the final
+/// dropped sets of its tables.
+async fn run_component(
+    shared: &Arc<Shared>,
+    dest: Option<&Arc<dyn TableDest>>,
+    ci: usize,
+    published: &HashMap<usize, Arc<Vec<KeySet>>>,
+) -> Result<(Vec<TableOutcome>, HashMap<usize, Arc<Vec<KeySet>>>), RestoreError> {
+    let comp = &shared.plan.components[ci];
+    let mut local: HashMap<usize, Vec<KeySet>> = comp
+        .tables
+        .iter()
+        .map(|&t| {
+            (
+                t,
+                vec![KeySet::default(); shared.plan.tables[t].records.len()],
+            )
+        })
+        .collect();
+    let mut passes: HashMap<usize, u32> = comp.tables.iter().map(|&t| (t, 0)).collect();
+    // The sets a table reads: published ones, and its component's current ones.
+    let parents_of =
+        |t: usize, local: &HashMap<usize, Vec<KeySet>>| -> Arc<HashMap<usize, Arc<Vec<KeySet>>>> {
+            let mut m = HashMap::new();
+            for fk in &shared.plan.tables[t].fks {
+                if let super::filter::SetRef::Dropped { table, .. } = fk.set {
+                    if table == t || m.contains_key(&table) {
+                        continue;
+                    }
+                    if let Some(s) = local.get(&table) {
+                        m.insert(table, Arc::new(s.clone()));
+                    } else if let Some(s) = published.get(&table) {
+                        m.insert(table, s.clone());
+                    }
+                }
+            }
+            Arc::new(m)
+        };
+    let size = |local: &HashMap<usize, Vec<KeySet>>| {
+        local.values().flatten().map(KeySet::len).sum::<usize>()
+    };
+    if comp.pre_pass != PrePass::None {
+        loop {
+            let before = size(&local);
+            for &t in &comp.tables {
+                let parents = parents_of(t, &local);
+                let own = local.remove(&t).unwrap_or_default();
+                let (own, _) = pass(shared, t, &parents, own, None).await?;
+                local.insert(t, own);
+                *passes.entry(t).or_default() += 1;
+            }
+            if comp.pre_pass == PrePass::Once || size(&local) == before {
+                break;
+            }
+        }
+    }
+    let mut outcomes = Vec::new();
+    for &t in &comp.tables {
+        let parents = parents_of(t, &local);
+        let own = local.remove(&t).unwrap_or_default();
+        let (own, stats) = match dest {
+            None => pass(shared, t, &parents, own, None).await?,
+            Some(dest) => {
+                let (tx, rx) = mpsc::channel(DEPTH);
+                let entry = &shared.manifest.tables[t];
+                let (filtered, loaded) = tokio::join!(
+                    pass(shared, t, &parents, own, Some(tx)),
+                    dest.load(entry, rx)
+                );
+                match (filtered, loaded) {
+                    (Ok(r), Ok(())) => r,
+                    (Err(f), Err(l)) if is_loader_stopped(&f) => return Err(l),
+                    (Err(f), _) => return Err(f),
+                    (Ok(_), Err(l)) => return Err(l),
+                }
+            }
+        };
+        local.insert(t, own);
+        *passes.entry(t).or_default() += 1;
+        shared.progress.tables_done.fetch_add(1, Ordering::Relaxed);
+        outcomes.push(TableOutcome {
+            table: t,
+            stats,
+            passes: passes[&t],
+        });
+    }
+    Ok((
+        outcomes,
+        local.into_iter().map(|(t, s)| (t, Arc::new(s))).collect(),
+    ))
+}
+
+/// Runs every component. `jobs <= 1` runs them one after another in load
+/// order (the SQL file needs that); otherwise up to `jobs` at once, each
+/// waiting for the components it depends on.
+///
+/// # Errors
+/// The first failure; the others are cancelled (their tables roll back).
+pub async fn run_all(
+    shared: Arc<Shared>,
+    dest: Option<Arc<dyn TableDest>>,
+    jobs: usize,
+) -> Result<Vec<TableOutcome>, RestoreError> {
+    let ncomp = shared.plan.components.len();
+    if jobs <= 1 {
+        let mut published = HashMap::new();
+        let mut out = Vec::new();
+        for ci in 0..ncomp {
+            let (o, sets) = run_component(&shared, dest.as_ref(), ci, &published).await?;
+            out.extend(o);
+            published.extend(sets);
+        }
+        return Ok(out);
+    }
+    // Each component publishes its sets on its own watch channel.
+    type Sets = Option<Arc<HashMap<usize, Arc<Vec<KeySet>>>>>;
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..ncomp)
+        .map(|_| tokio::sync::watch::channel::<Sets>(None))
+        .unzip();
+    let permits = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let mut set = tokio::task::JoinSet::new();
+    for (ci, tx) in senders.into_iter().enumerate() {
+        let deps: Vec<_> = shared.plan.components[ci]
+            .deps
+            .iter()
+            .map(|&d| receivers[d].clone())
+            .collect();
+        let (shared, dest, permits) = (shared.clone(), dest.clone(), permits.clone());
+        set.spawn(async move {
+            let mut published = HashMap::new();
+            for mut rx in deps {
+                let sets = rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .map_err(|_| RestoreError::Cancelled)?
+                    .clone()
+                    .unwrap_or_default();
+                published.extend(sets.iter().map(|(k, v)| (*k, v.clone())));
+            }
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|_| RestoreError::Cancelled)?;
+            let (outcomes, sets) = run_component(&shared, dest.as_ref(), ci, &published).await?;
+            let _ = tx.send(Some(Arc::new(sets)));
+            Ok::<_, RestoreError>(outcomes)
+        });
+    }
+    drop(receivers);
+    let mut out = Vec::new();
+    let mut first_err: Option<RestoreError> = None;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(Ok(o)) => out.extend(o),
+            Ok(Err(e)) => {
+                // Keep the root cause, not a dependant's "cancelled".
+                if first_err
+                    .as_ref()
+                    .is_none_or(|f| matches!(f, RestoreError::Cancelled))
+                {
+                    first_err = Some(e);
+                }
+                set.abort_all();
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => {
+                first_err.get_or_insert(RestoreError::Internal(format!("table task: {e}")));
+                set.abort_all();
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let order: HashMap<usize, usize> = shared
+        .plan
+        .load_order()
+        .enumerate()
+        .map(|(i, t)| (t, i))
+        .collect();
+    out.sort_by_key(|o| order.get(&o.table).copied().unwrap_or(usize::MAX));
+    Ok(out)
+}

@@ -1,0 +1,229 @@
+//! `--to-file PATH`: the filtered restore as one plain SQL file that
+//! `psql -v ON_ERROR_STOP=1 -f PATH` loads into an empty database — the
+//! pre-data schema, one `COPY … FROM stdin;` block per table ended by `\.`,
+//! the post-data schema, then the sequence values.
+//!
+//! The file is written under a temporary name (mode 0600: it holds
+//! plaintext data) and renamed into place only when complete, so a failed
+//! restore leaves no half-written file.
+
+use super::RestoreError;
+use super::loader::{copy_in_sql, setval_sql};
+use super::runner::{Chunk, TableDest};
+use crate::crypto::Opener;
+use crate::snapshot::manifest::{ObjectEntry, SequenceValue, TableEntry};
+use crate::storage::Storage;
+use async_trait::async_trait;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Mutex, mpsc};
+
+/// The SQL file being written.
+pub struct SqlFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Mutex<Option<tokio::io::BufWriter<tokio::fs::File>>>,
+}
+
+fn file_err(path: &Path, e: impl std::fmt::Display) -> RestoreError {
+    RestoreError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl SqlFile {
+    /// Creates the temporary file next to `path`; refuses an existing `path`.
+    ///
+    /// # Errors
+    /// `path` exists, or the directory is not writable.
+    pub fn create(path: &Path) -> Result<SqlFile, RestoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if path.exists() {
+            return Err(file_err(
+                path,
+                "it already exists; remove it or choose another --to-file path",
+            ));
+        }
+        let name = path
+            .file_name()
+            .ok_or_else(|| file_err(path, "not a file path"))?
+            .to_string_lossy()
+            .to_string();
+        let tmp = path.with_file_name(format!(
+            ".{name}.lethe-partial-{:08x}",
+            rand::random::<u32>()
+        ));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| file_err(path, format!("cannot create {}: {e}", tmp.display())))?;
+        Ok(SqlFile {
+            path: path.to_path_buf(),
+            tmp,
+            file: Mutex::new(Some(tokio::io::BufWriter::with_capacity(
+                1 << 20,
+                tokio::fs::File::from_std(f),
+            ))),
+        })
+    }
+
+    pub async fn write(&self, data: &[u8]) -> Result<(), RestoreError> {
+        let mut g = self.file.lock().await;
+        let f = g
+            .as_mut()
+            .ok_or_else(|| file_err(&self.path, "already closed"))?;
+        f.write_all(data).await.map_err(|e| file_err(&self.path, e))
+    }
+
+    /// Appends a schema object's SQL as it is.
+    ///
+    /// # Errors
+    /// The object cannot be read (named) or the file written.
+    pub async fn write_object(
+        &self,
+        storage: Arc<dyn Storage>,
+        entry: &ObjectEntry,
+        opener: &Opener,
+    ) -> Result<(), RestoreError> {
+        let mut reader = crate::pipeline::open_object(storage, entry, opener).map_err(|e| {
+            RestoreError::Schema {
+                section: "schema",
+                message: e.to_string(),
+            }
+        })?;
+        let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        let reading = tokio::task::spawn_blocking(move || {
+            loop {
+                let mut buf = vec![0u8; 1 << 16];
+                match reader.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.blocking_send(Ok(buf)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut last = b'\n';
+        while let Some(piece) = rx.recv().await {
+            let piece = piece.map_err(|e| RestoreError::Schema {
+                section: "schema",
+                message: e.to_string(),
+            })?;
+            if let Some(&b) = piece.last() {
+                last = b;
+            }
+            self.write(&piece).await?;
+        }
+        reading
+            .await
+            .map_err(|e| RestoreError::Internal(format!("schema reader: {e}")))?;
+        if last != b'\n' {
+            self.write(b"\n").await?;
+        }
+        Ok(())
+    }
+
+    /// Appends the sequence values.
+    pub async fn write_sequences(&self, seqs: &[SequenceValue]) -> Result<(), RestoreError> {
+        let mut s = String::from("\n-- Sequence values at snapshot time\n");
+        for q in seqs {
+            s.push_str(&setval_sql(q));
+            s.push('\n');
+        }
+        self.write(s.as_bytes()).await
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    ///
+    /// # Errors
+    /// I/O failure.
+    pub async fn commit(&self) -> Result<(), RestoreError> {
+        let mut f = self
+            .file
+            .lock()
+            .await
+            .take()
+            .ok_or_else(|| file_err(&self.path, "already closed"))?;
+        f.flush().await.map_err(|e| file_err(&self.path, e))?;
+        let f = f.into_inner();
+        f.sync_all().await.map_err(|e| file_err(&self.path, e))?;
+        drop(f);
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| file_err(&self.path, e))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqlFile {
+    fn drop(&mut self) {
+        // Not committed: remove the partial file.
+        if self.file.get_mut().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The header: where this came from, and how to load it.
+pub fn header(snapshot: &str, database: &str, list_count: u64, list_digest: &str) -> String {
+    format!(
+        "--\n-- Lethe filtered restore of snapshot {snapshot} (database {database})\n\
+         -- Erasure list applied: {list_count} entries, digest {list_digest}\n\
+         -- Load into an empty database: psql -v ON_ERROR_STOP=1 -d DB -f FILE\n--\n\n"
+    )
+}
+
+#[async_trait]
+impl TableDest for SqlFile {
+    async fn load(
+        &self,
+        t: &TableEntry,
+        mut rx: mpsc::Receiver<Chunk>,
+    ) -> Result<(), RestoreError> {
+        // One table at a time (the runner runs with one job for files).
+        let mut g = self.file.lock().await;
+        let f = g
+            .as_mut()
+            .ok_or_else(|| file_err(&self.path, "already closed"))?;
+        let head = format!(
+            "\n-- Data for {}\n{};\n",
+            t.qualified(),
+            copy_in_sql(t, false).replace("FROM STDIN", "FROM stdin")
+        );
+        f.write_all(head.as_bytes())
+            .await
+            .map_err(|e| file_err(&self.path, e))?;
+        loop {
+            match rx.recv().await {
+                Some(Chunk::Data(b)) => {
+                    f.write_all(&b).await.map_err(|e| file_err(&self.path, e))?
+                }
+                Some(Chunk::End) => break,
+                None => {
+                    return Err(RestoreError::Load {
+                        table: t.qualified(),
+                        message: "the data stream stopped; the SQL file is discarded".into(),
+                    });
+                }
+            }
+        }
+        f.write_all(b"\\.\n")
+            .await
+            .map_err(|e| file_err(&self.path, e))
+    }
+}
