@@ -11,9 +11,9 @@
 //! else 16 bytes, plus a bucket index of about 0.5 byte per id (4 bytes per
 //! bucket, ~8 ids per bucket, 2^4..2^20 buckets).
 
+use super::ErasureSet;
 use super::store::{ErasureStore, P_ENTRY, StoreError};
 use super::subject::{SubjectKey, key_of};
-use super::ErasureSet;
 use crate::config::SubjectType;
 
 /// Average ids per bucket the index aims for.
@@ -92,7 +92,11 @@ impl MemSet {
             let bits = bits_for(v.len());
             let shift = 128 - bits;
             let index = build_index(&v, bits, |k| (k >> shift) as usize);
-            MemSet { keys: Keys::Wide(v), index, shift }
+            MemSet {
+                keys: Keys::Wide(v),
+                index,
+                shift,
+            }
         }
     }
 
@@ -106,7 +110,11 @@ impl MemSet {
         let bits = bits_for(v.len());
         let shift = 64 - bits;
         let index = build_index(&v, bits, |k| (k >> shift) as usize);
-        MemSet { keys: Keys::Narrow(v), index, shift }
+        MemSet {
+            keys: Keys::Narrow(v),
+            index,
+            shift,
+        }
     }
 
     /// Reads every entry of the store into a set. The count is checked
@@ -117,16 +125,26 @@ impl MemSet {
     pub fn from_store(store: &ErasureStore) -> Result<MemSet, StoreError> {
         let t = store.subject_type();
         let expected = store.state().count;
-        let corrupt = |message: String| StoreError::Corrupt { path: store.path().to_path_buf(), message };
+        let corrupt = |message: String| StoreError::Corrupt {
+            path: store.path().to_path_buf(),
+            message,
+        };
         if expected >= u64::from(u32::MAX) {
-            return Err(corrupt(format!("{expected} entries exceed what one restore can hold (2^32)")));
+            return Err(corrupt(format!(
+                "{expected} entries exceed what one restore can hold (2^32)"
+            )));
         }
         let cap = usize::try_from(expected).unwrap_or(0);
         let set = if t == SubjectType::Bigint {
             let mut v: Vec<u64> = Vec::with_capacity(cap);
             for item in store.scan(P_ENTRY) {
                 let (k, _) = item?;
-                let key = key_of(t, &k).ok_or_else(|| corrupt(format!("entry {:?} is not a valid bigint", String::from_utf8_lossy(&k))))?;
+                let key = key_of(t, &k).ok_or_else(|| {
+                    corrupt(format!(
+                        "entry {:?} is not a valid bigint",
+                        String::from_utf8_lossy(&k)
+                    ))
+                })?;
                 v.push(key as u64);
             }
             MemSet::from_narrow(v)
@@ -134,12 +152,20 @@ impl MemSet {
             let mut v: Vec<u128> = Vec::with_capacity(cap);
             for item in store.scan(P_ENTRY) {
                 let (k, _) = item?;
-                v.push(key_of(t, &k).ok_or_else(|| corrupt(format!("entry {:?} is not a valid id", String::from_utf8_lossy(&k))))?);
+                v.push(key_of(t, &k).ok_or_else(|| {
+                    corrupt(format!(
+                        "entry {:?} is not a valid id",
+                        String::from_utf8_lossy(&k)
+                    ))
+                })?);
             }
             MemSet::from_keys(v)
         };
         if set.len() as u64 != expected {
-            return Err(corrupt(format!("read {} distinct entries but the list state says {expected}", set.len())));
+            return Err(corrupt(format!(
+                "read {} distinct entries but the list state says {expected}",
+                set.len()
+            )));
         }
         Ok(set)
     }
@@ -237,7 +263,9 @@ mod tests {
         let mut rng = rand::rng();
         for n in [1usize, 7, 100, 5_000, 200_000] {
             let keys: Vec<u128> = (0..n).map(|_| u128::from(rng.random::<u64>())).collect();
-            let mut probes: Vec<u128> = (0..20_000).map(|_| u128::from(rng.random::<u64>())).collect();
+            let mut probes: Vec<u128> = (0..20_000)
+                .map(|_| u128::from(rng.random::<u64>()))
+                .collect();
             probes.extend(keys.iter().take(1000).map(|k| k ^ 1));
             probes.push(u128::from(u64::MAX) + 1);
             check_against_hashset(keys, &probes);
@@ -247,13 +275,20 @@ mod tests {
     #[test]
     fn sequential_bigints_including_negatives() {
         let keys: Vec<u128> = (-50_000i64..50_000).map(|v| v as u64 as u128).collect();
-        let probes: Vec<u128> = (-60_000i64..60_000).step_by(7).map(|v| v as u64 as u128).collect();
+        let probes: Vec<u128> = (-60_000i64..60_000)
+            .step_by(7)
+            .map(|v| v as u64 as u128)
+            .collect();
         check_against_hashset(keys, &probes);
         // The mix spreads sequential ids: no bucket holds more than a few times the mean.
         let set = MemSet::from_keys((0..1_000_000u128).collect());
         let widest = set.index.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
         assert!(widest < 40, "widest bucket {widest}");
-        assert!(set.heap_bytes() < 1_000_000 * 9, "{} bytes", set.heap_bytes());
+        assert!(
+            set.heap_bytes() < 1_000_000 * 9,
+            "{} bytes",
+            set.heap_bytes()
+        );
     }
 
     #[test]
@@ -274,6 +309,11 @@ mod tests {
     fn wide_set_holding_small_keys_too() {
         let mut keys: Vec<u128> = (0..1000u128).collect();
         keys.push(u128::MAX);
-        check_against_hashset(keys, &(0..2000u128).chain([u128::MAX, u128::MAX - 1]).collect::<Vec<_>>());
+        check_against_hashset(
+            keys,
+            &(0..2000u128)
+                .chain([u128::MAX, u128::MAX - 1])
+                .collect::<Vec<_>>(),
+        );
     }
 }

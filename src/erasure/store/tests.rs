@@ -14,9 +14,15 @@ fn add_counts_new_ids_once_and_survives_reopen() {
     let state = {
         let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
         let a = s.add(&["1", "2", " 0003 ", "2"], Some("T-1")).unwrap();
-        assert_eq!((a.added, a.already_listed, a.count, a.pending), (3, 1, 3, 3));
+        assert_eq!(
+            (a.added, a.already_listed, a.count, a.pending),
+            (3, 1, 3, 3)
+        );
         let b = s.add(&["3", "4"], None).unwrap();
-        assert_eq!((b.added, b.already_listed, b.count, b.pending), (1, 1, 4, 4));
+        assert_eq!(
+            (b.added, b.already_listed, b.count, b.pending),
+            (1, 1, 4, 4)
+        );
         let e = s.get("3").unwrap().unwrap();
         assert_eq!(e.subject, "3");
         assert_eq!(e.reference.as_deref(), Some("T-1"));
@@ -41,18 +47,37 @@ fn digest_does_not_depend_on_order_or_batching() {
     assert_eq!(a.state(), b.state());
     assert_ne!(a.state().digest, "0".repeat(64));
     let empty = ErasureStore::open(&dir.path().join("c"), SubjectType::Text).unwrap();
-    assert_eq!(empty.state(), ListState { count: 0, digest: "0".repeat(64) });
+    assert_eq!(
+        empty.state(),
+        ListState {
+            count: 0,
+            digest: "0".repeat(64)
+        }
+    );
 }
 
 #[test]
 fn invalid_ids_refuse_the_whole_add() {
     let dir = temp();
     let s = ErasureStore::open(dir.path(), SubjectType::Uuid).unwrap();
-    let err = s.add(&["0b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33", "nope", "also-bad"], None).unwrap_err();
+    let err = s
+        .add(
+            &["0b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33", "nope", "also-bad"],
+            None,
+        )
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("\"nope\"") && msg.contains("\"also-bad\"") && msg.contains("nothing was added"), "{msg}");
+    assert!(
+        msg.contains("\"nope\"")
+            && msg.contains("\"also-bad\"")
+            && msg.contains("nothing was added"),
+        "{msg}"
+    );
     assert_eq!(s.state().count, 0);
-    assert!(matches!(s.add(&["1"], Some("a\nb")), Err(StoreError::BadReference(_))));
+    assert!(matches!(
+        s.add(&["1"], Some("a\nb")),
+        Err(StoreError::BadReference(_))
+    ));
 }
 
 #[test]
@@ -67,7 +92,10 @@ fn wrong_type_unknown_version_and_foreign_data_are_refused() {
         db.put(K_VERSION, "99").unwrap();
     }
     let err = ErasureStore::open(&path, SubjectType::Bigint).unwrap_err();
-    assert!(matches!(err, StoreError::UnknownVersion { ref found, .. } if found == "99"), "{err}");
+    assert!(
+        matches!(err, StoreError::UnknownVersion { ref found, .. } if found == "99"),
+        "{err}"
+    );
     assert!(err.to_string().contains(&path.display().to_string()));
 
     let other = dir.path().join("other");
@@ -94,8 +122,14 @@ fn corrupt_files_are_a_clear_error() {
 fn missing_store_is_refused_for_restores_and_lock_is_reported() {
     let dir = temp();
     let path = dir.path().join("absent");
-    assert!(matches!(ErasureStore::open_existing(&path, SubjectType::Bigint), Err(StoreError::Missing { .. })));
-    assert!(matches!(ErasureStore::open_for_restore(&path, SubjectType::Bigint), Err(StoreError::Missing { .. })));
+    assert!(matches!(
+        ErasureStore::open_existing(&path, SubjectType::Bigint),
+        Err(StoreError::Missing { .. })
+    ));
+    assert!(matches!(
+        ErasureStore::open_for_restore(&path, SubjectType::Bigint),
+        Err(StoreError::Missing { .. })
+    ));
     let writer = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
     writer.add(&["7"], None).unwrap();
     // Same process, second handle: RocksDB's lock refuses it like another process would be.
@@ -105,7 +139,10 @@ fn missing_store_is_refused_for_restores_and_lock_is_reported() {
     assert!(reader.is_read_only());
     assert_eq!(reader.state().count, 1);
     assert!(reader.get("7").unwrap().is_some());
-    assert!(matches!(reader.add(&["8"], None), Err(StoreError::Locked { .. })));
+    assert!(matches!(
+        reader.add(&["8"], None),
+        Err(StoreError::Locked { .. })
+    ));
 }
 
 #[test]
@@ -128,8 +165,20 @@ fn pending_chunks_and_journal_merges() {
     s.mark_journaled("01A.json", &chunk).unwrap();
     assert_eq!(s.status().unwrap().pending, 0);
 
-    let rec = BatchRecord { added_at: Utc::now(), reference: None, origin: "elsewhere".into() };
-    let new = s.merge_journal("01B.json", vec![(rec.clone(), vec!["3".into(), "4".into()]), (rec, vec!["4".into(), "5".into()])]).unwrap();
+    let rec = BatchRecord {
+        added_at: Utc::now(),
+        reference: None,
+        origin: "elsewhere".into(),
+    };
+    let new = s
+        .merge_journal(
+            "01B.json",
+            vec![
+                (rec.clone(), vec!["3".into(), "4".into()]),
+                (rec, vec!["4".into(), "5".into()]),
+            ],
+        )
+        .unwrap();
     assert_eq!(new, 2);
     assert_eq!(s.state().count, 5);
     assert_eq!(s.status().unwrap().pending, 0);

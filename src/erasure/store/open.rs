@@ -1,0 +1,205 @@
+//! Opening a store: creation, version and type markers, lock and corruption
+//! errors that name the path, and the read-only secondary for restores.
+
+use super::*;
+
+impl ErasureStore {
+    /// Opens the list for writing, creating it when absent.
+    ///
+    /// # Errors
+    /// Locked by another process, unknown version, corrupt, other subject type.
+    pub fn open(path: &Path, subject_type: SubjectType) -> Result<Self, StoreError> {
+        Self::open_inner(path, subject_type, true)
+    }
+
+    /// Opens an existing list for writing; a missing one is an error (a
+    /// restore must never run against a list it just created empty).
+    ///
+    /// # Errors
+    /// As [`ErasureStore::open`], plus `Missing`.
+    pub fn open_existing(path: &Path, subject_type: SubjectType) -> Result<Self, StoreError> {
+        if !path.join("CURRENT").exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::open_inner(path, subject_type, false)
+    }
+
+    /// Opens an existing list for a restore: for writing when free, else as a
+    /// read-only secondary of the process that holds it (the daemon), caught
+    /// up to its latest synced write.
+    ///
+    /// # Errors
+    /// As [`ErasureStore::open_existing`].
+    pub fn open_for_restore(path: &Path, subject_type: SubjectType) -> Result<Self, StoreError> {
+        match Self::open_existing(path, subject_type) {
+            Err(StoreError::Locked { .. }) => Self::open_secondary(path, subject_type),
+            other => other,
+        }
+    }
+
+    fn open_secondary(path: &Path, subject_type: SubjectType) -> Result<Self, StoreError> {
+        let scratch = std::env::temp_dir().join(format!(
+            "lethe-erasure-secondary-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let mut opts = db_options();
+        opts.set_max_open_files(-1);
+        let db = DB::open_as_secondary(&opts, path, &scratch).map_err(|e| open_error(path, e))?;
+        db.try_catch_up_with_primary()
+            .map_err(|e| open_error(path, e))?;
+        Self::finish_open(db, path, subject_type, true, Some(scratch))
+    }
+
+    fn open_inner(
+        path: &Path,
+        subject_type: SubjectType,
+        create: bool,
+    ) -> Result<Self, StoreError> {
+        if create {
+            std::fs::create_dir_all(path).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        }
+        let mut opts = db_options();
+        opts.create_if_missing(create);
+        let db = DB::open(&opts, path).map_err(|e| open_error(path, e))?;
+        Self::finish_open(db, path, subject_type, false, None)
+    }
+
+    fn finish_open(
+        db: DB,
+        path: &Path,
+        subject_type: SubjectType,
+        read_only: bool,
+        scratch: Option<PathBuf>,
+    ) -> Result<Self, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message,
+        };
+        let io = |op, e: rocksdb::Error| StoreError::Io {
+            path: path.to_path_buf(),
+            op,
+            message: e.to_string(),
+        };
+        let version = db.get(K_VERSION).map_err(|e| io("read", e))?;
+        match version {
+            None => {
+                let empty = db.iterator(IteratorMode::Start).next().is_none();
+                if !empty {
+                    return Err(corrupt("it has data but no version marker (is this directory a Lethe erasure list?)".into()));
+                }
+                if read_only {
+                    return Err(corrupt("it is not initialised".into()));
+                }
+                let mut batch = WriteBatch::default();
+                batch.put(K_VERSION, STORE_VERSION);
+                batch.put(K_TYPE, type_name(subject_type));
+                let st = State {
+                    count: 0,
+                    digest: [0; 32],
+                    pending: 0,
+                    next_batch: 1,
+                };
+                batch.put(K_STATE, st.encode());
+                batch.put(K_NEXT_BATCH, st.next_batch.to_be_bytes());
+                db.write_opt(batch, &synced())
+                    .map_err(|e| io("initialise", e))?;
+            }
+            Some(v) if v == STORE_VERSION.as_bytes() => {}
+            Some(v) => {
+                return Err(StoreError::UnknownVersion {
+                    path: path.to_path_buf(),
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                });
+            }
+        }
+        let stored_type = db
+            .get(K_TYPE)
+            .map_err(|e| io("read", e))?
+            .ok_or_else(|| corrupt("the subject type marker is missing".into()))?;
+        if stored_type != type_name(subject_type).as_bytes() {
+            return Err(StoreError::TypeMismatch {
+                path: path.to_path_buf(),
+                store: String::from_utf8_lossy(&stored_type).into_owned(),
+                config: type_name(subject_type).into(),
+            });
+        }
+        let raw = db
+            .get(K_STATE)
+            .map_err(|e| io("read", e))?
+            .ok_or_else(|| corrupt("the list state record is missing".into()))?;
+        let next = db
+            .get(K_NEXT_BATCH)
+            .map_err(|e| io("read", e))?
+            .ok_or_else(|| corrupt("the batch counter is missing".into()))?;
+        if raw.len() != 48 || next.len() != 8 {
+            return Err(corrupt("the list state record has the wrong size".into()));
+        }
+        let u64_at = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(&raw[8..40]);
+        let state = State {
+            count: u64_at(&raw[..8]),
+            digest,
+            pending: u64_at(&raw[40..]),
+            next_batch: u64_at(&next),
+        };
+        Ok(Self {
+            db,
+            path: path.to_path_buf(),
+            subject_type,
+            origin: host_name(),
+            read_only,
+            state: Mutex::new(state),
+            write_lock: Mutex::new(()),
+            pending_notify: tokio::sync::Notify::new(),
+            journal_lock: tokio::sync::Mutex::new(()),
+            scratch,
+        })
+    }
+}
+
+fn db_options() -> Options {
+    let mut opts = Options::default();
+    let mut table = BlockBasedOptions::default();
+    // Most ids an add or a merge checks are new: the bloom filter answers
+    // "absent" without reading a block.
+    table.set_bloom_filter(10.0, false);
+    opts.set_block_based_table_factory(&table);
+    opts.set_keep_log_file_num(4);
+    opts.set_paranoid_checks(true);
+    opts
+}
+
+fn open_error(path: &Path, e: rocksdb::Error) -> StoreError {
+    let msg = e.to_string();
+    if msg.contains("lock")
+        && (msg.contains("Resource temporarily unavailable")
+            || msg.contains("No locks available")
+            || msg.contains("LOCK"))
+    {
+        return StoreError::Locked {
+            path: path.to_path_buf(),
+        };
+    }
+    match e.kind() {
+        rocksdb::ErrorKind::Corruption => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message: msg,
+        },
+        rocksdb::ErrorKind::InvalidArgument if !path.join("CURRENT").exists() => {
+            StoreError::Missing {
+                path: path.to_path_buf(),
+            }
+        }
+        _ => StoreError::Open {
+            path: path.to_path_buf(),
+            message: msg,
+        },
+    }
+}

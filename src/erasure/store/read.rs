@@ -1,0 +1,209 @@
+//! Reads: one entry, every entry, pending ids, merged journal objects, status.
+
+use super::*;
+
+impl ErasureStore {
+    /// One id's entry, `None` when not listed.
+    ///
+    /// # Errors
+    /// Invalid id, read failure, a dangling batch reference.
+    pub fn get(&self, raw: &str) -> Result<Option<EntryInfo>, StoreError> {
+        let c = normalize(self.subject_type, raw).map_err(|e| StoreError::Invalid(vec![e]))?;
+        let Some(v) = self.db.get(entry_key(&c)).map_err(|e| self.io("read", e))? else {
+            return Ok(None);
+        };
+        let seq = self.seq_of(&v)?;
+        let record = self.batch_record(seq)?;
+        let journaled = self
+            .db
+            .get(pending_key(seq, &c))
+            .map_err(|e| self.io("read", e))?
+            .is_none();
+        Ok(Some(EntryInfo {
+            subject: c,
+            added_at: record.added_at,
+            reference: record.reference,
+            origin: record.origin,
+            journaled,
+        }))
+    }
+
+    fn seq_of(&self, v: &[u8]) -> Result<u64, StoreError> {
+        let b: [u8; 8] = v
+            .try_into()
+            .map_err(|_| self.corrupt("an entry has a malformed batch reference"))?;
+        Ok(u64::from_be_bytes(b))
+    }
+
+    fn batch_record(&self, seq: u64) -> Result<BatchRecord, StoreError> {
+        let raw = self
+            .db
+            .get(batch_key(seq))
+            .map_err(|e| self.io("read", e))?
+            .ok_or_else(|| self.corrupt(format!("batch record {seq} is missing")))?;
+        serde_json::from_slice(&raw)
+            .map_err(|e| self.corrupt(format!("batch record {seq} is not valid: {e}")))
+    }
+
+    /// An iterator over every key with `prefix`, in key order, on a consistent snapshot.
+    pub(crate) fn scan(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), StoreError>> + '_ {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(upper_bound(prefix));
+        ro.fill_cache(false);
+        ro.set_readahead_size(2 << 20);
+        let plen = prefix.len();
+        self.db
+            .iterator_opt(IteratorMode::From(prefix, Direction::Forward), ro)
+            .map(move |r| {
+                r.map(|(k, v)| (k[plen..].into(), v))
+                    .map_err(|e| StoreError::Io {
+                        path: self.path.clone(),
+                        op: "scan",
+                        message: e.to_string(),
+                    })
+            })
+    }
+
+    /// Calls `f` with every entry, in canonical-id byte order.
+    ///
+    /// # Errors
+    /// Read failure or a corrupt record; whatever `f` returns.
+    pub fn for_each_entry(
+        &self,
+        mut f: impl FnMut(EntryInfo) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let mut records: std::collections::HashMap<u64, BatchRecord> =
+            std::collections::HashMap::new();
+        let pending: HashSet<Box<[u8]>> = self
+            .scan(P_PENDING)
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
+        let mut n = 0;
+        for item in self.scan(P_ENTRY) {
+            let (k, v) = item?;
+            let seq = self.seq_of(&v)?;
+            if !records.contains_key(&seq) {
+                records.insert(seq, self.batch_record(seq)?);
+            }
+            let record = &records[&seq];
+            let subject = String::from_utf8(k.to_vec())
+                .map_err(|_| self.corrupt("an entry key is not UTF-8"))?;
+            let journaled = !pending.contains(&pending_key(seq, &subject)[P_PENDING.len()..]);
+            f(EntryInfo {
+                subject,
+                added_at: record.added_at,
+                reference: record.reference.clone(),
+                origin: record.origin.clone(),
+                journaled,
+            })?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Up to `limit` pending ids, oldest batch first.
+    ///
+    /// # Errors
+    /// Read failure or a corrupt record.
+    pub fn pending_chunk(&self, limit: usize) -> Result<PendingChunk, StoreError> {
+        let mut chunk = PendingChunk::default();
+        let mut current: Option<u64> = None;
+        for item in self.scan(P_PENDING).take(limit) {
+            let (k, _) = item?;
+            if k.len() < 8 {
+                return Err(self.corrupt("a pending key is malformed"));
+            }
+            let seq = self.seq_of(&k[..8])?;
+            let subject = String::from_utf8(k[8..].to_vec())
+                .map_err(|_| self.corrupt("a pending key is not UTF-8"))?;
+            if current != Some(seq) {
+                chunk.groups.push((self.batch_record(seq)?, Vec::new()));
+                current = Some(seq);
+            }
+            if let Some(g) = chunk.groups.last_mut() {
+                g.1.push(subject);
+            }
+            let mut full = P_PENDING.to_vec();
+            full.extend_from_slice(&k);
+            chunk.keys.push(full);
+        }
+        Ok(chunk)
+    }
+
+    /// Names of the journal objects this list has merged or written.
+    ///
+    /// # Errors
+    /// Read failure.
+    pub fn merged_objects(&self) -> Result<HashSet<String>, StoreError> {
+        self.scan(P_JOURNAL)
+            .map(|r| r.map(|(k, _)| String::from_utf8_lossy(&k).into_owned()))
+            .collect()
+    }
+
+    /// The summary shown by `GET /v1/status`.
+    ///
+    /// # Errors
+    /// Read failure.
+    pub fn status(&self) -> Result<StoreStatus, StoreError> {
+        let st = *self.lock_state();
+        let last_sync = self
+            .db
+            .get(K_LAST_SYNC)
+            .map_err(|e| self.io("read", e))?
+            .and_then(|v| DateTime::parse_from_rfc3339(&String::from_utf8_lossy(&v)).ok())
+            .map(|t| t.with_timezone(&Utc));
+        Ok(StoreStatus {
+            path: self.path.clone(),
+            subject_type: self.subject_type,
+            count: st.count,
+            digest: hex::encode(st.digest),
+            pending: st.pending,
+            last_sync,
+        })
+    }
+
+    /// Recomputes count and digest from the entries and compares them with
+    /// the stored state (a full scan: for `verify`-style checks and tests).
+    ///
+    /// # Errors
+    /// `Corrupt` when they differ.
+    pub fn verify_state(&self) -> Result<ListState, StoreError> {
+        let mut digest = [0u8; 32];
+        let mut count = 0u64;
+        for item in self.scan(P_ENTRY) {
+            let (k, _) = item?;
+            let s =
+                std::str::from_utf8(&k).map_err(|_| self.corrupt("an entry key is not UTF-8"))?;
+            xor_into(&mut digest, &digest_term(s));
+            count += 1;
+        }
+        let want = self.state();
+        let got = ListState {
+            count,
+            digest: hex::encode(digest),
+        };
+        if got != want {
+            return Err(self.corrupt(format!(
+                "the entries give count {} digest {}, but the state record says count {} digest {}",
+                got.count, got.digest, want.count, want.digest
+            )));
+        }
+        Ok(got)
+    }
+
+    /// Catches a secondary up with the writer's latest synced write.
+    ///
+    /// # Errors
+    /// Read failure.
+    pub fn catch_up(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            self.db
+                .try_catch_up_with_primary()
+                .map_err(|e| self.io("catch up", e))?;
+        }
+        Ok(())
+    }
+}
