@@ -2,3 +2,4 @@
 //! real S3 server (Garage).
 
 mod common;
+mod hostile;
