@@ -1,0 +1,505 @@
+//! `lethe snapshot` and `lethe verify` against a real PostgreSQL: a
+//! feature-rich database round-trips into a verified snapshot, a snapshot
+//! killed at any stage is never listed and is cleaned up by the next one,
+//! and damaged objects are named by `verify`.
+//!
+//! Crash points use the test-only `LETHE_TEST_PAUSE_AT=<stage>` hook (see
+//! `src/snapshot/pause.rs`): the process announces the pause on stderr and
+//! the test kills it with SIGKILL at that exact point.
+
+use crate::common::{TestDb, lethe_bin, psql};
+use lethe::crypto::Opener;
+use lethe::snapshot::manifest::Manifest;
+use lethe::storage::Storage;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A feature-rich schema: several schemas, a partitioned table (with an
+/// empty default partition), generated, identity and serial columns, enum
+/// and domain types, a view and a materialized view, a trigger and its
+/// function, arrays/jsonb/bytea holding tabs, newlines, backslashes and
+/// non-ASCII text, an unlogged table, an empty table, NULLs everywhere, and
+/// names that need quoting and key escaping.
+pub const FEATURE_SQL: &str = r#"
+CREATE SCHEMA app;
+CREATE SCHEMA "Odd Schema";
+CREATE TYPE app.mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN app.email AS text CHECK (VALUE LIKE '%@%');
+CREATE TABLE app.users (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  email app.email,
+  mood app.mood,
+  tags text[],
+  profile jsonb,
+  avatar bytea,
+  bio text,
+  score numeric(10,2),
+  ratio double precision,
+  seen timestamptz,
+  shout text GENERATED ALWAYS AS (upper(bio)) STORED
+);
+CREATE TABLE app.audit (id bigserial PRIMARY KEY, user_id bigint, what text);
+CREATE FUNCTION app.audit_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO app.audit (user_id, what) VALUES (NEW.id, TG_OP); RETURN NEW; END $$;
+CREATE TRIGGER users_audit AFTER INSERT ON app.users FOR EACH ROW EXECUTE FUNCTION app.audit_fn();
+CREATE TABLE app.orders (
+  id serial, user_id bigint REFERENCES app.users (id) ON DELETE CASCADE,
+  placed date NOT NULL, total numeric, note text, PRIMARY KEY (id, placed)
+) PARTITION BY RANGE (placed);
+CREATE TABLE app.orders_2024 PARTITION OF app.orders FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE app.orders_2025 PARTITION OF app.orders FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE app.orders_default PARTITION OF app.orders DEFAULT;
+CREATE UNLOGGED TABLE app.sessions (
+  token uuid PRIMARY KEY, user_id bigint REFERENCES app.users (id) ON DELETE SET NULL, data text
+);
+CREATE TABLE "Odd Schema"."Mixed.Case=Table" (k int PRIMARY KEY, "Spaced Col" text, "ümlaut" int[]);
+CREATE TABLE public.empty_table (a int, b text);
+CREATE VIEW app.active_users AS SELECT id, email FROM app.users WHERE mood <> 'sad';
+
+INSERT INTO app.users (email, mood, tags, profile, avatar, bio, score, ratio, seen) VALUES
+ ('a@example.com', 'happy', ARRAY['x', 'y z', E'tab\there', E'back\\slash', E'new\nline', 'zoë ✓'],
+  '{"k": "tab\there", "n": null, "u": "zoë ✓", "b": "back\\\\slash"}', '\x00015c090a0dff',
+  E'line1\nline2\ttabbed\\back é ✓ 日本\r', 12.34, 0.1, '2025-03-04 05:06:07.891+00'),
+ (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ ('b@example.com', 'sad', '{}', '[]', '', '', 0, 'NaN', '-infinity'),
+ ('c@example.com', 'ok', ARRAY[NULL, 'NULL', E'\\N'], '"\\N"', '\x5c4e', E'\\N', -1.5, 1e300, NULL);
+INSERT INTO app.users (email, bio) SELECT 'u' || g || '@x', repeat('é', g % 50) FROM generate_series(1, 500) g;
+INSERT INTO app.orders (user_id, placed, total, note)
+  SELECT (g % 50) + 1, date '2024-01-01' + (g % 700), g * 1.5, CASE WHEN g % 3 = 0 THEN NULL ELSE E'note\t' || g END
+  FROM generate_series(1, 2000) g;
+INSERT INTO app.sessions SELECT gen_random_uuid(), (g % 10) + 1, md5(g::text) FROM generate_series(1, 100) g;
+INSERT INTO "Odd Schema"."Mixed.Case=Table" VALUES (1, E'x\ty', '{1,NULL,3}'), (2, NULL, NULL);
+CREATE MATERIALIZED VIEW app.mood_counts AS SELECT mood, count(*) FROM app.users GROUP BY mood;
+"#;
+
+/// A scratch repository, key and config around one test database.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub db: TestDb,
+    pub cfg: PathBuf,
+    pub key: PathBuf,
+    pub repo: PathBuf,
+}
+
+impl Setup {
+    /// `extra` is appended to the config (e.g. a `[snapshot]` section).
+    pub fn new(tag: &str, sql: &str, extra: &str) -> Setup {
+        let db = TestDb::create(tag);
+        if !sql.is_empty() {
+            db.sql(sql);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("restore.key");
+        let public = lethe::crypto::keygen(&key).expect("keygen");
+        let repo = dir.path().join("repo");
+        let text = format!(
+            "[source]\nurl = \"{url}\"\njobs = 2\n\n[storage]\nurl = \"file://{repo}\"\n\n\
+             [encryption]\nrecipients = [\"{public}\"]\nidentity_file = \"{key}\"\n\n\
+             [erasure]\npath = \"{erasure}\"\n\n[log]\nformat = \"json\"\n{extra}\n",
+            url = db.url,
+            repo = repo.display(),
+            key = key.display(),
+            erasure = dir.path().join("erasure").display(),
+        );
+        let cfg = crate::common::write_config(dir.path(), &text);
+        Setup { dir, db, cfg, key, repo }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(lethe_bin());
+        c.arg("--config").arg(&self.cfg).args(args);
+        c.env_remove("LETHE_TEST_PAUSE_AT").env_remove("LETHE_CLEANUP_GRACE");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("lethe runs")
+    }
+
+    /// `lethe snapshot`, asserting success; returns the snapshot id.
+    pub fn snapshot(&self) -> String {
+        let out = self.run(&["snapshot"]);
+        assert!(out.status.success(), "lethe snapshot failed:\n{}", text(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        Arc::new(lethe::storage::fs::FsStorage::open(self.repo.clone()).expect("open repo"))
+    }
+
+    pub fn manifest(&self, id: &str) -> Manifest {
+        let out = self.run(&["show", id, "--json"]);
+        assert!(out.status.success(), "show: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("manifest json")
+    }
+
+    pub fn listed(&self) -> Vec<String> {
+        let out = self.run(&["list", "--json"]);
+        assert!(out.status.success(), "list: {}", text(&out.stderr));
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("list json");
+        v.iter().map(|s| s["id"].as_str().unwrap_or_default().to_string()).collect()
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// The decrypted, decompressed payload of one object.
+pub fn payload(storage: Arc<dyn Storage>, entry: &lethe::snapshot::manifest::ObjectEntry, key: &Path) -> Vec<u8> {
+    let opener = Opener::from_identity_file(key).expect("identity");
+    let entry = entry.clone();
+    rt().block_on(async move {
+        tokio::task::spawn_blocking(move || {
+            let mut r = lethe::pipeline::open_object(storage, &entry, &opener).expect("open object");
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).expect("read object");
+            v
+        })
+        .await
+        .expect("join")
+    })
+}
+
+fn count_rows(db: &TestDb, schema: &str, name: &str) -> u64 {
+    let q = format!("SELECT count(*) FROM \"{}\".\"{}\"", schema.replace('"', "\"\""), name.replace('"', "\"\""));
+    db.sql(&q).trim().parse().expect("count")
+}
+
+#[test]
+fn feature_rich_database_snapshots_verifies_deep_and_matches_the_source() {
+    let s = Setup::new("snapfeat", FEATURE_SQL, "");
+    let id = s.snapshot();
+    assert_eq!(s.listed(), vec![id.clone()]);
+
+    let out = s.run(&["verify", "latest", "--deep"]);
+    assert!(out.status.success(), "verify --deep: {}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("OK"), "{}", text(&out.stdout));
+
+    let m = s.manifest("latest");
+    let names: Vec<String> = m.tables.iter().map(|t| t.qualified()).collect();
+    for want in [
+        "app.users",
+        "app.audit",
+        "app.orders_2024",
+        "app.orders_2025",
+        "app.orders_default",
+        "app.sessions",
+        "Odd Schema.Mixed.Case=Table",
+        "public.empty_table",
+    ] {
+        assert!(names.contains(&want.to_string()), "{want} missing from {names:?}");
+    }
+    for absent in ["app.orders", "app.active_users", "app.mood_counts"] {
+        assert!(!names.contains(&absent.to_string()), "{absent} must not be copied: {names:?}");
+    }
+    for t in &m.tables {
+        assert_eq!(t.rows, count_rows(&s.db, &t.schema, &t.name), "row count of {}", t.qualified());
+        assert!(!t.objects.is_empty(), "{} has no object", t.qualified());
+    }
+    assert_eq!(m.tables.iter().find(|t| t.qualified() == "app.users").map(|t| t.rows), Some(504));
+    assert_eq!(m.tables.iter().find(|t| t.qualified() == "app.audit").map(|t| t.rows), Some(504));
+
+    let users = m.tables.iter().find(|t| t.qualified() == "app.users").expect("users");
+    let cols: Vec<&str> = users.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(cols, ["id", "email", "mood", "tags", "profile", "avatar", "bio", "score", "ratio", "seen"]);
+    assert_eq!(users.columns[2].type_name, "app.mood");
+    assert_eq!(users.columns[3].type_name, "text[]");
+
+    // Foreign keys, per leaf partition, with their ON DELETE action.
+    use lethe::snapshot::manifest::FkAction;
+    for leaf in ["app.orders_2024", "app.orders_2025", "app.orders_default"] {
+        assert!(
+            m.foreign_keys.iter().any(|f| f.table == leaf
+                && f.ref_table == "app.users"
+                && f.columns == ["user_id"]
+                && f.ref_columns == ["id"]
+                && f.on_delete == FkAction::Cascade),
+            "{leaf} → app.users CASCADE missing: {:?}",
+            m.foreign_keys
+        );
+    }
+    assert!(m.foreign_keys.iter().any(|f| f.table == "app.sessions" && f.on_delete == FkAction::SetNull));
+    let seqs: Vec<String> = m.sequences.iter().map(|q| format!("{}.{}", q.schema, q.name)).collect();
+    for want in ["app.users_id_seq", "app.orders_id_seq", "app.audit_id_seq"] {
+        assert!(seqs.contains(&want.to_string()), "{want} missing from {seqs:?}");
+    }
+    let users_seq = m.sequences.iter().find(|q| q.name == "users_id_seq").expect("users seq");
+    assert_eq!((users_seq.last_value, users_seq.is_called), (504, true));
+    assert_eq!(m.database, s.db.name);
+    assert_eq!(m.recipients.len(), 1);
+
+    // The stored COPY stream is byte for byte what PostgreSQL's COPY writes.
+    let storage = s.storage();
+    let got = payload(storage.clone(), &users.objects[0], &s.key);
+    let cols_sql = cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+    let want = psql(&s.db.name, &format!("COPY app.users ({cols_sql}) TO STDOUT"));
+    assert_eq!(text(&got), want);
+    let odd = m.tables.iter().find(|t| t.schema == "Odd Schema").expect("odd table");
+    assert_eq!(text(&payload(storage.clone(), &odd.objects[0], &s.key)), "1\tx\\ty\t{1,NULL,3}\n2\t\\N\t\\N\n");
+    assert!(odd.objects[0].key.contains("/data/") && odd.objects[0].key.contains("Odd=20Schema.Mixed=2ECase=3DTable"));
+
+    // The schema halves are pg_dump's plain output.
+    let pre = text(&payload(storage.clone(), &m.schema.pre, &s.key));
+    let post = text(&payload(storage, &m.schema.post, &s.key));
+    assert!(pre.contains("CREATE TABLE app.users") && pre.contains("CREATE TYPE app.mood"), "pre-data:\n{pre}");
+    assert!(pre.contains("CREATE FUNCTION app.audit_fn()") && pre.contains("CREATE VIEW app.active_users"));
+    assert!(post.contains("CREATE TRIGGER users_audit") && post.contains("REFRESH MATERIALIZED VIEW app.mood_counts"));
+    assert!(!pre.contains("COPY ") || !pre.contains("FROM stdin"), "pre-data must hold no data");
+}
+
+#[test]
+fn large_tables_are_cut_into_objects_at_row_boundaries() {
+    let s = Setup::new(
+        "snapsplit",
+        "CREATE TABLE big (id int, body text); \
+         INSERT INTO big SELECT g, repeat(md5(g::text), 4) || E'\\t\\n' FROM generate_series(1, 30000) g;",
+        "[snapshot]\nobject_bytes = 1048576\n",
+    );
+    s.snapshot();
+    let m = s.manifest("latest");
+    let big = m.tables.iter().find(|t| t.name == "big").expect("big");
+    assert!(big.objects.len() >= 3, "expected several objects, got {}", big.objects.len());
+    assert_eq!(big.rows, 30000);
+    assert_eq!(big.objects.iter().map(|o| o.rows).sum::<u64>(), 30000);
+    let storage = s.storage();
+    let mut whole = Vec::new();
+    for (i, o) in big.objects.iter().enumerate() {
+        assert!(o.key.ends_with(&format!(".public.big.{i:03}.copy.zst.age")), "{}", o.key);
+        let p = payload(storage.clone(), o, &s.key);
+        assert_eq!(p.last(), Some(&b'\n'), "object {} must end at a row boundary", o.key);
+        assert_eq!(p.iter().filter(|b| **b == b'\n').count() as u64, o.rows);
+        whole.extend_from_slice(&p);
+    }
+    assert_eq!(text(&whole), psql(&s.db.name, "COPY public.big (id, body) TO STDOUT"));
+    let out = s.run(&["verify", "latest", "--deep"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}
+
+/// Runs `lethe snapshot` paused at `stage`, kills it with SIGKILL there and
+/// returns the id it was writing.
+fn kill_at(s: &Setup, stage: &str, extra_env: &[(&str, &str)]) -> String {
+    let mut cmd = s.cmd(&["snapshot"]);
+    cmd.env("LETHE_TEST_PAUSE_AT", stage).stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn lethe snapshot");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut id = None;
+    let mut seen = Vec::new();
+    let marker = format!("lethe-test-pause: {stage}");
+    loop {
+        let line = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no pause at {stage}; stderr so far:\n{}", seen.join("\n"));
+            }
+        };
+        if line.contains("\"snapshot.started\"") {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+            id = v["id"].as_str().map(str::to_string);
+        }
+        let done = line.contains(&marker);
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    drop(rx);
+    let _ = reader.join();
+    id.expect("snapshot.started logged before the pause")
+}
+
+#[test]
+fn a_snapshot_killed_at_any_stage_is_never_listed_and_the_next_run_cleans_it() {
+    let s = Setup::new(
+        "snapkill",
+        "CREATE TABLE filler (id int, body text); \
+         INSERT INTO filler SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 60000) g; \
+         CREATE TABLE small (a int); INSERT INTO small VALUES (1), (2);",
+        "",
+    );
+    let storage = s.storage();
+    let rt = rt();
+    for stage in ["schema", "data", "manifest"] {
+        let id = kill_at(&s, stage, &[("LETHE_TEST_PAUSE_BYTES", "65536")]);
+        assert!(!s.listed().contains(&id), "killed snapshot {id} ({stage}) is listed");
+        let prefix = format!("snapshots/{id}/");
+        let objects = rt.block_on(storage.list(&prefix)).expect("list");
+        let uploads = rt.block_on(storage.list_incomplete(&prefix)).expect("list incomplete");
+        assert!(!objects.is_empty() || !uploads.is_empty(), "{stage}: the kill should leave something behind");
+        if stage == "data" {
+            assert!(!uploads.is_empty(), "a kill mid-table leaves an unfinished upload");
+        }
+        assert!(objects.iter().all(|o| !o.key.ends_with("manifest.json")));
+        let out = s.run(&["verify", &id]);
+        assert!(!out.status.success(), "verify of an incomplete snapshot must fail");
+
+        // Within the grace period the leftovers are kept (another process
+        // could be writing them) ...
+        let next = s.snapshot();
+        assert!(!rt.block_on(storage.list(&prefix)).expect("list").is_empty() || !uploads.is_empty());
+        // ... and once it has passed, the next snapshot removes them all.
+        let out = s.cmd(&["snapshot"]).env("LETHE_CLEANUP_GRACE", "0s").output().expect("lethe runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("snapshot.leftovers_deleted"), "{}", text(&out.stderr));
+        assert_eq!(rt.block_on(storage.list(&prefix)).expect("list"), vec![], "{stage}: objects left");
+        assert_eq!(rt.block_on(storage.list_incomplete(&prefix)).expect("list incomplete"), vec![], "{stage}: uploads left");
+        let listed = s.listed();
+        assert!(listed.contains(&next) && !listed.contains(&id));
+    }
+}
+
+#[test]
+fn sigterm_cancels_cleanly_without_a_manifest() {
+    let s = Setup::new("snapterm", "CREATE TABLE t (a int); INSERT INTO t VALUES (1);", "");
+    let mut cmd = s.cmd(&["snapshot"]);
+    cmd.env("LETHE_TEST_PAUSE_AT", "schema").stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).expect("read stderr") == 0 {
+            panic!("exited before the pause:\n{seen}");
+        }
+        seen.push_str(&line);
+        if line.contains("lethe-test-pause: schema") {
+            break;
+        }
+    }
+    // SAFETY-free: libc::kill on our own child's pid.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).expect("stderr");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(rest.contains("\"snapshot.failed\"") && rest.contains("cancelled"), "{rest}");
+    assert!(s.listed().is_empty());
+}
+
+#[test]
+fn damaged_objects_are_each_named_by_verify() {
+    let s = Setup::new("snapdmg", FEATURE_SQL, "");
+    let id = s.snapshot();
+    let m = s.manifest(&id);
+    let keys: Vec<&str> = m.tables.iter().filter(|t| t.rows > 0).map(|t| t.objects[0].key.as_str()).collect();
+    let (flipped, truncated, missing) = (keys[0], keys[1], keys[2]);
+    let path = |k: &str| s.repo.join(k);
+    let mut b = std::fs::read(path(flipped)).expect("read");
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    std::fs::write(path(flipped), b).expect("write");
+    let b = std::fs::read(path(truncated)).expect("read");
+    std::fs::write(path(truncated), &b[..b.len() - 7]).expect("write");
+    std::fs::remove_file(path(missing)).expect("rm");
+
+    for deep in [false, true] {
+        let args: Vec<&str> = if deep { vec!["verify", "latest", "--deep"] } else { vec!["verify", "latest"] };
+        let out = s.run(&args);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "deep={deep}: {stdout}");
+        assert!(stdout.contains(&format!("CHECKSUM   {flipped}")), "deep={deep}: {stdout}");
+        assert!(stdout.contains(&format!("TRUNCATED  {truncated}")), "deep={deep}: {stdout}");
+        assert!(stdout.contains(&format!("MISSING    {missing}")), "deep={deep}: {stdout}");
+        assert_eq!(stdout.lines().filter(|l| l.starts_with("  ")).count(), 3, "deep={deep}: {stdout}");
+    }
+    let out = s.run(&["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn deep_verify_needs_the_identity() {
+    let s = Setup::new("snapident", "CREATE TABLE t (a int);", "");
+    s.snapshot();
+    let text_cfg = std::fs::read_to_string(&s.cfg).expect("cfg");
+    let no_identity: String = text_cfg.lines().filter(|l| !l.starts_with("identity_file")).collect::<Vec<_>>().join("\n");
+    std::fs::write(&s.cfg, no_identity).expect("cfg");
+    let out = s.run(&["verify", "latest", "--deep"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--identity"), "{}", text(&out.stderr));
+    let key = s.key.display().to_string();
+    let out = s.run(&["verify", "latest", "--deep", "--identity", &key]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn unsupported_sources_are_refused_with_what_to_do() {
+    // Large objects.
+    let s = Setup::new("snaplo", "CREATE TABLE t (a int); SELECT lo_from_bytea(0, 'x');", "");
+    let out = s.run(&["snapshot"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("large object") && err.contains("bytea"), "{err}");
+    assert!(err.contains("\"snapshot.failed\"") && err.contains("\"stage\":\"catalog\""), "{err}");
+    assert!(s.listed().is_empty());
+
+    // Row-level security that the role cannot bypass. The role is dropped
+    // after the database (declared first, dropped last).
+    struct Role(String);
+    impl Drop for Role {
+        fn drop(&mut self) {
+            let _ = Command::new("psql")
+                .args(["-X", "-q", "-d", &format!("{}/postgres", crate::common::pg_base()), "-c"])
+                .arg(format!("DROP ROLE IF EXISTS {}", self.0))
+                .output();
+        }
+    }
+    let role = Role(format!("lethe_rls_{:08x}", rand::random::<u32>()));
+    let s = Setup::new("snaprls", "", "");
+    s.db.sql(&format!(
+        "CREATE ROLE {r} LOGIN; CREATE TABLE secret (a int); ALTER TABLE secret ENABLE ROW LEVEL SECURITY; \
+         GRANT SELECT ON secret TO {r};",
+        r = role.0
+    ));
+    let cfg = std::fs::read_to_string(&s.cfg).expect("cfg").replace("postgres://postgres@", &format!("postgres://{}@", role.0));
+    std::fs::write(&s.cfg, cfg).expect("cfg");
+    let out = s.run(&["snapshot"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("row-level security") && err.contains("BYPASSRLS") && err.contains("public.secret"), "{err}");
+}
+
+#[test]
+fn a_missing_or_old_pg_dump_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new("snappgd", "CREATE TABLE t (a int);", "");
+    let empty = s.dir.path().join("nobin");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let old = s.dir.path().join("oldbin");
+    std::fs::create_dir(&old).expect("mkdir");
+    let fake = old.join("pg_dump");
+    std::fs::write(&fake, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 11.22'\n").expect("fake");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let base = std::fs::read_to_string(&s.cfg).expect("cfg");
+    for (dir, want) in [(&empty, "cannot run pg_dump"), (&old, "postgresql-client-")] {
+        let cfg = base.replace("jobs = 2\n", &format!("jobs = 2\nbin_dir = \"{}\"\n", dir.display()));
+        std::fs::write(&s.cfg, cfg).expect("cfg");
+        let out = s.run(&["snapshot"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(want) && err.contains("source.bin_dir"), "{err}");
+    }
+    assert!(s.listed().is_empty());
+}
