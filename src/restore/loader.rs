@@ -76,15 +76,24 @@ pub async fn run_psql(
     opener: &Opener,
     section: &'static str,
 ) -> Result<(), RestoreError> {
-    let reader =
-        crate::pipeline::open_object(storage, entry, opener).map_err(|e| RestoreError::Schema {
-            section,
-            message: e.to_string(),
+    let (psql, url, entry, opener) = (
+        psql.to_path_buf(),
+        url.to_string(),
+        entry.clone(),
+        opener.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        // Opening reads the age header: blocking, like the rest.
+        let reader = crate::pipeline::open_object(storage, &entry, &opener).map_err(|e| {
+            RestoreError::Schema {
+                section,
+                message: e.to_string(),
+            }
         })?;
-    let (psql, url, key) = (psql.to_path_buf(), url.to_string(), entry.key.clone());
-    tokio::task::spawn_blocking(move || psql_blocking(&psql, &url, reader, section, &key))
-        .await
-        .map_err(|e| RestoreError::Internal(format!("psql task: {e}")))?
+        psql_blocking(&psql, &url, reader, section, &entry.key)
+    })
+    .await
+    .map_err(|e| RestoreError::Internal(format!("psql task: {e}")))?
 }
 
 fn psql_blocking(

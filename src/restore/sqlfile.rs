@@ -90,14 +90,17 @@ impl SqlFile {
         entry: &ObjectEntry,
         opener: &Opener,
     ) -> Result<(), RestoreError> {
-        let mut reader = crate::pipeline::open_object(storage, entry, opener).map_err(|e| {
-            RestoreError::Schema {
-                section: "schema",
-                message: e.to_string(),
-            }
-        })?;
         let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        let (entry, opener) = (entry.clone(), opener.clone());
         let reading = tokio::task::spawn_blocking(move || {
+            // Opening reads the age header: blocking, like the rest.
+            let mut reader = match crate::pipeline::open_object(storage, &entry, &opener) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
             loop {
                 let mut buf = vec![0u8; 1 << 16];
                 match reader.read(&mut buf) {
