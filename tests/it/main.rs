@@ -4,3 +4,5 @@
 mod common;
 mod hostile;
 mod snapshot;
+mod init;
+mod storage;

@@ -1,9 +1,13 @@
 //! Shared helpers for integration tests: a fresh PostgreSQL database per
-//! test, the `lethe` binary, temporary config files.
+//! test, the `lethe` binary, temporary config files; Garage (real S3) and
+//! repository configs in `garage`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod garage;
+pub use garage::*;
 
 /// Where tests reach PostgreSQL (override with LETHE_TEST_PG, a URL without a database).
 pub fn pg_base() -> String {
