@@ -4,6 +4,7 @@
 #
 #   eval "$(scripts/garage-test.sh)"      # start (or reuse) and export
 #   scripts/garage-test.sh stop           # stop the instance this script started
+#   scripts/garage-test.sh status         # exit 0 if it is running
 #
 # Idempotent: a running instance (same state directory) is reused. The key may
 # create buckets, so each test makes its own with S3 CreateBucket.
@@ -29,6 +30,11 @@ die() { echo "garage-test.sh: $*" >&2; exit 1; }
 g() { "$GARAGE_BIN" -c "$CONF" "$@"; }
 hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 running() { [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
+
+if [[ "${1:-}" == "status" ]]; then
+    running && [[ -s "$ENV_FILE" ]]
+    exit
+fi
 
 if [[ "${1:-}" == "stop" ]]; then
     if running; then
