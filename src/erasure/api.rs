@@ -6,9 +6,10 @@
 //! socket file is replaced, a live one is refused), runs the API and the
 //! journal worker ([`super::journal::run_worker`]: push after every add,
 //! full sync every 5 minutes), and returns after `shutdown` is cancelled and
-//! open requests drained (10 s at most), removing its socket. To signal
-//! readiness only once the socket is bound, use [`ApiServer::bind`] then
-//! [`ApiServer::run`].
+//! open requests drained (10 s at most), removing its socket. A daemon that
+//! runs its own journal worker and wants to signal readiness only once the
+//! socket is bound uses [`ApiServer::bind`] then [`ApiServer::run`] (the API
+//! alone) instead.
 //!
 //! Routes (all JSON; errors are `{"error": "..."}` with a 4xx/5xx status,
 //! and a refused request writes nothing):
@@ -62,13 +63,20 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(serde_json::json!({ "error": self.message }))).into_response()
+        (
+            self.status,
+            axum::Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -100,10 +108,17 @@ struct ApiState {
 
 type Shared = State<Arc<ApiState>>;
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store task failed: {e}")))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("store task failed: {e}"),
+            )
+        })?
         .map_err(ApiError::from)
 }
 
@@ -111,14 +126,35 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> +
 async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     let bytes: Bytes = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
-        Err(_) => return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {MAX_BODY} bytes; send fewer ids per request")));
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            ));
         }
-        Ok(Err(e)) => return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {MAX_BODY} bytes; send fewer ids per request"),
+            ));
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {e}"),
+            ));
+        }
         Ok(Ok(c)) => c.to_bytes(),
     };
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body is not valid JSON for this call: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("request body is not valid JSON for this call: {e}"),
+        )
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,7 +172,10 @@ async fn add(State(st): Shared, body: Body) -> Result<axum::Json<AddOutcome>, Ap
     let mut req: AddRequest = read_json(body).await?;
     req.subjects.extend(req.subject.take());
     if req.subjects.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no subjects given: send {\"subjects\": [\"...\"]}"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no subjects given: send {\"subjects\": [\"...\"]}",
+        ));
     }
     let store = Arc::clone(&st.store);
     let n = req.subjects.len();
@@ -177,11 +216,19 @@ async fn list(State(st): Shared) -> Response {
     tokio::task::spawn_blocking(move || {
         let mut buf = Vec::with_capacity(64 << 10);
         let result = store.for_each_entry(|e| {
-            serde_json::to_writer(&mut buf, &e).map_err(|err| StoreError::Io { path: PathBuf::new(), op: "encode", message: err.to_string() })?;
+            serde_json::to_writer(&mut buf, &e).map_err(|err| StoreError::Io {
+                path: PathBuf::new(),
+                op: "encode",
+                message: err.to_string(),
+            })?;
             buf.push(b'\n');
             if buf.len() >= 60 << 10 {
                 let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(64 << 10)));
-                tx.blocking_send(Ok(chunk)).map_err(|_| StoreError::Io { path: PathBuf::new(), op: "send", message: "client went away".into() })?;
+                tx.blocking_send(Ok(chunk)).map_err(|_| StoreError::Io {
+                    path: PathBuf::new(),
+                    op: "send",
+                    message: "client went away".into(),
+                })?;
             }
             Ok(())
         });
@@ -194,8 +241,14 @@ async fn list(State(st): Shared) -> Response {
         };
         let _ = tx.blocking_send(last);
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response()
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 async fn status(State(st): Shared) -> Result<axum::Json<StoreStatus>, ApiError> {
@@ -204,20 +257,32 @@ async fn status(State(st): Shared) -> Result<axum::Json<StoreStatus>, ApiError> 
 }
 
 async fn sync(State(st): Shared) -> Result<axum::Json<SyncOutcome>, ApiError> {
-    Ok(axum::Json(journal::sync(&st.store, st.storage.as_ref()).await?))
+    Ok(axum::Json(
+        journal::sync(&st.store, st.storage.as_ref()).await?,
+    ))
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route; see /v1/status, /v1/erasures")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route; see /v1/status, /v1/erasures",
+    )
 }
 
 async fn bad_method() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
 }
 
 /// Constant-time comparison of the presented bearer token.
 fn token_ok(headers: &HeaderMap, token: &str) -> bool {
-    let Some(got) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) else {
+    let Some(got) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
         return false;
     };
     let (a, b) = (got.trim().as_bytes(), token.as_bytes());
@@ -259,9 +324,21 @@ pub use listen::ApiServer;
 /// # Errors
 /// The address cannot be bound (a live server already answers there, a
 /// non-socket file is in the way, permissions), or the token file is refused.
-pub async fn serve(cfg: &Config, store: Arc<ErasureStore>, storage: Arc<dyn Storage>, shutdown: CancellationToken) -> Result<(), ServeError> {
+pub async fn serve(
+    cfg: &Config,
+    store: Arc<ErasureStore>,
+    storage: Arc<dyn Storage>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     let server = ApiServer::bind(&cfg.api).await?;
-    server.run(store, storage, WorkerOptions::default(), shutdown).await;
+    let worker = tokio::spawn(journal::run_worker(
+        Arc::clone(&store),
+        Arc::clone(&storage),
+        WorkerOptions::default(),
+        shutdown.clone(),
+    ));
+    server.run(store, storage, shutdown).await;
+    let _ = worker.await;
     Ok(())
 }
 
@@ -270,14 +347,18 @@ pub async fn serve(cfg: &Config, store: Arc<ErasureStore>, storage: Arc<dyn Stor
 /// # Errors
 /// Neither `unix:/path` nor `tcp:ADDR`.
 pub fn parse_listen(api: &ApiConfig) -> Result<Endpoint, ServeError> {
-    let bad = |m: &str| ServeError::Bind { listen: api.listen.clone(), message: m.into() };
+    let bad = |m: &str| ServeError::Bind {
+        listen: api.listen.clone(),
+        message: m.into(),
+    };
     if let Some(p) = api.listen.strip_prefix("unix:") {
         if !p.starts_with('/') {
             return Err(bad("the socket path must be absolute"));
         }
         Ok(Endpoint::Unix(PathBuf::from(p)))
     } else if let Some(a) = api.listen.strip_prefix("tcp:") {
-        let addr: std::net::SocketAddr = a.parse().map_err(|_| bad("expected tcp:127.0.0.1:PORT"))?;
+        let addr: std::net::SocketAddr =
+            a.parse().map_err(|_| bad("expected tcp:127.0.0.1:PORT"))?;
         if !addr.ip().is_loopback() {
             return Err(bad("TCP listeners must be on loopback"));
         }

@@ -17,15 +17,23 @@ struct Running {
 
 async fn start(listen: Option<String>, token_file: Option<PathBuf>) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(ErasureStore::open(&dir.path().join("list"), SubjectType::Bigint).unwrap());
+    let store =
+        Arc::new(ErasureStore::open(&dir.path().join("list"), SubjectType::Bigint).unwrap());
     let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(dir.path().join("repo")).unwrap());
-    let listen = listen.unwrap_or_else(|| format!("unix:{}", dir.path().join("run/api.sock").display()));
+    let listen =
+        listen.unwrap_or_else(|| format!("unix:{}", dir.path().join("run/api.sock").display()));
     let mut api = ApiConfig { listen, token_file };
     let server = ApiServer::bind(&api).await.unwrap();
     api.listen = server.local_addr();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run(Arc::clone(&store), storage, WorkerOptions::default(), stop.clone()));
-    Running { dir, store, stop, task, api }
+    let task = tokio::spawn(server.run(Arc::clone(&store), storage, stop.clone()));
+    Running {
+        dir,
+        store,
+        stop,
+        task,
+        api,
+    }
 }
 
 impl Running {
@@ -35,7 +43,10 @@ impl Running {
 
     async fn stop(self) {
         self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -43,7 +54,11 @@ impl Running {
 async fn raw(sock: &std::path::Path, head: &str, body: &[u8]) -> (u16, String) {
     let s = tokio::net::UnixStream::connect(sock).await.unwrap();
     let (mut rd, mut wr) = s.into_split();
-    let mut req = format!("{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut req = format!(
+        "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     req.extend_from_slice(body);
     let writer = tokio::spawn(async move {
         let _ = wr.write_all(&req).await;
@@ -54,7 +69,10 @@ async fn raw(sock: &std::path::Path, head: &str, body: &[u8]) -> (u16, String) {
     writer.abort();
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -62,17 +80,37 @@ async fn raw(sock: &std::path::Path, head: &str, body: &[u8]) -> (u16, String) {
 async fn add_check_list_status_through_the_client() {
     let r = start(None, None).await;
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(r.socket()).unwrap().permissions().mode() & 0o777, 0o660);
+    assert_eq!(
+        std::fs::metadata(r.socket()).unwrap().permissions().mode() & 0o777,
+        0o660
+    );
     let c = ApiClient::from_config(&r.api).unwrap();
-    let out = c.add(&["1".into(), "2".into(), "2".into()], Some("T-9")).await.unwrap();
+    let out = c
+        .add(&["1".into(), "2".into(), "2".into()], Some("T-9"))
+        .await
+        .unwrap();
     assert_eq!((out.added, out.already_listed, out.count), (2, 1, 2));
     let e = c.get("0002").await.unwrap().unwrap();
-    assert_eq!((e.subject.as_str(), e.reference.as_deref()), ("2", Some("T-9")));
+    assert_eq!(
+        (e.subject.as_str(), e.reference.as_deref()),
+        ("2", Some("T-9"))
+    );
     assert!(c.get("3").await.unwrap().is_none());
     let err = c.get("x y").await.unwrap_err();
-    assert!(matches!(err, ClientError::Rejected { status: 400, .. }), "{err}");
+    assert!(
+        matches!(err, ClientError::Rejected { status: 400, .. }),
+        "{err}"
+    );
     let mut seen = Vec::new();
-    assert_eq!(c.list(|e| { seen.push(e.subject); Ok(()) }).await.unwrap(), 2);
+    assert_eq!(
+        c.list(|e| {
+            seen.push(e.subject);
+            Ok(())
+        })
+        .await
+        .unwrap(),
+        2
+    );
     assert_eq!(seen, vec!["1", "2"]);
     let st = c.status().await.unwrap();
     assert_eq!((st.count, st.digest.clone()), (2, r.store.state().digest));
@@ -89,14 +127,27 @@ async fn bad_requests_get_json_errors_and_write_nothing() {
     let (s, b) = raw(&sock, "POST /v1/erasures HTTP/1.1", b"{not json").await;
     assert_eq!(s, 400, "{b}");
     assert!(b.contains("\"error\""), "{b}");
-    let (s, b) = raw(&sock, "POST /v1/erasures HTTP/1.1", br#"{"subjects":["1","abc","2"]}"#).await;
+    let (s, b) = raw(
+        &sock,
+        "POST /v1/erasures HTTP/1.1",
+        br#"{"subjects":["1","abc","2"]}"#,
+    )
+    .await;
     assert_eq!(s, 400);
     assert!(b.contains("abc") && b.contains("nothing was added"), "{b}");
     let (s, _) = raw(&sock, "POST /v1/erasures HTTP/1.1", br#"{"subjects":[]}"#).await;
     assert_eq!(s, 400);
-    let (s, _) = raw(&sock, "POST /v1/erasures HTTP/1.1", br#"{"subjects":["1"],"extra":1}"#).await;
+    let (s, _) = raw(
+        &sock,
+        "POST /v1/erasures HTTP/1.1",
+        br#"{"subjects":["1"],"extra":1}"#,
+    )
+    .await;
     assert_eq!(s, 400);
-    let big = format!("{{\"subjects\":[\"1\"],\"reference\":\"{}\"}}", "x".repeat(MAX_BODY));
+    let big = format!(
+        "{{\"subjects\":[\"1\"],\"reference\":\"{}\"}}",
+        "x".repeat(MAX_BODY)
+    );
     let (s, b) = raw(&sock, "POST /v1/erasures HTTP/1.1", big.as_bytes()).await;
     assert_eq!(s, 413, "{b}");
     let (s, b) = raw(&sock, "GET /v2/nothing HTTP/1.1", b"").await;
@@ -118,7 +169,10 @@ async fn a_live_socket_is_refused_and_a_stale_one_replaced() {
     // Leave a stale socket file behind: bind one with std and drop it.
     r.stop.cancel();
     let Running { dir, task, .. } = r;
-    tokio::time::timeout(Duration::from_secs(20), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!sock.exists(), "socket removed on shutdown");
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
     assert!(sock.exists());
@@ -127,7 +181,13 @@ async fn a_live_socket_is_refused_and_a_stale_one_replaced() {
     // A regular file is never removed.
     std::fs::remove_file(&sock).unwrap();
     std::fs::write(&sock, b"keep me").unwrap();
-    assert!(ApiServer::bind(&api).await.unwrap_err().to_string().contains("not a socket"));
+    assert!(
+        ApiServer::bind(&api)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("not a socket")
+    );
     assert_eq!(std::fs::read(&sock).unwrap(), b"keep me");
     drop(dir);
 }
@@ -139,8 +199,17 @@ async fn tcp_needs_the_bearer_token() {
     std::fs::write(&token_file, "s3cret-token-0123456789\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let loose = ApiConfig { listen: "tcp:127.0.0.1:0".into(), token_file: Some(token_file.clone()) };
-    assert!(ApiServer::bind(&loose).await.unwrap_err().to_string().contains("group or others"));
+    let loose = ApiConfig {
+        listen: "tcp:127.0.0.1:0".into(),
+        token_file: Some(token_file.clone()),
+    };
+    assert!(
+        ApiServer::bind(&loose)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("group or others")
+    );
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let r = start(Some("tcp:127.0.0.1:0".into()), Some(token_file.clone())).await;
     let c = ApiClient::from_config(&r.api).unwrap();
@@ -148,9 +217,16 @@ async fn tcp_needs_the_bearer_token() {
     let wrong = dir.path().join("wrong");
     std::fs::write(&wrong, "not-the-token-xxxxxxxx").unwrap();
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let bad = ApiClient::from_config(&ApiConfig { listen: r.api.listen.clone(), token_file: Some(wrong) }).unwrap();
+    let bad = ApiClient::from_config(&ApiConfig {
+        listen: r.api.listen.clone(),
+        token_file: Some(wrong),
+    })
+    .unwrap();
     let err = bad.add(&["6".into()], None).await.unwrap_err();
-    assert!(matches!(err, ClientError::Rejected { status: 401, .. }), "{err}");
+    assert!(
+        matches!(err, ClientError::Rejected { status: 401, .. }),
+        "{err}"
+    );
     assert_eq!(r.store.state().count, 1);
     r.stop().await;
 }
@@ -158,6 +234,16 @@ async fn tcp_needs_the_bearer_token() {
 #[tokio::test]
 async fn no_server_is_reported_as_not_running() {
     let dir = tempfile::tempdir().unwrap();
-    let api = ApiConfig { listen: format!("unix:{}", dir.path().join("none.sock").display()), token_file: None };
-    assert!(ApiClient::from_config(&api).unwrap().probe().await.unwrap().is_none());
+    let api = ApiConfig {
+        listen: format!("unix:{}", dir.path().join("none.sock").display()),
+        token_file: None,
+    };
+    assert!(
+        ApiClient::from_config(&api)
+            .unwrap()
+            .probe()
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -3,7 +3,6 @@
 
 use super::{ApiState, Endpoint, ServeError, parse_listen, router};
 use crate::config::ApiConfig;
-use crate::erasure::journal::{self, WorkerOptions};
 use crate::erasure::store::ErasureStore;
 use crate::storage::Storage;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -15,8 +14,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 enum Listener {
-    Unix { listener: tokio::net::UnixListener, path: PathBuf, inode: u64 },
-    Tcp { listener: tokio::net::TcpListener, token: Arc<str> },
+    Unix {
+        listener: tokio::net::UnixListener,
+        path: PathBuf,
+        inode: u64,
+    },
+    Tcp {
+        listener: tokio::net::TcpListener,
+        token: Arc<str>,
+    },
 }
 
 /// A bound, not yet serving, API address.
@@ -27,7 +33,9 @@ pub struct ApiServer {
 
 impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServer").field("listen", &self.listen).finish()
+        f.debug_struct("ApiServer")
+            .field("listen", &self.listen)
+            .finish()
     }
 }
 
@@ -37,34 +45,56 @@ impl std::fmt::Debug for ApiServer {
 /// (another server runs); one that does not is stale and replaced. Anything
 /// else at the path is left alone and refused.
 fn bind_unix(listen: &str, path: &Path) -> Result<Listener, ServeError> {
-    let err = |m: String| ServeError::Bind { listen: listen.to_string(), message: m };
+    let err = |m: String| ServeError::Bind {
+        listen: listen.to_string(),
+        message: m,
+    };
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) => {
             use std::os::unix::fs::FileTypeExt;
             if !m.file_type().is_socket() {
-                return Err(err(format!("{} exists and is not a socket; remove it or choose another api.listen", path.display())));
+                return Err(err(format!(
+                    "{} exists and is not a socket; remove it or choose another api.listen",
+                    path.display()
+                )));
             }
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(err(format!("another process already serves the API at {}; is a lethe daemon running?", path.display())));
+                return Err(err(format!(
+                    "another process already serves the API at {}; is a lethe daemon running?",
+                    path.display()
+                )));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(format!("cannot inspect {}: {e}", path.display()))),
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "api.sock".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "api.sock".into());
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let listener = tokio::net::UnixListener::bind(&tmp).map_err(|e| err(format!("cannot bind {}: {e}", tmp.display())))?;
-    let setup = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660)).and_then(|()| std::fs::rename(&tmp, path));
+    let listener = tokio::net::UnixListener::bind(&tmp)
+        .map_err(|e| err(format!("cannot bind {}: {e}", tmp.display())))?;
+    let setup = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
+        .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = setup {
         let _ = std::fs::remove_file(&tmp);
-        return Err(err(format!("cannot put the socket in place at {}: {e}", path.display())));
+        return Err(err(format!(
+            "cannot put the socket in place at {}: {e}",
+            path.display()
+        )));
     }
     let inode = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
-    Ok(Listener::Unix { listener, path: path.to_path_buf(), inode })
+    Ok(Listener::Unix {
+        listener,
+        path: path.to_path_buf(),
+        inode,
+    })
 }
 
 impl ApiServer {
@@ -77,33 +107,56 @@ impl ApiServer {
         let listener = match parse_listen(api)? {
             Endpoint::Unix(path) => bind_unix(&api.listen, &path)?,
             Endpoint::Tcp(addr) => {
-                let file = api.token_file.as_deref().ok_or_else(|| ServeError::Token("a TCP listener needs api.token_file".into()))?;
+                let file = api.token_file.as_deref().ok_or_else(|| {
+                    ServeError::Token("a TCP listener needs api.token_file".into())
+                })?;
                 let token = crate::config::read_secret_file(file).map_err(ServeError::Token)?;
                 let token = token.trim();
                 if token.len() < 16 {
-                    return Err(ServeError::Token(format!("{} holds a token shorter than 16 characters", file.display())));
+                    return Err(ServeError::Token(format!(
+                        "{} holds a token shorter than 16 characters",
+                        file.display()
+                    )));
                 }
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| ServeError::Bind { listen: api.listen.clone(), message: format!("cannot bind: {e}") })?;
-                Listener::Tcp { listener, token: Arc::from(token) }
+                let listener =
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| ServeError::Bind {
+                            listen: api.listen.clone(),
+                            message: format!("cannot bind: {e}"),
+                        })?;
+                Listener::Tcp {
+                    listener,
+                    token: Arc::from(token),
+                }
             }
         };
-        Ok(ApiServer { listener, listen: api.listen.clone() })
+        Ok(ApiServer {
+            listener,
+            listen: api.listen.clone(),
+        })
     }
 
     /// The address actually bound (useful with `tcp:127.0.0.1:0` in tests).
     pub fn local_addr(&self) -> String {
         match &self.listener {
             Listener::Unix { path, .. } => format!("unix:{}", path.display()),
-            Listener::Tcp { listener, .. } => listener.local_addr().map(|a| format!("tcp:{a}")).unwrap_or_else(|_| self.listen.clone()),
+            Listener::Tcp { listener, .. } => listener
+                .local_addr()
+                .map(|a| format!("tcp:{a}"))
+                .unwrap_or_else(|_| self.listen.clone()),
         }
     }
 
-    /// Serves until `shutdown` is cancelled, with the journal worker beside
-    /// it; then drains connections (10 s at most) and removes the socket.
-    pub async fn run(self, store: Arc<ErasureStore>, storage: Arc<dyn Storage>, opts: WorkerOptions, shutdown: CancellationToken) {
-        let worker = tokio::spawn(journal::run_worker(Arc::clone(&store), Arc::clone(&storage), opts, shutdown.clone()));
+    /// Serves the API (only: see [`super::serve`] for API plus journal
+    /// worker) until `shutdown` is cancelled; then drains connections (10 s
+    /// at most) and removes the socket.
+    pub async fn run(
+        self,
+        store: Arc<ErasureStore>,
+        storage: Arc<dyn Storage>,
+        shutdown: CancellationToken,
+    ) {
         let state = Arc::new(ApiState { store, storage });
         let token = match &self.listener {
             Listener::Tcp { token, .. } => Some(Arc::clone(token)),
@@ -123,7 +176,9 @@ impl ApiServer {
                     let stop = shutdown.clone();
                     conns.spawn(async move {
                         let mut builder = hyper::server::conn::http1::Builder::new();
-                        builder.timer(TokioTimer::new()).header_read_timeout(super::HEADER_TIMEOUT);
+                        builder
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(super::HEADER_TIMEOUT);
                         let conn = builder.serve_connection(TokioIo::new(io), svc);
                         tokio::pin!(conn);
                         tokio::select! {
@@ -143,9 +198,12 @@ impl ApiServer {
             }
             while conns.try_join_next().is_some() {}
         }
-        let _ = tokio::time::timeout(super::DRAIN_TIMEOUT + std::time::Duration::from_secs(1), async { while conns.join_next().await.is_some() {} }).await;
+        let _ = tokio::time::timeout(
+            super::DRAIN_TIMEOUT + std::time::Duration::from_secs(1),
+            async { while conns.join_next().await.is_some() {} },
+        )
+        .await;
         conns.abort_all();
-        let _ = worker.await;
         if let Listener::Unix { path, inode, .. } = &self.listener {
             // Only remove the socket if it is still ours.
             if std::fs::metadata(path).map(|m| m.ino()).ok() == Some(*inode) {
@@ -160,7 +218,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> IoBox for T {}
 
 async fn accept(l: &Listener) -> std::io::Result<Box<dyn IoBox>> {
     match l {
-        Listener::Unix { listener, .. } => listener.accept().await.map(|(s, _)| Box::new(s) as Box<dyn IoBox>),
+        Listener::Unix { listener, .. } => listener
+            .accept()
+            .await
+            .map(|(s, _)| Box::new(s) as Box<dyn IoBox>),
         Listener::Tcp { listener, .. } => listener.accept().await.map(|(s, _)| {
             let _ = s.set_nodelay(true);
             Box::new(s) as Box<dyn IoBox>
