@@ -9,7 +9,7 @@
 mod errors;
 mod upload;
 
-pub(crate) use errors::classify;
+pub(crate) use errors::{classify, error_chain};
 
 pub use upload::PartSizing;
 
@@ -24,7 +24,6 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, ProvideCredentials, Region, RequestChecksumCalculation,
     ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::DisplayErrorContext;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +106,7 @@ pub async fn client(cfg: &StorageConfig, opts: &S3Options) -> Result<Client, Sto
                 key: cfg.url.clone(),
                 message: format!(
                     "no usable AWS credentials ({}); {CREDENTIALS_HINT}",
-                    DisplayErrorContext(&e)
+                    error_chain(&e)
                 ),
             })?;
     }
@@ -201,7 +200,7 @@ impl S3Storage {
                     .bucket(&self.bucket)
                     .send()
                     .await
-                    .map_err(|e| classify("connect", &self.bucket, e))
+                    .map_err(|e| classify("connect", &self.describe(), e))
             })
             .await;
         let out = match res {
@@ -348,7 +347,7 @@ impl Storage for S3Storage {
                 Err(e) => Err(StorageError::Transient {
                     op: "get",
                     key: key.clone(),
-                    message: format!("download interrupted: {}", DisplayErrorContext(&e)),
+                    message: format!("download interrupted: {}", error_chain(&e)),
                 }),
             }
         });

@@ -3,7 +3,7 @@
 
 use super::CREDENTIALS_HINT;
 use crate::storage::StorageError;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 /// Sorts an SDK error into the three kinds the rest of Lethe acts on.
 pub(crate) fn classify<E>(op: &'static str, key: &str, err: SdkError<E>) -> StorageError
@@ -21,17 +21,16 @@ where
         key: key.clone(),
         message,
     };
+    let chain = error_chain(&err);
     match &err {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            transient(DisplayErrorContext(&err).to_string())
-        }
-        SdkError::DispatchFailure(d) if d.is_user() => {
-            permanent(DisplayErrorContext(&err).to_string())
-        }
-        SdkError::DispatchFailure(_) => transient(DisplayErrorContext(&err).to_string()),
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => transient(chain),
+        SdkError::DispatchFailure(d) if d.is_user() => permanent(chain),
+        SdkError::DispatchFailure(d) if d.is_io() => transient(format!(
+            "{chain}; is storage.endpoint right and reachable from this host?"
+        )),
+        SdkError::DispatchFailure(_) => transient(chain),
         SdkError::ConstructionFailure(_) => permanent(format!(
-            "cannot build the request ({}); often this means no AWS credentials were found: {CREDENTIALS_HINT}",
-            DisplayErrorContext(&err)
+            "cannot build the request ({chain}); often this means no AWS credentials were found: {CREDENTIALS_HINT}"
         )),
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
@@ -43,8 +42,23 @@ where
             };
             classify_status(op, &key, status, &code, detail)
         }
-        _ => permanent(DisplayErrorContext(&err).to_string()),
+        _ => permanent(chain),
     }
+}
+
+/// An error and its sources, each said once: "a: b: c" (the SDK's own
+/// Display says only "dispatch failure"; its Debug is unreadable).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
 /// The decision table behind [`classify`], split out so it is unit-tested.
