@@ -12,9 +12,10 @@
 //! bucket, ~8 ids per bucket, 2^4..2^20 buckets).
 
 use super::ErasureSet;
-use super::store::{ErasureStore, P_ENTRY, StoreError};
+use super::store::{ErasureStore, StoreError};
 use super::subject::{SubjectKey, key_of};
 use crate::config::SubjectType;
+use crate::snapshot::manifest::ListState;
 
 /// Average ids per bucket the index aims for.
 const TARGET_PER_BUCKET: usize = 8;
@@ -123,51 +124,56 @@ impl MemSet {
     /// # Errors
     /// Read failure, an entry that is not a valid id, a count mismatch.
     pub fn from_store(store: &ErasureStore) -> Result<MemSet, StoreError> {
+        Self::load(store).map(|(set, _)| set)
+    }
+
+    /// Like [`MemSet::from_store`], also returning the list state (count and
+    /// digest) of exactly the entries loaded: what a restore report names.
+    ///
+    /// # Errors
+    /// As [`MemSet::from_store`].
+    pub fn load(store: &ErasureStore) -> Result<(MemSet, ListState), StoreError> {
         let t = store.subject_type();
-        let expected = store.state().count;
         let corrupt = |message: String| StoreError::Corrupt {
             path: store.path().to_path_buf(),
             message,
         };
-        if expected >= u64::from(u32::MAX) {
+        let count = store.state().count;
+        if count >= u64::from(u32::MAX) {
             return Err(corrupt(format!(
-                "{expected} entries exceed what one restore can hold (2^32)"
+                "{count} entries exceed what one in-memory set holds (2^32)"
             )));
         }
-        let cap = usize::try_from(expected).unwrap_or(0);
-        let set = if t == SubjectType::Bigint {
-            let mut v: Vec<u64> = Vec::with_capacity(cap);
-            for item in store.scan(P_ENTRY) {
-                let (k, _) = item?;
-                let key = key_of(t, &k).ok_or_else(|| {
-                    corrupt(format!(
-                        "entry {:?} is not a valid bigint",
-                        String::from_utf8_lossy(&k)
-                    ))
-                })?;
-                v.push(key as u64);
-            }
-            MemSet::from_narrow(v)
-        } else {
-            let mut v: Vec<u128> = Vec::with_capacity(cap);
-            for item in store.scan(P_ENTRY) {
-                let (k, _) = item?;
-                v.push(key_of(t, &k).ok_or_else(|| {
-                    corrupt(format!(
-                        "entry {:?} is not a valid id",
-                        String::from_utf8_lossy(&k)
-                    ))
-                })?);
-            }
-            MemSet::from_keys(v)
+        let hint = usize::try_from(count).unwrap_or(0);
+        let bad = |k: &[u8]| {
+            corrupt(format!(
+                "entry {:?} is not a valid id of its type",
+                String::from_utf8_lossy(k)
+            ))
         };
-        if set.len() as u64 != expected {
+        let (set, state) = if t == SubjectType::Bigint {
+            let mut v: Vec<u64> = Vec::with_capacity(hint);
+            let state = store.scan_ids(|k| {
+                v.push(key_of(t, k).ok_or_else(|| bad(k))? as u64);
+                Ok(())
+            })?;
+            (MemSet::from_narrow(v), state)
+        } else {
+            let mut v: Vec<u128> = Vec::with_capacity(hint);
+            let state = store.scan_ids(|k| {
+                v.push(key_of(t, k).ok_or_else(|| bad(k))?);
+                Ok(())
+            })?;
+            (MemSet::from_keys(v), state)
+        };
+        if set.len() as u64 != state.count {
             return Err(corrupt(format!(
-                "read {} distinct entries but the list state says {expected}",
-                set.len()
+                "read {} distinct entries but the list state says {}",
+                set.len(),
+                state.count
             )));
         }
-        Ok(set)
+        Ok((set, state))
     }
 
     /// Bytes of heap this set holds.

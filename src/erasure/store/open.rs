@@ -129,26 +129,7 @@ impl ErasureStore {
                 config: type_name(subject_type).into(),
             });
         }
-        let raw = db
-            .get(K_STATE)
-            .map_err(|e| io("read", e))?
-            .ok_or_else(|| corrupt("the list state record is missing".into()))?;
-        let next = db
-            .get(K_NEXT_BATCH)
-            .map_err(|e| io("read", e))?
-            .ok_or_else(|| corrupt("the batch counter is missing".into()))?;
-        if raw.len() != 48 || next.len() != 8 {
-            return Err(corrupt("the list state record has the wrong size".into()));
-        }
-        let u64_at = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(&raw[8..40]);
-        let state = State {
-            count: u64_at(&raw[..8]),
-            digest,
-            pending: u64_at(&raw[40..]),
-            next_batch: u64_at(&next),
-        };
+        let state = read_state(&db, path)?;
         Ok(Self {
             db,
             path: path.to_path_buf(),
@@ -202,4 +183,42 @@ fn open_error(path: &Path, e: rocksdb::Error) -> StoreError {
             message: msg,
         },
     }
+}
+
+/// Reads the state record and batch counter (from a snapshot when given).
+pub(super) fn read_state(db: &DB, path: &Path) -> Result<State, StoreError> {
+    read_state_with(path, |k| db.get(k))
+}
+
+pub(super) fn read_state_with(
+    path: &Path,
+    get: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, rocksdb::Error>,
+) -> Result<State, StoreError> {
+    let corrupt = |message: &str| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        message: message.into(),
+    };
+    let io = |e: rocksdb::Error| StoreError::Io {
+        path: path.to_path_buf(),
+        op: "read",
+        message: e.to_string(),
+    };
+    let raw = get(K_STATE)
+        .map_err(io)?
+        .ok_or_else(|| corrupt("the list state record is missing"))?;
+    let next = get(K_NEXT_BATCH)
+        .map_err(io)?
+        .ok_or_else(|| corrupt("the batch counter is missing"))?;
+    if raw.len() != 48 || next.len() != 8 {
+        return Err(corrupt("the list state record has the wrong size"));
+    }
+    let u64_at = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(&raw[8..40]);
+    Ok(State {
+        count: u64_at(&raw[..8]),
+        digest,
+        pending: u64_at(&raw[40..]),
+        next_batch: u64_at(&next),
+    })
 }

@@ -203,7 +203,42 @@ impl ErasureStore {
             self.db
                 .try_catch_up_with_primary()
                 .map_err(|e| self.io("catch up", e))?;
+            *self.lock_state() = super::open::read_state(&self.db, &self.path)?;
         }
         Ok(())
+    }
+
+    /// Calls `f` with every canonical id on one consistent view of the
+    /// store, and returns the count and digest of that same view (so a set
+    /// built while the daemon keeps adding still matches its state).
+    ///
+    /// # Errors
+    /// Read failure, or `f`'s error.
+    pub fn scan_ids(
+        &self,
+        mut f: impl FnMut(&[u8]) -> Result<(), StoreError>,
+    ) -> Result<ListState, StoreError> {
+        // A secondary's view only moves on `catch_up`; a primary needs a snapshot.
+        let snap = (!self.read_only).then(|| self.db.snapshot());
+        let state = match &snap {
+            Some(s) => super::open::read_state_with(&self.path, |k| s.get(k))?,
+            None => super::open::read_state(&self.db, &self.path)?,
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(upper_bound(P_ENTRY));
+        ro.fill_cache(false);
+        ro.set_readahead_size(2 << 20);
+        if let Some(s) = &snap {
+            ro.set_snapshot(s);
+        }
+        let plen = P_ENTRY.len();
+        for item in self
+            .db
+            .iterator_opt(IteratorMode::From(P_ENTRY, Direction::Forward), ro)
+        {
+            let (k, _) = item.map_err(|e| self.io("scan", e))?;
+            f(&k[plen..])?;
+        }
+        Ok(state.list_state())
     }
 }

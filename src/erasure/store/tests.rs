@@ -2,6 +2,7 @@
 //! tests (a killed process), these check the bookkeeping.
 
 use super::*;
+use crate::erasure::ErasureSet;
 
 fn temp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
@@ -194,4 +195,36 @@ fn pending_chunks_and_journal_merges() {
     assert!(seen.iter().all(|(_, _, j)| *j));
     assert!(seen.iter().any(|(s, o, _)| s == "5" && o == "elsewhere"));
     s.verify_state().unwrap();
+}
+
+#[test]
+fn a_secondary_catches_up_and_loads_a_consistent_set() {
+    let dir = temp();
+    let path = dir.path().join("list");
+    let writer = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+    writer.add(&["1", "2"], None).unwrap();
+    let reader = ErasureStore::open_for_restore(&path, SubjectType::Bigint).unwrap();
+    writer.add(&["3"], None).unwrap();
+    // The secondary's view moves only on catch_up, and then completely.
+    let (set, state) = crate::erasure::MemSet::load(&reader).unwrap();
+    assert_eq!((set.len(), state.count), (2, 2));
+    reader.catch_up().unwrap();
+    assert_eq!(reader.state(), writer.state());
+    let (set, state) = crate::erasure::MemSet::load(&reader).unwrap();
+    assert_eq!(state, writer.state());
+    assert_eq!(set.len(), 3);
+    // On the primary, a load while another thread keeps adding still
+    // matches the state of the view it read.
+    let w = std::sync::Arc::new(writer);
+    let w2 = std::sync::Arc::clone(&w);
+    let adder = std::thread::spawn(move || {
+        for i in 100..400 {
+            w2.add(&[i.to_string()], None).unwrap();
+        }
+    });
+    for _ in 0..20 {
+        let (set, state) = crate::erasure::MemSet::load(&w).unwrap();
+        assert_eq!(set.len() as u64, state.count);
+    }
+    adder.join().unwrap();
 }
