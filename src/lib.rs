@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod pipeline;
 pub mod restore;
 pub mod retention;

@@ -1,0 +1,319 @@
+//! One daemon job: take the snapshot lock, snapshot (refreshing the lock
+//! while it runs, cancelling the snapshot if the lock is lost), release the
+//! lock, then apply retention. Jobs run one at a time; the lock keeps other
+//! processes out.
+
+use super::schedule::Clock;
+use crate::config::Config;
+use crate::erasure::ErasureStore;
+use crate::retention::lease::{Lease, LeaseError, SNAPSHOT_LOCK_KEY};
+use crate::retention::{self, Applied, Policy};
+use crate::snapshot::Manifest;
+use crate::storage::Storage;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// A boxed error from the snapshot writer, shown with its message.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a finished snapshot reports to the daemon.
+#[derive(Debug, Clone)]
+pub struct SnapshotDone {
+    pub manifest: Manifest,
+    /// Rows of erased subjects found while snapshotting, per table: the
+    /// application did not delete them. Counts only, never ids.
+    pub leaks: Vec<(String, u64)>,
+}
+
+/// The seam between the scheduler and the snapshot writer, so the
+/// scheduler can be tested with time under control. Production:
+/// [`WriterSnapshotter`], the same function `lethe snapshot` calls.
+#[async_trait]
+pub trait Snapshotter: Send + Sync + std::fmt::Debug {
+    /// Takes one snapshot; must stop promptly and leave no manifest when
+    /// `cancel` fires.
+    async fn take(
+        &self,
+        cfg: Arc<Config>,
+        storage: Arc<dyn Storage>,
+        erasure: Option<Arc<ErasureStore>>,
+        cancel: CancellationToken,
+    ) -> Result<SnapshotDone, BoxError>;
+}
+
+/// The production snapshotter: `snapshot::writer::take_snapshot`, the same
+/// function `lethe snapshot` calls, with the erasure list's state recorded
+/// in the manifest and the leak check on. The writer logs
+/// `snapshot.started`, `snapshot.completed` and `snapshot.failed` itself.
+#[derive(Debug, Default)]
+pub struct WriterSnapshotter;
+
+#[async_trait]
+impl Snapshotter for WriterSnapshotter {
+    async fn take(
+        &self,
+        cfg: Arc<Config>,
+        storage: Arc<dyn Storage>,
+        erasure: Option<Arc<ErasureStore>>,
+        cancel: CancellationToken,
+    ) -> Result<SnapshotDone, BoxError> {
+        use crate::snapshot::writer::{LeakCheck, SnapshotOptions, take_snapshot};
+        let mut opts = SnapshotOptions {
+            cancel,
+            ..SnapshotOptions::default()
+        };
+        if let Some(store) = erasure {
+            opts.erasure_list = store.state();
+            // The count check in `from_store` can trip on an erasure added
+            // mid-read by the API; a second read settles it.
+            let mut tries = 0;
+            let set = loop {
+                let s = store.clone();
+                match tokio::task::spawn_blocking(move || crate::erasure::MemSet::from_store(&s))
+                    .await?
+                {
+                    Ok(set) => break set,
+                    Err(_) if tries < 2 => tries += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            opts.leak_check = Some(LeakCheck {
+                set: Arc::new(set),
+                subject_type: cfg.erasure.subject_type,
+                roots: cfg.erasure.subjects.clone(),
+            });
+        }
+        let out = take_snapshot(&cfg, storage, opts).await?;
+        let mut leaks: Vec<(String, u64)> = Vec::new();
+        for l in &out.leaks {
+            match leaks.iter_mut().find(|(t, _)| *t == l.table) {
+                Some((_, n)) => *n += l.rows,
+                None => leaks.push((l.table.clone(), l.rows)),
+            }
+        }
+        Ok(SnapshotDone {
+            manifest: out.manifest,
+            leaks,
+        })
+    }
+}
+
+/// Why a job was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// At start, because the last snapshot is older than the interval.
+    Startup,
+    Schedule,
+    /// SIGUSR1.
+    Signal,
+    /// After a failure's backoff.
+    Retry,
+    /// Retention only (at start, when no snapshot is due).
+    RetentionOnly,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Startup => "startup",
+            Trigger::Schedule => "schedule",
+            Trigger::Signal => "signal",
+            Trigger::Retry => "retry",
+            Trigger::RetentionOnly => "retention",
+        }
+    }
+}
+
+/// How the snapshot part of a job ended.
+#[derive(Debug)]
+pub enum SnapshotResult {
+    Done(Box<SnapshotDone>),
+    /// Another process holds the lock: a clear refusal, retried later.
+    LockHeld {
+        holder: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// `logged`: the writer already logged `snapshot.failed`.
+    Failed {
+        error: String,
+        logged: bool,
+    },
+    Cancelled,
+}
+
+/// What a job did.
+#[derive(Debug)]
+pub struct JobReport {
+    pub trigger: Trigger,
+    pub started_at: DateTime<Utc>,
+    pub snapshot: Option<SnapshotResult>,
+    pub retention: Option<Result<Applied, String>>,
+}
+
+/// Everything a job needs, cloned out of the daemon when it starts (a
+/// reload does not change a running job).
+#[derive(Debug, Clone)]
+pub struct JobCtx {
+    pub cfg: Arc<Config>,
+    pub storage: Arc<dyn Storage>,
+    pub erasure: Option<Arc<ErasureStore>>,
+    pub clock: Arc<dyn Clock>,
+    pub snapshotter: Arc<dyn Snapshotter>,
+    pub lock_ttl: Duration,
+    pub lock_settle: std::time::Duration,
+}
+
+/// Runs one job to the end (or until `cancel`).
+pub async fn run(ctx: JobCtx, trigger: Trigger, cancel: CancellationToken) -> JobReport {
+    let started_at = ctx.clock.now();
+    let mut report = JobReport {
+        trigger,
+        started_at,
+        snapshot: None,
+        retention: None,
+    };
+    if trigger != Trigger::RetentionOnly {
+        let r = snapshot(&ctx, trigger, &cancel).await;
+        let cancelled = matches!(r, SnapshotResult::Cancelled);
+        report.snapshot = Some(r);
+        if cancelled || cancel.is_cancelled() {
+            return report;
+        }
+    }
+    report.retention = Some(apply_retention(&ctx, &cancel).await);
+    report
+}
+
+async fn snapshot(ctx: &JobCtx, trigger: Trigger, cancel: &CancellationToken) -> SnapshotResult {
+    let lease = tokio::select! {
+        () = cancel.cancelled() => return SnapshotResult::Cancelled,
+        r = Lease::acquire(ctx.storage.clone(), SNAPSHOT_LOCK_KEY, ctx.lock_ttl, ctx.lock_settle, ctx.clock.now()) => r,
+    };
+    let mut lease = match lease {
+        Ok(l) => l,
+        Err(LeaseError::Held {
+            holder, expires_at, ..
+        }) => return SnapshotResult::LockHeld { holder, expires_at },
+        Err(LeaseError::Lost { holder, .. }) => {
+            return SnapshotResult::LockHeld {
+                holder,
+                expires_at: ctx.clock.now() + ctx.lock_ttl,
+            };
+        }
+        Err(e) => {
+            return SnapshotResult::Failed {
+                error: format!("cannot take the snapshot lock: {e}"),
+                logged: false,
+            };
+        }
+    };
+    tracing::debug!(event = "daemon.snapshot_begin", trigger = trigger.as_str(), lock = %lease.key());
+    let snap_cancel = cancel.child_token();
+    let stop_refresh = CancellationToken::new();
+    let clock = ctx.clock.clone();
+    let now = move || clock.now();
+    let take = async {
+        let r = ctx
+            .snapshotter
+            .take(
+                ctx.cfg.clone(),
+                ctx.storage.clone(),
+                ctx.erasure.clone(),
+                snap_cancel.clone(),
+            )
+            .await;
+        stop_refresh.cancel();
+        r
+    };
+    let hold = async {
+        let r = lease.hold(&stop_refresh, &now).await;
+        if r.is_err() {
+            snap_cancel.cancel();
+        }
+        r
+    };
+    let (taken, held) = tokio::join!(take, hold);
+    // Releasing is a courtesy (the lease expires anyway): bounded, so a
+    // shutdown is not held up by a slow store.
+    match tokio::time::timeout(std::time::Duration::from_secs(3), lease.release()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(event = "lease.release_failed", error = %e, "the lock expires by itself")
+        }
+        Err(_) => tracing::warn!(
+            event = "lease.release_failed",
+            error = "timed out",
+            "the lock expires by itself"
+        ),
+    }
+    match (taken, held) {
+        (Ok(done), _) => SnapshotResult::Done(Box::new(done)),
+        (Err(_), Err(lost)) => SnapshotResult::Failed {
+            error: format!("stopped: {lost}"),
+            logged: false,
+        },
+        (Err(_), Ok(())) if cancel.is_cancelled() => SnapshotResult::Cancelled,
+        (Err(e), Ok(())) => SnapshotResult::Failed {
+            error: error_chain(e.as_ref()),
+            logged: true,
+        },
+    }
+}
+
+/// `error: cause: cause`, for one log field.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+async fn apply_retention(ctx: &JobCtx, cancel: &CancellationToken) -> Result<Applied, String> {
+    let started = std::time::Instant::now();
+    let now = ctx.clock.now();
+    let policy = Policy::days(ctx.cfg.retention.days);
+    let survey = retention::survey(ctx.storage.as_ref(), now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let plan = retention::plan_from(&survey, now, policy);
+    for h in &plan.held_for_restore {
+        tracing::warn!(
+            event = "retention.held_for_restore",
+            id = %h.id,
+            age_days = h.age_days,
+            holder = %h.holder,
+            "expired snapshot kept while a restore reads it"
+        );
+    }
+    let applied = retention::apply(ctx.storage.as_ref(), &plan, cancel)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        event = "retention.completed",
+        kept = plan.keep.len() + plan.held_for_restore.len(),
+        deleted = applied.snapshots_deleted.len(),
+        leftovers_deleted = applied.leftovers_deleted.len(),
+        uploads_aborted = applied.uploads_aborted,
+        bytes_freed = applied.bytes_freed,
+        errors = applied.errors.len(),
+        seconds = started.elapsed().as_secs_f64(),
+    );
+    if applied.errors.is_empty() {
+        Ok(applied)
+    } else {
+        Err(format!(
+            "{} deletion(s) failed, first: {}",
+            applied.errors.len(),
+            applied.errors[0]
+        ))
+    }
+}

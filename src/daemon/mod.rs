@@ -1,0 +1,550 @@
+//! The daemon: snapshots on a schedule, retention after each one, the
+//! erasure journal worker and the local API, under one cancellation tree.
+//! Every task is awaited with a deadline at shutdown; nothing is detached.
+//!
+//! Start-up: config and schedule parsed, storage reachable, erasure list
+//! open, retention (and a snapshot if the last one is older than the
+//! interval), lifecycle check; then `READY=1` and `daemon.ready`.
+
+pub mod job;
+pub mod notify;
+pub mod schedule;
+mod signals;
+
+pub use signals::Control;
+
+use crate::config::Config;
+use crate::erasure::ErasureStore;
+use crate::snapshot::repo;
+use crate::storage::Storage;
+use chrono::{DateTime, Duration, Utc};
+use job::{JobCtx, JobReport, SnapshotResult, Snapshotter, Trigger};
+use notify::Notifier;
+use schedule::{Backoff, Clock, Schedule};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+/// Knobs with production defaults; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub backoff: Backoff,
+    /// Everything in flight gets this long to stop after SIGTERM (the
+    /// promise is exit within 10 s).
+    pub shutdown_deadline: std::time::Duration,
+    pub lock_ttl: Duration,
+    pub lock_settle: std::time::Duration,
+    /// How often the bucket's lifecycle rule is checked.
+    pub lifecycle_every: std::time::Duration,
+    pub journal: crate::erasure::journal::WorkerOptions,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            backoff: Backoff::default(),
+            shutdown_deadline: std::time::Duration::from_secs(8),
+            lock_ttl: Duration::seconds(crate::retention::lease::DEFAULT_TTL_SECS),
+            lock_settle: std::time::Duration::from_secs(1),
+            lifecycle_every: std::time::Duration::from_secs(24 * 3600),
+            journal: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot start: {0}")]
+    Startup(String),
+}
+
+/// The longest single sleep: wall-clock jumps (suspend, NTP steps) are
+/// noticed within this.
+const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A running daemon's moving parts.
+pub struct Daemon {
+    config_path: PathBuf,
+    cfg: Arc<Config>,
+    schedule: Schedule,
+    storage: Arc<dyn Storage>,
+    erasure: Option<Arc<ErasureStore>>,
+    clock: Arc<dyn Clock>,
+    snapshotter: Arc<dyn Snapshotter>,
+    opts: DaemonOptions,
+    notifier: Notifier,
+    /// Start of the last snapshot attempt, success or not.
+    last_attempt: Option<DateTime<Utc>>,
+    /// The last complete snapshot: id and finish time.
+    last_ok: Option<(String, DateTime<Utc>)>,
+    failures: u32,
+    next_due: DateTime<Utc>,
+}
+
+enum Wake {
+    Stop,
+    Control(Control),
+    Due,
+    JobDone(Result<JobReport, tokio::task::JoinError>),
+    Watchdog,
+    Lifecycle,
+    Aux,
+}
+
+impl Daemon {
+    /// Builds a daemon from a loaded config and what the caller opened:
+    /// storage and the erasure list (tests may run without one).
+    ///
+    /// # Errors
+    /// A bad schedule.
+    pub fn new(
+        config_path: PathBuf,
+        cfg: Config,
+        storage: Arc<dyn Storage>,
+        erasure: Option<Arc<ErasureStore>>,
+        clock: Arc<dyn Clock>,
+        snapshotter: Arc<dyn Snapshotter>,
+        opts: DaemonOptions,
+    ) -> Result<Daemon, DaemonError> {
+        let schedule = Schedule::from_config(&cfg.schedule).map_err(DaemonError::Config)?;
+        let now = clock.now();
+        Ok(Daemon {
+            config_path,
+            cfg: Arc::new(cfg),
+            schedule,
+            storage,
+            erasure,
+            clock,
+            snapshotter,
+            opts,
+            notifier: Notifier,
+            last_attempt: None,
+            last_ok: None,
+            failures: 0,
+            next_due: now,
+        })
+    }
+
+    fn job_ctx(&self) -> JobCtx {
+        JobCtx {
+            cfg: self.cfg.clone(),
+            storage: self.storage.clone(),
+            erasure: self.erasure.clone(),
+            clock: self.clock.clone(),
+            snapshotter: self.snapshotter.clone(),
+            lock_ttl: self.opts.lock_ttl,
+            lock_settle: self.opts.lock_settle,
+        }
+    }
+
+    fn status_line(&self) -> String {
+        let last = match &self.last_ok {
+            Some((id, at)) => format!("last snapshot {id} at {}", at.format("%Y-%m-%d %H:%M:%SZ")),
+            None => "no snapshot yet".into(),
+        };
+        format!(
+            "{last}; next {}",
+            self.next_due.format("%Y-%m-%d %H:%M:%SZ")
+        )
+    }
+
+    /// Runs until `root` is cancelled (SIGTERM/SIGINT when run from
+    /// [`run`]), then drains: the in-flight snapshot is cancelled, the
+    /// journal worker pushes what is pending, every task is awaited within
+    /// [`DaemonOptions::shutdown_deadline`].
+    ///
+    /// # Errors
+    /// Start-up checks failed (storage unreadable).
+    pub async fn run(
+        mut self,
+        root: CancellationToken,
+        mut controls: mpsc::Receiver<Control>,
+    ) -> Result<(), DaemonError> {
+        let started = std::time::Instant::now();
+        // Start-up check: the repository is readable, and when did the last
+        // snapshot start?
+        let complete = repo::list_complete(self.storage.as_ref())
+            .await
+            .map_err(|e| {
+                DaemonError::Startup(format!("cannot list {}: {e}", self.storage.describe()))
+            })?;
+        if let Some(id) = complete.first() {
+            self.last_attempt = Some(id.started_at());
+            let finished = match repo::load_manifest(self.storage.as_ref(), id).await {
+                Ok(m) => m.finished_at,
+                Err(_) => id.started_at(),
+            };
+            self.last_ok = Some((id.to_string(), finished));
+        }
+        let now = self.clock.now();
+        self.next_due = self.schedule.due(self.last_attempt, now);
+
+        let mut aux: JoinSet<()> = JoinSet::new();
+        let journal = self.erasure.clone().map(|store| {
+            tokio::spawn(crate::erasure::journal::run_worker(
+                store,
+                self.storage.clone(),
+                self.opts.journal,
+                root.child_token(),
+            ))
+        });
+        // At start: retention now, unless a snapshot is due (it runs
+        // retention right after).
+        let first = if self.next_due <= now {
+            Trigger::Startup
+        } else {
+            Trigger::RetentionOnly
+        };
+        let mut job: Option<(JoinHandle<JobReport>, CancellationToken)> =
+            Some(self.start_job(first, &root));
+        self.spawn_lifecycle_check(&mut aux);
+
+        let watchdog = self.notifier.watchdog_interval();
+        let mut watchdog_tick =
+            tokio::time::interval(watchdog.unwrap_or(std::time::Duration::from_secs(3600)));
+        let mut lifecycle_tick = tokio::time::interval(self.opts.lifecycle_every);
+        lifecycle_tick.tick().await; // the first tick is immediate; the check above covers it
+        self.notifier.ready(&self.status_line());
+        tracing::info!(
+            event = "daemon.ready",
+            repository = %self.storage.describe(),
+            schedule = %self.schedule.describe(),
+            retention_days = self.cfg.retention.days,
+            next_run = %self.next_due,
+            last_snapshot = self.last_ok.as_ref().map(|(id, _)| id.as_str()),
+            api = %self.cfg.api.listen,
+            watchdog_s = watchdog.map(|d| d.as_secs_f64() * 2.0),
+            startup_s = started.elapsed().as_secs_f64(),
+            pid = std::process::id(),
+        );
+
+        loop {
+            let wait = (self.next_due - self.clock.now())
+                .to_std()
+                .unwrap_or_default()
+                .min(MAX_SLEEP);
+            let wake = tokio::select! {
+                () = root.cancelled() => Wake::Stop,
+                c = controls.recv() => match c { Some(c) => Wake::Control(c), None => Wake::Stop },
+                r = async { match job.as_mut() { Some((h, _)) => h.await, None => std::future::pending().await } } => Wake::JobDone(r),
+                () = tokio::time::sleep(wait), if job.is_none() => Wake::Due,
+                _ = watchdog_tick.tick(), if watchdog.is_some() => Wake::Watchdog,
+                _ = lifecycle_tick.tick() => Wake::Lifecycle,
+                Some(_) = aux.join_next(), if !aux.is_empty() => Wake::Aux,
+            };
+            match wake {
+                Wake::Stop => break,
+                Wake::Watchdog => self.notifier.watchdog(),
+                Wake::Lifecycle => self.spawn_lifecycle_check(&mut aux),
+                Wake::Aux => {}
+                Wake::Due => {
+                    if self.clock.now() >= self.next_due {
+                        let trigger = if self.failures > 0 {
+                            Trigger::Retry
+                        } else {
+                            Trigger::Schedule
+                        };
+                        job = Some(self.start_job(trigger, &root));
+                    }
+                }
+                Wake::Control(Control::SnapshotNow) => {
+                    if job.is_some() {
+                        tracing::info!(
+                            event = "snapshot.skipped",
+                            reason = "already_running",
+                            "SIGUSR1 ignored: a job is running"
+                        );
+                    } else {
+                        job = Some(self.start_job(Trigger::Signal, &root));
+                    }
+                }
+                Wake::Control(Control::Reload) => self.reload().await,
+                Wake::JobDone(r) => {
+                    job = None;
+                    match r {
+                        Ok(report) => self.finish_job(report),
+                        Err(e) => {
+                            tracing::error!(event = "daemon.job_panicked", error = %e, "a job ended abnormally; retrying later");
+                            self.failures += 1;
+                            self.next_due = self.clock.now() + self.backoff();
+                        }
+                    }
+                    self.notifier.status(&self.status_line());
+                }
+            }
+        }
+
+        // Drain. The root token is cancelled, so every child token is too.
+        root.cancel();
+        tracing::info!(
+            event = "daemon.stopping",
+            snapshot_in_flight = job.is_some(),
+            "stopping: draining tasks"
+        );
+        self.notifier.stopping();
+        let deadline = tokio::time::Instant::now() + self.opts.shutdown_deadline;
+        if let Some((handle, _)) = job.take() {
+            await_task("snapshot", handle, deadline).await;
+        }
+        if let Some(handle) = journal {
+            await_task("erasure_journal", handle, deadline).await;
+        }
+        aux.abort_all();
+        while aux.join_next().await.is_some() {}
+        tracing::info!(
+            event = "daemon.stopped",
+            seconds = started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    fn backoff(&self) -> Duration {
+        let now = self.clock.now();
+        self.opts
+            .backoff
+            .delay(self.failures, self.schedule.interval_near(now))
+    }
+
+    fn start_job(
+        &mut self,
+        trigger: Trigger,
+        root: &CancellationToken,
+    ) -> (JoinHandle<JobReport>, CancellationToken) {
+        let cancel = root.child_token();
+        if trigger != Trigger::RetentionOnly {
+            self.last_attempt = Some(self.clock.now());
+        }
+        let handle = tokio::spawn(job::run(self.job_ctx(), trigger, cancel.clone()));
+        (handle, cancel)
+    }
+
+    fn finish_job(&mut self, report: JobReport) {
+        let now = self.clock.now();
+        match report.snapshot {
+            None | Some(SnapshotResult::Cancelled) => {}
+            Some(SnapshotResult::Done(done)) => {
+                self.failures = 0;
+                let m = &done.manifest;
+                self.last_ok = Some((m.id.to_string(), m.finished_at));
+                self.next_due = self.schedule.due(Some(report.started_at), now);
+                if !done.leaks.is_empty() {
+                    let tables: serde_json::Map<String, serde_json::Value> = done
+                        .leaks
+                        .iter()
+                        .map(|(t, n)| (t.clone(), (*n).into()))
+                        .collect();
+                    let rows: u64 = done.leaks.iter().map(|(_, n)| n).sum();
+                    tracing::error!(
+                        event = "erasure.leak_detected",
+                        id = %m.id,
+                        rows,
+                        tables = %serde_json::Value::Object(tables),
+                        "the snapshot holds rows of erased subjects: the application did not delete them"
+                    );
+                }
+            }
+            Some(SnapshotResult::LockHeld { holder, expires_at }) => {
+                self.failures += 1;
+                let retry = self.backoff();
+                self.next_due = now + retry;
+                tracing::warn!(
+                    event = "snapshot.skipped",
+                    reason = "lock_held",
+                    holder = %holder,
+                    lock_expires_at = %expires_at,
+                    retry_in_s = retry.num_seconds(),
+                    "another lethe holds the snapshot lock on this repository"
+                );
+            }
+            Some(SnapshotResult::Failed { error, logged }) => {
+                self.failures += 1;
+                let retry = self.backoff();
+                self.next_due = now + retry;
+                if !logged {
+                    tracing::error!(event = "snapshot.failed", stage = "lock", error = %error);
+                }
+                tracing::warn!(
+                    event = "daemon.retry_scheduled",
+                    trigger = report.trigger.as_str(),
+                    failures = self.failures,
+                    retry_in_s = retry.num_seconds(),
+                    error = %error,
+                );
+            }
+        }
+        if let Some(Err(e)) = report.retention {
+            tracing::error!(event = "retention.failed", error = %e, "retention did not finish; it runs again after the next snapshot");
+        }
+    }
+
+    fn spawn_lifecycle_check(&self, aux: &mut JoinSet<()>) {
+        let storage_cfg = self.cfg.storage.clone();
+        let days = self.cfg.retention.days;
+        aux.spawn(async move {
+            let check = crate::storage::lifecycle::lifecycle_status(&storage_cfg, days);
+            match tokio::time::timeout(std::time::Duration::from_secs(60), check).await {
+                Ok(Ok(status)) => report_lifecycle(&status, days),
+                Ok(Err(e)) => tracing::warn!(event = "retention.lifecycle_unknown", error = %e, "cannot read the bucket's lifecycle rules"),
+                Err(_) => tracing::warn!(event = "retention.lifecycle_unknown", error = "timed out", "cannot read the bucket's lifecycle rules"),
+            }
+        });
+    }
+
+    /// SIGHUP: re-read the config file. Anything invalid keeps the running
+    /// config (`daemon.reload_failed`); settings that need a restart are
+    /// named in a warning.
+    async fn reload(&mut self) {
+        self.notifier.reloading();
+        let result = self.try_reload().await;
+        self.notifier.ready(&self.status_line());
+        match result {
+            Ok(()) => tracing::info!(
+                event = "daemon.reloaded",
+                schedule = %self.schedule.describe(),
+                retention_days = self.cfg.retention.days,
+                next_run = %self.next_due,
+            ),
+            Err(e) => tracing::error!(
+                event = "daemon.reload_failed",
+                path = %self.config_path.display(),
+                error = %e,
+                "keeping the running configuration"
+            ),
+        }
+    }
+
+    async fn try_reload(&mut self) -> Result<(), String> {
+        let new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let schedule = Schedule::from_config(&new.schedule)?;
+        let old = self.cfg.as_ref();
+        let storage = if format!("{:?}", new.storage) != format!("{:?}", old.storage) {
+            let open = crate::storage::open(&new.storage);
+            match tokio::time::timeout(std::time::Duration::from_secs(30), open).await {
+                Ok(Ok(s)) => Some(s),
+                Ok(Err(e)) => return Err(format!("storage {}: {e}", new.storage.url)),
+                Err(_) => return Err(format!("storage {}: timed out opening it", new.storage.url)),
+            }
+        } else {
+            None
+        };
+        let mut restart = Vec::new();
+        if format!("{:?}", new.erasure) != format!("{:?}", old.erasure) {
+            restart.push("erasure");
+        }
+        if format!("{:?}", new.api) != format!("{:?}", old.api) {
+            restart.push("api");
+        }
+        if format!("{:?}", new.log) != format!("{:?}", old.log) {
+            restart.push("log");
+        }
+        if !restart.is_empty() {
+            tracing::warn!(
+                event = "daemon.reload_partial",
+                sections = %restart.join(","),
+                "these sections change only at restart; the running values stay"
+            );
+        }
+        if let Some(s) = storage {
+            self.storage = s;
+        }
+        self.cfg = Arc::new(new);
+        self.schedule = schedule;
+        let now = self.clock.now();
+        self.next_due = if self.failures > 0 {
+            self.next_due.min(self.schedule.next_after(now))
+        } else {
+            self.schedule.due(self.last_attempt, now)
+        };
+        Ok(())
+    }
+}
+
+/// Logs the lifecycle rule's state; drift is `retention.lifecycle_drift`.
+fn report_lifecycle(status: &crate::storage::lifecycle::LifecycleStatus, days: u32) {
+    use crate::storage::lifecycle::LifecycleStatus as S;
+    match status {
+        S::Present => tracing::info!(event = "retention.lifecycle_ok", retention_days = days),
+        S::NotApplicable => tracing::debug!(
+            event = "retention.lifecycle_ok",
+            note = "directory repository: no lifecycle"
+        ),
+        S::Missing(rules) => tracing::warn!(
+            event = "retention.lifecycle_drift",
+            state = "missing",
+            rules = %rules.join(","),
+            retention_days = days,
+            "the bucket lacks Lethe's lifecycle rule: nothing expires snapshots while the daemon is down; run `lethe init`"
+        ),
+        S::Drifted(rules) => tracing::warn!(
+            event = "retention.lifecycle_drift",
+            state = "drifted",
+            rules = %rules.join(","),
+            retention_days = days,
+            "the bucket's lifecycle rule differs from retention.days; run `lethe init`"
+        ),
+    }
+}
+
+/// Awaits a task until `deadline`, then aborts it (and says so).
+async fn await_task<T>(
+    name: &'static str,
+    mut handle: JoinHandle<T>,
+    deadline: tokio::time::Instant,
+) {
+    match tokio::time::timeout_at(deadline, &mut handle).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(event = "daemon.task_failed", task = name, error = %e),
+        Err(_) => {
+            tracing::warn!(
+                event = "daemon.shutdown_timeout",
+                task = name,
+                "did not stop in time; aborted"
+            );
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+}
+
+/// `lethe daemon`: opens everything, installs signal handlers and runs
+/// until SIGTERM/SIGINT. Returns the exit code (0 after a clean drain).
+///
+/// # Errors
+/// `DaemonError::Config` (exit 2) or start-up failures (exit 1).
+pub async fn run(config_path: PathBuf, cfg: Config) -> Result<i32, DaemonError> {
+    let root = CancellationToken::new();
+    let (tx, rx) = mpsc::channel(4);
+    // Handlers first: a SIGTERM during start-up drains instead of killing.
+    let signals = signals::spawn(root.clone(), tx)
+        .map_err(|e| DaemonError::Startup(format!("signal handlers: {e}")))?;
+    let result = async {
+        let storage = crate::storage::open(&cfg.storage)
+            .await
+            .map_err(|e| DaemonError::Startup(format!("storage {}: {e}", cfg.storage.url)))?;
+        let (path, ty) = (cfg.erasure.path.clone(), cfg.erasure.subject_type);
+        let erasure = tokio::task::spawn_blocking(move || ErasureStore::open(&path, ty))
+            .await
+            .map_err(|e| DaemonError::Startup(e.to_string()))?
+            .map_err(|e| DaemonError::Startup(format!("erasure list: {e}")))?;
+        let daemon = Daemon::new(
+            config_path,
+            cfg,
+            storage,
+            Some(Arc::new(erasure)),
+            Arc::new(schedule::SystemClock),
+            Arc::new(job::WriterSnapshotter),
+            DaemonOptions::default(),
+        )?;
+        daemon.run(root, rx).await
+    }
+    .await;
+    signals.stop().await;
+    result.map(|()| crate::exit::OK)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! When to snapshot: `schedule.every` or `schedule.cron` (UTC), the start-up
+//! catch-up rule, and the backoff after a failure. Pure functions of the
+//! times passed in; the daemon's clock is injected ([`Clock`]).
+
+use crate::config::ScheduleConfig;
+use chrono::{DateTime, Duration, Utc};
+use std::str::FromStr;
+
+/// The source of "now". Production uses the system clock; tests drive a
+/// clock tied to tokio's paused time so hours pass in milliseconds.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Wall-clock time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that starts at a chosen instant and advances with tokio's time
+/// (which tests can pause and auto-advance).
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start: DateTime<Utc>,
+    base: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(start: DateTime<Utc>) -> TokioClock {
+        TokioClock {
+            start,
+            base: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.base);
+        self.start + Duration::from_std(elapsed).unwrap_or(Duration::zero())
+    }
+}
+
+/// The parsed schedule.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    Every(Duration),
+    Cron {
+        expr: String,
+        cron: Box<croner::Cron>,
+    },
+}
+
+impl Schedule {
+    /// # Errors
+    /// A message naming the key and what is wrong (config validation has
+    /// already checked that exactly one of them is set).
+    pub fn from_config(cfg: &ScheduleConfig) -> Result<Schedule, String> {
+        match (&cfg.every, &cfg.cron) {
+            (Some(d), None) => {
+                let d = Duration::from_std(*d).map_err(|e| format!("schedule.every: {e}"))?;
+                if d < Duration::seconds(1) {
+                    return Err("schedule.every must be at least 1s".into());
+                }
+                Ok(Schedule::Every(d))
+            }
+            (None, Some(expr)) => Self::cron(expr),
+            (Some(_), Some(_)) => {
+                Err("set either schedule.every or schedule.cron, not both".into())
+            }
+            (None, None) => Err("set schedule.every (e.g. \"1h\") or schedule.cron".into()),
+        }
+    }
+
+    /// Parses a cron expression (5 fields, or 6 with leading seconds; UTC).
+    ///
+    /// # Errors
+    /// The parser's reason, naming the expression.
+    pub fn cron(expr: &str) -> Result<Schedule, String> {
+        let cron = croner::Cron::from_str(expr)
+            .map_err(|e| format!("schedule.cron = {expr:?} is not a cron expression ({e}); e.g. \"0 * * * *\" for hourly"))?;
+        // An expression that never fires (e.g. 30 February) is refused now,
+        // not discovered as a daemon that silently never snapshots.
+        let now = Utc::now();
+        cron.find_next_occurrence(&now, false)
+            .map_err(|e| format!("schedule.cron = {expr:?} never fires ({e})"))?;
+        Ok(Schedule::Cron {
+            expr: expr.to_string(),
+            cron: Box::new(cron),
+        })
+    }
+
+    /// The first slot strictly after `t`. A cron expression that has no
+    /// further occurrence (already refused at parse) falls back to a day.
+    pub fn next_after(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Schedule::Every(d) => t + *d,
+            Schedule::Cron { cron, .. } => cron
+                .find_next_occurrence(&t, false)
+                .unwrap_or(t + Duration::days(1)),
+        }
+    }
+
+    /// The gap between the slots around `t`: the interval for `every`, the
+    /// distance between the next two occurrences for cron.
+    pub fn interval_near(&self, t: DateTime<Utc>) -> Duration {
+        match self {
+            Schedule::Every(d) => *d,
+            Schedule::Cron { .. } => {
+                let a = self.next_after(t);
+                self.next_after(a) - a
+            }
+        }
+    }
+
+    /// When the next snapshot is due, given when the last one (or the last
+    /// attempt) started: the next slot after it, or `now` if that slot has
+    /// passed (at start: "the last one is older than the interval").
+    pub fn due(&self, last_start: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+        match last_start {
+            None => now,
+            Some(t) => self.next_after(t).max(now).min(self.next_after(now)),
+        }
+    }
+
+    /// For messages: `every 1h` or `cron "0 * * * *"`.
+    pub fn describe(&self) -> String {
+        match self {
+            Schedule::Every(d) => format!(
+                "every {}",
+                humantime::format_duration(d.to_std().unwrap_or_default())
+            ),
+            Schedule::Cron { expr, .. } => format!("cron {expr:?} (UTC)"),
+        }
+    }
+}
+
+/// Exponential backoff after consecutive failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::seconds(10),
+            cap: Duration::minutes(10),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before retrying after `failures` consecutive failures
+    /// (1 = the first): base·2^(n-1), capped, and never longer than one
+    /// interval, so a failing daemon retries at least as often as it would
+    /// have snapshotted: the schedule is never skipped for good.
+    pub fn delay(&self, failures: u32, interval: Duration) -> Duration {
+        let exp = failures.saturating_sub(1).min(20);
+        let d = self.base * 2i32.pow(exp);
+        d.min(self.cap).min(interval).max(Duration::seconds(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn every_runs_at_start_only_when_the_last_snapshot_is_older_than_the_interval() {
+        let s = Schedule::Every(Duration::hours(1));
+        let now = t("2026-03-01T12:00:00Z");
+        assert_eq!(s.due(None, now), now);
+        assert_eq!(s.due(Some(now - Duration::minutes(61)), now), now);
+        assert_eq!(
+            s.due(Some(now - Duration::minutes(20)), now),
+            now + Duration::minutes(40)
+        );
+        // A snapshot "from the future" (clock stepped back) waits at most one interval.
+        assert_eq!(
+            s.due(Some(now + Duration::days(3)), now),
+            now + Duration::hours(1)
+        );
+    }
+
+    #[test]
+    fn cron_is_due_when_a_slot_was_missed() {
+        let s = Schedule::cron("0 * * * *").unwrap();
+        let now = t("2026-03-01T12:30:00Z");
+        assert_eq!(s.next_after(now), t("2026-03-01T13:00:00Z"));
+        assert_eq!(s.due(Some(t("2026-03-01T11:10:00Z")), now), now);
+        assert_eq!(
+            s.due(Some(t("2026-03-01T12:00:00Z")), now),
+            t("2026-03-01T13:00:00Z")
+        );
+        assert_eq!(s.interval_near(now), Duration::hours(1));
+        let daily = Schedule::cron("15 3 * * *").unwrap();
+        assert_eq!(daily.interval_near(now), Duration::days(1));
+        assert_eq!(daily.next_after(now), t("2026-03-02T03:15:00Z"));
+    }
+
+    #[test]
+    fn bad_cron_is_refused_by_name() {
+        let e = Schedule::cron("61 * * * *").unwrap_err();
+        assert!(
+            e.contains("schedule.cron") && e.contains("61 * * * *"),
+            "{e}"
+        );
+        let e = Schedule::from_config(&ScheduleConfig {
+            every: None,
+            cron: Some("nonsense".into()),
+        })
+        .unwrap_err();
+        assert!(e.contains("nonsense"), "{e}");
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_never_exceeds_the_interval() {
+        let b = Backoff::default();
+        let hour = Duration::hours(1);
+        let delays: Vec<i64> = (1..=9).map(|n| b.delay(n, hour).num_seconds()).collect();
+        assert_eq!(delays, vec![10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(b.delay(5, Duration::seconds(5)), Duration::seconds(5));
+        assert_eq!(b.delay(u32::MAX, hour), Duration::minutes(10));
+    }
+}
