@@ -412,3 +412,32 @@ fn the_binary_reports_missing_credentials_clearly() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("AWS credential chain"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_reporting_a_non_eu_location_is_refused() {
+    let Some(g) = common::garage_outside_eu() else {
+        return;
+    };
+    let bucket = g.new_bucket();
+    // The signing region must match the store's, so the config says
+    // us-east-1 too; validation would refuse it, connect refuses on its own.
+    let mut cfg = g.storage_config(&bucket, "p");
+    let err = lethe::storage::s3::S3Storage::connect(
+        &cfg,
+        bucket.to_string(),
+        "p".into(),
+        g.s3_options(),
+    )
+    .await
+    .expect_err("a bucket in us-east-1 is refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("us-east-1") && msg.contains("EU allow-list"),
+        "{msg}"
+    );
+    // Explicitly allowed: the same bucket is accepted.
+    cfg.allowed_regions = vec!["us-east-1".into()];
+    lethe::storage::s3::S3Storage::connect(&cfg, bucket.to_string(), "p".into(), g.s3_options())
+        .await
+        .expect("allowed_regions admits the region");
+}

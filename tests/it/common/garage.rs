@@ -63,6 +63,11 @@ fn garage_bin() -> PathBuf {
 }
 
 fn start() -> Result<Garage, String> {
+    start_with(&[])
+}
+
+/// Runs the script with extra environment (another state dir, port, region).
+fn start_with(env: &[(&str, &str)]) -> Result<Garage, String> {
     let bin = garage_bin();
     if !bin.exists() {
         return Err(format!(
@@ -73,6 +78,7 @@ fn start() -> Result<Garage, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/garage-test.sh");
     let out = Command::new(&script)
         .env("GARAGE_BIN", &bin)
+        .envs(env.iter().copied())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !out.status.success() {
@@ -108,6 +114,28 @@ pub fn garage() -> Option<Garage> {
         Ok(g) => Some(g.clone()),
         Err(reason) => {
             skip_or_fail(&format!("Garage is not available: {reason}"));
+            None
+        }
+    }
+}
+
+/// A second test Garage that answers GetBucketLocation with a non-EU region
+/// (`us-east-1`), to prove the store's own answer is checked.
+pub fn garage_outside_eu() -> Option<Garage> {
+    static G: OnceLock<Result<Garage, String>> = OnceLock::new();
+    let dir = std::env::temp_dir().join("lethe-garage-us");
+    let dir = dir.to_string_lossy().to_string();
+    let started = G.get_or_init(|| {
+        start_with(&[
+            ("LETHE_GARAGE_DIR", dir.as_str()),
+            ("LETHE_GARAGE_PORT", "39200"),
+            ("LETHE_GARAGE_REGION", "us-east-1"),
+        ])
+    });
+    match started {
+        Ok(g) => Some(g.clone()),
+        Err(reason) => {
+            skip_or_fail(&format!("the us-east-1 Garage is not available: {reason}"));
             None
         }
     }
