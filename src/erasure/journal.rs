@@ -48,7 +48,9 @@ pub enum JournalError {
     Store(#[from] StoreError),
     #[error("erasure journal in {repo}: {source}")]
     Storage { repo: String, source: StorageError },
-    #[error("journal object {key} is not valid: {message}; it must be repaired or removed by hand before the list can be synced")]
+    #[error(
+        "journal object {key} is not valid: {message}; it must be repaired or removed by hand before the list can be synced"
+    )]
     BadObject { key: String, message: String },
     #[error("the store task failed: {0}")]
     Task(String),
@@ -62,8 +64,15 @@ pub enum StaleError {
     #[error(
         "refusing to restore: the erasure list at {path} lacks {missing} journal object(s) from {repo} (e.g. {example}); run `lethe erase sync` first"
     )]
-    Behind { path: String, repo: String, missing: usize, example: String },
-    #[error("refusing to restore: cannot read the erasure journal in {repo} to prove the list is current: {source}")]
+    Behind {
+        path: String,
+        repo: String,
+        missing: usize,
+        example: String,
+    },
+    #[error(
+        "refusing to restore: cannot read the erasure journal in {repo} to prove the list is current: {source}"
+    )]
     Storage { repo: String, source: StorageError },
 }
 
@@ -99,11 +108,19 @@ pub struct SyncOutcome {
 }
 
 fn storage_err(storage: &dyn Storage, source: StorageError) -> JournalError {
-    JournalError::Storage { repo: storage.describe(), source }
+    JournalError::Storage {
+        repo: storage.describe(),
+        source,
+    }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, JournalError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| JournalError::Task(e.to_string()))?.map_err(JournalError::from)
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, JournalError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| JournalError::Task(e.to_string()))?
+        .map_err(JournalError::from)
 }
 
 /// The object name part of a journal key, when it is one (`<ULID>.json`).
@@ -115,36 +132,72 @@ fn object_name(key: &str) -> Option<&str> {
 
 /// Journal object names in storage, sorted.
 async fn list_names(storage: &dyn Storage) -> Result<Vec<String>, StorageError> {
-    let mut names: Vec<String> = storage.list(PREFIX).await?.iter().filter_map(|m| object_name(&m.key)).map(str::to_string).collect();
+    let mut names: Vec<String> = storage
+        .list(PREFIX)
+        .await?
+        .iter()
+        .filter_map(|m| object_name(&m.key))
+        .map(str::to_string)
+        .collect();
     names.sort();
     Ok(names)
 }
 
-fn encode(subject_type: SubjectType, groups: &[(BatchRecord, Vec<String>)]) -> Result<Vec<u8>, serde_json::Error> {
+fn encode(
+    subject_type: SubjectType,
+    groups: &[(BatchRecord, Vec<String>)],
+) -> Result<Vec<u8>, serde_json::Error> {
     let obj = JournalObject {
         format: FORMAT,
         subject_type,
         groups: groups
             .iter()
-            .map(|(r, s)| JournalGroup { added_at: r.added_at, reference: r.reference.clone(), origin: r.origin.clone(), subjects: s.clone() })
+            .map(|(r, s)| JournalGroup {
+                added_at: r.added_at,
+                reference: r.reference.clone(),
+                origin: r.origin.clone(),
+                subjects: s.clone(),
+            })
             .collect(),
     };
     serde_json::to_vec(&obj)
 }
 
-fn decode(key: &str, subject_type: SubjectType, data: &[u8]) -> Result<Vec<(BatchRecord, Vec<String>)>, JournalError> {
-    let bad = |message: String| JournalError::BadObject { key: key.to_string(), message };
+fn decode(
+    key: &str,
+    subject_type: SubjectType,
+    data: &[u8],
+) -> Result<Vec<(BatchRecord, Vec<String>)>, JournalError> {
+    let bad = |message: String| JournalError::BadObject {
+        key: key.to_string(),
+        message,
+    };
     let obj: JournalObject = serde_json::from_slice(data).map_err(|e| bad(e.to_string()))?;
     if obj.format > FORMAT {
-        return Err(bad(format!("format {} is newer than this lethe reads ({FORMAT}); upgrade lethe", obj.format)));
+        return Err(bad(format!(
+            "format {} is newer than this lethe reads ({FORMAT}); upgrade lethe",
+            obj.format
+        )));
     }
     if obj.subject_type != subject_type {
-        return Err(bad(format!("it holds {:?} ids but erasure.subject_type is {subject_type:?}", obj.subject_type)));
+        return Err(bad(format!(
+            "it holds {:?} ids but erasure.subject_type is {subject_type:?}",
+            obj.subject_type
+        )));
     }
     Ok(obj
         .groups
         .into_iter()
-        .map(|g| (BatchRecord { added_at: g.added_at, reference: g.reference, origin: g.origin }, g.subjects))
+        .map(|g| {
+            (
+                BatchRecord {
+                    added_at: g.added_at,
+                    reference: g.reference,
+                    origin: g.origin,
+                },
+                g.subjects,
+            )
+        })
         .collect())
 }
 
@@ -154,12 +207,18 @@ fn decode(key: &str, subject_type: SubjectType, data: &[u8]) -> Result<Vec<(Batc
 ///
 /// # Errors
 /// Storage or store failure.
-pub async fn push_pending(store: &Arc<ErasureStore>, storage: &dyn Storage) -> Result<u64, JournalError> {
+pub async fn push_pending(
+    store: &Arc<ErasureStore>,
+    storage: &dyn Storage,
+) -> Result<u64, JournalError> {
     let _held = store.journal_lock.lock().await;
     push_pending_locked(store, storage).await
 }
 
-async fn push_pending_locked(store: &Arc<ErasureStore>, storage: &dyn Storage) -> Result<u64, JournalError> {
+async fn push_pending_locked(
+    store: &Arc<ErasureStore>,
+    storage: &dyn Storage,
+) -> Result<u64, JournalError> {
     let mut pushed = 0u64;
     loop {
         let s = Arc::clone(store);
@@ -167,10 +226,14 @@ async fn push_pending_locked(store: &Arc<ErasureStore>, storage: &dyn Storage) -
         if chunk.is_empty() {
             return Ok(pushed);
         }
-        let body = encode(store.subject_type(), &chunk.groups).map_err(|e| JournalError::Task(e.to_string()))?;
+        let body = encode(store.subject_type(), &chunk.groups)
+            .map_err(|e| JournalError::Task(e.to_string()))?;
         let name = format!("{}.json", ulid::Ulid::generate());
         let key = format!("{PREFIX}{name}");
-        storage.put_bytes(&key, Bytes::from(body)).await.map_err(|e| storage_err(storage, e))?;
+        storage
+            .put_bytes(&key, Bytes::from(body))
+            .await
+            .map_err(|e| storage_err(storage, e))?;
         let n = chunk.len() as u64;
         let s = Arc::clone(store);
         blocking(move || s.mark_journaled(&name, &chunk)).await?;
@@ -184,9 +247,14 @@ async fn push_pending_locked(store: &Arc<ErasureStore>, storage: &dyn Storage) -
 ///
 /// # Errors
 /// Storage failure, an invalid journal object (named), store failure.
-pub async fn sync(store: &Arc<ErasureStore>, storage: &dyn Storage) -> Result<SyncOutcome, JournalError> {
+pub async fn sync(
+    store: &Arc<ErasureStore>,
+    storage: &dyn Storage,
+) -> Result<SyncOutcome, JournalError> {
     let _held = store.journal_lock.lock().await;
-    let names = list_names(storage).await.map_err(|e| storage_err(storage, e))?;
+    let names = list_names(storage)
+        .await
+        .map_err(|e| storage_err(storage, e))?;
     let s = Arc::clone(store);
     let merged = blocking(move || s.merged_objects()).await?;
     let todo: Vec<String> = names.into_iter().filter(|n| !merged.contains(n)).collect();
@@ -195,7 +263,10 @@ pub async fn sync(store: &Arc<ErasureStore>, storage: &dyn Storage) -> Result<Sy
     let mut fetches = futures::stream::iter(todo)
         .map(|name| async move {
             let key = format!("{PREFIX}{name}");
-            let data = storage.get_bytes(&key).await.map_err(|e| storage_err(storage, e))?;
+            let data = storage
+                .get_bytes(&key)
+                .await
+                .map_err(|e| storage_err(storage, e))?;
             let groups = decode(&key, subject_type, &data)?;
             Ok::<_, JournalError>((name, groups))
         })
@@ -234,33 +305,51 @@ pub struct JournalState {
 ///
 /// # Errors
 /// Storage or store failure.
-pub async fn journal_state(store: &ErasureStore, storage: &dyn Storage) -> Result<JournalState, JournalError> {
-    let names = list_names(storage).await.map_err(|e| storage_err(storage, e))?;
+pub async fn journal_state(
+    store: &ErasureStore,
+    storage: &dyn Storage,
+) -> Result<JournalState, JournalError> {
+    let names = list_names(storage)
+        .await
+        .map_err(|e| storage_err(storage, e))?;
     let merged = store.merged_objects()?;
     let objects_in_storage = names.len();
     let not_merged = names.into_iter().filter(|n| !merged.contains(n)).collect();
-    Ok(JournalState { objects_in_storage, not_merged })
+    Ok(JournalState {
+        objects_in_storage,
+        not_merged,
+    })
 }
 
 /// Fail closed: the list state a restore may apply, or why it must refuse.
 ///
 /// Open the store with [`ErasureStore::open_for_restore`] (which refuses a
-/// missing or unreadable list rather than creating an empty one), then call
-/// this: it lists `erasures/` in storage and refuses when any journal object
-/// there has not been merged into the local list (the list is behind), or
-/// when the journal cannot be read (freshness cannot be proven). On success
-/// it returns the count and digest to record in the restore report; build the
-/// filter with `MemSet::from_store` afterwards (its count is checked against
-/// this state's count, which cannot change in a store nobody writes).
+/// missing or unreadable list rather than creating an empty one, and opens a
+/// read-only secondary when the daemon holds the list), then call this: it
+/// catches a secondary up with the daemon's latest synced write, lists
+/// `erasures/` in storage, and refuses when any journal object there has not
+/// been merged into the local list (the list is behind), or when the journal
+/// cannot be read (freshness cannot be proven). On success it returns the
+/// count and digest of the list as checked. Build the filter with
+/// `MemSet::load`, which returns the state of exactly the entries it loaded
+/// (equal to this one, or a superset if the daemon added entries in
+/// between): that is the state to name in the restore report.
 ///
 /// # Errors
 /// [`StaleError`] naming the path, the repository and what to run.
-pub async fn check_fresh(store: &ErasureStore, storage: &dyn Storage) -> Result<ListState, StaleError> {
+pub async fn check_fresh(
+    store: &ErasureStore,
+    storage: &dyn Storage,
+) -> Result<ListState, StaleError> {
     store.catch_up()?;
     let js = journal_state(store, storage).await.map_err(|e| match e {
         JournalError::Storage { repo, source } => StaleError::Storage { repo, source },
         JournalError::Store(s) => StaleError::Unusable(s),
-        other => StaleError::Unusable(StoreError::Io { path: store.path().to_path_buf(), op: "journal check", message: other.to_string() }),
+        other => StaleError::Unusable(StoreError::Io {
+            path: store.path().to_path_buf(),
+            op: "journal check",
+            message: other.to_string(),
+        }),
     })?;
     if let Some(example) = js.not_merged.first() {
         return Err(StaleError::Behind {
@@ -285,7 +374,11 @@ pub struct WorkerOptions {
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        Self { sync_every: Duration::from_secs(300), min_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(300) }
+        Self {
+            sync_every: Duration::from_secs(300),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
     }
 }
 
@@ -295,12 +388,21 @@ impl Default for WorkerOptions {
 /// answers. Returns when `shutdown` is cancelled, after one last push
 /// attempt bounded to a few seconds (what is still pending stays in the
 /// store and is pushed by the next start).
-pub async fn run_worker(store: Arc<ErasureStore>, storage: Arc<dyn Storage>, opts: WorkerOptions, shutdown: CancellationToken) {
+pub async fn run_worker(
+    store: Arc<ErasureStore>,
+    storage: Arc<dyn Storage>,
+    opts: WorkerOptions,
+    shutdown: CancellationToken,
+) {
     let mut backoff = opts.min_backoff;
     let mut next_sync = tokio::time::Instant::now();
     loop {
         let full = tokio::time::Instant::now() >= next_sync;
-        let result = if full { sync(&store, storage.as_ref()).await.map(|_| ()) } else { push_pending(&store, storage.as_ref()).await.map(|_| ()) };
+        let result = if full {
+            sync(&store, storage.as_ref()).await.map(|_| ())
+        } else {
+            push_pending(&store, storage.as_ref()).await.map(|_| ())
+        };
         let wait = match result {
             Ok(()) => {
                 backoff = opts.min_backoff;
@@ -325,10 +427,20 @@ pub async fn run_worker(store: Arc<ErasureStore>, storage: Arc<dyn Storage>, opt
         }
     }
     if store.status().map(|s| s.pending).unwrap_or(0) > 0 {
-        match tokio::time::timeout(Duration::from_secs(5), push_pending(&store, storage.as_ref())).await {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            push_pending(&store, storage.as_ref()),
+        )
+        .await
+        {
             Ok(Ok(n)) => tracing::debug!(event = "erasure.journaled", entries = n),
-            Ok(Err(e)) => tracing::warn!(event = "erasure.journal_retry", error = %e, "stopping with entries pending; the next start pushes them"),
-            Err(_) => tracing::warn!(event = "erasure.journal_retry", "stopping with entries pending; the next start pushes them"),
+            Ok(Err(e)) => {
+                tracing::warn!(event = "erasure.journal_retry", error = %e, "stopping with entries pending; the next start pushes them")
+            }
+            Err(_) => tracing::warn!(
+                event = "erasure.journal_retry",
+                "stopping with entries pending; the next start pushes them"
+            ),
         }
     }
 }
