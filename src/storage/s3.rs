@@ -11,7 +11,7 @@ mod upload;
 
 pub(crate) use errors::{classify, error_chain};
 
-pub use upload::PartSizing;
+pub use upload::{PartSizing, finish_aborts};
 
 use super::retry::Backoff;
 use super::{

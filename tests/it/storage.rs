@@ -259,6 +259,11 @@ async fn dropped_put_leaves_nothing_visible(s: &dyn Storage) {
     let key = "drop/obj";
     let put = start_put(s, key).await;
     drop(put);
+    // What `main` does before its runtime goes: wait for spawned aborts.
+    assert!(
+        lethe::storage::s3::finish_aborts(Duration::from_secs(60)).await,
+        "aborts still running"
+    );
     assert_eq!(s.head(key).await.expect("head"), None);
     assert!(keys(s, "drop/").await.is_empty());
     eventually("the dropped upload is aborted", || async {

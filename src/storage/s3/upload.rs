@@ -17,6 +17,9 @@ use chrono::Utc;
 use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::task::JoinHandle;
 
 const MIB: u64 = 1 << 20;
 /// S3's limits: parts of 5 MiB to 5 GiB, at most 10,000 of them.
@@ -114,6 +117,31 @@ impl PartReader {
     }
 }
 
+/// Aborts spawned by dropped uploads, so the process can wait for them
+/// before its runtime shuts down (nothing is left detached).
+static PENDING_ABORTS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+fn track(task: JoinHandle<()>) {
+    if let Ok(mut pending) = PENDING_ABORTS.lock() {
+        pending.retain(|t| !t.is_finished());
+        pending.push(task);
+    }
+}
+
+/// Waits up to `deadline` for the aborts of cancelled uploads to finish.
+/// Call it before the runtime shuts down (end of `main`, daemon stop);
+/// returns false if some were still running (the next cleanup and the
+/// lifecycle rule remove what they leave).
+pub async fn finish_aborts(deadline: Duration) -> bool {
+    let pending = PENDING_ABORTS
+        .lock()
+        .map(|mut p| std::mem::take(&mut *p))
+        .unwrap_or_default();
+    tokio::time::timeout(deadline, futures::future::join_all(pending))
+        .await
+        .is_ok()
+}
+
 /// Aborts the multipart upload if the `put` future is dropped before it
 /// finished; the abort runs as a task on the current runtime.
 struct AbortGuard {
@@ -133,7 +161,7 @@ impl Drop for AbortGuard {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move {
+                track(handle.spawn(async move {
                     if let Err(e) = s3.abort_confirmed(&full_key, &upload_id).await {
                         tracing::warn!(
                             event = "storage.abort_failed",
@@ -142,7 +170,7 @@ impl Drop for AbortGuard {
                             "cancelled upload left incomplete; the next cleanup or the lifecycle rule removes it"
                         );
                     }
-                });
+                }));
             }
             Err(_) => tracing::warn!(
                 event = "storage.abort_failed",
