@@ -42,8 +42,22 @@ use tokio_util::sync::CancellationToken;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 8 << 20;
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client may take to send its request headers, then its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub body: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(30),
+        }
+    }
+}
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +116,7 @@ impl From<JournalError> for ApiError {
 }
 
 struct ApiState {
+    body_timeout: Duration,
     store: Arc<ErasureStore>,
     storage: Arc<dyn Storage>,
 }
@@ -122,10 +137,13 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// Reads the whole body within [`MAX_BODY`] and [`BODY_TIMEOUT`] and parses it.
-async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+/// Reads the whole body within [`MAX_BODY`] and `timeout` and parses it.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    body: Body,
+    timeout: Duration,
+) -> Result<T, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
-    let bytes: Bytes = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+    let bytes: Bytes = match tokio::time::timeout(timeout, limited.collect()).await {
         Err(_) => {
             return Err(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
@@ -169,7 +187,7 @@ struct AddRequest {
 }
 
 async fn add(State(st): Shared, body: Body) -> Result<axum::Json<AddOutcome>, ApiError> {
-    let mut req: AddRequest = read_json(body).await?;
+    let mut req: AddRequest = read_json(body, st.body_timeout).await?;
     req.subjects.extend(req.subject.take());
     if req.subjects.is_empty() {
         return Err(ApiError::new(

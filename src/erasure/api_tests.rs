@@ -16,6 +16,14 @@ struct Running {
 }
 
 async fn start(listen: Option<String>, token_file: Option<PathBuf>) -> Running {
+    start_with(listen, token_file, Timeouts::default()).await
+}
+
+async fn start_with(
+    listen: Option<String>,
+    token_file: Option<PathBuf>,
+    timeouts: Timeouts,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(ErasureStore::open(&dir.path().join("list"), SubjectType::Bigint).unwrap());
@@ -23,7 +31,7 @@ async fn start(listen: Option<String>, token_file: Option<PathBuf>) -> Running {
     let listen =
         listen.unwrap_or_else(|| format!("unix:{}", dir.path().join("run/api.sock").display()));
     let mut api = ApiConfig { listen, token_file };
-    let server = ApiServer::bind(&api).await.unwrap();
+    let server = ApiServer::bind(&api).await.unwrap().with_timeouts(timeouts);
     api.listen = server.local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run(Arc::clone(&store), storage, stop.clone()));
@@ -246,4 +254,39 @@ async fn no_server_is_reported_as_not_running() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    let short = Timeouts {
+        header: Duration::from_millis(300),
+        body: Duration::from_millis(300),
+    };
+    let r = start_with(None, None, short).await;
+    // Headers that never finish: the connection is closed.
+    let mut s = tokio::net::UnixStream::connect(r.socket()).await.unwrap();
+    s.write_all(b"POST /v1/erasures HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    assert!(
+        read.is_ok(),
+        "connection still open after the header timeout"
+    );
+    // A body that stops halfway: 408 and nothing written.
+    let mut s = tokio::net::UnixStream::connect(r.socket()).await.unwrap();
+    s.write_all(
+        b"POST /v1/erasures HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"subjects\":[\"1\"",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(r.store.state().count, 0);
+    r.stop().await;
 }

@@ -1,7 +1,7 @@
 //! Binding the API address safely and the accept loop (hyper http1 with a
 //! header-read timeout; every connection task awaited on shutdown).
 
-use super::{ApiState, Endpoint, ServeError, parse_listen, router};
+use super::{ApiState, Endpoint, ServeError, Timeouts, parse_listen, router};
 use crate::config::ApiConfig;
 use crate::erasure::store::ErasureStore;
 use crate::storage::Storage;
@@ -29,6 +29,7 @@ enum Listener {
 pub struct ApiServer {
     listener: Listener,
     listen: String,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -134,7 +135,14 @@ impl ApiServer {
         Ok(ApiServer {
             listener,
             listen: api.listen.clone(),
+            timeouts: Timeouts::default(),
         })
+    }
+
+    /// Replaces the default client timeouts (10 s headers, 30 s body).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// The address actually bound (useful with `tcp:127.0.0.1:0` in tests).
@@ -157,7 +165,12 @@ impl ApiServer {
         storage: Arc<dyn Storage>,
         shutdown: CancellationToken,
     ) {
-        let state = Arc::new(ApiState { store, storage });
+        let state = Arc::new(ApiState {
+            body_timeout: self.timeouts.body,
+            store,
+            storage,
+        });
+        let header_timeout = self.timeouts.header;
         let token = match &self.listener {
             Listener::Tcp { token, .. } => Some(Arc::clone(token)),
             Listener::Unix { .. } => None,
@@ -178,7 +191,7 @@ impl ApiServer {
                         let mut builder = hyper::server::conn::http1::Builder::new();
                         builder
                             .timer(TokioTimer::new())
-                            .header_read_timeout(super::HEADER_TIMEOUT);
+                            .header_read_timeout(header_timeout);
                         let conn = builder.serve_connection(TokioIo::new(io), svc);
                         tokio::pin!(conn);
                         tokio::select! {
