@@ -370,6 +370,9 @@ pub struct WorkerOptions {
     /// First delay after a failed push or sync; doubled up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// After an add wakes the worker, wait this long so a burst of adds
+    /// becomes one journal object rather than one per request.
+    pub coalesce: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -378,6 +381,7 @@ impl Default for WorkerOptions {
             sync_every: Duration::from_secs(300),
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            coalesce: Duration::from_millis(500),
         }
     }
 }
@@ -421,7 +425,12 @@ pub async fn run_worker(
         };
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = store.pending_notify.notified(), if wait.is_none() => {}
+            () = store.pending_notify.notified(), if wait.is_none() => {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(opts.coalesce) => {}
+                }
+            }
             () = tokio::time::sleep_until(next_sync), if wait.is_none() => {}
             () = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
         }

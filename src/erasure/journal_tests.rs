@@ -36,7 +36,10 @@ async fn two_hosts_converge_and_a_fresh_host_rebuilds() {
     assert_eq!((sa.pushed, sa.new_entries), (3, 0));
     // b has not merged a's object: a restore on b must refuse.
     let err = check_fresh(&b.store, &storage).await.unwrap_err();
-    assert!(matches!(err, StaleError::Behind { missing: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StaleError::Behind { missing: 1, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("lethe erase sync"));
 
     let sb = sync(&b.store, &storage).await.unwrap();
@@ -44,7 +47,10 @@ async fn two_hosts_converge_and_a_fresh_host_rebuilds() {
     let sa = sync(&a.store, &storage).await.unwrap();
     assert_eq!((sa.new_entries, sa.objects_merged, sa.count), (2, 1, 5));
     assert_eq!(a.store.state(), b.store.state());
-    assert_eq!(check_fresh(&a.store, &storage).await.unwrap(), b.store.state());
+    assert_eq!(
+        check_fresh(&a.store, &storage).await.unwrap(),
+        b.store.state()
+    );
 
     // Incremental: nothing new to read.
     let again = sync(&a.store, &storage).await.unwrap();
@@ -64,7 +70,9 @@ async fn two_hosts_converge_and_a_fresh_host_rebuilds() {
 async fn pushes_split_into_bounded_objects_and_resume_after_failure() {
     let (dir, storage) = repo();
     let a = host(SubjectType::Bigint);
-    let ids: Vec<String> = (0..(MAX_PER_OBJECT as i64 + 10)).map(|i| i.to_string()).collect();
+    let ids: Vec<String> = (0..(MAX_PER_OBJECT as i64 + 10))
+        .map(|i| i.to_string())
+        .collect();
     a.store.add(&ids, None).unwrap();
 
     // Storage unusable: the push fails and nothing is lost from pending.
@@ -74,7 +82,10 @@ async fn pushes_split_into_bounded_objects_and_resume_after_failure() {
     assert!(push_pending(&a.store, &blocked).await.is_err());
     assert_eq!(a.store.status().unwrap().pending, ids.len() as u64);
 
-    assert_eq!(push_pending(&a.store, &storage).await.unwrap(), ids.len() as u64);
+    assert_eq!(
+        push_pending(&a.store, &storage).await.unwrap(),
+        ids.len() as u64
+    );
     let names = list_names(&storage).await.unwrap();
     assert_eq!(names.len(), 2);
     assert_eq!(a.store.status().unwrap().pending, 0);
@@ -84,16 +95,38 @@ async fn pushes_split_into_bounded_objects_and_resume_after_failure() {
 async fn bad_journal_objects_are_named_and_stop_the_sync() {
     let (_r, storage) = repo();
     let a = host(SubjectType::Uuid);
-    storage.put_bytes("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json", Bytes::from_static(b"{not json")).await.unwrap();
+    storage
+        .put_bytes(
+            "erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json",
+            Bytes::from_static(b"{not json"),
+        )
+        .await
+        .unwrap();
     let err = sync(&a.store, &storage).await.unwrap_err();
-    assert!(err.to_string().contains("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json"),
+        "{err}"
+    );
     let body = br#"{"format":1,"subject_type":"bigint","groups":[]}"#;
-    storage.put_bytes("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json", Bytes::from_static(body)).await.unwrap();
+    storage
+        .put_bytes(
+            "erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json",
+            Bytes::from_static(body),
+        )
+        .await
+        .unwrap();
     let err = sync(&a.store, &storage).await.unwrap_err();
     assert!(err.to_string().contains("Bigint"), "{err}");
     // Unrelated keys under erasures/ are ignored.
-    storage.delete("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json").await.unwrap();
-    storage.put_bytes("erasures/README", Bytes::from_static(b"x")).await.unwrap();
+    storage
+        .delete("erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json")
+        .await
+        .unwrap();
+    storage
+        .put_bytes("erasures/README", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     assert_eq!(sync(&a.store, &storage).await.unwrap().objects_merged, 0);
 }
 
@@ -103,8 +136,18 @@ async fn worker_pushes_after_adds_and_stops_on_cancel() {
     let storage: Arc<dyn Storage> = Arc::new(storage);
     let a = host(SubjectType::Text);
     let stop = CancellationToken::new();
-    let opts = WorkerOptions { sync_every: Duration::from_secs(3600), min_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(50) };
-    let task = tokio::spawn(run_worker(Arc::clone(&a.store), Arc::clone(&storage), opts, stop.clone()));
+    let opts = WorkerOptions {
+        sync_every: Duration::from_secs(3600),
+        min_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        coalesce: Duration::from_millis(20),
+    };
+    let task = tokio::spawn(run_worker(
+        Arc::clone(&a.store),
+        Arc::clone(&storage),
+        opts,
+        stop.clone(),
+    ));
     a.store.add(&["alice@example.com"], None).unwrap();
     let mut waited = 0;
     while a.store.status().unwrap().pending > 0 && waited < 500 {
@@ -114,5 +157,8 @@ async fn worker_pushes_after_adds_and_stops_on_cancel() {
     assert_eq!(a.store.status().unwrap().pending, 0);
     assert_eq!(list_names(storage.as_ref()).await.unwrap().len(), 1);
     stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
