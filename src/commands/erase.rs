@@ -31,19 +31,26 @@ enum Writer {
 
 fn store_err(e: StoreError) -> anyhow::Error {
     match e {
-        StoreError::Invalid(_) | StoreError::BadReference(_) => UsageError(e.to_string()).into(),
+        StoreError::Invalid(_) | StoreError::InvalidId(_) | StoreError::BadReference(_) => {
+            UsageError(e.to_string()).into()
+        }
         other => other.into(),
     }
 }
 
 fn client_err(e: ClientError) -> anyhow::Error {
     match e {
-        ClientError::Rejected { status: 400 | 413, message } => UsageError(message).into(),
+        ClientError::Rejected {
+            status: 400 | 413,
+            message,
+        } => UsageError(message).into(),
         other => other.into(),
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> anyhow::Result<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(f).await?.map_err(store_err)
 }
 
@@ -84,12 +91,22 @@ async fn writer(cfg: &Config) -> anyhow::Result<Writer> {
 pub async fn run(ctx: &Ctx, command: EraseCommand) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
     match command {
-        EraseCommand::Add { subjects, reference } => {
+        EraseCommand::Add {
+            subjects,
+            reference,
+        } => {
             let out = add_all(ctx, &cfg, subjects, reference.as_deref()).await?;
-            println!("added {}, already listed {}; {}", out.added, out.already_listed, state_line(out.count, &out.digest));
+            println!(
+                "added {}, already listed {}; {}",
+                out.added,
+                out.already_listed,
+                state_line(out.count, &out.digest)
+            );
             Ok(crate::exit::OK)
         }
-        EraseCommand::Import { file, reference } => import(ctx, &cfg, &file, reference.as_deref()).await,
+        EraseCommand::Import { file, reference } => {
+            import(ctx, &cfg, &file, reference.as_deref()).await
+        }
         EraseCommand::Check { subject } => check(&cfg, &subject).await,
         EraseCommand::List { json } => list(&cfg, json).await,
         EraseCommand::Sync => {
@@ -123,7 +140,12 @@ fn print_sync(out: &SyncOutcome) {
 
 /// Adds ids, in one write. Locally, then tries to journal them right away;
 /// if storage is unreachable they stay pending (durable) and a warning says so.
-async fn add_all(ctx: &Ctx, cfg: &Config, subjects: Vec<String>, reference: Option<&str>) -> anyhow::Result<AddOutcome> {
+async fn add_all(
+    ctx: &Ctx,
+    cfg: &Config,
+    subjects: Vec<String>,
+    reference: Option<&str>,
+) -> anyhow::Result<AddOutcome> {
     // Validate before contacting anyone: same message either way.
     validate(cfg, &subjects)?;
     match writer(cfg).await? {
@@ -141,7 +163,10 @@ async fn add_all(ctx: &Ctx, cfg: &Config, subjects: Vec<String>, reference: Opti
 }
 
 fn validate(cfg: &Config, subjects: &[String]) -> anyhow::Result<()> {
-    let errs: Vec<_> = subjects.iter().filter_map(|s| crate::erasure::normalize(cfg.erasure.subject_type, s).err()).collect();
+    let errs: Vec<_> = subjects
+        .iter()
+        .filter_map(|s| crate::erasure::normalize(cfg.erasure.subject_type, s).err())
+        .collect();
     if errs.is_empty() {
         return Ok(());
     }
@@ -171,7 +196,9 @@ async fn push_now(ctx: &Ctx, cfg: &Config, store: &Arc<ErasureStore>) {
 }
 
 async fn check(cfg: &Config, subject: &str) -> anyhow::Result<i32> {
-    validate(cfg, &[subject.to_string()])?;
+    if let Err(e) = crate::erasure::normalize(cfg.erasure.subject_type, subject) {
+        return Err(store_err(StoreError::InvalidId(e)));
+    }
     let found = match writer(cfg).await? {
         Writer::Remote(c) => c.get(subject).await.map_err(client_err)?,
         Writer::Local(store) => {
@@ -181,12 +208,22 @@ async fn check(cfg: &Config, subject: &str) -> anyhow::Result<i32> {
     };
     match found {
         Some(e) => {
-            let reference = e.reference.as_deref().map(|r| format!(", reference {r}")).unwrap_or_default();
-            println!("listed: {} (added {} on {}{reference})", e.subject, e.added_at.format("%Y-%m-%dT%H:%M:%SZ"), e.origin);
+            let reference = e
+                .reference
+                .as_deref()
+                .map(|r| format!(", reference {r}"))
+                .unwrap_or_default();
+            println!(
+                "listed: {} (added {} on {}{reference})",
+                e.subject,
+                e.added_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                e.origin
+            );
             Ok(crate::exit::OK)
         }
         None => {
-            let c = crate::erasure::normalize(cfg.erasure.subject_type, subject).unwrap_or_else(|_| subject.to_string());
+            let c = crate::erasure::normalize(cfg.erasure.subject_type, subject)
+                .unwrap_or_else(|_| subject.to_string());
             println!("not listed: {c}");
             Ok(crate::exit::FAILURE)
         }
@@ -203,11 +240,19 @@ struct EntryPrinter<W: Write> {
 impl<W: Write> EntryPrinter<W> {
     fn entry(&mut self, e: &EntryInfo) -> std::io::Result<()> {
         if self.json {
-            self.out.write_all(if self.n == 0 { b"[\n  " } else { b",\n  " })?;
+            self.out
+                .write_all(if self.n == 0 { b"[\n  " } else { b",\n  " })?;
             serde_json::to_writer(&mut self.out, e)?;
         } else {
             let state = if e.journaled { "journaled" } else { "pending" };
-            writeln!(self.out, "{}\t{}\t{}\t{}\t{state}", e.subject, e.added_at.format("%Y-%m-%dT%H:%M:%SZ"), e.origin, e.reference.as_deref().unwrap_or("-"))?;
+            writeln!(
+                self.out,
+                "{}\t{}\t{}\t{}\t{state}",
+                e.subject,
+                e.added_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                e.origin,
+                e.reference.as_deref().unwrap_or("-")
+            )?;
         }
         self.n += 1;
         Ok(())
@@ -215,7 +260,8 @@ impl<W: Write> EntryPrinter<W> {
 
     fn finish(&mut self) -> std::io::Result<()> {
         if self.json {
-            self.out.write_all(if self.n == 0 { b"[]\n" } else { b"\n]\n" })?;
+            self.out
+                .write_all(if self.n == 0 { b"[]\n" } else { b"\n]\n" })?;
         }
         self.out.flush()
     }
@@ -224,14 +270,26 @@ impl<W: Write> EntryPrinter<W> {
 async fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     match writer(cfg).await? {
         Writer::Remote(c) => {
-            let mut p = EntryPrinter { out: std::io::BufWriter::new(std::io::stdout()), json, n: 0 };
+            let mut p = EntryPrinter {
+                out: std::io::BufWriter::new(std::io::stdout()),
+                json,
+                n: 0,
+            };
             c.list(|e| p.entry(&e)).await.map_err(client_err)?;
             p.finish()?;
         }
         Writer::Local(store) => {
             blocking(move || {
-                let mut p = EntryPrinter { out: std::io::BufWriter::new(std::io::stdout()), json, n: 0 };
-                let io = |e: std::io::Error| StoreError::Io { path: "stdout".into(), op: "write", message: e.to_string() };
+                let mut p = EntryPrinter {
+                    out: std::io::BufWriter::new(std::io::stdout()),
+                    json,
+                    n: 0,
+                };
+                let io = |e: std::io::Error| StoreError::Io {
+                    path: "stdout".into(),
+                    op: "write",
+                    message: e.to_string(),
+                };
                 store.for_each_entry(|e| p.entry(&e).map_err(io))?;
                 p.finish().map_err(io)
             })
@@ -286,7 +344,11 @@ fn read_ids(cfg: &Config, file: &Path) -> anyhow::Result<IdArena> {
     let reader: Box<dyn BufRead> = if name == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(file).map_err(|e| UsageError(format!("cannot read {name}: {e}")))?))
+        Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(file)
+                .map_err(|e| UsageError(format!("cannot read {name}: {e}")))?,
+        ))
     };
     let mut ids = IdArena::default();
     let mut bad = 0usize;
@@ -315,16 +377,30 @@ fn read_ids(cfg: &Config, file: &Path) -> anyhow::Result<IdArena> {
         }
     }
     if bad > 0 {
-        return Err(UsageError(format!("{bad} invalid line(s) in {name} (listed above); nothing was imported")).into());
+        return Err(UsageError(format!(
+            "{bad} invalid line(s) in {name} (listed above); nothing was imported"
+        ))
+        .into());
     }
     Ok(ids)
 }
 
-async fn import(ctx: &Ctx, cfg: &Config, file: &Path, reference: Option<&str>) -> anyhow::Result<i32> {
+async fn import(
+    ctx: &Ctx,
+    cfg: &Config,
+    file: &Path,
+    reference: Option<&str>,
+) -> anyhow::Result<i32> {
     let (c, f) = (cfg.clone(), file.to_path_buf());
     let ids = Arc::new(tokio::task::spawn_blocking(move || read_ids(&c, &f)).await??);
     let started = std::time::Instant::now();
-    let mut total = AddOutcome { added: 0, already_listed: 0, count: 0, digest: String::new(), pending: 0 };
+    let mut total = AddOutcome {
+        added: 0,
+        already_listed: 0,
+        count: 0,
+        digest: String::new(),
+        pending: 0,
+    };
     let mut fold = |o: AddOutcome| {
         total.added += o.added;
         total.already_listed += o.already_listed;
@@ -341,9 +417,17 @@ async fn import(ctx: &Ctx, cfg: &Config, file: &Path, reference: Option<&str>) -
         }
         Writer::Local(store) => {
             for r in ids.chunks(LOCAL_CHUNK, usize::MAX) {
-                let (s, a, re) = (Arc::clone(&store), Arc::clone(&ids), reference.map(str::to_string));
+                let (s, a, re) = (
+                    Arc::clone(&store),
+                    Arc::clone(&ids),
+                    reference.map(str::to_string),
+                );
                 let out = blocking(move || s.add(&a.slice(r), re.as_deref())).await?;
-                api::log_added(&out, out.added as usize + out.already_listed as usize, reference);
+                api::log_added(
+                    &out,
+                    out.added as usize + out.already_listed as usize,
+                    reference,
+                );
                 fold(out);
             }
             push_now(ctx, cfg, &store).await;
@@ -383,10 +467,11 @@ async fn serve(ctx: &Ctx, cfg: &Config) -> anyhow::Result<i32> {
     let stop = tokio_util::sync::CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

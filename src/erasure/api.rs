@@ -97,7 +97,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match e {
-            StoreError::Invalid(_) | StoreError::BadReference(_) => StatusCode::BAD_REQUEST,
+            StoreError::Invalid(_) | StoreError::InvalidId(_) | StoreError::BadReference(_) => {
+                StatusCode::BAD_REQUEST
+            }
             StoreError::Locked { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

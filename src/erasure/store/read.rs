@@ -8,7 +8,7 @@ impl ErasureStore {
     /// # Errors
     /// Invalid id, read failure, a dangling batch reference.
     pub fn get(&self, raw: &str) -> Result<Option<EntryInfo>, StoreError> {
-        let c = normalize(self.subject_type, raw).map_err(|e| StoreError::Invalid(vec![e]))?;
+        let c = normalize(self.subject_type, raw).map_err(StoreError::InvalidId)?;
         let Some(v) = self.db.get(entry_key(&c)).map_err(|e| self.io("read", e))? else {
             return Ok(None);
         };

@@ -37,6 +37,9 @@ pub enum StoreError {
     },
     #[error("{}", invalid_message(.0))]
     Invalid(Vec<SubjectError>),
+    /// One id to look up that cannot be an id of the list's type.
+    #[error("{0}")]
+    InvalidId(SubjectError),
     #[error("reference is too long ({0} bytes, at most {MAX_REFERENCE}) or contains a line break")]
     BadReference(usize),
     #[error("erasure list at {path}: {op} failed: {message}")]
