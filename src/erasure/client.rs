@@ -24,7 +24,11 @@ pub enum ClientError {
     #[error("{message}")]
     Rejected { status: u16, message: String },
     #[error("the lethe API at {listen} failed ({status}): {message}")]
-    Server { listen: String, status: u16, message: String },
+    Server {
+        listen: String,
+        status: u16,
+        message: String,
+    },
     #[error("talking to the lethe API at {listen}: {message}")]
     Transport { listen: String, message: String },
     #[error("api.token_file: {0}")]
@@ -62,53 +66,89 @@ impl ApiClient {
     /// # Errors
     /// A malformed address, or an unreadable/loose token file.
     pub fn from_config(api: &ApiConfig) -> Result<Self, ClientError> {
-        let endpoint = parse_listen(api).map_err(|e| ClientError::Transport { listen: api.listen.clone(), message: e.to_string() })?;
+        let endpoint = parse_listen(api).map_err(|e| ClientError::Transport {
+            listen: api.listen.clone(),
+            message: e.to_string(),
+        })?;
         let token = match (&endpoint, &api.token_file) {
-            (Endpoint::Tcp(_), Some(f)) => Some(crate::config::read_secret_file(f).map_err(ClientError::Token)?.trim().to_string()),
+            (Endpoint::Tcp(_), Some(f)) => Some(
+                crate::config::read_secret_file(f)
+                    .map_err(ClientError::Token)?
+                    .trim()
+                    .to_string(),
+            ),
             _ => None,
         };
-        Ok(Self { endpoint, listen: api.listen.clone(), token })
+        Ok(Self {
+            endpoint,
+            listen: api.listen.clone(),
+            token,
+        })
     }
 
     fn transport(&self, message: impl std::fmt::Display) -> ClientError {
-        ClientError::Transport { listen: self.listen.clone(), message: message.to_string() }
+        ClientError::Transport {
+            listen: self.listen.clone(),
+            message: message.to_string(),
+        }
     }
 
     async fn connect(&self) -> Result<Box<dyn Conn>, ClientError> {
-        let absent = |e: &std::io::Error| matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused);
+        let absent = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            )
+        };
         let fut = async {
             match &self.endpoint {
-                Endpoint::Unix(p) => tokio::net::UnixStream::connect(p).await.map(|s| Box::new(s) as Box<dyn Conn>),
-                Endpoint::Tcp(a) => tokio::net::TcpStream::connect(a).await.map(|s| Box::new(s) as Box<dyn Conn>),
+                Endpoint::Unix(p) => tokio::net::UnixStream::connect(p)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn Conn>),
+                Endpoint::Tcp(a) => tokio::net::TcpStream::connect(a)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn Conn>),
             }
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
             Err(_) => Err(self.transport("connection timed out")),
             Ok(Err(e)) if absent(&e) => Err(ClientError::NotRunning(self.listen.clone())),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                Err(self.transport(format!("{e}: run as the lethe user or a member of the socket's group")))
-            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(self.transport(
+                format!("{e}: run as the lethe user or a member of the socket's group"),
+            )),
             Ok(Err(e)) => Err(self.transport(e)),
             Ok(Ok(c)) => Ok(c),
         }
     }
 
     /// Sends one request and returns the status and the body stream.
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, hyper::body::Incoming), ClientError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, hyper::body::Incoming), ClientError> {
         let io = self.connect().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| self.transport(e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| self.transport(e))?;
         // The connection task ends with the response body (or the request).
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let mut req = Request::builder().method(method).uri(path).header(hyper::header::HOST, "lethe");
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "lethe");
         if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| self.transport(e))?;
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| self.transport(e))?;
         let resp = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(req))
             .await
             .map_err(|_| self.transport("no response in time"))?
@@ -116,7 +156,12 @@ impl ApiClient {
         Ok((resp.status(), resp.into_body()))
     }
 
-    async fn call<T: serde::de::DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
         let (status, body) = self.send(method, path, body).await?;
         let bytes = tokio::time::timeout(REQUEST_TIMEOUT, body.collect())
             .await
@@ -124,7 +169,8 @@ impl ApiClient {
             .map_err(|e| self.transport(e))?
             .to_bytes();
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| self.transport(format!("unexpected response: {e}")));
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| self.transport(format!("unexpected response: {e}")));
         }
         Err(self.error_of(status, &bytes))
     }
@@ -135,9 +181,16 @@ impl ApiClient {
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
         if status.is_client_error() {
-            ClientError::Rejected { status: status.as_u16(), message }
+            ClientError::Rejected {
+                status: status.as_u16(),
+                message,
+            }
         } else {
-            ClientError::Server { listen: self.listen.clone(), status: status.as_u16(), message }
+            ClientError::Server {
+                listen: self.listen.clone(),
+                status: status.as_u16(),
+                message,
+            }
         }
     }
 
@@ -165,8 +218,15 @@ impl ApiClient {
     ///
     /// # Errors
     /// `Rejected` for invalid ids (nothing written).
-    pub async fn add(&self, subjects: &[String], reference: Option<&str>) -> Result<AddOutcome, ClientError> {
-        let body = serde_json::to_vec(&serde_json::json!({ "subjects": subjects, "reference": reference })).map_err(|e| self.transport(e))?;
+    pub async fn add(
+        &self,
+        subjects: &[String],
+        reference: Option<&str>,
+    ) -> Result<AddOutcome, ClientError> {
+        let body = serde_json::to_vec(
+            &serde_json::json!({ "subjects": subjects, "reference": reference }),
+        )
+        .map_err(|e| self.transport(e))?;
         self.call(Method::POST, "/v1/erasures", Some(body)).await
     }
 
@@ -175,7 +235,14 @@ impl ApiClient {
     /// # Errors
     /// `Rejected` for an invalid id.
     pub async fn get(&self, subject: &str) -> Result<Option<EntryInfo>, ClientError> {
-        match self.call(Method::GET, &format!("/v1/erasures/{}", encode_segment(subject)), None).await {
+        match self
+            .call(
+                Method::GET,
+                &format!("/v1/erasures/{}", encode_segment(subject)),
+                None,
+            )
+            .await
+        {
             Ok(e) => Ok(Some(e)),
             Err(ClientError::Rejected { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -187,36 +254,49 @@ impl ApiClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn sync(&self) -> Result<SyncOutcome, ClientError> {
-        self.call(Method::POST, "/v1/sync", Some(b"{}".to_vec())).await
+        self.call(Method::POST, "/v1/sync", Some(b"{}".to_vec()))
+            .await
     }
 
     /// `GET /v1/erasures`: calls `f` per entry; fails if the stream is cut.
     ///
     /// # Errors
     /// Transport failure, a cut stream, or `f`'s error (as `Transport`).
-    pub async fn list(&self, mut f: impl FnMut(EntryInfo) -> std::io::Result<()>) -> Result<u64, ClientError> {
+    pub async fn list(
+        &self,
+        mut f: impl FnMut(EntryInfo) -> std::io::Result<()>,
+    ) -> Result<u64, ClientError> {
         let (status, mut body) = self.send(Method::GET, "/v1/erasures", None).await?;
         if !status.is_success() {
-            let bytes = body.collect().await.map_err(|e| self.transport(e))?.to_bytes();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| self.transport(e))?
+                .to_bytes();
             return Err(self.error_of(status, &bytes));
         }
         let mut buf: Vec<u8> = Vec::new();
         let mut n = 0u64;
         let mut ended = None;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| self.transport(format!("the entry stream was cut: {e}")))?;
-            let Ok(data) = frame.into_data() else { continue };
+            let frame =
+                frame.map_err(|e| self.transport(format!("the entry stream was cut: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             buf.extend_from_slice(&data);
             let mut start = 0;
             while let Some(pos) = memchr::memchr(b'\n', &buf[start..]) {
                 let line = &buf[start..start + pos];
                 start += pos + 1;
                 if line.starts_with(b"{\"end\":") {
-                    let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| self.transport(e))?;
+                    let v: serde_json::Value =
+                        serde_json::from_slice(line).map_err(|e| self.transport(e))?;
                     ended = v.get("count").and_then(serde_json::Value::as_u64);
                     continue;
                 }
-                let e: EntryInfo = serde_json::from_slice(line).map_err(|e| self.transport(format!("unexpected entry line: {e}")))?;
+                let e: EntryInfo = serde_json::from_slice(line)
+                    .map_err(|e| self.transport(format!("unexpected entry line: {e}")))?;
                 f(e).map_err(|e| self.transport(e))?;
                 n += 1;
             }
