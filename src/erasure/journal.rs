@@ -242,8 +242,9 @@ async fn push_pending_locked(
     }
 }
 
-/// Merges every journal object this list has not merged yet, then pushes
-/// what is pending, and records the time. Logs `erasure.synced`.
+/// Pushes what is pending, merges every journal object this list has not
+/// merged yet, pushes again what arrived meanwhile, and records the time.
+/// Logs `erasure.synced`.
 ///
 /// # Errors
 /// Storage failure, an invalid journal object (named), store failure.
@@ -252,6 +253,9 @@ pub async fn sync(
     storage: &dyn Storage,
 ) -> Result<SyncOutcome, JournalError> {
     let _held = store.journal_lock.lock().await;
+    // Upload first: this host's entries reach storage even if some other
+    // journal object turns out to be unreadable below.
+    let pushed_first = push_pending_locked(store, storage).await?;
     let names = list_names(storage)
         .await
         .map_err(|e| storage_err(storage, e))?;
@@ -277,7 +281,7 @@ pub async fn sync(
         out.objects_merged += 1;
     }
     drop(fetches);
-    out.pushed = push_pending_locked(store, storage).await?;
+    out.pushed = pushed_first + push_pending_locked(store, storage).await?;
     let s = Arc::clone(store);
     blocking(move || s.set_last_sync(Utc::now())).await?;
     let state = store.state();
@@ -398,41 +402,53 @@ pub async fn run_worker(
     opts: WorkerOptions,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = opts.min_backoff;
-    let mut next_sync = tokio::time::Instant::now();
+    let now = tokio::time::Instant::now;
+    let grow = |d: Duration| (d * 2).min(opts.max_backoff);
+    // Syncs and pushes back off separately: a journal object that cannot be
+    // merged (named in the warning) must not hold back this host's uploads.
+    let mut next_sync = now();
+    let mut sync_backoff = opts.min_backoff;
+    let mut push_backoff = opts.min_backoff;
+    let mut push_retry: Option<Duration> = None;
     loop {
-        let full = tokio::time::Instant::now() >= next_sync;
-        let result = if full {
-            sync(&store, storage.as_ref()).await.map(|_| ())
-        } else {
-            push_pending(&store, storage.as_ref()).await.map(|_| ())
-        };
-        let wait = match result {
-            Ok(()) => {
-                backoff = opts.min_backoff;
-                if full {
-                    next_sync = tokio::time::Instant::now() + opts.sync_every;
+        if now() >= next_sync {
+            match sync(&store, storage.as_ref()).await {
+                Ok(_) => {
+                    sync_backoff = opts.min_backoff;
+                    next_sync = now() + opts.sync_every;
+                    push_retry = None;
                 }
-                None
+                Err(e) => {
+                    warn_retry("sync", &store, &e, sync_backoff);
+                    next_sync = now() + sync_backoff;
+                    sync_backoff = grow(sync_backoff);
+                    // Push on its own, so pending ids still leave the host.
+                    push_retry = Some(Duration::ZERO);
+                }
             }
-            Err(e) => {
-                let pending = store.status().map(|s| s.pending).unwrap_or(0);
-                tracing::warn!(event = "erasure.journal_retry", error = %e, pending, retry_in_s = backoff.as_secs_f64());
-                let d = backoff;
-                backoff = (backoff * 2).min(opts.max_backoff);
-                Some(d)
+        } else {
+            match push_pending(&store, storage.as_ref()).await {
+                Ok(_) => {
+                    push_backoff = opts.min_backoff;
+                    push_retry = None;
+                }
+                Err(e) => {
+                    warn_retry("push", &store, &e, push_backoff);
+                    push_retry = Some(push_backoff);
+                    push_backoff = grow(push_backoff);
+                }
             }
-        };
+        }
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = store.pending_notify.notified(), if wait.is_none() => {
+            () = store.pending_notify.notified(), if push_retry.is_none() => {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(opts.coalesce) => {}
                 }
             }
-            () = tokio::time::sleep_until(next_sync), if wait.is_none() => {}
-            () = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+            () = tokio::time::sleep_until(next_sync) => {}
+            () = tokio::time::sleep(push_retry.unwrap_or_default()), if push_retry.is_some() => {}
         }
     }
     if store.status().map(|s| s.pending).unwrap_or(0) > 0 {
@@ -452,6 +468,17 @@ pub async fn run_worker(
             ),
         }
     }
+}
+
+fn warn_retry(what: &str, store: &ErasureStore, e: &JournalError, retry_in: Duration) {
+    let pending = store.status().map(|s| s.pending).unwrap_or(0);
+    tracing::warn!(
+        event = "erasure.journal_retry",
+        step = what,
+        error = %e,
+        pending,
+        retry_in_s = retry_in.as_secs_f64()
+    );
 }
 
 #[cfg(test)]

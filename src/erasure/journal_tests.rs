@@ -162,3 +162,49 @@ async fn worker_pushes_after_adds_and_stops_on_cancel() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_bad_journal_object_does_not_hold_back_this_hosts_uploads() {
+    let (_r, storage) = repo();
+    let storage: Arc<dyn Storage> = Arc::new(storage);
+    storage
+        .put_bytes(
+            "erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json",
+            Bytes::from_static(b"garbage"),
+        )
+        .await
+        .unwrap();
+    let a = host(SubjectType::Bigint);
+    a.store.add(&["1"], None).unwrap();
+    // A manual sync fails naming the object, but has uploaded "1" first.
+    let err = sync(&a.store, storage.as_ref()).await.unwrap_err();
+    assert!(err.to_string().contains("01HZZZZZZZZZZZZZZZZZZZZZZZ"), "{err}");
+    assert_eq!(a.store.status().unwrap().pending, 0);
+    // The worker keeps pushing new adds while its syncs keep failing.
+    let stop = CancellationToken::new();
+    let opts = WorkerOptions {
+        sync_every: Duration::from_secs(3600),
+        min_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        coalesce: Duration::from_millis(10),
+    };
+    let task = tokio::spawn(run_worker(
+        Arc::clone(&a.store),
+        Arc::clone(&storage),
+        opts,
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.store.add(&["2"], None).unwrap();
+    let mut waited = 0;
+    while a.store.status().unwrap().pending > 0 && waited < 500 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    assert_eq!(a.store.status().unwrap().pending, 0);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
