@@ -10,12 +10,11 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lethe::config::SubjectType;
-use lethe::erasure::{ErasureSet, key_of};
+use lethe::erasure::{ErasureSet, MemSet, key_of};
 use lethe::restore::filter::{
     Effect, FkCheck, KeySet, Probe, Replacement, RowFilter, SetRef, TablePlan, decode_escapes,
     run_stream,
 };
-use std::collections::HashSet;
 use std::hint::black_box;
 
 /// Ids in the erasure list.
@@ -132,37 +131,15 @@ fn input(table: &str) -> Vec<u8> {
     synth(table, mb << 20)
 }
 
-/// A stand-in for the erasure engineer's in-memory set: a plain hash set of
-/// the 128-bit keys (replace with `lethe::erasure::memset` when it lands).
-struct Listed(HashSet<u128>);
-impl ErasureSet for Listed {
-    fn contains(&self, key: u128) -> bool {
-        self.0.contains(&key)
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
 /// 10M ids: every 100th user (1%), the rest far above any user id.
-fn erasure_list() -> Listed {
-    let mut set = HashSet::with_capacity(LIST as usize);
+fn erasure_list() -> MemSet {
     let hits = USERS / 100;
-    for i in 0..hits {
-        set.insert(
-            key_of(SubjectType::Bigint, (1 + i * 100).to_string().as_bytes()).expect("bigint"),
-        );
-    }
-    for i in 0..(LIST - hits) {
-        set.insert(
-            key_of(
-                SubjectType::Bigint,
-                (1_000_000_000_000 + i * 7).to_string().as_bytes(),
-            )
-            .expect("bigint"),
-        );
-    }
-    Listed(set)
+    let keys = (0..hits)
+        .map(|i| 1 + i * 100)
+        .chain((0..(LIST - hits)).map(|i| 1_000_000_000_000 + i * 7))
+        .map(|id| key_of(SubjectType::Bigint, id.to_string().as_bytes()).expect("bigint"))
+        .collect();
+    MemSet::from_keys(keys)
 }
 
 fn fk(name: &str, col: usize, set: SetRef, effect: Effect) -> FkCheck {

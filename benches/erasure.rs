@@ -1,0 +1,150 @@
+//! The erasure list's speed, in-process (no CLI start-up, no storage): the
+//! latency of one synced add (p50/p99), the bulk import rate in the chunks
+//! `lethe erase import` uses, and the time and memory to load 10,000,000 ids
+//! from RocksDB into the restore's in-memory set.
+//!
+//! `cargo bench --bench erasure` (a plain harness: it prints its numbers).
+//! `LETHE_BENCH_IDS` (default 10000000) sets the size of the loaded list; the
+//! RocksDB list of that size is built once under `$CARGO_TARGET_DIR` (or the
+//! system temp dir) and reused by later runs.
+
+use lethe::config::SubjectType;
+use lethe::erasure::{ErasureSet, ErasureStore, MemSet, key_of};
+use std::time::{Duration, Instant};
+
+/// `lethe erase import`'s chunk (commands/erase.rs LOCAL_CHUNK).
+const IMPORT_CHUNK: usize = 50_000;
+
+fn rss_bytes() -> u64 {
+    // /proc/self/statm: size resident ... in pages.
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn synced_add_latency(dir: &std::path::Path) {
+    let store = ErasureStore::open(&dir.join("add"), SubjectType::Bigint).expect("open store");
+    let n = 2000;
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = [(5_000_000_000u64 + i as u64).to_string()];
+        let t = Instant::now();
+        store.add(&id, Some("bench")).expect("add");
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "erasure/synced_add: {n} adds of one id: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (target p99 <= 10 ms)",
+        ms(pct(&lat, 0.50)),
+        ms(pct(&lat, 0.99)),
+        ms(lat[n - 1])
+    );
+}
+
+fn import(store: &ErasureStore, ids: &[String]) -> Duration {
+    let t = Instant::now();
+    for chunk in ids.chunks(IMPORT_CHUNK) {
+        store.add(chunk, Some("bench import")).expect("import");
+    }
+    t.elapsed()
+}
+
+fn import_rate(dir: &std::path::Path) {
+    let ids: Vec<String> = (0..1_000_000u64)
+        .map(|i| (1_000_000_000_000 + i * 13).to_string())
+        .collect();
+    let store = ErasureStore::open(&dir.join("import"), SubjectType::Bigint).expect("open store");
+    let d = import(&store, &ids);
+    println!(
+        "erasure/import: 1,000,000 ids in chunks of {IMPORT_CHUNK}: {:.2} s, {:.0} ids/s (target >= 200,000 ids/s)",
+        d.as_secs_f64(),
+        ids.len() as f64 / d.as_secs_f64()
+    );
+}
+
+fn load(n: u64) {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    let path = base.join(format!("lethe-bench-erasure-{n}"));
+    if !path.join("CURRENT").exists() || std::fs::metadata(path.join("complete")).is_err() {
+        let _ = std::fs::remove_dir_all(&path);
+        let store = ErasureStore::open(&path, SubjectType::Bigint).expect("open store");
+        let t = Instant::now();
+        let mut i = 0;
+        while i < n {
+            let end = (i + IMPORT_CHUNK as u64).min(n);
+            let chunk: Vec<String> = (i..end)
+                .map(|k| (1_000_000_000_000 + k * 7).to_string())
+                .collect();
+            store.add(&chunk, None).expect("add");
+            i = end;
+        }
+        drop(store);
+        std::fs::write(path.join("complete"), b"").expect("marker");
+        eprintln!(
+            "(built a {n}-id list in {:.1} s at {})",
+            t.elapsed().as_secs_f64(),
+            path.display()
+        );
+    }
+    let store = ErasureStore::open_existing(&path, SubjectType::Bigint).expect("open store");
+    let rss0 = rss_bytes();
+    let t = Instant::now();
+    let set = MemSet::from_store(&store).expect("load");
+    let d = t.elapsed();
+    let rss1 = rss_bytes();
+    assert_eq!(set.len() as u64, n);
+    println!(
+        "erasure/load: {n} ids from RocksDB into the in-memory set: {:.2} s; set {} bytes = {:.2} B/id (target <= 16); RSS +{} MB",
+        d.as_secs_f64(),
+        set.heap_bytes(),
+        set.heap_bytes() as f64 / n as f64,
+        (rss1.saturating_sub(rss0)) >> 20
+    );
+    // Lookups against it: 1M keys, 1% listed.
+    let probes: Vec<u128> = (0..1_000_000u64)
+        .map(|i| {
+            let id = if i % 100 == 0 {
+                1_000_000_000_000 + (i * 7919 % n) * 7
+            } else {
+                1 + i * 3
+            };
+            key_of(SubjectType::Bigint, id.to_string().as_bytes()).expect("bigint")
+        })
+        .collect();
+    let t = Instant::now();
+    let hits = probes.iter().filter(|&&k| set.contains(k)).count();
+    let d = t.elapsed();
+    println!(
+        "erasure/contains: {} lookups in a {n}-id set: {:.1} M/s ({hits} hits)",
+        probes.len(),
+        probes.len() as f64 / d.as_secs_f64() / 1e6
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would pass nothing.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    synced_add_latency(tmp.path());
+    import_rate(tmp.path());
+    let n: u64 = std::env::var("LETHE_BENCH_IDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    load(n);
+}
