@@ -89,6 +89,22 @@ pub enum Command {
         #[command(subcommand)]
         command: EraseCommand,
     },
+    /// Run the scheduler, retention, journal sync and the erasure API until SIGTERM.
+    Daemon,
+    /// Apply retention now: expired snapshots, leftovers, unfinished uploads.
+    Prune {
+        /// Print the plan and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan (and what was done) as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Last snapshot and its age, next run, snapshot count and size, erasure list, lifecycle rule.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,12 +1,15 @@
 //! One function per CLI verb; the daemon calls the same library functions.
 
 mod config_check;
+mod daemon;
 mod erase;
 mod init;
 mod keygen;
 mod list;
+mod prune;
 mod restore;
 mod snapshot;
+mod status;
 mod verify;
 
 use crate::cli::{Cli, Command, ConfigCommand};
@@ -67,5 +70,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify { id, all, deep, identity } => verify::run(&ctx, id.as_deref(), all, deep, identity.as_deref()).await,
         Command::Show { id, json } => list::show(&ctx, &id, json).await,
         Command::Erase { command } => erase::run(&ctx, command).await,
+        Command::Daemon => daemon::run(&ctx).await,
+        Command::Prune { dry_run, json } => prune::run(&ctx, dry_run, json).await,
+        Command::Status { json } => status::run(&ctx, json).await,
     }
 }

@@ -24,7 +24,7 @@ pub struct SnapshotDone {
     pub manifest: Manifest,
     /// Rows of erased subjects found while snapshotting, per table: the
     /// application did not delete them. Counts only, never ids.
-    pub leaks: Vec<(String, u64)>,
+    pub leaks: Vec<crate::snapshot::writer::Leak>,
 }
 
 /// The seam between the scheduler and the snapshot writer, so the
@@ -86,13 +86,7 @@ impl Snapshotter for WriterSnapshotter {
             });
         }
         let out = take_snapshot(&cfg, storage, opts).await?;
-        let mut leaks: Vec<(String, u64)> = Vec::new();
-        for l in &out.leaks {
-            match leaks.iter_mut().find(|(t, _)| *t == l.table) {
-                Some((_, n)) => *n += l.rows,
-                None => leaks.push((l.table.clone(), l.rows)),
-            }
-        }
+        let leaks = out.leaks;
         Ok(SnapshotDone {
             manifest: out.manifest,
             leaks,

@@ -10,6 +10,7 @@ pub mod job;
 pub mod notify;
 pub mod schedule;
 mod signals;
+pub mod status;
 
 pub use signals::Control;
 
@@ -73,6 +74,8 @@ pub struct Daemon {
     schedule: Schedule,
     storage: Arc<dyn Storage>,
     erasure: Option<Arc<ErasureStore>>,
+    /// The local erasure API, bound before `READY=1`.
+    api: Option<crate::erasure::api::ApiServer>,
     clock: Arc<dyn Clock>,
     snapshotter: Arc<dyn Snapshotter>,
     opts: DaemonOptions,
@@ -118,6 +121,7 @@ impl Daemon {
             schedule,
             storage,
             erasure,
+            api: None,
             clock,
             snapshotter,
             opts,
@@ -127,6 +131,12 @@ impl Daemon {
             failures: 0,
             next_due: now,
         })
+    }
+
+    /// Serves the erasure API from this daemon (needs the erasure list).
+    pub fn with_api(mut self, api: crate::erasure::api::ApiServer) -> Daemon {
+        self.api = Some(api);
+        self
     }
 
     fn job_ctx(&self) -> JobCtx {
@@ -180,6 +190,22 @@ impl Daemon {
             };
             self.last_ok = Some((id.to_string(), finished));
         }
+        match repo::read_marker(self.storage.as_ref()).await {
+            Ok(Some(m)) if m.format > crate::snapshot::manifest::FORMAT_VERSION => {
+                return Err(DaemonError::Startup(format!(
+                    "repository {} has format {}, newer than this lethe understands; upgrade lethe",
+                    self.storage.describe(),
+                    m.format
+                )));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::warn!(
+                event = "repository.uninitialised",
+                storage = %self.storage.describe(),
+                "no repository marker: run `lethe init` to set up the lifecycle rule that backs up retention"
+            ),
+            Err(e) => return Err(DaemonError::Startup(e.to_string())),
+        }
         let now = self.clock.now();
         self.next_due = self.schedule.due(self.last_attempt, now);
 
@@ -192,6 +218,14 @@ impl Daemon {
                 root.child_token(),
             ))
         });
+        let api = match (self.api.take(), self.erasure.clone()) {
+            (Some(server), Some(store)) => Some(tokio::spawn(server.run(
+                store,
+                self.storage.clone(),
+                root.child_token(),
+            ))),
+            _ => None,
+        };
         // At start: retention now, unless a snapshot is due (it runs
         // retention right after).
         let first = if self.next_due <= now {
@@ -214,7 +248,7 @@ impl Daemon {
             repository = %self.storage.describe(),
             schedule = %self.schedule.describe(),
             retention_days = self.cfg.retention.days,
-            next_run = %self.next_due,
+            next_run = %rfc3339(self.next_due),
             last_snapshot = self.last_ok.as_ref().map(|(id, _)| id.as_str()),
             api = %self.cfg.api.listen,
             watchdog_s = watchdog.map(|d| d.as_secs_f64() * 2.0),
@@ -293,6 +327,9 @@ impl Daemon {
         if let Some(handle) = journal {
             await_task("erasure_journal", handle, deadline).await;
         }
+        if let Some(handle) = api {
+            await_task("api", handle, deadline).await;
+        }
         aux.abort_all();
         while aux.join_next().await.is_some() {}
         tracing::info!(
@@ -331,19 +368,14 @@ impl Daemon {
                 let m = &done.manifest;
                 self.last_ok = Some((m.id.to_string(), m.finished_at));
                 self.next_due = self.schedule.due(Some(report.started_at), now);
-                if !done.leaks.is_empty() {
-                    let tables: serde_json::Map<String, serde_json::Value> = done
-                        .leaks
-                        .iter()
-                        .map(|(t, n)| (t.clone(), (*n).into()))
-                        .collect();
-                    let rows: u64 = done.leaks.iter().map(|(_, n)| n).sum();
-                    tracing::error!(
+                for leak in &done.leaks {
+                    tracing::warn!(
                         event = "erasure.leak_detected",
                         id = %m.id,
-                        rows,
-                        tables = %serde_json::Value::Object(tables),
-                        "the snapshot holds rows of erased subjects: the application did not delete them"
+                        table = %leak.table,
+                        column = %leak.column,
+                        rows = leak.rows,
+                        "the snapshot holds rows of erased subjects: the application did not delete them (restores still drop them)"
                     );
                 }
             }
@@ -406,7 +438,7 @@ impl Daemon {
                 event = "daemon.reloaded",
                 schedule = %self.schedule.describe(),
                 retention_days = self.cfg.retention.days,
-                next_run = %self.next_due,
+                next_run = %rfc3339(self.next_due),
             ),
             Err(e) => tracing::error!(
                 event = "daemon.reload_failed",
@@ -461,6 +493,11 @@ impl Daemon {
         };
         Ok(())
     }
+}
+
+/// `2026-11-22T13:00:00Z`, for log fields.
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Logs the lifecycle rule's state; drift is `retention.lifecycle_drift`.
@@ -530,6 +567,9 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<i32, DaemonError> 
             .await
             .map_err(|e| DaemonError::Startup(e.to_string()))?
             .map_err(|e| DaemonError::Startup(format!("erasure list: {e}")))?;
+        let api = crate::erasure::api::ApiServer::bind(&cfg.api)
+            .await
+            .map_err(|e| DaemonError::Startup(format!("erasure API: {e}")))?;
         let daemon = Daemon::new(
             config_path,
             cfg,
@@ -538,7 +578,8 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<i32, DaemonError> 
             Arc::new(schedule::SystemClock),
             Arc::new(job::WriterSnapshotter),
             DaemonOptions::default(),
-        )?;
+        )?
+        .with_api(api);
         daemon.run(root, rx).await
     }
     .await;

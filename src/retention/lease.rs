@@ -73,12 +73,11 @@ pub enum LeaseError {
 
 /// `host:pid` of this process.
 pub fn holder_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown-host".into());
-    format!("{host}:{}", std::process::id())
+    format!(
+        "{}:{}",
+        crate::erasure::store::host_name(),
+        std::process::id()
+    )
 }
 
 async fn read(storage: &dyn Storage, key: &str) -> Result<Option<LeaseRecord>, LeaseError> {

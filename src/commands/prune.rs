@@ -1,0 +1,71 @@
+//! `lethe prune [--dry-run] [--json]`: apply retention now, through the same
+//! plan and apply the daemon runs after every snapshot.
+
+use super::Ctx;
+use crate::retention::{self, Policy};
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(ctx: &Ctx, dry_run: bool, json: bool) -> anyhow::Result<i32> {
+    let cfg = ctx.config()?;
+    let storage = ctx.storage(&cfg).await?;
+    let now = Utc::now();
+    let survey = retention::survey(storage.as_ref(), now).await?;
+    let plan = retention::plan_from(&survey, now, Policy::days(cfg.retention.days));
+    if !json {
+        print!("{}", retention::describe(&plan));
+    }
+    if dry_run {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "dry_run": true, "plan": plan })
+                )?
+            );
+        } else {
+            println!("dry run: nothing was deleted");
+        }
+        return Ok(crate::exit::OK);
+    }
+    // Ctrl-C stops between deletions; what is deleted stays deleted.
+    let cancel = CancellationToken::new();
+    let watch = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        })
+    };
+    let applied = retention::apply(storage.as_ref(), &plan, &cancel).await;
+    watch.abort();
+    let _ = watch.await;
+    let applied = applied?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "dry_run": false, "plan": plan, "applied": applied })
+            )?
+        );
+    } else {
+        println!(
+            "deleted {} snapshot(s) and {} leftover(s) ({} objects, {} bytes); aborted {} upload(s)",
+            applied.snapshots_deleted.len(),
+            applied.leftovers_deleted.len(),
+            applied.objects_deleted,
+            applied.bytes_freed,
+            applied.uploads_aborted
+        );
+    }
+    for e in &applied.errors {
+        eprintln!("lethe: prune: {e}");
+    }
+    if applied.errors.is_empty() {
+        Ok(crate::exit::OK)
+    } else {
+        tracing::error!(event = "retention.failed", errors = applied.errors.len(), first = %applied.errors[0]);
+        Ok(crate::exit::FAILURE)
+    }
+}

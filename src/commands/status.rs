@@ -1,0 +1,107 @@
+//! `lethe status [--json]`: the last snapshot and its age, the next run,
+//! snapshot count and size, the erasure list and the lifecycle rule.
+
+use super::Ctx;
+use super::list::human_bytes;
+use crate::daemon::status::{StatusReport, gather, human_age};
+use chrono::{DateTime, Utc};
+
+pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
+    let cfg = ctx.config()?;
+    let storage = ctx.storage(&cfg).await?;
+    let now = Utc::now();
+    let report = gather(&cfg, storage.as_ref(), now).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report, now));
+    }
+    Ok(crate::exit::OK)
+}
+
+/// The report for people, one fact per line.
+fn render(r: &StatusReport, now: DateTime<Utc>) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "repository    {}", r.repository);
+    match &r.last_snapshot {
+        Some(l) => {
+            let _ = writeln!(
+                s,
+                "last snapshot {} ({} ago)",
+                l.id,
+                human_age(l.age_seconds)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "last snapshot none yet");
+        }
+    }
+    let next = match r.next_run {
+        Some(_) if r.overdue => "due now (overdue)".to_string(),
+        Some(t) => format!(
+            "{} (in {})",
+            t.format("%Y-%m-%d %H:%M:%SZ"),
+            human_age((t - now).num_seconds())
+        ),
+        None => "unknown".into(),
+    };
+    let _ = writeln!(s, "schedule      {}; next run {next}", r.schedule);
+    let _ = writeln!(
+        s,
+        "snapshots     {} complete, {} stored; {} past retention ({} days)",
+        r.snapshots.count,
+        human_bytes(r.snapshots.stored_bytes),
+        r.expired,
+        r.retention_days
+    );
+    if r.incomplete.count > 0 || r.unfinished_uploads > 0 {
+        let _ = writeln!(
+            s,
+            "incomplete    {} prefix(es) without manifest ({}), {} unfinished upload(s)",
+            r.incomplete.count,
+            human_bytes(r.incomplete.stored_bytes),
+            r.unfinished_uploads
+        );
+    }
+    let e = &r.erasure;
+    match (&e.count, &e.error) {
+        (Some(count), _) => {
+            let sync = e.last_sync.map_or("never".to_string(), |t| {
+                format!("{} ago", human_age((now - t).num_seconds()))
+            });
+            let _ = writeln!(
+                s,
+                "erasure list  {count} entries, {} pending, last sync {sync} (read from the {})",
+                e.pending.unwrap_or(0),
+                e.source
+            );
+        }
+        (None, Some(err)) => {
+            let _ = writeln!(s, "erasure list  unavailable: {err}");
+        }
+        (None, None) => {
+            let _ = writeln!(s, "erasure list  unavailable");
+        }
+    }
+    let l = &r.lifecycle;
+    let lifecycle = match l.state.as_str() {
+        "present" => "present".to_string(),
+        "not_applicable" => {
+            "not applicable (directory repository: only the daemon expires snapshots)".to_string()
+        }
+        "missing" | "drifted" => format!("{} ({}): run `lethe init`", l.state, l.rules.join(", ")),
+        _ => format!("unknown: {}", l.error.as_deref().unwrap_or("?")),
+    };
+    let _ = writeln!(s, "lifecycle     {lifecycle}");
+    let _ = writeln!(
+        s,
+        "daemon        {}",
+        if r.daemon_running {
+            "running"
+        } else {
+            "not answering on api.listen"
+        }
+    );
+    s
+}

@@ -1,0 +1,206 @@
+//! `lethe status`: what an operator checks first. Gathered from storage (the
+//! snapshots), the schedule (the next run), the erasure list (through the
+//! daemon's API when it runs, else the store itself) and the bucket's
+//! lifecycle rule. The JSON form is stable: fields are only ever added.
+
+use super::schedule::Schedule;
+use crate::config::Config;
+use crate::retention::{self, Policy};
+use crate::snapshot::repo;
+use crate::storage::Storage;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub repository: String,
+    pub schedule: String,
+    pub retention_days: u32,
+    pub last_snapshot: Option<LastSnapshot>,
+    /// When the schedule next wants a snapshot (`now` when overdue).
+    pub next_run: Option<DateTime<Utc>>,
+    /// The last snapshot is older than the interval: a run is due or late.
+    pub overdue: bool,
+    pub snapshots: Totals,
+    /// Complete snapshots already past retention (deleted at the next prune).
+    pub expired: usize,
+    /// Snapshot prefixes without a manifest: interrupted, or being written.
+    pub incomplete: Totals,
+    pub unfinished_uploads: usize,
+    pub erasure: ErasureReport,
+    pub lifecycle: LifecycleReport,
+    /// Whether a daemon answered on `api.listen`.
+    pub daemon_running: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastSnapshot {
+    pub id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Seconds since it finished (since it started if the manifest is unreadable).
+    pub age_seconds: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub count: usize,
+    pub stored_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ErasureReport {
+    /// `daemon` (its API answered), `store` (opened here) or `unavailable`.
+    pub source: String,
+    pub count: Option<u64>,
+    pub digest: Option<String>,
+    /// Acknowledged entries not yet in the journal in storage.
+    pub pending: Option<u64>,
+    pub last_sync: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LifecycleReport {
+    /// `present`, `missing`, `drifted`, `not_applicable` (directory) or `unknown`.
+    pub state: String,
+    pub rules: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// Gathers the report. Only storage being unreadable is an error; the
+/// erasure list and lifecycle rule report their own problems in place.
+///
+/// # Errors
+/// Storage errors while listing snapshots.
+pub async fn gather(
+    cfg: &Config,
+    storage: &dyn Storage,
+    now: DateTime<Utc>,
+) -> Result<StatusReport, retention::RetentionError> {
+    let survey = retention::survey(storage, now).await?;
+    let plan = retention::plan_from(&survey, now, Policy::days(cfg.retention.days));
+    let last = match survey.snapshots.last() {
+        None => None,
+        Some(s) => {
+            let finished_at = repo::load_manifest(storage, &s.id)
+                .await
+                .ok()
+                .map(|m| m.finished_at);
+            Some(LastSnapshot {
+                id: s.id.to_string(),
+                started_at: s.started_at,
+                finished_at,
+                age_seconds: (now - finished_at.unwrap_or(s.started_at)).num_seconds(),
+            })
+        }
+    };
+    let (schedule, next_run, overdue) = match Schedule::from_config(&cfg.schedule) {
+        Ok(s) => {
+            let next = s.due(last.as_ref().map(|l| l.started_at), now);
+            (s.describe(), Some(next), next <= now)
+        }
+        Err(e) => (format!("invalid: {e}"), None, false),
+    };
+    let (erasure, daemon_running) = erasure_report(cfg).await;
+    Ok(StatusReport {
+        repository: storage.describe(),
+        schedule,
+        retention_days: cfg.retention.days,
+        last_snapshot: last,
+        next_run,
+        overdue,
+        snapshots: Totals {
+            count: survey.snapshots.len(),
+            stored_bytes: survey.snapshots.iter().map(|s| s.bytes).sum(),
+        },
+        expired: plan.expire.len() + plan.held_for_restore.len(),
+        incomplete: Totals {
+            count: survey.leftovers.len(),
+            stored_bytes: survey.leftovers.iter().map(|l| l.bytes).sum(),
+        },
+        unfinished_uploads: survey.uploads.len(),
+        erasure,
+        lifecycle: lifecycle_report(cfg).await,
+        daemon_running,
+    })
+}
+
+async fn erasure_report(cfg: &Config) -> (ErasureReport, bool) {
+    use crate::erasure::client::ApiClient;
+    let mut r = ErasureReport {
+        source: "unavailable".into(),
+        ..Default::default()
+    };
+    let probe = match ApiClient::from_config(&cfg.api) {
+        Ok(client) => client.probe().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let status = match probe {
+        Ok(Some(s)) => {
+            r.source = "daemon".into();
+            Ok(s)
+        }
+        Ok(None) | Err(_) => {
+            let (path, ty) = (cfg.erasure.path.clone(), cfg.erasure.subject_type);
+            let opened = tokio::task::spawn_blocking(move || {
+                crate::erasure::ErasureStore::open_for_restore(&path, ty).and_then(|s| s.status())
+            })
+            .await;
+            match opened {
+                Ok(Ok(s)) => {
+                    r.source = "store".into();
+                    Ok(s)
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    let running = r.source == "daemon";
+    match status {
+        Ok(s) => {
+            r.count = Some(s.count);
+            r.digest = Some(s.digest);
+            r.pending = Some(s.pending);
+            r.last_sync = s.last_sync;
+        }
+        Err(e) => r.error = Some(e),
+    }
+    (r, running)
+}
+
+async fn lifecycle_report(cfg: &Config) -> LifecycleReport {
+    use crate::storage::lifecycle::{LifecycleStatus as S, lifecycle_status};
+    let check = lifecycle_status(&cfg.storage, cfg.retention.days);
+    let result = tokio::time::timeout(std::time::Duration::from_secs(30), check).await;
+    let (state, rules, error) = match result {
+        Ok(Ok(S::Present)) => ("present", vec![], None),
+        Ok(Ok(S::Missing(r))) => ("missing", r, None),
+        Ok(Ok(S::Drifted(r))) => ("drifted", r, None),
+        Ok(Ok(S::NotApplicable)) => ("not_applicable", vec![], None),
+        Ok(Err(e)) => ("unknown", vec![], Some(e.to_string())),
+        Err(_) => (
+            "unknown",
+            vec![],
+            Some("timed out reading the bucket's lifecycle rules".to_string()),
+        ),
+    };
+    LifecycleReport {
+        state: state.into(),
+        rules,
+        error,
+    }
+}
+
+/// `3d 4h`-style ages for people.
+pub fn human_age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
