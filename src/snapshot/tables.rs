@@ -309,8 +309,9 @@ impl TableWriter {
             self.objects.len(),
             !matches!(self.shared.sealer, Sealer::Disabled),
         );
-        let sink = ObjectSink::create(self.shared.storage.clone(), key.clone(), &self.shared.sealer, self.shared.zstd_level)
-            .map_err(|e| SnapshotError::Object { stage: Stage::Data, key, message: e.to_string() })?;
+        let sink =
+            ObjectSink::create(self.shared.storage.clone(), key.clone(), &self.shared.sealer, self.shared.zstd_level)
+                .map_err(|e| SnapshotError::Object { stage: Stage::Data, key, message: e.to_string() })?;
         self.cur = Some(sink);
         Ok(())
     }
@@ -351,9 +352,11 @@ impl TableWriter {
     fn finish_current(&mut self) -> Result<(), SnapshotError> {
         let Some((sink, upload)) = self.cur.take() else { return Ok(()) };
         let key = sink.key().to_string();
-        let entry = sink
-            .finish(upload, &self.rt)
-            .map_err(|e| SnapshotError::Object { stage: Stage::Data, key, message: e.to_string() })?;
+        let entry = sink.finish(upload, &self.rt).map_err(|e| SnapshotError::Object {
+            stage: Stage::Data,
+            key,
+            message: e.to_string(),
+        })?;
         self.objects.push(entry);
         Ok(())
     }
@@ -503,7 +506,10 @@ mod tests {
         let probe = LeakProbe {
             column: "email".into(),
             col: 1,
-            set: Arc::new(Set(vec![key_of(SubjectType::Text, b"a\tb").unwrap(), key_of(SubjectType::Text, b"x").unwrap()])),
+            set: Arc::new(Set(vec![
+                key_of(SubjectType::Text, b"a\tb").unwrap(),
+                key_of(SubjectType::Text, b"x").unwrap(),
+            ])),
             subject_type: SubjectType::Text,
         };
         let mut s = LeakScanner::new(probe);

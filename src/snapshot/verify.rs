@@ -20,15 +20,33 @@ const CONCURRENCY: usize = 4;
 /// One thing wrong with a stored snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    Missing { key: String },
-    Size { key: String, found: u64, expected: u64 },
-    Checksum { key: String, found: String, expected: String },
+    Missing {
+        key: String,
+    },
+    Size {
+        key: String,
+        found: u64,
+        expected: u64,
+    },
+    Checksum {
+        key: String,
+        found: String,
+        expected: String,
+    },
     /// Deep: cannot be decrypted, decompressed or read.
-    Unreadable { key: String, message: String },
+    Unreadable {
+        key: String,
+        message: String,
+    },
     /// Deep: the payload disagrees with the manifest.
-    Content { key: String, message: String },
+    Content {
+        key: String,
+        message: String,
+    },
     /// The manifest contradicts itself.
-    Manifest { message: String },
+    Manifest {
+        message: String,
+    },
 }
 
 impl std::fmt::Display for Problem {

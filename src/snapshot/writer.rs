@@ -282,7 +282,9 @@ async fn run(
     let sealer = Sealer::from_config(&cfg.encryption).map_err(SnapshotError::Crypto)?;
     let url = cfg.source.url.as_str();
     let pg_dump = guard(cancel, Stage::Connect, async {
-        postgres::dump::locate(cfg.source.bin_dir.as_deref()).await.map_err(|e| SnapshotError::source(Stage::Connect, e))
+        postgres::dump::locate(cfg.source.bin_dir.as_deref())
+            .await
+            .map_err(|e| SnapshotError::source(Stage::Connect, e))
     })
     .await?;
     let coord = guard(cancel, Stage::Connect, async {
@@ -291,9 +293,10 @@ async fn run(
     .await?;
 
     progress.set_stage(Stage::Catalog);
-    let catalog =
-        guard(cancel, Stage::Catalog, async { coord.catalog().await.map_err(|e| SnapshotError::source(Stage::Catalog, e)) })
-            .await?;
+    let catalog = guard(cancel, Stage::Catalog, async {
+        coord.catalog().await.map_err(|e| SnapshotError::source(Stage::Catalog, e))
+    })
+    .await?;
     pg_dump.check_server(catalog.server_version_num).map_err(|e| SnapshotError::source(Stage::Catalog, e))?;
     progress.tables_total.store(catalog.tables.len() as u64, Ordering::Relaxed);
 
@@ -313,16 +316,31 @@ async fn run(
         id: id.clone(),
         progress: progress.clone(),
     });
-    let pre = dump_schema(&pg_dump, url, &coord.snapshot_id, Section::PreData, repo::schema_key(id, "pre", sealed), &shared, cancel)
-        .await?;
+    let pre = dump_schema(
+        &pg_dump,
+        url,
+        &coord.snapshot_id,
+        Section::PreData,
+        repo::schema_key(id, "pre", sealed),
+        &shared,
+        cancel,
+    )
+    .await?;
     guard(cancel, Stage::Schema, async {
         pause::at("schema").await;
         Ok(())
     })
     .await?;
-    let post =
-        dump_schema(&pg_dump, url, &coord.snapshot_id, Section::PostData, repo::schema_key(id, "post", sealed), &shared, cancel)
-            .await?;
+    let post = dump_schema(
+        &pg_dump,
+        url,
+        &coord.snapshot_id,
+        Section::PostData,
+        repo::schema_key(id, "post", sealed),
+        &shared,
+        cancel,
+    )
+    .await?;
 
     progress.set_stage(Stage::Data);
     let jobs = plan_jobs(&catalog.tables, opts.leak_check.as_ref());
@@ -340,7 +358,9 @@ async fn run(
     let leaks = copied
         .iter()
         .filter_map(|c| match &c.leak {
-            Some((column, rows)) if *rows > 0 => Some(Leak { table: c.entry.qualified(), column: column.clone(), rows: *rows }),
+            Some((column, rows)) if *rows > 0 => {
+                Some(Leak { table: c.entry.qualified(), column: column.clone(), rows: *rows })
+            }
             _ => None,
         })
         .collect();
@@ -387,11 +407,8 @@ async fn guard<T>(
 }
 
 fn plan_jobs(tables: &[postgres::SourceTable], leak: Option<&LeakCheck>) -> Vec<Job> {
-    let mut jobs: Vec<Job> = tables
-        .iter()
-        .enumerate()
-        .map(|(i, t)| Job { n: i + 1, table: t.clone(), leak: None })
-        .collect();
+    let mut jobs: Vec<Job> =
+        tables.iter().enumerate().map(|(i, t)| Job { n: i + 1, table: t.clone(), leak: None }).collect();
     let Some(check) = leak else { return jobs };
     for root in &check.roots {
         let job = jobs.iter_mut().find(|j| j.table.qualified() == root.table);
@@ -420,10 +437,8 @@ fn plan_jobs(tables: &[postgres::SourceTable], leak: Option<&LeakCheck>) -> Vec<
 /// right before the manifest makes them a snapshot.
 async fn confirm_objects(storage: &dyn Storage, m: &Manifest) -> Result<(), SnapshotError> {
     for o in m.objects() {
-        let found = storage
-            .head(&o.key)
-            .await
-            .map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })?;
+        let found =
+            storage.head(&o.key).await.map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })?;
         match found {
             Some(meta) if meta.size == o.size => {}
             other => {
@@ -488,9 +503,9 @@ async fn dump_schema(
     };
     let pumped = guard(cancel, Stage::Schema, pump).await;
     drop(tx);
-    let written = writer
-        .await
-        .unwrap_or_else(|e| Err(SnapshotError::Internal { stage: Stage::Schema, message: format!("schema writer panicked: {e}") }));
+    let written = writer.await.unwrap_or_else(|e| {
+        Err(SnapshotError::Internal { stage: Stage::Schema, message: format!("schema writer panicked: {e}") })
+    });
     pumped?;
     written
 }

@@ -9,7 +9,7 @@
 //! them), foreign tables, temporary tables, system schemas and objects that
 //! belong to an extension (`CREATE EXTENSION` recreates them).
 
-use super::{PgConn, SourceError, quote_qualified, query_err};
+use super::{PgConn, SourceError, query_err, quote_qualified};
 use crate::snapshot::manifest::{Column, FkAction, ForeignKey, SequenceValue};
 use std::collections::HashMap;
 

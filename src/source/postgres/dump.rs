@@ -97,6 +97,8 @@ impl PgDump {
     /// # Errors
     /// The process cannot be started.
     pub fn spawn(&self, url: &str, snapshot_id: &str, section: Section) -> Result<DumpProcess, SourceError> {
+        // The URL with `sslmode` set to what Lethe's own connections use.
+        let url = super::tls::endpoint(url)?.pg_dump_url;
         let mut child = tokio::process::Command::new(&self.path)
             .arg("--no-password")
             .arg("--format=plain")
@@ -110,10 +112,8 @@ impl PgDump {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| SourceError::PgDump(format!("cannot start {}: {e}", self.path.display())))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| SourceError::PgDump("pg_dump started without a stdout pipe".into()))?;
+        let stdout =
+            child.stdout.take().ok_or_else(|| SourceError::PgDump("pg_dump started without a stdout pipe".into()))?;
         let stderr = child.stderr.take();
         let stderr_task = tokio::spawn(async move {
             let mut tail = Vec::new();
@@ -162,11 +162,7 @@ impl DumpProcess {
     /// `PgDump` with the section, exit status and pg_dump's message.
     pub async fn finish(mut self) -> Result<(), SourceError> {
         self.stdout = None;
-        let status = self
-            .child
-            .wait()
-            .await
-            .map_err(|e| SourceError::PgDump(format!("waiting for pg_dump: {e}")))?;
+        let status = self.child.wait().await.map_err(|e| SourceError::PgDump(format!("waiting for pg_dump: {e}")))?;
         let stderr = (&mut self.stderr_task).await.unwrap_or_default();
         if status.success() {
             if !stderr.is_empty() {

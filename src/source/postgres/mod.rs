@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod copy;
 pub mod dump;
 mod pgpass;
+pub mod tls;
 
 pub use catalog::{Catalog, SourceTable};
 pub use copy::CopyWorker;
@@ -34,7 +35,9 @@ pub enum SourceError {
     Connect { url: String, message: String },
     #[error("{what} failed: {message}")]
     Query { what: String, message: String },
-    #[error("PostgreSQL {found} is older than {MIN_SERVER_VERSION_NUM} (12.0), which lethe needs; upgrade the server or use pg_dump directly")]
+    #[error(
+        "PostgreSQL {found} is older than {MIN_SERVER_VERSION_NUM} (12.0), which lethe needs; upgrade the server or use pg_dump directly"
+    )]
     ServerTooOld { found: String },
     #[error(
         "cannot lock table {table} (ACCESS SHARE, waited up to {LOCK_TIMEOUT}): {message}; \
@@ -126,10 +129,8 @@ impl std::ops::Deref for PgConn {
 /// # Errors
 /// `BadUrl` naming the (redacted) URL.
 pub fn parse_config(url: &str) -> Result<tokio_postgres::Config, SourceError> {
-    let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| SourceError::BadUrl {
-        url: crate::config::redact_url(url),
-        message: e.to_string(),
-    })?;
+    let mut cfg = tokio_postgres::Config::from_str(url)
+        .map_err(|e| SourceError::BadUrl { url: crate::config::redact_url(url), message: e.to_string() })?;
     if cfg.get_user().is_none() {
         if let Some(u) = std::env::var("PGUSER").ok().or_else(|| std::env::var("USER").ok()) {
             cfg.user(u);
@@ -155,17 +156,22 @@ pub fn parse_config(url: &str) -> Result<tokio_postgres::Config, SourceError> {
 /// # Errors
 /// `Connect` with the server's message.
 pub async fn connect(url: &str) -> Result<PgConn, SourceError> {
-    let cfg = parse_config(url)?;
+    let ep = tls::endpoint(url)?;
+    let mut cfg = parse_config(&ep.driver_url)?;
     let redacted = crate::config::redact_url(url);
-    let (client, conn) = cfg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| SourceError::Connect { url: redacted.clone(), message: pg_message(&e) })?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %pg_message(&e), "postgres connection ended with an error");
+    let failed = |e: tokio_postgres::Error| SourceError::Connect { url: redacted.clone(), message: pg_message(&e) };
+    let (client, task) = match tls::connector(&ep)? {
+        None => {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(failed)?;
+            (client, spawn_connection(conn))
         }
-    });
+        Some(make) => {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, conn) = cfg.connect(make).await.map_err(failed)?;
+            (client, spawn_connection(conn))
+        }
+    };
     let pc = PgConn { client, task };
     pc.batch_execute(
         "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
@@ -175,6 +181,17 @@ pub async fn connect(url: &str) -> Result<PgConn, SourceError> {
     .await
     .map_err(|e| SourceError::Connect { url: redacted, message: pg_message(&e) })?;
     Ok(pc)
+}
+
+fn spawn_connection<F>(conn: F) -> JoinHandle<()>
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %pg_message(&e), "postgres connection ended with an error");
+        }
+    })
 }
 
 /// The coordinator: the transaction whose snapshot everyone shares.
@@ -223,10 +240,10 @@ impl Coordinator {
             .map_err(|e| query_err("SET lock_timeout", &e))?;
         for t in tables {
             let sql = format!("LOCK TABLE ONLY {} IN ACCESS SHARE MODE", quote_qualified(&t.schema, &t.name));
-            self.conn.batch_execute(&sql).await.map_err(|e| SourceError::Lock {
-                table: t.qualified(),
-                message: pg_message(&e),
-            })?;
+            self.conn
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| SourceError::Lock { table: t.qualified(), message: pg_message(&e) })?;
         }
         Ok(())
     }
