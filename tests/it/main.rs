@@ -2,6 +2,7 @@
 //! real S3 server (Garage).
 
 mod common;
+mod daemon;
 mod erasure;
 mod hostile;
 mod snapshot;

@@ -1,0 +1,373 @@
+//! The daemon tests' harness: a rig (database, repository, config), a
+//! running `lethe daemon` whose stderr is collected line by line, and the
+//! check that every log line is documented JSON (`deploy/EVENTS.md`).
+
+use crate::common::{Repo, TestDb, lethe_bin, repo_config_text};
+use lethe::snapshot::manifest::Manifest;
+use lethe::storage::Storage;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub(super) const SMALL_SQL: &str = "CREATE TABLE users (id bigint PRIMARY KEY, name text); \
+    INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 2000) g; \
+    CREATE TABLE orders (id serial PRIMARY KEY, user_id bigint REFERENCES users (id) ON DELETE CASCADE, total numeric); \
+    INSERT INTO orders (user_id, total) SELECT (g % 2000) + 1, g FROM generate_series(1, 5000) g;";
+
+pub(super) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// One test's world: a database, a repository (a directory or a fresh
+/// Garage bucket), an age key, the erasure list and API socket in a temp
+/// dir, JSON logs. `storage` reads the repository from outside, on `rt`
+/// (an S3 client stays on the runtime that made it).
+pub(super) struct Rig {
+    pub(super) rt: tokio::runtime::Runtime,
+    pub(super) storage: Arc<dyn Storage>,
+    pub(super) dir: tempfile::TempDir,
+    pub(super) _db: TestDb,
+    pub(super) cfg: std::path::PathBuf,
+    pub(super) repo: std::path::PathBuf,
+    pub(super) env: Vec<(&'static str, String)>,
+    pub(super) _bucket: Option<crate::common::TestBucket>,
+}
+
+impl Rig {
+    pub(super) fn new(tag: &str, sql: &str) -> Rig {
+        Rig::build(tag, sql, None)
+    }
+
+    pub(super) fn on_garage(tag: &str, sql: &str) -> Option<Rig> {
+        let g = crate::common::garage()?;
+        Some(Rig::build(tag, sql, Some(g)))
+    }
+
+    pub(super) fn build(tag: &str, sql: &str, garage: Option<crate::common::Garage>) -> Rig {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let db = TestDb::create(tag);
+        if !sql.is_empty() {
+            db.sql(sql);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("repo");
+        let (text, storage, env, bucket): (String, Arc<dyn Storage>, _, _) = match &garage {
+            None => (
+                repo_config_text(dir.path(), &Repo::File(&repo), &db.url),
+                Arc::new(lethe::storage::fs::FsStorage::open(repo.clone()).expect("open repo")),
+                Vec::new(),
+                None,
+            ),
+            Some(g) => {
+                let bucket = g.new_bucket();
+                let st = rt.block_on(g.storage(&bucket, "prod", Default::default()));
+                let repo = Repo::S3 {
+                    garage: g,
+                    bucket: &bucket,
+                    prefix: "prod",
+                };
+                (
+                    repo_config_text(dir.path(), &repo, &db.url),
+                    Arc::new(st),
+                    g.env(),
+                    Some(bucket),
+                )
+            }
+        };
+        let text = text.replace("format = \"text\"", "format = \"json\"");
+        let cfg = crate::common::write_config(dir.path(), &text);
+        Rig {
+            rt,
+            storage,
+            dir,
+            _db: db,
+            cfg,
+            repo,
+            env,
+            _bucket: bucket,
+        }
+    }
+
+    pub(super) fn cmd(&self, args: &[&str]) -> std::process::Command {
+        self.cmd_with(&self.cfg, args)
+    }
+
+    /// `lethe --config <cfg> <args>` with the rig's environment.
+    pub(super) fn cmd_with(&self, cfg: &Path, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(lethe_bin());
+        c.arg("--config").arg(cfg).args(args);
+        c.env_remove("LETHE_TEST_PAUSE_AT")
+            .env_remove("LETHE_CLEANUP_GRACE")
+            .env_remove("LETHE_FAULTS");
+        for (k, v) in &self.env {
+            if v.is_empty() {
+                c.env_remove(k);
+            } else {
+                c.env(k, v);
+            }
+        }
+        c
+    }
+
+    pub(super) fn run(&self, args: &[&str]) -> std::process::Output {
+        self.cmd(args).output().expect("lethe runs")
+    }
+
+    pub(super) fn snapshot(&self) -> String {
+        let out = self.run(&["snapshot"]);
+        assert!(
+            out.status.success(),
+            "lethe snapshot failed:\n{}",
+            text(&out.stderr)
+        );
+        text(&out.stdout).trim().to_string()
+    }
+
+    pub(super) fn manifest(&self, id: &str) -> Manifest {
+        let out = self.run(&["show", id, "--json"]);
+        assert!(out.status.success(), "show: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("manifest json")
+    }
+
+    pub(super) fn listed(&self) -> Vec<String> {
+        let out = self.run(&["list", "--json"]);
+        assert!(out.status.success(), "list: {}", text(&out.stderr));
+        let v: Vec<Value> = serde_json::from_slice(&out.stdout).expect("list json");
+        v.iter()
+            .map(|s| s["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Objects and unfinished uploads under `prefix`, as storage lists them.
+    pub(super) fn leftovers(&self, prefix: &str) -> (Vec<String>, Vec<String>) {
+        let objects = self.rt.block_on(self.storage.list(prefix)).expect("list");
+        let uploads = self
+            .rt
+            .block_on(self.storage.list_incomplete(prefix))
+            .expect("list incomplete");
+        (
+            objects.into_iter().map(|o| o.key).collect(),
+            uploads.into_iter().map(|u| u.key).collect(),
+        )
+    }
+}
+
+/// Appends the daemon's schedule to a rig's config.
+pub(super) fn daemon_config(s: &Rig, schedule: &str) {
+    let mut text = std::fs::read_to_string(&s.cfg).expect("read config");
+    text.push_str(&format!("\n[schedule]\n{schedule}\n"));
+    std::fs::write(&s.cfg, text).expect("write config");
+}
+
+/// A running `lethe daemon` whose stderr lines are collected as they come.
+pub(super) struct Running {
+    pub(super) child: Child,
+    pub(super) lines: Arc<Mutex<Vec<String>>>,
+    pub(super) reader: Option<std::thread::JoinHandle<()>>,
+}
+
+pub(super) fn start(s: &Rig, env: &[(&str, &str)]) -> Running {
+    start_with(s, &s.cfg, env)
+}
+
+/// `lethe daemon` with another config file (a second daemon on the rig's
+/// repository).
+pub(super) fn start_with(s: &Rig, cfg: &Path, env: &[(&str, &str)]) -> Running {
+    let mut cmd = s.cmd_with(cfg, &["daemon"]);
+    cmd.envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn lethe daemon");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            match line {
+                Ok(l) => sink.lock().expect("lines").push(l),
+                Err(_) => break,
+            }
+        }
+    });
+    Running {
+        child,
+        lines,
+        reader: Some(reader),
+    }
+}
+
+impl Running {
+    pub(super) fn log(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// Every line that parses as a JSON object.
+    pub(super) fn events(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub(super) fn count(&self, event: &str) -> usize {
+        self.events().iter().filter(|e| e["event"] == event).count()
+    }
+
+    /// Waits until `n` lines with `event` were logged (or a raw line equal to
+    /// `event`, for the test pause marker); panics with the log on timeout.
+    pub(super) fn wait_for(&self, event: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let raw = self
+                .lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .filter(|l| l.as_str() == event)
+                .count();
+            if self.count(event) + raw >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {n}× {event} within {timeout:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub(super) fn signal(&self, sig: i32) {
+        // libc::kill on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({sig})");
+    }
+
+    /// Waits for the exit; returns its code and how long it took.
+    pub(super) fn wait_exit(&mut self, timeout: Duration) -> (Option<i32>, Duration) {
+        let t = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                return (status.code(), t.elapsed());
+            }
+            if t.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the daemon did not exit within {timeout:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `deploy/EVENTS.md`: event name → fields always present.
+pub(super) fn documented_events() -> HashMap<String, Vec<String>> {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/EVENTS.md"))
+            .expect("EVENTS.md");
+    let mut out = HashMap::new();
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | `event` | LEVEL | `a`, `b?` | meaning |
+        if cells.len() < 5
+            || !cells[1].starts_with('`')
+            || !cells[2].chars().all(|c| c.is_ascii_uppercase() || c == '/')
+        {
+            continue;
+        }
+        let name = cells[1].trim_matches('`').to_string();
+        let fields = cells[3]
+            .split(',')
+            .map(|f| f.trim().trim_matches('`'))
+            .filter(|f| !f.is_empty() && !f.ends_with('?'))
+            .map(str::to_string)
+            .collect();
+        out.insert(name, fields);
+    }
+    out
+}
+
+/// Every stderr line is one JSON object with `timestamp`, `level` and a
+/// documented `event` carrying its documented fields. `allow_raw` lines
+/// (the test-only pause marker) are skipped.
+pub(super) fn check_log_lines(r: &Running, allow_raw: &[&str]) {
+    let doc = documented_events();
+    assert!(
+        doc.len() > 40,
+        "EVENTS.md parsed to only {} events",
+        doc.len()
+    );
+    let lines = r.lines.lock().expect("lines").clone();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        if allow_raw.iter().any(|a| line.starts_with(a)) {
+            continue;
+        }
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"]
+                .as_str()
+                .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+            "{line}"
+        );
+        assert!(v["level"].is_string(), "{line}");
+        let event = v["event"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no event field: {line}"));
+        let fields = doc
+            .get(event)
+            .unwrap_or_else(|| panic!("event {event} is not in deploy/EVENTS.md: {line}"));
+        for f in fields {
+            assert!(
+                v.get(f).is_some(),
+                "{event} lacks documented field {f}: {line}"
+            );
+        }
+    }
+}
+
+/// The manifests' [started_at, finished_at] intervals, oldest first.
+pub(super) fn intervals(
+    s: &Rig,
+) -> Vec<(
+    String,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+)> {
+    let mut v: Vec<_> = s
+        .listed()
+        .into_iter()
+        .map(|id| {
+            let m = s.manifest(&id);
+            (id, m.started_at, m.finished_at)
+        })
+        .collect();
+    v.sort_by_key(|x| x.1);
+    v
+}
