@@ -226,11 +226,14 @@ impl TableDest for TargetDest {
         ))
         .await
         .map_err(|e| fail(pg_message(&e)))?;
-        let sink = conn
-            .copy_in::<_, bytes::Bytes>(&copy_in_sql(t, true))
-            .await
-            .map_err(|e| fail(pg_message(&e)))?;
-        futures::pin_mut!(sink);
+        // Boxed, not pinned on the stack: dropping it must really drop it,
+        // which sends CopyFail and ends the COPY (a COPY left open blocks
+        // the connection, and the server's DROP DATABASE barriers, forever).
+        let mut sink = Box::pin(
+            conn.copy_in::<_, bytes::Bytes>(&copy_in_sql(t, true))
+                .await
+                .map_err(|e| fail(pg_message(&e)))?,
+        );
         loop {
             match rx.recv().await {
                 Some(Chunk::Data(b)) => {
@@ -256,7 +259,10 @@ impl TableDest for TargetDest {
                 None => {
                     // The filter failed: abandon the COPY and the transaction.
                     drop(sink);
-                    let _ = conn.batch_execute("ROLLBACK").await;
+                    let rollback = conn.batch_execute("ROLLBACK");
+                    // Closing the connection rolls back too, if this hangs.
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_secs(30), rollback).await;
                     return Err(fail(
                         "the data stream stopped; the table was rolled back".into(),
                     ));
