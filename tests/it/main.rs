@@ -8,3 +8,6 @@ mod hostile;
 mod snapshot;
 mod init;
 mod storage;
+mod rig;
+mod secrets;
+mod crash;
