@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// The daemon with `every = "5s"` for `run_for`: snapshots keep coming,
 /// never overlap, and every log line is documented JSON.
-fn every_five_seconds(s: &Rig, run_for: Duration) {
+fn every_five_seconds(s: &Rig, run_for: Duration) -> Running {
     daemon_config(s, "every = \"5s\"");
     let mut d = start(s, &[]);
     d.wait_for("daemon.ready", 1, Duration::from_secs(60));
@@ -56,6 +56,7 @@ fn every_five_seconds(s: &Rig, run_for: Duration) {
     // Retention ran after every snapshot and kept them all.
     assert!(d.count("retention.completed") >= completed);
     assert_eq!(d.count("retention.deleted"), 0);
+    d
 }
 
 #[test]
@@ -69,13 +70,21 @@ fn every_5s_on_garage_for_a_minute_snapshots_without_overlap() {
     let Some(s) = Rig::on_garage("dmn5sg", SMALL_SQL) else {
         return;
     };
-    every_five_seconds(&s, Duration::from_secs(60));
+    let out = s.run(&["init"]);
+    assert!(out.status.success(), "lethe init: {}", text(&out.stderr));
+    let d = every_five_seconds(&s, Duration::from_secs(60));
+    // `lethe init` installed the lifecycle rule: checked at start, no drift.
+    assert_eq!(d.count("retention.lifecycle_ok"), 1, "log:\n{}", d.log());
+    assert_eq!(d.count("retention.lifecycle_drift"), 0);
+    let v: Value =
+        serde_json::from_slice(&s.run(&["status", "--json"]).stdout).expect("status json");
+    assert_eq!(v["lifecycle"]["state"], "present", "{v}");
 }
 
 /// SIGTERM while a table's upload is open (seen in storage as an
 /// unfinished upload): exit 0 within 10 s, no manifest, no unfinished
 /// upload left, and the lock released.
-fn sigterm_mid_upload(s: &Rig) {
+fn sigterm_mid_upload(s: &Rig) -> Running {
     daemon_config(s, "every = \"1h\"");
     let mut d = start(s, &[]);
     d.wait_for("snapshot.started", 1, Duration::from_secs(60));
@@ -133,6 +142,7 @@ fn sigterm_mid_upload(s: &Rig) {
     assert!(s.listed().is_empty());
     let (locks, _) = s.leftovers("locks/");
     assert!(locks.is_empty(), "lock left behind: {locks:?}");
+    d
 }
 
 /// Random hex compresses about 2x: ~30 MB raw is several multipart parts.
@@ -150,7 +160,15 @@ fn sigterm_mid_upload_on_garage_exits_0_and_leaves_no_manifest_or_upload() {
     let Some(s) = Rig::on_garage("dmntermg", NOISE_SQL) else {
         return;
     };
-    sigterm_mid_upload(&s);
+    let d = sigterm_mid_upload(&s);
+    // No `lethe init` here: the bucket has no lifecycle rule, and says so.
+    let drift = d
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "retention.lifecycle_drift")
+        .expect("retention.lifecycle_drift");
+    assert_eq!(drift["state"], "missing", "{drift}");
+    assert_eq!(drift["level"], "WARN");
 }
 
 #[test]
