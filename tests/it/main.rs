@@ -5,6 +5,7 @@ mod common;
 mod daemon;
 mod erasure;
 mod hostile;
+mod restore;
 mod snapshot;
 mod init;
 mod storage;
