@@ -1,6 +1,8 @@
 //! `lethe snapshot`: one snapshot now, through the same library call the
-//! daemon makes. SIGINT/SIGTERM cancel it cleanly (no manifest, uploads
-//! aborted); a second signal exits at once.
+//! daemon makes, under the same repository lock (`locks/snapshot.json`), so
+//! a manual run and the daemon never write snapshots at once. SIGINT/SIGTERM
+//! cancel it cleanly (no manifest, uploads aborted); a second signal exits at
+//! once.
 //!
 //! `LETHE_CLEANUP_GRACE` (a humantime duration, default 1h) overrides how
 //! long an incomplete snapshot must have been quiet before this run deletes
@@ -8,6 +10,7 @@
 
 use super::Ctx;
 use crate::commands::list::human_bytes;
+use crate::retention::lease::{DEFAULT_TTL_SECS, Lease, LeaseError, SKEW_ALLOWANCE_SECS, SNAPSHOT_LOCK_KEY};
 use crate::snapshot::manifest::ListState;
 use crate::snapshot::writer::{self, LeakCheck, Progress, SnapshotOptions, Stage};
 use std::io::IsTerminal;
@@ -43,8 +46,39 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let signals = tokio::spawn(watch_signals(cancel.clone()));
     let progress = Arc::new(Progress::default());
     let ticker = std::io::stderr().is_terminal().then(|| tokio::spawn(show_progress(progress.clone())));
-    let opts = SnapshotOptions { cancel, erasure_list, leak_check, cleanup_grace, progress };
-    let result = writer::take_snapshot(&cfg, storage, opts).await;
+    let lease = match Lease::acquire(
+        storage.clone(),
+        SNAPSHOT_LOCK_KEY,
+        chrono::Duration::seconds(DEFAULT_TTL_SECS),
+        Duration::from_secs(1),
+        chrono::Utc::now(),
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(LeaseError::Held { holder, expires_at, .. }) => {
+            signals.abort();
+            tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder, lock_expires_at = %expires_at);
+            anyhow::bail!(
+                "another lethe ({holder}) is taking a snapshot of {}: its lock {SNAPSHOT_LOCK_KEY} is held until \
+                 {expires_at} (taken over {SKEW_ALLOWANCE_SECS}s later if that process is gone); try again then",
+                storage.describe()
+            );
+        }
+        Err(LeaseError::Lost { holder, .. }) => {
+            signals.abort();
+            tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder);
+            anyhow::bail!(
+                "another lethe ({holder}) took the snapshot lock {SNAPSHOT_LOCK_KEY} at the same moment; try again"
+            );
+        }
+        Err(e) => {
+            signals.abort();
+            anyhow::bail!("cannot take the snapshot lock {SNAPSHOT_LOCK_KEY}: {e}");
+        }
+    };
+    let opts = SnapshotOptions { cancel: cancel.clone(), erasure_list, leak_check, cleanup_grace, progress };
+    let result = hold_while(lease, &cancel, writer::take_snapshot(&cfg, storage, opts)).await;
     signals.abort();
     if let Some(t) = ticker {
         t.abort();
@@ -64,6 +98,31 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     }
     println!("{}", outcome.manifest.id);
     Ok(crate::exit::OK)
+}
+
+/// Runs `work` while refreshing the lease; losing the lease cancels the
+/// work. The lease is released afterwards (bounded: it expires anyway).
+async fn hold_while<T>(mut lease: Lease, cancel: &CancellationToken, work: impl Future<Output = T>) -> T {
+    let stop = CancellationToken::new();
+    let now = chrono::Utc::now;
+    let take = async {
+        let r = work.await;
+        stop.cancel();
+        r
+    };
+    let hold = async {
+        if let Err(e) = lease.hold(&stop, &now).await {
+            tracing::error!(event = "lease.lost", key = SNAPSHOT_LOCK_KEY, error = %e, "stopping the snapshot");
+            cancel.cancel();
+        }
+    };
+    let (result, ()) = tokio::join!(take, hold);
+    match tokio::time::timeout(Duration::from_secs(3), lease.release()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(event = "lease.release_failed", error = %e, "the lock expires by itself"),
+        Err(_) => tracing::warn!(event = "lease.release_failed", error = "timed out", "the lock expires by itself"),
+    }
+    result
 }
 
 /// The erasure list's state for the manifest and a set for the leak check,

@@ -147,11 +147,8 @@ pub fn connector(ep: &Endpoint) -> Result<Option<MakeRustls>, SourceError> {
             let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
                 .build()
                 .map_err(|e| tls_err(format!("cannot build the certificate verifier: {e}")))?;
-            let verifier: Arc<dyn ServerCertVerifier> = if ep.mode == Mode::VerifyCa {
-                Arc::new(AnyName { inner: webpki })
-            } else {
-                webpki
-            };
+            let verifier: Arc<dyn ServerCertVerifier> =
+                if ep.mode == Mode::VerifyCa { Arc::new(AnyName { inner: webpki }) } else { webpki };
             builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()
         }
     };
@@ -176,7 +173,9 @@ fn roots(root_cert: Option<&PathBuf>) -> Result<RootCertStore, SourceError> {
             let found = rustls_native_certs::load_native_certs();
             store.add_parsable_certificates(found.certs);
             if store.is_empty() {
-                return Err(err("no system CA certificates found; set sslrootcert=/path/to/ca.pem in source.url".into()));
+                return Err(err(
+                    "no system CA certificates found; set sslrootcert=/path/to/ca.pem in source.url".into()
+                ));
             }
         }
     }
@@ -348,7 +347,9 @@ mod tests {
         assert!(e.pg_dump_url.ends_with("/app?sslmode=require"), "{}", e.pg_dump_url);
         assert_eq!(e.driver_url, "postgres://lethe@db.internal:5432/app");
         assert_eq!(ep("postgres://lethe@db.internal/app?sslmode=prefer").unwrap().mode, Mode::Require);
-        assert!(ep("postgres://lethe@db.internal/app?sslmode=disable").unwrap_err().to_string().contains("verify-full"));
+        assert!(
+            ep("postgres://lethe@db.internal/app?sslmode=disable").unwrap_err().to_string().contains("verify-full")
+        );
         assert_eq!(ep("postgres://postgres@127.0.0.1:5432/app").unwrap().mode, Mode::Disable);
         assert_eq!(ep("postgres://postgres@localhost/app?sslmode=disable").unwrap().mode, Mode::Disable);
         assert_eq!(ep("postgres://postgres@[::1]/app").unwrap().mode, Mode::Disable);
@@ -358,7 +359,8 @@ mod tests {
 
     #[test]
     fn libpq_only_parameters_are_kept_from_the_driver() {
-        let e = ep("postgres://u@db.example/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x").unwrap();
+        let e =
+            ep("postgres://u@db.example/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x").unwrap();
         assert_eq!(e.mode, Mode::VerifyFull);
         assert_eq!(e.driver_url, "postgres://u@db.example/app?application_name=x");
         assert!(e.pg_dump_url.contains("sslmode=verify-full") && e.pg_dump_url.contains("sslrootcert=%2Fetc%2Fca.pem"));

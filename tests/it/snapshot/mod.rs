@@ -12,10 +12,12 @@ use lethe::crypto::Opener;
 use lethe::snapshot::manifest::Manifest;
 use lethe::storage::Storage;
 use std::io::{BufRead, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod garage;
 
 /// A feature-rich schema: several schemas, a partitioned table (with an
 /// empty default partition), generated, identity and serial columns, enum
@@ -75,18 +77,37 @@ INSERT INTO "Odd Schema"."Mixed.Case=Table" VALUES (1, E'x\ty', '{1,NULL,3}'), (
 CREATE MATERIALIZED VIEW app.mood_counts AS SELECT mood, count(*) FROM app.users GROUP BY mood;
 "#;
 
-/// A scratch repository, key and config around one test database.
+/// A scratch repository (a directory, or a fresh Garage bucket), key and
+/// config around one test database, with one runtime for in-process checks
+/// (an S3 client must stay on the runtime that made it).
 pub struct Setup {
+    pub rt: tokio::runtime::Runtime,
+    pub storage: Arc<dyn Storage>,
     pub dir: tempfile::TempDir,
     pub db: TestDb,
     pub cfg: PathBuf,
     pub key: PathBuf,
     pub repo: PathBuf,
+    env: Vec<(&'static str, String)>,
+    pub bucket: Option<crate::common::TestBucket>,
 }
 
 impl Setup {
-    /// `extra` is appended to the config (e.g. a `[snapshot]` section).
+    /// A `file://` repository; `extra` is appended to the config (e.g. a
+    /// `[snapshot]` section).
     pub fn new(tag: &str, sql: &str, extra: &str) -> Setup {
+        Setup::build(tag, sql, extra, None)
+    }
+
+    /// A repository in a fresh bucket of the test Garage; `None` when
+    /// Garage is unavailable locally (CI fails instead).
+    pub fn on_garage(tag: &str, sql: &str, extra: &str) -> Option<Setup> {
+        let g = crate::common::garage()?;
+        Some(Setup::build(tag, sql, extra, Some(g)))
+    }
+
+    fn build(tag: &str, sql: &str, extra: &str, garage: Option<crate::common::Garage>) -> Setup {
+        let rt = rt();
         let db = TestDb::create(tag);
         if !sql.is_empty() {
             db.sql(sql);
@@ -95,23 +116,50 @@ impl Setup {
         let key = dir.path().join("restore.key");
         let public = lethe::crypto::keygen(&key).expect("keygen");
         let repo = dir.path().join("repo");
+        let (storage_toml, storage, env, bucket): (String, Arc<dyn Storage>, _, _) = match garage {
+            None => (
+                format!("url = \"file://{}\"", repo.display()),
+                Arc::new(lethe::storage::fs::FsStorage::open(repo.clone()).expect("open repo")),
+                Vec::new(),
+                None,
+            ),
+            Some(g) => {
+                let bucket = g.new_bucket();
+                let st = rt.block_on(g.storage(&bucket, "prod", Default::default()));
+                (
+                    format!(
+                        "url = \"s3://{}/prod\"\nendpoint = \"{}\"\nregion = \"{}\"\npath_style = true",
+                        bucket.name, g.endpoint, g.region
+                    ),
+                    Arc::new(st),
+                    g.env(),
+                    Some(bucket),
+                )
+            }
+        };
         let text = format!(
-            "[source]\nurl = \"{url}\"\njobs = 2\n\n[storage]\nurl = \"file://{repo}\"\n\n\
+            "[source]\nurl = \"{url}\"\njobs = 2\n\n[storage]\n{storage_toml}\n\n\
              [encryption]\nrecipients = [\"{public}\"]\nidentity_file = \"{key}\"\n\n\
              [erasure]\npath = \"{erasure}\"\n\n[log]\nformat = \"json\"\n{extra}\n",
             url = db.url,
-            repo = repo.display(),
             key = key.display(),
             erasure = dir.path().join("erasure").display(),
         );
         let cfg = crate::common::write_config(dir.path(), &text);
-        Setup { dir, db, cfg, key, repo }
+        Setup { rt, storage, dir, db, cfg, key, repo, env, bucket }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(lethe_bin());
         c.arg("--config").arg(&self.cfg).args(args);
         c.env_remove("LETHE_TEST_PAUSE_AT").env_remove("LETHE_CLEANUP_GRACE");
+        for (k, v) in &self.env {
+            if v.is_empty() {
+                c.env_remove(k);
+            } else {
+                c.env(k, v);
+            }
+        }
         c
     }
 
@@ -126,10 +174,6 @@ impl Setup {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    pub fn storage(&self) -> Arc<dyn Storage> {
-        Arc::new(lethe::storage::fs::FsStorage::open(self.repo.clone()).expect("open repo"))
-    }
-
     pub fn manifest(&self, id: &str) -> Manifest {
         let out = self.run(&["show", id, "--json"]);
         assert!(out.status.success(), "show: {}", text(&out.stderr));
@@ -142,6 +186,35 @@ impl Setup {
         let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("list json");
         v.iter().map(|s| s["id"].as_str().unwrap_or_default().to_string()).collect()
     }
+
+    /// The decrypted, decompressed payload of one object.
+    pub fn payload(&self, entry: &lethe::snapshot::manifest::ObjectEntry) -> Vec<u8> {
+        let opener = Opener::from_identity_file(&self.key).expect("identity");
+        let (storage, entry) = (self.storage.clone(), entry.clone());
+        self.rt.block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut r = lethe::pipeline::open_object(storage, &entry, &opener).expect("open object");
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).expect("read object");
+                v
+            })
+            .await
+            .expect("join")
+        })
+    }
+
+    /// A killed `lethe snapshot` leaves its repository lock behind; it
+    /// expires after a few minutes. Tests remove it instead of waiting.
+    pub fn expire_lock(&self) {
+        self.rt.block_on(self.storage.delete(lethe::retention::lease::SNAPSHOT_LOCK_KEY)).expect("delete lock");
+    }
+
+    /// Objects and unfinished uploads under `prefix`, as storage lists them.
+    pub fn leftovers(&self, prefix: &str) -> (Vec<String>, Vec<String>) {
+        let objects = self.rt.block_on(self.storage.list(prefix)).expect("list");
+        let uploads = self.rt.block_on(self.storage.list_incomplete(prefix)).expect("list incomplete");
+        (objects.into_iter().map(|o| o.key).collect(), uploads.into_iter().map(|u| u.key).collect())
+    }
 }
 
 pub fn text(b: &[u8]) -> String {
@@ -150,22 +223,6 @@ pub fn text(b: &[u8]) -> String {
 
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
-
-/// The decrypted, decompressed payload of one object.
-pub fn payload(storage: Arc<dyn Storage>, entry: &lethe::snapshot::manifest::ObjectEntry, key: &Path) -> Vec<u8> {
-    let opener = Opener::from_identity_file(key).expect("identity");
-    let entry = entry.clone();
-    rt().block_on(async move {
-        tokio::task::spawn_blocking(move || {
-            let mut r = lethe::pipeline::open_object(storage, &entry, &opener).expect("open object");
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).expect("read object");
-            v
-        })
-        .await
-        .expect("join")
-    })
 }
 
 fn count_rows(db: &TestDb, schema: &str, name: &str) -> u64 {
@@ -237,18 +294,17 @@ fn feature_rich_database_snapshots_verifies_deep_and_matches_the_source() {
     assert_eq!(m.recipients.len(), 1);
 
     // The stored COPY stream is byte for byte what PostgreSQL's COPY writes.
-    let storage = s.storage();
-    let got = payload(storage.clone(), &users.objects[0], &s.key);
+    let got = s.payload(&users.objects[0]);
     let cols_sql = cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
     let want = psql(&s.db.name, &format!("COPY app.users ({cols_sql}) TO STDOUT"));
     assert_eq!(text(&got), want);
     let odd = m.tables.iter().find(|t| t.schema == "Odd Schema").expect("odd table");
-    assert_eq!(text(&payload(storage.clone(), &odd.objects[0], &s.key)), "1\tx\\ty\t{1,NULL,3}\n2\t\\N\t\\N\n");
+    assert_eq!(text(&s.payload(&odd.objects[0])), "1\tx\\ty\t{1,NULL,3}\n2\t\\N\t\\N\n");
     assert!(odd.objects[0].key.contains("/data/") && odd.objects[0].key.contains("Odd=20Schema.Mixed=2ECase=3DTable"));
 
     // The schema halves are pg_dump's plain output.
-    let pre = text(&payload(storage.clone(), &m.schema.pre, &s.key));
-    let post = text(&payload(storage, &m.schema.post, &s.key));
+    let pre = text(&s.payload(&m.schema.pre));
+    let post = text(&s.payload(&m.schema.post));
     assert!(pre.contains("CREATE TABLE app.users") && pre.contains("CREATE TYPE app.mood"), "pre-data:\n{pre}");
     assert!(pre.contains("CREATE FUNCTION app.audit_fn()") && pre.contains("CREATE VIEW app.active_users"));
     assert!(post.contains("CREATE TRIGGER users_audit") && post.contains("REFRESH MATERIALIZED VIEW app.mood_counts"));
@@ -269,11 +325,10 @@ fn large_tables_are_cut_into_objects_at_row_boundaries() {
     assert!(big.objects.len() >= 3, "expected several objects, got {}", big.objects.len());
     assert_eq!(big.rows, 30000);
     assert_eq!(big.objects.iter().map(|o| o.rows).sum::<u64>(), 30000);
-    let storage = s.storage();
     let mut whole = Vec::new();
     for (i, o) in big.objects.iter().enumerate() {
         assert!(o.key.ends_with(&format!(".public.big.{i:03}.copy.zst.age")), "{}", o.key);
-        let p = payload(storage.clone(), o, &s.key);
+        let p = s.payload(o);
         assert_eq!(p.last(), Some(&b'\n'), "object {} must end at a row boundary", o.key);
         assert_eq!(p.iter().filter(|b| **b == b'\n').count() as u64, o.rows);
         whole.extend_from_slice(&p);
@@ -325,6 +380,7 @@ fn kill_at(s: &Setup, stage: &str, extra_env: &[(&str, &str)]) -> String {
     }
     child.kill().expect("kill -9");
     let _ = child.wait();
+    s.expire_lock();
     drop(rx);
     let _ = reader.join();
     id.expect("snapshot.started logged before the pause")
@@ -339,32 +395,35 @@ fn a_snapshot_killed_at_any_stage_is_never_listed_and_the_next_run_cleans_it() {
          CREATE TABLE small (a int); INSERT INTO small VALUES (1), (2);",
         "",
     );
-    let storage = s.storage();
-    let rt = rt();
-    for stage in ["schema", "data", "manifest"] {
-        let id = kill_at(&s, stage, &[("LETHE_TEST_PAUSE_BYTES", "65536")]);
+    kill_then_clean(&s, &["schema", "data", "manifest"], 65536);
+}
+
+/// For each stage: kill a snapshot there, check it is not listed and left
+/// something behind, that a run within the grace period keeps it, and that
+/// a run past the grace period removes every object and unfinished upload.
+pub fn kill_then_clean(s: &Setup, stages: &[&str], pause_bytes: u64) {
+    for stage in stages {
+        let id = kill_at(s, stage, &[("LETHE_TEST_PAUSE_BYTES", &pause_bytes.to_string())]);
         assert!(!s.listed().contains(&id), "killed snapshot {id} ({stage}) is listed");
         let prefix = format!("snapshots/{id}/");
-        let objects = rt.block_on(storage.list(&prefix)).expect("list");
-        let uploads = rt.block_on(storage.list_incomplete(&prefix)).expect("list incomplete");
+        let (objects, uploads) = s.leftovers(&prefix);
         assert!(!objects.is_empty() || !uploads.is_empty(), "{stage}: the kill should leave something behind");
-        if stage == "data" {
+        if *stage == "data" {
             assert!(!uploads.is_empty(), "a kill mid-table leaves an unfinished upload");
         }
-        assert!(objects.iter().all(|o| !o.key.ends_with("manifest.json")));
+        assert!(objects.iter().all(|k| !k.ends_with("manifest.json")));
         let out = s.run(&["verify", &id]);
         assert!(!out.status.success(), "verify of an incomplete snapshot must fail");
 
         // Within the grace period the leftovers are kept (another process
         // could be writing them) ...
         let next = s.snapshot();
-        assert!(!rt.block_on(storage.list(&prefix)).expect("list").is_empty() || !uploads.is_empty());
+        assert_eq!(s.leftovers(&prefix), (objects, uploads), "{stage}: leftovers removed within the grace period");
         // ... and once it has passed, the next snapshot removes them all.
         let out = s.cmd(&["snapshot"]).env("LETHE_CLEANUP_GRACE", "0s").output().expect("lethe runs");
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(text(&out.stderr).contains("snapshot.leftovers_deleted"), "{}", text(&out.stderr));
-        assert_eq!(rt.block_on(storage.list(&prefix)).expect("list"), vec![], "{stage}: objects left");
-        assert_eq!(rt.block_on(storage.list_incomplete(&prefix)).expect("list incomplete"), vec![], "{stage}: uploads left");
+        assert_eq!(s.leftovers(&prefix), (vec![], vec![]), "{stage}: leftovers remain");
         let listed = s.listed();
         assert!(listed.contains(&next) && !listed.contains(&id));
     }
@@ -388,7 +447,12 @@ fn sigterm_cancels_cleanly_without_a_manifest() {
             break;
         }
     }
-    // SAFETY-free: libc::kill on our own child's pid.
+    // A second writer is refused while this one holds the lock.
+    let second = s.run(&["snapshot"]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
+    assert!(text(&second.stderr).contains("is taking a snapshot"), "{}", text(&second.stderr));
+
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(rc, 0);
     let mut rest = String::new();
@@ -397,6 +461,8 @@ fn sigterm_cancels_cleanly_without_a_manifest() {
     assert_eq!(status.code(), Some(1), "{rest}");
     assert!(rest.contains("\"snapshot.failed\"") && rest.contains("cancelled"), "{rest}");
     assert!(s.listed().is_empty());
+    // A clean stop releases the lock: the next snapshot runs at once.
+    s.snapshot();
 }
 
 #[test]
@@ -434,7 +500,8 @@ fn deep_verify_needs_the_identity() {
     let s = Setup::new("snapident", "CREATE TABLE t (a int);", "");
     s.snapshot();
     let text_cfg = std::fs::read_to_string(&s.cfg).expect("cfg");
-    let no_identity: String = text_cfg.lines().filter(|l| !l.starts_with("identity_file")).collect::<Vec<_>>().join("\n");
+    let no_identity: String =
+        text_cfg.lines().filter(|l| !l.starts_with("identity_file")).collect::<Vec<_>>().join("\n");
     std::fs::write(&s.cfg, no_identity).expect("cfg");
     let out = s.run(&["verify", "latest", "--deep"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -473,7 +540,9 @@ fn unsupported_sources_are_refused_with_what_to_do() {
          GRANT SELECT ON secret TO {r};",
         r = role.0
     ));
-    let cfg = std::fs::read_to_string(&s.cfg).expect("cfg").replace("postgres://postgres@", &format!("postgres://{}@", role.0));
+    let cfg = std::fs::read_to_string(&s.cfg)
+        .expect("cfg")
+        .replace("postgres://postgres@", &format!("postgres://{}@", role.0));
     std::fs::write(&s.cfg, cfg).expect("cfg");
     let out = s.run(&["snapshot"]);
     let err = text(&out.stderr);
@@ -502,4 +571,55 @@ fn a_missing_or_old_pg_dump_is_refused_with_the_fix() {
         assert!(err.contains(want) && err.contains("source.bin_dir"), "{err}");
     }
     assert!(s.listed().is_empty());
+}
+
+#[test]
+fn the_source_connection_follows_sslmode() {
+    let s = Setup::new("snaptls", "CREATE TABLE t (a int); INSERT INTO t VALUES (1);", "");
+    if psql("postgres", "SHOW ssl").trim() != "on" {
+        eprintln!("SKIPPED: the test server has ssl = off");
+        return;
+    }
+    let base = std::fs::read_to_string(&s.cfg).expect("cfg");
+    let with_mode = |mode: &str| {
+        let url = format!("{}?sslmode={mode}", s.db.url);
+        std::fs::write(&s.cfg, base.replace(&format!("\"{}\"", s.db.url), &format!("\"{url}\""))).expect("cfg");
+    };
+    // require: encrypted (the server's certificate is self-signed); pause
+    // mid-snapshot to see lethe's own sessions in pg_stat_ssl.
+    with_mode("require");
+    let mut child = s
+        .cmd(&["snapshot"])
+        .env("LETHE_TEST_PAUSE_AT", "schema")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains("lethe-test-pause: schema") {
+        line.clear();
+        if err.read_line(&mut line).expect("stderr") == 0 {
+            panic!("no pause");
+        }
+    }
+    let sessions = psql(
+        "postgres",
+        &format!(
+            "SELECT string_agg(s.ssl::text, ',') FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'lethe' AND a.datname = '{}'",
+            s.db.name
+        ),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    s.expire_lock();
+    assert_eq!(sessions.trim(), "true", "lethe's coordinator session must be encrypted");
+
+    // verify-full checks the certificate: a self-signed one is refused, by name.
+    with_mode("verify-full");
+    let out = s.run(&["snapshot"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("certificate") || stderr.contains("Certificate"), "{stderr}");
 }
