@@ -39,7 +39,9 @@ fi
 
 if [[ "${1:-}" == "stop" ]]; then
     if running; then
-        kill "$(cat "$PID_FILE")"
+        pid="$(cat "$PID_FILE")"
+        kill "$pid"
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         rm -f "$PID_FILE"
         echo "garage-test.sh: stopped" >&2
     fi
@@ -95,7 +97,9 @@ done
 g status >/dev/null 2>&1 || die "garage did not answer within 20 s; see $LOG"
 
 # Lay out the single-node cluster once.
-if g layout show 2>/dev/null | grep -q "No nodes currently have a role"; then
+# (Output captured first: `| grep -q` under pipefail fails on SIGPIPE.)
+layout="$(g layout show 2>/dev/null || true)"
+if [[ "$layout" == *"No nodes currently have a role"* ]]; then
     node="$(g node id -q | cut -d@ -f1)"
     g layout assign -z dc1 -c 1G "$node" >/dev/null
     g layout apply --version 1 >/dev/null
@@ -104,7 +108,12 @@ fi
 if [[ ! -s "$ENV_FILE" ]]; then
     key_id="GK$(hex 12)"
     secret="$(hex 32)"
-    g key import -n lethe-test --yes "$key_id" "$secret" >/dev/null
+    # Right after `layout apply` the new layout may not be live yet.
+    for _ in $(seq 1 100); do
+        g key import -n lethe-test --yes "$key_id" "$secret" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    g key info "$key_id" >/dev/null 2>&1 || g key import -n lethe-test --yes "$key_id" "$secret" >/dev/null
     g key allow --create-bucket "$key_id" >/dev/null
     cat >"$ENV_FILE.tmp" <<EOF
 LETHE_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
