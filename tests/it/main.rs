@@ -12,3 +12,5 @@ mod storage;
 mod rig;
 mod secrets;
 mod crash;
+mod faults;
+mod api_abuse;
