@@ -70,10 +70,11 @@ async fn two_hosts_converge_and_a_fresh_host_rebuilds() {
 async fn pushes_split_into_bounded_objects_and_resume_after_failure() {
     let (dir, storage) = repo();
     let a = host(SubjectType::Bigint);
-    let ids: Vec<String> = (0..(MAX_PER_OBJECT as i64 + 10))
-        .map(|i| i.to_string())
-        .collect();
-    a.store.add(&ids, None).unwrap();
+    // Two batches that do not fit one object together, plus a small one.
+    let half = MAX_PER_OBJECT as i64 * 3 / 5;
+    let ids: Vec<String> = (0..half * 2 + 10).map(|i| i.to_string()).collect();
+    a.store.add(&ids[..half as usize], None).unwrap();
+    a.store.add(&ids[half as usize..], None).unwrap();
 
     // Storage unusable: the push fails and nothing is lost from pending.
     let blocked = FsStorage::open(dir.path().join("blocked")).unwrap();

@@ -152,6 +152,10 @@ fn db_options() -> Options {
     // "absent" without reading a block.
     table.set_bloom_filter(10.0, false);
     opts.set_block_based_table_factory(&table);
+    // The same for ids still in the memtable: without it, checking a batch
+    // of new ids costs a skiplist search each.
+    opts.set_memtable_whole_key_filtering(true);
+    opts.set_memtable_prefix_bloom_ratio(0.1);
     opts.set_keep_log_file_num(4);
     opts.set_paranoid_checks(true);
     opts

@@ -16,7 +16,7 @@ impl ErasureStore {
         let record = self.batch_record(seq)?;
         let journaled = self
             .db
-            .get(pending_key(seq, &c))
+            .get(pending_key(seq))
             .map_err(|e| self.io("read", e))?
             .is_none();
         Ok(Some(EntryInfo {
@@ -77,10 +77,11 @@ impl ErasureStore {
     ) -> Result<u64, StoreError> {
         let mut records: std::collections::HashMap<u64, BatchRecord> =
             std::collections::HashMap::new();
-        let pending: HashSet<Box<[u8]>> = self
-            .scan(P_PENDING)
-            .map(|r| r.map(|(k, _)| k))
-            .collect::<Result<_, _>>()?;
+        // Batches still pending (few: each is one record).
+        let mut pending = HashSet::new();
+        for item in self.scan(P_PENDING) {
+            pending.insert(self.seq_of(&item?.0)?);
+        }
         let mut n = 0;
         for item in self.scan(P_ENTRY) {
             let (k, v) = item?;
@@ -91,7 +92,7 @@ impl ErasureStore {
             let record = &records[&seq];
             let subject = String::from_utf8(k.to_vec())
                 .map_err(|_| self.corrupt("an entry key is not UTF-8"))?;
-            let journaled = !pending.contains(&pending_key(seq, &subject)[P_PENDING.len()..]);
+            let journaled = !pending.contains(&seq);
             f(EntryInfo {
                 subject,
                 added_at: record.added_at,
@@ -110,25 +111,19 @@ impl ErasureStore {
     /// Read failure or a corrupt record.
     pub fn pending_chunk(&self, limit: usize) -> Result<PendingChunk, StoreError> {
         let mut chunk = PendingChunk::default();
-        let mut current: Option<u64> = None;
-        for item in self.scan(P_PENDING).take(limit) {
-            let (k, _) = item?;
-            if k.len() < 8 {
-                return Err(self.corrupt("a pending key is malformed"));
+        for item in self.scan(P_PENDING) {
+            let (k, v) = item?;
+            let seq = self.seq_of(&k)?;
+            let text = std::str::from_utf8(&v)
+                .map_err(|_| self.corrupt("a pending record is not UTF-8"))?;
+            let ids: Vec<String> = text.split('\n').map(str::to_string).collect();
+            // Whole batches only; a batch larger than the limit goes alone.
+            if !chunk.is_empty() && chunk.ids + ids.len() > limit {
+                break;
             }
-            let seq = self.seq_of(&k[..8])?;
-            let subject = String::from_utf8(k[8..].to_vec())
-                .map_err(|_| self.corrupt("a pending key is not UTF-8"))?;
-            if current != Some(seq) {
-                chunk.groups.push((self.batch_record(seq)?, Vec::new()));
-                current = Some(seq);
-            }
-            if let Some(g) = chunk.groups.last_mut() {
-                g.1.push(subject);
-            }
-            let mut full = P_PENDING.to_vec();
-            full.extend_from_slice(&k);
-            chunk.keys.push(full);
+            chunk.ids += ids.len();
+            chunk.groups.push((self.batch_record(seq)?, ids));
+            chunk.keys.push(pending_key(seq));
         }
         Ok(chunk)
     }

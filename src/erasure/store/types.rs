@@ -113,12 +113,15 @@ pub struct StoreStatus {
 #[derive(Debug, Default)]
 pub struct PendingChunk {
     pub groups: Vec<(BatchRecord, Vec<String>)>,
+    /// The pending records (one per batch) this chunk covers.
     pub(crate) keys: Vec<Vec<u8>>,
+    pub(crate) ids: usize,
 }
 
 impl PendingChunk {
+    /// Ids in the chunk.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.ids
     }
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
