@@ -29,7 +29,7 @@ BENCH_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export BENCH_SCRIPTS
 export REPO_ROOT=${REPO_ROOT:-$(cd "$BENCH_SCRIPTS/../.." && pwd)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/lethe-target}
-export LETHE=${LETHE:-$CARGO_TARGET_DIR/release/lethe}
+export LETHE=${LETHE:-$BENCH_DIR/bin/lethe}                # copied by build.sh
 
 measure() { python3 "$BENCH_SCRIPTS/measure.py" --out "$RESULTS" --runs "$RUNS" --pg-pid-file "$PG_PID_FILE" "$@"; }
 s3() { aws --endpoint-url "$BENCH_S3_ENDPOINT" s3 "$@"; }

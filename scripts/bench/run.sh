@@ -4,6 +4,7 @@
 #
 #   scripts/bench/run.sh                # everything; results in $BENCH_DIR
 #   BENCH_SKIP_GEN=1 scripts/bench/run.sh    # reuse the generated database
+#   BENCH_SKIP_BUILD=1 ...              # reuse the binaries in $BENCH_DIR/bin
 #
 # Settings (env.sh): BENCH_SCALE (1 ~ 1 GB), BENCH_JOBS (N, default 2),
 # BENCH_RUNS (default 3), BENCH_DIR (default /tmp/lethe-bench).
@@ -14,6 +15,7 @@ source "$(dirname "$0")/env.sh"
 mkdir -p "$BENCH_DIR"
 : > "$RESULTS"
 
+[[ ${BENCH_SKIP_BUILD:-0} == 1 ]] || "$BENCH_SCRIPTS/build.sh"
 "$BENCH_SCRIPTS/cluster.sh"
 if [[ ${BENCH_SKIP_GEN:-0} != 1 ]]; then
   "$BENCH_SCRIPTS/gendb.sh" "$BENCH_DB" "$BENCH_SCALE"
@@ -25,7 +27,7 @@ source "$BENCH_DIR/s3.env"
 
 {
   echo "date: $(date -u +%FT%TZ)"
-  echo "commit: $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+  echo "commit: $(tr '\n' ' ' < "$BENCH_DIR/bin/commit")"
   echo "cpu: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
   echo "kernel: $(uname -r)"
@@ -58,8 +60,9 @@ echo "copy text: $raw bytes, zstd -3: $z bytes, ratio $(python3 -c "print(round(
 # Constant memory: the same on a database 10x smaller.
 "$BENCH_SCRIPTS/lethe.sh" small
 # Filter alone and the erasure list, in-process.
-(cd "$REPO_ROOT" && LETHE_BENCH_COPY_DIR=$BENCH_DIR/copy cargo bench --bench filter -- --noplot) \
+(cd "$BENCH_DIR" && LETHE_BENCH_COPY_DIR=$BENCH_DIR/copy "$BENCH_DIR/bin/filter-bench" --bench --noplot) \
   2>&1 | tee "$BENCH_DIR/filter-bench.txt"
+(cd "$BENCH_DIR" && "$BENCH_DIR/bin/erasure-bench" --bench) 2>&1 | tee "$BENCH_DIR/erasure-bench.txt"
 
 python3 "$BENCH_SCRIPTS/report.py" "$RESULTS" > "$BENCH_DIR/tables.md"
 cat "$BENCH_DIR/machine.txt" "$BENCH_DIR/tables.md"
