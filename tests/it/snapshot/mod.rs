@@ -623,3 +623,29 @@ fn the_source_connection_follows_sslmode() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("certificate") || stderr.contains("Certificate"), "{stderr}");
 }
+
+#[test]
+fn the_erasure_list_state_is_recorded_and_rows_of_erased_subjects_are_reported() {
+    let s = Setup::new(
+        "snapleak",
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text); \
+         INSERT INTO users VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, NULL);",
+        "",
+    );
+    let out = s.run(&["erase", "add", "2", "4", "99"]);
+    assert!(out.status.success(), "erase add: {}", text(&out.stderr));
+    let out = s.run(&["snapshot"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let id = text(&out.stdout).trim().to_string();
+    let leak: serde_json::Value = stderr
+        .lines()
+        .filter(|l| l.contains("\"erasure.leak_detected\""))
+        .map(|l| serde_json::from_str(l).expect("json log line"))
+        .next()
+        .unwrap_or_else(|| panic!("no erasure.leak_detected in:\n{stderr}"));
+    assert_eq!((leak["table"].as_str(), leak["rows"].as_u64()), (Some("public.users"), Some(2)), "{leak}");
+    let m = s.manifest(&id);
+    assert_eq!(m.erasure_list.count, 3);
+    assert_eq!(m.erasure_list.digest.len(), 64);
+}
