@@ -47,11 +47,15 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         allow_stale_erasure_list: a.allow_stale_erasure_list,
         progress: std::io::stderr().is_terminal(),
     };
-    let report = match crate::restore::restore(&cfg, storage, &opts).await {
+    let result = tokio::select! {
+        r = crate::restore::restore(&cfg, storage, &opts) => r.map_err(anyhow::Error::from),
+        sig = interrupted() => Err(cancelled(sig, &opts)),
+    };
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(event = "restore.failed", snapshot = %a.id, dry_run = a.dry_run, error = %e, "restore failed: {e}");
-            return Err(e.into());
+            tracing::error!(event = "restore.failed", snapshot = %a.id, dry_run = a.dry_run, error = %format!("{e:#}"), "restore failed: {e:#}");
+            return Err(e);
         }
     };
     if let Some(path) = &a.report {
@@ -65,4 +69,33 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     report.log_completed();
     print!("{}", report.human());
     Ok(crate::exit::OK)
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut i), Ok(mut t)) => tokio::select! {
+            _ = i.recv() => "SIGINT",
+            _ = t.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// The restore future has been dropped: in-flight tables rolled back (their
+/// connections closed), a partial SQL file removed.
+fn cancelled(sig: &str, opts: &RestoreOptions) -> anyhow::Error {
+    let what = match (&opts.destination, opts.dry_run) {
+        (Destination::Target(u), false) => format!(
+            "; tables being loaded were rolled back, but {} may hold a PARTIAL restore: drop it and restore into a new, empty database",
+            crate::config::redact_url(u)
+        ),
+        (Destination::File(p), false) => format!("; {} was not written", p.display()),
+        _ => String::new(),
+    };
+    anyhow::anyhow!("restore cancelled by {sig}{what}")
 }

@@ -11,6 +11,7 @@
 //! checks → pre-data → SET DEFAULT evaluation → data → post-data →
 //! sequences. Nothing touches the target before every check has passed.
 
+pub mod copytext;
 pub mod filter;
 pub mod loader;
 pub mod plan;
@@ -56,12 +57,10 @@ pub enum RestoreError {
         section: &'static str,
         message: String,
     },
-    #[error(
-        "table {table} failed reading {objects}: {message}; the table was rolled back and the restore stopped"
-    )]
+    #[error("table {table}: {message}; the table was rolled back and the restore stopped")]
     Object {
         table: String,
-        objects: String,
+        /// Names the object(s) it concerns.
         message: String,
     },
     #[error("loading table {table} failed: {message}")]
@@ -77,6 +76,13 @@ pub enum RestoreError {
     },
     #[error("--to-file {path}: {message}")]
     File { path: String, message: String },
+    #[error(
+        "{error}\nThe target {target} now holds a PARTIAL restore: drop it (dropdb) and restore into a new, empty database."
+    )]
+    TargetIncomplete {
+        target: String,
+        error: Box<RestoreError>,
+    },
     #[error("cancelled because another table failed")]
     Cancelled,
     #[error("internal error: {0}")]
@@ -234,7 +240,8 @@ fn spawn_progress(progress: Arc<Progress>, tables: usize) -> tokio::task::JoinHa
 /// on error (see `commands::restore`).
 ///
 /// # Errors
-/// Any refusal or failure, naming what and what to do.
+/// Any refusal or failure, naming what and what to do. Once the target has
+/// been written to, errors are wrapped in `TargetIncomplete`.
 pub async fn restore(
     cfg: &Config,
     storage: Arc<dyn Storage>,
@@ -246,12 +253,85 @@ pub async fn restore(
     let manifest = Arc::new(repo::load_manifest(storage.as_ref(), &id).await?);
     tracing::info!(event = "restore.started", snapshot = %id, dry_run = opts.dry_run, "restoring snapshot {id}");
 
+    // Every check that can refuse runs before anything is written.
     let list = load_list(cfg, storage.as_ref(), opts.allow_stale_erasure_list).await?;
-    let mut plan =
+    let plan =
         plan::RestorePlan::build(&manifest, &cfg.erasure.subjects, cfg.erasure.subject_type)?;
     let opener = opener_for(&manifest, opts.identity.as_deref(), cfg)?;
-    let psql = loader::psql_path(cfg.source.bin_dir.as_deref());
+    if let (Destination::File(_), false, Some(d)) = (
+        &opts.destination,
+        opts.dry_run,
+        plan.pending_defaults.first(),
+    ) {
+        return Err(RestoreError::Default {
+            fk: d.fk_name.clone(),
+            column: d.column.clone(),
+            expr: d.expr.clone(),
+            reason: "it is not a constant, and a SQL file has no database to evaluate it in; restore with --target".into(),
+        });
+    }
+    let target = match (&opts.destination, opts.dry_run) {
+        (Destination::Target(url), false) => Some(url.clone()),
+        (Destination::Nowhere, false) => {
+            return Err(RestoreError::Internal(
+                "no destination and not a dry run".into(),
+            ));
+        }
+        _ => None,
+    };
+    if let Some(url) = &target {
+        loader::check_empty(url).await?;
+    }
+    let prepared = Prepared {
+        id,
+        manifest,
+        list,
+        plan,
+        opener,
+    };
+    let result = write(cfg, storage, opts, prepared).await;
+    let mut report = match (result, target) {
+        (Ok(r), _) => r,
+        // Say so when the target was left holding something.
+        (Err(e), Some(url)) if loader::check_empty(&url).await.is_err() => {
+            return Err(RestoreError::TargetIncomplete {
+                target: crate::config::redact_url(&url),
+                error: Box::new(e),
+            });
+        }
+        (Err(e), _) => return Err(e),
+    };
+    report.started_at = started_at;
+    report.finished_at = chrono::Utc::now();
+    report.seconds = clock.elapsed().as_secs_f64();
+    Ok(report)
+}
 
+/// What the checks produced.
+struct Prepared {
+    id: crate::snapshot::SnapshotId,
+    manifest: Arc<Manifest>,
+    list: LoadedList,
+    plan: plan::RestorePlan,
+    opener: Opener,
+}
+
+/// Schema, data, schema, sequences into the destination (or only the data
+/// through the filter, for a dry run).
+async fn write(
+    cfg: &Config,
+    storage: Arc<dyn Storage>,
+    opts: &RestoreOptions,
+    p: Prepared,
+) -> Result<RestoreReport, RestoreError> {
+    let Prepared {
+        id,
+        manifest,
+        list,
+        mut plan,
+        opener,
+    } = p;
+    let psql = loader::psql_path(cfg.source.bin_dir.as_deref());
     let (mode, destination) = match &opts.destination {
         Destination::Target(u) => ("target", Some(crate::config::redact_url(u))),
         Destination::File(p) => ("file", Some(p.display().to_string())),
@@ -261,7 +341,6 @@ pub async fn restore(
     if !opts.dry_run {
         match &opts.destination {
             Destination::Target(url) => {
-                loader::check_empty(url).await?;
                 loader::run_psql(
                     &psql,
                     url,
@@ -274,14 +353,6 @@ pub async fn restore(
                 loader::evaluate_defaults(url, &mut plan).await?;
             }
             Destination::File(path) => {
-                if let Some(d) = plan.pending_defaults.first() {
-                    return Err(RestoreError::Default {
-                        fk: d.fk_name.clone(),
-                        column: d.column.clone(),
-                        expr: d.expr.clone(),
-                        reason: "it is not a constant, and a SQL file has no database to evaluate it in; restore with --target".into(),
-                    });
-                }
                 let f = Arc::new(sqlfile::SqlFile::create(path)?);
                 f.write(
                     sqlfile::header(
@@ -298,11 +369,7 @@ pub async fn restore(
                 f.write(b"\nSET client_encoding = 'UTF8';\n").await?;
                 file = Some(f);
             }
-            Destination::Nowhere => {
-                return Err(RestoreError::Internal(
-                    "no destination and not a dry run".into(),
-                ));
-            }
+            Destination::Nowhere => {}
         }
     }
 
@@ -378,9 +445,9 @@ pub async fn restore(
             digest: list.state.digest.clone(),
             fresh: list.fresh,
         },
-        started_at,
+        started_at: chrono::Utc::now(),
         finished_at: chrono::Utc::now(),
-        seconds: clock.elapsed().as_secs_f64(),
+        seconds: 0.0,
         tables: outcomes
             .iter()
             .map(|o| TableReport::new(manifest.tables[o.table].qualified(), o.stats, o.passes))

@@ -571,4 +571,4 @@ fn is_casts(s: &str) -> bool {
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -15,7 +15,7 @@ fn obj(key: &str) -> ObjectEntry {
     }
 }
 
-fn table(name: &str, cols: &[&str]) -> TableEntry {
+pub fn table(name: &str, cols: &[&str]) -> TableEntry {
     let (schema, name) = name.split_once('.').unwrap();
     TableEntry {
         schema: schema.into(),
@@ -37,7 +37,7 @@ fn table(name: &str, cols: &[&str]) -> TableEntry {
     }
 }
 
-fn fk(
+pub fn fk(
     name: &str,
     t: &str,
     cols: &[&str],

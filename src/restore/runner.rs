@@ -165,10 +165,11 @@ fn pass_blocking(
     if tx.is_some() && stats.rows_read != entry.rows {
         return Err(RestoreError::Object {
             table: entry.qualified(),
-            objects: object_keys(entry),
             message: format!(
-                "the manifest says {} rows but the data holds {}",
-                entry.rows, stats.rows_read
+                "the manifest says {} rows but {} hold {}",
+                entry.rows,
+                object_keys(entry),
+                stats.rows_read
             ),
         });
     }
@@ -192,10 +193,16 @@ fn object_keys(entry: &TableEntry) -> String {
 }
 
 fn object_error(entry: &TableEntry, e: FilterError) -> RestoreError {
+    let message = e.to_string();
+    // Read errors already name their object; filter errors name the table.
+    let named = entry.objects.iter().any(|o| message.contains(&o.key));
     RestoreError::Object {
         table: entry.qualified(),
-        objects: object_keys(entry),
-        message: e.to_string(),
+        message: if named {
+            message
+        } else {
+            format!("reading {}: {message}", object_keys(entry))
+        },
     }
 }
 
@@ -400,3 +407,7 @@ pub async fn run_all(
     out.sort_by_key(|o| order.get(&o.table).copied().unwrap_or(usize::MAX));
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;
