@@ -409,7 +409,7 @@ pub async fn run_worker(
     let mut next_sync = now();
     let mut sync_backoff = opts.min_backoff;
     let mut push_backoff = opts.min_backoff;
-    let mut push_retry: Option<Duration> = None;
+    let mut push_retry: Option<Duration>;
     loop {
         if now() >= next_sync {
             match sync(&store, storage.as_ref()).await {
