@@ -44,10 +44,13 @@ pub enum Command {
         /// age identity (default: encryption.identity_file).
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
-        /// Tables loaded in parallel (default: source.jobs).
+        /// Tables loaded in parallel, each on its own connection (default:
+        /// source.jobs); a table waits for the tables it references.
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
-        /// Read and filter everything, print the report, write nothing.
+        /// Read and filter everything and print the report, but write
+        /// nothing and connect to no database (SET DEFAULT values that need
+        /// the target are not evaluated; the counts are the same).
         #[arg(long)]
         dry_run: bool,
         /// Also write the report as JSON to FILE.

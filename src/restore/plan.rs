@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
     #[error(
-        "erasure.subjects names table {table}, which is not in snapshot {snapshot}; fix the config (tables in the snapshot: {available})"
+        "erasure.subjects names table {table}, which is not in snapshot {snapshot}; fix the config; for a partitioned table name each partition, which hold its rows (tables in the snapshot: {available})"
     )]
     UnknownRoot {
         table: String,
@@ -158,10 +158,10 @@ impl RestorePlan {
                 return Err(PlanError::UnknownRoot {
                     table: r.table.clone(),
                     snapshot: m.id.to_string(),
-                    available: if names.is_empty() {
-                        "none".into()
-                    } else {
-                        names.join(", ")
+                    available: match names.len() {
+                        0 => "none".into(),
+                        n if n > 20 => format!("{}, … {} more", names[..20].join(", "), n - 20),
+                        _ => names.join(", "),
                     },
                 });
             };
