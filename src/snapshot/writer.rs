@@ -382,14 +382,17 @@ async fn run(
         erasure_list: opts.erasure_list.clone(),
     };
     guard(cancel, Stage::Commit, async {
-        confirm_objects(storage.as_ref(), &manifest).await?;
+        confirm_objects(&storage, &manifest).await?;
         pause::at("manifest").await;
-        storage
-            .put_bytes(&repo::manifest_key(id), manifest.to_json().into())
-            .await
-            .map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })
+        Ok(())
     })
     .await?;
+    // Not cancellable: an interrupted PUT may still land on the server, and
+    // then "cancelled, nothing committed" would be a lie. It is one small object.
+    storage
+        .put_bytes(&repo::manifest_key(id), manifest.to_json().into())
+        .await
+        .map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })?;
     Ok(SnapshotOutcome { manifest, leaks, cleanup })
 }
 
@@ -435,22 +438,29 @@ fn plan_jobs(tables: &[postgres::SourceTable], leak: Option<&LeakCheck>) -> Vec<
 
 /// Checks with storage that every object is there with the size written,
 /// right before the manifest makes them a snapshot.
-async fn confirm_objects(storage: &dyn Storage, m: &Manifest) -> Result<(), SnapshotError> {
-    for o in m.objects() {
-        let found =
-            storage.head(&o.key).await.map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })?;
-        match found {
-            Some(meta) if meta.size == o.size => {}
-            other => {
-                return Err(SnapshotError::Object {
-                    stage: Stage::Commit,
-                    key: o.key.clone(),
-                    message: format!(
-                        "storage reports {} after the upload of {} bytes succeeded",
-                        other.map_or("no object".to_string(), |m| format!("{} bytes", m.size)),
-                        o.size
-                    ),
-                });
+async fn confirm_objects(storage: &Arc<dyn Storage>, m: &Manifest) -> Result<(), SnapshotError> {
+    let objects: Vec<(String, u64)> = m.objects().map(|o| (o.key.clone(), o.size)).collect();
+    for batch in objects.chunks(16) {
+        // Owned futures (an Arc and a String each) keep this future `Send`
+        // for the daemon, which a borrowing closure would not.
+        let heads = batch.iter().map(|(key, _)| {
+            let (storage, key) = (storage.clone(), key.clone());
+            async move { storage.head(&key).await }
+        });
+        let found = futures::future::join_all(heads.collect::<Vec<_>>()).await;
+        for ((key, size), found) in batch.iter().zip(found) {
+            match found.map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })? {
+                Some(meta) if meta.size == *size => {}
+                other => {
+                    return Err(SnapshotError::Object {
+                        stage: Stage::Commit,
+                        key: key.clone(),
+                        message: format!(
+                            "storage reports {} after the upload of {size} bytes succeeded",
+                            other.map_or("no object".to_string(), |m| format!("{} bytes", m.size)),
+                        ),
+                    });
+                }
             }
         }
     }
