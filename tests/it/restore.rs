@@ -39,6 +39,11 @@ fn config_text(
 
 impl Env {
     fn new(tag: &str, sql: &str, subjects: &str) -> Env {
+        Env::typed(tag, sql, subjects, "bigint")
+    }
+
+    /// With `erasure.subject_type = subject_type`.
+    fn typed(tag: &str, sql: &str, subjects: &str, subject_type: &str) -> Env {
         let src = TestDb::create(tag);
         src.sql(sql);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -51,6 +56,10 @@ impl Env {
             &dir.path().join("erasure"),
             subjects,
             &public,
+        );
+        let text = text.replace(
+            "subject_type = \"bigint\"",
+            &format!("subject_type = \"{subject_type}\""),
         );
         let cfg = crate::common::write_config(dir.path(), &text);
         Env {
@@ -536,5 +545,64 @@ fn a_missing_corrupt_or_stale_list_refuses_before_touching_the_target() {
         dst2.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM users")
             .trim(),
         "1,2,3,5,6,7,8,9,10"
+    );
+}
+
+#[test]
+fn uuid_and_text_subjects_match_as_postgresql_writes_them() {
+    // uuid: listed in upper case, written by COPY in lower case.
+    let sql = "CREATE TABLE users (id uuid PRIMARY KEY, name text); \
+               CREATE TABLE sessions (id int PRIMARY KEY, user_id uuid REFERENCES users(id) ON DELETE CASCADE); \
+               INSERT INTO users VALUES ('0b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33', 'gone'), \
+                 ('1b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33', 'kept'); \
+               INSERT INTO sessions VALUES (1, '0b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33'), \
+                 (2, '1b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33'), (3, NULL);";
+    let env = Env::typed(
+        "r_uuid",
+        sql,
+        "[ { table = \"public.users\", column = \"id\" } ]",
+        "uuid",
+    );
+    env.ok(&["erase", "add", "0B6E6F3C-5C1A-4D2E-9F00-AA11BB22CC33"]);
+    let id = env.ok(&["snapshot"]).trim().to_string();
+    let dst = TestDb::create("r_uuid_dst");
+    env.ok(&["restore", &id, "--target", &dst.url]);
+    assert_eq!(
+        dst.sql("SELECT string_agg(name, ',') FROM users").trim(),
+        "kept"
+    );
+    assert_eq!(
+        dst.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM sessions")
+            .trim(),
+        "2,3"
+    );
+
+    // text: ids holding a tab, a backslash and non-ASCII, escaped by COPY.
+    let sql = "CREATE TABLE accounts (handle text PRIMARY KEY); \
+               CREATE TABLE posts (id int PRIMARY KEY, author text REFERENCES accounts(handle) ON DELETE SET NULL); \
+               INSERT INTO accounts VALUES (E'we\\tird\\\\zoë'), ('plain'), (E'we\\tird'); \
+               INSERT INTO posts VALUES (1, E'we\\tird\\\\zoë'), (2, 'plain'), (3, E'we\\tird');";
+    let env = Env::typed(
+        "r_text",
+        sql,
+        "[ { table = \"public.accounts\", column = \"handle\" } ]",
+        "text",
+    );
+    env.ok(&["erase", "add", "we\tird\\zoë"]);
+    let id = env.ok(&["snapshot"]).trim().to_string();
+    let dst = TestDb::create("r_text_dst");
+    env.ok(&["restore", &id, "--target", &dst.url]);
+    assert_eq!(
+        dst.sql("SELECT count(*) FROM accounts WHERE handle LIKE 'we%zo%'")
+            .trim(),
+        "0"
+    );
+    assert_eq!(dst.sql("SELECT count(*) FROM accounts").trim(), "2");
+    assert_eq!(
+        dst.sql(
+            "SELECT string_agg(id || '=' || coalesce(author, 'NULL'), ',' ORDER BY id) FROM posts"
+        )
+        .trim(),
+        "1=NULL,2=plain,3=we\tird"
     );
 }
