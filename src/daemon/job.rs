@@ -170,9 +170,13 @@ pub async fn run(ctx: JobCtx, trigger: Trigger, cancel: CancellationToken) -> Jo
     };
     if trigger != Trigger::RetentionOnly {
         let r = snapshot(&ctx, trigger, &cancel).await;
-        let cancelled = matches!(r, SnapshotResult::Cancelled);
+        // Cancelled: stopping. Lock held: the holder runs retention itself.
+        let skip = matches!(
+            r,
+            SnapshotResult::Cancelled | SnapshotResult::LockHeld { .. }
+        );
         report.snapshot = Some(r);
-        if cancelled || cancel.is_cancelled() {
+        if skip || cancel.is_cancelled() {
             return report;
         }
     }

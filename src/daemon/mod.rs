@@ -322,7 +322,22 @@ impl Daemon {
         self.notifier.stopping();
         let deadline = tokio::time::Instant::now() + self.opts.shutdown_deadline;
         if let Some((handle, _)) = job.take() {
-            await_task("snapshot", handle, deadline).await;
+            if !await_task("snapshot", handle, deadline).await {
+                // The abandoned job could not release its lock: do it here,
+                // so the next start need not wait for the lease to expire.
+                let release = crate::retention::lease::release_own(
+                    self.storage.as_ref(),
+                    crate::retention::lease::SNAPSHOT_LOCK_KEY,
+                );
+                if let Ok(Ok(true)) =
+                    tokio::time::timeout(std::time::Duration::from_secs(1), release).await
+                {
+                    tracing::info!(
+                        event = "lease.released",
+                        key = crate::retention::lease::SNAPSHOT_LOCK_KEY
+                    );
+                }
+            }
         }
         if let Some(handle) = journal {
             await_task("erasure_journal", handle, deadline).await;
@@ -387,7 +402,7 @@ impl Daemon {
                     event = "snapshot.skipped",
                     reason = "lock_held",
                     holder = %holder,
-                    lock_expires_at = %expires_at,
+                    lock_expires_at = %rfc3339(expires_at),
                     retry_in_s = retry.num_seconds(),
                     "another lethe holds the snapshot lock on this repository"
                 );
@@ -526,15 +541,19 @@ fn report_lifecycle(status: &crate::storage::lifecycle::LifecycleStatus, days: u
     }
 }
 
-/// Awaits a task until `deadline`, then aborts it (and says so).
+/// Awaits a task until `deadline`, then aborts it (and says so). Returns
+/// false when it had to be aborted.
 async fn await_task<T>(
     name: &'static str,
     mut handle: JoinHandle<T>,
     deadline: tokio::time::Instant,
-) {
+) -> bool {
     match tokio::time::timeout_at(deadline, &mut handle).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(event = "daemon.task_failed", task = name, error = %e),
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(event = "daemon.task_failed", task = name, error = %e);
+            true
+        }
         Err(_) => {
             tracing::warn!(
                 event = "daemon.shutdown_timeout",
@@ -543,6 +562,7 @@ async fn await_task<T>(
             );
             handle.abort();
             let _ = handle.await;
+            false
         }
     }
 }

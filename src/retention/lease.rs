@@ -322,6 +322,28 @@ impl Lease {
     }
 }
 
+/// Deletes the lease at `key` if this process (same `host:pid`) wrote it:
+/// for a shutdown that had to abandon the task holding the [`Lease`].
+///
+/// # Errors
+/// Storage errors.
+pub async fn release_own(storage: &dyn Storage, key: &str) -> Result<bool, LeaseError> {
+    match read(storage, key).await {
+        Ok(Some(r)) if r.holder == holder_name() => {
+            storage
+                .delete(key)
+                .await
+                .map_err(|source| LeaseError::Storage {
+                    key: key.to_string(),
+                    source,
+                })?;
+            Ok(true)
+        }
+        Ok(_) | Err(LeaseError::Damaged { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Live leases that protect data from retention: restores reading a
 /// snapshot, and a snapshot writer (whose new prefix has no manifest yet).
 /// A damaged restore lease cannot say what it protects and is ignored with

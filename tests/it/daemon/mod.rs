@@ -538,3 +538,46 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         "systemd-analyze verify warned:\n{stderr}"
     );
 }
+
+/// A snapshot stuck where cancellation cannot reach (the test pause holds a
+/// COPY worker thread): the drain gives up at its deadline and still exits
+/// 0 within 10 s; a second SIGTERM during the drain exits 1 at once.
+#[test]
+fn a_stuck_snapshot_is_abandoned_at_the_deadline_and_a_second_sigterm_exits_now() {
+    let s = Rig::new("dmnstuck", SMALL_SQL);
+    daemon_config(&s, "every = \"1h\"");
+    let pause = [("LETHE_TEST_PAUSE_AT", "data")];
+
+    let mut d = start(&s, &pause);
+    d.wait_for("lethe-test-pause: data", 1, Duration::from_secs(60));
+    d.signal(libc::SIGTERM);
+    let (code, took) = d.wait_exit(Duration::from_secs(30));
+    eprintln!("stuck snapshot: exit {code:?} after {took:?}");
+    assert_eq!(code, Some(0), "log:\n{}", d.log());
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?}; log:\n{}",
+        d.log()
+    );
+    assert_eq!(d.count("daemon.shutdown_timeout"), 1, "log:\n{}", d.log());
+    assert_eq!(d.count("daemon.stopped"), 1);
+    check_log_lines(&d, &["lethe-test-pause: "]);
+    assert!(s.listed().is_empty());
+
+    let mut d = start(&s, &pause);
+    d.wait_for("lethe-test-pause: data", 1, Duration::from_secs(60));
+    d.signal(libc::SIGTERM);
+    d.wait_for("daemon.stopping", 1, Duration::from_secs(10));
+    d.signal(libc::SIGTERM);
+    let (code, _) = d.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "log:\n{}", d.log());
+    assert_eq!(d.count("daemon.killed"), 1, "log:\n{}", d.log());
+    assert_eq!(
+        d.count("daemon.stopped"),
+        0,
+        "it waited for the drain; log:\n{}",
+        d.log()
+    );
+    check_log_lines(&d, &["lethe-test-pause: "]);
+    assert!(s.listed().is_empty());
+}
