@@ -63,6 +63,8 @@ struct Tally {
     killed_mid_snapshot: u32,
     finished_before_kill: u32,
     listed_after_kill: u32,
+    locks_left: u32,
+    refused_while_locked: u32,
 }
 
 fn snapshot_crash_run(rig: &Rig, label: &str) {
@@ -120,6 +122,41 @@ fn snapshot_crash_run(rig: &Rig, label: &str) {
                     "trial {trial}: {id} logged completed but is not listed"
                 );
             }
+        }
+        // A killed run leaves its lease: the next snapshot must refuse
+        // cleanly (exit 1, snapshot.skipped, nothing listed) until it expires.
+        let locked = {
+            let rt = crate::rig::rt();
+            rt.block_on(
+                rig.storage(&rt)
+                    .head(lethe::retention::lease::SNAPSHOT_LOCK_KEY),
+            )
+            .expect("head lock")
+            .is_some()
+        };
+        if locked {
+            tally.locks_left += 1;
+            if tally.refused_while_locked < 2 {
+                let before = rig.listed();
+                let out = rig.run(&["snapshot"]);
+                let err = text(&out.stderr);
+                assert_eq!(
+                    out.status.code(),
+                    Some(1),
+                    "trial {trial}: snapshot under a live lock: {err}"
+                );
+                assert!(
+                    err.contains("\"snapshot.skipped\"") && err.contains("lock"),
+                    "trial {trial}: {err}"
+                );
+                assert_eq!(
+                    rig.listed(),
+                    before,
+                    "trial {trial}: a refused snapshot changed the list"
+                );
+                tally.refused_while_locked += 1;
+            }
+            rig.clear_snapshot_lock();
         }
         let out = rig.run(&["verify", "--all"]);
         assert!(

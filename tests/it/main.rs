@@ -14,3 +14,4 @@ mod secrets;
 mod crash;
 mod faults;
 mod api_abuse;
+mod outage;

@@ -270,3 +270,33 @@ pub fn serve(rig: &Rig, rt: &tokio::runtime::Runtime) -> Child {
     }
     child
 }
+
+impl Rig {
+    /// The repository as a `Storage`, for checks from outside lethe.
+    pub fn storage(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> std::sync::Arc<dyn lethe::storage::Storage> {
+        match (&self.repo, &self.garage, &self.bucket) {
+            (Some(p), _, _) => {
+                std::sync::Arc::new(lethe::storage::fs::FsStorage::open(p.clone()).expect("repo"))
+            }
+            (None, Some(g), Some(b)) => {
+                std::sync::Arc::new(rt.block_on(g.storage(&b.name, "r", Default::default())))
+            }
+            _ => unreachable!("a rig has a directory or a bucket"),
+        }
+    }
+
+    /// Removes the snapshot lock a killed `lethe snapshot` leaves behind (as
+    /// an operator would once sure the process is gone; the lease itself is
+    /// tested in tests/it/daemon). Returns whether there was one.
+    pub fn clear_snapshot_lock(&self) -> bool {
+        let rt = rt();
+        let s = self.storage(&rt);
+        let key = lethe::retention::lease::SNAPSHOT_LOCK_KEY;
+        let had = rt.block_on(s.head(key)).expect("head lock").is_some();
+        rt.block_on(s.delete(key)).expect("delete lock");
+        had
+    }
+}
