@@ -1,5 +1,7 @@
 //! `lethe verify <ID|latest|--all> [--deep] [--identity FILE]`: every
-//! problem is listed, each naming its object; exit 1 when there is any.
+//! problem is listed on stdout, each naming its object; exit 1 when there
+//! is any. Logs `verify.completed` / `verify.failed` per snapshot, so a
+//! scheduled `lethe verify --all` can be alerted on.
 
 use super::{Ctx, UsageError};
 use crate::commands::list::human_bytes;
@@ -59,10 +61,13 @@ pub async fn run(ctx: &Ctx, id: Option<&str>, all: bool, deep: bool, identity: O
         };
         match verify_snapshot(storage.clone(), id, opener.as_ref()).await {
             Ok(r) if r.ok() => {
+                tracing::info!(event = "verify.completed", id = %id, deep, objects = r.objects, bytes = r.bytes, rows = r.rows);
                 let parsed = if deep { format!(", {} rows parsed", r.rows) } else { String::new() };
                 println!("snapshot {id}: OK ({} objects, {}{parsed})", r.objects, human_bytes(r.bytes));
             }
             Ok(r) => {
+                let first = r.problems.first().map(ToString::to_string).unwrap_or_default();
+                tracing::error!(event = "verify.failed", id = %id, deep, problems = r.problems.len(), first = %first);
                 println!("snapshot {id}: {} problem(s) in {} objects:", r.problems.len(), r.objects);
                 for p in &r.problems {
                     println!("  {p}");
