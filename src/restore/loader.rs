@@ -104,7 +104,14 @@ fn psql_blocking(
     key: &str,
 ) -> Result<(), RestoreError> {
     let err = |message: String| RestoreError::Schema { section, message };
-    let mut child = Command::new(psql)
+    // The password goes through the environment, not the command line
+    // (which other users of the host can read in the process list).
+    let (url, password) = split_password(url);
+    let mut cmd = Command::new(psql);
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let mut child = cmd
         .args([
             "-X",
             "-q",
@@ -115,7 +122,7 @@ fn psql_blocking(
             "-f",
             "-",
             "-d",
-            url,
+            &url,
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -177,6 +184,42 @@ fn psql_blocking(
             Ok(())
         }
     }
+}
+
+/// The URL without its password, and the (percent-decoded) password.
+pub fn split_password(url: &str) -> (String, Option<String>) {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let p = u.password().map(|p| percent_decode(p));
+            let _ = u.set_password(None);
+            (u.to_string(), p)
+        }
+        _ => (url.to_string(), None),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Loads tables into the target: one connection and one transaction per
@@ -361,4 +404,53 @@ pub async fn set_sequences(url: &str, seqs: &[SequenceValue]) -> Result<(), Rest
     conn.batch_execute(&format!("BEGIN;\n{sql}\nCOMMIT;"))
         .await
         .map_err(|e| query_err(&redacted, "setting sequence values", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_leave_the_url_for_the_environment() {
+        let (u, p) =
+            split_password("postgres://app:s%40cr%2Ft@db.internal:5432/restored?sslmode=require");
+        assert_eq!(
+            u,
+            "postgres://app@db.internal:5432/restored?sslmode=require"
+        );
+        assert_eq!(p.as_deref(), Some("s@cr/t"));
+        let (u, p) = split_password("postgres://postgres@127.0.0.1/x");
+        assert_eq!((u.as_str(), p), ("postgres://postgres@127.0.0.1/x", None));
+    }
+
+    #[test]
+    fn copy_and_setval_quote_every_name() {
+        use crate::snapshot::manifest::{Column, SequenceValue};
+        let t = TableEntry {
+            schema: "Odd Schema".into(),
+            name: "t\"x".into(),
+            columns: vec![Column {
+                name: "Spaced Col".into(),
+                type_name: "text".into(),
+                default: None,
+            }],
+            rows: 0,
+            raw_bytes: 0,
+            objects: vec![],
+        };
+        assert_eq!(
+            copy_in_sql(&t, true),
+            r#"COPY "Odd Schema"."t""x" ("Spaced Col") FROM STDIN WITH (FREEZE)"#
+        );
+        let s = SequenceValue {
+            schema: "a'b".into(),
+            name: "s".into(),
+            last_value: 7,
+            is_called: false,
+        };
+        assert_eq!(
+            setval_sql(&s),
+            r#"SELECT pg_catalog.setval('"a''b"."s"', 7, false);"#
+        );
+    }
 }
