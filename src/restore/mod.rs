@@ -254,7 +254,26 @@ pub async fn restore(
     tracing::info!(event = "restore.started", snapshot = %id, dry_run = opts.dry_run, "restoring snapshot {id}");
 
     // Every check that can refuse runs before anything is written.
-    let list = load_list(cfg, storage.as_ref(), opts.allow_stale_erasure_list).await?;
+    let mut list = load_list(cfg, storage.as_ref(), opts.allow_stale_erasure_list).await?;
+    // The list only grows: one smaller than it was when the snapshot was
+    // taken is missing entries, whatever the journal says.
+    let then = &manifest.erasure_list;
+    if list.state.count < then.count {
+        let why = format!(
+            "the erasure list at {} holds {} entries, fewer than the {} it held when snapshot {id} was taken; \
+             it is missing entries (run `lethe erase sync`)",
+            cfg.erasure.path.display(),
+            list.state.count,
+            then.count
+        );
+        if !opts.allow_stale_erasure_list {
+            return Err(RestoreError::ErasureList(format!(
+                "refusing to restore: {why} (in an emergency, --allow-stale-erasure-list restores anyway and logs it)"
+            )));
+        }
+        tracing::warn!(event = "restore.stale_erasure_list", error = %why, "RESTORING WITH AN ERASURE LIST NOT PROVEN CURRENT (--allow-stale-erasure-list): {why}");
+        list.fresh = false;
+    }
     let plan =
         plan::RestorePlan::build(&manifest, &cfg.erasure.subjects, cfg.erasure.subject_type)?;
     let opener = opener_for(&manifest, opts.identity.as_deref(), cfg)?;

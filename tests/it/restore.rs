@@ -546,6 +546,19 @@ fn a_missing_corrupt_or_stale_list_refuses_before_touching_the_target() {
             .trim(),
         "1,2,3,5,6,7,8,9,10"
     );
+
+    // A list smaller than when the snapshot was taken is missing entries,
+    // even if the journal in storage lost them too.
+    let id2 = env.ok(&["snapshot"]).trim().to_string();
+    std::fs::remove_dir_all(env.repo.join("erasures")).unwrap();
+    std::fs::remove_dir_all(&erasure).unwrap();
+    env.ok(&["erase", "sync"]);
+    let dst3 = TestDb::create("r_closed_dst3");
+    let out = env.run(&["restore", &id2, "--target", &dst3.url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("fewer than the 1"), "{err}");
+    assert_eq!(user_tables(&dst3), "");
 }
 
 #[test]
