@@ -88,6 +88,7 @@ def main():
     for i in range(a.runs):
         if a.setup:
             subprocess.run(["bash", "-c", a.setup], check=True)
+        load1 = float(open("/proc/loadavg").read().split()[0])
         s0 = server_cpu(a.pg_pid_file)
         p = subprocess.run(
             ["/usr/bin/time", "-v", "bash", "-o", "pipefail", "-c", cmd],
@@ -98,6 +99,7 @@ def main():
         r["cpu_s"] = r["user_s"] + r["sys_s"]
         if s0 is not None and s1 is not None:
             r["server_cpu_s"] = round(s1 - s0, 2)
+        r["load1_before"] = load1
         r["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         runs.append(r)
         if p.returncode != 0:
@@ -105,7 +107,7 @@ def main():
             sys.stderr.write(f"\n{a.name}: run {i + 1} failed (exit {p.returncode})\n")
             sys.exit(1)
         print(f"  {a.name} run {i + 1}: wall {r['wall_s']:.2f}s cpu {r['cpu_s']:.2f}s "
-              f"rss {r['max_rss_mb']:.0f}MB server_cpu {r.get('server_cpu_s')}", flush=True)
+              f"rss {r['max_rss_mb']:.0f}MB server_cpu {r.get('server_cpu_s')} load {load1}", flush=True)
     med = {k: statistics.median(r[k] for r in runs)
            for k in ("wall_s", "cpu_s", "user_s", "sys_s", "max_rss_mb", "server_cpu_s")
            if all(k in r for r in runs)}

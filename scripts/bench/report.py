@@ -32,7 +32,8 @@ def main():
             ratio = "" if base is None or "lethe" in r["name"] else f"{base / m['wall_s']:.2f}×"
             runs = ", ".join(f"{x['wall_s']:.1f}" for x in r["runs"])
             srv = f"{m['server_cpu_s']:.1f}" if "server_cpu_s" in m else "–"
-            print(f"| {r['name'].split(':', 1)[-1].strip()} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} | {srv} "
+            label = r["name"].split(":", 1)[-1].strip().replace("|", "\\|")
+            print(f"| {label} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} | {srv} "
                   f"| {m['max_rss_mb']:.0f} | {ratio} | {runs} |")
         notes = [f"- {r['name'].split(':', 1)[-1].strip()}: {r['note']}" for r in rows if r.get("note")]
         if notes:

@@ -42,6 +42,7 @@ source "$BENCH_DIR/s3.env"
 } > "$BENCH_DIR/machine.txt"
 
 # COPY text of every table: its size and zstd -3 ratio, and the filter bench's input.
+rm -rf "$BENCH_DIR/copy"
 mkdir -p "$BENCH_DIR/copy"
 for t in users sessions orders order_items events comments payments; do
   psql -c "copy $t to stdout" "$BENCH_DB" > "$BENCH_DIR/copy/$t.copy"
