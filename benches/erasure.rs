@@ -74,10 +74,15 @@ fn import_rate(dir: &std::path::Path) {
     );
 }
 
-fn load(n: u64) {
+fn list_path(n: u64) -> std::path::PathBuf {
     let base = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
-    let path = base.join(format!("lethe-bench-erasure-{n}"));
+    base.join(format!("lethe-bench-erasure-{n}"))
+}
+
+/// Builds the RocksDB list of `n` ids once (reused by later runs).
+fn build_list(n: u64) {
+    let path = list_path(n);
     if !path.join("CURRENT").exists() || std::fs::metadata(path.join("complete")).is_err() {
         let _ = std::fs::remove_dir_all(&path);
         let store = ErasureStore::open(&path, SubjectType::Bigint).expect("open store");
@@ -99,6 +104,10 @@ fn load(n: u64) {
             path.display()
         );
     }
+}
+
+fn load(n: u64) {
+    let path = list_path(n);
     let store = ErasureStore::open_existing(&path, SubjectType::Bigint).expect("open store");
     let rss0 = rss_bytes();
     let t = Instant::now();
@@ -136,15 +145,28 @@ fn load(n: u64) {
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing.
-    if !std::env::args().any(|a| a == "--bench") {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        return;
+    }
+    let n: u64 = std::env::var("LETHE_BENCH_IDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    if args.iter().any(|a| a == "--load-child") {
+        load(n);
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     synced_add_latency(tmp.path());
     import_rate(tmp.path());
-    let n: u64 = std::env::var("LETHE_BENCH_IDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
-    load(n);
+    build_list(n);
+    // Load in a fresh process, so its RSS growth is the set's and not pages
+    // the allocator kept from the runs above.
+    let exe = std::env::current_exe().expect("own path");
+    let status = std::process::Command::new(exe)
+        .args(["--bench", "--load-child"])
+        .status()
+        .expect("spawn");
+    assert!(status.success(), "load run failed");
 }
