@@ -8,6 +8,7 @@
 
 pub mod job;
 pub mod notify;
+mod reload;
 pub mod schedule;
 mod signals;
 pub mod status;
@@ -439,74 +440,6 @@ impl Daemon {
                 Err(_) => tracing::warn!(event = "retention.lifecycle_unknown", error = "timed out", "cannot read the bucket's lifecycle rules"),
             }
         });
-    }
-
-    /// SIGHUP: re-read the config file. Anything invalid keeps the running
-    /// config (`daemon.reload_failed`); settings that need a restart are
-    /// named in a warning.
-    async fn reload(&mut self) {
-        self.notifier.reloading();
-        let result = self.try_reload().await;
-        self.notifier.ready(&self.status_line());
-        match result {
-            Ok(()) => tracing::info!(
-                event = "daemon.reloaded",
-                schedule = %self.schedule.describe(),
-                retention_days = self.cfg.retention.days,
-                next_run = %rfc3339(self.next_due),
-            ),
-            Err(e) => tracing::error!(
-                event = "daemon.reload_failed",
-                path = %self.config_path.display(),
-                error = %e,
-                "keeping the running configuration"
-            ),
-        }
-    }
-
-    async fn try_reload(&mut self) -> Result<(), String> {
-        let new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
-        let schedule = Schedule::from_config(&new.schedule)?;
-        let old = self.cfg.as_ref();
-        let storage = if format!("{:?}", new.storage) != format!("{:?}", old.storage) {
-            let open = crate::storage::open(&new.storage);
-            match tokio::time::timeout(std::time::Duration::from_secs(30), open).await {
-                Ok(Ok(s)) => Some(s),
-                Ok(Err(e)) => return Err(format!("storage {}: {e}", new.storage.url)),
-                Err(_) => return Err(format!("storage {}: timed out opening it", new.storage.url)),
-            }
-        } else {
-            None
-        };
-        let mut restart = Vec::new();
-        if format!("{:?}", new.erasure) != format!("{:?}", old.erasure) {
-            restart.push("erasure");
-        }
-        if format!("{:?}", new.api) != format!("{:?}", old.api) {
-            restart.push("api");
-        }
-        if format!("{:?}", new.log) != format!("{:?}", old.log) {
-            restart.push("log");
-        }
-        if !restart.is_empty() {
-            tracing::warn!(
-                event = "daemon.reload_partial",
-                sections = %restart.join(","),
-                "these sections change only at restart; the running values stay"
-            );
-        }
-        if let Some(s) = storage {
-            self.storage = s;
-        }
-        self.cfg = Arc::new(new);
-        self.schedule = schedule;
-        let now = self.clock.now();
-        self.next_due = if self.failures > 0 {
-            self.next_due.min(self.schedule.next_after(now))
-        } else {
-            self.schedule.due(self.last_attempt, now)
-        };
-        Ok(())
     }
 }
 
