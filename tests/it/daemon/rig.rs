@@ -1,6 +1,6 @@
 //! The daemon tests' harness: a rig (database, repository, config), a
 //! running `lethe daemon` whose stderr is collected line by line, and the
-//! check that every log line is documented JSON (`deploy/EVENTS.md`).
+//! check that every log line is documented JSON (`README.md (section "Log events")`).
 
 use crate::common::{Repo, TestDb, lethe_bin, repo_config_text};
 use lethe::snapshot::manifest::Manifest;
@@ -285,11 +285,11 @@ impl Drop for Running {
     }
 }
 
-/// `deploy/EVENTS.md`: event name → fields always present.
+/// `README.md (section "Log events")`: event name → fields always present.
 pub(super) fn documented_events() -> HashMap<String, Vec<String>> {
     let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/EVENTS.md"))
-            .expect("EVENTS.md");
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README.md");
     let mut out = HashMap::new();
     for line in doc.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -319,7 +319,7 @@ pub(super) fn check_log_lines(r: &Running, allow_raw: &[&str]) {
     let doc = documented_events();
     assert!(
         doc.len() > 40,
-        "EVENTS.md parsed to only {} events",
+        "README Log events parsed to only {} events",
         doc.len()
     );
     let lines = r.lines.lock().expect("lines").clone();
@@ -342,7 +342,7 @@ pub(super) fn check_log_lines(r: &Running, allow_raw: &[&str]) {
             .unwrap_or_else(|| panic!("no event field: {line}"));
         let fields = doc
             .get(event)
-            .unwrap_or_else(|| panic!("event {event} is not in deploy/EVENTS.md: {line}"));
+            .unwrap_or_else(|| panic!("event {event} is not in the README Log events section: {line}"));
         for f in fields {
             assert!(
                 v.get(f).is_some(),
