@@ -308,7 +308,11 @@ pub async fn restore(
         plan,
         opener,
     };
+    // A restore lease keeps retention from deleting the snapshot while it
+    // is read (best effort: a host without write access still restores).
+    let lease = RestoreLease::take(storage.clone(), &prepared.id).await;
     let result = write(cfg, storage, opts, prepared).await;
+    lease.release().await;
     let mut report = match (result, target) {
         (Ok(r), _) => r,
         // Say so when the target was left holding something.
@@ -324,6 +328,54 @@ pub async fn restore(
     report.finished_at = chrono::Utc::now();
     report.seconds = clock.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The restore lease, refreshed in the background until released.
+struct RestoreLease {
+    stop: tokio_util::sync::CancellationToken,
+    holder: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RestoreLease {
+    async fn take(storage: Arc<dyn Storage>, id: &crate::snapshot::SnapshotId) -> RestoreLease {
+        use crate::retention::lease::{DEFAULT_TTL_SECS, Lease};
+        let stop = tokio_util::sync::CancellationToken::new();
+        let ttl = chrono::Duration::seconds(DEFAULT_TTL_SECS);
+        let holder = match Lease::for_restore(storage, id, ttl, chrono::Utc::now()).await {
+            Ok(mut lease) => {
+                let stop = stop.clone();
+                Some(tokio::spawn(async move {
+                    if let Err(e) = lease.hold(&stop, &chrono::Utc::now).await {
+                        tracing::warn!(event = "restore.lease_lost", error = %e, "the restore lease was lost; retention may delete this snapshot before the restore ends");
+                    }
+                    if let Err(e) = lease.release().await {
+                        tracing::warn!(event = "restore.lease_failed", error = %e, "the restore lease could not be removed; it expires by itself");
+                    }
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(event = "restore.lease_failed", error = %e, "no restore lease: retention is not told that this snapshot is being read");
+                None
+            }
+        };
+        RestoreLease { stop, holder }
+    }
+
+    /// Stops refreshing and deletes the lease. If the restore is dropped
+    /// instead (a signal), the lease expires by itself.
+    async fn release(mut self) {
+        self.stop.cancel();
+        if let Some(h) = self.holder.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for RestoreLease {
+    /// A dropped restore stops refreshing (and the holder deletes the lease).
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 /// What the checks produced.
