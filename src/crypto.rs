@@ -14,14 +14,19 @@ pub enum CryptoError {
     Identity { path: String, message: String },
     #[error("{path} holds no age X25519 identity (expected a line AGE-SECRET-KEY-1…)")]
     NoIdentity { path: String },
-    #[error("{what}: cannot decrypt with the given identity: {message}; check that --identity is the key matching the snapshot's recipients")]
+    #[error(
+        "{what}: cannot decrypt with the given identity: {message}; check that --identity is the key matching the snapshot's recipients"
+    )]
     Decrypt { what: String, message: String },
     #[error("encryption failed: {0}")]
     Encrypt(String),
     #[error("{path} already exists; choose another --output or remove it first")]
     Exists { path: String },
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Parses one `age1…` public key.
@@ -29,7 +34,9 @@ pub enum CryptoError {
 /// # Errors
 /// `BadRecipient` naming the string.
 pub fn parse_recipient(s: &str) -> Result<age::x25519::Recipient, CryptoError> {
-    s.trim().parse().map_err(|_| CryptoError::BadRecipient(s.to_string()))
+    s.trim()
+        .parse()
+        .map_err(|_| CryptoError::BadRecipient(s.to_string()))
 }
 
 /// Short, stable fingerprint of a recipient for the manifest (first 16 hex of
@@ -65,7 +72,11 @@ impl Sealer {
         if cfg.disabled {
             return Ok(Sealer::Disabled);
         }
-        let r = cfg.recipients.iter().map(|s| parse_recipient(s)).collect::<Result<Vec<_>, _>>()?;
+        let r = cfg
+            .recipients
+            .iter()
+            .map(|s| parse_recipient(s))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Sealer::Age(r))
     }
 
@@ -87,9 +98,12 @@ impl Sealer {
         match self {
             Sealer::Disabled => Ok(SealWriter::Plain(out)),
             Sealer::Age(rs) => {
-                let enc = age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
+                let enc =
+                    age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
+                        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+                let w = enc
+                    .wrap_output(out)
                     .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
-                let w = enc.wrap_output(out).map_err(|e| CryptoError::Encrypt(e.to_string()))?;
                 Ok(SealWriter::Age(w))
             }
         }
@@ -155,15 +169,21 @@ impl Opener {
     /// Unreadable file, loose permissions, or no identity inside.
     pub fn from_identity_file(path: &Path) -> Result<Opener, CryptoError> {
         let p = path.display().to_string();
-        let text = crate::config::read_secret_file(path)
-            .map_err(|message| CryptoError::Identity { path: p.clone(), message })?;
+        let text =
+            crate::config::read_secret_file(path).map_err(|message| CryptoError::Identity {
+                path: p.clone(),
+                message,
+            })?;
         let ids: Vec<age::x25519::Identity> = text
             .lines()
             .map(str::trim)
             .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
             .map(|l| l.parse::<age::x25519::Identity>())
             .collect::<Result<_, _>>()
-            .map_err(|e| CryptoError::Identity { path: p.clone(), message: e.to_string() })?;
+            .map_err(|e| CryptoError::Identity {
+                path: p.clone(),
+                message: e.to_string(),
+            })?;
         if ids.is_empty() {
             return Err(CryptoError::NoIdentity { path: p });
         }
@@ -176,7 +196,11 @@ impl Opener {
     ///
     /// # Errors
     /// Wrong identity or a damaged header; `what` names the object.
-    pub fn open<R: Read + Send + 'static>(&self, what: &str, input: R) -> Result<Box<dyn Read + Send>, CryptoError> {
+    pub fn open<R: Read + Send + 'static>(
+        &self,
+        what: &str,
+        input: R,
+    ) -> Result<Box<dyn Read + Send>, CryptoError> {
         match self {
             Opener::Plain => Ok(Box::new(input)),
             Opener::Age(ids) => {
@@ -186,7 +210,10 @@ impl Opener {
                 })?;
                 let r = d
                     .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
-                    .map_err(|e| CryptoError::Decrypt { what: what.to_string(), message: e.to_string() })?;
+                    .map_err(|e| CryptoError::Decrypt {
+                        what: what.to_string(),
+                        message: e.to_string(),
+                    })?;
                 Ok(Box::new(r))
             }
         }
@@ -211,7 +238,10 @@ pub fn keygen(output: &Path) -> Result<String, CryptoError> {
             if source.kind() == std::io::ErrorKind::AlreadyExists {
                 CryptoError::Exists { path: p.clone() }
             } else {
-                CryptoError::Write { path: p.clone(), source }
+                CryptoError::Write {
+                    path: p.clone(),
+                    source,
+                }
             }
         })?;
     let body = format!(
@@ -226,53 +256,5 @@ pub fn keygen(output: &Path) -> Result<String, CryptoError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seal_then_open_round_trips_and_detects_a_flipped_byte() {
-        let id = age::x25519::Identity::generate();
-        let sealer = Sealer::Age(vec![id.to_public()]);
-        let mut w = sealer.seal(Vec::new()).unwrap();
-        let plain: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
-        w.write_all(&plain).unwrap();
-        let sealed = w.finish().unwrap();
-        let opener = Opener::Age(vec![id]);
-        let mut out = Vec::new();
-        opener.open("t", std::io::Cursor::new(sealed.clone())).unwrap().read_to_end(&mut out).unwrap();
-        assert_eq!(out, plain);
-
-        let mut bad = sealed.clone();
-        let n = bad.len();
-        bad[n / 2] ^= 1;
-        let mut r = opener.open("t", std::io::Cursor::new(bad)).unwrap();
-        assert!(r.read_to_end(&mut Vec::new()).is_err());
-
-        let truncated = sealed[..n - 100].to_vec();
-        let mut r = opener.open("t", std::io::Cursor::new(truncated)).unwrap();
-        assert!(r.read_to_end(&mut Vec::new()).is_err());
-    }
-
-    #[test]
-    fn wrong_identity_is_refused() {
-        let sealer = Sealer::Age(vec![age::x25519::Identity::generate().to_public()]);
-        let mut w = sealer.seal(Vec::new()).unwrap();
-        w.write_all(b"x").unwrap();
-        let sealed = w.finish().unwrap();
-        let other = Opener::Age(vec![age::x25519::Identity::generate()]);
-        let err = other.open("obj-a", std::io::Cursor::new(sealed)).err().expect("refused");
-        assert!(err.to_string().contains("obj-a"));
-    }
-
-    #[test]
-    fn keygen_writes_0600_and_refuses_overwrite() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("k");
-        let public = keygen(&p).unwrap();
-        assert!(public.starts_with("age1"));
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(Opener::from_identity_file(&p).is_ok());
-        assert!(matches!(keygen(&p), Err(CryptoError::Exists { .. })));
-    }
-}
+#[path = "crypto_tests.rs"]
+mod tests;

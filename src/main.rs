@@ -4,7 +4,10 @@ use clap::Parser;
 
 fn main() {
     let cli = lethe::cli::Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lethe: cannot start the async runtime: {e}");
@@ -16,7 +19,11 @@ fn main() {
         Err(e) => {
             let usage = e.downcast_ref::<lethe::commands::UsageError>().is_some();
             eprintln!("lethe: error: {e:#}");
-            if usage { lethe::exit::USAGE } else { lethe::exit::FAILURE }
+            if usage {
+                lethe::exit::USAGE
+            } else {
+                lethe::exit::FAILURE
+            }
         }
     };
     std::process::exit(code);

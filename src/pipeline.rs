@@ -39,9 +39,9 @@ impl ChunkWriter {
         let chunk = self.buf.split().freeze();
         self.hasher.update(&chunk);
         self.written += chunk.len() as u64;
-        self.tx
-            .blocking_send(Ok(Piece::Data(chunk)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "storage upload stopped"))
+        self.tx.blocking_send(Ok(Piece::Data(chunk))).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "storage upload stopped")
+        })
     }
 
     /// Flushes the tail; returns (stored size, BLAKE3 hex).
@@ -50,12 +50,11 @@ impl ChunkWriter {
     /// The upload side went away.
     pub fn finish(mut self) -> std::io::Result<(u64, String)> {
         self.ship()?;
-        self.tx
-            .blocking_send(Ok(Piece::End))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "storage upload stopped"))?;
+        self.tx.blocking_send(Ok(Piece::End)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "storage upload stopped")
+        })?;
         Ok((self.written, self.hasher.finalize().to_hex().to_string()))
     }
-
 }
 
 impl Write for ChunkWriter {
@@ -81,7 +80,10 @@ pub enum Piece {
 }
 
 /// Turns the producer channel into an upload body, enforcing the `End` rule.
-pub fn body_from_channel(mut rx: mpsc::Receiver<Result<Piece, StorageError>>, key: String) -> ByteStream {
+pub fn body_from_channel(
+    mut rx: mpsc::Receiver<Result<Piece, StorageError>>,
+    key: String,
+) -> ByteStream {
     let mut ended = false;
     Box::pin(futures::stream::poll_fn(move |cx| {
         if ended {
@@ -112,11 +114,19 @@ pub fn body_from_channel(mut rx: mpsc::Receiver<Result<Piece, StorageError>>, ke
 /// Starts `storage.put(key)` fed by the returned writer. The upload completes
 /// only after `ChunkWriter::finish`; `fail`, a panic or a drop in the
 /// producer makes it fail, so no partial object is committed.
-pub fn upload_pipe(storage: Arc<dyn Storage>, key: String) -> (ChunkWriter, JoinHandle<Result<ObjectMeta, StorageError>>) {
+pub fn upload_pipe(
+    storage: Arc<dyn Storage>,
+    key: String,
+) -> (ChunkWriter, JoinHandle<Result<ObjectMeta, StorageError>>) {
     let (tx, rx) = mpsc::channel::<Result<Piece, StorageError>>(DEPTH);
     let body = body_from_channel(rx, key.clone());
     let handle = tokio::spawn(async move { storage.put(&key, body).await });
-    let w = ChunkWriter { tx, buf: BytesMut::with_capacity(CHUNK), hasher: blake3::Hasher::new(), written: 0 };
+    let w = ChunkWriter {
+        tx,
+        buf: BytesMut::with_capacity(CHUNK),
+        hasher: blake3::Hasher::new(),
+        written: 0,
+    };
     (w, handle)
 }
 
@@ -154,10 +164,20 @@ impl ObjectSink {
         zstd_level: i32,
     ) -> Result<(ObjectSink, JoinHandle<Result<ObjectMeta, StorageError>>), std::io::Error> {
         let (w, handle) = upload_pipe(storage, key.clone());
-        let sealed = sealer.seal(Counting { inner: w }).map_err(std::io::Error::other)?;
+        let sealed = sealer
+            .seal(Counting { inner: w })
+            .map_err(std::io::Error::other)?;
         let mut enc = zstd::stream::write::Encoder::new(sealed, zstd_level)?;
         enc.include_checksum(true)?;
-        Ok((ObjectSink { key, inner: enc, raw: 0, rows: 0 }, handle))
+        Ok((
+            ObjectSink {
+                key,
+                inner: enc,
+                raw: 0,
+                rows: 0,
+            },
+            handle,
+        ))
     }
 
     /// Adds `n` to the object's row count (the caller knows row boundaries).
@@ -178,7 +198,11 @@ impl ObjectSink {
     ///
     /// # Errors
     /// Compression, sealing or upload errors.
-    pub fn finish(self, handle: JoinHandle<Result<ObjectMeta, StorageError>>, rt: &tokio::runtime::Handle) -> Result<ObjectEntry, std::io::Error> {
+    pub fn finish(
+        self,
+        handle: JoinHandle<Result<ObjectMeta, StorageError>>,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<ObjectEntry, std::io::Error> {
         let sealed = self.inner.finish()?;
         let counting = sealed.finish()?;
         let (size, blake3) = counting.inner.finish()?;
@@ -192,7 +216,13 @@ impl ObjectSink {
                 meta.size, self.key, size
             )));
         }
-        Ok(ObjectEntry { key: self.key, size, blake3, raw_size: self.raw, rows: self.rows })
+        Ok(ObjectEntry {
+            key: self.key,
+            size,
+            blake3,
+            raw_size: self.raw,
+            rows: self.rows,
+        })
     }
 
     /// Abandons the object: the channel closes without `End`, so the upload
@@ -272,7 +302,11 @@ impl Read for ChunkReader {
 
 /// Downloads `key` into a blocking reader; with `expect`, size and checksum
 /// are verified at EOF. Must be called inside a tokio runtime.
-pub fn download_pipe(storage: Arc<dyn Storage>, key: String, expect: Option<(u64, String)>) -> ChunkReader {
+pub fn download_pipe(
+    storage: Arc<dyn Storage>,
+    key: String,
+    expect: Option<(u64, String)>,
+) -> ChunkReader {
     use futures::TryStreamExt;
     let (tx, rx) = mpsc::channel(DEPTH);
     let k = key.clone();
@@ -299,7 +333,15 @@ pub fn download_pipe(storage: Arc<dyn Storage>, key: String, expect: Option<(u64
             }
         }
     });
-    ChunkReader { rx, cur: Bytes::new(), hasher: blake3::Hasher::new(), read: 0, expect, key, done: false }
+    ChunkReader {
+        rx,
+        cur: Bytes::new(),
+        hasher: blake3::Hasher::new(),
+        read: 0,
+        expect,
+        key,
+        done: false,
+    }
 }
 
 /// Opens a manifest object for reading its plaintext payload: download with
@@ -309,11 +351,22 @@ pub fn download_pipe(storage: Arc<dyn Storage>, key: String, expect: Option<(u64
 ///
 /// # Errors
 /// Wrong identity or a damaged header, named by object key.
-pub fn open_object(storage: Arc<dyn Storage>, entry: &ObjectEntry, opener: &Opener) -> Result<Box<dyn Read + Send>, std::io::Error> {
-    let r = download_pipe(storage, entry.key.clone(), Some((entry.size, entry.blake3.clone())));
+pub fn open_object(
+    storage: Arc<dyn Storage>,
+    entry: &ObjectEntry,
+    opener: &Opener,
+) -> Result<Box<dyn Read + Send>, std::io::Error> {
+    let r = download_pipe(
+        storage,
+        entry.key.clone(),
+        Some((entry.size, entry.blake3.clone())),
+    );
     let plain = opener.open(&entry.key, r).map_err(std::io::Error::other)?;
     let dec = zstd::stream::read::Decoder::new(plain)?;
-    Ok(Box::new(NamedReader { inner: dec, key: entry.key.clone() }))
+    Ok(Box::new(NamedReader {
+        inner: dec,
+        key: entry.key.clone(),
+    }))
 }
 
 /// Prefixes read errors with the object key so failures name the object.
@@ -335,56 +388,5 @@ impl<R: Read> Read for NamedReader<R> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::fs::FsStorage;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sink_then_open_round_trips_and_names_a_damaged_object() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(dir.path().to_path_buf()).unwrap());
-        let id = age::x25519::Identity::generate();
-        let sealer = Sealer::Age(vec![id.to_public()]);
-        let opener = Opener::Age(vec![id]);
-        let payload: Vec<u8> = (0..300_000u32).flat_map(|i| format!("{i}\tname {i}\n").into_bytes()).collect();
-        let st = storage.clone();
-        let p = payload.clone();
-        let rt = tokio::runtime::Handle::current();
-        let entry = tokio::task::spawn_blocking(move || {
-            let (mut sink, h) = ObjectSink::create(st, "snapshots/x/data/1.copy".into(), &sealer, 3).unwrap();
-            sink.write_all(&p).unwrap();
-            sink.add_rows(300_000);
-            sink.finish(h, &rt).unwrap()
-        })
-        .await
-        .unwrap();
-        assert_eq!(entry.raw_size, payload.len() as u64);
-        assert_eq!(entry.rows, 300_000);
-
-        let st = storage.clone();
-        let (e2, o2) = (entry.clone(), opener.clone());
-        let back = tokio::task::spawn_blocking(move || {
-            let mut r = open_object(st, &e2, &o2)?;
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).map(|_| v)
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        assert_eq!(back, payload);
-
-        // Flip one byte in the stored object: the read fails naming the key.
-        let path = dir.path().join(&entry.key);
-        let mut raw = std::fs::read(&path).unwrap();
-        let mid = raw.len() / 2;
-        raw[mid] ^= 0x40;
-        std::fs::write(&path, raw).unwrap();
-        let st = storage.clone();
-        let e3 = entry.clone();
-        let err = tokio::task::spawn_blocking(move || open_object(st, &e3, &opener)?.read_to_end(&mut Vec::new()))
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert!(err.to_string().contains(&entry.key), "{err}");
-    }
-}
+#[path = "pipeline_tests.rs"]
+mod tests;

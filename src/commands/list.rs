@@ -27,7 +27,10 @@ pub async fn list(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
     } else if rows.is_empty() {
         eprintln!("no complete snapshots in {}", storage.describe());
     } else {
-        println!("{:<22} {:<20} {:>7} {:>12} {:>10}  expires", "ID", "FINISHED", "TABLES", "ROWS", "STORED");
+        println!(
+            "{:<22} {:<20} {:>7} {:>12} {:>10}  expires",
+            "ID", "FINISHED", "TABLES", "ROWS", "STORED"
+        );
         for m in &rows {
             println!(
                 "{:<22} {:<20} {:>7} {:>12} {:>10}  {}",
@@ -53,18 +56,48 @@ pub async fn show(ctx: &Ctx, selector: &str, json: bool) -> anyhow::Result<i32> 
         return Ok(crate::exit::OK);
     }
     println!("snapshot   {}", m.id);
-    println!("database   {} (PostgreSQL {})", m.database, m.server_version);
+    println!(
+        "database   {} (PostgreSQL {})",
+        m.database, m.server_version
+    );
     println!("taken      {} .. {}", m.started_at, m.finished_at);
     println!("expires    {}", m.expires_at);
-    println!("encryption {}", if m.recipients.is_empty() { "none".to_string() } else { format!("age, recipients {}", m.recipients.join(", ")) });
-    println!("erasures   {} entries at snapshot time (digest {})", m.erasure_list.count, m.erasure_list.digest);
-    println!("size       {} raw, {} stored", human_bytes(m.raw_bytes()), human_bytes(m.stored_bytes()));
-    println!("{:<40} {:>12} {:>10} {:>8}", "TABLE", "ROWS", "STORED", "OBJECTS");
+    println!(
+        "encryption {}",
+        if m.recipients.is_empty() {
+            "none".to_string()
+        } else {
+            format!("age, recipients {}", m.recipients.join(", "))
+        }
+    );
+    println!(
+        "erasures   {} entries at snapshot time (digest {})",
+        m.erasure_list.count, m.erasure_list.digest
+    );
+    println!(
+        "size       {} raw, {} stored",
+        human_bytes(m.raw_bytes()),
+        human_bytes(m.stored_bytes())
+    );
+    println!(
+        "{:<40} {:>12} {:>10} {:>8}",
+        "TABLE", "ROWS", "STORED", "OBJECTS"
+    );
     for t in &m.tables {
         let stored: u64 = t.objects.iter().map(|o| o.size).sum();
-        println!("{:<40} {:>12} {:>10} {:>8}", t.qualified(), t.rows, human_bytes(stored), t.objects.len());
+        println!(
+            "{:<40} {:>12} {:>10} {:>8}",
+            t.qualified(),
+            t.rows,
+            human_bytes(stored),
+            t.objects.len()
+        );
     }
-    println!("{} foreign keys, {} sequences", m.foreign_keys.len(), m.sequences.len());
+    println!(
+        "{} foreign keys, {} sequences",
+        m.foreign_keys.len(),
+        m.sequences.len()
+    );
     Ok(crate::exit::OK)
 }
 
@@ -77,5 +110,9 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

@@ -91,8 +91,10 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
-    /// Interval between snapshots, e.g. `1h`, `15m`.
-    #[serde(with = "humantime_opt")]
+    /// Interval between snapshots, e.g. `1h`, `15m`. The 1h default applies
+    /// only when `[schedule]` is absent: a section that sets just `cron`
+    /// must not also inherit `every`.
+    #[serde(with = "humantime_opt", default)]
     pub every: Option<Duration>,
     /// Cron expression (5 fields, UTC); exclusive with `every`.
     pub cron: Option<String>,
@@ -415,7 +417,11 @@ impl Config {
                 );
             }
             if s.column.is_empty() {
-                issue(&format!("erasure.subjects[{i}].column"), &"\"\"", "must name a column");
+                issue(
+                    &format!("erasure.subjects[{i}].column"),
+                    &"\"\"",
+                    "must name a column",
+                );
             }
         }
         if let Some(addr) = self.api.listen.strip_prefix("tcp:") {
@@ -485,7 +491,8 @@ pub fn redact_url(url: &str) -> String {
 /// Missing or unreadable file, or loose permissions.
 pub fn read_secret_file(path: &Path) -> Result<String, String> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(format!(

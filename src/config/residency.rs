@@ -52,7 +52,9 @@ pub const EU_REGIONS: &[(&str, &str)] = &[
 /// A message naming the region and how to allow it.
 pub fn check_region(region: &str, extra: &[String]) -> Result<(), String> {
     let r = region.trim();
-    if EU_REGIONS.iter().any(|(name, _)| name.eq_ignore_ascii_case(r))
+    if EU_REGIONS
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case(r))
         || extra.iter().any(|x| x.eq_ignore_ascii_case(r))
     {
         return Ok(());
@@ -67,5 +69,6 @@ pub fn check_region(region: &str, extra: &[String]) -> Result<(), String> {
 pub fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

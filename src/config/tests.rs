@@ -58,7 +58,9 @@ fn zero_retention_is_refused() {
 fn missing_recipients_need_explicit_disable() {
     let i = Config::parse("").unwrap().validate();
     assert!(i.iter().any(|i| i.key == "encryption.recipients"), "{i:?}");
-    let i = Config::parse("[encryption]\ndisabled = true\n").unwrap().validate();
+    let i = Config::parse("[encryption]\ndisabled = true\n")
+        .unwrap()
+        .validate();
     assert_eq!(i, vec![]);
 }
 

@@ -31,14 +31,22 @@ fn kind_name(t: SubjectType) -> &'static str {
 /// # Errors
 /// An id that is not valid for the configured type.
 pub fn normalize(t: SubjectType, raw: &str) -> Result<String, SubjectError> {
-    let err = |reason| SubjectError { value: raw.to_string(), kind: kind_name(t), reason };
+    let err = |reason| SubjectError {
+        value: raw.to_string(),
+        kind: kind_name(t),
+        reason,
+    };
     match t {
         SubjectType::Bigint => {
-            let v: i64 = raw.trim().parse().map_err(|_| err("expected a 64-bit integer"))?;
+            let v: i64 = raw
+                .trim()
+                .parse()
+                .map_err(|_| err("expected a 64-bit integer"))?;
             Ok(v.to_string())
         }
         SubjectType::Uuid => {
-            let v = parse_uuid(raw.trim().as_bytes()).ok_or_else(|| err("expected a UUID like 0b6e…-…"))?;
+            let v = parse_uuid(raw.trim().as_bytes())
+                .ok_or_else(|| err("expected a UUID like 0b6e…-…"))?;
             Ok(format_uuid(v))
         }
         SubjectType::Text => {
@@ -112,7 +120,14 @@ fn parse_uuid(b: &[u8]) -> Option<u128> {
 
 fn format_uuid(v: u128) -> String {
     let h = format!("{v:032x}");
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 #[cfg(test)]
@@ -124,8 +139,14 @@ mod tests {
         assert_eq!(normalize(SubjectType::Bigint, " 0042 ").unwrap(), "42");
         assert!(normalize(SubjectType::Bigint, "4x").is_err());
         assert!(normalize(SubjectType::Bigint, "99999999999999999999").is_err());
-        assert_eq!(key_of(SubjectType::Bigint, b"42"), key_of(SubjectType::Bigint, b"+42"));
-        assert_ne!(key_of(SubjectType::Bigint, b"-1"), key_of(SubjectType::Bigint, b"1"));
+        assert_eq!(
+            key_of(SubjectType::Bigint, b"42"),
+            key_of(SubjectType::Bigint, b"+42")
+        );
+        assert_ne!(
+            key_of(SubjectType::Bigint, b"-1"),
+            key_of(SubjectType::Bigint, b"1")
+        );
         assert_eq!(key_of(SubjectType::Bigint, b"abc"), None);
     }
 
@@ -134,15 +155,27 @@ mod tests {
         let lower = "0b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33";
         let n = normalize(SubjectType::Uuid, &lower.to_uppercase()).unwrap();
         assert_eq!(n, lower);
-        assert_eq!(key_of(SubjectType::Uuid, lower.as_bytes()), key_of(SubjectType::Uuid, lower.to_uppercase().as_bytes()));
-        assert_eq!(key_of(SubjectType::Uuid, lower.replace('-', "").as_bytes()), key_of(SubjectType::Uuid, lower.as_bytes()));
+        assert_eq!(
+            key_of(SubjectType::Uuid, lower.as_bytes()),
+            key_of(SubjectType::Uuid, lower.to_uppercase().as_bytes())
+        );
+        assert_eq!(
+            key_of(SubjectType::Uuid, lower.replace('-', "").as_bytes()),
+            key_of(SubjectType::Uuid, lower.as_bytes())
+        );
         assert!(normalize(SubjectType::Uuid, "0b6e6f3c-5c1a-4d2e-9f00").is_err());
     }
 
     #[test]
     fn text_keeps_bytes_exactly() {
-        assert_eq!(normalize(SubjectType::Text, "Ünïcode id").unwrap(), "Ünïcode id");
-        assert_ne!(key_of(SubjectType::Text, b"a"), key_of(SubjectType::Text, b"A"));
+        assert_eq!(
+            normalize(SubjectType::Text, "Ünïcode id").unwrap(),
+            "Ünïcode id"
+        );
+        assert_ne!(
+            key_of(SubjectType::Text, b"a"),
+            key_of(SubjectType::Text, b"A")
+        );
         assert!(normalize(SubjectType::Text, "a\nb").is_err());
     }
 }

@@ -60,7 +60,9 @@ impl std::str::FromStr for SnapshotId {
             && b[15] == b'Z'
             && b[16] == b'-'
             && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
-            && b[17..].iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+            && b[17..]
+                .iter()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
         if ok && chrono::NaiveDateTime::parse_from_str(&s[..16], "%Y%m%dT%H%M%SZ").is_ok() {
             Ok(SnapshotId(s.to_string()))
         } else {
@@ -207,7 +209,9 @@ pub struct Manifest {
 pub enum ManifestError {
     #[error("manifest {key} is not valid JSON for this format: {message}")]
     Parse { key: String, message: String },
-    #[error("manifest {key} has format {found}, newer than this lethe understands ({FORMAT_VERSION}); upgrade lethe to read it")]
+    #[error(
+        "manifest {key} has format {found}, newer than this lethe understands ({FORMAT_VERSION}); upgrade lethe to read it"
+    )]
     TooNew { key: String, found: u32 },
     #[error("manifest {key} is inconsistent: {message}")]
     Inconsistent { key: String, message: String },
@@ -228,7 +232,10 @@ impl Manifest {
             message: e.to_string(),
         })?;
         if v.format > FORMAT_VERSION {
-            return Err(ManifestError::TooNew { key: key.to_string(), found: v.format });
+            return Err(ManifestError::TooNew {
+                key: key.to_string(),
+                found: v.format,
+            });
         }
         let m: Manifest = serde_json::from_slice(data).map_err(|e| ManifestError::Parse {
             key: key.to_string(),
@@ -272,25 +279,5 @@ impl Manifest {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_ids_round_trip_and_sort_by_time() {
-        let t = chrono::DateTime::parse_from_rfc3339("2026-11-22T13:00:00Z").unwrap().to_utc();
-        let id = SnapshotId::new(t);
-        assert!(id.as_str().starts_with("20261122T130000Z-"));
-        assert_eq!(id.started_at(), t);
-        assert_eq!(id.as_str().parse::<SnapshotId>().unwrap(), id);
-        assert!("../../etc".parse::<SnapshotId>().is_err());
-        assert!("20261122T130000Z-3F9A".parse::<SnapshotId>().is_err());
-        assert!("20261122T130000Z-3f9a".parse::<SnapshotId>().unwrap() < "20261122T130001Z-0000".parse().unwrap());
-    }
-
-    #[test]
-    fn newer_format_is_refused_by_name() {
-        let err = Manifest::from_json("snapshots/x/manifest.json", br#"{"format": 99}"#).unwrap_err();
-        assert!(matches!(err, ManifestError::TooNew { found: 99, .. }));
-        assert!(err.to_string().contains("upgrade"));
-    }
-}
+#[path = "manifest_tests.rs"]
+mod tests;

@@ -4,7 +4,9 @@
 //! the file, then the directory is fsynced: a crash leaves the old object,
 //! the new one, or a temp file that `list_incomplete` reports for cleanup.
 
-use super::{ByteStream, IncompleteUpload, ObjectMeta, Storage, StorageError, validate_key, validate_prefix};
+use super::{
+    ByteStream, IncompleteUpload, ObjectMeta, Storage, StorageError, validate_key, validate_prefix,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -41,23 +43,42 @@ impl FsStorage {
 
 fn io_err(op: &'static str, key: &str, e: std::io::Error) -> StorageError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        return StorageError::NotFound { key: key.to_string() };
+        return StorageError::NotFound {
+            key: key.to_string(),
+        };
     }
     let transient = matches!(
         e.kind(),
-        std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        std::io::ErrorKind::Interrupted
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::WouldBlock
     );
     let message = e.to_string();
     if transient {
-        StorageError::Transient { op, key: key.to_string(), message }
+        StorageError::Transient {
+            op,
+            key: key.to_string(),
+            message,
+        }
     } else {
-        StorageError::Permanent { op, key: key.to_string(), message }
+        StorageError::Permanent {
+            op,
+            key: key.to_string(),
+            message,
+        }
     }
 }
 
 fn meta_of(key: String, m: &std::fs::Metadata) -> ObjectMeta {
-    let last_modified: DateTime<Utc> = m.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
-    ObjectMeta { key, size: m.len(), last_modified }
+    let last_modified: DateTime<Utc> = m
+        .modified()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or_else(|_| Utc::now());
+    ObjectMeta {
+        key,
+        size: m.len(),
+        last_modified,
+    }
 }
 
 /// Removes a temp file when an upload is dropped before it is renamed.
@@ -79,22 +100,33 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Storage for FsStorage {
     async fn put(&self, key: &str, mut body: ByteStream) -> Result<ObjectMeta, StorageError> {
         let dest = self.path(key)?;
-        let tmp = self
-            .root
-            .join(TMP_DIR)
-            .join(format!("{}.{}", key.replace('/', "%"), ulid::Ulid::generate()));
+        let tmp = self.root.join(TMP_DIR).join(format!(
+            "{}.{}",
+            key.replace('/', "%"),
+            ulid::Ulid::generate()
+        ));
         let mut guard = TempGuard(Some(tmp.clone()));
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| io_err("put", key, e))?;
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| io_err("put", key, e))?;
         while let Some(chunk) = body.try_next().await.map_err(|e| match e {
             StorageError::Body { .. } => e,
-            other => StorageError::Body { key: key.to_string(), message: other.to_string() },
+            other => StorageError::Body {
+                key: key.to_string(),
+                message: other.to_string(),
+            },
         })? {
-            file.write_all(&chunk).await.map_err(|e| io_err("put", key, e))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| io_err("put", key, e))?;
         }
         file.flush().await.map_err(|e| io_err("put", key, e))?;
         file.sync_all().await.map_err(|e| io_err("put", key, e))?;
         drop(file);
-        let parent = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        let parent = dest
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.root.clone());
         let key_owned = key.to_string();
         let tmp2 = tmp.clone();
         let dest2 = dest.clone();
@@ -104,20 +136,31 @@ impl Storage for FsStorage {
             sync_dir(&parent)
         })
         .await
-        .map_err(|e| StorageError::Permanent { op: "put", key: key_owned.clone(), message: e.to_string() })?
+        .map_err(|e| StorageError::Permanent {
+            op: "put",
+            key: key_owned.clone(),
+            message: e.to_string(),
+        })?
         .map_err(|e| io_err("put", key, e))?;
         guard.0 = None;
-        let m = tokio::fs::metadata(&dest).await.map_err(|e| io_err("put", key, e))?;
+        let m = tokio::fs::metadata(&dest)
+            .await
+            .map_err(|e| io_err("put", key, e))?;
         Ok(meta_of(key.to_string(), &m))
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
         let path = self.path(key)?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| io_err("get", key, e))?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| io_err("get", key, e))?;
         let key = key.to_string();
         let stream = futures::stream::try_unfold((file, key), |(mut file, key)| async move {
             let mut buf = vec![0u8; READ_CHUNK];
-            let n = file.read(&mut buf).await.map_err(|e| io_err("get", &key, e))?;
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| io_err("get", &key, e))?;
             if n == 0 {
                 return Ok(None);
             }
@@ -148,7 +191,11 @@ impl Storage for FsStorage {
                 Some(i) => &prefix[..i],
                 None => "",
             };
-            let start = if dir_part.is_empty() { root.clone() } else { root.join(dir_part) };
+            let start = if dir_part.is_empty() {
+                root.clone()
+            } else {
+                root.join(dir_part)
+            };
             let mut stack = vec![start];
             while let Some(dir) = stack.pop() {
                 let entries = match std::fs::read_dir(&dir) {
@@ -178,7 +225,11 @@ impl Storage for FsStorage {
             Ok(out)
         })
         .await
-        .map_err(|e| StorageError::Permanent { op: "list", key: String::new(), message: e.to_string() })?
+        .map_err(|e| StorageError::Permanent {
+            op: "list",
+            key: String::new(),
+            message: e.to_string(),
+        })?
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -207,22 +258,40 @@ impl Storage for FsStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
             Err(e) => return Err(io_err("list_incomplete", prefix, e)),
         };
-        while let Some(entry) = rd.next_entry().await.map_err(|e| io_err("list_incomplete", prefix, e))? {
+        while let Some(entry) = rd
+            .next_entry()
+            .await
+            .map_err(|e| io_err("list_incomplete", prefix, e))?
+        {
             let name = entry.file_name().to_string_lossy().to_string();
-            let Some((enc_key, _)) = name.rsplit_once('.') else { continue };
+            let Some((enc_key, _)) = name.rsplit_once('.') else {
+                continue;
+            };
             let key = enc_key.replace('%', "/");
             if !key.starts_with(prefix) {
                 continue;
             }
-            let initiated = entry.metadata().await.ok().and_then(|m| m.modified().ok()).map(DateTime::<Utc>::from);
-            out.push(IncompleteUpload { key, upload_id: name, initiated });
+            let initiated = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .map(DateTime::<Utc>::from);
+            out.push(IncompleteUpload {
+                key,
+                upload_id: name,
+                initiated,
+            });
         }
         Ok(out)
     }
 
     async fn abort_incomplete(&self, upload: &IncompleteUpload) -> Result<(), StorageError> {
         if upload.upload_id.contains('/') || upload.upload_id.starts_with('.') {
-            return Err(StorageError::InvalidKey { key: upload.upload_id.clone(), reason: "not a temp file name".into() });
+            return Err(StorageError::InvalidKey {
+                key: upload.upload_id.clone(),
+                reason: "not a temp file name".into(),
+            });
         }
         match tokio::fs::remove_file(self.root.join(TMP_DIR).join(&upload.upload_id)).await {
             Ok(()) => Ok(()),
