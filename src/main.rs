@@ -14,7 +14,13 @@ fn main() {
             std::process::exit(lethe::exit::FAILURE);
         }
     };
-    let code = match rt.block_on(lethe::commands::run(cli)) {
+    let code = match rt.block_on(async {
+        let result = lethe::commands::run(cli).await;
+        // Let aborts of cancelled multipart uploads finish before the runtime
+        // goes; what they miss, the next cleanup and the lifecycle rule remove.
+        lethe::storage::s3::finish_aborts(std::time::Duration::from_secs(10)).await;
+        result
+    }) {
         Ok(code) => code,
         Err(e) => {
             let usage = e.downcast_ref::<lethe::commands::UsageError>().is_some();
