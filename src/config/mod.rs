@@ -357,6 +357,11 @@ impl Config {
                 &humantime::format_duration(*d),
                 "must be at least 1s",
             ),
+            (None, Some(expr)) => {
+                if let Err(e) = crate::daemon::schedule::parse_cron(expr) {
+                    issue("schedule.cron", expr, &e);
+                }
+            }
             _ => {}
         }
         if self.retention.days == 0 || self.retention.days > 3650 {

@@ -80,15 +80,9 @@ impl Schedule {
     /// Parses a cron expression (5 fields, or 6 with leading seconds; UTC).
     ///
     /// # Errors
-    /// The parser's reason, naming the expression.
+    /// The parser's reason, naming the key and the expression.
     pub fn cron(expr: &str) -> Result<Schedule, String> {
-        let cron = croner::Cron::from_str(expr)
-            .map_err(|e| format!("schedule.cron = {expr:?} is not a cron expression ({e}); e.g. \"0 * * * *\" for hourly"))?;
-        // An expression that never fires (e.g. 30 February) is refused now,
-        // not discovered as a daemon that silently never snapshots.
-        let now = Utc::now();
-        cron.find_next_occurrence(&now, false)
-            .map_err(|e| format!("schedule.cron = {expr:?} never fires ({e})"))?;
+        let cron = parse_cron(expr).map_err(|e| format!("schedule.cron = {expr:?}: {e}"))?;
         Ok(Schedule::Cron {
             expr: expr.to_string(),
             cron: Box::new(cron),
@@ -138,6 +132,21 @@ impl Schedule {
             Schedule::Cron { expr, .. } => format!("cron {expr:?} (UTC)"),
         }
     }
+}
+
+/// Checks a cron expression: parses, and fires at least once more (an
+/// expression that never fires, e.g. 30 February, is refused now rather
+/// than discovered as a daemon that silently never snapshots).
+///
+/// # Errors
+/// Why it is refused, with an example of a valid one.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    let cron = croner::Cron::from_str(expr).map_err(|e| {
+        format!("not a cron expression ({e}); e.g. \"0 * * * *\" for hourly, 5 fields in UTC")
+    })?;
+    cron.find_next_occurrence(&Utc::now(), false)
+        .map_err(|e| format!("never fires ({e})"))?;
+    Ok(cron)
 }
 
 /// Exponential backoff after consecutive failures.
@@ -207,6 +216,40 @@ mod tests {
         let daily = Schedule::cron("15 3 * * *").unwrap();
         assert_eq!(daily.interval_near(now), Duration::days(1));
         assert_eq!(daily.next_after(now), t("2026-03-02T03:15:00Z"));
+    }
+
+    #[test]
+    fn a_schedule_section_with_only_cron_is_valid_and_no_section_means_hourly() {
+        let base = "[encryption]\ndisabled = true\n";
+        let cfg =
+            crate::config::Config::parse(&format!("{base}[schedule]\ncron = \"0 3 * * *\"\n"))
+                .unwrap();
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        assert!(matches!(
+            Schedule::from_config(&cfg.schedule),
+            Ok(Schedule::Cron { .. })
+        ));
+        let bad =
+            crate::config::Config::parse(&format!("{base}[schedule]\ncron = \"99 * * * *\"\n"))
+                .unwrap();
+        let issues = bad.validate();
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.key == "schedule.cron" && i.value == "99 * * * *"),
+            "{issues:?}"
+        );
+        let cfg = crate::config::Config::parse(base).unwrap();
+        assert_eq!(
+            Schedule::from_config(&cfg.schedule).unwrap().describe(),
+            "every 1h"
+        );
+        let cfg =
+            crate::config::Config::parse(&format!("{base}[schedule]\nevery = \"15m\"\n")).unwrap();
+        assert_eq!(
+            Schedule::from_config(&cfg.schedule).unwrap().describe(),
+            "every 15m"
+        );
     }
 
     #[test]

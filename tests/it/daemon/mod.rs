@@ -1,6 +1,6 @@
 //! `lethe daemon` as a real process against real PostgreSQL and real
 //! storage (a directory, and Garage): snapshots on a 5 s schedule that never
-//! overlap, JSON log lines carrying the fields `deploy/EVENTS.md` documents,
+//! overlap, JSON log lines carrying the fields `README.md (section "Log events")` documents,
 //! SIGTERM mid-upload, SIGHUP with a broken config, SIGUSR1, two daemons on
 //! one repository, systemd notifications, and `lethe prune` / `lethe status`.
 
@@ -591,4 +591,31 @@ fn a_stuck_snapshot_is_abandoned_at_the_deadline_and_a_second_sigterm_exits_now(
     );
     check_log_lines(&d, &["lethe-test-pause: "]);
     assert!(s.listed().is_empty());
+}
+
+#[test]
+fn a_cron_schedule_with_seconds_drives_snapshots() {
+    let s = Rig::new("dmncron", SMALL_SQL);
+    daemon_config(&s, "cron = \"*/4 * * * * *\"");
+    let mut d = start(&s, &[]);
+    d.wait_for("snapshot.completed", 3, Duration::from_secs(90));
+    d.signal(libc::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(30)).0,
+        Some(0),
+        "{}",
+        d.log()
+    );
+    check_log_lines(&d, &[]);
+    let ready = d
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "daemon.ready")
+        .expect("ready");
+    assert_eq!(ready["schedule"], "cron \"*/4 * * * * *\" (UTC)", "{ready}");
+    let runs = intervals(&s);
+    assert!(runs.len() >= 3, "{runs:?}");
+    for w in runs.windows(2) {
+        assert!(w[0].2 <= w[1].1, "overlap: {w:?}");
+    }
 }
