@@ -15,6 +15,7 @@ pub mod copytext;
 pub mod filter;
 pub mod loader;
 pub mod plan;
+pub mod postdata;
 pub mod report;
 pub mod runner;
 pub mod sqlfile;
@@ -330,6 +331,29 @@ pub async fn restore(
     Ok(report)
 }
 
+/// A schema object's SQL as text (schema objects are small: DDL only).
+async fn read_schema(
+    storage: Arc<dyn Storage>,
+    entry: &crate::snapshot::manifest::ObjectEntry,
+    opener: &Opener,
+    section: &'static str,
+) -> Result<String, RestoreError> {
+    let (entry, opener) = (entry.clone(), opener.clone());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut text = String::new();
+        crate::pipeline::open_object(storage, &entry, &opener)
+            .and_then(|mut r| r.read_to_string(&mut text))
+            .map_err(|e| RestoreError::Schema {
+                section,
+                message: e.to_string(),
+            })?;
+        Ok(text)
+    })
+    .await
+    .map_err(|e| RestoreError::Internal(format!("schema reader: {e}")))?
+}
+
 /// The restore lease, refreshed in the background until released.
 struct RestoreLease {
     stop: tokio_util::sync::CancellationToken,
@@ -477,15 +501,22 @@ async fn write(
     if !opts.dry_run {
         match &opts.destination {
             Destination::Target(url) => {
-                loader::run_psql(
-                    &psql,
-                    url,
-                    storage.clone(),
-                    &manifest.schema.post,
-                    &opener,
-                    "post-data",
-                )
-                .await?;
+                let post = &manifest.schema.post;
+                let split = if opts.jobs > 1 {
+                    let text = read_schema(storage.clone(), post, &opener, "post-data").await?;
+                    postdata::split(&text)
+                } else {
+                    None
+                };
+                match split {
+                    Some((preamble, entries)) => {
+                        postdata::apply_parallel(url, &preamble, entries, opts.jobs).await?;
+                    }
+                    None => {
+                        loader::run_psql(&psql, url, storage.clone(), post, &opener, "post-data")
+                            .await?;
+                    }
+                }
                 loader::set_sequences(url, &manifest.sequences).await?;
             }
             Destination::File(_) => {
