@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "lethe", version, about = "PostgreSQL snapshots into EU storage; restores that keep erased subjects erased")]
+#[command(
+    name = "lethe",
+    version,
+    about = "PostgreSQL snapshots into EU storage; restores that keep erased subjects erased"
+)]
 pub struct Cli {
     /// Config file (default: $LETHE_CONFIG, else /etc/lethe/lethe.toml).
     #[arg(long, global = true, value_name = "FILE")]
@@ -36,10 +40,10 @@ pub enum Command {
         /// Snapshot id or `latest`.
         id: String,
         /// An empty PostgreSQL database (postgres://…); refused if it holds any table.
-        #[arg(long, value_name = "URL", conflicts_with = "to_file", required_unless_present_any = ["to_file", "dry_run"])]
+        #[arg(long, value_name = "URL", conflicts_with = "to_file")]
         target: Option<String>,
         /// Write one plain SQL file for `psql -v ON_ERROR_STOP=1 -f` instead.
-        #[arg(long, value_name = "PATH", required_unless_present_any = ["target", "dry_run"])]
+        #[arg(long, value_name = "PATH")]
         to_file: Option<PathBuf>,
         /// age identity (default: encryption.identity_file).
         #[arg(long, value_name = "FILE")]

@@ -35,7 +35,15 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let destination = match (a.target, a.to_file) {
         (Some(t), _) => Destination::Target(t),
         (None, Some(p)) => Destination::File(p),
-        (None, None) => Destination::Nowhere,
+        (None, None) if a.dry_run => Destination::Nowhere,
+        (None, None) => {
+            return Err(UsageError(
+                "say where to restore: --target URL (an empty database) or --to-file PATH (a SQL file); \
+                 or --dry-run to see the report without writing anything"
+                    .into(),
+            )
+            .into());
+        }
     };
     let storage = ctx.storage(&cfg).await?;
     let opts = RestoreOptions {
