@@ -287,9 +287,8 @@ impl Drop for Running {
 
 /// `README.md (section "Log events")`: event name → fields always present.
 pub(super) fn documented_events() -> HashMap<String, Vec<String>> {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .expect("README.md");
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
     let mut out = HashMap::new();
     for line in doc.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -340,9 +339,9 @@ pub(super) fn check_log_lines(r: &Running, allow_raw: &[&str]) {
         let event = v["event"]
             .as_str()
             .unwrap_or_else(|| panic!("no event field: {line}"));
-        let fields = doc
-            .get(event)
-            .unwrap_or_else(|| panic!("event {event} is not in the README Log events section: {line}"));
+        let fields = doc.get(event).unwrap_or_else(|| {
+            panic!("event {event} is not in the README Log events section: {line}")
+        });
         for f in fields {
             assert!(
                 v.get(f).is_some(),
