@@ -10,7 +10,9 @@
 
 use super::Ctx;
 use crate::commands::list::human_bytes;
-use crate::retention::lease::{DEFAULT_TTL_SECS, Lease, LeaseError, SKEW_ALLOWANCE_SECS, SNAPSHOT_LOCK_KEY};
+use crate::retention::lease::{
+    DEFAULT_TTL_SECS, Lease, LeaseError, SKEW_ALLOWANCE_SECS, SNAPSHOT_LOCK_KEY,
+};
 use crate::snapshot::manifest::ListState;
 use crate::snapshot::writer::{self, LeakCheck, Progress, SnapshotOptions, Stage};
 use std::io::IsTerminal;
@@ -21,23 +23,19 @@ use tokio_util::sync::CancellationToken;
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
-    let storage = ctx.storage(&cfg).await?;
-    match crate::snapshot::repo::read_marker(storage.as_ref()).await? {
-        Some(m) if m.format > crate::snapshot::manifest::FORMAT_VERSION => anyhow::bail!(
-            "repository {} has format {}, newer than this lethe understands; upgrade lethe",
-            storage.describe(),
-            m.format
-        ),
-        Some(_) => {}
-        None => tracing::warn!(
-            event = "repository.uninitialised",
-            storage = %storage.describe(),
-            "no repository marker: run `lethe init` to set up the lifecycle rule that backs up retention"
-        ),
-    }
+    // A failure before the snapshot starts is a failed snapshot too: alerts
+    // on `snapshot.failed` must see it.
+    let storage = match prepare(ctx, &cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(event = "snapshot.failed", stage = "start", error = %format!("{e:#}"));
+            return Err(e);
+        }
+    };
     let cleanup_grace = match std::env::var("LETHE_CLEANUP_GRACE") {
-        Ok(v) => humantime::parse_duration(&v)
-            .map_err(|e| super::UsageError(format!("LETHE_CLEANUP_GRACE = {v:?}: {e} (e.g. 1h, 0s)")))?,
+        Ok(v) => humantime::parse_duration(&v).map_err(|e| {
+            super::UsageError(format!("LETHE_CLEANUP_GRACE = {v:?}: {e} (e.g. 1h, 0s)"))
+        })?,
         Err(_) => writer::DEFAULT_CLEANUP_GRACE,
     };
     let (erasure_list, leak_check) = erasure_state(&cfg);
@@ -45,7 +43,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(cancel.clone()));
     let progress = Arc::new(Progress::default());
-    let ticker = std::io::stderr().is_terminal().then(|| tokio::spawn(show_progress(progress.clone())));
+    let ticker = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(show_progress(progress.clone())));
     let lease = match Lease::acquire(
         storage.clone(),
         SNAPSHOT_LOCK_KEY,
@@ -56,7 +56,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     .await
     {
         Ok(l) => l,
-        Err(LeaseError::Held { holder, expires_at, .. }) => {
+        Err(LeaseError::Held {
+            holder, expires_at, ..
+        }) => {
             signals.abort();
             tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder, lock_expires_at = %expires_at);
             anyhow::bail!(
@@ -74,10 +76,17 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
         }
         Err(e) => {
             signals.abort();
+            tracing::error!(event = "snapshot.failed", stage = "lock", error = %e);
             anyhow::bail!("cannot take the snapshot lock {SNAPSHOT_LOCK_KEY}: {e}");
         }
     };
-    let opts = SnapshotOptions { cancel: cancel.clone(), erasure_list, leak_check, cleanup_grace, progress };
+    let opts = SnapshotOptions {
+        cancel: cancel.clone(),
+        erasure_list,
+        leak_check,
+        cleanup_grace,
+        progress,
+    };
     let result = hold_while(lease, &cancel, writer::take_snapshot(&cfg, storage, opts)).await;
     signals.abort();
     if let Some(t) = ticker {
@@ -102,7 +111,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
 
 /// Runs `work` while refreshing the lease; losing the lease cancels the
 /// work. The lease is released afterwards (bounded: it expires anyway).
-async fn hold_while<T>(mut lease: Lease, cancel: &CancellationToken, work: impl Future<Output = T>) -> T {
+async fn hold_while<T>(
+    mut lease: Lease,
+    cancel: &CancellationToken,
+    work: impl Future<Output = T>,
+) -> T {
     let stop = CancellationToken::new();
     let now = chrono::Utc::now;
     let take = async {
@@ -119,8 +132,14 @@ async fn hold_while<T>(mut lease: Lease, cancel: &CancellationToken, work: impl 
     let (result, ()) = tokio::join!(take, hold);
     match tokio::time::timeout(Duration::from_secs(3), lease.release()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(event = "lease.release_failed", error = %e, "the lock expires by itself"),
-        Err(_) => tracing::warn!(event = "lease.release_failed", error = "timed out", "the lock expires by itself"),
+        Ok(Err(e)) => {
+            tracing::warn!(event = "lease.release_failed", error = %e, "the lock expires by itself")
+        }
+        Err(_) => tracing::warn!(
+            event = "lease.release_failed",
+            error = "timed out",
+            "the lock expires by itself"
+        ),
     }
     result
 }
@@ -161,7 +180,10 @@ fn erasure_state(cfg: &crate::config::Config) -> (ListState, Option<LeakCheck>) 
 
 async fn watch_signals(cancel: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return;
     };
     let mut seen = 0;
@@ -172,7 +194,9 @@ async fn watch_signals(cancel: CancellationToken) {
         }
         seen += 1;
         if seen == 1 {
-            eprintln!("\nlethe: stopping: aborting uploads, nothing will be committed (signal again to exit now)");
+            eprintln!(
+                "\nlethe: stopping: aborting uploads, nothing will be committed (signal again to exit now)"
+            );
             cancel.cancel();
         } else {
             std::process::exit(crate::exit::FAILURE);
@@ -202,4 +226,26 @@ async fn show_progress(p: Arc<Progress>) {
         };
         eprint!("\r\x1b[2K{line}");
     }
+}
+
+/// Opens the repository and checks its marker.
+async fn prepare(
+    ctx: &Ctx,
+    cfg: &crate::config::Config,
+) -> anyhow::Result<Arc<dyn crate::storage::Storage>> {
+    let storage = ctx.storage(cfg).await?;
+    match crate::snapshot::repo::read_marker(storage.as_ref()).await? {
+        Some(m) if m.format > crate::snapshot::manifest::FORMAT_VERSION => anyhow::bail!(
+            "repository {} has format {}, newer than this lethe understands; upgrade lethe",
+            storage.describe(),
+            m.format
+        ),
+        Some(_) => {}
+        None => tracing::warn!(
+            event = "repository.uninitialised",
+            storage = %storage.describe(),
+            "no repository marker: run `lethe init` to set up the lifecycle rule that backs up retention"
+        ),
+    }
+    Ok(storage)
 }
