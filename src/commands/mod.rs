@@ -47,7 +47,10 @@ impl Ctx {
     ///
     /// # Errors
     /// Storage cannot be opened.
-    pub async fn storage(&self, cfg: &Config) -> anyhow::Result<std::sync::Arc<dyn crate::storage::Storage>> {
+    pub async fn storage(
+        &self,
+        cfg: &Config,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::storage::Storage>> {
         Ok(crate::storage::open(&cfg.storage).await?)
     }
 }
@@ -57,17 +60,48 @@ impl Ctx {
 /// # Errors
 /// Any failure; `UsageError` maps to exit 2, the rest to 1.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let ctx = Ctx { config_path: crate::config::resolve_path(cli.config.as_deref()) };
+    let ctx = Ctx {
+        config_path: crate::config::resolve_path(cli.config.as_deref()),
+    };
     match cli.command {
-        Command::Config { command: ConfigCommand::Check } => config_check::run(&ctx),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check::run(&ctx),
         Command::Keygen { output } => keygen::run(output.as_deref()),
         Command::List { json } => list::list(&ctx, json).await,
         Command::Init => init::run(&ctx).await,
         Command::Snapshot => snapshot::run(&ctx).await,
-        Command::Restore { id, target, to_file, identity, jobs, dry_run, report, allow_stale_erasure_list } => {
-            restore::run(&ctx, restore::Args { id, target, to_file, identity, jobs, dry_run, report, allow_stale_erasure_list }).await
+        Command::Restore {
+            id,
+            target,
+            to_file,
+            identity,
+            jobs,
+            dry_run,
+            report,
+            allow_stale_erasure_list,
+        } => {
+            restore::run(
+                &ctx,
+                restore::Args {
+                    id,
+                    target,
+                    to_file,
+                    identity,
+                    jobs,
+                    dry_run,
+                    report,
+                    allow_stale_erasure_list,
+                },
+            )
+            .await
         }
-        Command::Verify { id, all, deep, identity } => verify::run(&ctx, id.as_deref(), all, deep, identity.as_deref()).await,
+        Command::Verify {
+            id,
+            all,
+            deep,
+            identity,
+        } => verify::run(&ctx, id.as_deref(), all, deep, identity.as_deref()).await,
         Command::Show { id, json } => list::show(&ctx, &id, json).await,
         Command::Erase { command } => erase::run(&ctx, command).await,
         Command::Daemon => daemon::run(&ctx).await,

@@ -10,7 +10,13 @@ use crate::snapshot::repo;
 use crate::snapshot::verify::verify_snapshot;
 use std::path::Path;
 
-pub async fn run(ctx: &Ctx, id: Option<&str>, all: bool, deep: bool, identity: Option<&Path>) -> anyhow::Result<i32> {
+pub async fn run(
+    ctx: &Ctx,
+    id: Option<&str>,
+    all: bool,
+    deep: bool,
+    identity: Option<&Path>,
+) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
     let storage = ctx.storage(&cfg).await?;
     let ids = if all {
@@ -26,7 +32,9 @@ pub async fn run(ctx: &Ctx, id: Option<&str>, all: bool, deep: bool, identity: O
     };
 
     // The identity is loaded once, and only when a snapshot needs it.
-    let identity_path = identity.map(Path::to_path_buf).or_else(|| cfg.encryption.identity_file.clone());
+    let identity_path = identity
+        .map(Path::to_path_buf)
+        .or_else(|| cfg.encryption.identity_file.clone());
     let mut age_opener: Option<Opener> = None;
     let (mut failed, mut problems) = (0usize, 0usize);
     for id in &ids {
@@ -54,7 +62,8 @@ pub async fn run(ctx: &Ctx, id: Option<&str>, all: bool, deep: bool, identity: O
                         )
                         .into());
                     };
-                    age_opener = Some(Opener::from_identity_file(p).map_err(|e| UsageError(e.to_string()))?);
+                    age_opener =
+                        Some(Opener::from_identity_file(p).map_err(|e| UsageError(e.to_string()))?);
                 }
                 age_opener.clone()
             }
@@ -62,13 +71,29 @@ pub async fn run(ctx: &Ctx, id: Option<&str>, all: bool, deep: bool, identity: O
         match verify_snapshot(storage.clone(), id, opener.as_ref()).await {
             Ok(r) if r.ok() => {
                 tracing::info!(event = "verify.completed", id = %id, deep, objects = r.objects, bytes = r.bytes, rows = r.rows);
-                let parsed = if deep { format!(", {} rows parsed", r.rows) } else { String::new() };
-                println!("snapshot {id}: OK ({} objects, {}{parsed})", r.objects, human_bytes(r.bytes));
+                let parsed = if deep {
+                    format!(", {} rows parsed", r.rows)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "snapshot {id}: OK ({} objects, {}{parsed})",
+                    r.objects,
+                    human_bytes(r.bytes)
+                );
             }
             Ok(r) => {
-                let first = r.problems.first().map(ToString::to_string).unwrap_or_default();
+                let first = r
+                    .problems
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 tracing::error!(event = "verify.failed", id = %id, deep, problems = r.problems.len(), first = %first);
-                println!("snapshot {id}: {} problem(s) in {} objects:", r.problems.len(), r.objects);
+                println!(
+                    "snapshot {id}: {} problem(s) in {} objects:",
+                    r.problems.len(),
+                    r.objects
+                );
                 for p in &r.problems {
                     println!("  {p}");
                 }
@@ -83,7 +108,10 @@ pub async fn run(ctx: &Ctx, id: Option<&str>, all: bool, deep: bool, identity: O
         }
     }
     if failed > 0 {
-        eprintln!("lethe: verify found {problems} problem(s) in {failed} of {} snapshot(s)", ids.len());
+        eprintln!(
+            "lethe: verify found {problems} problem(s) in {failed} of {} snapshot(s)",
+            ids.len()
+        );
         return Ok(crate::exit::FAILURE);
     }
     Ok(crate::exit::OK)

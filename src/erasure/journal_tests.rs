@@ -179,7 +179,10 @@ async fn a_bad_journal_object_does_not_hold_back_this_hosts_uploads() {
     a.store.add(&["1"], None).unwrap();
     // A manual sync fails naming the object, but has uploaded "1" first.
     let err = sync(&a.store, storage.as_ref()).await.unwrap_err();
-    assert!(err.to_string().contains("01HZZZZZZZZZZZZZZZZZZZZZZZ"), "{err}");
+    assert!(
+        err.to_string().contains("01HZZZZZZZZZZZZZZZZZZZZZZZ"),
+        "{err}"
+    );
     assert_eq!(a.store.status().unwrap().pending, 0);
     // The worker keeps pushing new adds while its syncs keep failing.
     let stop = CancellationToken::new();

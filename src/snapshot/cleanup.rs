@@ -61,13 +61,17 @@ pub async fn cleanup_incomplete(
     let quiet = |t: DateTime<Utc>| now.signed_duration_since(t) >= grace;
     let mut prefixes: BTreeMap<SnapshotId, Prefix> = BTreeMap::new();
     for o in storage.list(SNAPSHOTS_PREFIX).await? {
-        let Some((id, tail)) = id_of(&o.key) else { continue };
+        let Some((id, tail)) = id_of(&o.key) else {
+            continue;
+        };
         let p = prefixes.entry(id).or_default();
         p.complete |= tail == "manifest.json";
         p.objects.push(o);
     }
     for u in storage.list_incomplete(SNAPSHOTS_PREFIX).await? {
-        let Some((id, _)) = id_of(&u.key) else { continue };
+        let Some((id, _)) = id_of(&u.key) else {
+            continue;
+        };
         prefixes.entry(id).or_default().uploads.push(u);
     }
 
@@ -136,20 +140,42 @@ mod tests {
         let done: SnapshotId = "20200101T000000Z-0002".parse().unwrap();
         let mine: SnapshotId = "20200101T000000Z-0003".parse().unwrap();
         for id in [&old, &done, &mine] {
-            s.put_bytes(&format!("snapshots/{id}/data/0001.a.b.000.copy.zst.age"), "x".into()).await.unwrap();
+            s.put_bytes(
+                &format!("snapshots/{id}/data/0001.a.b.000.copy.zst.age"),
+                "x".into(),
+            )
+            .await
+            .unwrap();
         }
-        s.put_bytes(&manifest_key(&done), "{}".into()).await.unwrap();
+        s.put_bytes(&manifest_key(&done), "{}".into())
+            .await
+            .unwrap();
 
         // Everything was written just now: a one-hour grace keeps it all.
-        let r = cleanup_incomplete(&s, Some(&mine), Duration::from_secs(3600)).await.unwrap();
+        let r = cleanup_incomplete(&s, Some(&mine), Duration::from_secs(3600))
+            .await
+            .unwrap();
         assert_eq!(r.removed, Vec::<SnapshotId>::new());
         assert_eq!(r.recent, vec![old.clone()]);
 
-        let r = cleanup_incomplete(&s, Some(&mine), Duration::ZERO).await.unwrap();
+        let r = cleanup_incomplete(&s, Some(&mine), Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(r.removed, vec![old.clone()]);
         assert_eq!(r.objects_deleted, 1);
-        assert!(s.list(&format!("snapshots/{old}/")).await.unwrap().is_empty());
-        assert_eq!(s.list(&format!("snapshots/{done}/")).await.unwrap().len(), 2);
-        assert_eq!(s.list(&format!("snapshots/{mine}/")).await.unwrap().len(), 1);
+        assert!(
+            s.list(&format!("snapshots/{old}/"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.list(&format!("snapshots/{done}/")).await.unwrap().len(),
+            2
+        );
+        assert_eq!(
+            s.list(&format!("snapshots/{mine}/")).await.unwrap().len(),
+            1
+        );
     }
 }

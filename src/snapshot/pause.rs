@@ -25,7 +25,10 @@ pub(crate) fn armed(stage: &str) -> bool {
 
 /// Raw bytes after which the `data` pause fires.
 pub(crate) fn data_bytes() -> u64 {
-    std::env::var("LETHE_TEST_PAUSE_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20)
+    std::env::var("LETHE_TEST_PAUSE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 20)
 }
 
 /// Pauses a blocking thread at `stage` if armed (fires once per process).

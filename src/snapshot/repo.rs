@@ -32,13 +32,23 @@ pub fn payload_suffix(sealed: bool) -> &'static str {
 
 /// `snapshots/<ID>/schema/<section>.sql.zst.age` (`section`: `pre`, `post`).
 pub fn schema_key(id: &SnapshotId, section: &str, sealed: bool) -> String {
-    format!("{SNAPSHOTS_PREFIX}{id}/schema/{section}.sql{}", payload_suffix(sealed))
+    format!(
+        "{SNAPSHOTS_PREFIX}{id}/schema/{section}.sql{}",
+        payload_suffix(sealed)
+    )
 }
 
 /// `snapshots/<ID>/data/<n>.<schema>.<table>.<part>.copy.zst.age`, with `n`
 /// (the table's number) and `part` zero-padded so keys sort in order, and
 /// names made key-safe by [`key_safe`]. The manifest keeps the real names.
-pub fn data_key(id: &SnapshotId, n: usize, schema: &str, table: &str, part: usize, sealed: bool) -> String {
+pub fn data_key(
+    id: &SnapshotId,
+    n: usize,
+    schema: &str,
+    table: &str,
+    part: usize,
+    sealed: bool,
+) -> String {
     format!(
         "{SNAPSHOTS_PREFIX}{id}/data/{n:04}.{}.{}.{part:03}.copy{}",
         key_safe(schema),
@@ -104,15 +114,22 @@ pub async fn inventory(storage: &dyn Storage) -> Result<Inventory, StorageError>
     let mut seen = std::collections::BTreeSet::new();
     for o in storage.list(SNAPSHOTS_PREFIX).await? {
         let rest = &o.key[SNAPSHOTS_PREFIX.len()..];
-        let Some((id, tail)) = rest.split_once('/') else { continue };
-        let Ok(id) = id.parse::<SnapshotId>() else { continue };
+        let Some((id, tail)) = rest.split_once('/') else {
+            continue;
+        };
+        let Ok(id) = id.parse::<SnapshotId>() else {
+            continue;
+        };
         if tail == "manifest.json" {
             complete.insert(id.clone());
         }
         seen.insert(id);
     }
     let incomplete = seen.difference(&complete).cloned().collect();
-    Ok(Inventory { complete: complete.into_iter().collect(), incomplete })
+    Ok(Inventory {
+        complete: complete.into_iter().collect(),
+        incomplete,
+    })
 }
 
 /// Complete snapshots, newest first.
@@ -151,12 +168,18 @@ pub async fn resolve(storage: &dyn Storage, selector: &str) -> Result<SnapshotId
 pub async fn load_manifest(storage: &dyn Storage, id: &SnapshotId) -> Result<Manifest, RepoError> {
     let key = manifest_key(id);
     let data = match storage.get_bytes(&key).await {
-        Err(StorageError::NotFound { .. }) => return Err(RepoError::NoSuchSnapshot(id.to_string())),
+        Err(StorageError::NotFound { .. }) => {
+            return Err(RepoError::NoSuchSnapshot(id.to_string()));
+        }
         other => other?,
     };
     let m = Manifest::from_json(&key, &data)?;
     if &m.id != id {
-        return Err(ManifestError::Inconsistent { key, message: format!("it names snapshot {}", m.id) }.into());
+        return Err(ManifestError::Inconsistent {
+            key,
+            message: format!("it names snapshot {}", m.id),
+        }
+        .into());
     }
     Ok(m)
 }
@@ -167,7 +190,9 @@ pub async fn load_manifest(storage: &dyn Storage, id: &SnapshotId) -> Result<Man
 /// Storage errors or a damaged marker.
 pub async fn read_marker(storage: &dyn Storage) -> Result<Option<Marker>, RepoError> {
     match storage.get_bytes(MARKER_KEY).await {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| RepoError::BadMarker(e.to_string())),
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| RepoError::BadMarker(e.to_string())),
         Err(StorageError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -175,7 +200,11 @@ pub async fn read_marker(storage: &dyn Storage) -> Result<Option<Marker>, RepoEr
 
 /// A fresh marker for this build's format.
 pub fn new_marker(retention_days: u32) -> Marker {
-    Marker { format: FORMAT_VERSION, retention_days, created_at: chrono::Utc::now() }
+    Marker {
+        format: FORMAT_VERSION,
+        retention_days,
+        created_at: chrono::Utc::now(),
+    }
 }
 
 #[cfg(test)]
@@ -189,8 +218,14 @@ mod tests {
         assert_eq!(key_safe("zoë t"), "zo=C3=AB=20t");
         let id: SnapshotId = "20261122T130000Z-3f9a".parse().unwrap();
         let k = data_key(&id, 7, "app data", "ä.b", 12, true);
-        assert_eq!(k, "snapshots/20261122T130000Z-3f9a/data/0007.app=20data.=C3=A4=2Eb.012.copy.zst.age");
+        assert_eq!(
+            k,
+            "snapshots/20261122T130000Z-3f9a/data/0007.app=20data.=C3=A4=2Eb.012.copy.zst.age"
+        );
         crate::storage::validate_key(&k).unwrap();
-        assert_eq!(schema_key(&id, "pre", false), "snapshots/20261122T130000Z-3f9a/schema/pre.sql.zst");
+        assert_eq!(
+            schema_key(&id, "pre", false),
+            "snapshots/20261122T130000Z-3f9a/schema/pre.sql.zst"
+        );
     }
 }

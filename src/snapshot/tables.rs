@@ -92,15 +92,23 @@ pub(crate) async fn copy_all(
     let stop = cancel.child_token();
     let mut set = JoinSet::new();
     for _ in 0..n_workers {
-        let (url, snap, queue, shared, stop) =
-            (url.to_string(), snapshot_id.to_string(), queue.clone(), shared.clone(), stop.clone());
+        let (url, snap, queue, shared, stop) = (
+            url.to_string(),
+            snapshot_id.to_string(),
+            queue.clone(),
+            shared.clone(),
+            stop.clone(),
+        );
         set.spawn(async move { worker_loop(&url, &snap, &queue, &shared, &stop).await });
     }
     let mut done = Vec::new();
     let mut first_err: Option<SnapshotError> = None;
     while let Some(joined) = set.join_next().await {
         let result = joined.unwrap_or_else(|e| {
-            Err(SnapshotError::Internal { stage: Stage::Data, message: format!("a COPY worker panicked: {e}") })
+            Err(SnapshotError::Internal {
+                stage: Stage::Data,
+                message: format!("a COPY worker panicked: {e}"),
+            })
         });
         match result {
             Ok(mut v) => done.append(&mut v),
@@ -171,7 +179,8 @@ async fn copy_table(
         futures::pin_mut!(stream);
         let mut batch = BytesMut::with_capacity(BATCH);
         while let Some(item) = stream.next().await {
-            let b = item.map_err(|e| SnapshotError::source(Stage::Data, copy_error(&qualified, &e)))?;
+            let b =
+                item.map_err(|e| SnapshotError::source(Stage::Data, copy_error(&qualified, &e)))?;
             batch.extend_from_slice(&b);
             if batch.len() >= BATCH && tx.send(Msg::Data(batch.split().freeze())).await.is_err() {
                 return Ok(()); // the writer failed; its error is reported below
@@ -190,7 +199,10 @@ async fn copy_table(
     };
     drop(tx);
     let written = writer.await.unwrap_or_else(|e| {
-        Err(SnapshotError::Internal { stage: Stage::Data, message: format!("the writer of {qualified} panicked: {e}") })
+        Err(SnapshotError::Internal {
+            stage: Stage::Data,
+            message: format!("the writer of {qualified} panicked: {e}"),
+        })
     });
     pumped?;
     written
@@ -220,7 +232,15 @@ struct TableWriter {
 impl TableWriter {
     fn new(job: Job, shared: Arc<Shared>, rt: Handle) -> TableWriter {
         let scanner = job.leak.clone().map(LeakScanner::new);
-        TableWriter { job, shared, rt, cur: None, objects: Vec::new(), at_row_start: true, scanner }
+        TableWriter {
+            job,
+            shared,
+            rt,
+            cur: None,
+            objects: Vec::new(),
+            at_row_start: true,
+            scanner,
+        }
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> Result<Copied, SnapshotError> {
@@ -240,12 +260,19 @@ impl TableWriter {
             }
         }
         if !self.at_row_start {
-            let key = self.cur.as_ref().map(|(s, _)| s.key().to_string()).unwrap_or_default();
+            let key = self
+                .cur
+                .as_ref()
+                .map(|(s, _)| s.key().to_string())
+                .unwrap_or_default();
             self.abandon();
             return Err(SnapshotError::Object {
                 stage: Stage::Data,
                 key,
-                message: format!("the COPY stream of {} ended inside a row", self.job.table.qualified()),
+                message: format!(
+                    "the COPY stream of {} ended inside a row",
+                    self.job.table.qualified()
+                ),
             });
         }
         if self.cur.is_none() && self.objects.is_empty() {
@@ -256,10 +283,16 @@ impl TableWriter {
         let t = &self.job.table;
         let rows = self.objects.iter().map(|o| o.rows).sum();
         let raw_bytes = self.objects.iter().map(|o| o.raw_size).sum();
-        self.shared.progress.tables_done.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .progress
+            .tables_done
+            .fetch_add(1, Ordering::Relaxed);
         Ok(Copied {
             n: self.job.n,
-            leak: self.scanner.as_ref().map(|s| (s.probe.column.clone(), s.hits)),
+            leak: self
+                .scanner
+                .as_ref()
+                .map(|s| (s.probe.column.clone(), s.hits)),
             entry: TableEntry {
                 schema: t.schema.clone(),
                 name: t.name.clone(),
@@ -276,7 +309,10 @@ impl TableWriter {
             s.feed(data);
         }
         while !data.is_empty() {
-            let full = self.cur.as_ref().is_some_and(|(s, _)| s.raw_bytes() >= self.shared.object_bytes);
+            let full = self
+                .cur
+                .as_ref()
+                .is_some_and(|(s, _)| s.raw_bytes() >= self.shared.object_bytes);
             if !full {
                 self.put(data)?;
                 break;
@@ -309,9 +345,17 @@ impl TableWriter {
             self.objects.len(),
             !matches!(self.shared.sealer, Sealer::Disabled),
         );
-        let sink =
-            ObjectSink::create(self.shared.storage.clone(), key.clone(), &self.shared.sealer, self.shared.zstd_level)
-                .map_err(|e| SnapshotError::Object { stage: Stage::Data, key, message: e.to_string() })?;
+        let sink = ObjectSink::create(
+            self.shared.storage.clone(),
+            key.clone(),
+            &self.shared.sealer,
+            self.shared.zstd_level,
+        )
+        .map_err(|e| SnapshotError::Object {
+            stage: Stage::Data,
+            key,
+            message: e.to_string(),
+        })?;
         self.cur = Some(sink);
         Ok(())
     }
@@ -320,11 +364,17 @@ impl TableWriter {
         if self.cur.is_none() {
             self.open()?;
         }
-        let Some((sink, _)) = self.cur.as_mut() else { return Ok(()) };
+        let Some((sink, _)) = self.cur.as_mut() else {
+            return Ok(());
+        };
         if let Err(e) = sink.write_all(data) {
             let key = sink.key().to_string();
             let message = self.upload_error().unwrap_or_else(|| e.to_string());
-            return Err(SnapshotError::Object { stage: Stage::Data, key, message });
+            return Err(SnapshotError::Object {
+                stage: Stage::Data,
+                key,
+                message,
+            });
         }
         let rows = memchr::memchr_iter(b'\n', data).count() as u64;
         sink.add_rows(rows);
@@ -350,13 +400,17 @@ impl TableWriter {
     }
 
     fn finish_current(&mut self) -> Result<(), SnapshotError> {
-        let Some((sink, upload)) = self.cur.take() else { return Ok(()) };
+        let Some((sink, upload)) = self.cur.take() else {
+            return Ok(());
+        };
         let key = sink.key().to_string();
-        let entry = sink.finish(upload, &self.rt).map_err(|e| SnapshotError::Object {
-            stage: Stage::Data,
-            key,
-            message: e.to_string(),
-        })?;
+        let entry = sink
+            .finish(upload, &self.rt)
+            .map_err(|e| SnapshotError::Object {
+                stage: Stage::Data,
+                key,
+                message: e.to_string(),
+            })?;
         self.objects.push(entry);
         Ok(())
     }
@@ -388,7 +442,12 @@ struct LeakScanner {
 
 impl LeakScanner {
     fn new(probe: LeakProbe) -> LeakScanner {
-        LeakScanner { probe, carry: Vec::new(), scratch: Vec::new(), hits: 0 }
+        LeakScanner {
+            probe,
+            carry: Vec::new(),
+            scratch: Vec::new(),
+            hits: 0,
+        }
     }
 
     fn feed(&mut self, mut data: &[u8]) {
@@ -413,7 +472,9 @@ impl LeakScanner {
     }
 
     fn row(&mut self, line: &[u8]) {
-        let Some(field) = line.split(|&b| b == b'\t').nth(self.probe.col) else { return };
+        let Some(field) = line.split(|&b| b == b'\t').nth(self.probe.col) else {
+            return;
+        };
         if field == b"\\N" {
             return;
         }

@@ -53,14 +53,35 @@ impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Problem::Missing { key } => write!(f, "MISSING    {key}: not in storage"),
-            Problem::Size { key, found, expected } if found < expected => {
-                write!(f, "TRUNCATED  {key}: {found} bytes stored, the manifest says {expected}")
+            Problem::Size {
+                key,
+                found,
+                expected,
+            } if found < expected => {
+                write!(
+                    f,
+                    "TRUNCATED  {key}: {found} bytes stored, the manifest says {expected}"
+                )
             }
-            Problem::Size { key, found, expected } => {
-                write!(f, "SIZE       {key}: {found} bytes stored, the manifest says {expected}")
+            Problem::Size {
+                key,
+                found,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "SIZE       {key}: {found} bytes stored, the manifest says {expected}"
+                )
             }
-            Problem::Checksum { key, found, expected } => {
-                write!(f, "CHECKSUM   {key}: BLAKE3 {found}, the manifest says {expected}: the object is damaged")
+            Problem::Checksum {
+                key,
+                found,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "CHECKSUM   {key}: BLAKE3 {found}, the manifest says {expected}: the object is damaged"
+                )
             }
             Problem::Unreadable { key, message } => write!(f, "UNREADABLE {key}: {message}"),
             Problem::Content { key, message } => write!(f, "CONTENT    {key}: {message}"),
@@ -105,11 +126,18 @@ pub async fn verify_snapshot(
 ) -> Result<VerifyReport, RepoError> {
     let m = repo::load_manifest(storage.as_ref(), id).await?;
     let mut problems = manifest_problems(&m);
-    let mut work: Vec<(ObjectEntry, Payload)> =
-        vec![(m.schema.pre.clone(), Payload::Schema), (m.schema.post.clone(), Payload::Schema)];
+    let mut work: Vec<(ObjectEntry, Payload)> = vec![
+        (m.schema.pre.clone(), Payload::Schema),
+        (m.schema.post.clone(), Payload::Schema),
+    ];
     for t in &m.tables {
         for o in &t.objects {
-            work.push((o.clone(), Payload::Copy { columns: t.columns.len() }));
+            work.push((
+                o.clone(),
+                Payload::Copy {
+                    columns: t.columns.len(),
+                },
+            ));
         }
     }
     let objects = work.len();
@@ -128,7 +156,13 @@ pub async fn verify_snapshot(
         rows += r;
         problems.extend(p);
     }
-    Ok(VerifyReport { id: id.clone(), objects, bytes, rows, problems })
+    Ok(VerifyReport {
+        id: id.clone(),
+        objects,
+        bytes,
+        rows,
+        problems,
+    })
 }
 
 fn manifest_problems(m: &Manifest) -> Vec<Problem> {
@@ -137,11 +171,17 @@ fn manifest_problems(m: &Manifest) -> Vec<Problem> {
         let rows: u64 = t.objects.iter().map(|o| o.rows).sum();
         if rows != t.rows {
             out.push(Problem::Manifest {
-                message: format!("table {} says {} rows but its objects add up to {rows}", t.qualified(), t.rows),
+                message: format!(
+                    "table {} says {} rows but its objects add up to {rows}",
+                    t.qualified(),
+                    t.rows
+                ),
             });
         }
         if t.objects.is_empty() {
-            out.push(Problem::Manifest { message: format!("table {} has no object", t.qualified()) });
+            out.push(Problem::Manifest {
+                message: format!("table {} has no object", t.qualified()),
+            });
         }
     }
     out
@@ -158,13 +198,34 @@ async fn check_object(
     match storage.head(&key).await {
         Ok(None) => return (0, vec![Problem::Missing { key }]),
         Ok(Some(meta)) if meta.size != entry.size => {
-            return (0, vec![Problem::Size { key, found: meta.size, expected: entry.size }]);
+            return (
+                0,
+                vec![Problem::Size {
+                    key,
+                    found: meta.size,
+                    expected: entry.size,
+                }],
+            );
         }
         Ok(Some(_)) => {}
-        Err(e) => return (0, vec![Problem::Unreadable { key, message: e.to_string() }]),
+        Err(e) => {
+            return (
+                0,
+                vec![Problem::Unreadable {
+                    key,
+                    message: e.to_string(),
+                }],
+            );
+        }
     }
     let Some(opener) = opener else {
-        return (0, shallow(storage.as_ref(), &entry).await.into_iter().collect());
+        return (
+            0,
+            shallow(storage.as_ref(), &entry)
+                .await
+                .into_iter()
+                .collect(),
+        );
     };
     let st = storage.clone();
     let e2 = entry.clone();
@@ -192,7 +253,12 @@ async fn shallow(storage: &dyn Storage, entry: &ObjectEntry) -> Option<Problem> 
     let mut stream = match storage.get(&key).await {
         Ok(s) => s,
         Err(StorageError::NotFound { .. }) => return Some(Problem::Missing { key }),
-        Err(e) => return Some(Problem::Unreadable { key, message: e.to_string() }),
+        Err(e) => {
+            return Some(Problem::Unreadable {
+                key,
+                message: e.to_string(),
+            });
+        }
     };
     let mut hasher = blake3::Hasher::new();
     let mut size = 0u64;
@@ -203,20 +269,37 @@ async fn shallow(storage: &dyn Storage, entry: &ObjectEntry) -> Option<Problem> 
                 hasher.update(&chunk);
             }
             Ok(None) => break,
-            Err(e) => return Some(Problem::Unreadable { key, message: e.to_string() }),
+            Err(e) => {
+                return Some(Problem::Unreadable {
+                    key,
+                    message: e.to_string(),
+                });
+            }
         }
     }
     if size != entry.size {
-        return Some(Problem::Size { key, found: size, expected: entry.size });
+        return Some(Problem::Size {
+            key,
+            found: size,
+            expected: entry.size,
+        });
     }
     let found = hasher.finalize().to_hex().to_string();
-    (found != entry.blake3).then(|| Problem::Checksum { key, found, expected: entry.blake3.clone() })
+    (found != entry.blake3).then(|| Problem::Checksum {
+        key,
+        found,
+        expected: entry.blake3.clone(),
+    })
 }
 
 /// Reads a whole payload. COPY text rows end at a raw `\n` and fields are
 /// split by raw `\t` (both are escaped inside values), so counting them is
 /// exact without decoding.
-fn parse(mut r: Box<dyn Read + Send>, entry: &ObjectEntry, payload: Payload) -> Result<(u64, Vec<Problem>), String> {
+fn parse(
+    mut r: Box<dyn Read + Send>,
+    entry: &ObjectEntry,
+    payload: Payload,
+) -> Result<(u64, Vec<Problem>), String> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut raw = 0u64;
     let mut rows = 0u64;
@@ -234,7 +317,9 @@ fn parse(mut r: Box<dyn Read + Send>, entry: &ObjectEntry, payload: Payload) -> 
         let base = raw;
         raw += n as u64;
         last = chunk[n - 1];
-        let Payload::Copy { columns } = payload else { continue };
+        let Payload::Copy { columns } = payload else {
+            continue;
+        };
         for i in memchr::memchr2_iter(b'\t', b'\n', chunk) {
             if chunk[i] == b'\t' {
                 fields += 1;
@@ -244,7 +329,11 @@ fn parse(mut r: Box<dyn Read + Send>, entry: &ObjectEntry, payload: Payload) -> 
             rows += 1;
             // A zero-column table writes empty lines; one empty field
             // otherwise (an empty string in a one-column table).
-            let found = if columns == 0 && at == line_start { 0 } else { fields };
+            let found = if columns == 0 && at == line_start {
+                0
+            } else {
+                fields
+            };
             if found != columns {
                 bad_rows += 1;
                 first_bad.get_or_insert((rows, found));
@@ -258,12 +347,18 @@ fn parse(mut r: Box<dyn Read + Send>, entry: &ObjectEntry, payload: Payload) -> 
     if raw != entry.raw_size {
         problems.push(Problem::Content {
             key: key.clone(),
-            message: format!("{raw} bytes after decompression, the manifest says {}", entry.raw_size),
+            message: format!(
+                "{raw} bytes after decompression, the manifest says {}",
+                entry.raw_size
+            ),
         });
     }
     if let Payload::Copy { columns } = payload {
         if raw > 0 && last != b'\n' {
-            problems.push(Problem::Content { key: key.clone(), message: "the COPY stream ends inside a row".into() });
+            problems.push(Problem::Content {
+                key: key.clone(),
+                message: "the COPY stream ends inside a row".into(),
+            });
         }
         if rows != entry.rows {
             problems.push(Problem::Content {
@@ -288,11 +383,22 @@ mod tests {
     use super::*;
 
     fn entry(raw: u64, rows: u64) -> ObjectEntry {
-        ObjectEntry { key: "k".into(), size: 0, blake3: String::new(), raw_size: raw, rows }
+        ObjectEntry {
+            key: "k".into(),
+            size: 0,
+            blake3: String::new(),
+            raw_size: raw,
+            rows,
+        }
     }
 
     fn run(data: &'static [u8], columns: usize, rows: u64) -> (u64, Vec<Problem>) {
-        parse(Box::new(data), &entry(data.len() as u64, rows), Payload::Copy { columns }).unwrap()
+        parse(
+            Box::new(data),
+            &entry(data.len() as u64, rows),
+            Payload::Copy { columns },
+        )
+        .unwrap()
     }
 
     #[test]
@@ -304,7 +410,10 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].to_string().contains("row 2 has 1"), "{}", p[0]);
         let (_, p) = run(b"1\ta\n2\tb", 2, 2);
-        assert!(p.iter().any(|p| p.to_string().contains("inside a row")), "{p:?}");
+        assert!(
+            p.iter().any(|p| p.to_string().contains("inside a row")),
+            "{p:?}"
+        );
     }
 
     #[test]

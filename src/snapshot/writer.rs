@@ -39,7 +39,9 @@
 //! Sequence values in the manifest are read after the data, so they are at
 //! least as high as any value a copied row uses.
 
-use super::manifest::{FORMAT_VERSION, ListState, Manifest, ObjectEntry, SchemaObjects, SnapshotId};
+use super::manifest::{
+    FORMAT_VERSION, ListState, Manifest, ObjectEntry, SchemaObjects, SnapshotId,
+};
 use super::tables::{self, BATCH, DEPTH, Job, LeakProbe, Msg, Shared};
 use super::{cleanup, pause, repo};
 use crate::config::{Config, SubjectRoot, SubjectType};
@@ -117,7 +119,11 @@ pub enum SnapshotError {
     #[error("{stage}: {error}")]
     Storage { stage: Stage, error: StorageError },
     #[error("{stage}: object {key}: {message}")]
-    Object { stage: Stage, key: String, message: String },
+    Object {
+        stage: Stage,
+        key: String,
+        message: String,
+    },
     #[error("encryption: {0}; fix encryption.recipients")]
     Crypto(crate::crypto::CryptoError),
     #[error("{stage}: {message}")]
@@ -158,7 +164,10 @@ pub struct Progress {
 
 impl Progress {
     pub fn stage(&self) -> Stage {
-        Stage::ALL.get(usize::from(self.stage.load(Ordering::Relaxed))).copied().unwrap_or(Stage::Cleanup)
+        Stage::ALL
+            .get(usize::from(self.stage.load(Ordering::Relaxed)))
+            .copied()
+            .unwrap_or(Stage::Cleanup)
     }
 
     fn set_stage(&self, s: Stage) {
@@ -288,21 +297,33 @@ async fn run(
     })
     .await?;
     let coord = guard(cancel, Stage::Connect, async {
-        Coordinator::open(url).await.map_err(|e| SnapshotError::source(Stage::Connect, e))
+        Coordinator::open(url)
+            .await
+            .map_err(|e| SnapshotError::source(Stage::Connect, e))
     })
     .await?;
 
     progress.set_stage(Stage::Catalog);
     let catalog = guard(cancel, Stage::Catalog, async {
-        coord.catalog().await.map_err(|e| SnapshotError::source(Stage::Catalog, e))
+        coord
+            .catalog()
+            .await
+            .map_err(|e| SnapshotError::source(Stage::Catalog, e))
     })
     .await?;
-    pg_dump.check_server(catalog.server_version_num).map_err(|e| SnapshotError::source(Stage::Catalog, e))?;
-    progress.tables_total.store(catalog.tables.len() as u64, Ordering::Relaxed);
+    pg_dump
+        .check_server(catalog.server_version_num)
+        .map_err(|e| SnapshotError::source(Stage::Catalog, e))?;
+    progress
+        .tables_total
+        .store(catalog.tables.len() as u64, Ordering::Relaxed);
 
     progress.set_stage(Stage::Lock);
     guard(cancel, Stage::Lock, async {
-        coord.lock_tables(&catalog.tables).await.map_err(|e| SnapshotError::source(Stage::Lock, e))
+        coord
+            .lock_tables(&catalog.tables)
+            .await
+            .map_err(|e| SnapshotError::source(Stage::Lock, e))
     })
     .await?;
 
@@ -344,12 +365,23 @@ async fn run(
 
     progress.set_stage(Stage::Data);
     let jobs = plan_jobs(&catalog.tables, opts.leak_check.as_ref());
-    let mut copied = tables::copy_all(url, &coord.snapshot_id, jobs, cfg.source.jobs, shared.clone(), cancel).await?;
+    let mut copied = tables::copy_all(
+        url,
+        &coord.snapshot_id,
+        jobs,
+        cfg.source.jobs,
+        shared.clone(),
+        cancel,
+    )
+    .await?;
     copied.sort_by_key(|c| c.n);
 
     progress.set_stage(Stage::Sequences);
     let sequences = guard(cancel, Stage::Sequences, async {
-        coord.sequence_values(&catalog.sequences).await.map_err(|e| SnapshotError::source(Stage::Sequences, e))
+        coord
+            .sequence_values(&catalog.sequences)
+            .await
+            .map_err(|e| SnapshotError::source(Stage::Sequences, e))
     })
     .await?;
     coord.close().await;
@@ -358,9 +390,11 @@ async fn run(
     let leaks = copied
         .iter()
         .filter_map(|c| match &c.leak {
-            Some((column, rows)) if *rows > 0 => {
-                Some(Leak { table: c.entry.qualified(), column: column.clone(), rows: *rows })
-            }
+            Some((column, rows)) if *rows > 0 => Some(Leak {
+                table: c.entry.qualified(),
+                column: column.clone(),
+                rows: *rows,
+            }),
             _ => None,
         })
         .collect();
@@ -392,8 +426,15 @@ async fn run(
     storage
         .put_bytes(&repo::manifest_key(id), manifest.to_json().into())
         .await
-        .map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })?;
-    Ok(SnapshotOutcome { manifest, leaks, cleanup })
+        .map_err(|error| SnapshotError::Storage {
+            stage: Stage::Commit,
+            error,
+        })?;
+    Ok(SnapshotOutcome {
+        manifest,
+        leaks,
+        cleanup,
+    })
 }
 
 /// Runs `fut` unless `cancel` fires first.
@@ -410,12 +451,21 @@ async fn guard<T>(
 }
 
 fn plan_jobs(tables: &[postgres::SourceTable], leak: Option<&LeakCheck>) -> Vec<Job> {
-    let mut jobs: Vec<Job> =
-        tables.iter().enumerate().map(|(i, t)| Job { n: i + 1, table: t.clone(), leak: None }).collect();
+    let mut jobs: Vec<Job> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Job {
+            n: i + 1,
+            table: t.clone(),
+            leak: None,
+        })
+        .collect();
     let Some(check) = leak else { return jobs };
     for root in &check.roots {
         let job = jobs.iter_mut().find(|j| j.table.qualified() == root.table);
-        let col = job.as_ref().and_then(|j| j.table.columns.iter().position(|c| c.name == root.column));
+        let col = job
+            .as_ref()
+            .and_then(|j| j.table.columns.iter().position(|c| c.name == root.column));
         match (job, col) {
             (Some(job), Some(col)) => {
                 job.leak = Some(LeakProbe {
@@ -449,7 +499,10 @@ async fn confirm_objects(storage: &Arc<dyn Storage>, m: &Manifest) -> Result<(),
         });
         let found = futures::future::join_all(heads.collect::<Vec<_>>()).await;
         for ((key, size), found) in batch.iter().zip(found) {
-            match found.map_err(|error| SnapshotError::Storage { stage: Stage::Commit, error })? {
+            match found.map_err(|error| SnapshotError::Storage {
+                stage: Stage::Commit,
+                error,
+            })? {
                 Some(meta) if meta.size == *size => {}
                 other => {
                     return Err(SnapshotError::Object {
@@ -490,10 +543,11 @@ async fn dump_schema(
         };
         let mut buf = bytes::BytesMut::with_capacity(BATCH);
         loop {
-            let n = out
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| src(SourceError::PgDump(format!("reading pg_dump's output: {e}"))))?;
+            let n = out.read_buf(&mut buf).await.map_err(|e| {
+                src(SourceError::PgDump(format!(
+                    "reading pg_dump's output: {e}"
+                )))
+            })?;
             if n == 0 {
                 break;
             }
@@ -514,7 +568,10 @@ async fn dump_schema(
     let pumped = guard(cancel, Stage::Schema, pump).await;
     drop(tx);
     let written = writer.await.unwrap_or_else(|e| {
-        Err(SnapshotError::Internal { stage: Stage::Schema, message: format!("schema writer panicked: {e}") })
+        Err(SnapshotError::Internal {
+            stage: Stage::Schema,
+            message: format!("schema writer panicked: {e}"),
+        })
     });
     pumped?;
     written
@@ -527,9 +584,18 @@ fn write_stream(
     key: String,
     rt: &tokio::runtime::Handle,
 ) -> Result<ObjectEntry, SnapshotError> {
-    let fail = |message: String| SnapshotError::Object { stage: Stage::Schema, key: key.clone(), message };
-    let (mut sink, upload) = ObjectSink::create(shared.storage.clone(), key.clone(), &shared.sealer, shared.zstd_level)
-        .map_err(|e| fail(e.to_string()))?;
+    let fail = |message: String| SnapshotError::Object {
+        stage: Stage::Schema,
+        key: key.clone(),
+        message,
+    };
+    let (mut sink, upload) = ObjectSink::create(
+        shared.storage.clone(),
+        key.clone(),
+        &shared.sealer,
+        shared.zstd_level,
+    )
+    .map_err(|e| fail(e.to_string()))?;
     loop {
         match rx.blocking_recv() {
             Some(Msg::Data(b)) => {
@@ -546,7 +612,9 @@ fn write_stream(
             None => {
                 drop(sink);
                 let _ = rt.block_on(upload);
-                return Err(SnapshotError::Cancelled { stage: Stage::Schema });
+                return Err(SnapshotError::Cancelled {
+                    stage: Stage::Schema,
+                });
             }
         }
     }

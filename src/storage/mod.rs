@@ -143,7 +143,9 @@ impl StorageUrl {
             })
         } else if let Some(path) = url.strip_prefix("file://") {
             if !path.starts_with('/') {
-                return Err("file:// URLs need an absolute path, e.g. file:///var/lib/lethe/repo".into());
+                return Err(
+                    "file:// URLs need an absolute path, e.g. file:///var/lib/lethe/repo".into(),
+                );
             }
             Ok(StorageUrl::File { path: path.into() })
         } else {
@@ -204,6 +206,8 @@ pub async fn open(cfg: &crate::config::StorageConfig) -> Result<Arc<dyn Storage>
         reason,
     })? {
         StorageUrl::File { path } => faulty::from_env(Arc::new(fs::FsStorage::open(path)?)),
-        StorageUrl::S3 { bucket, prefix } => faulty::from_env(s3::connect(cfg, bucket, prefix).await?),
+        StorageUrl::S3 { bucket, prefix } => {
+            faulty::from_env(s3::connect(cfg, bucket, prefix).await?)
+        }
     }
 }

@@ -288,7 +288,9 @@ async fn concurrent_cli_use_goes_through_the_running_api() {
     let file = dir.path().join("import.txt");
     std::fs::write(
         &file,
-        (20_000..20_500).map(|i| format!("{i}\r\n")).collect::<String>(),
+        (20_000..20_500)
+            .map(|i| format!("{i}\r\n"))
+            .collect::<String>(),
     )
     .unwrap();
     let import = Command::new(common::lethe_bin())

@@ -1,17 +1,17 @@
 //! Integration tests: one binary, a module per area, real PostgreSQL and a
 //! real S3 server (Garage).
 
+mod api_abuse;
 mod common;
+mod crash;
 mod daemon;
 mod erasure;
+mod faults;
 mod hostile;
-mod restore;
-mod snapshot;
 mod init;
-mod storage;
+mod outage;
+mod restore;
 mod rig;
 mod secrets;
-mod crash;
-mod faults;
-mod api_abuse;
-mod outage;
+mod snapshot;
+mod storage;

@@ -44,10 +44,17 @@ impl SourceTable {
         let cols = if self.columns.is_empty() {
             String::new()
         } else {
-            let names: Vec<String> = self.columns.iter().map(|c| super::quote_ident(&c.name)).collect();
+            let names: Vec<String> = self
+                .columns
+                .iter()
+                .map(|c| super::quote_ident(&c.name))
+                .collect();
             format!(" ({})", names.join(", "))
         };
-        format!("COPY {}{cols} TO STDOUT", quote_qualified(&self.schema, &self.name))
+        format!(
+            "COPY {}{cols} TO STDOUT",
+            quote_qualified(&self.schema, &self.name)
+        )
     }
 }
 
@@ -90,7 +97,9 @@ pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
     let role: String = row.get(3);
     let bypass_rls = row.get::<_, bool>(4) || row.get::<_, bool>(5);
     if server_version_num < super::MIN_SERVER_VERSION_NUM {
-        return Err(SourceError::ServerTooOld { found: server_version });
+        return Err(SourceError::ServerTooOld {
+            found: server_version,
+        });
     }
 
     let lo: i64 = conn
@@ -104,9 +113,17 @@ pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
 
     let mut tables = read_tables(conn).await?;
     if !bypass_rls {
-        let filtered: Vec<String> = tables.iter().filter(|t| t.rls_applies).map(SourceTable::qualified).collect();
+        let filtered: Vec<String> = tables
+            .iter()
+            .filter(|t| t.rls_applies)
+            .map(SourceTable::qualified)
+            .collect();
         if !filtered.is_empty() {
-            let more = if filtered.len() > 5 { format!(" and {} more", filtered.len() - 5) } else { String::new() };
+            let more = if filtered.len() > 5 {
+                format!(" and {} more", filtered.len() - 5)
+            } else {
+                String::new()
+            };
             return Err(SourceError::RowSecurity {
                 role,
                 tables: format!("{}{more}", filtered[..filtered.len().min(5)].join(", ")),
@@ -129,7 +146,15 @@ pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    Ok(Catalog { server_version_num, server_version, database, role, tables, foreign_keys, sequences })
+    Ok(Catalog {
+        server_version_num,
+        server_version,
+        database,
+        role,
+        tables,
+        foreign_keys,
+        sequences,
+    })
 }
 
 async fn read_tables(conn: &PgConn) -> Result<Vec<SourceTable>, SourceError> {
@@ -179,11 +204,17 @@ async fn read_columns(conn: &PgConn, tables: &mut [SourceTable]) -> Result<(), S
     let index: HashMap<u32, usize> = tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
     for r in &rows {
         let generated: bool = r.get(4);
-        let Some(&i) = index.get(&r.get::<_, u32>(0)) else { continue };
+        let Some(&i) = index.get(&r.get::<_, u32>(0)) else {
+            continue;
+        };
         if generated {
             continue;
         }
-        tables[i].columns.push(Column { name: r.get(1), type_name: r.get(2), default: r.get(3) });
+        tables[i].columns.push(Column {
+            name: r.get(1),
+            type_name: r.get(2),
+            default: r.get(3),
+        });
     }
     Ok(())
 }
@@ -210,19 +241,29 @@ async fn read_foreign_keys(
         names("con.conkey", "con.conrelid"),
         names("con.confkey", "con.confrelid"),
     );
-    let rows = conn.query(&sql, &[]).await.map_err(|e| query_err("listing foreign keys", &e))?;
+    let rows = conn
+        .query(&sql, &[])
+        .await
+        .map_err(|e| query_err("listing foreign keys", &e))?;
     let by_oid: HashMap<u32, String> = tables.iter().map(|t| (t.oid, t.qualified())).collect();
     let mut out = Vec::new();
     for r in &rows {
-        let (Some(table), Some(ref_table)) = (by_oid.get(&r.get::<_, u32>(1)), by_oid.get(&r.get::<_, u32>(2))) else {
+        let (Some(table), Some(ref_table)) = (
+            by_oid.get(&r.get::<_, u32>(1)),
+            by_oid.get(&r.get::<_, u32>(2)),
+        ) else {
             continue;
         };
         let name: String = r.get(0);
         let code: String = r.get(3);
-        let on_delete = code.chars().next().and_then(FkAction::from_pg).ok_or_else(|| SourceError::Query {
-            what: format!("reading foreign key {name} on {table}"),
-            message: format!("unknown ON DELETE action {code:?}"),
-        })?;
+        let on_delete = code
+            .chars()
+            .next()
+            .and_then(FkAction::from_pg)
+            .ok_or_else(|| SourceError::Query {
+                what: format!("reading foreign key {name} on {table}"),
+                message: format!("unknown ON DELETE action {code:?}"),
+            })?;
         out.push(ForeignKey {
             name,
             table: table.clone(),
@@ -241,19 +282,35 @@ async fn read_foreign_keys(
 ///
 /// # Errors
 /// Query failures, e.g. no SELECT privilege on a sequence.
-pub async fn sequence_values(conn: &PgConn, seqs: &[(String, String)]) -> Result<Vec<SequenceValue>, SourceError> {
+pub async fn sequence_values(
+    conn: &PgConn,
+    seqs: &[(String, String)],
+) -> Result<Vec<SequenceValue>, SourceError> {
     let mut out = Vec::with_capacity(seqs.len());
     for batch in seqs.chunks(200) {
         let parts: Vec<String> = batch
             .iter()
             .enumerate()
-            .map(|(i, (s, n))| format!("SELECT {i} AS i, last_value, is_called FROM {}", quote_qualified(s, n)))
+            .map(|(i, (s, n))| {
+                format!(
+                    "SELECT {i} AS i, last_value, is_called FROM {}",
+                    quote_qualified(s, n)
+                )
+            })
             .collect();
-        let sql = format!("SELECT i, last_value, is_called FROM ({}) q ORDER BY i", parts.join(" UNION ALL "));
-        let rows = conn.query(&sql, &[]).await.map_err(|e| query_err("reading sequence values", &e))?;
+        let sql = format!(
+            "SELECT i, last_value, is_called FROM ({}) q ORDER BY i",
+            parts.join(" UNION ALL ")
+        );
+        let rows = conn
+            .query(&sql, &[])
+            .await
+            .map_err(|e| query_err("reading sequence values", &e))?;
         for r in rows {
             let i: i32 = r.get(0);
-            let Some((schema, name)) = usize::try_from(i).ok().and_then(|i| batch.get(i)) else { continue };
+            let Some((schema, name)) = usize::try_from(i).ok().and_then(|i| batch.get(i)) else {
+                continue;
+            };
             out.push(SequenceValue {
                 schema: schema.clone(),
                 name: name.clone(),

@@ -40,7 +40,10 @@ impl CopyWorker {
         self.conn
             .copy_out(table.copy_out_sql().as_str())
             .await
-            .map_err(|e| SourceError::Copy { table: table.qualified(), message: pg_message(&e) })
+            .map_err(|e| SourceError::Copy {
+                table: table.qualified(),
+                message: pg_message(&e),
+            })
     }
 
     /// Ends the transaction.

@@ -61,14 +61,23 @@ pub async fn locate(bin_dir: Option<&Path>) -> Result<PgDump, SourceError> {
     })?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let major = parse_major(&text).ok_or_else(|| {
-        SourceError::PgDump(format!("{} --version printed {text:?}, which is not a pg_dump version", path.display()))
+        SourceError::PgDump(format!(
+            "{} --version printed {text:?}, which is not a pg_dump version",
+            path.display()
+        ))
     })?;
-    Ok(PgDump { path, major, version: text })
+    Ok(PgDump {
+        path,
+        major,
+        version: text,
+    })
 }
 
 /// `pg_dump (PostgreSQL) 15.20 (Debian …)` → 15; `16devel` → 16.
 fn parse_major(version_line: &str) -> Option<u32> {
-    let token = version_line.split_whitespace().find(|t| t.starts_with(|c: char| c.is_ascii_digit()))?;
+    let token = version_line
+        .split_whitespace()
+        .find(|t| t.starts_with(|c: char| c.is_ascii_digit()))?;
     let digits: String = token.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
@@ -96,7 +105,12 @@ impl PgDump {
     ///
     /// # Errors
     /// The process cannot be started.
-    pub fn spawn(&self, url: &str, snapshot_id: &str, section: Section) -> Result<DumpProcess, SourceError> {
+    pub fn spawn(
+        &self,
+        url: &str,
+        snapshot_id: &str,
+        section: Section,
+    ) -> Result<DumpProcess, SourceError> {
         // The URL with `sslmode` set to what Lethe's own connections use.
         let url = super::tls::endpoint(url)?.pg_dump_url;
         let mut child = tokio::process::Command::new(&self.path)
@@ -111,9 +125,13 @@ impl PgDump {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| SourceError::PgDump(format!("cannot start {}: {e}", self.path.display())))?;
-        let stdout =
-            child.stdout.take().ok_or_else(|| SourceError::PgDump("pg_dump started without a stdout pipe".into()))?;
+            .map_err(|e| {
+                SourceError::PgDump(format!("cannot start {}: {e}", self.path.display()))
+            })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| SourceError::PgDump("pg_dump started without a stdout pipe".into()))?;
         let stderr = child.stderr.take();
         let stderr_task = tokio::spawn(async move {
             let mut tail = Vec::new();
@@ -131,7 +149,12 @@ impl PgDump {
             }
             String::from_utf8_lossy(&tail).trim().to_string()
         });
-        Ok(DumpProcess { child, stdout: Some(stdout), stderr_task, section })
+        Ok(DumpProcess {
+            child,
+            stdout: Some(stdout),
+            stderr_task,
+            section,
+        })
     }
 }
 
@@ -162,7 +185,11 @@ impl DumpProcess {
     /// `PgDump` with the section, exit status and pg_dump's message.
     pub async fn finish(mut self) -> Result<(), SourceError> {
         self.stdout = None;
-        let status = self.child.wait().await.map_err(|e| SourceError::PgDump(format!("waiting for pg_dump: {e}")))?;
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| SourceError::PgDump(format!("waiting for pg_dump: {e}")))?;
         let stderr = (&mut self.stderr_task).await.unwrap_or_default();
         if status.success() {
             if !stderr.is_empty() {
@@ -170,7 +197,10 @@ impl DumpProcess {
             }
             Ok(())
         } else {
-            Err(SourceError::PgDump(format!("pg_dump {:?} failed ({status}): {stderr}", self.section)))
+            Err(SourceError::PgDump(format!(
+                "pg_dump {:?} failed ({status}): {stderr}",
+                self.section
+            )))
         }
     }
 }
@@ -181,7 +211,10 @@ mod tests {
 
     #[test]
     fn versions_parse() {
-        assert_eq!(parse_major("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"), Some(15));
+        assert_eq!(
+            parse_major("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
+            Some(15)
+        );
         assert_eq!(parse_major("pg_dump (PostgreSQL) 16devel"), Some(16));
         assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
         assert_eq!(parse_major("nonsense"), None);
@@ -189,9 +222,16 @@ mod tests {
 
     #[test]
     fn an_old_pg_dump_is_refused_with_the_fix() {
-        let d = PgDump { path: "/usr/bin/pg_dump".into(), major: 14, version: String::new() };
+        let d = PgDump {
+            path: "/usr/bin/pg_dump".into(),
+            major: 14,
+            version: String::new(),
+        };
         assert!(d.check_server(140005).is_ok());
         let e = d.check_server(160002).unwrap_err().to_string();
-        assert!(e.contains("postgresql-client-16") && e.contains("source.bin_dir"), "{e}");
+        assert!(
+            e.contains("postgresql-client-16") && e.contains("source.bin_dir"),
+            "{e}"
+        );
     }
 }

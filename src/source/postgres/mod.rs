@@ -69,7 +69,12 @@ pub enum SourceError {
 /// "db error").
 pub fn pg_message(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        let mut s = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+        let mut s = format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
         if let Some(d) = db.detail() {
             s.push_str(&format!("; DETAIL: {d}"));
         }
@@ -129,10 +134,15 @@ impl std::ops::Deref for PgConn {
 /// # Errors
 /// `BadUrl` naming the (redacted) URL.
 pub fn parse_config(url: &str) -> Result<tokio_postgres::Config, SourceError> {
-    let mut cfg = tokio_postgres::Config::from_str(url)
-        .map_err(|e| SourceError::BadUrl { url: crate::config::redact_url(url), message: e.to_string() })?;
+    let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| SourceError::BadUrl {
+        url: crate::config::redact_url(url),
+        message: e.to_string(),
+    })?;
     if cfg.get_user().is_none() {
-        if let Some(u) = std::env::var("PGUSER").ok().or_else(|| std::env::var("USER").ok()) {
+        if let Some(u) = std::env::var("PGUSER")
+            .ok()
+            .or_else(|| std::env::var("USER").ok())
+        {
             cfg.user(u);
         }
     }
@@ -159,7 +169,10 @@ pub async fn connect(url: &str) -> Result<PgConn, SourceError> {
     let ep = tls::endpoint(url)?;
     let mut cfg = parse_config(&ep.driver_url)?;
     let redacted = crate::config::redact_url(url);
-    let failed = |e: tokio_postgres::Error| SourceError::Connect { url: redacted.clone(), message: pg_message(&e) };
+    let failed = |e: tokio_postgres::Error| SourceError::Connect {
+        url: redacted.clone(),
+        message: pg_message(&e),
+    };
     let (client, task) = match tls::connector(&ep)? {
         None => {
             cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
@@ -235,15 +248,24 @@ impl Coordinator {
     /// `Lock` naming the first table that could not be locked.
     pub async fn lock_tables(&self, tables: &[SourceTable]) -> Result<(), SourceError> {
         self.conn
-            .batch_execute(&format!("SET LOCAL lock_timeout = {}", quote_literal(LOCK_TIMEOUT)))
+            .batch_execute(&format!(
+                "SET LOCAL lock_timeout = {}",
+                quote_literal(LOCK_TIMEOUT)
+            ))
             .await
             .map_err(|e| query_err("SET lock_timeout", &e))?;
         for t in tables {
-            let sql = format!("LOCK TABLE ONLY {} IN ACCESS SHARE MODE", quote_qualified(&t.schema, &t.name));
+            let sql = format!(
+                "LOCK TABLE ONLY {} IN ACCESS SHARE MODE",
+                quote_qualified(&t.schema, &t.name)
+            );
             self.conn
                 .batch_execute(&sql)
                 .await
-                .map_err(|e| SourceError::Lock { table: t.qualified(), message: pg_message(&e) })?;
+                .map_err(|e| SourceError::Lock {
+                    table: t.qualified(),
+                    message: pg_message(&e),
+                })?;
         }
         Ok(())
     }
@@ -267,7 +289,10 @@ impl Coordinator {
 }
 
 pub(crate) fn query_err(what: &str, e: &tokio_postgres::Error) -> SourceError {
-    SourceError::Query { what: what.to_string(), message: pg_message(e) }
+    SourceError::Query {
+        what: what.to_string(),
+        message: pg_message(e),
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,10 @@ pub(super) fn lookup(cfg: &tokio_postgres::Config) -> Option<String> {
         Ok(t) => t,
         Err(e) => {
             if path.exists() {
-                tracing::warn!(event = "source.pgpass_ignored", "{e}; the password file is ignored");
+                tracing::warn!(
+                    event = "source.pgpass_ignored",
+                    "{e}; the password file is ignored"
+                );
             }
             return None;
         }
@@ -25,7 +28,10 @@ pub(super) fn lookup(cfg: &tokio_postgres::Config) -> Option<String> {
     };
     let port = cfg.get_ports().first().copied().unwrap_or(5432).to_string();
     let user = cfg.get_user().unwrap_or_default().to_string();
-    let db = cfg.get_dbname().map(str::to_string).unwrap_or_else(|| user.clone());
+    let db = cfg
+        .get_dbname()
+        .map(str::to_string)
+        .unwrap_or_else(|| user.clone());
     find(&text, [&host, &port, &db, &user])
 }
 
@@ -40,7 +46,11 @@ fn find(text: &str, want: [&str; 4]) -> Option<String> {
         if fields.len() < 5 {
             continue;
         }
-        if fields[..4].iter().zip(want).all(|(f, w)| f == "*" || f == w) {
+        if fields[..4]
+            .iter()
+            .zip(want)
+            .all(|(f, w)| f == "*" || f == w)
+        {
             return Some(fields[4..].join(":"));
         }
     }
@@ -75,8 +85,14 @@ mod tests {
     #[test]
     fn wildcards_and_escapes_match_like_libpq() {
         let text = "# comment\nother:5432:*:*:nope\n*:5432:app:lethe:s\\:e\\\\cret\n";
-        assert_eq!(find(text, ["db", "5432", "app", "lethe"]).as_deref(), Some("s:e\\cret"));
+        assert_eq!(
+            find(text, ["db", "5432", "app", "lethe"]).as_deref(),
+            Some("s:e\\cret")
+        );
         assert_eq!(find(text, ["db", "5433", "app", "lethe"]), None);
-        assert_eq!(find("h:1:d:u:pa:ss", ["h", "1", "d", "u"]).as_deref(), Some("pa:ss"));
+        assert_eq!(
+            find("h:1:d:u:pa:ss", ["h", "1", "d", "u"]).as_deref(),
+            Some("pa:ss")
+        );
     }
 }

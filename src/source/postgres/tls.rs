@@ -14,7 +14,9 @@
 use super::SourceError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -61,10 +63,15 @@ pub struct Endpoint {
 /// certificates, or plaintext to a remote host.
 pub fn endpoint(url: &str) -> Result<Endpoint, SourceError> {
     let redacted = crate::config::redact_url(url);
-    let bad = |message: String| SourceError::BadUrl { url: redacted.clone(), message };
+    let bad = |message: String| SourceError::BadUrl {
+        url: redacted.clone(),
+        message,
+    };
     let mut parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
     let mut sslmode = std::env::var("PGSSLMODE").ok().filter(|v| !v.is_empty());
-    let mut root_cert = std::env::var_os("PGSSLROOTCERT").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let mut root_cert = std::env::var_os("PGSSLROOTCERT")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
     let mut host_param = None;
     let mut kept: Vec<(String, String)> = Vec::new();
     for (k, v) in parsed.query_pairs() {
@@ -72,9 +79,11 @@ pub fn endpoint(url: &str) -> Result<Endpoint, SourceError> {
             "sslmode" => sslmode = Some(v.to_string()),
             "sslrootcert" => root_cert = Some(PathBuf::from(v.as_ref())),
             "sslcert" | "sslkey" => {
-                return Err(bad("client certificates (sslcert/sslkey) are not supported; use password \
+                return Err(bad(
+                    "client certificates (sslcert/sslkey) are not supported; use password \
                      authentication (PGPASSFILE) over sslmode=verify-full"
-                    .into()));
+                        .into(),
+                ));
             }
             _ => {
                 if k == "host" {
@@ -87,8 +96,10 @@ pub fn endpoint(url: &str) -> Result<Endpoint, SourceError> {
     let host = host_param.unwrap_or_else(|| parsed.host_str().unwrap_or("").to_string());
     // A Unix socket directory (`/run/postgresql`, percent-encoded in the
     // authority as `%2Frun…`) is local too.
-    let socket = host.starts_with('/') || host.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("%2f"));
-    let local = host.is_empty() || socket || crate::config::is_loopback_host(host.trim_matches(['[', ']']));
+    let socket =
+        host.starts_with('/') || host.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("%2f"));
+    let local =
+        host.is_empty() || socket || crate::config::is_loopback_host(host.trim_matches(['[', ']']));
     let mode = match sslmode.as_deref() {
         None | Some("prefer") | Some("allow") => {
             if local {
@@ -119,11 +130,22 @@ pub fn endpoint(url: &str) -> Result<Endpoint, SourceError> {
     if kept.is_empty() {
         driver.set_query(None);
     }
-    parsed.query_pairs_mut().clear().extend_pairs(kept.iter()).append_pair("sslmode", mode.as_str());
+    parsed
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(kept.iter())
+        .append_pair("sslmode", mode.as_str());
     if let Some(rc) = &root_cert {
-        parsed.query_pairs_mut().append_pair("sslrootcert", &rc.display().to_string());
+        parsed
+            .query_pairs_mut()
+            .append_pair("sslrootcert", &rc.display().to_string());
     }
-    Ok(Endpoint { driver_url: driver.to_string(), pg_dump_url: parsed.to_string(), mode, root_cert })
+    Ok(Endpoint {
+        driver_url: driver.to_string(),
+        pg_dump_url: parsed.to_string(),
+        mode,
+        root_cert,
+    })
 }
 
 /// The rustls connector for a TLS mode; `None` for `Disable`.
@@ -132,7 +154,10 @@ pub fn endpoint(url: &str) -> Result<Endpoint, SourceError> {
 /// An unreadable `sslrootcert` or no usable CA.
 pub fn connector(ep: &Endpoint) -> Result<Option<MakeRustls>, SourceError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls_err = |message: String| SourceError::Connect { url: "(TLS set-up)".into(), message };
+    let tls_err = |message: String| SourceError::Connect {
+        url: "(TLS set-up)".into(),
+        message,
+    };
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err(e.to_string()))?;
@@ -144,21 +169,33 @@ pub fn connector(ep: &Endpoint) -> Result<Option<MakeRustls>, SourceError> {
             .with_no_client_auth(),
         Mode::VerifyCa | Mode::VerifyFull => {
             let roots = Arc::new(roots(ep.root_cert.as_ref())?);
-            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
-                .build()
-                .map_err(|e| tls_err(format!("cannot build the certificate verifier: {e}")))?;
-            let verifier: Arc<dyn ServerCertVerifier> =
-                if ep.mode == Mode::VerifyCa { Arc::new(AnyName { inner: webpki }) } else { webpki };
-            builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()
+            let webpki =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| tls_err(format!("cannot build the certificate verifier: {e}")))?;
+            let verifier: Arc<dyn ServerCertVerifier> = if ep.mode == Mode::VerifyCa {
+                Arc::new(AnyName { inner: webpki })
+            } else {
+                webpki
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
         }
     };
-    Ok(Some(MakeRustls { config: Arc::new(config) }))
+    Ok(Some(MakeRustls {
+        config: Arc::new(config),
+    }))
 }
 
 fn roots(root_cert: Option<&PathBuf>) -> Result<RootCertStore, SourceError> {
     use rustls::pki_types::pem::PemObject;
     let mut store = RootCertStore::empty();
-    let err = |message: String| SourceError::Connect { url: "(TLS set-up)".into(), message };
+    let err = |message: String| SourceError::Connect {
+        url: "(TLS set-up)".into(),
+        message,
+    };
     match root_cert {
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
@@ -166,7 +203,10 @@ fn roots(root_cert: Option<&PathBuf>) -> Result<RootCertStore, SourceError> {
                 .map_err(|e| err(format!("sslrootcert {}: {e}", path.display())))?;
             let (added, _) = store.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(err(format!("sslrootcert {} holds no usable CA certificate", path.display())));
+                return Err(err(format!(
+                    "sslrootcert {} holds no usable CA certificate",
+                    path.display()
+                )));
             }
         }
         None => {
@@ -206,7 +246,12 @@ impl ServerCertVerifier for EncryptOnly {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            m,
+            c,
+            d,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -214,10 +259,17 @@ impl ServerCertVerifier for EncryptOnly {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            m,
+            c,
+            d,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -281,7 +333,10 @@ where
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, Self::Error> {
         let name = ServerName::try_from(domain.to_string())?;
-        Ok(RustlsConnect { config: self.config.clone(), name })
+        Ok(RustlsConnect {
+            config: self.config.clone(),
+            name,
+        })
     }
 }
 
@@ -300,7 +355,9 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
-            let s = tokio_rustls::TlsConnector::from(self.config).connect(self.name, stream).await?;
+            let s = tokio_rustls::TlsConnector::from(self.config)
+                .connect(self.name, stream)
+                .await?;
             Ok(RustlsStream(s))
         })
     }
@@ -315,13 +372,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for Rustl
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -344,17 +409,50 @@ mod tests {
     fn remote_hosts_get_tls_and_local_ones_may_skip_it() {
         let e = ep("postgres://lethe@db.internal:5432/app").unwrap();
         assert_eq!(e.mode, Mode::Require);
-        assert!(e.pg_dump_url.ends_with("/app?sslmode=require"), "{}", e.pg_dump_url);
-        assert_eq!(e.driver_url, "postgres://lethe@db.internal:5432/app");
-        assert_eq!(ep("postgres://lethe@db.internal/app?sslmode=prefer").unwrap().mode, Mode::Require);
         assert!(
-            ep("postgres://lethe@db.internal/app?sslmode=disable").unwrap_err().to_string().contains("verify-full")
+            e.pg_dump_url.ends_with("/app?sslmode=require"),
+            "{}",
+            e.pg_dump_url
         );
-        assert_eq!(ep("postgres://postgres@127.0.0.1:5432/app").unwrap().mode, Mode::Disable);
-        assert_eq!(ep("postgres://postgres@localhost/app?sslmode=disable").unwrap().mode, Mode::Disable);
-        assert_eq!(ep("postgres://postgres@[::1]/app").unwrap().mode, Mode::Disable);
-        assert_eq!(ep("postgres://postgres@localhost/app?sslmode=require").unwrap().mode, Mode::Require);
-        assert_eq!(ep("postgres://postgres@%2Frun%2Fpostgresql/app").unwrap().mode, Mode::Disable);
+        assert_eq!(e.driver_url, "postgres://lethe@db.internal:5432/app");
+        assert_eq!(
+            ep("postgres://lethe@db.internal/app?sslmode=prefer")
+                .unwrap()
+                .mode,
+            Mode::Require
+        );
+        assert!(
+            ep("postgres://lethe@db.internal/app?sslmode=disable")
+                .unwrap_err()
+                .to_string()
+                .contains("verify-full")
+        );
+        assert_eq!(
+            ep("postgres://postgres@127.0.0.1:5432/app").unwrap().mode,
+            Mode::Disable
+        );
+        assert_eq!(
+            ep("postgres://postgres@localhost/app?sslmode=disable")
+                .unwrap()
+                .mode,
+            Mode::Disable
+        );
+        assert_eq!(
+            ep("postgres://postgres@[::1]/app").unwrap().mode,
+            Mode::Disable
+        );
+        assert_eq!(
+            ep("postgres://postgres@localhost/app?sslmode=require")
+                .unwrap()
+                .mode,
+            Mode::Require
+        );
+        assert_eq!(
+            ep("postgres://postgres@%2Frun%2Fpostgresql/app")
+                .unwrap()
+                .mode,
+            Mode::Disable
+        );
     }
 
     #[test]
@@ -362,10 +460,26 @@ mod tests {
         let e =
             ep("postgres://u@db.example/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x").unwrap();
         assert_eq!(e.mode, Mode::VerifyFull);
-        assert_eq!(e.driver_url, "postgres://u@db.example/app?application_name=x");
-        assert!(e.pg_dump_url.contains("sslmode=verify-full") && e.pg_dump_url.contains("sslrootcert=%2Fetc%2Fca.pem"));
-        assert_eq!(ep("postgres://u@db.example/app?sslmode=require&sslrootcert=/ca").unwrap().mode, Mode::VerifyCa);
-        assert!(ep("postgres://u@db.example/app?sslcert=/c").unwrap_err().to_string().contains("client certificates"));
+        assert_eq!(
+            e.driver_url,
+            "postgres://u@db.example/app?application_name=x"
+        );
+        assert!(
+            e.pg_dump_url.contains("sslmode=verify-full")
+                && e.pg_dump_url.contains("sslrootcert=%2Fetc%2Fca.pem")
+        );
+        assert_eq!(
+            ep("postgres://u@db.example/app?sslmode=require&sslrootcert=/ca")
+                .unwrap()
+                .mode,
+            Mode::VerifyCa
+        );
+        assert!(
+            ep("postgres://u@db.example/app?sslcert=/c")
+                .unwrap_err()
+                .to_string()
+                .contains("client certificates")
+        );
         assert!(ep("postgres://u@db.example/app?sslmode=sometimes").is_err());
     }
 }

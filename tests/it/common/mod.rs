@@ -26,7 +26,10 @@ impl TestDb {
     pub fn create(tag: &str) -> TestDb {
         let name = format!("lethe_{}_{:08x}", tag, rand::random::<u32>());
         psql("postgres", &format!("CREATE DATABASE {name}"));
-        TestDb { url: format!("{}/{}", pg_base(), name), name }
+        TestDb {
+            url: format!("{}/{}", pg_base(), name),
+            name,
+        }
     }
 
     /// Runs SQL in this database with psql (ON_ERROR_STOP), returning stdout.
@@ -39,7 +42,10 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let _ = Command::new("psql")
             .args(["-X", "-q", "-d", &format!("{}/postgres", pg_base()), "-c"])
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .output();
     }
 }
@@ -47,10 +53,25 @@ impl Drop for TestDb {
 /// Runs SQL with psql against database `db`, panicking with psql's stderr on failure.
 pub fn psql(db: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &format!("{}/{db}", pg_base()), "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &format!("{}/{db}", pg_base()),
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql runs");
-    assert!(out.status.success(), "psql failed on {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql failed on {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -61,7 +82,12 @@ pub fn lethe_bin() -> PathBuf {
 
 /// `lethe --config <cfg> <args…>`, returning the output.
 pub fn lethe(cfg: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(lethe_bin()).arg("--config").arg(cfg).args(args).output().expect("lethe runs")
+    Command::new(lethe_bin())
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .output()
+        .expect("lethe runs")
 }
 
 /// Writes `text` as a config file in `dir` and returns its path.

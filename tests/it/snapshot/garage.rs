@@ -6,21 +6,44 @@ use super::{FEATURE_SQL, Setup, kill_then_clean, text};
 
 #[test]
 fn feature_rich_snapshot_to_garage_verifies_deep_and_matches_the_source() {
-    let Some(s) = Setup::on_garage("snapgar", FEATURE_SQL, "") else { return };
+    let Some(s) = Setup::on_garage("snapgar", FEATURE_SQL, "") else {
+        return;
+    };
     let id = s.snapshot();
     assert_eq!(s.listed(), vec![id.clone()]);
     let out = s.run(&["verify", "latest", "--deep"]);
-    assert!(out.status.success(), "verify --deep: {}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "verify --deep: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let m = s.manifest(&id);
-    assert!(m.tables.len() >= 8, "{:?}", m.tables.iter().map(|t| t.qualified()).collect::<Vec<_>>());
+    assert!(
+        m.tables.len() >= 8,
+        "{:?}",
+        m.tables.iter().map(|t| t.qualified()).collect::<Vec<_>>()
+    );
     for t in &m.tables {
-        let q =
-            format!("SELECT count(*) FROM \"{}\".\"{}\"", t.schema.replace('"', "\"\""), t.name.replace('"', "\"\""));
+        let q = format!(
+            "SELECT count(*) FROM \"{}\".\"{}\"",
+            t.schema.replace('"', "\"\""),
+            t.name.replace('"', "\"\"")
+        );
         let n: u64 = s.db.sql(&q).trim().parse().expect("count");
         assert_eq!(t.rows, n, "row count of {}", t.qualified());
     }
-    let users = m.tables.iter().find(|t| t.qualified() == "app.users").expect("users");
-    let cols = users.columns.iter().map(|c| format!("\"{}\"", c.name)).collect::<Vec<_>>().join(", ");
+    let users = m
+        .tables
+        .iter()
+        .find(|t| t.qualified() == "app.users")
+        .expect("users");
+    let cols = users
+        .columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let want = crate::common::psql(&s.db.name, &format!("COPY app.users ({cols}) TO STDOUT"));
     assert_eq!(text(&s.payload(&users.objects[0])), want);
 }
@@ -45,14 +68,34 @@ fn a_kill_mid_upload_on_garage_leaves_a_multipart_upload_that_the_next_run_abort
 
     // Nothing but complete snapshots under the prefix, no upload anywhere.
     let listed = s.listed();
-    let uploads = s.rt.block_on(client.list_multipart_uploads().bucket(&bucket).send()).expect("list uploads");
-    assert!(uploads.uploads().is_empty(), "unfinished uploads remain: {:?}", uploads.uploads());
+    let uploads =
+        s.rt.block_on(client.list_multipart_uploads().bucket(&bucket).send())
+            .expect("list uploads");
+    assert!(
+        uploads.uploads().is_empty(),
+        "unfinished uploads remain: {:?}",
+        uploads.uploads()
+    );
     let objects =
-        s.rt.block_on(client.list_objects_v2().bucket(&bucket).prefix("prod/snapshots/").send()).expect("list");
+        s.rt.block_on(
+            client
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix("prod/snapshots/")
+                .send(),
+        )
+        .expect("list");
     for o in objects.contents() {
         let key = o.key().unwrap_or_default();
-        let id = key.trim_start_matches("prod/snapshots/").split('/').next().unwrap_or_default();
-        assert!(listed.iter().any(|l| l == id), "object {key} belongs to no listed snapshot");
+        let id = key
+            .trim_start_matches("prod/snapshots/")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        assert!(
+            listed.iter().any(|l| l == id),
+            "object {key} belongs to no listed snapshot"
+        );
     }
     assert_eq!(listed.len(), before.len() + 2);
 }

@@ -146,13 +146,24 @@ impl Setup {
             erasure = dir.path().join("erasure").display(),
         );
         let cfg = crate::common::write_config(dir.path(), &text);
-        Setup { rt, storage, dir, db, cfg, key, repo, env, bucket }
+        Setup {
+            rt,
+            storage,
+            dir,
+            db,
+            cfg,
+            key,
+            repo,
+            env,
+            bucket,
+        }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(lethe_bin());
         c.arg("--config").arg(&self.cfg).args(args);
-        c.env_remove("LETHE_TEST_PAUSE_AT").env_remove("LETHE_CLEANUP_GRACE");
+        c.env_remove("LETHE_TEST_PAUSE_AT")
+            .env_remove("LETHE_CLEANUP_GRACE");
         for (k, v) in &self.env {
             if v.is_empty() {
                 c.env_remove(k);
@@ -170,7 +181,11 @@ impl Setup {
     /// `lethe snapshot`, asserting success; returns the snapshot id.
     pub fn snapshot(&self) -> String {
         let out = self.run(&["snapshot"]);
-        assert!(out.status.success(), "lethe snapshot failed:\n{}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "lethe snapshot failed:\n{}",
+            text(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -184,7 +199,9 @@ impl Setup {
         let out = self.run(&["list", "--json"]);
         assert!(out.status.success(), "list: {}", text(&out.stderr));
         let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("list json");
-        v.iter().map(|s| s["id"].as_str().unwrap_or_default().to_string()).collect()
+        v.iter()
+            .map(|s| s["id"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// The decrypted, decompressed payload of one object.
@@ -193,7 +210,8 @@ impl Setup {
         let (storage, entry) = (self.storage.clone(), entry.clone());
         self.rt.block_on(async move {
             tokio::task::spawn_blocking(move || {
-                let mut r = lethe::pipeline::open_object(storage, &entry, &opener).expect("open object");
+                let mut r =
+                    lethe::pipeline::open_object(storage, &entry, &opener).expect("open object");
                 let mut v = Vec::new();
                 r.read_to_end(&mut v).expect("read object");
                 v
@@ -206,14 +224,25 @@ impl Setup {
     /// A killed `lethe snapshot` leaves its repository lock behind; it
     /// expires after a few minutes. Tests remove it instead of waiting.
     pub fn expire_lock(&self) {
-        self.rt.block_on(self.storage.delete(lethe::retention::lease::SNAPSHOT_LOCK_KEY)).expect("delete lock");
+        self.rt
+            .block_on(
+                self.storage
+                    .delete(lethe::retention::lease::SNAPSHOT_LOCK_KEY),
+            )
+            .expect("delete lock");
     }
 
     /// Objects and unfinished uploads under `prefix`, as storage lists them.
     pub fn leftovers(&self, prefix: &str) -> (Vec<String>, Vec<String>) {
         let objects = self.rt.block_on(self.storage.list(prefix)).expect("list");
-        let uploads = self.rt.block_on(self.storage.list_incomplete(prefix)).expect("list incomplete");
-        (objects.into_iter().map(|o| o.key).collect(), uploads.into_iter().map(|u| u.key).collect())
+        let uploads = self
+            .rt
+            .block_on(self.storage.list_incomplete(prefix))
+            .expect("list incomplete");
+        (
+            objects.into_iter().map(|o| o.key).collect(),
+            uploads.into_iter().map(|u| u.key).collect(),
+        )
     }
 }
 
@@ -222,11 +251,19 @@ pub fn text(b: &[u8]) -> String {
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn count_rows(db: &TestDb, schema: &str, name: &str) -> u64 {
-    let q = format!("SELECT count(*) FROM \"{}\".\"{}\"", schema.replace('"', "\"\""), name.replace('"', "\"\""));
+    let q = format!(
+        "SELECT count(*) FROM \"{}\".\"{}\"",
+        schema.replace('"', "\"\""),
+        name.replace('"', "\"\"")
+    );
     db.sql(&q).trim().parse().expect("count")
 }
 
@@ -237,7 +274,12 @@ fn feature_rich_database_snapshots_verifies_deep_and_matches_the_source() {
     assert_eq!(s.listed(), vec![id.clone()]);
 
     let out = s.run(&["verify", "latest", "--deep"]);
-    assert!(out.status.success(), "verify --deep: {}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "verify --deep: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).contains("OK"), "{}", text(&out.stdout));
 
     let m = s.manifest("latest");
@@ -252,21 +294,53 @@ fn feature_rich_database_snapshots_verifies_deep_and_matches_the_source() {
         "Odd Schema.Mixed.Case=Table",
         "public.empty_table",
     ] {
-        assert!(names.contains(&want.to_string()), "{want} missing from {names:?}");
+        assert!(
+            names.contains(&want.to_string()),
+            "{want} missing from {names:?}"
+        );
     }
     for absent in ["app.orders", "app.active_users", "app.mood_counts"] {
-        assert!(!names.contains(&absent.to_string()), "{absent} must not be copied: {names:?}");
+        assert!(
+            !names.contains(&absent.to_string()),
+            "{absent} must not be copied: {names:?}"
+        );
     }
     for t in &m.tables {
-        assert_eq!(t.rows, count_rows(&s.db, &t.schema, &t.name), "row count of {}", t.qualified());
+        assert_eq!(
+            t.rows,
+            count_rows(&s.db, &t.schema, &t.name),
+            "row count of {}",
+            t.qualified()
+        );
         assert!(!t.objects.is_empty(), "{} has no object", t.qualified());
     }
-    assert_eq!(m.tables.iter().find(|t| t.qualified() == "app.users").map(|t| t.rows), Some(504));
-    assert_eq!(m.tables.iter().find(|t| t.qualified() == "app.audit").map(|t| t.rows), Some(504));
+    assert_eq!(
+        m.tables
+            .iter()
+            .find(|t| t.qualified() == "app.users")
+            .map(|t| t.rows),
+        Some(504)
+    );
+    assert_eq!(
+        m.tables
+            .iter()
+            .find(|t| t.qualified() == "app.audit")
+            .map(|t| t.rows),
+        Some(504)
+    );
 
-    let users = m.tables.iter().find(|t| t.qualified() == "app.users").expect("users");
+    let users = m
+        .tables
+        .iter()
+        .find(|t| t.qualified() == "app.users")
+        .expect("users");
     let cols: Vec<&str> = users.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(cols, ["id", "email", "mood", "tags", "profile", "avatar", "bio", "score", "ratio", "seen"]);
+    assert_eq!(
+        cols,
+        [
+            "id", "email", "mood", "tags", "profile", "avatar", "bio", "score", "ratio", "seen"
+        ]
+    );
     assert_eq!(users.columns[2].type_name, "app.mood");
     assert_eq!(users.columns[3].type_name, "text[]");
 
@@ -283,32 +357,78 @@ fn feature_rich_database_snapshots_verifies_deep_and_matches_the_source() {
             m.foreign_keys
         );
     }
-    assert!(m.foreign_keys.iter().any(|f| f.table == "app.sessions" && f.on_delete == FkAction::SetNull));
-    let seqs: Vec<String> = m.sequences.iter().map(|q| format!("{}.{}", q.schema, q.name)).collect();
+    assert!(
+        m.foreign_keys
+            .iter()
+            .any(|f| f.table == "app.sessions" && f.on_delete == FkAction::SetNull)
+    );
+    let seqs: Vec<String> = m
+        .sequences
+        .iter()
+        .map(|q| format!("{}.{}", q.schema, q.name))
+        .collect();
     for want in ["app.users_id_seq", "app.orders_id_seq", "app.audit_id_seq"] {
-        assert!(seqs.contains(&want.to_string()), "{want} missing from {seqs:?}");
+        assert!(
+            seqs.contains(&want.to_string()),
+            "{want} missing from {seqs:?}"
+        );
     }
-    let users_seq = m.sequences.iter().find(|q| q.name == "users_id_seq").expect("users seq");
+    let users_seq = m
+        .sequences
+        .iter()
+        .find(|q| q.name == "users_id_seq")
+        .expect("users seq");
     assert_eq!((users_seq.last_value, users_seq.is_called), (504, true));
     assert_eq!(m.database, s.db.name);
     assert_eq!(m.recipients.len(), 1);
 
     // The stored COPY stream is byte for byte what PostgreSQL's COPY writes.
     let got = s.payload(&users.objects[0]);
-    let cols_sql = cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
-    let want = psql(&s.db.name, &format!("COPY app.users ({cols_sql}) TO STDOUT"));
+    let cols_sql = cols
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let want = psql(
+        &s.db.name,
+        &format!("COPY app.users ({cols_sql}) TO STDOUT"),
+    );
     assert_eq!(text(&got), want);
-    let odd = m.tables.iter().find(|t| t.schema == "Odd Schema").expect("odd table");
-    assert_eq!(text(&s.payload(&odd.objects[0])), "1\tx\\ty\t{1,NULL,3}\n2\t\\N\t\\N\n");
-    assert!(odd.objects[0].key.contains("/data/") && odd.objects[0].key.contains("Odd=20Schema.Mixed=2ECase=3DTable"));
+    let odd = m
+        .tables
+        .iter()
+        .find(|t| t.schema == "Odd Schema")
+        .expect("odd table");
+    assert_eq!(
+        text(&s.payload(&odd.objects[0])),
+        "1\tx\\ty\t{1,NULL,3}\n2\t\\N\t\\N\n"
+    );
+    assert!(
+        odd.objects[0].key.contains("/data/")
+            && odd.objects[0]
+                .key
+                .contains("Odd=20Schema.Mixed=2ECase=3DTable")
+    );
 
     // The schema halves are pg_dump's plain output.
     let pre = text(&s.payload(&m.schema.pre));
     let post = text(&s.payload(&m.schema.post));
-    assert!(pre.contains("CREATE TABLE app.users") && pre.contains("CREATE TYPE app.mood"), "pre-data:\n{pre}");
-    assert!(pre.contains("CREATE FUNCTION app.audit_fn()") && pre.contains("CREATE VIEW app.active_users"));
-    assert!(post.contains("CREATE TRIGGER users_audit") && post.contains("REFRESH MATERIALIZED VIEW app.mood_counts"));
-    assert!(!pre.contains("COPY ") || !pre.contains("FROM stdin"), "pre-data must hold no data");
+    assert!(
+        pre.contains("CREATE TABLE app.users") && pre.contains("CREATE TYPE app.mood"),
+        "pre-data:\n{pre}"
+    );
+    assert!(
+        pre.contains("CREATE FUNCTION app.audit_fn()")
+            && pre.contains("CREATE VIEW app.active_users")
+    );
+    assert!(
+        post.contains("CREATE TRIGGER users_audit")
+            && post.contains("REFRESH MATERIALIZED VIEW app.mood_counts")
+    );
+    assert!(
+        !pre.contains("COPY ") || !pre.contains("FROM stdin"),
+        "pre-data must hold no data"
+    );
 }
 
 #[test]
@@ -322,18 +442,34 @@ fn large_tables_are_cut_into_objects_at_row_boundaries() {
     s.snapshot();
     let m = s.manifest("latest");
     let big = m.tables.iter().find(|t| t.name == "big").expect("big");
-    assert!(big.objects.len() >= 3, "expected several objects, got {}", big.objects.len());
+    assert!(
+        big.objects.len() >= 3,
+        "expected several objects, got {}",
+        big.objects.len()
+    );
     assert_eq!(big.rows, 30000);
     assert_eq!(big.objects.iter().map(|o| o.rows).sum::<u64>(), 30000);
     let mut whole = Vec::new();
     for (i, o) in big.objects.iter().enumerate() {
-        assert!(o.key.ends_with(&format!(".public.big.{i:03}.copy.zst.age")), "{}", o.key);
+        assert!(
+            o.key.ends_with(&format!(".public.big.{i:03}.copy.zst.age")),
+            "{}",
+            o.key
+        );
         let p = s.payload(o);
-        assert_eq!(p.last(), Some(&b'\n'), "object {} must end at a row boundary", o.key);
+        assert_eq!(
+            p.last(),
+            Some(&b'\n'),
+            "object {} must end at a row boundary",
+            o.key
+        );
         assert_eq!(p.iter().filter(|b| **b == b'\n').count() as u64, o.rows);
         whole.extend_from_slice(&p);
     }
-    assert_eq!(text(&whole), psql(&s.db.name, "COPY public.big (id, body) TO STDOUT"));
+    assert_eq!(
+        text(&whole),
+        psql(&s.db.name, "COPY public.big (id, body) TO STDOUT")
+    );
     let out = s.run(&["verify", "latest", "--deep"]);
     assert!(out.status.success(), "{}", text(&out.stdout));
 }
@@ -342,7 +478,9 @@ fn large_tables_are_cut_into_objects_at_row_boundaries() {
 /// returns the id it was writing.
 fn kill_at(s: &Setup, stage: &str, extra_env: &[(&str, &str)]) -> String {
     let mut cmd = s.cmd(&["snapshot"]);
-    cmd.env("LETHE_TEST_PAUSE_AT", stage).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.env("LETHE_TEST_PAUSE_AT", stage)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -403,27 +541,59 @@ fn a_snapshot_killed_at_any_stage_is_never_listed_and_the_next_run_cleans_it() {
 /// a run past the grace period removes every object and unfinished upload.
 pub fn kill_then_clean(s: &Setup, stages: &[&str], pause_bytes: u64) {
     for stage in stages {
-        let id = kill_at(s, stage, &[("LETHE_TEST_PAUSE_BYTES", &pause_bytes.to_string())]);
-        assert!(!s.listed().contains(&id), "killed snapshot {id} ({stage}) is listed");
+        let id = kill_at(
+            s,
+            stage,
+            &[("LETHE_TEST_PAUSE_BYTES", &pause_bytes.to_string())],
+        );
+        assert!(
+            !s.listed().contains(&id),
+            "killed snapshot {id} ({stage}) is listed"
+        );
         let prefix = format!("snapshots/{id}/");
         let (objects, uploads) = s.leftovers(&prefix);
-        assert!(!objects.is_empty() || !uploads.is_empty(), "{stage}: the kill should leave something behind");
+        assert!(
+            !objects.is_empty() || !uploads.is_empty(),
+            "{stage}: the kill should leave something behind"
+        );
         if *stage == "data" {
-            assert!(!uploads.is_empty(), "a kill mid-table leaves an unfinished upload");
+            assert!(
+                !uploads.is_empty(),
+                "a kill mid-table leaves an unfinished upload"
+            );
         }
         assert!(objects.iter().all(|k| !k.ends_with("manifest.json")));
         let out = s.run(&["verify", &id]);
-        assert!(!out.status.success(), "verify of an incomplete snapshot must fail");
+        assert!(
+            !out.status.success(),
+            "verify of an incomplete snapshot must fail"
+        );
 
         // Within the grace period the leftovers are kept (another process
         // could be writing them) ...
         let next = s.snapshot();
-        assert_eq!(s.leftovers(&prefix), (objects, uploads), "{stage}: leftovers removed within the grace period");
+        assert_eq!(
+            s.leftovers(&prefix),
+            (objects, uploads),
+            "{stage}: leftovers removed within the grace period"
+        );
         // ... and once it has passed, the next snapshot removes them all.
-        let out = s.cmd(&["snapshot"]).env("LETHE_CLEANUP_GRACE", "0s").output().expect("lethe runs");
+        let out = s
+            .cmd(&["snapshot"])
+            .env("LETHE_CLEANUP_GRACE", "0s")
+            .output()
+            .expect("lethe runs");
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert!(text(&out.stderr).contains("snapshot.leftovers_deleted"), "{}", text(&out.stderr));
-        assert_eq!(s.leftovers(&prefix), (vec![], vec![]), "{stage}: leftovers remain");
+        assert!(
+            text(&out.stderr).contains("snapshot.leftovers_deleted"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            s.leftovers(&prefix),
+            (vec![], vec![]),
+            "{stage}: leftovers remain"
+        );
         let listed = s.listed();
         assert!(listed.contains(&next) && !listed.contains(&id));
     }
@@ -431,9 +601,15 @@ pub fn kill_then_clean(s: &Setup, stages: &[&str], pause_bytes: u64) {
 
 #[test]
 fn sigterm_cancels_cleanly_without_a_manifest() {
-    let s = Setup::new("snapterm", "CREATE TABLE t (a int); INSERT INTO t VALUES (1);", "");
+    let s = Setup::new(
+        "snapterm",
+        "CREATE TABLE t (a int); INSERT INTO t VALUES (1);",
+        "",
+    );
     let mut cmd = s.cmd(&["snapshot"]);
-    cmd.env("LETHE_TEST_PAUSE_AT", "schema").stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.env("LETHE_TEST_PAUSE_AT", "schema")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut seen = String::new();
@@ -450,7 +626,11 @@ fn sigterm_cancels_cleanly_without_a_manifest() {
     // A second writer is refused while this one holds the lock.
     let second = s.run(&["snapshot"]);
     assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
-    assert!(text(&second.stderr).contains("is taking a snapshot"), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains("is taking a snapshot"),
+        "{}",
+        text(&second.stderr)
+    );
 
     // SAFETY: kill(2) on our own child's pid has no memory effects.
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -459,7 +639,10 @@ fn sigterm_cancels_cleanly_without_a_manifest() {
     err.read_to_string(&mut rest).expect("stderr");
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(1), "{rest}");
-    assert!(rest.contains("\"snapshot.failed\"") && rest.contains("cancelled"), "{rest}");
+    assert!(
+        rest.contains("\"snapshot.failed\"") && rest.contains("cancelled"),
+        "{rest}"
+    );
     assert!(s.listed().is_empty());
     // A clean stop releases the lock: the next snapshot runs at once.
     s.snapshot();
@@ -470,7 +653,12 @@ fn damaged_objects_are_each_named_by_verify() {
     let s = Setup::new("snapdmg", FEATURE_SQL, "");
     let id = s.snapshot();
     let m = s.manifest(&id);
-    let keys: Vec<&str> = m.tables.iter().filter(|t| t.rows > 0).map(|t| t.objects[0].key.as_str()).collect();
+    let keys: Vec<&str> = m
+        .tables
+        .iter()
+        .filter(|t| t.rows > 0)
+        .map(|t| t.objects[0].key.as_str())
+        .collect();
     let (flipped, truncated, missing) = (keys[0], keys[1], keys[2]);
     let path = |k: &str| s.repo.join(k);
     let mut b = std::fs::read(path(flipped)).expect("read");
@@ -482,14 +670,31 @@ fn damaged_objects_are_each_named_by_verify() {
     std::fs::remove_file(path(missing)).expect("rm");
 
     for deep in [false, true] {
-        let args: Vec<&str> = if deep { vec!["verify", "latest", "--deep"] } else { vec!["verify", "latest"] };
+        let args: Vec<&str> = if deep {
+            vec!["verify", "latest", "--deep"]
+        } else {
+            vec!["verify", "latest"]
+        };
         let out = s.run(&args);
         let stdout = text(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "deep={deep}: {stdout}");
-        assert!(stdout.contains(&format!("CHECKSUM   {flipped}")), "deep={deep}: {stdout}");
-        assert!(stdout.contains(&format!("TRUNCATED  {truncated}")), "deep={deep}: {stdout}");
-        assert!(stdout.contains(&format!("MISSING    {missing}")), "deep={deep}: {stdout}");
-        assert_eq!(stdout.lines().filter(|l| l.starts_with("  ")).count(), 3, "deep={deep}: {stdout}");
+        assert!(
+            stdout.contains(&format!("CHECKSUM   {flipped}")),
+            "deep={deep}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("TRUNCATED  {truncated}")),
+            "deep={deep}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("MISSING    {missing}")),
+            "deep={deep}: {stdout}"
+        );
+        assert_eq!(
+            stdout.lines().filter(|l| l.starts_with("  ")).count(),
+            3,
+            "deep={deep}: {stdout}"
+        );
     }
     let out = s.run(&["verify", "--all"]);
     assert_eq!(out.status.code(), Some(1));
@@ -500,12 +705,19 @@ fn deep_verify_needs_the_identity() {
     let s = Setup::new("snapident", "CREATE TABLE t (a int);", "");
     s.snapshot();
     let text_cfg = std::fs::read_to_string(&s.cfg).expect("cfg");
-    let no_identity: String =
-        text_cfg.lines().filter(|l| !l.starts_with("identity_file")).collect::<Vec<_>>().join("\n");
+    let no_identity: String = text_cfg
+        .lines()
+        .filter(|l| !l.starts_with("identity_file"))
+        .collect::<Vec<_>>()
+        .join("\n");
     std::fs::write(&s.cfg, no_identity).expect("cfg");
     let out = s.run(&["verify", "latest", "--deep"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("--identity"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--identity"),
+        "{}",
+        text(&out.stderr)
+    );
     let key = s.key.display().to_string();
     let out = s.run(&["verify", "latest", "--deep", "--identity", &key]);
     assert!(out.status.success(), "{}", text(&out.stdout));
@@ -514,12 +726,22 @@ fn deep_verify_needs_the_identity() {
 #[test]
 fn unsupported_sources_are_refused_with_what_to_do() {
     // Large objects.
-    let s = Setup::new("snaplo", "CREATE TABLE t (a int); SELECT lo_from_bytea(0, 'x');", "");
+    let s = Setup::new(
+        "snaplo",
+        "CREATE TABLE t (a int); SELECT lo_from_bytea(0, 'x');",
+        "",
+    );
     let out = s.run(&["snapshot"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("large object") && err.contains("bytea"), "{err}");
-    assert!(err.contains("\"snapshot.failed\"") && err.contains("\"stage\":\"catalog\""), "{err}");
+    assert!(
+        err.contains("large object") && err.contains("bytea"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"snapshot.failed\"") && err.contains("\"stage\":\"catalog\""),
+        "{err}"
+    );
     assert!(s.listed().is_empty());
 
     // Row-level security that the role cannot bypass. The role is dropped
@@ -528,7 +750,13 @@ fn unsupported_sources_are_refused_with_what_to_do() {
     impl Drop for Role {
         fn drop(&mut self) {
             let _ = Command::new("psql")
-                .args(["-X", "-q", "-d", &format!("{}/postgres", crate::common::pg_base()), "-c"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-d",
+                    &format!("{}/postgres", crate::common::pg_base()),
+                    "-c",
+                ])
                 .arg(format!("DROP ROLE IF EXISTS {}", self.0))
                 .output();
         }
@@ -547,7 +775,12 @@ fn unsupported_sources_are_refused_with_what_to_do() {
     let out = s.run(&["snapshot"]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("row-level security") && err.contains("BYPASSRLS") && err.contains("public.secret"), "{err}");
+    assert!(
+        err.contains("row-level security")
+            && err.contains("BYPASSRLS")
+            && err.contains("public.secret"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -563,19 +796,29 @@ fn a_missing_or_old_pg_dump_is_refused_with_the_fix() {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let base = std::fs::read_to_string(&s.cfg).expect("cfg");
     for (dir, want) in [(&empty, "cannot run pg_dump"), (&old, "postgresql-client-")] {
-        let cfg = base.replace("jobs = 2\n", &format!("jobs = 2\nbin_dir = \"{}\"\n", dir.display()));
+        let cfg = base.replace(
+            "jobs = 2\n",
+            &format!("jobs = 2\nbin_dir = \"{}\"\n", dir.display()),
+        );
         std::fs::write(&s.cfg, cfg).expect("cfg");
         let out = s.run(&["snapshot"]);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains(want) && err.contains("source.bin_dir"), "{err}");
+        assert!(
+            err.contains(want) && err.contains("source.bin_dir"),
+            "{err}"
+        );
     }
     assert!(s.listed().is_empty());
 }
 
 #[test]
 fn the_source_connection_follows_sslmode() {
-    let s = Setup::new("snaptls", "CREATE TABLE t (a int); INSERT INTO t VALUES (1);", "");
+    let s = Setup::new(
+        "snaptls",
+        "CREATE TABLE t (a int); INSERT INTO t VALUES (1);",
+        "",
+    );
     if psql("postgres", "SHOW ssl").trim() != "on" {
         eprintln!("SKIPPED: the test server has ssl = off");
         return;
@@ -583,7 +826,11 @@ fn the_source_connection_follows_sslmode() {
     let base = std::fs::read_to_string(&s.cfg).expect("cfg");
     let with_mode = |mode: &str| {
         let url = format!("{}?sslmode={mode}", s.db.url);
-        std::fs::write(&s.cfg, base.replace(&format!("\"{}\"", s.db.url), &format!("\"{url}\""))).expect("cfg");
+        std::fs::write(
+            &s.cfg,
+            base.replace(&format!("\"{}\"", s.db.url), &format!("\"{url}\"")),
+        )
+        .expect("cfg");
     };
     // require: encrypted (the server's certificate is self-signed); pause
     // mid-snapshot to see lethe's own sessions in pg_stat_ssl.
@@ -614,14 +861,21 @@ fn the_source_connection_follows_sslmode() {
     let _ = child.kill();
     let _ = child.wait();
     s.expire_lock();
-    assert_eq!(sessions.trim(), "true", "lethe's coordinator session must be encrypted");
+    assert_eq!(
+        sessions.trim(),
+        "true",
+        "lethe's coordinator session must be encrypted"
+    );
 
     // verify-full checks the certificate: a self-signed one is refused, by name.
     with_mode("verify-full");
     let out = s.run(&["snapshot"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("certificate") || stderr.contains("Certificate"), "{stderr}");
+    assert!(
+        stderr.contains("certificate") || stderr.contains("Certificate"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -644,7 +898,11 @@ fn the_erasure_list_state_is_recorded_and_rows_of_erased_subjects_are_reported()
         .map(|l| serde_json::from_str(l).expect("json log line"))
         .next()
         .unwrap_or_else(|| panic!("no erasure.leak_detected in:\n{stderr}"));
-    assert_eq!((leak["table"].as_str(), leak["rows"].as_u64()), (Some("public.users"), Some(2)), "{leak}");
+    assert_eq!(
+        (leak["table"].as_str(), leak["rows"].as_u64()),
+        (Some("public.users"), Some(2)),
+        "{leak}"
+    );
     let m = s.manifest(&id);
     assert_eq!(m.erasure_list.count, 3);
     assert_eq!(m.erasure_list.digest.len(), 64);
