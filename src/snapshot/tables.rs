@@ -479,64 +479,13 @@ impl LeakScanner {
             return;
         }
         let key = if field.contains(&b'\\') {
-            unescape_copy_text(field, &mut self.scratch);
+            crate::restore::copytext::decode_escapes(field, &mut self.scratch);
             key_of(self.probe.subject_type, &self.scratch)
         } else {
             key_of(self.probe.subject_type, field)
         };
         if key.is_some_and(|k| self.probe.set.contains(k)) {
             self.hits += 1;
-        }
-    }
-}
-
-/// Decodes one COPY text field's backslash escapes into `out`.
-pub(crate) fn unescape_copy_text(field: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    let mut i = 0;
-    while i < field.len() {
-        let c = field[i];
-        i += 1;
-        if c != b'\\' || i == field.len() {
-            out.push(c);
-            continue;
-        }
-        let e = field[i];
-        i += 1;
-        match e {
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(11),
-            b'0'..=b'7' => {
-                let mut v = u32::from(e - b'0');
-                for _ in 0..2 {
-                    match field.get(i) {
-                        Some(&d @ b'0'..=b'7') => {
-                            v = v * 8 + u32::from(d - b'0');
-                            i += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                out.push((v & 0xff) as u8);
-            }
-            b'x' if field.get(i).is_some_and(u8::is_ascii_hexdigit) => {
-                let mut v = 0u8;
-                for _ in 0..2 {
-                    match field.get(i).and_then(|d| char::from(*d).to_digit(16)) {
-                        Some(d) => {
-                            v = v * 16 + d as u8;
-                            i += 1;
-                        }
-                        None => break,
-                    }
-                }
-                out.push(v);
-            }
-            other => out.push(other),
         }
     }
 }
@@ -548,7 +497,7 @@ mod tests {
     #[test]
     fn copy_text_escapes_decode() {
         let mut out = Vec::new();
-        unescape_copy_text(br"a\tb\\c\nd\101\x41\q", &mut out);
+        crate::restore::copytext::decode_escapes(br"a\tb\\c\nd\101\x41\q", &mut out);
         assert_eq!(out, b"a\tb\\c\nd\x41Aq");
     }
 
