@@ -7,6 +7,7 @@
 //! the erasure journal (`erasures/`), `locks/` and `restores/` are not.
 //! The bucket's lifecycle rule is the backstop for when no daemon runs.
 
+pub mod holder;
 pub mod lease;
 
 use crate::snapshot::SnapshotId;

@@ -63,7 +63,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
             tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder, lock_expires_at = %expires_at);
             anyhow::bail!(
                 "another lethe ({holder}) is taking a snapshot of {}: its lock {SNAPSHOT_LOCK_KEY} is held until \
-                 {expires_at} (taken over {SKEW_ALLOWANCE_SECS}s later if that process is gone); try again then",
+                 {expires_at} and that process is running (or ran on another host: if it is gone, the lock is \
+                 taken over {SKEW_ALLOWANCE_SECS}s after that); try again then",
                 storage.describe()
             );
         }

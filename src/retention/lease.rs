@@ -13,6 +13,7 @@
 //! on the reader's clock plus [`SKEW_ALLOWANCE_SECS`], so a holder whose
 //! clock is a little ahead is not robbed.
 
+use super::holder::{self, ProcessIdentity, Verdict};
 use crate::snapshot::SnapshotId;
 use crate::storage::{Storage, StorageError, StorageExt};
 use chrono::{DateTime, Duration, Utc};
@@ -41,6 +42,11 @@ pub struct LeaseRecord {
     pub snapshot: Option<SnapshotId>,
     pub acquired_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The writer's host, pid, process start time, boot id and pid
+    /// namespace: lets a taker on the same host see that the holder is gone
+    /// (absent in records of older versions: those wait for the expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessIdentity>,
 }
 
 impl LeaseRecord {
@@ -54,7 +60,8 @@ impl LeaseRecord {
 pub enum LeaseError {
     #[error(
         "{key} is held by {holder} until {expires_at}: another lethe is working on this repository; \
-         wait for it, or if that process is gone the lease is taken over {SKEW_ALLOWANCE_SECS}s after it expires"
+         wait for it (a holder on this host whose process is gone is taken over at once; one on another \
+         host {SKEW_ALLOWANCE_SECS}s after it expires)"
     )]
     Held {
         key: String,
@@ -138,15 +145,36 @@ impl Lease {
     ) -> Result<Lease, LeaseError> {
         match read(storage.as_ref(), key).await {
             Ok(Some(cur)) if cur.is_live(now) => {
-                return Err(LeaseError::Held {
-                    key: key.into(),
-                    holder: cur.holder,
-                    expires_at: cur.expires_at,
-                });
+                match holder::judge(cur.process.as_ref(), holder::current(), &holder::probe) {
+                    Verdict::Respect(_) => {
+                        return Err(LeaseError::Held {
+                            key: key.into(),
+                            holder: cur.holder,
+                            expires_at: cur.expires_at,
+                        });
+                    }
+                    Verdict::Gone(reason) => {
+                        let (host, pid) = cur
+                            .process
+                            .as_ref()
+                            .map(|p| (p.host.as_str(), p.pid))
+                            .unwrap_or_default();
+                        tracing::warn!(
+                            event = "lease.taken_over",
+                            key,
+                            reason,
+                            previous_holder = %cur.holder,
+                            previous_host = host,
+                            previous_pid = pid,
+                            "taking over a lease whose holder on this host is gone"
+                        );
+                    }
+                }
             }
             Ok(Some(cur)) => tracing::warn!(
                 event = "lease.taken_over",
                 key,
+                reason = "expired",
                 previous_holder = %cur.holder,
                 expired_at = %cur.expires_at,
                 "taking over an expired lease"
@@ -170,6 +198,7 @@ impl Lease {
                 tracing::warn!(
                     event = "lease.taken_over",
                     key,
+                    reason = "damaged",
                     previous_holder = "(damaged record)",
                     "replacing a damaged lease"
                 );
@@ -182,6 +211,7 @@ impl Lease {
             snapshot: None,
             acquired_at: now,
             expires_at: now + ttl,
+            process: holder::current().cloned(),
         };
         write(storage.as_ref(), key, &record).await?;
         if !settle.is_zero() {
@@ -222,6 +252,7 @@ impl Lease {
             snapshot: Some(snapshot.clone()),
             acquired_at: now,
             expires_at: now + ttl,
+            process: holder::current().cloned(),
         };
         write(storage.as_ref(), &key, &record).await?;
         Ok(Lease {

@@ -2,7 +2,9 @@
 //! other tests' server is never touched) is killed, or frozen with SIGSTOP,
 //! while `lethe snapshot` uploads, then brought back. Each run must end in
 //! a complete, verifying snapshot or a clean failure (exit 1, not listed),
-//! and the next run must leave no leftover prefix or unfinished upload.
+//! and the next run must leave no leftover prefix or unfinished upload. A
+//! run that fails because the store is down cannot delete its lock; the
+//! next run takes it over at once (its holder's process is gone).
 
 use crate::common::{Garage, TestBucket};
 use crate::rig::{Rig, SCHEMA, TABLES, assert_same_tables, filler, rt, text};
@@ -194,6 +196,19 @@ fn check_outcome(rig: &Rig, what: &str, ok: bool, id: &Option<String>, log: &str
     }
 }
 
+/// A run after one that left its lock (a failed run cannot delete it while
+/// the store is down) must have taken it over at once: the holder's process
+/// on this host is gone.
+fn assert_took_over(lock_left: bool, log: &str) {
+    if lock_left {
+        let taken = crate::rig::takeovers(log.lines());
+        assert!(
+            taken.iter().any(|e| e["reason"] != "expired"),
+            "the lock left by the previous run was not taken over at once:\n{log}"
+        );
+    }
+}
+
 #[test]
 fn snapshots_survive_or_fail_cleanly_through_a_real_s3_outage() {
     let Some(pg) = PrivateGarage::start() else {
@@ -221,14 +236,16 @@ fn snapshots_survive_or_fail_cleanly_through_a_real_s3_outage() {
     ));
 
     eprintln!("outage: {}", report.last().expect("outcome"));
-    if rig.clear_snapshot_lock() {
-        report.push("the 3 s run left its snapshot lock behind".into());
+    let lock_left = rig.has_snapshot_lock();
+    if lock_left {
+        report.push("the 3 s run left its snapshot lock behind (the next run took it over)".into());
     }
 
     // 2. Killed until the snapshot gives up: must fail, not hang or list.
     let t0 = Instant::now();
     let (ok, id, log) = snapshot_through(&rig, Duration::from_secs(180), || pg.kill());
     let gave_up = t0.elapsed();
+    assert_took_over(lock_left, &log);
     pg.restart();
     let outcome = check_outcome(&rig, "long outage", ok, &id, &log);
     assert!(!ok, "a snapshot cannot complete with the store down");
@@ -237,8 +254,11 @@ fn snapshots_survive_or_fail_cleanly_through_a_real_s3_outage() {
     ));
 
     eprintln!("outage: {}", report.last().expect("outcome"));
-    if rig.clear_snapshot_lock() {
-        report.push("the failed run left its snapshot lock behind".into());
+    let lock_left = rig.has_snapshot_lock();
+    if lock_left {
+        report.push(
+            "the failed run left its snapshot lock behind (the next run took it over)".into(),
+        );
     }
 
     // 3. Frozen (SIGSTOP) for 15 s: requests hang, then resume.
@@ -247,19 +267,24 @@ fn snapshots_survive_or_fail_cleanly_through_a_real_s3_outage() {
         std::thread::sleep(Duration::from_secs(15));
         pg.signal(libc::SIGCONT);
     });
+    assert_took_over(lock_left, &log);
     report.push(format!(
         "frozen 15 s: {}",
         check_outcome(&rig, "15 s freeze", ok, &id, &log)
     ));
 
     eprintln!("outage: {}", report.last().expect("outcome"));
-    if rig.clear_snapshot_lock() {
-        report.push("the frozen run left its snapshot lock behind".into());
+    let lock_left = rig.has_snapshot_lock();
+    if lock_left {
+        report.push(
+            "the frozen run left its snapshot lock behind (the next run took it over)".into(),
+        );
     }
 
     // The next run (grace 0) leaves nothing behind, and the latest restores.
     let out = rig.run_env(&["snapshot"], &[("LETHE_CLEANUP_GRACE", "0s")]);
     assert!(out.status.success(), "clean-up run: {}", text(&out.stderr));
+    assert_took_over(lock_left, &text(&out.stderr));
     let rt = rt();
     let storage: Arc<dyn lethe::storage::Storage> = Arc::new(rt.block_on(pg.garage.storage(
         &rig.bucket.as_ref().expect("bucket").name,

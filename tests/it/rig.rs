@@ -229,6 +229,15 @@ pub fn table_count(db: &str) -> u64 {
     .expect("count")
 }
 
+/// The `lease.taken_over` events among JSON log lines.
+pub fn takeovers<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<serde_json::Value> {
+    lines
+        .into_iter()
+        .filter(|l| l.contains("\"lease.taken_over\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
 }
@@ -286,6 +295,15 @@ impl Rig {
             }
             _ => unreachable!("a rig has a directory or a bucket"),
         }
+    }
+
+    /// Whether `locks/snapshot.json` exists (a killed or failed run left it).
+    pub fn has_snapshot_lock(&self) -> bool {
+        let rt = rt();
+        let s = self.storage(&rt);
+        rt.block_on(s.head(lethe::retention::lease::SNAPSHOT_LOCK_KEY))
+            .expect("head lock")
+            .is_some()
     }
 
     /// Removes the snapshot lock a killed `lethe snapshot` leaves behind (as
