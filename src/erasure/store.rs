@@ -5,7 +5,7 @@
 //!
 //! | key                         | value                                              |
 //! |-----------------------------|----------------------------------------------------|
-//! | `m:version`                 | `1` (a store of another version is refused)        |
+//! | `m:version`                 | `2` (version 1 is migrated on open; others refused) |
 //! | `m:subject_type`            | `bigint` / `uuid` / `text` (fixed at creation)     |
 //! | `m:state`                   | count (u64 BE) · digest (32 B) · pending (u64 BE)  |
 //! | `m:next_batch`              | next batch sequence number (u64 BE)                |
@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The store format this build writes and reads.
-pub const STORE_VERSION: &str = "1";
+pub const STORE_VERSION: &str = "2";
 
 const K_VERSION: &[u8] = b"m:version";
 const K_TYPE: &[u8] = b"m:subject_type";
@@ -106,6 +106,8 @@ pub struct ErasureStore {
     pub(crate) journal_lock: tokio::sync::Mutex<()>,
     /// Removed on drop: the secondary instance's scratch directory.
     scratch: Option<PathBuf>,
+    /// Table options for the SST files of bulk writes (as the store's).
+    bulk_opts: Options,
 }
 
 impl std::fmt::Debug for ErasureStore {
@@ -301,7 +303,11 @@ impl ErasureStore {
         self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stages and commits groups of canonical ids in one synced write.
+    /// Adds groups of canonical ids, each group under its own batch record,
+    /// as one atomic, durable write: a synced `WriteBatch` for small writes,
+    /// one ingested SST file for bulk ones (see `bulk.rs`). Ids repeated in
+    /// the input count once (the first group that names them wins); ids
+    /// already listed are counted, not rewritten.
     fn insert(
         &self,
         groups: &[(BatchRecord, Vec<String>)],
@@ -310,26 +316,94 @@ impl ErasureStore {
     ) -> Result<AddOutcome, StoreError> {
         let _guard = self.write_guard();
         let mut st = *self.lock_state();
-        let mut batch = WriteBatch::default();
         let total: usize = groups.iter().map(|g| g.1.len()).sum();
-        let mut seen = HashSet::with_capacity(total);
-        let mut added = 0;
-        for (record, canon) in groups {
-            added += self.stage(&mut batch, &mut st, &mut seen, canon, record, pending)?;
+        // Every id with its group, in key order; duplicates keep the lowest group.
+        let mut all: Vec<(&str, u32)> = Vec::with_capacity(total);
+        for (gi, (_, canon)) in groups.iter().enumerate() {
+            let gi = u32::try_from(gi).map_err(|_| self.corrupt("too many groups in one write"))?;
+            all.extend(canon.iter().map(|c| (c.as_str(), gi)));
         }
-        if let Some(name) = journal {
-            let mut jkey = P_JOURNAL.to_vec();
-            jkey.extend_from_slice(name.as_bytes());
-            batch.put(
-                jkey,
-                format!(
-                    "{{\"merged_at\":\"{}\",\"new_entries\":{added}}}",
-                    Utc::now().to_rfc3339()
-                ),
-            );
+        all.sort_unstable();
+        all.dedup_by(|later, kept| later.0 == kept.0);
+        let listed = self.listed(&all, st.count)?;
+        let mut fresh: Vec<(&str, u32)> = Vec::with_capacity(all.len());
+        fresh.extend(
+            all.iter()
+                .zip(&listed)
+                .filter(|(_, l)| !**l)
+                .map(|(e, _)| *e),
+        );
+        drop(all);
+        // One batch sequence number per group that adds something.
+        let mut per_group = vec![0usize; groups.len()];
+        for (c, gi) in &fresh {
+            per_group[*gi as usize] += 1;
+            xor_into(&mut st.digest, &digest_term(c));
+        }
+        let mut seqs = vec![0u64; groups.len()];
+        for (gi, n) in per_group.iter().enumerate() {
+            if *n > 0 {
+                seqs[gi] = st.next_batch;
+                st.next_batch += 1;
+            }
+        }
+        let added = fresh.len() as u64;
+        st.count += added;
+        if pending {
+            st.pending += added;
         }
         if added > 0 || journal.is_some() {
-            self.commit(batch, st)?;
+            let mut sink = if fresh.len() >= bulk::BULK_MIN {
+                bulk::Sink::sst(self)?
+            } else {
+                bulk::Sink::batch()
+            };
+            // Keys in byte order (an SST file requires it; the memtable
+            // insert hint profits): b: < e: < j: < m:next_batch < m:state < p:.
+            for (gi, (record, _)) in groups.iter().enumerate() {
+                if per_group[gi] > 0 {
+                    let json =
+                        serde_json::to_vec(record).map_err(|e| self.corrupt(e.to_string()))?;
+                    sink.put(self, &batch_key(seqs[gi]), &json)?;
+                }
+            }
+            let mut key = Vec::with_capacity(64);
+            for (c, gi) in &fresh {
+                key.clear();
+                key.extend_from_slice(P_ENTRY);
+                key.extend_from_slice(c.as_bytes());
+                sink.put(self, &key, &seqs[*gi as usize].to_be_bytes())?;
+            }
+            if let Some(name) = journal {
+                let mut jkey = P_JOURNAL.to_vec();
+                jkey.extend_from_slice(name.as_bytes());
+                let v = format!(
+                    "{{\"merged_at\":\"{}\",\"new_entries\":{added}}}",
+                    Utc::now().to_rfc3339()
+                );
+                sink.put(self, &jkey, v.as_bytes())?;
+            }
+            sink.put(self, K_NEXT_BATCH, &st.next_batch.to_be_bytes())?;
+            sink.put(self, K_STATE, &st.encode())?;
+            if pending {
+                // One pending record per batch (canonical ids never hold a
+                // line break), its ids in key order.
+                let mut text: Vec<Vec<u8>> = vec![Vec::new(); groups.len()];
+                for (c, gi) in &fresh {
+                    let t = &mut text[*gi as usize];
+                    if !t.is_empty() {
+                        t.push(b'\n');
+                    }
+                    t.extend_from_slice(c.as_bytes());
+                }
+                for (gi, t) in text.iter().enumerate() {
+                    if per_group[gi] > 0 {
+                        sink.put(self, &pending_key(seqs[gi]), t)?;
+                    }
+                }
+            }
+            sink.commit(self)?;
+            *self.lock_state() = st;
         }
         Ok(AddOutcome {
             added,
@@ -338,54 +412,6 @@ impl ErasureStore {
             digest: hex::encode(st.digest),
             pending: st.pending,
         })
-    }
-
-    /// Puts the new ids of one batch into `batch`, updating `st`. Returns how many were new.
-    fn stage<'a>(
-        &self,
-        batch: &mut WriteBatch,
-        st: &mut State,
-        seen: &mut HashSet<&'a str>,
-        canon: &'a [String],
-        record: &BatchRecord,
-        pending: bool,
-    ) -> Result<u64, StoreError> {
-        let mut fresh: Vec<&str> = canon
-            .iter()
-            .map(String::as_str)
-            .filter(|c| seen.insert(c))
-            .collect();
-        fresh.sort_unstable();
-        let keys: Vec<Vec<u8>> = fresh.iter().map(|c| entry_key(c)).collect();
-        let found = self.db.multi_get(&keys);
-        let seq = st.next_batch;
-        let seq_bytes = seq.to_be_bytes();
-        let mut added = 0u64;
-        let mut new_ids = Vec::with_capacity(fresh.len());
-        for ((c, key), got) in fresh.iter().zip(keys).zip(found) {
-            if got.map_err(|e| self.io("read", e))?.is_some() {
-                continue;
-            }
-            batch.put(key, seq_bytes);
-            xor_into(&mut st.digest, &digest_term(c));
-            new_ids.push(*c);
-            added += 1;
-        }
-        // One pending record per batch (canonical ids never hold a line
-        // break): half the memtable inserts of a key per pending id.
-        if pending && added > 0 {
-            batch.put(pending_key(seq), new_ids.join("\n"));
-        }
-        if added > 0 {
-            let json = serde_json::to_vec(record).map_err(|e| self.corrupt(e.to_string()))?;
-            batch.put(batch_key(seq), json);
-            st.count += added;
-            if pending {
-                st.pending += added;
-            }
-            st.next_batch += 1;
-        }
-        Ok(added)
     }
 
     /// Writes the batch with the new state, synced, then publishes the state.
@@ -452,6 +478,7 @@ fn synced() -> WriteOptions {
     w
 }
 
+mod bulk;
 mod open;
 mod read;
 mod types;

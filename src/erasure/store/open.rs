@@ -67,6 +67,8 @@ impl ErasureStore {
         let mut opts = db_options();
         opts.create_if_missing(create);
         let db = DB::open(&opts, path).map_err(|e| open_error(path, e))?;
+        // Ours now (RocksDB's lock): no other process is mid-ingest.
+        super::bulk::remove_staged(path);
         Self::finish_open(db, path, subject_type, false, None)
     }
 
@@ -111,6 +113,10 @@ impl ErasureStore {
                     .map_err(|e| io("initialise", e))?;
             }
             Some(v) if v == STORE_VERSION.as_bytes() => {}
+            // Version 1 differs only in its pending markers, which readers
+            // (restores) never look at; a writer migrates them.
+            Some(v) if v == b"1" && read_only => {}
+            Some(v) if v == b"1" => migrate_v1(&db).map_err(|e| io("migrate from version 1", e))?,
             Some(v) => {
                 return Err(StoreError::UnknownVersion {
                     path: path.to_path_buf(),
@@ -141,11 +147,12 @@ impl ErasureStore {
             pending_notify: tokio::sync::Notify::new(),
             journal_lock: tokio::sync::Mutex::new(()),
             scratch,
+            bulk_opts: db_options(),
         })
     }
 }
 
-fn db_options() -> Options {
+pub(super) fn db_options() -> Options {
     let mut opts = Options::default();
     let mut table = BlockBasedOptions::default();
     // Most ids an add or a merge checks are new: the bloom filter answers
@@ -159,6 +166,42 @@ fn db_options() -> Options {
     opts.set_keep_log_file_num(4);
     opts.set_paranoid_checks(true);
     opts
+}
+
+/// Version 1 kept one empty `p:<seq><canonical id>` marker per pending id;
+/// version 2 keeps one `p:<seq>` record per batch holding its pending ids,
+/// `\n`-separated. Rewrites the markers and sets the version, in one synced
+/// write (a crash leaves the store at version 1, and the next open migrates
+/// again). The pending count is the same in both layouts.
+fn migrate_v1(db: &DB) -> Result<(), rocksdb::Error> {
+    let mut batch = WriteBatch::default();
+    let mut records: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+    let seq_len = P_PENDING.len() + 8;
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_upper_bound(upper_bound(P_PENDING));
+    for item in db.iterator_opt(IteratorMode::From(P_PENDING, Direction::Forward), ro) {
+        let (k, v) = item?;
+        if k.len() == seq_len {
+            // Already a per-batch record (written by a build between the two).
+            let r = records.entry(k.to_vec()).or_default();
+            if !r.is_empty() {
+                r.push(b'\n');
+            }
+            r.extend_from_slice(&v);
+        } else if k.len() > seq_len {
+            let r = records.entry(k[..seq_len].to_vec()).or_default();
+            if !r.is_empty() {
+                r.push(b'\n');
+            }
+            r.extend_from_slice(&k[seq_len..]);
+            batch.delete(&k);
+        }
+    }
+    for (k, v) in records {
+        batch.put(k, v);
+    }
+    batch.put(K_VERSION, STORE_VERSION);
+    db.write_opt(batch, &synced())
 }
 
 fn open_error(path: &Path, e: rocksdb::Error) -> StoreError {

@@ -228,3 +228,128 @@ fn a_secondary_catches_up_and_loads_a_consistent_set() {
     }
     adder.join().unwrap();
 }
+
+#[test]
+fn bulk_writes_count_exactly_like_small_ones_and_survive_reopen() {
+    let dir = temp();
+    let path = dir.path().join("bulk");
+    let n = bulk::BULK_MIN as u64 * 2;
+    // Listed before the import: 10 of its ids.
+    let before: Vec<String> = (0..10u64).map(|i| (i * 3).to_string()).collect();
+    // The import: n ids, a few repeated within the file.
+    let mut ids: Vec<String> = (0..n).map(|i| (i * 3).to_string()).collect();
+    ids.extend(["0", "3", "6"].map(String::from));
+    let state = {
+        let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+        s.add(&before, None).unwrap();
+        let out = s.add(&ids, Some("bulk")).unwrap();
+        assert_eq!((out.added, out.already_listed), (n - 10, 13));
+        assert_eq!((out.count, out.pending), (n, n));
+        assert_eq!(s.verify_state().unwrap(), s.state());
+        // Same ids in small writes give the same state.
+        let small = ErasureStore::open(&dir.path().join("small"), SubjectType::Bigint).unwrap();
+        for c in ids.chunks(1000) {
+            small.add(c, None).unwrap();
+        }
+        assert_eq!(small.state(), s.state());
+        // No staged file is left behind.
+        assert!(std::fs::read_dir(&path).unwrap().flatten().all(|e| {
+            !e.file_name()
+                .to_string_lossy()
+                .starts_with(bulk::STAGED_PREFIX)
+        }));
+        s.state()
+    };
+    // A staged file left by a crash is removed at the next open.
+    std::fs::write(path.join(format!("{}1-0.sst", bulk::STAGED_PREFIX)), b"x").unwrap();
+    let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+    assert!(
+        !path
+            .join(format!("{}1-0.sst", bulk::STAGED_PREFIX))
+            .exists()
+    );
+    assert_eq!(s.state(), state);
+    assert_eq!(s.verify_state().unwrap(), state);
+    let e = s.get("300").unwrap().unwrap();
+    assert_eq!((e.reference.as_deref(), e.journaled), (Some("bulk"), false));
+    // The pending ids: the first small batch, then the import as one group.
+    let chunk = s.pending_chunk(usize::MAX).unwrap();
+    assert_eq!(chunk.len() as u64, n);
+    assert_eq!(chunk.groups.len(), 2);
+    assert_eq!(chunk.groups[1].1.len() as u64, n - 10);
+    s.mark_journaled("01X.json", &chunk).unwrap();
+    assert_eq!(s.status().unwrap().pending, 0);
+
+    // Merging an object of ids that are all listed adds nothing (the walk).
+    let rec = BatchRecord {
+        added_at: Utc::now(),
+        reference: None,
+        origin: "elsewhere".into(),
+    };
+    let again: Vec<String> = (0..n).rev().map(|i| (i * 3).to_string()).collect();
+    assert_eq!(
+        s.merge_journal("01Y.json", vec![(rec.clone(), again)])
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.state(), state);
+    // Half new, half listed, across two groups with an overlap.
+    let g1: Vec<String> = (n / 2..n + n / 2).map(|i| (i * 3).to_string()).collect();
+    let g2: Vec<String> = (n..n + n).map(|i| (i * 3).to_string()).collect();
+    let added = s
+        .merge_journal("01Z.json", vec![(rec.clone(), g1), (rec, g2)])
+        .unwrap();
+    assert_eq!(added, n);
+    assert_eq!(s.state().count, 2 * n);
+    assert_eq!(s.status().unwrap().pending, 0);
+    s.verify_state().unwrap();
+    assert!(s.merged_objects().unwrap().contains("01Z.json"));
+    let (set, st) = crate::erasure::MemSet::load(&s).unwrap();
+    assert_eq!((set.len() as u64, st), (2 * n, s.state()));
+}
+
+#[test]
+fn a_version_1_store_with_pending_markers_per_id_is_migrated() {
+    let dir = temp();
+    let path = dir.path().join("v1");
+    let state = {
+        let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+        s.add(&["1", "2"], Some("a")).unwrap();
+        s.add(&["3"], None).unwrap();
+        s.state()
+    };
+    // Rewrite it into the version 1 layout: one empty p:<seq><id> per id.
+    {
+        let db = DB::open_default(&path).unwrap();
+        db.delete(pending_key(1)).unwrap();
+        db.delete(pending_key(2)).unwrap();
+        for (seq, id) in [(1u64, "1"), (1, "2"), (2, "3")] {
+            let mut k = pending_key(seq);
+            k.extend_from_slice(id.as_bytes());
+            db.put(k, b"").unwrap();
+        }
+        db.put(K_VERSION, "1").unwrap();
+    }
+    // A reader (restore) opens it as it is.
+    drop(ErasureStore::open_for_restore(&path, SubjectType::Bigint).unwrap());
+    let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+    assert_eq!(
+        s.db.get(K_VERSION).unwrap().as_deref(),
+        Some(b"2".as_slice())
+    );
+    assert_eq!(s.state(), state);
+    assert_eq!(s.status().unwrap().pending, 3);
+    assert!(!s.get("2").unwrap().unwrap().journaled);
+    let chunk = s.pending_chunk(100).unwrap();
+    assert_eq!(chunk.groups.len(), 2);
+    assert_eq!(chunk.groups[0].1, vec!["1".to_string(), "2".to_string()]);
+    assert_eq!(chunk.groups[0].0.reference.as_deref(), Some("a"));
+    assert_eq!(chunk.groups[1].1, vec!["3".to_string()]);
+    s.mark_journaled("01A.json", &chunk).unwrap();
+    assert_eq!(s.status().unwrap().pending, 0);
+    assert!(s.get("1").unwrap().unwrap().journaled);
+    drop(s);
+    // Reopening a migrated store changes nothing.
+    let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+    assert_eq!((s.state(), s.status().unwrap().pending), (state, 0));
+}
