@@ -143,24 +143,45 @@ async fn list_names(storage: &dyn Storage) -> Result<Vec<String>, StorageError> 
     Ok(names)
 }
 
+/// The same shape as [`JournalObject`], borrowing the ids (no copy of a
+/// million strings to encode one object).
+#[derive(Serialize)]
+struct JournalObjectRef<'a> {
+    format: u32,
+    subject_type: SubjectType,
+    groups: Vec<JournalGroupRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct JournalGroupRef<'a> {
+    added_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
+    origin: &'a str,
+    subjects: &'a [String],
+}
+
 fn encode(
     subject_type: SubjectType,
     groups: &[(BatchRecord, Vec<String>)],
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let obj = JournalObject {
+    let obj = JournalObjectRef {
         format: FORMAT,
         subject_type,
         groups: groups
             .iter()
-            .map(|(r, s)| JournalGroup {
+            .map(|(r, s)| JournalGroupRef {
                 added_at: r.added_at,
-                reference: r.reference.clone(),
-                origin: r.origin.clone(),
-                subjects: s.clone(),
+                reference: r.reference.as_deref(),
+                origin: &r.origin,
+                subjects: s,
             })
             .collect(),
     };
-    serde_json::to_vec(&obj)
+    let ids: usize = groups.iter().map(|g| g.1.len()).sum();
+    let mut out = Vec::with_capacity(ids * 16 + 256);
+    serde_json::to_writer(&mut out, &obj)?;
+    Ok(out)
 }
 
 fn decode(
