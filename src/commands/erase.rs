@@ -16,8 +16,6 @@ use std::time::Duration;
 
 /// How long a command waits for a store held by another short-lived command.
 const LOCK_PATIENCE: Duration = Duration::from_secs(20);
-/// Ids per synced write when importing into the store directly.
-const LOCAL_CHUNK: usize = 50_000;
 /// Ids and raw bytes per API request when importing through the daemon
 /// (JSON escaping at most sextuples a byte, which keeps requests under 8 MiB).
 const REMOTE_CHUNK: usize = 50_000;
@@ -416,20 +414,20 @@ async fn import(
             }
         }
         Writer::Local(store) => {
-            for r in ids.chunks(LOCAL_CHUNK, usize::MAX) {
-                let (s, a, re) = (
-                    Arc::clone(&store),
-                    Arc::clone(&ids),
-                    reference.map(str::to_string),
-                );
-                let out = blocking(move || s.add(&a.slice(r), re.as_deref())).await?;
-                api::log_added(
-                    &out,
-                    out.added as usize + out.already_listed as usize,
-                    reference,
-                );
-                fold(out);
-            }
+            // The whole file in one atomic, durable write (a bulk write is
+            // one ingested SST file): all of it is listed, or none.
+            let (s, a, re) = (
+                Arc::clone(&store),
+                Arc::clone(&ids),
+                reference.map(str::to_string),
+            );
+            let out = blocking(move || s.add(&a.slice(0..a.ends.len()), re.as_deref())).await?;
+            api::log_added(
+                &out,
+                out.added as usize + out.already_listed as usize,
+                reference,
+            );
+            fold(out);
             push_now(ctx, cfg, &store).await;
         }
     }
