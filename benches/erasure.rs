@@ -12,7 +12,7 @@ use lethe::config::SubjectType;
 use lethe::erasure::{ErasureSet, ErasureStore, MemSet, key_of};
 use std::time::{Duration, Instant};
 
-/// `lethe erase import`'s chunk (commands/erase.rs LOCAL_CHUNK).
+/// Ids per write when building the 10M list.
 const IMPORT_CHUNK: usize = 50_000;
 
 fn rss_bytes() -> u64 {
@@ -53,22 +53,58 @@ fn synced_add_latency(dir: &std::path::Path) {
     );
 }
 
-fn import(store: &ErasureStore, ids: &[String]) -> Duration {
-    let t = Instant::now();
-    for chunk in ids.chunks(IMPORT_CHUNK) {
-        store.add(chunk, Some("bench import")).expect("import");
-    }
-    t.elapsed()
-}
-
 fn import_rate(dir: &std::path::Path) {
     let ids: Vec<String> = (0..1_000_000u64)
         .map(|i| (1_000_000_000_000 + i * 13).to_string())
         .collect();
     let store = ErasureStore::open(&dir.join("import"), SubjectType::Bigint).expect("open store");
-    let d = import(&store, &ids);
+    // As `lethe erase import`: the whole file in one (atomic) add.
+    let t = Instant::now();
+    let out = store.add(&ids, Some("bench import")).expect("import");
+    let d = t.elapsed();
+    assert_eq!(out.added, 1_000_000);
     println!(
-        "erasure/import: 1,000,000 ids in chunks of {IMPORT_CHUNK}: {:.2} s, {:.0} ids/s (target >= 200,000 ids/s)",
+        "erasure/import: 1,000,000 ids in one add: {:.2} s, {:.0} ids/s (target >= 200,000 ids/s)",
+        d.as_secs_f64(),
+        ids.len() as f64 / d.as_secs_f64()
+    );
+    // A journal merge whose ids are all listed already (`lethe erase sync`
+    // on a host that imported the same file): 10 objects of 100,000.
+    let record = lethe::erasure::store::BatchRecord {
+        added_at: chrono::Utc::now(),
+        reference: None,
+        origin: "bench".into(),
+    };
+    let t = Instant::now();
+    for (i, chunk) in ids.chunks(100_000).enumerate() {
+        let new = store
+            .merge_journal(
+                &format!("{i:026}.json"),
+                vec![(record.clone(), chunk.to_vec())],
+            )
+            .expect("merge");
+        assert_eq!(new, 0);
+    }
+    let d = t.elapsed();
+    println!(
+        "erasure/merge_listed: 10 journal objects of 100,000 ids, all listed already: {:.2} s, {:.0} ids/s",
+        d.as_secs_f64(),
+        ids.len() as f64 / d.as_secs_f64()
+    );
+    // The same objects merged into an empty list.
+    let fresh = ErasureStore::open(&dir.join("merge"), SubjectType::Bigint).expect("open store");
+    let t = Instant::now();
+    for (i, chunk) in ids.chunks(100_000).enumerate() {
+        fresh
+            .merge_journal(
+                &format!("{i:026}.json"),
+                vec![(record.clone(), chunk.to_vec())],
+            )
+            .expect("merge");
+    }
+    let d = t.elapsed();
+    println!(
+        "erasure/merge_new: the same 10 objects into an empty list: {:.2} s, {:.0} ids/s",
         d.as_secs_f64(),
         ids.len() as f64 / d.as_secs_f64()
     );
@@ -157,9 +193,19 @@ fn main() {
         load(n);
         return;
     }
+    // LETHE_BENCH_ONLY=add|import|load runs one part (e.g. under strace).
+    let only = std::env::var("LETHE_BENCH_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only == part;
     let tmp = tempfile::tempdir().expect("tempdir");
-    synced_add_latency(tmp.path());
-    import_rate(tmp.path());
+    if run("add") {
+        synced_add_latency(tmp.path());
+    }
+    if run("import") {
+        import_rate(tmp.path());
+    }
+    if !run("load") {
+        return;
+    }
     build_list(n);
     // Load in a fresh process, so its RSS growth is the set's and not pages
     // the allocator kept from the runs above.
