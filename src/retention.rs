@@ -290,11 +290,7 @@ pub async fn survey(storage: &dyn Storage, now: DateTime<Utc>) -> Result<Survey,
     }
     let mut by_id: BTreeMap<SnapshotId, Acc> = BTreeMap::new();
     for o in storage.list(SNAPSHOTS_PREFIX).await? {
-        let rest = &o.key[SNAPSHOTS_PREFIX.len()..];
-        let Some((id, tail)) = rest.split_once('/') else {
-            continue;
-        };
-        let Ok(id) = id.parse::<SnapshotId>() else {
+        let Some((id, tail)) = crate::snapshot::repo::split_snapshot_key(&o.key) else {
             continue;
         };
         let a = by_id.entry(id).or_default();

@@ -37,12 +37,6 @@ struct Prefix {
     uploads: Vec<IncompleteUpload>,
 }
 
-fn id_of(key: &str) -> Option<(SnapshotId, &str)> {
-    let rest = key.strip_prefix(SNAPSHOTS_PREFIX)?;
-    let (id, tail) = rest.split_once('/')?;
-    Some((id.parse().ok()?, tail))
-}
-
 /// Deletes leftovers of incomplete snapshots quiet for `grace`, except
 /// `keep` (the snapshot being taken), and aborts unfinished uploads older
 /// than `grace` anywhere under `snapshots/` (also under complete snapshots,
@@ -61,7 +55,7 @@ pub async fn cleanup_incomplete(
     let quiet = |t: DateTime<Utc>| now.signed_duration_since(t) >= grace;
     let mut prefixes: BTreeMap<SnapshotId, Prefix> = BTreeMap::new();
     for o in storage.list(SNAPSHOTS_PREFIX).await? {
-        let Some((id, tail)) = id_of(&o.key) else {
+        let Some((id, tail)) = super::repo::split_snapshot_key(&o.key) else {
             continue;
         };
         let p = prefixes.entry(id).or_default();
@@ -69,7 +63,7 @@ pub async fn cleanup_incomplete(
         p.objects.push(o);
     }
     for u in storage.list_incomplete(SNAPSHOTS_PREFIX).await? {
-        let Some((id, _)) = id_of(&u.key) else {
+        let Some((id, _)) = super::repo::split_snapshot_key(&u.key) else {
             continue;
         };
         prefixes.entry(id).or_default().uploads.push(u);
@@ -127,55 +121,5 @@ pub async fn cleanup_incomplete(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::StorageExt;
-    use crate::storage::fs::FsStorage;
-
-    #[tokio::test]
-    async fn removes_quiet_incomplete_prefixes_and_keeps_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = FsStorage::open(dir.path().to_path_buf()).unwrap();
-        let old: SnapshotId = "20200101T000000Z-0001".parse().unwrap();
-        let done: SnapshotId = "20200101T000000Z-0002".parse().unwrap();
-        let mine: SnapshotId = "20200101T000000Z-0003".parse().unwrap();
-        for id in [&old, &done, &mine] {
-            s.put_bytes(
-                &format!("snapshots/{id}/data/0001.a.b.000.copy.zst.age"),
-                "x".into(),
-            )
-            .await
-            .unwrap();
-        }
-        s.put_bytes(&manifest_key(&done), "{}".into())
-            .await
-            .unwrap();
-
-        // Everything was written just now: a one-hour grace keeps it all.
-        let r = cleanup_incomplete(&s, Some(&mine), Duration::from_secs(3600))
-            .await
-            .unwrap();
-        assert_eq!(r.removed, Vec::<SnapshotId>::new());
-        assert_eq!(r.recent, vec![old.clone()]);
-
-        let r = cleanup_incomplete(&s, Some(&mine), Duration::ZERO)
-            .await
-            .unwrap();
-        assert_eq!(r.removed, vec![old.clone()]);
-        assert_eq!(r.objects_deleted, 1);
-        assert!(
-            s.list(&format!("snapshots/{old}/"))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(
-            s.list(&format!("snapshots/{done}/")).await.unwrap().len(),
-            2
-        );
-        assert_eq!(
-            s.list(&format!("snapshots/{mine}/")).await.unwrap().len(),
-            1
-        );
-    }
-}
+#[path = "cleanup_tests.rs"]
+mod tests;

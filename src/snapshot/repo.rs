@@ -104,6 +104,14 @@ pub struct Inventory {
     pub incomplete: Vec<SnapshotId>,
 }
 
+/// Splits `snapshots/<id>/<tail>` into a parsed id and the tail; `None` for
+/// any key that is not under a valid snapshot id (never trusted as a path).
+pub fn split_snapshot_key(key: &str) -> Option<(SnapshotId, &str)> {
+    let rest = key.strip_prefix(SNAPSHOTS_PREFIX)?;
+    let (id, tail) = rest.split_once('/')?;
+    Some((id.parse::<SnapshotId>().ok()?, tail))
+}
+
 /// Lists snapshot prefixes; ids are sorted oldest first. Keys that do not
 /// parse as snapshot ids are ignored (never trusted as paths).
 ///
@@ -113,11 +121,7 @@ pub async fn inventory(storage: &dyn Storage) -> Result<Inventory, StorageError>
     let mut complete = std::collections::BTreeSet::new();
     let mut seen = std::collections::BTreeSet::new();
     for o in storage.list(SNAPSHOTS_PREFIX).await? {
-        let rest = &o.key[SNAPSHOTS_PREFIX.len()..];
-        let Some((id, tail)) = rest.split_once('/') else {
-            continue;
-        };
-        let Ok(id) = id.parse::<SnapshotId>() else {
+        let Some((id, tail)) = split_snapshot_key(&o.key) else {
             continue;
         };
         if tail == "manifest.json" {
@@ -208,24 +212,5 @@ pub fn new_marker(retention_days: u32) -> Marker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_names_become_safe_unambiguous_keys() {
-        assert_eq!(key_safe("orders_2024"), "orders_2024");
-        assert_eq!(key_safe("My.Table=1"), "My=2ETable=3D1");
-        assert_eq!(key_safe("zoë t"), "zo=C3=AB=20t");
-        let id: SnapshotId = "20261122T130000Z-3f9a".parse().unwrap();
-        let k = data_key(&id, 7, "app data", "ä.b", 12, true);
-        assert_eq!(
-            k,
-            "snapshots/20261122T130000Z-3f9a/data/0007.app=20data.=C3=A4=2Eb.012.copy.zst.age"
-        );
-        crate::storage::validate_key(&k).unwrap();
-        assert_eq!(
-            schema_key(&id, "pre", false),
-            "snapshots/20261122T130000Z-3f9a/schema/pre.sql.zst"
-        );
-    }
-}
+#[path = "repo_tests.rs"]
+mod tests;

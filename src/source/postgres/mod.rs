@@ -296,13 +296,5 @@ pub(crate) fn query_err(what: &str, e: &tokio_postgres::Error) -> SourceError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_and_literals_are_quoted() {
-        assert_eq!(quote_ident(r#"we"ird"#), r#""we""ird""#);
-        assert_eq!(quote_qualified("a b", "C"), r#""a b"."C""#);
-        assert_eq!(quote_literal("it's"), "'it''s'");
-    }
-}
+#[path = "tests.rs"]
+mod tests;
