@@ -3,6 +3,8 @@
 use clap::Parser;
 
 fn main() {
+    // Panics become one redacted `process.panicked` event, never raw text.
+    lethe::telemetry::panic::install();
     let cli = lethe::cli::Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -5,6 +5,8 @@
 //! Convention: `tracing::info!(event = "snapshot.completed", id = %id, …)`.
 //! Never log a secret, a password or a raw subject id at info level or above.
 
+pub mod panic;
+
 use crate::config::{LogConfig, LogFormat};
 use tracing_subscriber::EnvFilter;
 

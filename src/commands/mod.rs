@@ -34,6 +34,20 @@ impl Ctx {
     pub fn config(&self) -> anyhow::Result<Config> {
         let cfg = Config::load(&self.config_path).map_err(|e| UsageError(e.to_string()))?;
         crate::telemetry::init(&cfg.log);
+        register_secrets(&cfg);
+        crate::telemetry::panic::test_panic_point("config", || {
+            let read = |p: Option<&std::path::Path>| {
+                p.and_then(|p| std::fs::read_to_string(p).ok())
+                    .unwrap_or_default()
+            };
+            format!(
+                "config = {cfg:?}; args = {:?}; AWS_SECRET_ACCESS_KEY = {:?}; token = {}; identity = {}",
+                std::env::args().collect::<Vec<_>>(),
+                std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+                read(cfg.api.token_file.as_deref()),
+                read(cfg.encryption.identity_file.as_deref()),
+            )
+        });
         if cfg.encryption.disabled {
             tracing::warn!(
                 event = "encryption.disabled",
@@ -52,6 +66,20 @@ impl Ctx {
         cfg: &Config,
     ) -> anyhow::Result<std::sync::Arc<dyn crate::storage::Storage>> {
         Ok(crate::storage::open(&cfg.storage).await?)
+    }
+}
+
+/// Tells the panic hook which configured secrets to redact: the source
+/// URL's password and the API token (the identity is matched by its form).
+fn register_secrets(cfg: &Config) {
+    crate::telemetry::panic::register_url_password(&cfg.source.url);
+    if let Some(token) = cfg
+        .api
+        .token_file
+        .as_deref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        crate::telemetry::panic::register_secret(&token);
     }
 }
 

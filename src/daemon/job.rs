@@ -161,6 +161,13 @@ pub struct JobCtx {
 
 /// Runs one job to the end (or until `cancel`).
 pub async fn run(ctx: JobCtx, trigger: Trigger, cancel: CancellationToken) -> JobReport {
+    crate::telemetry::panic::test_panic_point("daemon_job", || {
+        format!(
+            "{trigger:?} on {}; AWS_SECRET_ACCESS_KEY = {:?}",
+            ctx.storage.describe(),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default()
+        )
+    });
     let started_at = ctx.clock.now();
     let mut report = JobReport {
         trigger,

@@ -303,7 +303,9 @@ impl Daemon {
                     match r {
                         Ok(report) => self.finish_job(report),
                         Err(e) => {
-                            tracing::error!(event = "daemon.job_panicked", error = %e, "a job ended abnormally; retrying later");
+                            // A panic's message is in `e`: redacted like the panic hook's.
+                            let error = crate::telemetry::panic::redact(&e.to_string());
+                            tracing::error!(event = "daemon.job_panicked", error = %error, "a job ended abnormally; retrying later");
                             self.failures += 1;
                             self.next_due = self.clock.now() + self.backoff();
                         }

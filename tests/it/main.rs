@@ -10,6 +10,7 @@ mod faults;
 mod hostile;
 mod init;
 mod outage;
+mod panics;
 mod restore;
 mod rig;
 mod secrets;
