@@ -4,6 +4,7 @@
 mod api_abuse;
 mod common;
 mod crash;
+mod crash_daemon;
 mod daemon;
 mod erasure;
 mod faults;
