@@ -71,6 +71,14 @@ pub async fn connect(
     ))
 }
 
+/// The configured endpoint, or AWS S3 in the configured region.
+fn endpoint_name(cfg: &StorageConfig) -> String {
+    match &cfg.endpoint {
+        Some(ep) => ep.trim_end_matches('/').to_string(),
+        None => format!("AWS S3 ({})", cfg.region),
+    }
+}
+
 /// Builds an S3 client from the config: region, endpoint, path style, the
 /// checksum switch, SDK retries off, and credentials that must resolve now
 /// (so a missing key fails at start with a clear message, not mid-upload).
@@ -155,7 +163,16 @@ impl S3Storage {
             part_sizing: opts.part_sizing,
             backoff: opts.backoff,
         };
-        s.check_location(cfg).await?;
+        // Name where: a refusal at start (credentials, region, bucket)
+        // should say which store refused.
+        s.check_location(cfg).await.map_err(|e| match e {
+            StorageError::Permanent { op, key, message } => StorageError::Permanent {
+                op,
+                key: format!("{key} at {}", endpoint_name(cfg)),
+                message,
+            },
+            other => other,
+        })?;
         Ok(s)
     }
 

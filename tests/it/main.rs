@@ -5,6 +5,7 @@ mod api_abuse;
 mod common;
 mod crash;
 mod crash_daemon;
+mod credentials;
 mod daemon;
 mod erasure;
 mod faults;

@@ -95,7 +95,7 @@ fn classify_status(
         | (401 | 403, _) => StorageError::Permanent {
             op,
             key,
-            message: format!("{detail}; {CREDENTIALS_HINT}"),
+            message: format!("the storage refused these credentials: {detail}; {CREDENTIALS_HINT}"),
         },
         (301 | 307, _)
         | (
@@ -161,12 +161,14 @@ mod tests {
             (403, "AccessDenied"),
             (400, "ExpiredToken"),
             (403, "InvalidAccessKeyId"),
+            (403, "SignatureDoesNotMatch"),
+            (400, "InvalidToken"),
             (403, ""),
         ] {
             match classify_status("put", "k", status, code, "x".into()) {
                 StorageError::Permanent { message, .. } => {
                     assert!(
-                        message.contains("AWS credential chain"),
+                        message.contains("AWS credential chain") && message.contains("refused"),
                         "{status} {code}: {message}"
                     )
                 }
