@@ -59,6 +59,12 @@ fn refused_credentials_are_a_clear_permanent_error_for_snapshot_and_init() {
             let seen = proxy.seen();
             let refused: Vec<_> = seen.iter().filter(|s| s.status == Some(403)).collect();
             assert_eq!(out.status.code(), Some(1), "{verb}, {what}: {err}");
+            if verb == "snapshot" {
+                assert!(
+                    err.contains("\"snapshot.failed\""),
+                    "{verb}, {what}: alerts need snapshot.failed: {err}"
+                );
+            }
             assert!(
                 !refused.is_empty(),
                 "{verb}, {what}: Garage refused nothing: {seen:#?}"
