@@ -353,7 +353,7 @@ impl ErasureStore {
             st.pending += added;
         }
         if added > 0 || journal.is_some() {
-            let mut sink = if fresh.len() >= bulk::BULK_MIN {
+            let mut sink = if bulk::use_sst(fresh.len(), st.count) {
                 bulk::Sink::sst(self)?
             } else {
                 bulk::Sink::batch()
