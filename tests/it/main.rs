@@ -8,6 +8,7 @@ mod crash_daemon;
 mod credentials;
 mod daemon;
 mod erasure;
+mod erasure_import;
 mod faults;
 mod faults_http;
 mod hostile;
