@@ -22,7 +22,7 @@ RESTORE_DB=lethe_bench10_restore
 fresh="dropdb --if-exists $RESTORE_DB && createdb $RESTORE_DB"
 
 # Same config shape as lethe.sh, pointed at the 10 GB database and its own prefix.
-sed -e "s#/$PGPORT/[a-z_0-9]*\"#/$PGPORT/$BENCH_DB\"#" \
+sed -e "s#:$PGPORT/[a-z_0-9]*\"#:$PGPORT/$BENCH_DB\"#" \
     -e "s#s3://$BENCH_BUCKET/lethe\"#s3://$BENCH_BUCKET/lethe10\"#" \
     -e "s#erasure-lethe\"#erasure-lethe10\"#" -e "s#api-lethe.sock#api-lethe10.sock#" \
     "$L/lethe.toml" > "$CFG"
