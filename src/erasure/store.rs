@@ -281,8 +281,12 @@ impl ErasureStore {
     }
 
     /// Merges ids read from journal object `object` (already in storage, so
-    /// not pending), and remembers the object as merged, in one synced write.
-    /// Returns how many ids were new here.
+    /// not pending), and remembers the object as merged, in one atomic write.
+    /// Returns how many ids were new here. The write is not synced on its own
+    /// (a sync of many objects would wait for one fdatasync each): `sync`
+    /// ends with a synced write that makes it durable, and merges lost to an
+    /// OS crash before that are lost together with their object's marker, so
+    /// the object counts as not merged (restores refuse) until merged again.
     ///
     /// # Errors
     /// Invalid ids, a failed write.
@@ -402,7 +406,7 @@ impl ErasureStore {
                     }
                 }
             }
-            sink.commit(self)?;
+            sink.commit(self, pending)?;
             *self.lock_state() = st;
         }
         Ok(AddOutcome {
@@ -456,7 +460,8 @@ impl ErasureStore {
         self.commit(batch, st)
     }
 
-    /// Records the time of a complete sync.
+    /// Records the time of a complete sync, in a synced write: it also makes
+    /// the sync's merges durable (they share the write-ahead log).
     ///
     /// # Errors
     /// A failed write.

@@ -95,14 +95,19 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Makes the write durable: one synced write, or the SST file finished
-    /// (synced by RocksDB) and ingested.
-    pub(super) fn commit(self, store: &ErasureStore) -> Result<(), StoreError> {
+    /// Applies the write atomically: one write (synced when `sync`), or the
+    /// SST file finished (synced by RocksDB) and ingested (always durable).
+    pub(super) fn commit(self, store: &ErasureStore, sync: bool) -> Result<(), StoreError> {
         match self {
-            Sink::Batch(b) => store
+            Sink::Batch(b) if sync => store
                 .db
                 .write_opt(b, &synced())
                 .map_err(|e| store.io("synced write", e)),
+            Sink::Batch(b) => {
+                let mut w = WriteOptions::default();
+                w.set_memtable_insert_hint_per_batch(true);
+                store.db.write_opt(b, &w).map_err(|e| store.io("write", e))
+            }
             Sink::Sst { mut writer, path } => {
                 let result = writer
                     .finish()
