@@ -26,7 +26,13 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             let usage = e.downcast_ref::<lethe::commands::UsageError>().is_some();
-            eprintln!("lethe: error: {e:#}");
+            // A panicked task's message travels in its JoinError: redact it.
+            let text = format!("{e:#}");
+            if text.contains("panicked") {
+                eprintln!("lethe: error: {}", lethe::telemetry::panic::redact(&text));
+            } else {
+                eprintln!("lethe: error: {text}");
+            }
             if usage {
                 lethe::exit::USAGE
             } else {

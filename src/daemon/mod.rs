@@ -486,7 +486,9 @@ async fn await_task<T>(
     match tokio::time::timeout_at(deadline, &mut handle).await {
         Ok(Ok(_)) => true,
         Ok(Err(e)) => {
-            tracing::warn!(event = "daemon.task_failed", task = name, error = %e);
+            // A panicked task's message is in `e`: redacted like the hook's.
+            let error = crate::telemetry::panic::redact(&e.to_string());
+            tracing::warn!(event = "daemon.task_failed", task = name, error = %error);
             true
         }
         Err(_) => {
