@@ -5,15 +5,14 @@
 //!
 //! COPY text: rows end at a raw `\n`, fields split on `\t`, `\N` is NULL,
 //! and `\\ \t \n \r \b \f \v \NNN \xHH` escapes are decoded before a value
-//! is turned into a key. The hot path allocates nothing per row: row ends
-//! come from one SIMD newline scan per buffer, fields from `memchr` up to
-//! the last column a check needs, and runs of kept rows are copied to the
-//! output in one piece.
+//! is turned into a key. The hot path allocates nothing per row: rows and
+//! fields come from one SIMD pass over the bytes (`scan`), erasure-list
+//! lookups are batched a block of rows at a time (`rowfilter`), and runs of
+//! kept rows are copied to the output in one piece.
 
 pub use super::copytext::{decode_escapes, decoded, encode_copy_text};
-use crate::config::SubjectType;
-use crate::erasure::{ErasureSet, key_of};
 use bytes::Bytes;
+pub use rowfilter::RowFilter;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
@@ -206,297 +205,6 @@ pub enum Probe<'a> {
     Root,
 }
 
-/// Filters one table's COPY stream. Create one per pass; keys of dropped
-/// rows accumulate in `own` (one set per record slot).
-pub struct RowFilter<'a> {
-    plan: &'a TablePlan,
-    erasure: &'a dyn ErasureSet,
-    subject_type: SubjectType,
-    probes: Vec<Probe<'a>>,
-    own: Vec<KeySet>,
-    /// Field spans of the current row, columns `0..=max_col`.
-    spans: Vec<(usize, usize)>,
-    max_col: Option<usize>,
-    dec: Vec<u8>,
-    dec2: Vec<u8>,
-    keybuf: Vec<u8>,
-    /// Per column: 0 = keep, k = `repl_vals[k - 1]`.
-    repl: Vec<u32>,
-    repl_vals: Vec<(usize, usize)>,
-    stats: TableStats,
-}
-
-impl<'a> RowFilter<'a> {
-    /// `probes[i]` is where `plan.fks[i]` looks up; `own` are this table's
-    /// record sets so far (empty on a first pass).
-    ///
-    /// # Panics
-    /// If `probes` or `own` do not match the plan (a caller bug).
-    pub fn new(
-        plan: &'a TablePlan,
-        erasure: &'a dyn ErasureSet,
-        subject_type: SubjectType,
-        probes: Vec<Probe<'a>>,
-        own: Vec<KeySet>,
-    ) -> RowFilter<'a> {
-        assert_eq!(
-            probes.len(),
-            plan.fks.len(),
-            "one probe per foreign-key check"
-        );
-        assert_eq!(own.len(), plan.records.len(), "one set per record slot");
-        let max_col = plan.max_col();
-        let n = max_col.map_or(0, |m| m + 1);
-        RowFilter {
-            plan,
-            erasure,
-            subject_type,
-            probes,
-            own,
-            spans: vec![(0, 0); n],
-            max_col,
-            dec: Vec::with_capacity(256),
-            dec2: Vec::with_capacity(256),
-            keybuf: Vec::with_capacity(256),
-            repl: vec![0; n],
-            repl_vals: Vec::new(),
-            stats: TableStats::default(),
-        }
-    }
-
-    pub fn stats(&self) -> TableStats {
-        self.stats
-    }
-
-    /// Ends the pass: this table's record sets and its counts.
-    pub fn finish(self) -> (Vec<KeySet>, TableStats) {
-        (self.own, self.stats)
-    }
-
-    /// Filters the complete rows at the start of `input`, appending what is
-    /// kept to `out` (`None`: only decide and record, as in a pre-pass or a
-    /// dry run). Returns the bytes consumed: up to and including the last
-    /// newline.
-    ///
-    /// # Errors
-    /// A row with fewer fields than a check needs; a rewrite with an
-    /// unevaluated default while writing.
-    pub fn filter_rows(
-        &mut self,
-        input: &[u8],
-        mut out: Option<&mut Vec<u8>>,
-    ) -> Result<usize, FilterError> {
-        let mut start = 0;
-        // Start of the run of kept rows not yet copied to `out`.
-        let mut pending = 0;
-        for nl in memchr::memchr_iter(b'\n', input) {
-            let row = &input[start..nl];
-            self.stats.rows_read += 1;
-            match self.decide(row)? {
-                Verdict::Keep => {}
-                Verdict::Drop => {
-                    self.stats.rows_dropped += 1;
-                    if let Some(o) = out.as_deref_mut() {
-                        o.extend_from_slice(&input[pending..start]);
-                    }
-                    pending = nl + 1;
-                }
-                Verdict::Rewrite => {
-                    self.stats.rows_nulled += 1;
-                    if let Some(o) = out.as_deref_mut() {
-                        o.extend_from_slice(&input[pending..start]);
-                        self.write_rewritten(row, o)?;
-                    }
-                    self.clear_rewrite();
-                    pending = nl + 1;
-                }
-            }
-            start = nl + 1;
-        }
-        if let Some(o) = out {
-            o.extend_from_slice(&input[pending..start]);
-        }
-        self.stats.bytes_read += start as u64;
-        Ok(start)
-    }
-
-    /// Splits the row into field spans up to `max_col`.
-    #[inline]
-    fn split(&mut self, row: &[u8]) -> Result<(), FilterError> {
-        let Some(max) = self.max_col else {
-            return Ok(());
-        };
-        let mut pos = 0;
-        for i in 0..=max {
-            match memchr::memchr(b'\t', &row[pos..]) {
-                Some(t) => {
-                    self.spans[i] = (pos, pos + t);
-                    pos += t + 1;
-                }
-                None if i == max => {
-                    self.spans[i] = (pos, row.len());
-                }
-                None => {
-                    return Err(FilterError::ShortRow {
-                        table: self.plan.table.clone(),
-                        row: self.stats.rows_read,
-                        found: i + 1,
-                        needed: max + 1,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn decide(&mut self, row: &[u8]) -> Result<Verdict, FilterError> {
-        if self.plan.is_passthrough() {
-            return Ok(Verdict::Keep);
-        }
-        self.split(row)?;
-        let plan = self.plan;
-        let mut drop = false;
-        for &c in &plan.roots {
-            let (a, b) = self.spans[c];
-            if let Some(v) = decoded(&row[a..b], &mut self.dec) {
-                if key_of(self.subject_type, v).is_some_and(|k| self.erasure.contains(k)) {
-                    drop = true;
-                    break;
-                }
-            }
-        }
-        if !drop {
-            for (i, fk) in plan.fks.iter().enumerate() {
-                if fk.effect == Effect::Drop && self.references_dropped(row, i) {
-                    drop = true;
-                    break;
-                }
-            }
-        }
-        if drop {
-            self.record(row);
-            return Ok(Verdict::Drop);
-        }
-        let mut rewrite = false;
-        for (i, fk) in plan.fks.iter().enumerate() {
-            if let Effect::Rewrite(cols) = &fk.effect {
-                if self.references_dropped(row, i) {
-                    for (j, (c, _)) in cols.iter().enumerate() {
-                        self.repl_vals.push((i, j));
-                        self.repl[*c] = self.repl_vals.len() as u32;
-                    }
-                    rewrite = true;
-                }
-            }
-        }
-        Ok(if rewrite {
-            Verdict::Rewrite
-        } else {
-            Verdict::Keep
-        })
-    }
-
-    /// True when the row's referencing columns of `plan.fks[i]` are all
-    /// non-NULL (MATCH SIMPLE) and their key is in the parent's dropped set.
-    #[inline]
-    fn references_dropped(&mut self, row: &[u8], i: usize) -> bool {
-        let fk = &self.plan.fks[i];
-        let probe = self.probes[i];
-        if let Probe::Root = probe {
-            let (a, b) = self.spans[fk.columns[0]];
-            return decoded(&row[a..b], &mut self.dec)
-                .and_then(|v| key_of(self.subject_type, v))
-                .is_some_and(|k| self.erasure.contains(k));
-        }
-        let Some(key) = self.key_of_tuple(row, &fk.columns) else {
-            return false;
-        };
-        match probe {
-            Probe::Parent(set) => set.contains(key),
-            Probe::Own(slot) => self.own[slot].contains(key),
-            Probe::Root => false,
-        }
-    }
-
-    /// The dropped-set key of a column tuple, `None` if any value is NULL.
-    #[inline]
-    fn key_of_tuple(&mut self, row: &[u8], cols: &[usize]) -> Option<u128> {
-        if let [c] = cols {
-            let (a, b) = self.spans[*c];
-            return decoded(&row[a..b], &mut self.dec).map(xxhash_rust::xxh3::xxh3_128);
-        }
-        self.keybuf.clear();
-        for &c in cols {
-            let (a, b) = self.spans[c];
-            let v = decoded(&row[a..b], &mut self.dec2)?;
-            self.keybuf
-                .extend_from_slice(&(v.len() as u32).to_le_bytes());
-            self.keybuf.extend_from_slice(v);
-        }
-        Some(xxhash_rust::xxh3::xxh3_128(&self.keybuf))
-    }
-
-    fn record(&mut self, row: &[u8]) {
-        let plan = self.plan;
-        for (slot, cols) in plan.records.iter().enumerate() {
-            if let Some(k) = self.key_of_tuple(row, cols) {
-                self.own[slot].insert(k);
-            }
-        }
-    }
-
-    fn write_rewritten(&self, row: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
-        let last = self.repl.iter().rposition(|&r| r != 0).unwrap_or(0);
-        for c in 0..=last {
-            if c > 0 {
-                out.push(b'\t');
-            }
-            match self.repl[c] {
-                0 => {
-                    let (a, b) = self.spans[c];
-                    out.extend_from_slice(&row[a..b]);
-                }
-                k => {
-                    let (fk, j) = self.repl_vals[k as usize - 1];
-                    let Effect::Rewrite(cols) = &self.plan.fks[fk].effect else {
-                        unreachable!("rewrite of a drop check")
-                    };
-                    match &cols[j].1 {
-                        Replacement::Null => out.extend_from_slice(b"\\N"),
-                        Replacement::Value(v) => out.extend_from_slice(v),
-                        Replacement::Unresolved(expr) => {
-                            return Err(FilterError::UnresolvedDefault {
-                                table: self.plan.table.clone(),
-                                fk: self.plan.fks[fk].name.clone(),
-                                expr: expr.clone(),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        out.extend_from_slice(&row[self.spans[last].1..]);
-        out.push(b'\n');
-        Ok(())
-    }
-
-    fn clear_rewrite(&mut self) {
-        for &(fk, j) in &self.repl_vals {
-            if let Effect::Rewrite(cols) = &self.plan.fks[fk].effect {
-                self.repl[cols[j].0] = 0;
-            }
-        }
-        self.repl_vals.clear();
-    }
-}
-
-enum Verdict {
-    Keep,
-    Drop,
-    Rewrite,
-}
-
 /// Runs `filter` over a whole COPY stream, handing filtered output to `emit`
 /// in pieces of about `OUT_CHUNK` bytes (`emit = None`: decide and record
 /// only). Memory: one read buffer (grown only for a row longer than it) and
@@ -566,6 +274,11 @@ pub fn run_stream<R: Read>(
     }
     Ok(())
 }
+
+#[path = "rowfilter.rs"]
+mod rowfilter;
+#[path = "scan.rs"]
+mod scan;
 
 #[cfg(test)]
 #[path = "filter_tests.rs"]

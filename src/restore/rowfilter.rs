@@ -1,0 +1,457 @@
+//! The row-at-a-time core of the COPY filter, run a block of rows at a
+//! time: split, look up the erasure list in one batch, decide and emit.
+
+use super::scan::Scanner;
+use super::{Effect, FilterError, KeySet, Probe, Replacement, TablePlan, TableStats, decoded};
+use crate::config::SubjectType;
+use crate::erasure::{ErasureSet, SubjectKey, key_of};
+
+/// Rows split and looked up together: enough erasure-list lookups to overlap
+/// their cache misses, few enough that the block's spans stay in L1.
+const BLOCK_ROWS: usize = 64;
+/// Rows needing at least this many fields are split with the tab and
+/// newline masks of `scan` (a pass over every byte, then bit arithmetic per
+/// field); narrower ones with a `memchr` for the newline and one per field,
+/// which is cheaper when most of a long row is never looked at.
+const MASKS_FROM_WIDTH: usize = 4;
+/// No key for this lookup (NULL, or not a valid id of the subject type).
+const NO_KEY: u32 = u32::MAX;
+
+/// Filters one table's COPY stream. Create one per pass; keys of dropped
+/// rows accumulate in `own` (one set per record slot).
+///
+/// Rows are handled a block at a time: split every row of the block (one
+/// SIMD pass over the bytes, see `scan`), look up all the block's erasure
+/// list keys in one batch (`ErasureSet::contains_batch`, so the cache misses
+/// of a large list overlap), then decide and emit the rows in order. Checks
+/// against dropped-key sets run in the last step, row by row, so a row sees
+/// the keys recorded by the rows before it exactly as in a row-at-a-time
+/// pass.
+pub struct RowFilter<'a> {
+    pub(super) plan: &'a TablePlan,
+    erasure: &'a dyn ErasureSet,
+    subject_type: SubjectType,
+    probes: Vec<Probe<'a>>,
+    own: Vec<KeySet>,
+    /// Fields `0..width` of each row of the block, as absolute positions in
+    /// the input: row `i`'s are `spans[i * width..][..width]`.
+    spans: Vec<(usize, usize)>,
+    width: usize,
+    /// Each row of the block: its start and the position of its newline.
+    rows: Vec<(usize, usize)>,
+    /// Columns looked up in the erasure list: the roots, then the first
+    /// column of each `Probe::Root` check.
+    lookups: Vec<usize>,
+    /// Per check: its index in `lookups` if it probes the list.
+    root_lookup: Vec<usize>,
+    /// The block's lookup keys, and per (row, lookup) the index of its key
+    /// in `keys` (or `NO_KEY`).
+    keys: Vec<SubjectKey>,
+    slots: Vec<u32>,
+    hits: Vec<bool>,
+    dec: Vec<u8>,
+    keybuf: Vec<u8>,
+    /// Per column: 0 = keep, k = `repl_vals[k - 1]`.
+    repl: Vec<u32>,
+    repl_vals: Vec<(usize, usize)>,
+    pub(super) stats: TableStats,
+}
+
+impl<'a> RowFilter<'a> {
+    /// `probes[i]` is where `plan.fks[i]` looks up; `own` are this table's
+    /// record sets so far (empty on a first pass).
+    ///
+    /// # Panics
+    /// If `probes` or `own` do not match the plan (a caller bug).
+    pub fn new(
+        plan: &'a TablePlan,
+        erasure: &'a dyn ErasureSet,
+        subject_type: SubjectType,
+        probes: Vec<Probe<'a>>,
+        own: Vec<KeySet>,
+    ) -> RowFilter<'a> {
+        assert_eq!(
+            probes.len(),
+            plan.fks.len(),
+            "one probe per foreign-key check"
+        );
+        assert_eq!(own.len(), plan.records.len(), "one set per record slot");
+        let width = plan.max_col().map_or(0, |m| m + 1);
+        let mut lookups = plan.roots.clone();
+        let mut root_lookup = vec![usize::MAX; plan.fks.len()];
+        for (i, (fk, probe)) in plan.fks.iter().zip(&probes).enumerate() {
+            if let (Probe::Root, Some(&c)) = (probe, fk.columns.first()) {
+                root_lookup[i] = lookups.len();
+                lookups.push(c);
+            }
+        }
+        RowFilter {
+            plan,
+            erasure,
+            subject_type,
+            probes,
+            own,
+            spans: vec![(0, 0); width * BLOCK_ROWS],
+            width,
+            rows: Vec::with_capacity(BLOCK_ROWS),
+            keys: Vec::with_capacity(lookups.len() * BLOCK_ROWS),
+            slots: Vec::with_capacity(lookups.len() * BLOCK_ROWS),
+            hits: vec![false; lookups.len() * BLOCK_ROWS],
+            lookups,
+            root_lookup,
+            dec: Vec::with_capacity(256),
+            keybuf: Vec::with_capacity(256),
+            repl: vec![0; width],
+            repl_vals: Vec::new(),
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> TableStats {
+        self.stats
+    }
+
+    /// Ends the pass: this table's record sets and its counts.
+    pub fn finish(self) -> (Vec<KeySet>, TableStats) {
+        (self.own, self.stats)
+    }
+
+    /// Filters the complete rows at the start of `input`, appending what is
+    /// kept to `out` (`None`: only decide and record, as in a pre-pass or a
+    /// dry run). Returns the bytes consumed: up to and including the last
+    /// newline.
+    ///
+    /// # Errors
+    /// A row with fewer fields than a check needs; a rewrite with an
+    /// unevaluated default while writing.
+    pub fn filter_rows(
+        &mut self,
+        input: &[u8],
+        mut out: Option<&mut Vec<u8>>,
+    ) -> Result<usize, FilterError> {
+        if self.plan.is_passthrough() {
+            let end = memchr::memrchr(b'\n', input).map_or(0, |p| p + 1);
+            self.stats.rows_read += memchr::memchr_iter(b'\n', &input[..end]).count() as u64;
+            self.stats.bytes_read += end as u64;
+            if let Some(o) = out {
+                o.extend_from_slice(&input[..end]);
+            }
+            return Ok(end);
+        }
+        let mut cursor = if self.width >= MASKS_FROM_WIDTH {
+            Cursor::Masks(Scanner::new(input))
+        } else {
+            Cursor::Newlines(memchr::memchr_iter(b'\n', input))
+        };
+        // Without list lookups there is nothing to batch: a row at a time.
+        let block = if self.lookups.is_empty() {
+            1
+        } else {
+            BLOCK_ROWS
+        };
+        let mut start = 0;
+        // Start of the run of kept rows not yet copied to `out`.
+        let mut pending = 0;
+        loop {
+            self.rows.clear();
+            let mut failed = None;
+            while self.rows.len() < block {
+                match self.split(input, &mut cursor, start) {
+                    Ok(Some(end)) => {
+                        self.rows.push((start, end));
+                        start = end + 1;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            let more = self.rows.len() == block;
+            self.look_up(input);
+            for i in 0..self.rows.len() {
+                let (row_start, nl) = self.rows[i];
+                self.stats.rows_read += 1;
+                match self.decide(input, i) {
+                    Verdict::Keep => {}
+                    Verdict::Drop => {
+                        self.stats.rows_dropped += 1;
+                        if let Some(o) = out.as_deref_mut() {
+                            o.extend_from_slice(&input[pending..row_start]);
+                        }
+                        pending = nl + 1;
+                    }
+                    Verdict::Rewrite => {
+                        self.stats.rows_nulled += 1;
+                        if let Some(o) = out.as_deref_mut() {
+                            o.extend_from_slice(&input[pending..row_start]);
+                            self.write_rewritten(input, i, o)?;
+                        }
+                        self.clear_rewrite();
+                        pending = nl + 1;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if !more {
+                break;
+            }
+        }
+        if let Some(o) = out {
+            o.extend_from_slice(&input[pending..start]);
+        }
+        self.stats.bytes_read += start as u64;
+        Ok(start)
+    }
+
+    /// Splits the row starting at `start` into the next block slot's field
+    /// spans (columns `0..width`). Returns the position of its newline, or
+    /// `None` if the input ends inside the row.
+    #[inline]
+    fn split(
+        &mut self,
+        input: &[u8],
+        cursor: &mut Cursor<'_>,
+        start: usize,
+    ) -> Result<Option<usize>, FilterError> {
+        let base = self.rows.len() * self.width;
+        let spans = &mut self.spans[base..base + self.width];
+        let short = |found: usize| FilterError::ShortRow {
+            table: self.plan.table.clone(),
+            row: self.stats.rows_read + self.rows.len() as u64 + 1,
+            found,
+            needed: self.width,
+        };
+        match cursor {
+            Cursor::Masks(scanner) => {
+                let mut pos = start;
+                for (c, span) in spans.iter_mut().enumerate() {
+                    let Some(sep) = scanner.next_separator(pos) else {
+                        return Ok(None);
+                    };
+                    *span = (pos, sep);
+                    if scanner.is_newline(sep) {
+                        if c + 1 < self.width {
+                            return Err(short(c + 1));
+                        }
+                        return Ok(Some(sep));
+                    }
+                    pos = sep + 1;
+                }
+                Ok(scanner.next_newline(pos))
+            }
+            Cursor::Newlines(newlines) => {
+                let Some(nl) = newlines.next() else {
+                    return Ok(None);
+                };
+                let mut pos = start;
+                let last = spans.len() - 1;
+                for (c, span) in spans.iter_mut().enumerate() {
+                    match memchr::memchr(b'\t', &input[pos..nl]) {
+                        Some(t) => {
+                            *span = (pos, pos + t);
+                            pos += t + 1;
+                        }
+                        None if c == last => *span = (pos, nl),
+                        None => return Err(short(c + 1)),
+                    }
+                }
+                Ok(Some(nl))
+            }
+        }
+    }
+
+    /// Looks up the block's erasure-list keys in one batch.
+    fn look_up(&mut self, input: &[u8]) {
+        if self.lookups.is_empty() {
+            return;
+        }
+        self.keys.clear();
+        self.slots.clear();
+        for i in 0..self.rows.len() {
+            let base = i * self.width;
+            for &c in &self.lookups {
+                let (a, b) = self.spans[base + c];
+                match decoded(&input[a..b], &mut self.dec)
+                    .and_then(|v| key_of(self.subject_type, v))
+                {
+                    Some(k) => {
+                        self.slots.push(self.keys.len() as u32);
+                        self.keys.push(k);
+                    }
+                    None => self.slots.push(NO_KEY),
+                }
+            }
+        }
+        self.erasure
+            .contains_batch(&self.keys, &mut self.hits[..self.keys.len()]);
+    }
+
+    /// Whether lookup `j` of block row `i` is on the erasure list.
+    #[inline]
+    fn listed(&self, i: usize, j: usize) -> bool {
+        let s = self.slots[i * self.lookups.len() + j];
+        s != NO_KEY && self.hits[s as usize]
+    }
+
+    #[inline]
+    fn decide(&mut self, input: &[u8], i: usize) -> Verdict {
+        let plan = self.plan;
+        let mut drop = (0..plan.roots.len()).any(|j| self.listed(i, j));
+        if !drop {
+            for (f, fk) in plan.fks.iter().enumerate() {
+                if matches!(fk.effect, Effect::Drop) && self.references_dropped(input, i, f) {
+                    drop = true;
+                    break;
+                }
+            }
+        }
+        if drop {
+            self.record(input, i);
+            return Verdict::Drop;
+        }
+        let mut rewrite = false;
+        for (f, fk) in plan.fks.iter().enumerate() {
+            if let Effect::Rewrite(cols) = &fk.effect {
+                if self.references_dropped(input, i, f) {
+                    for (j, (c, _)) in cols.iter().enumerate() {
+                        self.repl_vals.push((f, j));
+                        self.repl[*c] = self.repl_vals.len() as u32;
+                    }
+                    rewrite = true;
+                }
+            }
+        }
+        if rewrite {
+            Verdict::Rewrite
+        } else {
+            Verdict::Keep
+        }
+    }
+
+    /// True when block row `i`'s referencing columns of `plan.fks[f]` are
+    /// all non-NULL (MATCH SIMPLE) and their key is in the parent's dropped
+    /// set (for a check against the list itself: their key is listed).
+    #[inline]
+    fn references_dropped(&mut self, input: &[u8], i: usize, f: usize) -> bool {
+        let set = match self.probes[f] {
+            Probe::Root => return self.listed(i, self.root_lookup[f]),
+            Probe::Parent(set) => set,
+            Probe::Own(slot) => &self.own[slot],
+        };
+        let fk = &self.plan.fks[f];
+        let base = i * self.width;
+        key_of_tuple(
+            input,
+            &self.spans[base..base + self.width],
+            &fk.columns,
+            &mut self.dec,
+            &mut self.keybuf,
+        )
+        .is_some_and(|k| set.contains(k))
+    }
+
+    fn record(&mut self, input: &[u8], i: usize) {
+        let plan = self.plan;
+        let base = i * self.width;
+        for (slot, cols) in plan.records.iter().enumerate() {
+            if let Some(k) = key_of_tuple(
+                input,
+                &self.spans[base..base + self.width],
+                cols,
+                &mut self.dec,
+                &mut self.keybuf,
+            ) {
+                self.own[slot].insert(k);
+            }
+        }
+    }
+
+    fn write_rewritten(
+        &self,
+        input: &[u8],
+        i: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FilterError> {
+        let spans = &self.spans[i * self.width..][..self.width];
+        let last = self.repl.iter().rposition(|&r| r != 0).unwrap_or(0);
+        for c in 0..=last {
+            if c > 0 {
+                out.push(b'\t');
+            }
+            match self.repl[c] {
+                0 => {
+                    let (a, b) = spans[c];
+                    out.extend_from_slice(&input[a..b]);
+                }
+                k => {
+                    let (fk, j) = self.repl_vals[k as usize - 1];
+                    let Effect::Rewrite(cols) = &self.plan.fks[fk].effect else {
+                        unreachable!("rewrite of a drop check")
+                    };
+                    match &cols[j].1 {
+                        Replacement::Null => out.extend_from_slice(b"\\N"),
+                        Replacement::Value(v) => out.extend_from_slice(v),
+                        Replacement::Unresolved(expr) => {
+                            return Err(FilterError::UnresolvedDefault {
+                                table: self.plan.table.clone(),
+                                fk: self.plan.fks[fk].name.clone(),
+                                expr: expr.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&input[spans[last].1..=self.rows[i].1]);
+        Ok(())
+    }
+
+    fn clear_rewrite(&mut self) {
+        for &(fk, j) in &self.repl_vals {
+            if let Effect::Rewrite(cols) = &self.plan.fks[fk].effect {
+                self.repl[cols[j].0] = 0;
+            }
+        }
+        self.repl_vals.clear();
+    }
+}
+
+/// The dropped-set key of a column tuple of one row (`spans` are its
+/// fields), `None` if any value is NULL. The same key as [`tuple_key`].
+#[inline]
+fn key_of_tuple(
+    input: &[u8],
+    spans: &[(usize, usize)],
+    cols: &[usize],
+    dec: &mut Vec<u8>,
+    keybuf: &mut Vec<u8>,
+) -> Option<u128> {
+    if let [c] = cols {
+        let (a, b) = spans[*c];
+        return decoded(&input[a..b], dec).map(xxhash_rust::xxh3::xxh3_128);
+    }
+    keybuf.clear();
+    for &c in cols {
+        let (a, b) = spans[c];
+        let v = decoded(&input[a..b], dec)?;
+        keybuf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        keybuf.extend_from_slice(v);
+    }
+    Some(xxhash_rust::xxh3::xxh3_128(keybuf))
+}
+
+/// How `split` finds rows and fields in the input (see `MASKS_FROM_WIDTH`).
+enum Cursor<'i> {
+    Masks(Scanner<'i>),
+    Newlines(memchr::Memchr<'i>),
+}
+
+enum Verdict {
+    Keep,
+    Drop,
+    Rewrite,
+}
