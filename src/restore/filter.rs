@@ -281,5 +281,8 @@ mod rowfilter;
 mod scan;
 
 #[cfg(test)]
+#[path = "filter_oracle_tests.rs"]
+mod oracle_tests;
+#[cfg(test)]
 #[path = "filter_tests.rs"]
 mod tests;
