@@ -223,14 +223,8 @@ fn callers_without_permission_or_token_are_refused() {
 
 #[test]
 fn a_hundred_concurrent_clients_lose_nothing() {
-    let secs: u64 = std::env::var("LETHE_LOAD_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let clients: u64 = std::env::var("LETHE_LOAD_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let secs = crate::common::env_u64("LETHE_LOAD_SECS", 20);
+    let clients = crate::common::env_u64("LETHE_LOAD_CLIENTS", 100);
     let rig = Rig::file("apiload", "SELECT 1", "");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

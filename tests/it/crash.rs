@@ -21,17 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn trials() -> u64 {
-    std::env::var("LETHE_CRASH_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6)
+    crate::common::env_u64("LETHE_CRASH_TRIALS", 6)
 }
 
 fn seed() -> u64 {
-    std::env::var("LETHE_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0xc4a5)
+    crate::common::env_u64("LETHE_CRASH_SEED", 0xc4a5)
 }
 
 /// Collects a child's stderr lines on a thread.

@@ -20,17 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn rounds() -> u64 {
-    std::env::var("LETHE_DAEMON_CRASH_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
+    crate::common::env_u64("LETHE_DAEMON_CRASH_TRIALS", 5)
 }
 
 fn seed() -> u64 {
-    std::env::var("LETHE_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0xc4a5)
+    crate::common::env_u64("LETHE_CRASH_SEED", 0xc4a5)
 }
 
 /// `lethe daemon` with its stderr collected; returns once the API answers.

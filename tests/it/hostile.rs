@@ -18,17 +18,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 fn iters() -> u64 {
-    std::env::var("LETHE_HOSTILE_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
+    crate::common::env_u64("LETHE_HOSTILE_ITERS", 20_000)
 }
 
 fn seed() -> u64 {
-    std::env::var("LETHE_HOSTILE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x1e7e)
+    crate::common::env_u64("LETHE_HOSTILE_SEED", 0x1e7e)
 }
 
 /// Runs `check` on `iters()` mutations of `seeds`; on a failure, prints the

@@ -14,6 +14,15 @@ pub fn pg_base() -> String {
     std::env::var("LETHE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// A numeric knob for longer runs (trials, seeds, iterations): the
+/// variable's value when it is set and parses, else `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A database created for one test and dropped when the value is dropped.
 pub struct TestDb {
     pub name: String,
