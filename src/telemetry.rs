@@ -10,14 +10,26 @@ pub mod panic;
 use crate::config::{LogConfig, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// Library messages that are not events, silenced below `error` so every
+/// line at the configured level carries an `event`. The S3 SDK warns on each
+/// GET of a multipart object that it cannot check the object's composite
+/// (part-level) checksum; lethe checks every object itself (BLAKE3 in the
+/// manifest, zstd's frame checksum, age's authenticated encryption).
+const QUIET: &str = "aws_sdk_s3::http_response_checksum=error";
+
+/// The filter for `log.level`: the level plus [`QUIET`].
+fn filter_spec(level: &str) -> String {
+    format!("{level},{QUIET}")
+}
+
 /// Installs the global subscriber. `LETHE_LOG` (a tracing filter) overrides
 /// `log.level`. Safe to call once; later calls are ignored.
 pub fn init(cfg: &LogConfig) {
     let filter = std::env::var("LETHE_LOG")
         .ok()
         .and_then(|s| EnvFilter::try_new(s).ok())
-        .or_else(|| EnvFilter::try_new(&cfg.level).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .or_else(|| EnvFilter::try_new(filter_spec(&cfg.level)).ok())
+        .unwrap_or_else(|| EnvFilter::new(filter_spec("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -32,3 +44,7 @@ pub fn init(cfg: &LogConfig) {
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
 }
+
+#[cfg(test)]
+#[path = "telemetry_tests.rs"]
+mod tests;
