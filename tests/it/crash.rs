@@ -15,8 +15,7 @@
 
 use crate::rig::{Rig, SCHEMA, TABLES, api_client, assert_same_tables, filler, serve, text};
 use lethe::storage::faulty::SplitMix64;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,19 +25,6 @@ fn trials() -> u64 {
 
 fn seed() -> u64 {
     crate::common::env_u64("LETHE_CRASH_SEED", 0xc4a5)
-}
-
-/// Collects a child's stderr lines on a thread.
-fn drain(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let err = child.stderr.take().expect("stderr piped");
-    let l2 = Arc::clone(&lines);
-    let h = std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            l2.lock().expect("lines").push(line);
-        }
-    });
-    (lines, h)
 }
 
 fn started_id(lines: &[String]) -> Option<String> {
@@ -82,7 +68,7 @@ fn snapshot_crash_run(rig: &Rig, label: &str) {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        let (lines, reader) = drain(&mut child);
+        let (lines, reader) = crate::common::collect_stderr(&mut child);
         std::thread::sleep(delay);
         let finished = child.try_wait().expect("try_wait").is_some();
         if !finished {

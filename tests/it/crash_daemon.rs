@@ -14,7 +14,6 @@
 use crate::rig::{Rig, api_client, rt, text};
 use lethe::storage::faulty::SplitMix64;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,14 +37,7 @@ fn start_daemon(
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn lethe daemon");
-    let err = child.stderr.take().expect("stderr");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&lines);
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            sink.lock().expect("lines").push(l);
-        }
-    });
+    let (lines, reader) = crate::common::collect_stderr(&mut child);
     let client = api_client(rig);
     let deadline = Instant::now() + Duration::from_secs(60);
     while rt.block_on(client.probe()).ok().flatten().is_none() {

@@ -8,7 +8,6 @@
 
 use crate::common::{Garage, TestBucket};
 use crate::rig::{Rig, SCHEMA, TABLES, assert_same_tables, filler, rt, text};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -120,13 +119,7 @@ fn snapshot_through(
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let err = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
+    let (rx, reader) = crate::common::stream_stderr(&mut child);
     let mut lines = Vec::new();
     let mut id = None;
     while id.is_none() {

@@ -7,7 +7,6 @@
 //! may hold any of those secrets or ids.
 
 use crate::rig::{Rig, text};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -163,13 +162,7 @@ fn a_panic_in_the_daemons_job_is_redacted_and_the_daemon_lives_on() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn daemon");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
+    let (rx, reader) = crate::common::stream_stderr(&mut child);
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut ready = false;

@@ -3,8 +3,12 @@
 //! repository configs in `garage`.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 mod garage;
 pub use garage::*;
@@ -104,4 +108,33 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("lethe.toml");
     std::fs::write(&p, text).expect("write config");
     p
+}
+
+/// Collects a child's stderr (piped) line by line on a thread, into a
+/// shared vector the test can read while the child runs.
+pub fn collect_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
+    let err = child.stderr.take().expect("stderr piped");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    (lines, reader)
+}
+
+/// Sends a child's stderr (piped) line by line over a channel from a
+/// thread, for tests that wait for a particular line.
+pub fn stream_stderr(child: &mut Child) -> (Receiver<String>, JoinHandle<()>) {
+    let err = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, reader)
 }

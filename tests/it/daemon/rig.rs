@@ -7,7 +7,6 @@ use lethe::snapshot::manifest::Manifest;
 use lethe::storage::Storage;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -186,17 +185,7 @@ pub(super) fn start_with(s: &Rig, cfg: &Path, env: &[(&str, &str)]) -> Running {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn lethe daemon");
-    let stderr = child.stderr.take().expect("stderr");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            match line {
-                Ok(l) => sink.lock().expect("lines").push(l),
-                Err(_) => break,
-            }
-        }
-    });
+    let (lines, reader) = crate::common::collect_stderr(&mut child);
     Running {
         child,
         lines,

@@ -485,16 +485,7 @@ fn kill_at(s: &Setup, stage: &str, extra_env: &[(&str, &str)]) -> String {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn lethe snapshot");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = crate::common::stream_stderr(&mut child);
     let mut id = None;
     let mut seen = Vec::new();
     let marker = format!("lethe-test-pause: {stage}");
