@@ -131,17 +131,7 @@ async fn hold_while<T>(
         }
     };
     let (result, ()) = tokio::join!(take, hold);
-    match tokio::time::timeout(Duration::from_secs(3), lease.release()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(event = "lease.release_failed", error = %e, "the lock expires by itself")
-        }
-        Err(_) => tracing::warn!(
-            event = "lease.release_failed",
-            error = "timed out",
-            "the lock expires by itself"
-        ),
-    }
+    lease.release_bounded().await;
     result
 }
 

@@ -240,19 +240,7 @@ async fn snapshot(ctx: &JobCtx, trigger: Trigger, cancel: &CancellationToken) ->
         r
     };
     let (taken, held) = tokio::join!(take, hold);
-    // Releasing is a courtesy (the lease expires anyway): bounded, so a
-    // shutdown is not held up by a slow store.
-    match tokio::time::timeout(std::time::Duration::from_secs(3), lease.release()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(event = "lease.release_failed", error = %e, "the lock expires by itself")
-        }
-        Err(_) => tracing::warn!(
-            event = "lease.release_failed",
-            error = "timed out",
-            "the lock expires by itself"
-        ),
-    }
+    lease.release_bounded().await;
     match (taken, held) {
         (Ok(done), _) => SnapshotResult::Done(Box::new(done)),
         (Err(_), Err(lost)) => SnapshotResult::Failed {

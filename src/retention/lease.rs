@@ -351,6 +351,24 @@ impl Lease {
                 source,
             })
     }
+
+    /// Releases the lease within 3 s, logging `lease.release_failed` on an
+    /// error or a timeout. Releasing is a courtesy (the lease expires by
+    /// itself), so a slow store never holds up the end of a snapshot or a
+    /// shutdown.
+    pub async fn release_bounded(self) {
+        match tokio::time::timeout(std::time::Duration::from_secs(3), self.release()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(event = "lease.release_failed", error = %e, "the lock expires by itself")
+            }
+            Err(_) => tracing::warn!(
+                event = "lease.release_failed",
+                error = "timed out",
+                "the lock expires by itself"
+            ),
+        }
+    }
 }
 
 /// Deletes the lease at `key` if this process (same `host:pid`) wrote it:
