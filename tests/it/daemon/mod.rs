@@ -129,11 +129,7 @@ fn sigterm_mid_upload(s: &Rig) -> Running {
     check_log_lines(&d, &[]);
     assert_eq!(d.count("snapshot.completed"), 0);
     assert_eq!(d.count("daemon.shutdown_timeout"), 0, "log:\n{}", d.log());
-    let failed = d
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "snapshot.failed")
-        .expect("snapshot.failed");
+    let failed = d.first("snapshot.failed");
     assert!(
         failed["error"]
             .as_str()
@@ -173,11 +169,7 @@ fn sigterm_mid_upload_on_garage_exits_0_and_leaves_no_manifest_or_upload() {
     };
     let d = sigterm_mid_upload(&s);
     // No `lethe init` here: the bucket has no lifecycle rule, and says so.
-    let drift = d
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "retention.lifecycle_drift")
-        .expect("retention.lifecycle_drift");
+    let drift = d.first("retention.lifecycle_drift");
     assert_eq!(drift["state"], "missing", "{drift}");
     assert_eq!(drift["level"], "WARN");
 }
@@ -198,11 +190,7 @@ fn sighup_with_a_broken_config_keeps_the_old_one_and_usr1_snapshots_now() {
     .expect("write");
     d.signal(libc::SIGHUP);
     d.wait_for("daemon.reload_failed", 1, Duration::from_secs(30));
-    let failed = d
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "daemon.reload_failed")
-        .expect("event");
+    let failed = d.first("daemon.reload_failed");
     assert!(
         failed["error"]
             .as_str()
@@ -219,11 +207,7 @@ fn sighup_with_a_broken_config_keeps_the_old_one_and_usr1_snapshots_now() {
     std::fs::write(&s.cfg, good.replace("every = \"1h\"", "every = \"2h\"")).expect("write");
     d.signal(libc::SIGHUP);
     d.wait_for("daemon.reloaded", 1, Duration::from_secs(30));
-    let reloaded = d
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "daemon.reloaded")
-        .expect("event");
+    let reloaded = d.first("daemon.reloaded");
     assert_eq!(reloaded["schedule"], "every 2h", "{reloaded}");
 
     d.signal(libc::SIGTERM);
@@ -607,11 +591,7 @@ fn a_cron_schedule_with_seconds_drives_snapshots() {
         d.log()
     );
     check_log_lines(&d, &[]);
-    let ready = d
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "daemon.ready")
-        .expect("ready");
+    let ready = d.first("daemon.ready");
     assert_eq!(ready["schedule"], "cron \"*/4 * * * * *\" (UTC)", "{ready}");
     let runs = intervals(&s);
     assert!(runs.len() >= 3, "{runs:?}");

@@ -208,6 +208,14 @@ impl Running {
             .collect()
     }
 
+    /// The first line logged with `event`; panics with the log if none.
+    pub(super) fn first(&self, event: &str) -> Value {
+        self.events()
+            .into_iter()
+            .find(|e| e["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} in the log:\n{}", self.log()))
+    }
+
     pub(super) fn count(&self, event: &str) -> usize {
         self.events().iter().filter(|e| e["event"] == event).count()
     }
