@@ -13,7 +13,9 @@
 //! Unset (always, in production) this costs one environment lookup per
 //! point. It never changes what is written.
 
+use crate::storage::Storage;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 const VAR: &str = "LETHE_TEST_PAUSE_AT";
 static FIRED: AtomicBool = AtomicBool::new(false);
@@ -29,6 +31,24 @@ pub(crate) fn data_bytes() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1 << 20)
+}
+
+/// Before the `data` pause: waits (up to a minute) until storage lists the
+/// upload of `key` as unfinished, so a kill at the pause always finds one.
+/// The upload runs in its own task and creates its temp file or multipart
+/// upload a moment after the bytes were handed over; without this wait a
+/// test on a loaded machine could kill the process before that moment.
+pub(crate) fn wait_for_upload(storage: &dyn Storage, rt: &tokio::runtime::Handle, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match rt.block_on(storage.list_incomplete(key)) {
+            Ok(uploads) if uploads.iter().any(|u| u.key == key) => return,
+            Ok(_) => {}
+            Err(e) => eprintln!("lethe-test-pause: listing unfinished uploads failed: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("lethe-test-pause: the upload of {key} did not show up within 60 s");
 }
 
 /// Pauses a blocking thread at `stage` if armed (fires once per process).

@@ -394,6 +394,8 @@ impl TableWriter {
         if let Some((sink, _)) = self.cur.as_mut() {
             if at_end || sink.raw_bytes() >= pause::data_bytes() {
                 let _ = sink.flush();
+                let key = sink.key().to_string();
+                pause::wait_for_upload(self.shared.storage.as_ref(), &self.rt, &key);
                 pause::blocking("data");
             }
         }
