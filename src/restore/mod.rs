@@ -402,6 +402,15 @@ impl Drop for RestoreLease {
     }
 }
 
+/// Aborts a task when dropped (an early return must not leave it running).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What the checks produced.
 struct Prepared {
     id: crate::snapshot::SnapshotId,
@@ -473,6 +482,29 @@ async fn write(
         .progress
         .then(|| spawn_progress(progress.clone(), manifest.tables.len()));
     let notes = plan.notes.clone();
+    // With a target and jobs > 1, post-data is applied over the extended
+    // protocol: each table's indexes and keys start once its data is in.
+    let mut early = None;
+    let mut post_split = None;
+    if let (Destination::Target(url), false, true) =
+        (&opts.destination, opts.dry_run, opts.jobs > 1)
+    {
+        let text =
+            read_schema(storage.clone(), &manifest.schema.post, &opener, "post-data").await?;
+        if let Some((preamble, entries)) = postdata::split(&text) {
+            let sched = postdata::schedule(entries, &manifest.tables);
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let task = tokio::spawn(postdata::run_early(
+                url.clone(),
+                preamble.clone(),
+                sched.per_table,
+                rx,
+                opts.jobs,
+            ));
+            early = Some((tx, AbortOnDrop(task)));
+            post_split = Some((preamble, sched.later));
+        }
+    }
     let shared = Arc::new(Shared {
         storage: storage.clone(),
         opener: opener.clone(),
@@ -481,6 +513,7 @@ async fn write(
         erasure: list.set.clone(),
         subject_type: cfg.erasure.subject_type,
         progress,
+        loaded: early.as_ref().map(|(tx, _)| tx.clone()),
     });
     let (dest, jobs): (Option<Arc<dyn TableDest>>, usize) = match (&opts.destination, opts.dry_run)
     {
@@ -496,19 +529,20 @@ async fn write(
         t.abort();
         eprintln!();
     }
+    // On failure the early post-data task is aborted (dropped) here.
     let outcomes = outcomes?;
+    if let Some((tx, mut task)) = early {
+        drop(tx); // the data phase is over; the task drains what is left
+        (&mut task.0)
+            .await
+            .map_err(|e| RestoreError::Internal(format!("post-data task: {e}")))??;
+    }
 
     if !opts.dry_run {
         match &opts.destination {
             Destination::Target(url) => {
                 let post = &manifest.schema.post;
-                let split = if opts.jobs > 1 {
-                    let text = read_schema(storage.clone(), post, &opener, "post-data").await?;
-                    postdata::split(&text)
-                } else {
-                    None
-                };
-                match split {
+                match post_split {
                     Some((preamble, entries)) => {
                         postdata::apply_parallel(url, &preamble, entries, opts.jobs).await?;
                     }

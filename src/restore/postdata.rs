@@ -4,7 +4,10 @@
 //! its table of contents):
 //!
 //! 1. `CONSTRAINT` and `INDEX` entries (primary keys, unique constraints,
-//!    indexes) in parallel: each touches one table;
+//!    indexes) in parallel: each touches one table. Those on a table the
+//!    snapshot holds data for start as soon as that table is loaded, while
+//!    the others still load ([`schedule`], [`run_early`]), as pg_restore
+//!    does; the rest (e.g. on a partitioned parent) run after the data;
 //! 2. `INDEX ATTACH`, in order (foreign keys into a partitioned table need
 //!    its attached index);
 //! 3. `FK CONSTRAINT` in parallel (validation scans each child), retried
@@ -18,9 +21,12 @@
 //! [`split`] give up, and the caller falls back to `psql`.
 
 use super::RestoreError;
+use crate::snapshot::manifest::TableEntry;
 use crate::source::postgres::{PgConn, connect, pg_message};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::mpsc;
 
 /// One pg_dump archive entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +162,177 @@ async fn parallel(
     first.map_or(Ok(()), Err)
 }
 
-/// Applies the post-data section in the phases above.
+/// Post-data entries split by when they may run.
+#[derive(Debug, Default)]
+pub struct Schedule {
+    /// Index and constraint entries by the manifest table they build on:
+    /// each may run once that table's data is committed.
+    pub per_table: HashMap<usize, Vec<Entry>>,
+    /// Everything else, in archive order, for after the data.
+    pub later: Vec<Entry>,
+}
+
+/// Splits `entries` into those that can start when their table is loaded
+/// and those that wait for all the data.
+pub fn schedule(entries: Vec<Entry>, tables: &[TableEntry]) -> Schedule {
+    let index: HashMap<(&str, &str), usize> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ((t.schema.as_str(), t.name.as_str()), i))
+        .collect();
+    let mut out = Schedule::default();
+    for e in entries {
+        let table = target_table(&e)
+            .and_then(|(schema, name)| index.get(&(schema.as_str(), name.as_str())).copied());
+        match table {
+            Some(t) => out.per_table.entry(t).or_default().push(e),
+            None => out.later.push(e),
+        }
+    }
+    out
+}
+
+/// The table a `CONSTRAINT` or `INDEX` entry builds on, unquoted, read from
+/// pg_dump's `ALTER TABLE [ONLY] s.t ADD CONSTRAINT …` or
+/// `CREATE [UNIQUE] INDEX i ON [ONLY] s.t …`. `None` for other kinds, for
+/// `ON ONLY` (an index on a partitioned parent, attached later), and for
+/// anything that does not parse: those wait for all the data.
+pub fn target_table(e: &Entry) -> Option<(String, String)> {
+    let stmt: String = e
+        .sql
+        .lines()
+        .filter(|l| !l.starts_with("--"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let stmt = stmt.trim_start();
+    let rest = match e.kind.as_str() {
+        "CONSTRAINT" => {
+            let r = stmt.strip_prefix("ALTER TABLE ")?;
+            let r = r.strip_prefix("ONLY ").unwrap_or(r);
+            let (schema, name, after) = qualified(r)?;
+            after
+                .trim_start()
+                .starts_with("ADD CONSTRAINT ")
+                .then_some(())?;
+            return Some((schema, name));
+        }
+        "INDEX" => stmt.strip_prefix("CREATE ")?,
+        _ => return None,
+    };
+    let rest = rest.strip_prefix("UNIQUE ").unwrap_or(rest);
+    let rest = rest.strip_prefix("INDEX ")?;
+    let (_, rest) = ident(rest)?;
+    let rest = rest.strip_prefix(" ON ")?;
+    if rest.starts_with("ONLY ") {
+        return None;
+    }
+    let (schema, name, _) = qualified(rest)?;
+    Some((schema, name))
+}
+
+/// `schema.name` at the start of `s`, and what follows.
+fn qualified(s: &str) -> Option<(String, String, &str)> {
+    let (schema, rest) = ident(s)?;
+    let (name, rest) = ident(rest.strip_prefix('.')?)?;
+    Some((schema, name, rest))
+}
+
+/// One SQL identifier at the start of `s` (`"…"` with `""` escapes, or a
+/// bare word), unquoted, and what follows.
+fn ident(s: &str) -> Option<(String, &str)> {
+    if let Some(body) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '"' {
+                out.push(c);
+                continue;
+            }
+            if body[i + 1..].starts_with('"') {
+                out.push('"');
+                chars.next();
+                continue;
+            }
+            return Some((out, &body[i + 1..]));
+        }
+        return None;
+    }
+    let end = s
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .unwrap_or(s.len());
+    (end > 0).then(|| (s[..end].to_string(), &s[end..]))
+}
+
+/// Runs each table's entries of `per_table` as `loaded` reports the table
+/// committed, on up to `jobs` connections (opened when the first entry is
+/// due), while the data phase goes on. When `loaded` closes (the data phase
+/// is over), entries of tables it never named run too. Returns how many
+/// entries ran.
+///
+/// # Errors
+/// The first statement that fails, named by its entry; the entries not yet
+/// started are skipped.
+pub async fn run_early(
+    url: String,
+    preamble: String,
+    mut per_table: HashMap<usize, Vec<Entry>>,
+    mut loaded: mpsc::UnboundedReceiver<usize>,
+    jobs: usize,
+) -> Result<usize, RestoreError> {
+    let total: usize = per_table.values().map(Vec::len).sum();
+    let (tx, rx) = mpsc::unbounded_channel::<Entry>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..jobs.max(1).min(total) {
+        let (url, preamble, rx, failed) =
+            (url.clone(), preamble.clone(), rx.clone(), failed.clone());
+        workers.spawn(async move {
+            let mut conn: Option<PgConn> = None;
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some(e) = next else {
+                    return Ok(());
+                };
+                if failed.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if conn.is_none() {
+                    conn = Some(session(&url, &preamble).await?);
+                }
+                if let Some(c) = &conn {
+                    if let Err(err) = apply(c, &e).await {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(err);
+                    }
+                }
+            }
+        });
+    }
+    while let Some(t) = loaded.recv().await {
+        for e in per_table.remove(&t).unwrap_or_default() {
+            let _ = tx.send(e);
+        }
+    }
+    let mut left: Vec<_> = per_table.into_iter().collect();
+    left.sort_by_key(|(t, _)| *t);
+    for e in left.into_iter().flat_map(|(_, es)| es) {
+        let _ = tx.send(e);
+    }
+    drop(tx);
+    let mut first: Option<RestoreError> = None;
+    while let Some(r) = workers.join_next().await {
+        let r = r.unwrap_or_else(|e| Err(RestoreError::Internal(format!("post-data task: {e}"))));
+        if let Err(e) = r {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(total), Err)
+}
+
+/// Applies the post-data section in the phases above. `entries` are what
+/// [`run_early`] did not run (all of the section if it was not used).
 ///
 /// # Errors
 /// The first statement that fails, named by its entry.
@@ -176,7 +352,6 @@ pub async fn apply_parallel(
             _ => rest.push(e),
         }
     }
-    // Biggest first would be better; the archive order is a fair proxy.
     parallel(url, preamble, indexes, jobs).await?;
     parallel(url, preamble, attach, 1).await?;
     parallel(url, preamble, fks, jobs).await?;

@@ -35,3 +35,142 @@ fn other_meta_commands_make_it_give_up() {
         Some((String::new(), 0))
     );
 }
+
+fn entry(kind: &str, sql: &str) -> Entry {
+    Entry {
+        name: "n".into(),
+        kind: kind.into(),
+        sql: format!("--\n-- Name: n; Type: {kind}; Schema: public; Owner: -\n--\n\n{sql}\n"),
+    }
+}
+
+fn table(schema: &str, name: &str) -> TableEntry {
+    TableEntry {
+        schema: schema.into(),
+        name: name.into(),
+        columns: Vec::new(),
+        rows: 0,
+        raw_bytes: 0,
+        objects: Vec::new(),
+    }
+}
+
+fn target(kind: &str, sql: &str) -> Option<(String, String)> {
+    target_table(&entry(kind, sql))
+}
+
+fn pair(s: &str, t: &str) -> Option<(String, String)> {
+    Some((s.into(), t.into()))
+}
+
+#[test]
+fn reads_the_table_of_keys_and_indexes_as_pg_dump_writes_them() {
+    assert_eq!(
+        target(
+            "CONSTRAINT",
+            "ALTER TABLE ONLY public.users\n    ADD CONSTRAINT users_pkey PRIMARY KEY (id);"
+        ),
+        pair("public", "users")
+    );
+    assert_eq!(
+        target(
+            "CONSTRAINT",
+            "ALTER TABLE app.t\n    ADD CONSTRAINT t_u UNIQUE (a);"
+        ),
+        pair("app", "t")
+    );
+    assert_eq!(
+        target(
+            "INDEX",
+            "CREATE INDEX orders_user_id_idx ON public.orders USING btree (user_id);"
+        ),
+        pair("public", "orders")
+    );
+    assert_eq!(
+        target(
+            "INDEX",
+            "CREATE UNIQUE INDEX \"Odd \"\" ON idx\" ON \"My Schema\".\"Order.Items\" USING btree (a);"
+        ),
+        pair("My Schema", "Order.Items")
+    );
+}
+
+#[test]
+fn entries_it_cannot_place_on_one_loaded_table_wait_for_all_data() {
+    // An index on a partitioned parent (attached later), other kinds, and
+    // anything unexpected.
+    assert_eq!(
+        target(
+            "INDEX",
+            "CREATE INDEX p_idx ON ONLY public.p USING btree (a);"
+        ),
+        None
+    );
+    assert_eq!(
+        target(
+            "FK CONSTRAINT",
+            "ALTER TABLE ONLY public.o\n    ADD CONSTRAINT o_fk FOREIGN KEY (u) REFERENCES public.u(id);"
+        ),
+        None
+    );
+    assert_eq!(
+        target("INDEX", "CREATE INDEX \"unterminated ON public.t"),
+        None
+    );
+    assert_eq!(
+        target("CONSTRAINT", "ALTER TABLE public.t OWNER TO x;"),
+        None
+    );
+    assert_eq!(
+        target("TRIGGER", "CREATE TRIGGER x AFTER INSERT ON public.t"),
+        None
+    );
+}
+
+#[test]
+fn schedule_groups_entries_by_manifest_table_and_keeps_the_rest_in_order() {
+    let tables = [table("public", "users"), table("public", "orders")];
+    let entries = vec![
+        entry(
+            "CONSTRAINT",
+            "ALTER TABLE ONLY public.users\n    ADD CONSTRAINT users_pkey PRIMARY KEY (id);",
+        ),
+        entry(
+            "INDEX",
+            "CREATE INDEX o_idx ON public.orders USING btree (user_id);",
+        ),
+        entry(
+            "INDEX",
+            "CREATE INDEX gone_idx ON public.not_in_snapshot USING btree (a);",
+        ),
+        entry(
+            "CONSTRAINT",
+            "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT orders_pkey PRIMARY KEY (id);",
+        ),
+        entry(
+            "FK CONSTRAINT",
+            "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT o_fk FOREIGN KEY (user_id) REFERENCES public.users(id);",
+        ),
+        entry(
+            "INDEX",
+            "CREATE INDEX p_idx ON ONLY public.orders USING btree (a);",
+        ),
+    ];
+    let s = schedule(entries, &tables);
+    let names = |es: &[Entry]| -> Vec<String> {
+        es.iter()
+            .map(|e| e.sql.lines().last().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(s.per_table.len(), 2);
+    assert_eq!(s.per_table[&0].len(), 1);
+    assert!(s.per_table[&0][0].sql.contains("users_pkey"));
+    let orders = names(&s.per_table[&1]);
+    assert_eq!(orders.len(), 2);
+    assert!(orders[0].contains("o_idx") && orders[1].contains("orders_pkey"));
+    let later = names(&s.later);
+    assert_eq!(later.len(), 3);
+    assert!(later[0].contains("gone_idx"));
+    assert!(later[1].contains("o_fk"));
+    assert!(later[2].contains("p_idx"));
+}

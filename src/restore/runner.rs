@@ -58,6 +58,9 @@ pub struct Shared {
     pub erasure: Arc<dyn ErasureSet>,
     pub subject_type: SubjectType,
     pub progress: Arc<Progress>,
+    /// Told each table's index as soon as its data is committed (so its
+    /// index builds can start while other tables load).
+    pub loaded: Option<mpsc::UnboundedSender<usize>>,
 }
 
 /// One table's result.
@@ -294,7 +297,12 @@ async fn run_component(
                     dest.load(entry, rx)
                 );
                 match (filtered, loaded) {
-                    (Ok(r), Ok(())) => r,
+                    (Ok(r), Ok(())) => {
+                        if let Some(l) = &shared.loaded {
+                            let _ = l.send(t);
+                        }
+                        r
+                    }
                     (Err(f), Err(l)) if is_loader_stopped(&f) => return Err(l),
                     (Err(f), _) => return Err(f),
                     (Ok(_), Err(l)) => return Err(l),

@@ -155,6 +155,7 @@ async fn run(jobs: usize, listed: &[&str]) -> (HashMap<String, Vec<u8>>, Vec<Tab
         erasure: Arc::new(MemSet::from_keys(keys)),
         subject_type: SubjectType::Bigint,
         progress: Arc::new(Progress::default()),
+        loaded: None,
     });
     let dest = Arc::new(Collect::default());
     let outcomes = run_all(shared, Some(dest.clone() as Arc<dyn TableDest>), jobs)
@@ -223,6 +224,7 @@ async fn a_missing_object_fails_its_table_by_name() {
         erasure: Arc::new(MemSet::from_keys(vec![])),
         subject_type: SubjectType::Bigint,
         progress: Arc::new(Progress::default()),
+        loaded: None,
     });
     let dest = Arc::new(Collect::default());
     let err = run_all(shared, Some(dest.clone() as Arc<dyn TableDest>), 2)

@@ -15,6 +15,7 @@ mod hostile;
 mod init;
 mod outage;
 mod panics;
+mod postdata;
 mod restore;
 mod rig;
 mod s3proxy;
