@@ -8,8 +8,10 @@
 //! cache misses, instead of a ~24-step binary search over millions of ids.
 //!
 //! Memory: 8 bytes per id when every key fits in 64 bits (always for bigint),
-//! else 16 bytes, plus a bucket index of about 0.5 byte per id (4 bytes per
-//! bucket, ~8 ids per bucket, 2^4..2^20 buckets).
+//! else 14 bytes (the mixed 128-bit key without its top 16 bits, which are
+//! the top of its bucket number), plus a bucket index of about 0.5 byte per
+//! id (4 bytes per bucket, ~8 ids per bucket, 2^4..2^20 buckets; at least
+//! 2^16 for 128-bit keys).
 //!
 //! Speed: a lookup in a large set is two dependent cache misses (index, then
 //! keys) and, with 4 KiB pages, TLB misses. `contains_batch` overlaps the
@@ -27,6 +29,12 @@ use crate::snapshot::manifest::ListState;
 const TARGET_PER_BUCKET: usize = 8;
 const MIN_BITS: u32 = 4;
 const MAX_BITS: u32 = 20;
+/// Bucket bits at least, for 128-bit keys: the top 16 bits of a key are then
+/// those of its bucket number and are not stored.
+const WIDE_MIN_BITS: u32 = 16;
+/// Bytes stored per 128-bit key: its low 112 bits.
+const WIDE_BYTES: usize = 14;
+const LOW112: u128 = (1u128 << 112) - 1;
 /// Lookups `contains_batch` stages together (the arrays live on the stack).
 const GROUP: usize = 256;
 /// How far each stage of `contains_batch` runs ahead of the next: about the
@@ -57,8 +65,88 @@ fn mix128(k: u128) -> u128 {
 enum Keys {
     /// Mixed keys of ids that all fit in 64 bits.
     Narrow(Vec<u64>),
-    /// Mixed 128-bit keys.
-    Wide(Vec<u128>),
+    /// Mixed 128-bit keys, packed.
+    Wide(Packed),
+}
+
+/// Sorted mixed 128-bit keys stored as their low 112 bits, 14 bytes each,
+/// back to back (little endian) in a `u128` buffer, with at least 2 spare
+/// bytes at the end so every record can be read as one unaligned 16-byte
+/// load. Keys of one bucket share their top `bits >= 16` bits, so within a
+/// bucket the low 112 bits order and identify them.
+#[derive(Debug)]
+struct Packed {
+    words: Vec<u128>,
+    len: usize,
+}
+
+impl Packed {
+    /// Packs sorted keys in place (record `i` moves to byte `14 * i`, never
+    /// past where key `i` was read from) and gives back the freed tail.
+    fn from_sorted(mut v: Vec<u128>) -> Packed {
+        let len = v.len();
+        let bytes = Self::view_mut(&mut v);
+        for i in 0..len {
+            let mut k = [0u8; 16];
+            k.copy_from_slice(&bytes[16 * i..16 * i + 16]);
+            bytes[WIDE_BYTES * i..WIDE_BYTES * (i + 1)].copy_from_slice(&k[..WIDE_BYTES]);
+        }
+        let words = (WIDE_BYTES * len + 2).div_ceil(16);
+        v.truncate(words);
+        v.shrink_to_fit();
+        Packed { words: v, len }
+    }
+
+    fn view_mut(v: &mut [u128]) -> &mut [u8] {
+        let n = std::mem::size_of_val(v);
+        // SAFETY: a `[u128]` is `n` initialised bytes with no padding, and
+        // every byte pattern is a valid `u8`; the view borrows `v` mutably,
+        // so nothing else reads or writes it meanwhile.
+        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), n) }
+    }
+
+    #[inline(always)]
+    fn bytes(&self) -> &[u8] {
+        let n = std::mem::size_of_val(self.words.as_slice());
+        // SAFETY: as in `view_mut`, for a shared borrow.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), n) }
+    }
+
+    /// Record `i`'s low 112 bits.
+    #[inline(always)]
+    fn at(&self, i: usize) -> u128 {
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&self.bytes()[WIDE_BYTES * i..WIDE_BYTES * i + 16]);
+        u128::from_le_bytes(k) & LOW112
+    }
+
+    #[inline(always)]
+    fn addr(&self, i: usize) -> *const u8 {
+        self.words
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(WIDE_BYTES * i)
+    }
+
+    /// Whether records `lo..hi` (one bucket) hold mixed key `m`.
+    #[inline(always)]
+    fn holds(&self, lo: usize, hi: usize, m: u128) -> bool {
+        let m = m & LOW112;
+        if hi - lo <= 16 {
+            (lo..hi).fold(false, |found, i| found | (self.at(i) == m))
+        } else {
+            let (mut lo, mut hi) = (lo, hi);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                match self.at(mid).cmp(&m) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => return true,
+                }
+            }
+            false
+        }
+    }
 }
 
 /// A sorted, bucket-indexed set of subject keys.
@@ -105,14 +193,19 @@ impl MemSet {
             let mut v: Vec<u128> = keys.into_iter().map(mix128).collect();
             v.sort_unstable();
             v.dedup();
-            let bits = bits_for(v.len());
-            let shift = 128 - bits;
-            let index = build_index(&v, bits, |k| (k >> shift) as usize);
-            MemSet {
-                keys: Keys::Wide(v),
-                index,
-                shift,
-            }
+            Self::from_mixed_wide(v)
+        }
+    }
+
+    /// Builds a 128-bit set from sorted, distinct mixed keys.
+    fn from_mixed_wide(v: Vec<u128>) -> MemSet {
+        let bits = bits_for(v.len()).max(WIDE_MIN_BITS);
+        let shift = 128 - bits;
+        let index = build_index(&v, bits, |k| (k >> shift) as usize);
+        MemSet {
+            keys: Keys::Wide(Packed::from_sorted(v)),
+            index,
+            shift,
         }
     }
 
@@ -196,7 +289,7 @@ impl MemSet {
     pub fn heap_bytes(&self) -> usize {
         let keys = match &self.keys {
             Keys::Narrow(v) => v.capacity() * 8,
-            Keys::Wide(v) => v.capacity() * 16,
+            Keys::Wide(p) => p.words.capacity() * 16,
         };
         keys + self.index.capacity() * 4
     }
@@ -267,13 +360,16 @@ fn holds<T: Copy + Ord>(keys: &[T], m: T) -> bool {
 /// prefetch its index entry; read the entry and prefetch the key range;
 /// search the range. So about `2 * AHEAD` misses are in flight instead of
 /// one. `mix` gives `None` for a key that cannot be in the set.
-fn lookup_batch<T: Copy + Ord + Default>(
-    sorted: &[T],
+/// `addr(i)` is where sorted key `i` starts in memory, `holds(lo, hi, m)`
+/// searches keys `lo..hi` for `m`.
+fn lookup_batch<T: Copy + Default>(
     index: &[u32],
     keys: &[SubjectKey],
     out: &mut [bool],
     mix: impl Fn(SubjectKey) -> Option<T>,
     bucket: impl Fn(T) -> usize,
+    addr: impl Fn(usize) -> *const u8,
+    holds: impl Fn(usize, usize, T) -> bool,
 ) {
     const NONE: usize = usize::MAX;
     let mut mixed = [T::default(); GROUP];
@@ -298,14 +394,14 @@ fn lookup_batch<T: Copy + Ord + Default>(
                 if b != NONE {
                     let (lo, hi) = (index[b] as usize, index[b + 1] as usize);
                     ranges[i] = (lo, hi);
-                    prefetch(sorted.as_ptr().wrapping_add(lo));
-                    prefetch(sorted.as_ptr().wrapping_add(hi).wrapping_sub(1));
+                    prefetch(addr(lo));
+                    prefetch(addr(hi).wrapping_sub(1));
                 }
             }
             if let Some(i) = step.checked_sub(2 * AHEAD).filter(|&i| i < n) {
                 let (lo, hi) = ranges[i];
                 if let Some(o) = os.get_mut(i) {
-                    *o = buckets[i] != NONE && holds(&sorted[lo..hi], mixed[i]);
+                    *o = buckets[i] != NONE && holds(lo, hi, mixed[i]);
                 }
             }
         }
@@ -317,20 +413,22 @@ impl ErasureSet for MemSet {
         let shift = self.shift;
         match &self.keys {
             Keys::Narrow(v) => lookup_batch(
-                v,
                 &self.index,
                 keys,
                 out,
                 |k| u64::try_from(k).ok().map(mix64),
                 |m| (m >> shift) as usize,
+                |i| v.as_ptr().wrapping_add(i).cast::<u8>(),
+                |lo, hi, m| holds(&v[lo..hi], m),
             ),
-            Keys::Wide(v) => lookup_batch(
-                v,
+            Keys::Wide(p) => lookup_batch(
                 &self.index,
                 keys,
                 out,
                 |k| Some(mix128(k)),
                 |m| (m >> shift) as usize,
+                |i| p.addr(i),
+                |lo, hi, m| p.holds(lo, hi, m),
             ),
         }
     }
@@ -346,10 +444,10 @@ impl ErasureSet for MemSet {
                 let r = self.range((m >> self.shift) as usize);
                 holds(&v[r], m)
             }
-            Keys::Wide(v) => {
+            Keys::Wide(p) => {
                 let m = mix128(key);
                 let r = self.range((m >> self.shift) as usize);
-                holds(&v[r], m)
+                p.holds(r.start, r.end, m)
             }
         }
     }
@@ -357,7 +455,7 @@ impl ErasureSet for MemSet {
     fn len(&self) -> usize {
         match &self.keys {
             Keys::Narrow(v) => v.len(),
-            Keys::Wide(v) => v.len(),
+            Keys::Wide(p) => p.len,
         }
     }
 }

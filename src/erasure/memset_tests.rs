@@ -127,3 +127,56 @@ fn memset_batch_lookups_agree_with_single_lookups() {
         }
     }
 }
+
+#[test]
+fn wide_sets_take_at_most_16_bytes_per_id() {
+    let mut rng = rand::rng();
+    let keys: Vec<u128> = (0..1_000_000)
+        .map(|_| rng.random::<u128>() | (1 << 100))
+        .collect();
+    let set = MemSet::from_keys(keys.clone());
+    assert_eq!(set.len(), 1_000_000);
+    let per_id = set.heap_bytes() as f64 / 1e6;
+    assert!(per_id <= 16.0, "{per_id:.2} bytes per id");
+    assert!(
+        per_id >= 14.0,
+        "{per_id:.2} bytes per id: keys must still be whole"
+    );
+    for k in keys.iter().step_by(997) {
+        assert!(set.contains(*k));
+    }
+}
+
+#[test]
+fn packed_keys_equal_in_their_low_112_bits_stay_distinct() {
+    // Mixed keys (as stored) that differ only in the 16 bits not stored:
+    // they fall in different buckets, so none answers for another.
+    let low = 0x1234_5678_9abc_def0_1122_3344_5566u128;
+    let mut mixed: Vec<u128> = (0u128..40).map(|top| (top << 120) | low).collect();
+    mixed.extend((0u128..40).map(|i| (7u128 << 120) | (i << 3)));
+    mixed.sort_unstable();
+    let set = MemSet::from_mixed_wide(mixed.clone());
+    assert_eq!(set.len(), 80);
+    let Keys::Wide(p) = &set.keys else {
+        panic!("a 128-bit set")
+    };
+    let stored: HashSet<u128> = mixed.iter().copied().collect();
+    for top in 0u128..256 {
+        for m in [
+            (top << 120) | low,
+            (top << 120) | (low ^ 1),
+            (top << 112) | low,
+        ] {
+            let r = set.range((m >> set.shift) as usize);
+            assert_eq!(
+                p.holds(r.start, r.end, m),
+                stored.contains(&m),
+                "mixed key {m:#x}"
+            );
+        }
+    }
+    // Every stored record reads back as its key's low 112 bits, in order.
+    for (i, m) in mixed.iter().enumerate() {
+        assert_eq!(p.at(i), m & LOW112);
+    }
+}
