@@ -498,6 +498,7 @@ async fn write(
                 url.clone(),
                 preamble.clone(),
                 sched.per_table,
+                sched.fks,
                 rx,
                 opts.jobs,
             ));

@@ -11,7 +11,9 @@
 //! 2. `INDEX ATTACH`, in order (foreign keys into a partitioned table need
 //!    its attached index);
 //! 3. `FK CONSTRAINT` in parallel (validation scans each child), retried
-//!    when two validations deadlock on a shared parent;
+//!    when two validations deadlock on a shared parent. A key between two
+//!    tables the snapshot holds data for starts as soon as both are loaded
+//!    and their own indexes and keys are built;
 //! 4. everything else (triggers, materialized view data, comments, ACLs,
 //!    policies …) in order on one connection.
 //!
@@ -168,11 +170,15 @@ pub struct Schedule {
     /// Index and constraint entries by the manifest table they build on:
     /// each may run once that table's data is committed.
     pub per_table: HashMap<usize, Vec<Entry>>,
+    /// Foreign keys between two manifest tables `(entry, child, parent)`:
+    /// each may run once both tables are loaded and all their `per_table`
+    /// entries (the parent's key among them) are built.
+    pub fks: Vec<(Entry, usize, usize)>,
     /// Everything else, in archive order, for after the data.
     pub later: Vec<Entry>,
 }
 
-/// Splits `entries` into those that can start when their table is loaded
+/// Splits `entries` into those that can start when their tables are loaded
 /// and those that wait for all the data.
 pub fn schedule(entries: Vec<Entry>, tables: &[TableEntry]) -> Schedule {
     let index: HashMap<(&str, &str), usize> = tables
@@ -180,16 +186,34 @@ pub fn schedule(entries: Vec<Entry>, tables: &[TableEntry]) -> Schedule {
         .enumerate()
         .map(|(i, t)| ((t.schema.as_str(), t.name.as_str()), i))
         .collect();
+    let find =
+        |(schema, name): (String, String)| index.get(&(schema.as_str(), name.as_str())).copied();
     let mut out = Schedule::default();
     for e in entries {
-        let table = target_table(&e)
-            .and_then(|(schema, name)| index.get(&(schema.as_str(), name.as_str())).copied());
-        match table {
+        if e.kind == "FK CONSTRAINT" {
+            match fk_tables(&e).map(|(c, p)| (find(c), find(p))) {
+                Some((Some(child), Some(parent))) => out.fks.push((e, child, parent)),
+                _ => out.later.push(e),
+            }
+            continue;
+        }
+        match target_table(&e).and_then(find) {
             Some(t) => out.per_table.entry(t).or_default().push(e),
             None => out.later.push(e),
         }
     }
     out
+}
+
+/// The statement of an entry: its SQL without comment lines, on one line.
+fn statement(e: &Entry) -> String {
+    e.sql
+        .lines()
+        .filter(|l| !l.starts_with("--"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The table a `CONSTRAINT` or `INDEX` entry builds on, unquoted, read from
@@ -198,24 +222,12 @@ pub fn schedule(entries: Vec<Entry>, tables: &[TableEntry]) -> Schedule {
 /// `ON ONLY` (an index on a partitioned parent, attached later), and for
 /// anything that does not parse: those wait for all the data.
 pub fn target_table(e: &Entry) -> Option<(String, String)> {
-    let stmt: String = e
-        .sql
-        .lines()
-        .filter(|l| !l.starts_with("--"))
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let stmt = stmt.trim_start();
+    let stmt = statement(e);
     let rest = match e.kind.as_str() {
         "CONSTRAINT" => {
-            let r = stmt.strip_prefix("ALTER TABLE ")?;
-            let r = r.strip_prefix("ONLY ").unwrap_or(r);
-            let (schema, name, after) = qualified(r)?;
-            after
-                .trim_start()
-                .starts_with("ADD CONSTRAINT ")
-                .then_some(())?;
-            return Some((schema, name));
+            let (table, after) = altered_table(&stmt)?;
+            after.starts_with(" ADD CONSTRAINT ").then_some(())?;
+            return Some(table);
         }
         "INDEX" => stmt.strip_prefix("CREATE ")?,
         _ => return None,
@@ -229,6 +241,40 @@ pub fn target_table(e: &Entry) -> Option<(String, String)> {
     }
     let (schema, name, _) = qualified(rest)?;
     Some((schema, name))
+}
+
+/// `(child, parent)` of an `FK CONSTRAINT` entry: pg_dump's
+/// `ALTER TABLE [ONLY] child ADD CONSTRAINT c FOREIGN KEY (…) REFERENCES parent(…)…`.
+pub fn fk_tables(e: &Entry) -> Option<((String, String), (String, String))> {
+    let stmt = statement(e);
+    let (child, rest) = altered_table(&stmt)?;
+    let rest = rest.strip_prefix(" ADD CONSTRAINT ")?;
+    let (_, rest) = ident(rest)?;
+    let rest = rest.strip_prefix(" FOREIGN KEY (")?;
+    // Skip the column list (identifiers, commas, spaces) to its ')'.
+    let mut rest = rest;
+    loop {
+        let (_, r) = ident(rest)?;
+        match r.strip_prefix(", ") {
+            Some(r) => rest = r,
+            None => {
+                rest = r.strip_prefix(')')?;
+                break;
+            }
+        }
+    }
+    let rest = rest.strip_prefix(" REFERENCES ")?;
+    let (schema, name, after) = qualified(rest)?;
+    after.starts_with('(').then_some(())?;
+    Some((child, (schema, name)))
+}
+
+/// `ALTER TABLE [ONLY] s.t` at the start of `stmt`: the table and the rest.
+fn altered_table(stmt: &str) -> Option<((String, String), &str)> {
+    let r = stmt.strip_prefix("ALTER TABLE ")?;
+    let r = r.strip_prefix("ONLY ").unwrap_or(r);
+    let (schema, name, after) = qualified(r)?;
+    Some(((schema, name), after))
 }
 
 /// `schema.name` at the start of `s`, and what follows.
@@ -264,61 +310,157 @@ fn ident(s: &str) -> Option<(String, &str)> {
     (end > 0).then(|| (s[..end].to_string(), &s[end..]))
 }
 
-/// Runs each table's entries of `per_table` as `loaded` reports the table
-/// committed, on up to `jobs` connections (opened when the first entry is
-/// due), while the data phase goes on. When `loaded` closes (the data phase
-/// is over), entries of tables it never named run too. Returns how many
-/// entries ran.
+/// What the early post-data dispatcher knows about one table.
+#[derive(Default, Clone, Copy)]
+struct TableState {
+    loaded: bool,
+    /// Its `per_table` entries not finished yet.
+    building: usize,
+}
+
+impl TableState {
+    fn ready(self) -> bool {
+        self.loaded && self.building == 0
+    }
+}
+
+/// Runs `schedule`'s `per_table` entries as `loaded` reports their table
+/// committed, and its `fks` once both of their tables are loaded and built,
+/// on up to `jobs` connections (opened when the first entry is due), while
+/// the data phase goes on. When `loaded` closes (the data phase is over)
+/// every entry not yet run is run. Returns how many entries ran.
 ///
 /// # Errors
-/// The first statement that fails, named by its entry; the entries not yet
-/// started are skipped.
+/// The first statement that fails, named by its entry; entries not yet
+/// started are then skipped.
 pub async fn run_early(
     url: String,
     preamble: String,
-    mut per_table: HashMap<usize, Vec<Entry>>,
+    per_table: HashMap<usize, Vec<Entry>>,
+    fks: Vec<(Entry, usize, usize)>,
     mut loaded: mpsc::UnboundedReceiver<usize>,
     jobs: usize,
 ) -> Result<usize, RestoreError> {
-    let total: usize = per_table.values().map(Vec::len).sum();
-    let (tx, rx) = mpsc::unbounded_channel::<Entry>();
+    let total = per_table.values().map(Vec::len).sum::<usize>() + fks.len();
+    let mut state: HashMap<usize, TableState> = HashMap::new();
+    for (t, es) in &per_table {
+        state.entry(*t).or_default().building = es.len();
+    }
+    let mut per_table = per_table;
+    let mut fks: Vec<Option<(Entry, usize, usize)>> = fks.into_iter().map(Some).collect();
+    // Work to the workers; `(table, succeeded)` back (table None for a key).
+    let (tx, rx) = mpsc::unbounded_channel::<(Entry, Option<usize>)>();
+    let (done_tx, mut done) = mpsc::unbounded_channel::<Option<usize>>();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..jobs.max(1).min(total) {
-        let (url, preamble, rx, failed) =
-            (url.clone(), preamble.clone(), rx.clone(), failed.clone());
+        let (url, preamble, rx, failed, done_tx) = (
+            url.clone(),
+            preamble.clone(),
+            rx.clone(),
+            failed.clone(),
+            done_tx.clone(),
+        );
         workers.spawn(async move {
+            // After a failure (here or in another worker) entries are only
+            // acknowledged, so the dispatcher's count still comes to zero.
             let mut conn: Option<PgConn> = None;
+            let mut error = None;
             loop {
                 let next = rx.lock().await.recv().await;
-                let Some(e) = next else {
-                    return Ok(());
+                let Some((e, table)) = next else {
+                    return error.map_or(Ok(()), Err);
                 };
-                if failed.load(Ordering::Relaxed) {
-                    continue;
-                }
-                if conn.is_none() {
-                    conn = Some(session(&url, &preamble).await?);
-                }
-                if let Some(c) = &conn {
-                    if let Err(err) = apply(c, &e).await {
+                if !failed.load(Ordering::Relaxed) {
+                    let result = async {
+                        if conn.is_none() {
+                            conn = Some(session(&url, &preamble).await?);
+                        }
+                        match &conn {
+                            Some(c) => apply(c, &e).await,
+                            None => Ok(()),
+                        }
+                    }
+                    .await;
+                    if let Err(err) = result {
                         failed.store(true, Ordering::Relaxed);
-                        return Err(err);
+                        error = Some(err);
                     }
                 }
+                let _ = done_tx.send(table);
             }
         });
     }
-    while let Some(t) = loaded.recv().await {
-        for e in per_table.remove(&t).unwrap_or_default() {
-            let _ = tx.send(e);
+    drop(done_tx);
+    let mut in_flight = 0usize;
+    let mut data_over = false;
+    // Dispatch keys whose tables are both ready.
+    let dispatch_fks = |state: &HashMap<usize, TableState>,
+                        fks: &mut Vec<Option<(Entry, usize, usize)>>,
+                        in_flight: &mut usize,
+                        all: bool| {
+        for slot in fks.iter_mut() {
+            let due = slot.as_ref().is_some_and(|(_, c, p)| {
+                let ready = |t| state.get(t).is_some_and(|s: &TableState| s.ready());
+                all || (ready(c) && ready(p))
+            });
+            if due {
+                if let Some((e, _, _)) = slot.take() {
+                    *in_flight += 1;
+                    let _ = tx.send((e, None));
+                }
+            }
         }
-    }
-    let mut left: Vec<_> = per_table.into_iter().collect();
-    left.sort_by_key(|(t, _)| *t);
-    for e in left.into_iter().flat_map(|(_, es)| es) {
-        let _ = tx.send(e);
+    };
+    loop {
+        if data_over && in_flight == 0 && per_table.is_empty() && fks.iter().all(Option::is_none) {
+            break;
+        }
+        tokio::select! {
+            t = loaded.recv(), if !data_over => match t {
+                Some(t) => {
+                    state.entry(t).or_default().loaded = true;
+                    for e in per_table.remove(&t).unwrap_or_default() {
+                        in_flight += 1;
+                        let _ = tx.send((e, Some(t)));
+                    }
+                    dispatch_fks(&state, &mut fks, &mut in_flight, false);
+                }
+                None => {
+                    // The data phase is over: whatever is left runs now,
+                    // keys after the tables' own entries.
+                    data_over = true;
+                    let mut left: Vec<_> = std::mem::take(&mut per_table).into_iter().collect();
+                    left.sort_by_key(|(t, _)| *t);
+                    for (t, es) in left {
+                        state.entry(t).or_default().loaded = true;
+                        for e in es {
+                            in_flight += 1;
+                            let _ = tx.send((e, Some(t)));
+                        }
+                    }
+                    dispatch_fks(&state, &mut fks, &mut in_flight, false);
+                }
+            },
+            d = done.recv() => match d {
+                Some(table) => {
+                    in_flight -= 1;
+                    if let Some(t) = table {
+                        let s = state.entry(t).or_default();
+                        s.building = s.building.saturating_sub(1);
+                    }
+                    dispatch_fks(&state, &mut fks, &mut in_flight, false);
+                }
+                // Every worker stopped (a failure): nothing more can run.
+                None => break,
+            },
+        }
+        // After the data, a key whose tables never became ready (a failed
+        // entry) is not waited for forever.
+        if data_over && in_flight == 0 && per_table.is_empty() {
+            dispatch_fks(&state, &mut fks, &mut in_flight, true);
+        }
     }
     drop(tx);
     let mut first: Option<RestoreError> = None;

@@ -169,8 +169,50 @@ fn schedule_groups_entries_by_manifest_table_and_keeps_the_rest_in_order() {
     assert_eq!(orders.len(), 2);
     assert!(orders[0].contains("o_idx") && orders[1].contains("orders_pkey"));
     let later = names(&s.later);
-    assert_eq!(later.len(), 3);
+    assert_eq!(later.len(), 2);
     assert!(later[0].contains("gone_idx"));
-    assert!(later[1].contains("o_fk"));
-    assert!(later[2].contains("p_idx"));
+    assert!(later[1].contains("p_idx"));
+    assert_eq!(
+        s.fks.len(),
+        1,
+        "a key between two restored tables runs early"
+    );
+    assert_eq!(
+        (s.fks[0].1, s.fks[0].2),
+        (1, 0),
+        "(child orders, parent users)"
+    );
+}
+
+#[test]
+fn reads_both_tables_of_a_foreign_key() {
+    let fk = |sql: &str| fk_tables(&entry("FK CONSTRAINT", sql));
+    let t = |s: &str, n: &str| (s.to_string(), n.to_string());
+    assert_eq!(
+        fk(
+            "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;"
+        ),
+        Some((t("public", "orders"), t("public", "users")))
+    );
+    assert_eq!(
+        fk(
+            "ALTER TABLE app.orders\n    ADD CONSTRAINT c FOREIGN KEY (a, \"B c\") REFERENCES \"X\".\"Y.z\"(a, \"B c\") NOT VALID;"
+        ),
+        Some((t("app", "orders"), t("X", "Y.z")))
+    );
+    assert_eq!(
+        fk("ALTER TABLE public.t ADD CONSTRAINT c CHECK (a > 0);"),
+        None
+    );
+    // A key whose parent (or child) holds no data in the snapshot, e.g. a
+    // partitioned table, waits for all the data.
+    let s = schedule(
+        vec![entry(
+            "FK CONSTRAINT",
+            "ALTER TABLE ONLY public.a\n    ADD CONSTRAINT a_fk FOREIGN KEY (p) REFERENCES public.parted(id);",
+        )],
+        &[table("public", "a")],
+    );
+    assert!(s.fks.is_empty());
+    assert_eq!(s.later.len(), 1);
 }

@@ -76,6 +76,7 @@ fn a_loaded_tables_indexes_are_built_while_other_tables_still_load() {
         db.url.clone(),
         "SET client_min_messages = warning;\n".into(),
         s.per_table,
+        s.fks,
         rx,
         2,
     ));
@@ -123,7 +124,14 @@ fn tables_never_reported_still_get_their_indexes_and_a_failure_names_its_entry()
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
     drop(tx);
     let ran = rt
-        .block_on(run_early(db.url.clone(), String::new(), s.per_table, rx, 2))
+        .block_on(run_early(
+            db.url.clone(),
+            String::new(),
+            s.per_table,
+            s.fks,
+            rx,
+            2,
+        ))
         .expect("early post-data");
     assert_eq!(ran, 1);
     assert_eq!(indexes(&db), ["b_pkey"]);
@@ -139,7 +147,14 @@ fn tables_never_reported_still_get_their_indexes_and_a_failure_names_its_entry()
     tx.send(0).expect("send");
     drop(tx);
     let err = rt
-        .block_on(run_early(db.url.clone(), String::new(), s.per_table, rx, 2))
+        .block_on(run_early(
+            db.url.clone(),
+            String::new(),
+            s.per_table,
+            s.fks,
+            rx,
+            2,
+        ))
         .expect_err("a duplicate key fails the primary key");
     let msg = err.to_string();
     assert!(
@@ -147,4 +162,70 @@ fn tables_never_reported_still_get_their_indexes_and_a_failure_names_its_entry()
         "{msg}"
     );
     assert!(msg.contains("a_pkey"), "{msg}");
+}
+
+fn constraints(db: &TestDb) -> Vec<String> {
+    db.sql("SELECT conname FROM pg_constraint WHERE contype = 'f' ORDER BY 1")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_foreign_key_is_added_once_both_tables_are_loaded_and_keyed() {
+    let db = TestDb::create("early_fk");
+    db.sql(
+        "CREATE TABLE p (id int); INSERT INTO p SELECT generate_series(1, 3000); \
+         CREATE TABLE c (id int, p int); INSERT INTO c SELECT g, g % 3000 + 1 FROM generate_series(1, 9000) g; \
+         CREATE TABLE other (id int);",
+    );
+    let entries = vec![
+        entry(
+            "CONSTRAINT",
+            "ALTER TABLE ONLY public.p\n    ADD CONSTRAINT p_pkey PRIMARY KEY (id);",
+        ),
+        entry(
+            "CONSTRAINT",
+            "ALTER TABLE ONLY public.c\n    ADD CONSTRAINT c_pkey PRIMARY KEY (id);",
+        ),
+        entry(
+            "FK CONSTRAINT",
+            "ALTER TABLE ONLY public.c\n    ADD CONSTRAINT c_p_fkey FOREIGN KEY (p) REFERENCES public.p(id);",
+        ),
+    ];
+    let s = schedule(entries, &[table("p"), table("c"), table("other")]);
+    assert_eq!(s.fks.len(), 1);
+    let rt = rt();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = rt.spawn(run_early(
+        db.url.clone(),
+        String::new(),
+        s.per_table,
+        s.fks,
+        rx,
+        2,
+    ));
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        for _ in 0..600 {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{what} did not happen within 30 s");
+    };
+    tx.send(0).expect("send");
+    wait_for("p's key", &|| indexes(&db) == ["p_pkey"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        constraints(&db).is_empty(),
+        "c is not loaded: no foreign key yet"
+    );
+    tx.send(1).expect("send");
+    // The key is added while the data phase still runs (`other` loads).
+    wait_for("the foreign key", &|| constraints(&db) == ["c_p_fkey"]);
+    assert_eq!(indexes(&db), ["c_pkey", "p_pkey"]);
+    drop(tx);
+    let ran = rt.block_on(task).expect("join").expect("early post-data");
+    assert_eq!(ran, 3);
 }
