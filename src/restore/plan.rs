@@ -301,22 +301,27 @@ impl RestorePlan {
             });
         }
 
-        // A self-reference to the root column of a table whose rows are
-        // dropped only for being listed (users.invited_by -> users.id, SET
-        // NULL): "the parent was dropped" is "the value is listed", so the
-        // list answers directly and no pre-pass is needed.
-        for (t, plan) in tables.iter_mut().enumerate() {
-            let only_root =
-                plan.roots.len() == 1 && plan.fks.iter().all(|f| f.effect != Effect::Drop);
-            if !only_root {
-                continue;
-            }
-            let root = plan.roots[0];
-            let records = plan.records.clone();
+        // A reference to the root column of a table whose rows are dropped
+        // only for being listed (users.id, whose only other check is
+        // invited_by -> users.id SET NULL): "the parent row was dropped" is
+        // "the value is listed", so the list answers directly. The child then
+        // needs neither the parent's dropped set nor to wait for the parent
+        // (and a self-reference needs no pre-pass). A listed value with no
+        // parent row is the erased subject's too, so it is dropped as well.
+        let only_root: Vec<Option<(usize, Vec<Vec<usize>>)>> = tables
+            .iter()
+            .map(|p| {
+                (p.roots.len() == 1 && p.fks.iter().all(|f| f.effect != Effect::Drop))
+                    .then(|| (p.roots[0], p.records.clone()))
+            })
+            .collect();
+        for plan in &mut tables {
             for f in &mut plan.fks {
                 if let SetRef::Dropped { table, slot } = f.set {
-                    if table == t && records[slot] == [root] {
-                        f.set = SetRef::Root;
+                    if let Some((root, records)) = &only_root[table] {
+                        if records[slot] == [*root] && f.columns.len() == 1 {
+                            f.set = SetRef::Root;
+                        }
                     }
                 }
             }

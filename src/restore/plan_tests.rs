@@ -175,6 +175,24 @@ fn shop_schema_is_planned_parents_first_with_every_action() {
     );
     assert!(p.components.iter().all(|c| c.pre_pass == PrePass::None));
 
+    // Users are dropped only for being listed: their children ask the list
+    // directly and do not wait for users; orders' children wait for orders.
+    let set_of = |t: usize, name: &str| {
+        p.tables[t]
+            .fks
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.set)
+            .unwrap()
+    };
+    assert_eq!(set_of(2, "orders_user"), SetRef::Root);
+    assert_eq!(set_of(3, "comments_author"), SetRef::Root);
+    assert_eq!(set_of(4, "payments_order"), SetRef::Dropped { table: 2, slot: 0 });
+    for t in [2, 3] {
+        let c = p.components.iter().find(|c| c.tables.contains(&t)).unwrap();
+        assert!(c.deps.is_empty(), "{} waits for {:?}", m.tables[t].qualified(), c.deps);
+    }
+
     let items = &p.tables[0];
     assert_eq!(items.fks[0].set, SetRef::Dropped { table: 2, slot: 0 });
     assert_eq!(items.fks[0].effect, Effect::Drop);
@@ -386,7 +404,10 @@ fn self_referencing_cascade_and_cycles_get_pre_passes() {
     let order: Vec<usize> = p.load_order().collect();
     assert_eq!(order, vec![0, 1]);
     assert_eq!(p.components[1].pre_pass, PrePass::Once);
-    assert_eq!(p.components[1].deps, vec![0]);
+    // orgs rows are dropped only for being listed, so users' check against
+    // orgs asks the list directly and users need not wait for orgs.
+    assert_eq!(p.tables[1].fks[0].set, SetRef::Root);
+    assert!(p.components[1].deps.is_empty());
 }
 
 #[test]

@@ -324,9 +324,100 @@ async fn run_component(
     ))
 }
 
+/// Per component: its bytes plus the largest such sum over the components
+/// that wait for it (its critical path). Components start in this order
+/// when several are ready, so a long chain (orders, then order_items) is not
+/// left to run alone at the end.
+fn critical_paths(shared: &Shared) -> Vec<u64> {
+    let comps = &shared.plan.components;
+    let bytes: Vec<u64> = comps
+        .iter()
+        .map(|c| {
+            c.tables
+                .iter()
+                .map(|&t| shared.manifest.tables[t].raw_bytes.max(1))
+                .sum()
+        })
+        .collect();
+    // Components are in dependency order: dependants come later.
+    let mut path = bytes.clone();
+    for ci in (0..comps.len()).rev() {
+        for &d in &comps[ci].deps {
+            path[d] = path[d].max(bytes[d] + path[ci]);
+        }
+    }
+    path
+}
+
+/// `jobs` permits handed to waiting components highest priority first
+/// (a semaphore would hand them out first come, first served).
+struct Gate {
+    state: std::sync::Mutex<GateState>,
+}
+
+struct GateState {
+    free: usize,
+    /// `(priority, earlier component first)` of each waiter, and its wake-up.
+    waiting: std::collections::BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
+    wakers: HashMap<usize, tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A held permit; dropping it passes it to the best waiter.
+struct Permit(Arc<Gate>);
+
+impl Gate {
+    fn new(jobs: usize) -> Gate {
+        Gate {
+            state: std::sync::Mutex::new(GateState {
+                free: jobs,
+                waiting: std::collections::BinaryHeap::new(),
+                wakers: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn acquire(self: &Arc<Self>, priority: u64, ci: usize) -> Result<Permit, RestoreError> {
+        let rx = {
+            let mut st = self.lock();
+            if st.free > 0 {
+                st.free -= 1;
+                return Ok(Permit(self.clone()));
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            st.waiting.push((priority, std::cmp::Reverse(ci)));
+            st.wakers.insert(ci, tx);
+            rx
+        };
+        rx.await.map_err(|_| RestoreError::Cancelled)?;
+        Ok(Permit(self.clone()))
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        while let Some((_, std::cmp::Reverse(ci))) = st.waiting.pop() {
+            // A waiter that was cancelled has dropped its receiver.
+            if let Some(tx) = st.wakers.remove(&ci) {
+                if tx.send(()).is_ok() {
+                    return;
+                }
+            }
+        }
+        st.free += 1;
+    }
+}
+
 /// Runs every component. `jobs <= 1` runs them one after another in load
 /// order (the SQL file needs that); otherwise up to `jobs` at once, each
-/// waiting for the components it depends on.
+/// waiting for the components it depends on, the longest critical path
+/// first among those ready.
 ///
 /// # Errors
 /// The first failure; the others are cancelled (their tables roll back).
@@ -351,7 +442,8 @@ pub async fn run_all(
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..ncomp)
         .map(|_| tokio::sync::watch::channel::<Sets>(None))
         .unzip();
-    let permits = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let gate = Arc::new(Gate::new(jobs));
+    let priority = critical_paths(&shared);
     let mut set = tokio::task::JoinSet::new();
     for (ci, tx) in senders.into_iter().enumerate() {
         let deps: Vec<_> = shared.plan.components[ci]
@@ -359,7 +451,7 @@ pub async fn run_all(
             .iter()
             .map(|&d| receivers[d].clone())
             .collect();
-        let (shared, dest, permits) = (shared.clone(), dest.clone(), permits.clone());
+        let (shared, dest, gate, prio) = (shared.clone(), dest.clone(), gate.clone(), priority[ci]);
         set.spawn(async move {
             let mut published = HashMap::new();
             for mut rx in deps {
@@ -371,10 +463,7 @@ pub async fn run_all(
                     .unwrap_or_default();
                 published.extend(sets.iter().map(|(k, v)| (*k, v.clone())));
             }
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .map_err(|_| RestoreError::Cancelled)?;
+            let _permit = gate.acquire(prio, ci).await?;
             let (outcomes, sets) = run_component(&shared, dest.as_ref(), ci, &published).await?;
             let _ = tx.send(Some(Arc::new(sets)));
             Ok::<_, RestoreError>(outcomes)
