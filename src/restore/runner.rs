@@ -349,71 +349,6 @@ fn critical_paths(shared: &Shared) -> Vec<u64> {
     path
 }
 
-/// `jobs` permits handed to waiting components highest priority first
-/// (a semaphore would hand them out first come, first served).
-struct Gate {
-    state: std::sync::Mutex<GateState>,
-}
-
-struct GateState {
-    free: usize,
-    /// `(priority, earlier component first)` of each waiter, and its wake-up.
-    waiting: std::collections::BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
-    wakers: HashMap<usize, tokio::sync::oneshot::Sender<()>>,
-}
-
-/// A held permit; dropping it passes it to the best waiter.
-struct Permit(Arc<Gate>);
-
-impl Gate {
-    fn new(jobs: usize) -> Gate {
-        Gate {
-            state: std::sync::Mutex::new(GateState {
-                free: jobs,
-                waiting: std::collections::BinaryHeap::new(),
-                wakers: HashMap::new(),
-            }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    async fn acquire(self: &Arc<Self>, priority: u64, ci: usize) -> Result<Permit, RestoreError> {
-        let rx = {
-            let mut st = self.lock();
-            if st.free > 0 {
-                st.free -= 1;
-                return Ok(Permit(self.clone()));
-            }
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            st.waiting.push((priority, std::cmp::Reverse(ci)));
-            st.wakers.insert(ci, tx);
-            rx
-        };
-        rx.await.map_err(|_| RestoreError::Cancelled)?;
-        Ok(Permit(self.clone()))
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let mut st = self.0.lock();
-        while let Some((_, std::cmp::Reverse(ci))) = st.waiting.pop() {
-            // A waiter that was cancelled has dropped its receiver.
-            if let Some(tx) = st.wakers.remove(&ci) {
-                if tx.send(()).is_ok() {
-                    return;
-                }
-            }
-        }
-        st.free += 1;
-    }
-}
-
 /// Runs every component. `jobs <= 1` runs them one after another in load
 /// order (the SQL file needs that); otherwise up to `jobs` at once, each
 /// waiting for the components it depends on, the longest critical path
@@ -437,63 +372,73 @@ pub async fn run_all(
         }
         return Ok(out);
     }
-    // Each component publishes its sets on its own watch channel.
-    type Sets = Option<Arc<HashMap<usize, Arc<Vec<KeySet>>>>>;
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..ncomp)
-        .map(|_| tokio::sync::watch::channel::<Sets>(None))
-        .unzip();
-    let gate = Arc::new(Gate::new(jobs));
+    // A list scheduler: a component is ready once every component it reads
+    // from is done; up to `jobs` run at once, the ready one with the longest
+    // critical path first (decided here, when a slot frees, so a component
+    // that just became ready competes with those that waited).
+    let comps = &shared.plan.components;
     let priority = critical_paths(&shared);
-    let mut set = tokio::task::JoinSet::new();
-    for (ci, tx) in senders.into_iter().enumerate() {
-        let deps: Vec<_> = shared.plan.components[ci]
-            .deps
-            .iter()
-            .map(|&d| receivers[d].clone())
-            .collect();
-        let (shared, dest, gate, prio) = (shared.clone(), dest.clone(), gate.clone(), priority[ci]);
-        set.spawn(async move {
-            let mut published = HashMap::new();
-            for mut rx in deps {
-                let sets = rx
-                    .wait_for(Option::is_some)
-                    .await
-                    .map_err(|_| RestoreError::Cancelled)?
-                    .clone()
-                    .unwrap_or_default();
-                published.extend(sets.iter().map(|(k, v)| (*k, v.clone())));
-            }
-            let _permit = gate.acquire(prio, ci).await?;
-            let (outcomes, sets) = run_component(&shared, dest.as_ref(), ci, &published).await?;
-            let _ = tx.send(Some(Arc::new(sets)));
-            Ok::<_, RestoreError>(outcomes)
-        });
+    let mut waiting_on: Vec<usize> = comps.iter().map(|c| c.deps.len()).collect();
+    let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); ncomp];
+    for (ci, c) in comps.iter().enumerate() {
+        for &d in &c.deps {
+            dependants[d].push(ci);
+        }
     }
-    drop(receivers);
+    let mut ready: std::collections::BinaryHeap<(u64, std::cmp::Reverse<usize>)> = (0..ncomp)
+        .filter(|&ci| waiting_on[ci] == 0)
+        .map(|ci| (priority[ci], std::cmp::Reverse(ci)))
+        .collect();
+    let mut published: HashMap<usize, Arc<Vec<KeySet>>> = HashMap::new();
+    let mut set = tokio::task::JoinSet::new();
     let mut out = Vec::new();
     let mut first_err: Option<RestoreError> = None;
-    while let Some(joined) = set.join_next().await {
+    loop {
+        while set.len() < jobs {
+            let Some((_, std::cmp::Reverse(ci))) = ready.pop() else {
+                break;
+            };
+            let (shared, dest, published) = (shared.clone(), dest.clone(), published.clone());
+            set.spawn(async move {
+                (ci, run_component(&shared, dest.as_ref(), ci, &published).await)
+            });
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
         match joined {
-            Ok(Ok(o)) => out.extend(o),
-            Ok(Err(e)) => {
-                // Keep the root cause, not a dependant's "cancelled".
-                if first_err
-                    .as_ref()
-                    .is_none_or(|f| matches!(f, RestoreError::Cancelled))
-                {
-                    first_err = Some(e);
+            Ok((ci, Ok((outcomes, sets)))) => {
+                out.extend(outcomes);
+                published.extend(sets);
+                for &d in &dependants[ci] {
+                    waiting_on[d] -= 1;
+                    if waiting_on[d] == 0 {
+                        ready.push((priority[d], std::cmp::Reverse(d)));
+                    }
                 }
-                set.abort_all();
             }
-            Err(e) if e.is_cancelled() => {}
+            Ok((_, Err(e))) => {
+                first_err = Some(e);
+                break;
+            }
             Err(e) => {
-                first_err.get_or_insert(RestoreError::Internal(format!("table task: {e}")));
-                set.abort_all();
+                first_err = Some(RestoreError::Internal(format!("table task: {e}")));
+                break;
             }
         }
     }
     if let Some(e) = first_err {
+        // The others are cancelled (their tables roll back).
+        set.abort_all();
+        while set.join_next().await.is_some() {}
         return Err(e);
+    }
+    if out.len() != shared.plan.tables.len() {
+        return Err(RestoreError::Internal(format!(
+            "{} of {} tables were restored",
+            out.len(),
+            shared.plan.tables.len()
+        )));
     }
     let order: HashMap<usize, usize> = shared
         .plan

@@ -237,33 +237,3 @@ async fn a_missing_object_fails_its_table_by_name() {
     assert!(err.to_string().contains(&key), "{err}");
     assert!(!dest.0.lock().unwrap().contains_key("members"));
 }
-
-#[tokio::test]
-async fn the_gate_hands_permits_to_the_highest_priority_waiter() {
-    let gate = Arc::new(Gate::new(1));
-    let held = gate.acquire(0, 0).await.expect("free permit");
-    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    // Waiters arrive in the order 1, 2, 3, 4 with priorities 10, 30, 20, 99;
-    // the one of priority 99 gives up before its turn.
-    for (ci, prio) in [(1usize, 10u64), (2, 30), (3, 20), (4, 99)] {
-        let (g, order) = (gate.clone(), order.clone());
-        tasks.push(tokio::spawn(async move {
-            let _p = g.acquire(prio, ci).await.expect("permit");
-            order.lock().unwrap().push(ci);
-            tokio::task::yield_now().await;
-        }));
-        tokio::task::yield_now().await;
-        while gate.lock().wakers.len() < ci {
-            tokio::task::yield_now().await;
-        }
-    }
-    tasks.pop().expect("task 4").abort();
-    tokio::task::yield_now().await;
-    drop(held);
-    for t in tasks {
-        t.await.expect("join");
-    }
-    assert_eq!(*order.lock().unwrap(), [2, 3, 1]);
-    assert_eq!(gate.lock().free, 1, "the permit is back");
-}
