@@ -22,8 +22,12 @@ pub const READ_BUF: usize = 1 << 20;
 /// Output is handed on in pieces of about this size.
 pub const OUT_CHUNK: usize = 1 << 20;
 
-/// Hashes keys that are already uniformly distributed (XXH3 output) by
-/// folding them: no second hash on the hot path.
+/// Hashes dropped-set keys with one folded multiply: enough for XXH3
+/// output and for tagged integers (`value_key`), whose high half is a
+/// constant and whose low half counts up. The hash table takes its control
+/// bits from the top of the hash and its bucket from the bottom, so both
+/// ends must vary: a plain fold would give every integer key the same
+/// control bits.
 #[derive(Default, Clone, Copy)]
 pub struct FoldHasher(u64);
 
@@ -37,7 +41,9 @@ impl Hasher for FoldHasher {
         }
     }
     fn write_u128(&mut self, v: u128) {
-        self.0 = (v as u64) ^ ((v >> 64) as u64);
+        let x = (v as u64) ^ ((v >> 64) as u64);
+        let m = u128::from(x) * 0x9e37_79b9_7f4a_7c15;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
     }
 }
 
@@ -62,9 +68,10 @@ impl KeySet {
     }
 }
 
-/// The key of a (decoded) column tuple in a dropped-key set: XXH3-128 of the
-/// value, or of the length-prefixed values for a composite key, so `("ab",
-/// "c")` and `("a", "bc")` differ. Parent and child use the same function.
+/// The key of a (decoded) column tuple in a dropped-key set: for one value,
+/// [`value_key`]; for a composite key, XXH3-128 of the length-prefixed
+/// values, so `("ab", "c")` and `("a", "bc")` differ. Parent and child use
+/// the same function.
 #[inline]
 pub fn tuple_key<'v>(
     values: impl ExactSizeIterator<Item = &'v [u8]>,
@@ -72,7 +79,7 @@ pub fn tuple_key<'v>(
 ) -> u128 {
     if values.len() == 1 {
         let mut values = values;
-        return values.next().map_or(0, xxhash_rust::xxh3::xxh3_128);
+        return values.next().map_or(0, value_key);
     }
     scratch.clear();
     for v in values {
@@ -80,6 +87,57 @@ pub fn tuple_key<'v>(
         scratch.extend_from_slice(v);
     }
     xxhash_rust::xxh3::xxh3_128(scratch)
+}
+
+/// The top half of the key of a value written as a plain decimal integer.
+const INT_TAG: u128 = 0x4c45_5448_455f_494e_u128 << 64;
+
+/// The dropped-set key of one (decoded) value. A plain decimal integer (how
+/// PostgreSQL writes every integer key) is keyed by its value under a fixed
+/// tag, with no hashing; anything else by its XXH3-128. Both are injective
+/// on what they take, and a hash equal to a tagged integer is as unlikely as
+/// any other 128-bit collision.
+#[inline]
+pub fn value_key(v: &[u8]) -> u128 {
+    match decimal(v) {
+        Some(n) => value_key_of_int(n),
+        None => xxhash_rust::xxh3::xxh3_128(v),
+    }
+}
+
+/// [`value_key`] of a value [`decimal`] read as `n`.
+#[inline]
+pub(crate) fn value_key_of_int(n: u64) -> u128 {
+    INT_TAG | u128::from(n)
+}
+
+/// `v` as the bits of an i64 when it is written `-?[1-9][0-9]*` or `0` with
+/// at most 18 digits (so it cannot overflow); `None` otherwise, including
+/// for leading zeros or `-0`, which another spelling of the same number
+/// would key differently as text.
+#[inline]
+pub(crate) fn decimal(v: &[u8]) -> Option<u64> {
+    let (neg, digits) = match v.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, v),
+    };
+    let first = *digits.first()?;
+    if digits.len() > 18 || (first == b'0' && (digits.len() > 1 || neg)) {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(if neg {
+        (n as i64).wrapping_neg() as u64
+    } else {
+        n
+    })
 }
 
 /// What a field becomes when a `SET NULL` / `SET DEFAULT` reference is rewritten.

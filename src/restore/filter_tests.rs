@@ -118,8 +118,8 @@ fn drops_listed_bigint_subjects_and_records_their_keys() {
         }
     );
     assert_eq!(sets[0].len(), 2);
-    assert!(sets[0].contains(xxhash_rust::xxh3::xxh3_128(b"2")));
-    assert!(sets[0].contains(xxhash_rust::xxh3::xxh3_128(b"4")));
+    assert!(sets[0].contains(value_key(b"2")));
+    assert!(sets[0].contains(value_key(b"4")));
 }
 
 #[test]
@@ -170,7 +170,7 @@ fn text_subjects_are_compared_after_decoding_escapes() {
 fn cascade_child_is_dropped_and_null_reference_is_kept() {
     let erasure = MemSet(HashSet::new());
     let mut users = KeySet::default();
-    users.insert(xxhash_rust::xxh3::xxh3_128(b"7"));
+    users.insert(value_key(b"7"));
     let plan = TablePlan {
         table: "public.orders".into(),
         ncols: 3,
@@ -200,8 +200,8 @@ fn cascade_child_is_dropped_and_null_reference_is_kept() {
     let (sets, stats) = f.finish();
     assert_eq!(stats.rows_dropped, 2);
     // The dropped orders' ids are recorded for order_items.
-    assert!(sets[0].contains(xxhash_rust::xxh3::xxh3_128(b"10")));
-    assert!(sets[0].contains(xxhash_rust::xxh3::xxh3_128(b"13")));
+    assert!(sets[0].contains(value_key(b"10")));
+    assert!(sets[0].contains(value_key(b"13")));
 }
 
 #[test]
@@ -263,7 +263,7 @@ fn composite_keys_hash_as_one_tuple() {
 fn set_null_and_set_default_rewrite_only_the_referencing_fields() {
     let erasure = MemSet(HashSet::new());
     let mut users = KeySet::default();
-    users.insert(xxhash_rust::xxh3::xxh3_128(b"7"));
+    users.insert(value_key(b"7"));
     let plan = TablePlan {
         table: "public.comments".into(),
         ncols: 4,
@@ -300,7 +300,7 @@ fn set_null_and_set_default_rewrite_only_the_referencing_fields() {
 fn unresolved_default_counts_in_a_dry_run_but_refuses_to_write() {
     let erasure = MemSet(HashSet::new());
     let mut users = KeySet::default();
-    users.insert(xxhash_rust::xxh3::xxh3_128(b"7"));
+    users.insert(value_key(b"7"));
     let plan = TablePlan {
         table: "public.t".into(),
         ncols: 2,
@@ -521,4 +521,53 @@ fn rows_longer_than_the_buffer_and_big_streams_filter_exactly() {
     );
     assert_eq!(run_all(&mut f, &input, Some(4093)).unwrap(), want);
     assert_eq!(f.stats().rows_dropped, 2500);
+}
+
+#[test]
+fn plain_integers_are_keyed_by_value_and_other_spellings_by_hash() {
+    assert_eq!(decimal(b"0"), Some(0));
+    assert_eq!(decimal(b"123456"), Some(123_456));
+    assert_eq!(decimal(b"-42"), Some((-42i64) as u64));
+    assert_eq!(
+        decimal(b"999999999999999999"),
+        Some(999_999_999_999_999_999)
+    );
+    // Spellings PostgreSQL does not write for an integer stay text.
+    for v in [
+        &b""[..],
+        b"-",
+        b"-0",
+        b"007",
+        b"+1",
+        b" 1",
+        b"1 ",
+        b"1.0",
+        b"12a",
+        b"1000000000000000000",
+        b"\\N",
+    ] {
+        assert_eq!(decimal(v), None, "{:?}", String::from_utf8_lossy(v));
+    }
+    // Distinct values, distinct keys; text and integer spellings differ.
+    let keys: std::collections::HashSet<u128> = [
+        &b"7"[..],
+        b"-7",
+        b"07",
+        b"70",
+        b"0",
+        b"-0",
+        b"x",
+        b"9223372036854775807",
+    ]
+    .iter()
+    .map(|v| value_key(v))
+    .collect();
+    assert_eq!(keys.len(), 8);
+    assert_eq!(value_key(b"07"), xxhash_rust::xxh3::xxh3_128(b"07"));
+    // The row filter's raw-field path gives the parent's key.
+    let mut s = Vec::new();
+    assert_eq!(
+        tuple_key([&b"31"[..]].into_iter(), &mut s),
+        value_key(b"31")
+    );
 }

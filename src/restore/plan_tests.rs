@@ -187,10 +187,18 @@ fn shop_schema_is_planned_parents_first_with_every_action() {
     };
     assert_eq!(set_of(2, "orders_user"), SetRef::Root);
     assert_eq!(set_of(3, "comments_author"), SetRef::Root);
-    assert_eq!(set_of(4, "payments_order"), SetRef::Dropped { table: 2, slot: 0 });
+    assert_eq!(
+        set_of(4, "payments_order"),
+        SetRef::Dropped { table: 2, slot: 0 }
+    );
     for t in [2, 3] {
         let c = p.components.iter().find(|c| c.tables.contains(&t)).unwrap();
-        assert!(c.deps.is_empty(), "{} waits for {:?}", m.tables[t].qualified(), c.deps);
+        assert!(
+            c.deps.is_empty(),
+            "{} waits for {:?}",
+            m.tables[t].qualified(),
+            c.deps
+        );
     }
 
     let items = &p.tables[0];

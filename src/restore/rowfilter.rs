@@ -432,7 +432,12 @@ fn key_of_tuple(
 ) -> Option<u128> {
     if let [c] = cols {
         let (a, b) = spans[*c];
-        return decoded(&input[a..b], dec).map(xxhash_rust::xxh3::xxh3_128);
+        let raw = &input[a..b];
+        // A plain integer has no escapes and is not `\N`: key it as it is.
+        if let Some(n) = super::decimal(raw) {
+            return Some(super::value_key_of_int(n));
+        }
+        return decoded(raw, dec).map(super::value_key);
     }
     keybuf.clear();
     for &c in cols {

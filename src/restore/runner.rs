@@ -400,7 +400,10 @@ pub async fn run_all(
             };
             let (shared, dest, published) = (shared.clone(), dest.clone(), published.clone());
             set.spawn(async move {
-                (ci, run_component(&shared, dest.as_ref(), ci, &published).await)
+                (
+                    ci,
+                    run_component(&shared, dest.as_ref(), ci, &published).await,
+                )
             });
         }
         let Some(joined) = set.join_next().await else {
