@@ -195,6 +195,31 @@ fn load(n: u64) {
     );
 }
 
+/// The set for a uuid (or text) list: 128-bit keys, packed.
+fn wide_set(n: u64) {
+    // Random uuids, as `key_of` turns them into keys.
+    let mut x = 0x853c_49e6_748f_ea9bu64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let keys: Vec<u128> = (0..n)
+        .map(|_| (u128::from(next()) << 64) | u128::from(next()))
+        .collect();
+    let t = Instant::now();
+    let set = MemSet::from_keys(keys);
+    let d = t.elapsed();
+    assert_eq!(set.len() as u64, n);
+    println!(
+        "erasure/wide_set: {n} uuid keys into the in-memory set: {:.2} s; set {} bytes = {:.2} B/id (target <= 16)",
+        d.as_secs_f64(),
+        set.heap_bytes(),
+        set.heap_bytes() as f64 / n as f64
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing.
     let args: Vec<String> = std::env::args().collect();
@@ -209,7 +234,7 @@ fn main() {
         load(n);
         return;
     }
-    // LETHE_BENCH_ONLY=add|import|load runs one part (e.g. under strace).
+    // LETHE_BENCH_ONLY=add|import|wide|load runs one part (e.g. under strace).
     let only = std::env::var("LETHE_BENCH_ONLY").unwrap_or_default();
     let run = |part: &str| only.is_empty() || only == part;
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -218,6 +243,9 @@ fn main() {
     }
     if run("import") {
         import_rate(tmp.path());
+    }
+    if run("wide") {
+        wide_set(n);
     }
     if !run("load") {
         return;
