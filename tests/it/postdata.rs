@@ -3,7 +3,7 @@
 //! Real PostgreSQL; ordering is checked by what exists when, not by time.
 
 use crate::common::TestDb;
-use lethe::restore::postdata::{Entry, run_early, schedule};
+use lethe::restore::postdata::{Entry, Schedule, run_early, schedule};
 use lethe::snapshot::manifest::TableEntry;
 
 fn table(name: &str) -> TableEntry {
@@ -46,6 +46,39 @@ fn rt() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// Runs `s` with `reported` tables reported loaded and the data phase over.
+fn run_after(
+    rt: &tokio::runtime::Runtime,
+    db: &TestDb,
+    s: Schedule,
+    reported: &[usize],
+) -> Result<usize, lethe::restore::RestoreError> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for &t in reported {
+        tx.send(t).expect("send");
+    }
+    drop(tx);
+    rt.block_on(run_early(
+        db.url.clone(),
+        String::new(),
+        s.per_table,
+        s.fks,
+        rx,
+        2,
+    ))
+}
+
+/// Polls `f` every 50 ms for up to 30 s (a wait, not a timing assertion).
+fn wait_for(what: &str, f: &dyn Fn() -> bool) {
+    for _ in 0..600 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what} did not happen within 30 s");
+}
+
 #[test]
 fn a_loaded_tables_indexes_are_built_while_other_tables_still_load() {
     let db = TestDb::create("early");
@@ -82,16 +115,9 @@ fn a_loaded_tables_indexes_are_built_while_other_tables_still_load() {
     ));
     tx.send(0).expect("send");
     // a's two entries run now; b's wait for its report.
-    let mut seen = Vec::new();
-    for _ in 0..600 {
-        seen = indexes(&db);
-        if seen.len() >= 2 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for("a's indexes", &|| indexes(&db).len() >= 2);
     assert_eq!(
-        seen,
+        indexes(&db),
         ["a_pkey", "a_v_idx"],
         "only a's indexes, as soon as a is loaded"
     );
@@ -121,18 +147,7 @@ fn tables_never_reported_still_get_their_indexes_and_a_failure_names_its_entry()
         )],
         &[table("a"), table("b")],
     );
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
-    drop(tx);
-    let ran = rt
-        .block_on(run_early(
-            db.url.clone(),
-            String::new(),
-            s.per_table,
-            s.fks,
-            rx,
-            2,
-        ))
-        .expect("early post-data");
+    let ran = run_after(&rt, &db, s, &[]).expect("early post-data");
     assert_eq!(ran, 1);
     assert_eq!(indexes(&db), ["b_pkey"]);
     // a holds a duplicate: its primary key fails, named in the error.
@@ -143,19 +158,7 @@ fn tables_never_reported_still_get_their_indexes_and_a_failure_names_its_entry()
         )],
         &[table("a"), table("b")],
     );
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tx.send(0).expect("send");
-    drop(tx);
-    let err = rt
-        .block_on(run_early(
-            db.url.clone(),
-            String::new(),
-            s.per_table,
-            s.fks,
-            rx,
-            2,
-        ))
-        .expect_err("a duplicate key fails the primary key");
+    let err = run_after(&rt, &db, s, &[0]).expect_err("a duplicate key fails the primary key");
     let msg = err.to_string();
     assert!(
         msg.contains("post-data") && msg.contains("CONSTRAINT"),
@@ -205,15 +208,6 @@ fn a_foreign_key_is_added_once_both_tables_are_loaded_and_keyed() {
         rx,
         2,
     ));
-    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
-        for _ in 0..600 {
-            if f() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("{what} did not happen within 30 s");
-    };
     tx.send(0).expect("send");
     wait_for("p's key", &|| indexes(&db) == ["p_pkey"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
