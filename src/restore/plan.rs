@@ -317,12 +317,12 @@ impl RestorePlan {
             .collect();
         for plan in &mut tables {
             for f in &mut plan.fks {
-                if let SetRef::Dropped { table, slot } = f.set {
-                    if let Some((root, records)) = &only_root[table] {
-                        if records[slot] == [*root] && f.columns.len() == 1 {
-                            f.set = SetRef::Root;
-                        }
-                    }
+                if let SetRef::Dropped { table, slot } = f.set
+                    && let Some((root, records)) = &only_root[table]
+                    && records[slot] == [*root]
+                    && f.columns.len() == 1
+                {
+                    f.set = SetRef::Root;
                 }
             }
         }

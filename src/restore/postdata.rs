@@ -405,11 +405,9 @@ pub async fn run_early(
                 let ready = |t| state.get(t).is_some_and(|s: &TableState| s.ready());
                 all || (ready(c) && ready(p))
             });
-            if due {
-                if let Some((e, _, _)) = slot.take() {
-                    *in_flight += 1;
-                    let _ = tx.send((e, None));
-                }
+            if due && let Some((e, _, _)) = slot.take() {
+                *in_flight += 1;
+                let _ = tx.send((e, None));
             }
         }
     };

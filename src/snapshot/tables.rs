@@ -391,13 +391,13 @@ impl TableWriter {
         if !pause::armed("data") {
             return;
         }
-        if let Some((sink, _)) = self.cur.as_mut() {
-            if at_end || sink.raw_bytes() >= pause::data_bytes() {
-                let _ = sink.flush();
-                let key = sink.key().to_string();
-                pause::wait_for_upload(self.shared.storage.as_ref(), &self.rt, &key);
-                pause::blocking("data");
-            }
+        if let Some((sink, _)) = self.cur.as_mut()
+            && (at_end || sink.raw_bytes() >= pause::data_bytes())
+        {
+            let _ = sink.flush();
+            let key = sink.key().to_string();
+            pause::wait_for_upload(self.shared.storage.as_ref(), &self.rt, &key);
+            pause::blocking("data");
         }
     }
 
