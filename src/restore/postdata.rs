@@ -348,7 +348,8 @@ pub async fn run_early(
     }
     let mut per_table = per_table;
     let mut fks: Vec<Option<(Entry, usize, usize)>> = fks.into_iter().map(Some).collect();
-    // Work to the workers; `(table, succeeded)` back (table None for a key).
+    // Entries to the workers, with the table they build on (None for a
+    // key); each one's table comes back on `done` when it has been handled.
     let (tx, rx) = mpsc::unbounded_channel::<(Entry, Option<usize>)>();
     let (done_tx, mut done) = mpsc::unbounded_channel::<Option<usize>>();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -374,13 +375,11 @@ pub async fn run_early(
                 };
                 if !failed.load(Ordering::Relaxed) {
                     let result = async {
-                        if conn.is_none() {
-                            conn = Some(session(&url, &preamble).await?);
-                        }
-                        match &conn {
-                            Some(c) => apply(c, &e).await,
-                            None => Ok(()),
-                        }
+                        let c = match &conn {
+                            Some(c) => c,
+                            None => conn.insert(session(&url, &preamble).await?),
+                        };
+                        apply(c, &e).await
                     }
                     .await;
                     if let Err(err) = result {
