@@ -112,32 +112,21 @@ pub(crate) fn value_key_of_int(n: u64) -> u128 {
 }
 
 /// `v` as the bits of an i64 when it is written `-?[1-9][0-9]*` or `0` with
-/// at most 18 digits (so it cannot overflow); `None` otherwise, including
-/// for leading zeros or `-0`, which another spelling of the same number
-/// would key differently as text.
+/// at most 18 digits; `None` otherwise, including for leading zeros, `+` or
+/// `-0`, which another spelling of the same number would key differently as
+/// text. The number itself is read by the erasure list's bigint parser.
 #[inline]
 pub(crate) fn decimal(v: &[u8]) -> Option<u64> {
-    let (neg, digits) = match v.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, v),
+    let digits = v.strip_prefix(b"-").unwrap_or(v);
+    let canonical = match digits {
+        [b'0'] => digits.len() == v.len(),
+        [b'1'..=b'9', ..] => digits.len() <= 18,
+        _ => false,
     };
-    let first = *digits.first()?;
-    if digits.len() > 18 || (first == b'0' && (digits.len() > 1 || neg)) {
+    if !canonical {
         return None;
     }
-    let mut n: u64 = 0;
-    for &b in digits {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        n = n * 10 + u64::from(d);
-    }
-    Some(if neg {
-        (n as i64).wrapping_neg() as u64
-    } else {
-        n
-    })
+    crate::erasure::key_of(crate::config::SubjectType::Bigint, v).map(|k| k as u64)
 }
 
 /// What a field becomes when a `SET NULL` / `SET DEFAULT` reference is rewritten.
