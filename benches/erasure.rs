@@ -198,16 +198,7 @@ fn load(n: u64) {
 /// The set for a uuid (or text) list: 128-bit keys, packed.
 fn wide_set(n: u64) {
     // Random uuids, as `key_of` turns them into keys.
-    let mut x = 0x853c_49e6_748f_ea9bu64;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let keys: Vec<u128> = (0..n)
-        .map(|_| (u128::from(next()) << 64) | u128::from(next()))
-        .collect();
+    let keys: Vec<u128> = (0..n).map(|_| rand::random::<u128>()).collect();
     let t = Instant::now();
     let set = MemSet::from_keys(keys);
     let d = t.elapsed();
