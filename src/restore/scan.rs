@@ -94,51 +94,95 @@ impl<'a> Scanner<'a> {
             pos = (b + 1) * BLOCK;
         }
     }
+}
 
-    /// Whether the byte at `pos` (a separator found by this scanner) is a
-    /// newline.
-    #[inline]
-    pub fn is_newline(&self, pos: usize) -> bool {
-        self.input.get(pos) == Some(&b'\n')
+/// Bytes looked at inline, 16 at a time, before [`next_separator_near`] and
+/// [`next_newline_near`] hand the rest to `memchr`: ids and codes end well
+/// inside this, and a call to `memchr` costs more than a few probes.
+const NEAR: usize = 48;
+
+/// The first tab or newline at or after `pos` in `input`, found without
+/// precomputed masks: fastest when it is near (a short field), as in rows
+/// whose needed fields are all at the front.
+#[inline]
+pub fn next_separator_near(input: &[u8], pos: usize) -> Option<usize> {
+    near(input, pos, true).or_else(|| {
+        let from = (pos + NEAR).min(input.len());
+        memchr::memchr2(b'\t', b'\n', &input[from..]).map(|i| from + i)
+    })
+}
+
+/// The first newline at or after `pos` in `input`; see [`next_separator_near`].
+#[inline]
+pub fn next_newline_near(input: &[u8], pos: usize) -> Option<usize> {
+    near(input, pos, false).or_else(|| {
+        let from = (pos + NEAR).min(input.len());
+        memchr::memchr(b'\n', &input[from..]).map(|i| from + i)
+    })
+}
+
+/// The first newline (and tab, with `tabs`) in `input[pos..pos + NEAR]`,
+/// probing 16 bytes at a time; `None` if there is none there.
+#[inline(always)]
+fn near(input: &[u8], pos: usize, tabs: bool) -> Option<usize> {
+    let end = (pos + NEAR).min(input.len());
+    let mut p = pos;
+    while p + 16 <= input.len() && p < end {
+        let chunk: &[u8; 16] = input[p..p + 16].try_into().expect("16 bytes");
+        let (t, n) = masks16(chunk);
+        let m = if tabs { t | n } else { n };
+        if m != 0 {
+            let hit = p + m.trailing_zeros() as usize;
+            return (hit < end).then_some(hit);
+        }
+        p += 16;
     }
+    // Fewer than 16 bytes left in the input: byte by byte.
+    (p..end).find(|&i| input[i] == b'\n' || (tabs && input[i] == b'\t'))
 }
 
 /// Bit `i` set where `chunk[i]` is a tab, and where it is a newline.
 #[cfg(target_arch = "x86_64")]
-#[inline]
-fn masks(chunk: &[u8; BLOCK]) -> (u64, u64) {
+#[inline(always)]
+fn masks16(chunk: &[u8; 16]) -> (u32, u32) {
     use core::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
     };
-    let mut tabs = 0u64;
-    let mut newlines = 0u64;
-    for (i, part) in chunk.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is part of the x86-64 baseline, so these intrinsics
-        // are always available; `part` is 16 readable bytes and
-        // `_mm_loadu_si128` has no alignment requirement.
-        let (t, n) = unsafe {
-            let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
-            (
-                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\t' as i8))),
-                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))),
-            )
-        };
-        // movemask sets only the low 16 bits.
-        tabs |= u64::from(t as u16) << (16 * i);
-        newlines |= u64::from(n as u16) << (16 * i);
+    // SAFETY: SSE2 is part of the x86-64 baseline; `chunk` is 16 readable
+    // bytes and `_mm_loadu_si128` has no alignment requirement.
+    let (t, n) = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+        (
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\t' as i8))),
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))),
+        )
+    };
+    // movemask sets only the low 16 bits.
+    (t as u32 & 0xffff, n as u32 & 0xffff)
+}
+
+/// Bit `i` set where `chunk[i]` is a tab, and where it is a newline.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn masks16(chunk: &[u8; 16]) -> (u32, u32) {
+    let mut tabs = 0u32;
+    let mut newlines = 0u32;
+    for (i, &c) in chunk.iter().enumerate() {
+        tabs |= u32::from(c == b'\t') << i;
+        newlines |= u32::from(c == b'\n') << i;
     }
     (tabs, newlines)
 }
 
 /// Bit `i` set where `chunk[i]` is a tab, and where it is a newline.
-#[cfg(not(target_arch = "x86_64"))]
 #[inline]
 fn masks(chunk: &[u8; BLOCK]) -> (u64, u64) {
     let mut tabs = 0u64;
     let mut newlines = 0u64;
-    for (i, &c) in chunk.iter().enumerate() {
-        tabs |= u64::from(c == b'\t') << i;
-        newlines |= u64::from(c == b'\n') << i;
+    for (i, part) in chunk.as_chunks::<16>().0.iter().enumerate() {
+        let (t, n) = masks16(part);
+        tabs |= u64::from(t) << (16 * i);
+        newlines |= u64::from(n) << (16 * i);
     }
     (tabs, newlines)
 }

@@ -50,7 +50,6 @@ fn separators_match_a_naive_search_on_random_text() {
                 assert_eq!(got, naive(&input, pos, newline_only), "len {len} pos {pos}");
                 match got {
                     Some(p) => {
-                        assert_eq!(s.is_newline(p), input[p] == b'\n');
                         pos = p + 1 + rng.random_range(0..3);
                     }
                     None => break,
@@ -62,6 +61,37 @@ fn separators_match_a_naive_search_on_random_text() {
         for _ in 0..50 {
             let pos = rng.random_range(0..len + 70);
             assert_eq!(s.next_separator(pos), naive(&input, pos, false));
+        }
+    }
+}
+
+#[test]
+fn near_probes_match_a_naive_search_on_random_text() {
+    let mut rng = rand::rng();
+    for len in (0..200).chain([1000, 4096]) {
+        // Sparse separators too, so the search runs past the inline probes
+        // into memchr.
+        let sparse = rng.random_range(0..3) == 0;
+        let input: Vec<u8> = (0..len)
+            .map(
+                |_| match rng.random_range(0..if sparse { 400 } else { 20 }) {
+                    0 => b'\t',
+                    1 => b'\n',
+                    _ => rng.random_range(b' '..=b'~'),
+                },
+            )
+            .collect();
+        for pos in 0..=len {
+            assert_eq!(
+                next_separator_near(&input, pos),
+                naive(&input, pos, false),
+                "separator, len {len} pos {pos}"
+            );
+            assert_eq!(
+                next_newline_near(&input, pos),
+                naive(&input, pos, true),
+                "newline, len {len} pos {pos}"
+            );
         }
     }
 }
