@@ -193,6 +193,7 @@ pub async fn run(ctx: JobCtx, trigger: Trigger, cancel: CancellationToken) -> Jo
 
 async fn snapshot(ctx: &JobCtx, trigger: Trigger, cancel: &CancellationToken) -> SnapshotResult {
     let lease = tokio::select! {
+        biased;
         () = cancel.cancelled() => return SnapshotResult::Cancelled,
         r = Lease::acquire(ctx.storage.clone(), SNAPSHOT_LOCK_KEY, ctx.lock_ttl, ctx.lock_settle, ctx.clock.now()) => r,
     };

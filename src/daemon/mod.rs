@@ -262,7 +262,11 @@ impl Daemon {
                 .to_std()
                 .unwrap_or_default()
                 .min(MAX_SLEEP);
+            // Biased: once a stop is asked for, it wins over everything else
+            // that is ready at the same moment (a finished job, a due run),
+            // so no new job starts after SIGTERM.
             let wake = tokio::select! {
+                biased;
                 () = root.cancelled() => Wake::Stop,
                 c = controls.recv() => match c { Some(c) => Wake::Control(c), None => Wake::Stop },
                 r = async { match job.as_mut() { Some((h, _)) => h.await, None => std::future::pending().await } } => Wake::JobDone(r),
