@@ -85,15 +85,21 @@ fn parse_i64(b: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }
-    let mut v: i128 = 0;
+    // 19 digits are at most 9_999_999_999_999_999_999 < 2^64: no overflow.
+    let mut v: u64 = 0;
     for &c in digits {
-        if !c.is_ascii_digit() {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
             return None;
         }
-        v = v * 10 + i128::from(c - b'0');
+        v = v * 10 + u64::from(d);
     }
-    let v = if neg { -v } else { v };
-    i64::try_from(v).ok()
+    if neg {
+        // -2^63 is the one value whose magnitude is not an i64.
+        (v <= 1 << 63).then(|| (v as i64).wrapping_neg())
+    } else {
+        i64::try_from(v).ok()
+    }
 }
 
 #[inline]

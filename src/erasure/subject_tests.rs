@@ -44,3 +44,63 @@ fn text_keeps_bytes_exactly() {
     );
     assert!(normalize(SubjectType::Text, "a\nb").is_err());
 }
+
+#[test]
+fn bigint_keys_agree_with_the_standard_parser_at_the_edges() {
+    let cases = [
+        "0",
+        "-0",
+        "+0",
+        "007",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "9999999999999999999",
+        "-9999999999999999999",
+        "18446744073709551615",
+        "00000000000000000001",
+        "1:",
+        "1/",
+        "-",
+        "+",
+        "",
+        "--1",
+        "12 ",
+    ];
+    for c in cases {
+        let want = c.parse::<i64>().ok().filter(|_| {
+            let d = c.strip_prefix(['-', '+']).unwrap_or(c);
+            d.len() <= 19
+        });
+        assert_eq!(
+            key_of(SubjectType::Bigint, c.as_bytes()),
+            want.map(|v| v as u64 as u128),
+            "{c:?}"
+        );
+    }
+}
+
+#[test]
+fn bigint_keys_agree_with_the_standard_parser_on_random_spellings() {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    for _ in 0..200_000 {
+        let len = rng.random_range(1..=21);
+        let s: String = (0..len)
+            .map(|i| match rng.random_range(0..40) {
+                0 if i == 0 => '-',
+                1 if i == 0 => '+',
+                2 => ['/', ':', ' ', 'a', '\u{0}', '\u{7f}'][rng.random_range(0..6)],
+                _ => char::from(b'0' + rng.random_range(0..10)),
+            })
+            .collect();
+        let digits = s.strip_prefix(['-', '+']).unwrap_or(&s);
+        let want = s.parse::<i64>().ok().filter(|_| digits.len() <= 19);
+        assert_eq!(
+            key_of(SubjectType::Bigint, s.as_bytes()),
+            want.map(|v| v as u64 as u128),
+            "{s:?}"
+        );
+    }
+}
