@@ -216,3 +216,48 @@ fn reads_both_tables_of_a_foreign_key() {
     assert!(s.fks.is_empty());
     assert_eq!(s.later.len(), 1);
 }
+
+#[test]
+fn weights_count_own_indexes_and_both_ends_of_each_foreign_key() {
+    let sized = |name: &str, rows: u64| TableEntry {
+        rows,
+        ..table("public", name)
+    };
+    // users (small, referenced twice), orders and a self-referencing tree.
+    let tables = [sized("users", 100), sized("orders", 400), sized("tree", 40)];
+    let (i, f) = (INDEX_BYTES_PER_ROW, FK_BYTES_PER_ROW);
+    let entries = vec![
+        entry(
+            "CONSTRAINT",
+            "ALTER TABLE ONLY public.users\n    ADD CONSTRAINT users_pkey PRIMARY KEY (id);",
+        ),
+        entry(
+            "CONSTRAINT",
+            "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT orders_pkey PRIMARY KEY (id);",
+        ),
+        entry(
+            "INDEX",
+            "CREATE INDEX o_idx ON public.orders USING btree (user_id);",
+        ),
+        entry(
+            "FK CONSTRAINT",
+            "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT o_fk FOREIGN KEY (user_id) REFERENCES public.users(id);",
+        ),
+        entry(
+            "FK CONSTRAINT",
+            "ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT o_fk2 FOREIGN KEY (seller_id) REFERENCES public.users(id);",
+        ),
+        entry(
+            "FK CONSTRAINT",
+            "ALTER TABLE ONLY public.tree\n    ADD CONSTRAINT t_fk FOREIGN KEY (parent) REFERENCES public.tree(id);",
+        ),
+    ];
+    let w = schedule(entries, &tables).weights(&tables);
+    // users: its key and two validations scanning orders' rows.
+    // orders: its key and index, and the same two validations.
+    // tree: one validation of itself, counted once.
+    assert_eq!(
+        w,
+        vec![100 * i + 2 * 400 * f, 2 * 400 * i + 2 * 400 * f, 40 * f]
+    );
+}
