@@ -486,7 +486,6 @@ async fn write(
     // protocol: each table's indexes and keys start once its data is in.
     let mut early = None;
     let mut post_split = None;
-    let mut post_weight = Vec::new();
     if let (Destination::Target(url), false, true) =
         (&opts.destination, opts.dry_run, opts.jobs > 1)
     {
@@ -494,7 +493,6 @@ async fn write(
             read_schema(storage.clone(), &manifest.schema.post, &opener, "post-data").await?;
         if let Some((preamble, entries)) = postdata::split(&text) {
             let sched = postdata::schedule(entries, &manifest.tables);
-            post_weight = sched.weights(&manifest.tables);
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let task = tokio::spawn(postdata::run_early(
                 url.clone(),
@@ -517,7 +515,6 @@ async fn write(
         subject_type: cfg.erasure.subject_type,
         progress,
         loaded: early.as_ref().map(|(tx, _)| tx.clone()),
-        post_weight,
     });
     let (dest, jobs): (Option<Arc<dyn TableDest>>, usize) = match (&opts.destination, opts.dry_run)
     {

@@ -205,38 +205,6 @@ pub fn schedule(entries: Vec<Entry>, tables: &[TableEntry]) -> Schedule {
     out
 }
 
-/// What building one index or key costs the server per row, in bytes of
-/// COPY it could have loaded in the same time, and what validating one
-/// foreign key costs per child row. Measured on the 1 GB benchmark
-/// (BENCHMARKS.md): a COPY loads about 32 MB/s per backend, a btree build
-/// takes about 1.5 µs per row and a key validation about 1 µs per row.
-const INDEX_BYTES_PER_ROW: u64 = 48;
-const FK_BYTES_PER_ROW: u64 = 32;
-
-impl Schedule {
-    /// Per manifest table, an estimate (in bytes of COPY) of the post-data
-    /// work that cannot start before the table is loaded: its own indexes
-    /// and keys, and each foreign key it is either end of (validation scans
-    /// the child and probes the parent's key). Costs follow rows, not bytes:
-    /// a narrow table with many rows has costly indexes. The runner adds
-    /// this to a table's weight, so a table many keys wait for, or one with
-    /// costly indexes, is loaded early instead of last.
-    pub fn weights(&self, tables: &[TableEntry]) -> Vec<u64> {
-        let mut w = vec![0u64; tables.len()];
-        for (&t, entries) in &self.per_table {
-            w[t] += entries.len() as u64 * tables[t].rows * INDEX_BYTES_PER_ROW;
-        }
-        for &(_, child, parent) in &self.fks {
-            let scan = tables[child].rows * FK_BYTES_PER_ROW;
-            w[child] += scan;
-            if parent != child {
-                w[parent] += scan;
-            }
-        }
-        w
-    }
-}
-
 /// The statement of an entry: its SQL without comment lines, on one line.
 fn statement(e: &Entry) -> String {
     e.sql

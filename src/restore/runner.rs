@@ -61,10 +61,6 @@ pub struct Shared {
     /// Told each table's index as soon as its data is committed (so its
     /// index builds can start while other tables load).
     pub loaded: Option<mpsc::UnboundedSender<usize>>,
-    /// Per manifest table, the post-data work waiting on it, in bytes
-    /// (`postdata::Schedule::weights`; empty when post-data runs after
-    /// the data): part of its weight when choosing what to load next.
-    pub post_weight: Vec<u64>,
 }
 
 /// One table's result.
@@ -328,9 +324,8 @@ async fn run_component(
     ))
 }
 
-/// Per component: its weight (its tables' bytes plus the post-data work
-/// waiting on them, `Shared::post_weight`) plus the largest such sum over
-/// the components that wait for it (its critical path). Components start in this order
+/// Per component: its bytes plus the largest such sum over the components
+/// that wait for it (its critical path). Components start in this order
 /// when several are ready, so a long chain (orders, then order_items) is not
 /// left to run alone at the end.
 fn critical_paths(shared: &Shared) -> Vec<u64> {
@@ -340,10 +335,7 @@ fn critical_paths(shared: &Shared) -> Vec<u64> {
         .map(|c| {
             c.tables
                 .iter()
-                .map(|&t| {
-                    let post = shared.post_weight.get(t).copied().unwrap_or(0);
-                    shared.manifest.tables[t].raw_bytes.max(1) + post
-                })
+                .map(|&t| shared.manifest.tables[t].raw_bytes.max(1))
                 .sum()
         })
         .collect();

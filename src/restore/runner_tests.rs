@@ -156,7 +156,6 @@ async fn run(jobs: usize, listed: &[&str]) -> (HashMap<String, Vec<u8>>, Vec<Tab
         subject_type: SubjectType::Bigint,
         progress: Arc::new(Progress::default()),
         loaded: None,
-        post_weight: Vec::new(),
     });
     let dest = Arc::new(Collect::default());
     let outcomes = run_all(shared, Some(dest.clone() as Arc<dyn TableDest>), jobs)
@@ -226,7 +225,6 @@ async fn a_missing_object_fails_its_table_by_name() {
         subject_type: SubjectType::Bigint,
         progress: Arc::new(Progress::default()),
         loaded: None,
-        post_weight: Vec::new(),
     });
     let dest = Arc::new(Collect::default());
     let err = run_all(shared, Some(dest.clone() as Arc<dyn TableDest>), 2)
