@@ -9,6 +9,7 @@ pub mod subject;
 pub use memset::MemSet;
 pub use store::{ErasureStore, StoreError};
 
+pub(crate) use subject::digits_u64;
 pub use subject::{SubjectKey, key_of, normalize};
 
 /// Membership test used by the restore filter on its hot path.

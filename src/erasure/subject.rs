@@ -85,7 +85,20 @@ fn parse_i64(b: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }
-    // 19 digits are at most 9_999_999_999_999_999_999 < 2^64: no overflow.
+    let v = digits_u64(digits)?;
+    if neg {
+        // -2^63 is the one value whose magnitude is not an i64.
+        (v <= 1 << 63).then(|| (v as i64).wrapping_neg())
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+/// The value of a run of 1 to 19 ASCII digits (at most 9_999_999_999_999_999_999,
+/// which fits a u64); `None` if a byte is not a digit. Shared by the
+/// bigint parser and the filter's integer keys (`restore::filter::decimal`).
+#[inline]
+pub(crate) fn digits_u64(digits: &[u8]) -> Option<u64> {
     let mut v: u64 = 0;
     for &c in digits {
         let d = c.wrapping_sub(b'0');
@@ -94,12 +107,7 @@ fn parse_i64(b: &[u8]) -> Option<i64> {
         }
         v = v * 10 + u64::from(d);
     }
-    if neg {
-        // -2^63 is the one value whose magnitude is not an i64.
-        (v <= 1 << 63).then(|| (v as i64).wrapping_neg())
-    } else {
-        i64::try_from(v).ok()
-    }
+    Some(v)
 }
 
 #[inline]

@@ -114,19 +114,22 @@ pub(crate) fn value_key_of_int(n: u64) -> u128 {
 /// `v` as the bits of an i64 when it is written `-?[1-9][0-9]*` or `0` with
 /// at most 18 digits; `None` otherwise, including for leading zeros, `+` or
 /// `-0`, which another spelling of the same number would key differently as
-/// text. The number itself is read by the erasure list's bigint parser.
+/// text. The digits are read by the erasure list's digit loop.
 #[inline]
 pub(crate) fn decimal(v: &[u8]) -> Option<u64> {
-    let digits = v.strip_prefix(b"-").unwrap_or(v);
-    let canonical = match digits {
-        [b'0'] => digits.len() == v.len(),
-        [b'1'..=b'9', ..] => digits.len() <= 18,
-        _ => false,
+    let (neg, digits) = match v {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, v),
     };
-    if !canonical {
-        return None;
+    match digits {
+        [b'0'] if !neg => Some(0),
+        // 18 digits: the magnitude is below 2^63, so negating cannot wrap.
+        [b'1'..=b'9', ..] if digits.len() <= 18 => {
+            let n = crate::erasure::digits_u64(digits)?;
+            Some(if neg { n.wrapping_neg() } else { n })
+        }
+        _ => None,
     }
-    crate::erasure::key_of(crate::config::SubjectType::Bigint, v).map(|k| k as u64)
 }
 
 /// What a field becomes when a `SET NULL` / `SET DEFAULT` reference is rewritten.
