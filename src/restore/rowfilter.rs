@@ -323,6 +323,10 @@ impl<'a> RowFilter<'a> {
         };
         let fk = &self.plan.fks[f];
         let base = i * self.width;
+        if let [c] = fk.columns[..] {
+            let (a, b) = self.spans[base + c];
+            return key_of_value(&input[a..b], &mut self.dec).is_some_and(|k| set.contains(k));
+        }
         key_of_tuple(
             input,
             &self.spans[base..base + self.width],
@@ -411,12 +415,7 @@ fn key_of_tuple(
 ) -> Option<u128> {
     if let [c] = cols {
         let (a, b) = spans[*c];
-        let raw = &input[a..b];
-        // A plain integer has no escapes and is not `\N`: key it as it is.
-        if let Some(n) = super::decimal(raw) {
-            return Some(super::value_key_of_int(n));
-        }
-        return decoded(raw, dec).map(super::value_key);
+        return key_of_value(&input[a..b], dec);
     }
     keybuf.clear();
     for &c in cols {
@@ -426,6 +425,17 @@ fn key_of_tuple(
         keybuf.extend_from_slice(v);
     }
     Some(xxhash_rust::xxh3::xxh3_128(keybuf))
+}
+
+/// The dropped-set key of one raw field, `None` if it is NULL; inlined
+/// into the per-row check, which calls it for every row.
+#[inline(always)]
+fn key_of_value(raw: &[u8], dec: &mut Vec<u8>) -> Option<u128> {
+    // A plain integer has no escapes and is not `\N`: key it as it is.
+    if let Some(n) = super::decimal(raw) {
+        return Some(super::value_key_of_int(n));
+    }
+    decoded(raw, dec).map(super::value_key)
 }
 
 /// How `split` finds rows and fields in the input (see `MASKS_FROM_WIDTH`).
