@@ -7,7 +7,9 @@ use crate::config::SubjectType;
 use crate::erasure::{ErasureSet, SubjectKey, key_of};
 
 /// Rows split and looked up together: enough erasure-list lookups to overlap
-/// their cache misses, few enough that the block's spans stay in L1.
+/// their cache misses, few enough that the block's spans stay in L1. Plans
+/// without list lookups use blocks too, which spreads the per-block
+/// bookkeeping over many rows.
 const BLOCK_ROWS: usize = 64;
 /// Rows needing at least this many fields are split with the tab and
 /// newline masks of `scan` (a pass over every byte, then bit arithmetic per
@@ -144,19 +146,13 @@ impl<'a> RowFilter<'a> {
         } else {
             Cursor::Near
         };
-        // Without list lookups there is nothing to batch: a row at a time.
-        let block = if self.lookups.is_empty() {
-            1
-        } else {
-            BLOCK_ROWS
-        };
         let mut start = 0;
         // Start of the run of kept rows not yet copied to `out`.
         let mut pending = 0;
         loop {
             self.rows.clear();
             let mut failed = None;
-            while self.rows.len() < block {
+            while self.rows.len() < BLOCK_ROWS {
                 match self.split(input, &mut cursor, start) {
                     Ok(Some(end)) => {
                         self.rows.push((start, end));
@@ -169,7 +165,7 @@ impl<'a> RowFilter<'a> {
                     }
                 }
             }
-            let more = self.rows.len() == block;
+            let more = self.rows.len() == BLOCK_ROWS;
             self.look_up(input);
             for i in 0..self.rows.len() {
                 let (row_start, nl) = self.rows[i];
