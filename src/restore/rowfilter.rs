@@ -319,10 +319,6 @@ impl<'a> RowFilter<'a> {
         };
         let fk = &self.plan.fks[f];
         let base = i * self.width;
-        if let [c] = fk.columns[..] {
-            let (a, b) = self.spans[base + c];
-            return key_of_value(&input[a..b], &mut self.dec).is_some_and(|k| set.contains(k));
-        }
         key_of_tuple(
             input,
             &self.spans[base..base + self.width],
@@ -401,7 +397,10 @@ impl<'a> RowFilter<'a> {
 
 /// The dropped-set key of a column tuple of one row (`spans` are its
 /// fields), `None` if any value is NULL. The same key as [`tuple_key`].
-#[inline]
+/// Always inlined: the per-row check calls it for every row, and a
+/// single-column key (the common case) is then a few instructions with no
+/// call; composite keys go to [`key_of_composite`].
+#[inline(always)]
 fn key_of_tuple(
     input: &[u8],
     spans: &[(usize, usize)],
@@ -411,8 +410,25 @@ fn key_of_tuple(
 ) -> Option<u128> {
     if let [c] = cols {
         let (a, b) = spans[*c];
-        return key_of_value(&input[a..b], dec);
+        let raw = &input[a..b];
+        // A plain integer has no escapes and is not `\N`: key it as it is.
+        if let Some(n) = super::decimal(raw) {
+            return Some(super::value_key_of_int(n));
+        }
+        return decoded(raw, dec).map(super::value_key);
     }
+    key_of_composite(input, spans, cols, dec, keybuf)
+}
+
+/// [`key_of_tuple`] of two or more columns: XXH3-128 of the length-prefixed
+/// decoded values.
+fn key_of_composite(
+    input: &[u8],
+    spans: &[(usize, usize)],
+    cols: &[usize],
+    dec: &mut Vec<u8>,
+    keybuf: &mut Vec<u8>,
+) -> Option<u128> {
     keybuf.clear();
     for &c in cols {
         let (a, b) = spans[c];
@@ -421,17 +437,6 @@ fn key_of_tuple(
         keybuf.extend_from_slice(v);
     }
     Some(xxhash_rust::xxh3::xxh3_128(keybuf))
-}
-
-/// The dropped-set key of one raw field, `None` if it is NULL; inlined
-/// into the per-row check, which calls it for every row.
-#[inline(always)]
-fn key_of_value(raw: &[u8], dec: &mut Vec<u8>) -> Option<u128> {
-    // A plain integer has no escapes and is not `\N`: key it as it is.
-    if let Some(n) = super::decimal(raw) {
-        return Some(super::value_key_of_int(n));
-    }
-    decoded(raw, dec).map(super::value_key)
 }
 
 /// How `split` finds rows and fields in the input (see `MASKS_FROM_WIDTH`).
