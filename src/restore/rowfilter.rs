@@ -399,7 +399,7 @@ impl<'a> RowFilter<'a> {
 /// fields), `None` if any value is NULL. The same key as [`tuple_key`].
 /// Always inlined: the per-row check calls it for every row, and a
 /// single-column key (the common case) is then a few instructions with no
-/// call; composite keys go to [`key_of_composite`].
+/// call.
 #[inline(always)]
 fn key_of_tuple(
     input: &[u8],
@@ -417,18 +417,6 @@ fn key_of_tuple(
         }
         return decoded(raw, dec).map(super::value_key);
     }
-    key_of_composite(input, spans, cols, dec, keybuf)
-}
-
-/// [`key_of_tuple`] of two or more columns: XXH3-128 of the length-prefixed
-/// decoded values.
-fn key_of_composite(
-    input: &[u8],
-    spans: &[(usize, usize)],
-    cols: &[usize],
-    dec: &mut Vec<u8>,
-    keybuf: &mut Vec<u8>,
-) -> Option<u128> {
     keybuf.clear();
     for &c in cols {
         let (a, b) = spans[c];
