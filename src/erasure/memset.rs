@@ -35,11 +35,13 @@ const WIDE_MIN_BITS: u32 = 16;
 /// Bytes stored per 128-bit key: its low 112 bits.
 const WIDE_BYTES: usize = 14;
 const LOW112: u128 = (1u128 << 112) - 1;
-/// Lookups `contains_batch` stages together (the arrays live on the stack).
-const GROUP: usize = 256;
 /// How far each stage of `contains_batch` runs ahead of the next: about the
 /// cache misses one core keeps in flight.
 const AHEAD: usize = 12;
+/// Slots of `contains_batch`'s pipeline state: more than the `2 * AHEAD`
+/// steps a key spends in it, and a power of two.
+const RING: usize = 32;
+const _: () = assert!(RING > 2 * AHEAD && RING.is_power_of_two());
 
 /// splitmix64's finaliser: a bijection on u64 with good avalanche.
 #[inline]
@@ -362,6 +364,10 @@ fn holds<T: Copy + Ord>(keys: &[T], m: T) -> bool {
 /// one. `mix` gives `None` for a key that cannot be in the set.
 /// `addr(i)` is where sorted key `i` starts in memory, `holds(lo, hi, m)`
 /// searches keys `lo..hi` for `m`.
+///
+/// A key's state lives in a ring of `RING` slots from its first stage to
+/// its last (`2 * AHEAD` steps later), so the pipeline runs over the whole
+/// batch in one go and the ring is small enough to set up for every call.
 fn lookup_batch<T: Copy + Default>(
     index: &[u32],
     keys: &[SubjectKey],
@@ -372,38 +378,37 @@ fn lookup_batch<T: Copy + Default>(
     holds: impl Fn(usize, usize, T) -> bool,
 ) {
     const NONE: usize = usize::MAX;
-    let mut mixed = [T::default(); GROUP];
-    let mut buckets = [NONE; GROUP];
-    let mut ranges = [(0usize, 0usize); GROUP];
-    for (ks, os) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-        let n = ks.len();
-        for step in 0..n + 2 * AHEAD {
-            if let Some(&k) = ks.get(step) {
-                buckets[step] = match mix(k) {
-                    Some(m) => {
-                        mixed[step] = m;
-                        let b = bucket(m);
-                        prefetch(index.as_ptr().wrapping_add(b));
-                        b
-                    }
-                    None => NONE,
-                };
-            }
-            if let Some(i) = step.checked_sub(AHEAD).filter(|&i| i < n) {
-                let b = buckets[i];
-                if b != NONE {
-                    let (lo, hi) = (index[b] as usize, index[b + 1] as usize);
-                    ranges[i] = (lo, hi);
-                    prefetch(addr(lo));
-                    prefetch(addr(hi).wrapping_sub(1));
+    let mut mixed = [T::default(); RING];
+    let mut buckets = [NONE; RING];
+    let mut ranges = [(0usize, 0usize); RING];
+    let n = keys.len().min(out.len());
+    for step in 0..n + 2 * AHEAD {
+        if let Some(&k) = keys[..n].get(step) {
+            let r = step % RING;
+            buckets[r] = match mix(k) {
+                Some(m) => {
+                    mixed[r] = m;
+                    let b = bucket(m);
+                    prefetch(index.as_ptr().wrapping_add(b));
+                    b
                 }
+                None => NONE,
+            };
+        }
+        if let Some(i) = step.checked_sub(AHEAD).filter(|&i| i < n) {
+            let r = i % RING;
+            let b = buckets[r];
+            if b != NONE {
+                let (lo, hi) = (index[b] as usize, index[b + 1] as usize);
+                ranges[r] = (lo, hi);
+                prefetch(addr(lo));
+                prefetch(addr(hi).wrapping_sub(1));
             }
-            if let Some(i) = step.checked_sub(2 * AHEAD).filter(|&i| i < n) {
-                let (lo, hi) = ranges[i];
-                if let Some(o) = os.get_mut(i) {
-                    *o = buckets[i] != NONE && holds(lo, hi, mixed[i]);
-                }
-            }
+        }
+        if let Some(i) = step.checked_sub(2 * AHEAD).filter(|&i| i < n) {
+            let r = i % RING;
+            let (lo, hi) = ranges[r];
+            out[i] = buckets[r] != NONE && holds(lo, hi, mixed[r]);
         }
     }
 }

@@ -117,7 +117,7 @@ fn memset_batch_lookups_agree_with_single_lookups() {
         let mut probes: Vec<u128> = keys.iter().step_by(3).copied().collect();
         probes.extend((0..20_000).map(|_| rng.random::<u128>()));
         probes.extend((0..20_000).map(|_| u128::from(rng.random::<u64>())));
-        for n in [0, 1, 31, 32, 33, 1000, probes.len()] {
+        for n in [0, 1, 24, 25, 31, 32, 33, 1000, probes.len()] {
             let batch = &probes[..n];
             let mut out = vec![false; n + 3];
             set.contains_batch(batch, &mut out);
