@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod erasure;
 pub mod pipeline;
+pub(crate) mod prefetch;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;

@@ -23,6 +23,7 @@ use super::ErasureSet;
 use super::store::{ErasureStore, StoreError};
 use super::subject::{SubjectKey, key_of};
 use crate::config::SubjectType;
+use crate::prefetch::prefetch;
 use crate::snapshot::manifest::ListState;
 
 /// Average ids per bucket the index aims for.
@@ -329,20 +330,6 @@ fn advise_huge(p: *const u8, len: usize) {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
         }
     }
-}
-
-/// Asks the CPU to start loading the cache line holding `p`.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults and changes nothing the
-    // program can observe, whatever the address (so a wrapped or dangling
-    // pointer is harmless).
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Whether the short sorted run `keys` holds `m`.

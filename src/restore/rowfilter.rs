@@ -1,7 +1,7 @@
 //! The row-at-a-time core of the COPY filter, run a block of rows at a
 //! time: split, look up the erasure list in one batch, decide and emit.
 
-use super::scan::{Scanner, next_newline_near, next_separator_near};
+use super::scan::{Scanner, next_newline_near, next_separator_near, prefetch_ahead};
 use super::{Effect, FilterError, KeySet, Probe, Replacement, TablePlan, TableStats, decoded};
 use crate::config::SubjectType;
 use crate::erasure::{ErasureSet, SubjectKey, key_of};
@@ -149,6 +149,8 @@ impl<'a> RowFilter<'a> {
         let mut start = 0;
         // Start of the run of kept rows not yet copied to `out`.
         let mut pending = 0;
+        // Input up to here has been prefetched.
+        let mut ahead = 0;
         loop {
             self.rows.clear();
             let mut failed = None;
@@ -157,6 +159,7 @@ impl<'a> RowFilter<'a> {
                     Ok(Some(end)) => {
                         self.rows.push((start, end));
                         start = end + 1;
+                        ahead = prefetch_ahead(input, start, ahead);
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -310,7 +313,7 @@ impl<'a> RowFilter<'a> {
     /// True when block row `i`'s referencing columns of `plan.fks[f]` are
     /// all non-NULL (MATCH SIMPLE) and their key is in the parent's dropped
     /// set (for a check against the list itself: their key is listed).
-    #[inline]
+    #[inline(always)]
     fn references_dropped(&mut self, input: &[u8], i: usize, f: usize) -> bool {
         let set = match self.probes[f] {
             Probe::Root => return self.listed(i, self.root_lookup[f]),
