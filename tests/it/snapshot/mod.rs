@@ -221,17 +221,6 @@ impl Setup {
         })
     }
 
-    /// A killed `lethe snapshot` leaves its repository lock behind; it
-    /// expires after a few minutes. Tests remove it instead of waiting.
-    pub fn expire_lock(&self) {
-        self.rt
-            .block_on(
-                self.storage
-                    .delete(lethe::retention::lease::SNAPSHOT_LOCK_KEY),
-            )
-            .expect("delete lock");
-    }
-
     /// Objects and unfinished uploads under `prefix`, as storage lists them.
     pub fn leftovers(&self, prefix: &str) -> (Vec<String>, Vec<String>) {
         let objects = self.rt.block_on(self.storage.list(prefix)).expect("list");
@@ -509,7 +498,6 @@ fn kill_at(s: &Setup, stage: &str, extra_env: &[(&str, &str)]) -> String {
     }
     child.kill().expect("kill -9");
     let _ = child.wait();
-    s.expire_lock();
     drop(rx);
     let _ = reader.join();
     id.expect("snapshot.started logged before the pause")
@@ -560,9 +548,18 @@ pub fn kill_then_clean(s: &Setup, stages: &[&str], pause_bytes: u64) {
             "verify of an incomplete snapshot must fail"
         );
 
-        // Within the grace period the leftovers are kept (another process
-        // could be writing them) ...
-        let next = s.snapshot();
+        // The killed run's lock is taken over at once (its process is gone),
+        // and within the grace period the leftovers are kept (another
+        // process could be writing them) ...
+        let out = s.run(&["snapshot"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let log = text(&out.stderr);
+        assert!(
+            log.lines()
+                .any(|l| l.contains("\"lease.taken_over\"") && l.contains("\"process_gone\"")),
+            "{stage}: the killed snapshot's lock should be taken over as process_gone:\n{log}"
+        );
+        let next = text(&out.stdout).trim().to_string();
         assert_eq!(
             s.leftovers(&prefix),
             (objects, uploads),
@@ -851,7 +848,6 @@ fn the_source_connection_follows_sslmode() {
     );
     let _ = child.kill();
     let _ = child.wait();
-    s.expire_lock();
     assert_eq!(
         sessions.trim(),
         "true",
