@@ -6,6 +6,7 @@
 //! throughput and latency percentiles are printed, and no acknowledged id
 //! may be missing afterwards.
 
+use crate::common::LetheCli;
 use crate::rig::{Rig, api_client, rt, serve, text};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@
 //! `LETHE_CRASH_TRIALS` (default 6 per backend) and `LETHE_CRASH_SEED`
 //! control the run; RELIABILITY.md records a longer one.
 
+use crate::common::LetheCli;
 use crate::rig::{Rig, SCHEMA, TABLES, api_client, assert_same_tables, filler, serve, text};
 use lethe::storage::faulty::SplitMix64;
 use std::process::Stdio;

@@ -11,6 +11,7 @@
 //! `LETHE_DAEMON_CRASH_TRIALS` (default 5) and `LETHE_CRASH_SEED` control
 //! the run.
 
+use crate::common::LetheCli;
 use crate::rig::{Rig, api_client, rt, text};
 use lethe::storage::faulty::SplitMix64;
 use std::collections::HashSet;

@@ -12,6 +12,7 @@
 //! classification of `ExpiredToken` itself is unit-tested in
 //! `src/storage/s3/errors.rs`.
 
+use crate::common::LetheCli;
 use crate::rig::{Rig, text};
 use crate::s3proxy::Proxy;
 

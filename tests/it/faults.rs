@@ -6,6 +6,7 @@
 //! with no half-loaded table in the target. Wrong S3 credentials give a
 //! clear error.
 
+use crate::common::LetheCli;
 use crate::common::TestDb;
 use crate::rig::{Rig, SCHEMA, TABLES, assert_same_tables, filler, table_text, text};
 use std::collections::BTreeSet;

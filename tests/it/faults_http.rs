@@ -11,6 +11,7 @@
 //! - Reads: a response cut mid-body and a 503 while `verify --deep` and a
 //!   restore read the snapshot: both succeed, the restore equals the source.
 
+use crate::common::LetheCli;
 use crate::rig::{Rig, SCHEMA, filler, text};
 use crate::s3proxy::{Action, Proxy, Rule, Seen};
 use std::time::Duration;

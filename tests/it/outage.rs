@@ -6,6 +6,7 @@
 //! run that fails because the store is down cannot delete its lock; the
 //! next run takes it over at once (its holder's process is gone).
 
+use crate::common::LetheCli;
 use crate::common::{Garage, TestBucket};
 use crate::rig::{Rig, SCHEMA, TABLES, assert_same_tables, filler, rt, text};
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 //! `process.panicked` JSON event, and nothing the process wrote to stderr
 //! may hold any of those secrets or ids.
 
+use crate::common::LetheCli;
 use crate::rig::{Rig, text};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;

@@ -3,7 +3,9 @@
 //! erasure list and JSON logs, and the real `lethe` binary driven through it.
 #![allow(dead_code)]
 
-use crate::common::{Garage, Repo, TestBucket, TestDb, lethe_bin, psql, repo_config_text};
+use crate::common::{
+    Garage, LetheCli, Repo, TestBucket, TestDb, lethe_cmd, psql, repo_config_text,
+};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -106,65 +108,6 @@ impl Rig {
         std::fs::write(&self.cfg, t.replace(from, to)).expect("cfg");
     }
 
-    /// `lethe --config … args`, with the Garage key when on S3 and every
-    /// test hook cleared.
-    pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(lethe_bin());
-        c.arg("--config").arg(&self.cfg).args(args);
-        for k in [
-            "LETHE_FAULTS",
-            "LETHE_TEST_PAUSE_AT",
-            "LETHE_TEST_PAUSE_BYTES",
-            "LETHE_CLEANUP_GRACE",
-            "LETHE_LOG",
-        ] {
-            c.env_remove(k);
-        }
-        if let Some(g) = &self.garage {
-            for (k, v) in g.env() {
-                if v.is_empty() {
-                    c.env_remove(k);
-                } else {
-                    c.env(k, v);
-                }
-            }
-        }
-        c
-    }
-
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("lethe runs")
-    }
-
-    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut c = self.cmd(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.output().expect("lethe runs")
-    }
-
-    /// `lethe snapshot`, asserting success; the new id.
-    pub fn snapshot(&self) -> String {
-        let out = self.run(&["snapshot"]);
-        assert!(
-            out.status.success(),
-            "lethe snapshot failed:\n{}",
-            text(&out.stderr)
-        );
-        text(&out.stdout).trim().to_string()
-    }
-
-    /// Complete snapshot ids from `lethe list --json`.
-    pub fn listed(&self) -> Vec<String> {
-        let out = self.run(&["list", "--json"]);
-        assert!(out.status.success(), "list: {}", text(&out.stderr));
-        let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("list json");
-        v.iter()
-            .map(|s| s["id"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
     /// Restores `id` into a fresh database (after `erase sync`), returning it
     /// and the restore's output.
     pub fn restore(&self, id: &str, tag: &str) -> (TestDb, Output) {
@@ -194,6 +137,14 @@ impl Rig {
         }
         out.sort();
         out
+    }
+}
+
+impl LetheCli for Rig {
+    /// `lethe --config … args`, with the Garage key when on S3.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let env = self.garage.as_ref().map(Garage::env).unwrap_or_default();
+        lethe_cmd(&self.cfg, args, &env)
     }
 }
 

@@ -4,6 +4,7 @@
 //! the database password, the age secret key and the S3 secret key. Secret
 //! files readable by group or others are refused.
 
+use crate::common::LetheCli;
 use crate::common::TestDb;
 use crate::rig::{Rig, SCHEMA, table_text, text};
 use std::os::unix::fs::PermissionsExt;

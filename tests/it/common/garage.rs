@@ -307,13 +307,7 @@ impl Garage {
     pub fn lethe(&self, cfg: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new(super::lethe_bin());
         cmd.arg("--config").arg(cfg).args(args);
-        for (k, v) in self.env() {
-            if v.is_empty() {
-                cmd.env_remove(k);
-            } else {
-                cmd.env(k, v);
-            }
-        }
+        super::apply_env(&mut cmd, &self.env());
         cmd.output().expect("lethe runs")
     }
 
@@ -321,13 +315,7 @@ impl Garage {
     pub fn aws(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("aws");
         cmd.arg("--endpoint-url").arg(&self.endpoint).args(args);
-        for (k, v) in self.env() {
-            if v.is_empty() {
-                cmd.env_remove(k);
-            } else {
-                cmd.env(k, v);
-            }
-        }
+        super::apply_env(&mut cmd, &self.env());
         let out = cmd.output().expect("the aws CLI runs (apt install awscli)");
         assert!(
             out.status.success(),

@@ -10,7 +10,9 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+mod cli;
 mod garage;
+pub use cli::*;
 pub use garage::*;
 
 /// Where tests reach PostgreSQL (override with LETHE_TEST_PG, a URL without a database).

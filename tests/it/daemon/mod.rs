@@ -6,6 +6,7 @@
 
 mod rig;
 
+use crate::common::LetheCli;
 use rig::*;
 use serde_json::Value;
 use std::path::Path;
@@ -101,7 +102,7 @@ fn sigterm_mid_upload(s: &Rig) -> Running {
     d.wait_for("snapshot.started", 1, Duration::from_secs(60));
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (_, uploads) = s.leftovers("snapshots/");
+        let (_, uploads) = s.outside.leftovers("snapshots/");
         if !uploads.is_empty() {
             break;
         }
@@ -136,7 +137,7 @@ fn sigterm_mid_upload(s: &Rig) -> Running {
             .is_some_and(|e| e.contains("cancelled")),
         "{failed}"
     );
-    let (objects, uploads) = s.leftovers("snapshots/");
+    let (objects, uploads) = s.outside.leftovers("snapshots/");
     assert!(
         objects.iter().all(|k| !k.ends_with("manifest.json")),
         "{objects:?}"
@@ -147,7 +148,7 @@ fn sigterm_mid_upload(s: &Rig) -> Running {
         d.log()
     );
     assert!(s.listed().is_empty());
-    let (locks, _) = s.leftovers("locks/");
+    let (locks, _) = s.outside.leftovers("locks/");
     assert!(locks.is_empty(), "lock left behind: {locks:?}");
     d
 }

@@ -2,9 +2,7 @@
 //! running `lethe daemon` whose stderr is collected line by line, and the
 //! check that every log line is documented JSON (`README.md (section "Log events")`).
 
-use crate::common::{Repo, TestDb, lethe_bin, repo_config_text};
-use lethe::snapshot::manifest::Manifest;
-use lethe::storage::Storage;
+use crate::common::{LetheCli, Outside, Repo, TestDb, lethe_cmd, repo_config_text};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,17 +21,13 @@ pub(super) fn text(b: &[u8]) -> String {
 
 /// One test's world: a database, a repository (a directory or a fresh
 /// Garage bucket), an age key, the erasure list and API socket in a temp
-/// dir, JSON logs. `storage` reads the repository from outside, on `rt`
-/// (an S3 client stays on the runtime that made it).
+/// dir, JSON logs; `outside` looks at the repository.
 pub(super) struct Rig {
-    pub(super) rt: tokio::runtime::Runtime,
-    pub(super) storage: Arc<dyn Storage>,
+    pub(super) outside: Outside,
     pub(super) dir: tempfile::TempDir,
     pub(super) _db: TestDb,
     pub(super) cfg: std::path::PathBuf,
     pub(super) repo: std::path::PathBuf,
-    pub(super) env: Vec<(&'static str, String)>,
-    pub(super) _bucket: Option<crate::common::TestBucket>,
 }
 
 impl Rig {
@@ -47,115 +41,44 @@ impl Rig {
     }
 
     pub(super) fn build(tag: &str, sql: &str, garage: Option<crate::common::Garage>) -> Rig {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
         let db = TestDb::create(tag);
         if !sql.is_empty() {
             db.sql(sql);
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let repo = dir.path().join("repo");
-        let (text, storage, env, bucket): (String, Arc<dyn Storage>, _, _) = match &garage {
-            None => (
-                repo_config_text(dir.path(), &Repo::File(&repo), &db.url),
-                Arc::new(lethe::storage::fs::FsStorage::open(repo.clone()).expect("open repo")),
-                Vec::new(),
-                None,
-            ),
-            Some(g) => {
-                let bucket = g.new_bucket();
-                let st = rt.block_on(g.storage(&bucket, "prod", Default::default()));
-                let repo = Repo::S3 {
+        let outside = Outside::open(&repo, garage.as_ref());
+        let text = match (&garage, &outside.bucket) {
+            (Some(g), Some(bucket)) => {
+                let s3 = Repo::S3 {
                     garage: g,
-                    bucket: &bucket,
+                    bucket,
                     prefix: "prod",
                 };
-                (
-                    repo_config_text(dir.path(), &repo, &db.url),
-                    Arc::new(st),
-                    g.env(),
-                    Some(bucket),
-                )
+                repo_config_text(dir.path(), &s3, &db.url)
             }
+            _ => repo_config_text(dir.path(), &Repo::File(&repo), &db.url),
         };
         let text = text.replace("format = \"text\"", "format = \"json\"");
         let cfg = crate::common::write_config(dir.path(), &text);
         Rig {
-            rt,
-            storage,
+            outside,
             dir,
             _db: db,
             cfg,
             repo,
-            env,
-            _bucket: bucket,
         }
-    }
-
-    pub(super) fn cmd(&self, args: &[&str]) -> std::process::Command {
-        self.cmd_with(&self.cfg, args)
     }
 
     /// `lethe --config <cfg> <args>` with the rig's environment.
     pub(super) fn cmd_with(&self, cfg: &Path, args: &[&str]) -> std::process::Command {
-        let mut c = std::process::Command::new(lethe_bin());
-        c.arg("--config").arg(cfg).args(args);
-        c.env_remove("LETHE_TEST_PAUSE_AT")
-            .env_remove("LETHE_CLEANUP_GRACE")
-            .env_remove("LETHE_FAULTS");
-        for (k, v) in &self.env {
-            if v.is_empty() {
-                c.env_remove(k);
-            } else {
-                c.env(k, v);
-            }
-        }
-        c
+        lethe_cmd(cfg, args, &self.outside.env)
     }
+}
 
-    pub(super) fn run(&self, args: &[&str]) -> std::process::Output {
-        self.cmd(args).output().expect("lethe runs")
-    }
-
-    pub(super) fn snapshot(&self) -> String {
-        let out = self.run(&["snapshot"]);
-        assert!(
-            out.status.success(),
-            "lethe snapshot failed:\n{}",
-            text(&out.stderr)
-        );
-        text(&out.stdout).trim().to_string()
-    }
-
-    pub(super) fn manifest(&self, id: &str) -> Manifest {
-        let out = self.run(&["show", id, "--json"]);
-        assert!(out.status.success(), "show: {}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("manifest json")
-    }
-
-    pub(super) fn listed(&self) -> Vec<String> {
-        let out = self.run(&["list", "--json"]);
-        assert!(out.status.success(), "list: {}", text(&out.stderr));
-        let v: Vec<Value> = serde_json::from_slice(&out.stdout).expect("list json");
-        v.iter()
-            .map(|s| s["id"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
-    /// Objects and unfinished uploads under `prefix`, as storage lists them.
-    pub(super) fn leftovers(&self, prefix: &str) -> (Vec<String>, Vec<String>) {
-        let objects = self.rt.block_on(self.storage.list(prefix)).expect("list");
-        let uploads = self
-            .rt
-            .block_on(self.storage.list_incomplete(prefix))
-            .expect("list incomplete");
-        (
-            objects.into_iter().map(|o| o.key).collect(),
-            uploads.into_iter().map(|u| u.key).collect(),
-        )
+impl LetheCli for Rig {
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        self.cmd_with(&self.cfg, args)
     }
 }
 

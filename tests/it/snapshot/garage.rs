@@ -3,6 +3,7 @@
 //! aborts, checked by listing the bucket with a plain S3 client.
 
 use super::{FEATURE_SQL, Setup, kill_then_clean, text};
+use crate::common::LetheCli;
 
 #[test]
 fn feature_rich_snapshot_to_garage_verifies_deep_and_matches_the_source() {
@@ -61,23 +62,27 @@ fn a_kill_mid_upload_on_garage_leaves_a_multipart_upload_that_the_next_run_abort
         return;
     };
     let g = crate::common::garage().expect("garage");
-    let bucket = s.bucket.as_ref().expect("bucket").name.clone();
-    let client = s.rt.block_on(g.client());
+    let bucket = s.outside.bucket.as_ref().expect("bucket").name.clone();
+    let client = s.outside.rt.block_on(g.client());
     let before: Vec<String> = s.listed();
     kill_then_clean(&s, &["data"], 40 << 20);
 
     // Nothing but complete snapshots under the prefix, no upload anywhere.
     let listed = s.listed();
-    let uploads =
-        s.rt.block_on(client.list_multipart_uploads().bucket(&bucket).send())
-            .expect("list uploads");
+    let uploads = s
+        .outside
+        .rt
+        .block_on(client.list_multipart_uploads().bucket(&bucket).send())
+        .expect("list uploads");
     assert!(
         uploads.uploads().is_empty(),
         "unfinished uploads remain: {:?}",
         uploads.uploads()
     );
-    let objects =
-        s.rt.block_on(
+    let objects = s
+        .outside
+        .rt
+        .block_on(
             client
                 .list_objects_v2()
                 .bucket(&bucket)

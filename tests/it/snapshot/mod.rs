@@ -7,14 +7,11 @@
 //! `src/snapshot/pause.rs`): the process announces the pause on stderr and
 //! the test kills it with SIGKILL at that exact point.
 
-use crate::common::{TestDb, lethe_bin, psql};
+use crate::common::{LetheCli, Outside, TestDb, lethe_cmd, psql};
 use lethe::crypto::Opener;
-use lethe::snapshot::manifest::Manifest;
-use lethe::storage::Storage;
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod garage;
@@ -78,18 +75,14 @@ CREATE MATERIALIZED VIEW app.mood_counts AS SELECT mood, count(*) FROM app.users
 "#;
 
 /// A scratch repository (a directory, or a fresh Garage bucket), key and
-/// config around one test database, with one runtime for in-process checks
-/// (an S3 client must stay on the runtime that made it).
+/// config around one test database; `outside` looks at the repository.
 pub struct Setup {
-    pub rt: tokio::runtime::Runtime,
-    pub storage: Arc<dyn Storage>,
+    pub outside: Outside,
     pub dir: tempfile::TempDir,
     pub db: TestDb,
     pub cfg: PathBuf,
     pub key: PathBuf,
     pub repo: PathBuf,
-    env: Vec<(&'static str, String)>,
-    pub bucket: Option<crate::common::TestBucket>,
 }
 
 impl Setup {
@@ -107,7 +100,6 @@ impl Setup {
     }
 
     fn build(tag: &str, sql: &str, extra: &str, garage: Option<crate::common::Garage>) -> Setup {
-        let rt = rt();
         let db = TestDb::create(tag);
         if !sql.is_empty() {
             db.sql(sql);
@@ -116,26 +108,13 @@ impl Setup {
         let key = dir.path().join("restore.key");
         let public = lethe::crypto::keygen(&key).expect("keygen");
         let repo = dir.path().join("repo");
-        let (storage_toml, storage, env, bucket): (String, Arc<dyn Storage>, _, _) = match garage {
-            None => (
-                format!("url = \"file://{}\"", repo.display()),
-                Arc::new(lethe::storage::fs::FsStorage::open(repo.clone()).expect("open repo")),
-                Vec::new(),
-                None,
+        let outside = Outside::open(&repo, garage.as_ref());
+        let storage_toml = match (&garage, &outside.bucket) {
+            (Some(g), Some(bucket)) => format!(
+                "url = \"s3://{}/prod\"\nendpoint = \"{}\"\nregion = \"{}\"\npath_style = true",
+                bucket.name, g.endpoint, g.region
             ),
-            Some(g) => {
-                let bucket = g.new_bucket();
-                let st = rt.block_on(g.storage(&bucket, "prod", Default::default()));
-                (
-                    format!(
-                        "url = \"s3://{}/prod\"\nendpoint = \"{}\"\nregion = \"{}\"\npath_style = true",
-                        bucket.name, g.endpoint, g.region
-                    ),
-                    Arc::new(st),
-                    g.env(),
-                    Some(bucket),
-                )
-            }
+            _ => format!("url = \"file://{}\"", repo.display()),
         };
         let text = format!(
             "[source]\nurl = \"{url}\"\njobs = 2\n\n[storage]\n{storage_toml}\n\n\
@@ -147,68 +126,20 @@ impl Setup {
         );
         let cfg = crate::common::write_config(dir.path(), &text);
         Setup {
-            rt,
-            storage,
+            outside,
             dir,
             db,
             cfg,
             key,
             repo,
-            env,
-            bucket,
         }
-    }
-
-    pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(lethe_bin());
-        c.arg("--config").arg(&self.cfg).args(args);
-        c.env_remove("LETHE_TEST_PAUSE_AT")
-            .env_remove("LETHE_CLEANUP_GRACE");
-        for (k, v) in &self.env {
-            if v.is_empty() {
-                c.env_remove(k);
-            } else {
-                c.env(k, v);
-            }
-        }
-        c
-    }
-
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("lethe runs")
-    }
-
-    /// `lethe snapshot`, asserting success; returns the snapshot id.
-    pub fn snapshot(&self) -> String {
-        let out = self.run(&["snapshot"]);
-        assert!(
-            out.status.success(),
-            "lethe snapshot failed:\n{}",
-            text(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    pub fn manifest(&self, id: &str) -> Manifest {
-        let out = self.run(&["show", id, "--json"]);
-        assert!(out.status.success(), "show: {}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("manifest json")
-    }
-
-    pub fn listed(&self) -> Vec<String> {
-        let out = self.run(&["list", "--json"]);
-        assert!(out.status.success(), "list: {}", text(&out.stderr));
-        let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("list json");
-        v.iter()
-            .map(|s| s["id"].as_str().unwrap_or_default().to_string())
-            .collect()
     }
 
     /// The decrypted, decompressed payload of one object.
     pub fn payload(&self, entry: &lethe::snapshot::manifest::ObjectEntry) -> Vec<u8> {
         let opener = Opener::from_identity_file(&self.key).expect("identity");
-        let (storage, entry) = (self.storage.clone(), entry.clone());
-        self.rt.block_on(async move {
+        let (storage, entry) = (self.outside.storage.clone(), entry.clone());
+        self.outside.rt.block_on(async move {
             tokio::task::spawn_blocking(move || {
                 let mut r =
                     lethe::pipeline::open_object(storage, &entry, &opener).expect("open object");
@@ -220,31 +151,16 @@ impl Setup {
             .expect("join")
         })
     }
+}
 
-    /// Objects and unfinished uploads under `prefix`, as storage lists them.
-    pub fn leftovers(&self, prefix: &str) -> (Vec<String>, Vec<String>) {
-        let objects = self.rt.block_on(self.storage.list(prefix)).expect("list");
-        let uploads = self
-            .rt
-            .block_on(self.storage.list_incomplete(prefix))
-            .expect("list incomplete");
-        (
-            objects.into_iter().map(|o| o.key).collect(),
-            uploads.into_iter().map(|u| u.key).collect(),
-        )
+impl LetheCli for Setup {
+    fn cmd(&self, args: &[&str]) -> Command {
+        lethe_cmd(&self.cfg, args, &self.outside.env)
     }
 }
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
-}
-
-pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 fn count_rows(db: &TestDb, schema: &str, name: &str) -> u64 {
@@ -530,7 +446,7 @@ pub fn kill_then_clean(s: &Setup, stages: &[&str], pause_bytes: u64) {
             "killed snapshot {id} ({stage}) is listed"
         );
         let prefix = format!("snapshots/{id}/");
-        let (objects, uploads) = s.leftovers(&prefix);
+        let (objects, uploads) = s.outside.leftovers(&prefix);
         assert!(
             !objects.is_empty() || !uploads.is_empty(),
             "{stage}: the kill should leave something behind"
@@ -561,7 +477,7 @@ pub fn kill_then_clean(s: &Setup, stages: &[&str], pause_bytes: u64) {
         );
         let next = text(&out.stdout).trim().to_string();
         assert_eq!(
-            s.leftovers(&prefix),
+            s.outside.leftovers(&prefix),
             (objects, uploads),
             "{stage}: leftovers removed within the grace period"
         );
@@ -578,7 +494,7 @@ pub fn kill_then_clean(s: &Setup, stages: &[&str], pause_bytes: u64) {
             text(&out.stderr)
         );
         assert_eq!(
-            s.leftovers(&prefix),
+            s.outside.leftovers(&prefix),
             (vec![], vec![]),
             "{stage}: leftovers remain"
         );
