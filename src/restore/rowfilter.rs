@@ -1,7 +1,7 @@
 //! The row-at-a-time core of the COPY filter, run a block of rows at a
 //! time: split, look up the erasure list in one batch, decide and emit.
 
-use super::scan::{Scanner, next_newline_near, next_separator_near, prefetch_ahead};
+use super::scan::{Fields, Scanner, fields_near, prefetch_ahead};
 use super::{Effect, FilterError, KeySet, Probe, Replacement, TablePlan, TableStats, decoded};
 use crate::config::SubjectType;
 use crate::erasure::{ErasureSet, SubjectKey, key_of};
@@ -219,27 +219,20 @@ impl<'a> RowFilter<'a> {
     ) -> Result<Option<usize>, FilterError> {
         let base = self.rows.len() * self.width;
         let spans = &mut self.spans[base..base + self.width];
-        let short = |found: usize| FilterError::ShortRow {
-            table: self.plan.table.clone(),
-            row: self.stats.rows_read + self.rows.len() as u64 + 1,
-            found,
-            needed: self.width,
+        let fields = match cursor {
+            Cursor::Masks(scanner) => scanner.fields(start, spans),
+            Cursor::Near => fields_near(input, start, spans),
         };
-        let mut pos = start;
-        for (c, span) in spans.iter_mut().enumerate() {
-            let Some(sep) = cursor.next_separator(input, pos) else {
-                return Ok(None);
-            };
-            *span = (pos, sep);
-            if input[sep] == b'\n' {
-                if c + 1 < self.width {
-                    return Err(short(c + 1));
-                }
-                return Ok(Some(sep));
-            }
-            pos = sep + 1;
+        match fields {
+            Fields::Row(newline) => Ok(Some(newline)),
+            Fields::Incomplete => Ok(None),
+            Fields::Short(found) => Err(FilterError::ShortRow {
+                table: self.plan.table.clone(),
+                row: self.stats.rows_read + self.rows.len() as u64 + 1,
+                found,
+                needed: self.width,
+            }),
         }
-        Ok(cursor.next_newline(input, pos))
     }
 
     /// Looks up the block's erasure-list keys in one batch.
@@ -435,26 +428,6 @@ enum Cursor<'i> {
     Masks(Scanner<'i>),
     /// Each separator probed for from where the last one was.
     Near,
-}
-
-impl Cursor<'_> {
-    /// The first tab or newline at or after `pos`.
-    #[inline]
-    fn next_separator(&mut self, input: &[u8], pos: usize) -> Option<usize> {
-        match self {
-            Cursor::Masks(scanner) => scanner.next_separator(pos),
-            Cursor::Near => next_separator_near(input, pos),
-        }
-    }
-
-    /// The first newline at or after `pos`.
-    #[inline]
-    fn next_newline(&mut self, input: &[u8], pos: usize) -> Option<usize> {
-        match self {
-            Cursor::Masks(scanner) => scanner.next_newline(pos),
-            Cursor::Near => next_newline_near(input, pos),
-        }
-    }
 }
 
 enum Verdict {

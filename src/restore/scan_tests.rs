@@ -95,3 +95,76 @@ fn near_probes_match_a_naive_search_on_random_text() {
         }
     }
 }
+
+/// The first `width` fields of the row at `start`, split byte by byte.
+fn naive_fields(input: &[u8], start: usize, width: usize) -> (Fields, Vec<(usize, usize)>) {
+    let mut spans = Vec::new();
+    let mut field = start;
+    for i in start..input.len() {
+        if spans.len() == width {
+            break;
+        }
+        match input[i] {
+            b'\t' | b'\n' => {
+                spans.push((field, i));
+                if input[i] == b'\n' {
+                    let verdict = if spans.len() < width {
+                        Fields::Short(spans.len())
+                    } else {
+                        Fields::Row(i)
+                    };
+                    return (verdict, spans);
+                }
+                field = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if spans.len() < width {
+        return (Fields::Incomplete, spans);
+    }
+    match naive(input, field, true) {
+        Some(p) => (Fields::Row(p), spans),
+        None => (Fields::Incomplete, spans),
+    }
+}
+
+#[test]
+fn row_splits_match_a_naive_split_on_random_text() {
+    let mut rng = rand::rng();
+    for len in (0..300).chain([1000, 4096, 10_007]) {
+        let sparse = rng.random_range(0..3) == 0;
+        let input: Vec<u8> = (0..len)
+            .map(
+                |_| match rng.random_range(0..if sparse { 300 } else { 12 }) {
+                    0 => b'\t',
+                    1 => b'\n',
+                    _ => rng.random(),
+                },
+            )
+            .collect();
+        for width in [1, 2, 3, 4, 7, 11, 70] {
+            // Row by row, as the filter walks them (after a short row, on
+            // from its newline).
+            let mut scanner = Scanner::new(&input);
+            let mut start = 0;
+            while start <= len {
+                let (want, want_spans) = naive_fields(&input, start, width);
+                let mut spans = vec![(usize::MAX, usize::MAX); width];
+                let got = scanner.fields(start, &mut spans);
+                let n = want_spans.len();
+                assert_eq!(got, want, "masks: len {len} width {width} start {start}");
+                assert_eq!(spans[..n], want_spans[..], "masks spans at {start}");
+                let mut spans = vec![(usize::MAX, usize::MAX); width];
+                let got = fields_near(&input, start, &mut spans);
+                assert_eq!(got, want, "near: len {len} width {width} start {start}");
+                assert_eq!(spans[..n], want_spans[..], "near spans at {start}");
+                start = match want {
+                    Fields::Row(p) => p + 1,
+                    Fields::Short(_) => want_spans[n - 1].1 + 1,
+                    Fields::Incomplete => break,
+                };
+            }
+        }
+    }
+}
