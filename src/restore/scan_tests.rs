@@ -65,22 +65,30 @@ fn separators_match_a_naive_search_on_random_text() {
     }
 }
 
+/// `len` random bytes with a tab and a newline each about once in `dense`
+/// bytes, or (one time in three) once in `sparse` bytes.
+fn random_text(rng: &mut impl rand::Rng, len: usize, sparse: u32, dense: u32) -> Vec<u8> {
+    let every = if rng.random_range(0..3) == 0 {
+        sparse
+    } else {
+        dense
+    };
+    (0..len)
+        .map(|_| match rng.random_range(0..every) {
+            0 => b'\t',
+            1 => b'\n',
+            _ => rng.random(),
+        })
+        .collect()
+}
+
 #[test]
 fn near_probes_match_a_naive_search_on_random_text() {
     let mut rng = rand::rng();
     for len in (0..200).chain([1000, 4096]) {
         // Sparse separators too, so the search runs past the inline probes
         // into memchr.
-        let sparse = rng.random_range(0..3) == 0;
-        let input: Vec<u8> = (0..len)
-            .map(
-                |_| match rng.random_range(0..if sparse { 400 } else { 20 }) {
-                    0 => b'\t',
-                    1 => b'\n',
-                    _ => rng.random_range(b' '..=b'~'),
-                },
-            )
-            .collect();
+        let input = random_text(&mut rng, len, 400, 20);
         for pos in 0..=len {
             assert_eq!(
                 next_separator_near(&input, pos),
@@ -133,16 +141,7 @@ fn naive_fields(input: &[u8], start: usize, width: usize) -> (Fields, Vec<(usize
 fn row_splits_match_a_naive_split_on_random_text() {
     let mut rng = rand::rng();
     for len in (0..300).chain([1000, 4096, 10_007]) {
-        let sparse = rng.random_range(0..3) == 0;
-        let input: Vec<u8> = (0..len)
-            .map(
-                |_| match rng.random_range(0..if sparse { 300 } else { 12 }) {
-                    0 => b'\t',
-                    1 => b'\n',
-                    _ => rng.random(),
-                },
-            )
-            .collect();
+        let input = random_text(&mut rng, len, 300, 12);
         for width in [1, 2, 3, 4, 7, 11, 70] {
             // Row by row, as the filter walks them (after a short row, on
             // from its newline).
