@@ -62,6 +62,18 @@ impl<'a> Scanner<'a> {
         true
     }
 
+    /// Where the masks of block `b` are held: its slot in the window, after
+    /// loading the window that starts at `b` if `b` is outside the one held;
+    /// `None` if `b` starts past the end of the input.
+    #[inline(always)]
+    fn slot(&mut self, b: usize) -> Option<usize> {
+        let j = b.wrapping_sub(self.first);
+        if j < WINDOW {
+            return Some(j);
+        }
+        self.load(b).then_some(0)
+    }
+
     /// Splits the row starting at `start` into its first `spans.len()`
     /// fields (see [`Fields`]). The separator bits of each 64-byte block are
     /// walked in a register, lowest first, so a field costs a few
@@ -75,13 +87,9 @@ impl<'a> Scanner<'a> {
         let mut b = start / BLOCK;
         let mut m = u64::MAX << (start % BLOCK);
         while c < width {
-            let mut j = b.wrapping_sub(self.first);
-            if j >= WINDOW {
-                if !self.load(b) {
-                    return Fields::Incomplete;
-                }
-                j = 0;
-            }
+            let Some(j) = self.slot(b) else {
+                return Fields::Incomplete;
+            };
             let newlines = self.newlines[j];
             m &= self.tabs[j] | newlines;
             while m != 0 {
@@ -129,13 +137,7 @@ impl<'a> Scanner<'a> {
     fn next_where(&mut self, mut pos: usize, mask: impl Fn(&Self, usize) -> u64) -> Option<usize> {
         loop {
             let b = pos / BLOCK;
-            let mut j = b.wrapping_sub(self.first);
-            if j >= WINDOW {
-                if !self.load(b) {
-                    return None;
-                }
-                j = 0;
-            }
+            let j = self.slot(b)?;
             let m = mask(self, j) & (u64::MAX << (pos % BLOCK));
             if m != 0 {
                 let p = b * BLOCK + m.trailing_zeros() as usize;
