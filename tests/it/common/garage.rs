@@ -303,12 +303,12 @@ impl Garage {
         ]
     }
 
-    /// `lethe --config <cfg> <args…>` with the test key in the environment.
+    /// `lethe --config <cfg> <args…>` with the test key in the environment and
+    /// the test hooks cleared.
     pub fn lethe(&self, cfg: &Path, args: &[&str]) -> Output {
-        let mut cmd = Command::new(super::lethe_bin());
-        cmd.arg("--config").arg(cfg).args(args);
-        super::apply_env(&mut cmd, &self.env());
-        cmd.output().expect("lethe runs")
+        super::lethe_cmd(cfg, args, &self.env())
+            .output()
+            .expect("lethe runs")
     }
 
     /// The aws CLI against the test server; panics with its stderr on failure.

@@ -95,14 +95,9 @@ pub fn lethe_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lethe"))
 }
 
-/// `lethe --config <cfg> <args…>`, returning the output.
+/// `lethe --config <cfg> <args…>` with the test hooks cleared, returning the output.
 pub fn lethe(cfg: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(lethe_bin())
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .output()
-        .expect("lethe runs")
+    lethe_cmd(cfg, args, &[]).output().expect("lethe runs")
 }
 
 /// Writes `text` as a config file in `dir` and returns its path.
