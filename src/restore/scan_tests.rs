@@ -108,14 +108,14 @@ fn near_probes_match_a_naive_search_on_random_text() {
 fn naive_fields(input: &[u8], start: usize, width: usize) -> (Fields, Vec<(usize, usize)>) {
     let mut spans = Vec::new();
     let mut field = start;
-    for i in start..input.len() {
+    for (i, &byte) in input.iter().enumerate().skip(start) {
         if spans.len() == width {
             break;
         }
-        match input[i] {
+        match byte {
             b'\t' | b'\n' => {
                 spans.push((field, i));
-                if input[i] == b'\n' {
+                if byte == b'\n' {
                     let verdict = if spans.len() < width {
                         Fields::Short(spans.len())
                     } else {
