@@ -142,6 +142,72 @@ pub async fn finish_aborts(deadline: Duration) -> bool {
         .is_ok()
 }
 
+/// Aborts the multipart upload of a `put` that was dropped (cancelled),
+/// logging `storage.abort_failed` if that fails.
+async fn abort_cancelled(s3: &S3Storage, full_key: &str, upload_id: &str) {
+    if let Err(e) = s3.abort_confirmed(full_key, upload_id).await {
+        tracing::warn!(
+            event = "storage.abort_failed",
+            key = %full_key,
+            error = %e,
+            "cancelled upload left incomplete; the next cleanup or the lifecycle rule removes it"
+        );
+    }
+}
+
+/// Starts the multipart upload in a task of its own and waits for its id.
+/// A `put` dropped while the request is in flight (the server may already
+/// have made the upload, but no [`AbortGuard`] holds its id yet) still gets
+/// its upload aborted: by the task, if the id arrives after the drop, or by
+/// [`PendingCreate`], if it arrived before. Either abort is tracked like
+/// the guard's (`finish_aborts`).
+async fn create_guarded(s3: &S3Storage, full: &str) -> Result<String, StorageError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (task_s3, key) = (s3.clone(), full.to_string());
+    track(tokio::spawn(async move {
+        let created = create(&task_s3, &key).await;
+        if let Err(Ok(upload_id)) = tx.send(created) {
+            abort_cancelled(&task_s3, &key, &upload_id).await;
+        }
+    }));
+    let mut pending = PendingCreate {
+        rx: Some(rx),
+        s3: s3.clone(),
+        full_key: full.to_string(),
+    };
+    let received = pending.rx.as_mut().expect("set above").await;
+    pending.rx = None;
+    received.unwrap_or_else(|_| {
+        Err(StorageError::Cancelled {
+            op: "create_multipart_upload",
+            key: full.to_string(),
+        })
+    })
+}
+
+/// The receiving end of [`create_guarded`] while it waits. Dropped before
+/// the id was taken, it closes the channel (so a later id is aborted by the
+/// task) and aborts an id that had already arrived.
+struct PendingCreate {
+    rx: Option<tokio::sync::oneshot::Receiver<Result<String, StorageError>>>,
+    s3: S3Storage,
+    full_key: String,
+}
+
+impl Drop for PendingCreate {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else {
+            return;
+        };
+        rx.close();
+        if let Ok(Ok(upload_id)) = rx.try_recv() {
+            drop(AbortGuard {
+                armed: Some((self.s3.clone(), self.full_key.clone(), upload_id)),
+            });
+        }
+    }
+}
+
 /// Aborts the multipart upload if the `put` future is dropped before it
 /// finished; the abort runs as a task on the current runtime.
 struct AbortGuard {
@@ -162,14 +228,7 @@ impl Drop for AbortGuard {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 track(handle.spawn(async move {
-                    if let Err(e) = s3.abort_confirmed(&full_key, &upload_id).await {
-                        tracing::warn!(
-                            event = "storage.abort_failed",
-                            key = %full_key,
-                            error = %e,
-                            "cancelled upload left incomplete; the next cleanup or the lifecycle rule removes it"
-                        );
-                    }
+                    abort_cancelled(&s3, &full_key, &upload_id).await;
                 }));
             }
             Err(_) => tracing::warn!(
@@ -213,7 +272,7 @@ pub(super) async fn put(
         });
     };
 
-    let upload_id = create(s3, &full).await?;
+    let upload_id = create_guarded(s3, &full).await?;
     let mut guard = AbortGuard {
         armed: Some((s3.clone(), full.clone(), upload_id.clone())),
     };
