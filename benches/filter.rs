@@ -194,7 +194,9 @@ fn null(col: usize) -> Effect {
     Effect::Rewrite(vec![(col, Replacement::Null)])
 }
 
-const PARENT: SetRef = SetRef::Dropped { table: 0, slot: 0 };
+fn parent() -> SetRef {
+    SetRef::Dropped(vec![(0, 0)])
+}
 
 /// The plans `RestorePlan::build` makes for these tables: users rows drop
 /// only for being listed, so references to users ask the list (`Root`);
@@ -206,6 +208,7 @@ fn plans() -> Vec<(&'static str, TablePlan)> {
         roots,
         fks,
         records,
+        forms: Default::default(),
     };
     vec![
         (
@@ -244,7 +247,7 @@ fn plans() -> Vec<(&'static str, TablePlan)> {
                 "order_items",
                 6,
                 vec![],
-                vec![fk("order_items_order_id_fkey", 1, PARENT, Effect::Drop)],
+                vec![fk("order_items_order_id_fkey", 1, parent(), Effect::Drop)],
                 vec![],
             ),
         ),
@@ -256,7 +259,7 @@ fn plans() -> Vec<(&'static str, TablePlan)> {
                 vec![],
                 vec![
                     fk("comments_user_id_fkey", 1, SetRef::Root, null(1)),
-                    fk("comments_order_id_fkey", 2, PARENT, null(2)),
+                    fk("comments_order_id_fkey", 2, parent(), null(2)),
                 ],
                 vec![],
             ),

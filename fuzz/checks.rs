@@ -92,11 +92,12 @@ pub fn check_filter(data: &[u8]) {
             .map(|e| FkCheck {
                 name: "fk".into(),
                 columns: vec![fk_col],
-                set: SetRef::Dropped { table: 0, slot: 0 },
+                set: SetRef::Dropped(vec![(0, 0)]),
                 effect: e.clone(),
             })
             .collect(),
         records: vec![vec![root]],
+        forms: Default::default(),
     };
     let probes = plan.fks.iter().map(|_| Probe::Parent(&parent)).collect();
     let mut filter = RowFilter::new(&plan, &erasure, t, probes, vec![KeySet::default()]);

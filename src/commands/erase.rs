@@ -163,7 +163,7 @@ async fn add_all(
 fn validate(cfg: &Config, subjects: &[String]) -> anyhow::Result<()> {
     let errs: Vec<_> = subjects
         .iter()
-        .filter_map(|s| crate::erasure::normalize(cfg.erasure.subject_type, s).err())
+        .filter_map(|s| crate::erasure::subject::normalize_new(cfg.erasure.subject_type, s).err())
         .collect();
     if errs.is_empty() {
         return Ok(());
@@ -336,10 +336,34 @@ impl IdArena {
     }
 }
 
+/// At most this many invalid lines of an import are shown one by one.
+const SHOWN_BAD_LINES: usize = 20;
+
+/// How errors and output name an import's input.
+fn input_name(file: &Path) -> String {
+    if file == Path::new("-") {
+        "stdin".into()
+    } else {
+        file.display().to_string()
+    }
+}
+
 /// Reads and validates every line; any invalid line refuses the whole file.
+///
+/// Each line is validated exactly as `erase add` validates an id
+/// (`normalize_new`), once what a spreadsheet export adds is removed: a
+/// UTF-8 byte order mark at the start of the file and the CR of a CRLF line
+/// ending. Blank lines (also whitespace-only ones) and `#` comments are
+/// skipped. A BOM, NUL, CR or invalid UTF-8 anywhere else is an invalid line.
+///
+/// Surrounding whitespace: as with `erase add`, bigint and uuid ids ignore
+/// it (`normalize` trims them) and a text id keeps it. Text ids match the
+/// database value byte for byte, so trimming here would make an id that
+/// really has a space impossible to list by import and make the import
+/// disagree with `erase add`; a warning names such ids instead.
 fn read_ids(cfg: &Config, file: &Path) -> anyhow::Result<IdArena> {
-    let name = file.display().to_string();
-    let reader: Box<dyn BufRead> = if name == "-" {
+    let name = input_name(file);
+    let reader: Box<dyn BufRead> = if file == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(std::io::BufReader::with_capacity(
@@ -349,36 +373,79 @@ fn read_ids(cfg: &Config, file: &Path) -> anyhow::Result<IdArena> {
         ))
     };
     let mut ids = IdArena::default();
-    let mut bad = 0usize;
+    // Invalid lines: how many, and the first few, described.
+    let (mut bad, mut shown) = (0usize, Vec::new());
+    // Text ids with surrounding whitespace: how many, and the first.
+    let (mut spaced, mut first_spaced) = (0usize, None);
     let t = cfg.erasure.subject_type;
     for (i, line) in reader.split(b'\n').enumerate() {
+        let n = i + 1;
         let line = line.map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        let text = match std::str::from_utf8(line) {
-            Ok(s) => s,
-            Err(_) => {
-                eprintln!("{name}: line {}: not valid UTF-8", i + 1);
-                bad += 1;
-                continue;
+        let mut line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if i == 0 {
+            if line.starts_with(b"\xFF\xFE") || line.starts_with(b"\xFE\xFF") {
+                return Err(UsageError(format!(
+                    "{name} is UTF-16 text (it starts with a UTF-16 byte order mark); nothing was imported: save or export it as UTF-8 (one id per line) and import it again"
+                ))
+                .into());
+            }
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        let problem = match std::str::from_utf8(line) {
+            Err(e) => format!(
+                "\"{}\" is not valid UTF-8 (at byte {}); save the file as UTF-8",
+                line.escape_ascii(),
+                e.valid_up_to() + 1
+            ),
+            Ok(text) => {
+                let trimmed = text.trim();
+                if trimmed.is_empty() || trimmed.starts_with('#') {
+                    continue;
+                }
+                match crate::erasure::subject::normalize_new(t, text) {
+                    Ok(c) => {
+                        if c.len() != c.trim().len() {
+                            spaced += 1;
+                            first_spaced.get_or_insert((n, c.clone()));
+                        }
+                        ids.push(&c);
+                        continue;
+                    }
+                    Err(e) => e.to_string(),
+                }
             }
         };
-        let trimmed = text.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        match crate::erasure::normalize(t, text) {
-            Ok(c) => ids.push(&c),
-            Err(e) => {
-                eprintln!("{name}: line {}: {e}", i + 1);
-                bad += 1;
-            }
+        bad += 1;
+        if shown.len() < SHOWN_BAD_LINES {
+            shown.push(format!("{name}: line {n}: {problem}"));
         }
     }
-    if bad > 0 {
-        return Err(UsageError(format!(
-            "{bad} invalid line(s) in {name} (listed above); nothing was imported"
-        ))
-        .into());
+    match bad {
+        0 => {}
+        1 => {
+            return Err(UsageError(format!(
+                "{}; nothing was imported: fix or remove that line and import the file again",
+                shown[0]
+            ))
+            .into());
+        }
+        _ => {
+            for s in &shown {
+                eprintln!("{s}");
+            }
+            if bad > shown.len() {
+                eprintln!("{name}: and {} more invalid lines", bad - shown.len());
+            }
+            return Err(UsageError(format!(
+                "{bad} invalid lines in {name} (listed above); nothing was imported: fix or remove them and import the file again"
+            ))
+            .into());
+        }
+    }
+    if let Some((n, c)) = first_spaced {
+        eprintln!(
+            "lethe: warning: {name}: {spaced} text id(s) begin or end with whitespace (first: line {n}, {c:?}); they are listed as given, as `erase add` does, since text ids match byte for byte: if the whitespace is not part of the ids, trim it and import the file again"
+        );
     }
     Ok(ids)
 }
@@ -440,7 +507,7 @@ async fn import(
     println!(
         "imported {} ids from {}: added {}, already listed {}; {}",
         ids.ends.len(),
-        file.display(),
+        input_name(file),
         total.added,
         total.already_listed,
         state_line(total.count, &total.digest)

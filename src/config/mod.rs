@@ -414,12 +414,8 @@ impl Config {
             );
         }
         for (i, s) in self.erasure.subjects.iter().enumerate() {
-            if s.table.split('.').count() != 2 || s.table.split('.').any(str::is_empty) {
-                issue(
-                    &format!("erasure.subjects[{i}].table"),
-                    &s.table,
-                    "must be schema-qualified, e.g. \"public.users\"",
-                );
+            if let Err(e) = parse_table(&s.table) {
+                issue(&format!("erasure.subjects[{i}].table"), &s.table, &e);
             }
             if s.column.is_empty() {
                 issue(
@@ -480,6 +476,67 @@ pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
 }
 
 /// Hides the password in a connection URL for messages and logs.
+/// A schema-qualified table name as `psql` spells it: `public.users`, or
+/// with double quotes around a part that holds a dot, a quote or capitals
+/// as created (`"app.v2".users`, `"Sales"."Order ""X"""`). Unquoted parts
+/// are taken as written. Returns `(schema, table)`.
+///
+/// # Errors
+/// Not two non-empty parts, or an unterminated quote: the message says what
+/// is expected.
+pub fn parse_table(s: &str) -> Result<(String, String), String> {
+    let mut parts = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                    None => {
+                        return Err(
+                            "has an unterminated double quote; spell it as psql does, e.g. \"app.v2\".users".into(),
+                        );
+                    }
+                }
+            }
+            if !matches!(chars.peek(), None | Some('.')) {
+                return Err("has text right after a closing double quote; separate schema and table with a dot, e.g. \"app.v2\".users".into());
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                if c == '"' {
+                    return Err("has a double quote inside a name; quote the whole part, e.g. \"app.v2\".users".into());
+                }
+                part.push(c);
+                chars.next();
+            }
+        }
+        if part.is_empty() {
+            return Err("must be schema-qualified, e.g. \"public.users\" (or \"\\\"app.v2\\\".users\" for a schema with a dot)".into());
+        }
+        parts.push(part);
+        match chars.next() {
+            Some('.') => continue,
+            None => break,
+            Some(_) => unreachable!("a part ends at a dot or the end"),
+        }
+    }
+    match <[String; 2]>::try_from(parts) {
+        Ok([schema, table]) => Ok((schema, table)),
+        Err(_) => Err("must be schema-qualified, e.g. \"public.users\"; quote a part that holds a dot, e.g. \"\\\"app.v2\\\".users\"".into()),
+    }
+}
+
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {

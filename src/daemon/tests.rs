@@ -91,6 +91,8 @@ impl Snapshotter for Fake {
             foreign_keys: vec![],
             sequences: vec![],
             erasure_list: ListState::default(),
+            partitioned: vec![],
+            ctype: None,
         };
         storage
             .put_bytes(

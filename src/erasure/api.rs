@@ -197,6 +197,17 @@ async fn add(State(st): Shared, body: Body) -> Result<axum::Json<AddOutcome>, Ap
             "no subjects given: send {\"subjects\": [\"...\"]}",
         ));
     }
+    // New ids are checked as `erase add` checks them (the store itself
+    // accepts what older versions journaled).
+    let t = st.store.subject_type();
+    let errs: Vec<_> = req
+        .subjects
+        .iter()
+        .filter_map(|s| super::subject::normalize_new(t, s).err())
+        .collect();
+    if !errs.is_empty() {
+        return Err(StoreError::Invalid(errs).into());
+    }
     let store = Arc::clone(&st.store);
     let n = req.subjects.len();
     let reference = req.reference.clone();

@@ -26,16 +26,20 @@ fn kind_name(t: SubjectType) -> &'static str {
     }
 }
 
+fn invalid(t: SubjectType, raw: &str, reason: &'static str) -> SubjectError {
+    SubjectError {
+        value: raw.to_string(),
+        kind: kind_name(t),
+        reason,
+    }
+}
+
 /// Validates a user-supplied id and returns its canonical text form.
 ///
 /// # Errors
 /// An id that is not valid for the configured type.
 pub fn normalize(t: SubjectType, raw: &str) -> Result<String, SubjectError> {
-    let err = |reason| SubjectError {
-        value: raw.to_string(),
-        kind: kind_name(t),
-        reason,
-    };
+    let err = |reason| invalid(t, raw, reason);
     match t {
         SubjectType::Bigint => {
             let v: i64 = raw
@@ -62,6 +66,35 @@ pub fn normalize(t: SubjectType, raw: &str) -> Result<String, SubjectError> {
             Ok(raw.to_string())
         }
     }
+}
+
+/// [`normalize`] for an id about to enter the list (`erase add`, `erase
+/// import`, `POST /v1/erasures`). A text id must also hold no NUL byte
+/// (a PostgreSQL text value cannot, so it could never match) and no U+FEFF
+/// (the invisible byte order mark a spreadsheet export leaves at the start
+/// of its file: an id carrying it never matches the plain id in the
+/// database). bigint and uuid ids already refuse both. Lookups and journal
+/// merges keep using `normalize`, so a list that holds such an id from
+/// before this check still syncs and can still be checked.
+///
+/// # Errors
+/// An id that is not valid for the configured type, or not acceptable as a
+/// new entry.
+pub fn normalize_new(t: SubjectType, raw: &str) -> Result<String, SubjectError> {
+    let c = normalize(t, raw)?;
+    if t == SubjectType::Text {
+        if c.contains('\0') {
+            return Err(invalid(t, raw, "contains a NUL byte"));
+        }
+        if c.contains('\u{FEFF}') {
+            return Err(invalid(
+                t,
+                raw,
+                "contains U+FEFF, an invisible byte order mark (left by a spreadsheet export?)",
+            ));
+        }
+    }
+    Ok(c)
 }
 
 /// The lookup key of a value as it appears in a decoded COPY field. `None`

@@ -104,3 +104,28 @@ fn bigint_keys_agree_with_the_standard_parser_on_random_spellings() {
         );
     }
 }
+
+#[test]
+fn new_text_ids_refuse_a_bom_or_nul_that_lookups_still_accept() {
+    for bad in ["\u{FEFF}abc", "a\u{FEFF}bc", "a\0b"] {
+        let e = normalize_new(SubjectType::Text, bad).unwrap_err();
+        assert_eq!(e.value, bad);
+        // Lookups and journal merges accept what older versions listed.
+        assert_eq!(normalize(SubjectType::Text, bad).unwrap(), bad);
+    }
+    assert!(
+        normalize_new(SubjectType::Text, "\u{FEFF}x")
+            .unwrap_err()
+            .to_string()
+            .contains("U+FEFF")
+    );
+    // Surrounding whitespace is kept, as `normalize` keeps it.
+    assert_eq!(normalize_new(SubjectType::Text, " a b ").unwrap(), " a b ");
+    assert!(normalize_new(SubjectType::Text, "a\rb").is_err());
+    assert_eq!(normalize_new(SubjectType::Bigint, " 0042 ").unwrap(), "42");
+    assert!(normalize_new(SubjectType::Bigint, "\u{FEFF}42").is_err());
+    assert!(normalize_new(SubjectType::Bigint, "42\0").is_err());
+    let u = "0b6e6f3c-5c1a-4d2e-9f00-aa11bb22cc33";
+    assert!(normalize_new(SubjectType::Uuid, &format!("\u{FEFF}{u}")).is_err());
+    assert_eq!(normalize_new(SubjectType::Uuid, u).unwrap(), u);
+}

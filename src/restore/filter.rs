@@ -11,6 +11,7 @@
 //! kept rows are copied to the output in one piece.
 
 pub use super::copytext::{decode_escapes, decoded, encode_copy_text};
+use super::keys::KeyForm;
 use bytes::Bytes;
 pub use rowfilter::RowFilter;
 use std::collections::HashSet;
@@ -55,6 +56,10 @@ pub struct KeySet(HashSet<u128, BuildHasherDefault<FoldHasher>>);
 impl KeySet {
     pub fn insert(&mut self, k: u128) -> bool {
         self.0.insert(k)
+    }
+    /// Adds every key of `other`.
+    pub fn extend(&mut self, other: &KeySet) {
+        self.0.extend(other.0.iter().copied());
     }
     #[inline]
     pub fn contains(&self, k: u128) -> bool {
@@ -153,10 +158,12 @@ pub enum Effect {
 }
 
 /// Which set a foreign-key check looks its key up in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetRef {
-    /// Record slot `slot` of table `table` (index in the plan's tables).
-    Dropped { table: usize, slot: usize },
+    /// The union of these `(table, record slot)` sets (indexes in the plan's
+    /// tables): one for a plain table, one per partition for a key that
+    /// references a partitioned table.
+    Dropped(Vec<(usize, usize)>),
     /// The erasure list itself, via `key_of`: a self-reference to the root
     /// column whose rows are dropped only for being listed.
     Root,
@@ -185,6 +192,36 @@ pub struct TablePlan {
     /// Column tuples referenced by other tables' foreign keys: when a row is
     /// dropped, the key of each tuple goes into the set of that slot.
     pub records: Vec<Vec<usize>>,
+    /// How the values of roots, records and checks are spelled before they
+    /// are keyed (`keys`); empty means every value as it is.
+    pub forms: KeyForms,
+}
+
+/// Per key of a [`TablePlan`], the [`KeyForm`] of each of its columns; an
+/// empty list (or a missing entry) means all [`KeyForm::Plain`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyForms {
+    pub roots: Vec<KeyForm>,
+    pub records: Vec<Vec<KeyForm>>,
+    pub fks: Vec<Vec<KeyForm>>,
+}
+
+impl KeyForms {
+    fn pick(v: Option<&Vec<KeyForm>>) -> Option<Vec<KeyForm>> {
+        v.filter(|f| f.iter().any(|&k| k != KeyForm::Plain))
+            .cloned()
+    }
+    /// The forms of record slot `i`, `None` when all plain.
+    pub fn record(&self, i: usize) -> Option<Vec<KeyForm>> {
+        Self::pick(self.records.get(i))
+    }
+    /// The forms of check `i`, `None` when all plain.
+    pub fn fk(&self, i: usize) -> Option<Vec<KeyForm>> {
+        Self::pick(self.fks.get(i))
+    }
+    pub fn root(&self, i: usize) -> KeyForm {
+        self.roots.get(i).copied().unwrap_or(KeyForm::Plain)
+    }
 }
 
 impl TablePlan {
@@ -252,6 +289,9 @@ pub enum Probe<'a> {
     Parent(&'a KeySet),
     /// This table's own record slot (a self-reference, inside a fixpoint).
     Own(usize),
+    /// Its own slot or the union of the other partitions' sets (a
+    /// partitioned table referencing itself).
+    OwnOr(usize, &'a KeySet),
     Root,
 }
 

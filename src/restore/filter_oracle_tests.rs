@@ -180,23 +180,24 @@ fn block_filter_matches_a_row_at_a_time_oracle_on_random_data() {
                 FkCheck {
                     name: "parent".into(),
                     columns: vec![c3],
-                    set: SetRef::Dropped { table: 1, slot: 0 },
+                    set: SetRef::Dropped(vec![(1, 0)]),
                     effect: effect(&mut rng, c3),
                 },
                 FkCheck {
                     name: "composite".into(),
                     columns: vec![c4, c5],
-                    set: SetRef::Dropped { table: 1, slot: 0 },
+                    set: SetRef::Dropped(vec![(1, 0)]),
                     effect: effect(&mut rng, c4),
                 },
                 FkCheck {
                     name: "own".into(),
                     columns: vec![c5],
-                    set: SetRef::Dropped { table: 0, slot: 0 },
+                    set: SetRef::Dropped(vec![(0, 0)]),
                     effect: effect(&mut rng, c5),
                 },
             ],
             records: vec![vec![c1], vec![c4, c5]],
+            forms: Default::default(),
         };
         let oracle_probes = [
             OracleProbe::Root,
@@ -261,6 +262,7 @@ fn short_row_in_a_later_block_names_its_row_number() {
         roots: vec![2],
         fks: vec![],
         records: vec![],
+        forms: Default::default(),
     };
     let mut input: Vec<u8> = (0..150)
         .flat_map(|i| format!("{i}\tx\t{i}\n").into_bytes())

@@ -67,6 +67,7 @@ fn users_plan() -> TablePlan {
         roots: vec![0],
         fks: vec![],
         records: vec![vec![0]],
+        forms: Default::default(),
     }
 }
 
@@ -132,6 +133,7 @@ fn uuid_subjects_match_whatever_the_case() {
         roots: vec![1],
         fks: vec![],
         records: vec![],
+        forms: Default::default(),
     };
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Uuid, vec![], vec![]);
     let input = format!(
@@ -152,6 +154,7 @@ fn text_subjects_are_compared_after_decoding_escapes() {
         roots: vec![0],
         fks: vec![],
         records: vec![],
+        forms: Default::default(),
     };
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Text, vec![], vec![]);
     let input =
@@ -178,10 +181,11 @@ fn cascade_child_is_dropped_and_null_reference_is_kept() {
         fks: vec![FkCheck {
             name: "orders_user_fk".into(),
             columns: vec![1],
-            set: SetRef::Dropped { table: 0, slot: 0 },
+            set: SetRef::Dropped(vec![(0, 0)]),
             effect: Effect::Drop,
         }],
         records: vec![vec![0]],
+        forms: Default::default(),
     };
     let mut f = RowFilter::new(
         &plan,
@@ -218,6 +222,7 @@ fn composite_keys_hash_as_one_tuple() {
         roots: vec![2],
         fks: vec![],
         records: vec![vec![0, 1]],
+        forms: Default::default(),
     };
     let mut f = RowFilter::new(
         &parent,
@@ -238,10 +243,11 @@ fn composite_keys_hash_as_one_tuple() {
         fks: vec![FkCheck {
             name: "fk".into(),
             columns: vec![1, 2],
-            set: SetRef::Dropped { table: 0, slot: 0 },
+            set: SetRef::Dropped(vec![(0, 0)]),
             effect: Effect::Drop,
         }],
         records: vec![],
+        forms: Default::default(),
     };
     let mut f = RowFilter::new(
         &child,
@@ -272,17 +278,18 @@ fn set_null_and_set_default_rewrite_only_the_referencing_fields() {
             FkCheck {
                 name: "author_fk".into(),
                 columns: vec![1],
-                set: SetRef::Dropped { table: 0, slot: 0 },
+                set: SetRef::Dropped(vec![(0, 0)]),
                 effect: Effect::Rewrite(vec![(1, Replacement::Null)]),
             },
             FkCheck {
                 name: "editor_fk".into(),
                 columns: vec![2],
-                set: SetRef::Dropped { table: 0, slot: 0 },
+                set: SetRef::Dropped(vec![(0, 0)]),
                 effect: Effect::Rewrite(vec![(2, Replacement::Value(b"0".to_vec()))]),
             },
         ],
         records: vec![],
+        forms: Default::default(),
     };
     let probes = vec![Probe::Parent(&users), Probe::Parent(&users)];
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Bigint, probes, vec![]);
@@ -308,10 +315,11 @@ fn unresolved_default_counts_in_a_dry_run_but_refuses_to_write() {
         fks: vec![FkCheck {
             name: "fk".into(),
             columns: vec![1],
-            set: SetRef::Dropped { table: 0, slot: 0 },
+            set: SetRef::Dropped(vec![(0, 0)]),
             effect: Effect::Rewrite(vec![(1, Replacement::Unresolved("f()".into()))]),
         }],
         records: vec![],
+        forms: Default::default(),
     };
     let mut f = RowFilter::new(
         &plan,
@@ -350,6 +358,7 @@ fn self_reference_to_the_root_column_checks_the_list() {
             effect: Effect::Rewrite(vec![(1, Replacement::Null)]),
         }],
         records: vec![vec![0]],
+        forms: Default::default(),
     };
     let mut f = RowFilter::new(
         &plan,
@@ -374,10 +383,11 @@ fn self_referencing_cascade_reaches_a_fixpoint_over_passes() {
         fks: vec![FkCheck {
             name: "parent_fk".into(),
             columns: vec![1],
-            set: SetRef::Dropped { table: 0, slot: 0 },
+            set: SetRef::Dropped(vec![(0, 0)]),
             effect: Effect::Drop,
         }],
         records: vec![vec![0]],
+        forms: Default::default(),
     };
     let input = b"4\t3\n3\t2\n2\t1\n1\t\\N\n5\t\\N\n6\t5\n";
     let mut own = vec![KeySet::default()];
@@ -434,6 +444,7 @@ fn truncated_and_short_rows_fail_by_name() {
         roots: vec![2],
         fks: vec![],
         records: vec![],
+        forms: Default::default(),
     };
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Bigint, vec![], vec![]);
     let err = run_all(&mut f, b"1\t2\t3\n1\t2\n", None).unwrap_err();

@@ -23,10 +23,13 @@ fn copy_and_setval_quote_every_name() {
             name: "Spaced Col".into(),
             type_name: "text".into(),
             default: None,
+            base_type: None,
+            nondeterministic: false,
         }],
         rows: 0,
         raw_bytes: 0,
         objects: vec![],
+        parents: vec![],
     };
     assert_eq!(
         copy_in_sql(&t, true),

@@ -13,6 +13,7 @@
 
 pub mod copytext;
 pub mod filter;
+pub mod keys;
 pub mod loader;
 pub mod plan;
 pub mod postdata;

@@ -12,6 +12,7 @@
 //! its dropped sets stop growing before it is written.
 
 use super::filter::{Effect, FkCheck, Replacement, SetRef, TablePlan, encode_copy_text};
+use super::keys::{self, KeyForm};
 use crate::config::{SubjectRoot, SubjectType};
 use crate::snapshot::manifest::{FkAction, Manifest};
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -19,7 +20,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
     #[error(
-        "erasure.subjects names table {table}, which is not in snapshot {snapshot}; fix the config; for a partitioned table name each partition, which hold its rows (tables in the snapshot: {available})"
+        "erasure.subjects names table {table}, which is not in snapshot {snapshot}; fix the config (tables in the snapshot: {available})"
     )]
     UnknownRoot {
         table: String,
@@ -36,13 +37,25 @@ pub enum PlanError {
         available: String,
     },
     #[error(
-        "erasure.subjects column {table}.{column} is of type {type_name}, which can never match erasure.subject_type = {subject_type}; set subject_type to match the column"
+        "erasure.subjects column {table}.{column} is of type {type_name}, which lethe cannot match exactly against erasure.subject_type = {subject_type} ids (bigint ids match integer and numeric columns without a scale; uuid ids uuid and text columns; text ids text, varchar, char and citext columns); name the right column or set subject_type to match it"
     )]
     RootType {
         table: String,
         column: String,
         type_name: String,
         subject_type: String,
+    },
+    #[error(
+        "foreign key {fk} compares {table}.{column} ({type_name}) with {ref_table}.{ref_column} ({ref_type}); lethe cannot compare these types as PostgreSQL does, so it refuses to restore rather than risk bringing erased rows back or dropping kept ones (use integer, numeric, text, varchar, char, citext or uuid keys, or keys of one identical type)"
+    )]
+    KeyType {
+        fk: String,
+        table: String,
+        column: String,
+        type_name: String,
+        ref_table: String,
+        ref_column: String,
+        ref_type: String,
     },
     #[error(
         "foreign key {fk} on {table} uses column {column}, which is not in the snapshot's data for that table (a generated column?); lethe cannot follow it, so it refuses to restore rather than risk bringing erased rows back"
@@ -101,15 +114,104 @@ pub struct RestorePlan {
     pub notes: Vec<String>,
 }
 
-fn is_int(t: &str) -> bool {
-    matches!(t, "bigint" | "integer" | "smallint")
+/// The snapshot's tables and partitioned tables, by `schema.table`, with
+/// who inherits from whom.
+struct Relations<'m> {
+    tables: HashMap<String, usize>,
+    partitioned: BTreeSet<String>,
+    children: HashMap<String, Vec<String>>,
+    parents: HashMap<String, Vec<String>>,
+    m: &'m Manifest,
 }
 
-fn root_type_ok(st: SubjectType, t: &str) -> bool {
-    match st {
-        SubjectType::Bigint => !(t == "uuid" || t.starts_with("timestamp") || t == "boolean"),
-        SubjectType::Uuid => !(is_int(t) || t.starts_with("numeric")),
-        SubjectType::Text => !(is_int(t) || t == "uuid"),
+impl<'m> Relations<'m> {
+    fn new(m: &'m Manifest) -> Relations<'m> {
+        let mut children: HashMap<String, Vec<String>> = HashMap::new();
+        let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+        let edges = m
+            .tables
+            .iter()
+            .map(|t| (t.qualified(), &t.parents))
+            .chain(m.partitioned.iter().map(|r| (r.qualified(), &r.parents)));
+        for (child, ps) in edges {
+            for p in ps {
+                children.entry(p.clone()).or_default().push(child.clone());
+                parents.entry(child.clone()).or_default().push(p.clone());
+            }
+        }
+        Relations {
+            tables: m
+                .tables
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.qualified(), i))
+                .collect(),
+            partitioned: m.partitioned.iter().map(|r| r.qualified()).collect(),
+            children,
+            parents,
+            m,
+        }
+    }
+
+    fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.tables.keys().chain(&self.partitioned).cloned()
+    }
+
+    /// `name` and every table below it (partitions and inheriting tables,
+    /// at any depth) that holds rows in the snapshot.
+    fn below(&self, name: &str) -> Vec<usize> {
+        let mut out = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![name.to_string()];
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            if let Some(&t) = self.tables.get(&n) {
+                out.insert(t);
+            }
+            if let Some(cs) = self.children.get(&n) {
+                stack.extend(cs.iter().cloned());
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The tables a foreign key on `name` stands for: the table itself, or
+    /// every partition of a partitioned table (keys are not inherited by
+    /// inheritance children, and a key to an inheritance parent checks
+    /// only its own rows).
+    fn leaves(&self, name: &str) -> Vec<usize> {
+        if self.partitioned.contains(name) {
+            self.below(name)
+        } else {
+            self.tables.get(name).map(|&t| vec![t]).unwrap_or_default()
+        }
+    }
+
+    /// The tables a root on `name` covers: everything `DELETE FROM name`
+    /// reaches. A partition stands for its whole partitioned table (the
+    /// subject's id space is the table, and a partition added later must
+    /// not escape), said in a note. `None` if the snapshot has no such table.
+    fn root_cover(&self, name: &str, notes: &mut Vec<String>) -> Option<Vec<usize>> {
+        if !self.tables.contains_key(name) && !self.partitioned.contains(name) {
+            return None;
+        }
+        let mut top = name.to_string();
+        while let Some(p) = self
+            .parents
+            .get(&top)
+            .and_then(|ps| ps.iter().find(|p| self.partitioned.contains(*p)))
+        {
+            top = p.clone();
+        }
+        if top != name {
+            notes.push(format!(
+                "erasure.subjects names {name}, a partition of {top}: every partition of {top} is filtered; name {top} in the config"
+            ));
+        }
+        let _ = self.m;
+        Some(self.below(&top))
     }
 }
 
@@ -124,21 +226,24 @@ fn type_label(st: SubjectType) -> &'static str {
 impl RestorePlan {
     /// Builds the plan.
     ///
+    /// Roots and keys may name partitioned tables and inheritance parents:
+    /// a root covers every partition (at any depth) or inheriting table in
+    /// this snapshot, as PostgreSQL's `DELETE FROM parent` would; a key on
+    /// or to a partitioned table covers all its partitions, the referenced
+    /// side as one set (the union of its partitions' dropped keys).
+    ///
     /// # Errors
     /// A root table or column not in the snapshot, a root column whose type
-    /// can never match the subject type, or a followed foreign key over a
-    /// column missing from the data.
+    /// cannot match the subject type exactly, a followed key over columns
+    /// Lethe cannot compare as PostgreSQL does, or over a column missing
+    /// from the data.
     pub fn build(
         m: &Manifest,
         roots: &[SubjectRoot],
         subject_type: SubjectType,
     ) -> Result<RestorePlan, PlanError> {
-        let by_name: HashMap<String, usize> = m
-            .tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.qualified(), i))
-            .collect();
+        let rels = Relations::new(m);
+        let ctype = m.ctype.as_deref();
         let col = |t: usize, name: &str| m.tables[t].columns.iter().position(|c| c.name == name);
         let mut tables: Vec<TablePlan> = m
             .tables
@@ -152,8 +257,11 @@ impl RestorePlan {
         let mut notes = Vec::new();
 
         for r in roots {
-            let Some(&t) = by_name.get(&r.table) else {
-                let mut names: Vec<String> = by_name.keys().cloned().collect();
+            let name = crate::config::parse_table(&r.table)
+                .map(|(s, n)| format!("{s}.{n}"))
+                .unwrap_or_else(|_| r.table.clone());
+            let Some(cover) = rels.root_cover(&name, &mut notes) else {
+                let mut names: Vec<String> = rels.names().collect();
                 names.sort();
                 return Err(PlanError::UnknownRoot {
                     table: r.table.clone(),
@@ -165,51 +273,61 @@ impl RestorePlan {
                     },
                 });
             };
-            let Some(c) = col(t, &r.column) else {
-                return Err(PlanError::UnknownRootColumn {
-                    table: r.table.clone(),
-                    column: r.column.clone(),
-                    snapshot: m.id.to_string(),
-                    available: m.tables[t]
-                        .columns
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            };
-            let type_name = &m.tables[t].columns[c].type_name;
-            if !root_type_ok(subject_type, type_name) {
-                return Err(PlanError::RootType {
-                    table: r.table.clone(),
-                    column: r.column.clone(),
-                    type_name: type_name.clone(),
-                    subject_type: type_label(subject_type).into(),
-                });
-            }
-            if !tables[t].roots.contains(&c) {
-                tables[t].roots.push(c);
+            for t in cover {
+                let Some(c) = col(t, &r.column) else {
+                    return Err(PlanError::UnknownRootColumn {
+                        table: m.tables[t].qualified(),
+                        column: r.column.clone(),
+                        snapshot: m.id.to_string(),
+                        available: m.tables[t]
+                            .columns
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                };
+                let column = &m.tables[t].columns[c];
+                let Some(form) = keys::root_form(&keys::classify(column), subject_type, ctype)
+                else {
+                    return Err(PlanError::RootType {
+                        table: m.tables[t].qualified(),
+                        column: r.column.clone(),
+                        type_name: column.base_type.clone().unwrap_or(column.type_name.clone()),
+                        subject_type: type_label(subject_type).into(),
+                    });
+                };
+                if !tables[t].roots.contains(&c) {
+                    tables[t].roots.push(c);
+                    tables[t].forms.roots.push(form);
+                }
             }
         }
 
-        // Resolve the foreign keys between tables in the snapshot.
+        // Resolve the foreign keys to the tables in the snapshot: the
+        // referencing side to each of its partitions, the referenced side
+        // to the set of its partitions.
         struct Edge {
             fk: usize,
             child: usize,
-            parent: usize,
+            parents: Vec<usize>,
         }
         let mut edges = Vec::new();
         for (i, fk) in m.foreign_keys.iter().enumerate() {
-            match (by_name.get(&fk.table), by_name.get(&fk.ref_table)) {
-                (Some(&child), Some(&parent)) => edges.push(Edge {
+            let (children, parents) = (rels.leaves(&fk.table), rels.leaves(&fk.ref_table));
+            if children.is_empty() || parents.is_empty() {
+                notes.push(format!(
+                    "foreign key {} ({} -> {}) is skipped: one side has no table in the snapshot",
+                    fk.name, fk.table, fk.ref_table
+                ));
+                continue;
+            }
+            for child in children {
+                edges.push(Edge {
                     fk: i,
                     child,
-                    parent,
-                }),
-                _ => notes.push(format!(
-                    "foreign key {} ({} -> {}) is skipped: one side is not in the snapshot",
-                    fk.name, fk.table, fk.ref_table
-                )),
+                    parents: parents.clone(),
+                });
             }
         }
 
@@ -224,7 +342,7 @@ impl RestorePlan {
                     m.foreign_keys[e.fk].on_delete,
                     FkAction::Cascade | FkAction::Restrict | FkAction::NoAction
                 );
-                if drops && can_drop[e.parent] && !can_drop[e.child] {
+                if drops && e.parents.iter().any(|&p| can_drop[p]) && !can_drop[e.child] {
                     can_drop[e.child] = true;
                     changed = true;
                 }
@@ -235,7 +353,12 @@ impl RestorePlan {
         }
 
         let mut pending_defaults = Vec::new();
-        for e in edges.iter().filter(|e| can_drop[e.parent]) {
+        for e in &edges {
+            let sources_t: Vec<usize> =
+                e.parents.iter().copied().filter(|&p| can_drop[p]).collect();
+            if sources_t.is_empty() {
+                continue;
+            }
             let fk = &m.foreign_keys[e.fk];
             let cols = |t: usize, names: &[String]| -> Result<Vec<usize>, PlanError> {
                 names
@@ -250,14 +373,40 @@ impl RestorePlan {
                     .collect()
             };
             let child_cols = cols(e.child, &fk.columns)?;
-            let ref_cols = cols(e.parent, &fk.ref_columns)?;
-            let slot = match tables[e.parent].records.iter().position(|r| *r == ref_cols) {
-                Some(s) => s,
-                None => {
-                    tables[e.parent].records.push(ref_cols);
-                    tables[e.parent].records.len() - 1
+            let mut child_forms = Vec::new();
+            let mut sources = Vec::new();
+            for &p in &sources_t {
+                let ref_cols = cols(p, &fk.ref_columns)?;
+                let mut parent_forms = Vec::new();
+                child_forms.clear();
+                for (&cc, &pc) in child_cols.iter().zip(&ref_cols) {
+                    let (cdef, pdef) = (&m.tables[e.child].columns[cc], &m.tables[p].columns[pc]);
+                    let (ck, pk) = (keys::classify(cdef), keys::classify(pdef));
+                    let Some(form) = keys::child_form(&ck, &pk, ctype) else {
+                        return Err(PlanError::KeyType {
+                            fk: fk.name.clone(),
+                            table: m.tables[e.child].qualified(),
+                            column: cdef.name.clone(),
+                            type_name: cdef.base_type.clone().unwrap_or(cdef.type_name.clone()),
+                            ref_table: m.tables[p].qualified(),
+                            ref_column: pdef.name.clone(),
+                            ref_type: pdef.base_type.clone().unwrap_or(pdef.type_name.clone()),
+                        });
+                    };
+                    child_forms.push(form);
+                    parent_forms.push(keys::parent_form(&pk, ctype));
                 }
-            };
+                let parent = &mut tables[p];
+                let slot = match parent.records.iter().position(|r| *r == ref_cols) {
+                    Some(s) => s,
+                    None => {
+                        parent.records.push(ref_cols);
+                        parent.forms.records.push(parent_forms);
+                        parent.records.len() - 1
+                    }
+                };
+                sources.push((p, slot));
+            }
             let effect = match fk.on_delete {
                 FkAction::Cascade | FkAction::Restrict | FkAction::NoAction => Effect::Drop,
                 FkAction::SetNull | FkAction::SetDefault => {
@@ -293,12 +442,10 @@ impl RestorePlan {
             tables[e.child].fks.push(FkCheck {
                 name: fk.name.clone(),
                 columns: child_cols,
-                set: SetRef::Dropped {
-                    table: e.parent,
-                    slot,
-                },
+                set: SetRef::Dropped(sources),
                 effect,
             });
+            tables[e.child].forms.fks.push(child_forms);
         }
 
         // A reference to the root column of a table whose rows are dropped
@@ -308,19 +455,34 @@ impl RestorePlan {
         // needs neither the parent's dropped set nor to wait for the parent
         // (and a self-reference needs no pre-pass). A listed value with no
         // parent row is the erased subject's too, so it is dropped as well.
+        // Only for values keyed as they are: a folded key (numeric, padded,
+        // case-insensitive) keeps its dropped set.
         let only_root: Vec<Option<(usize, Vec<Vec<usize>>)>> = tables
             .iter()
             .map(|p| {
-                (p.roots.len() == 1 && p.fks.iter().all(|f| f.effect != Effect::Drop))
-                    .then(|| (p.roots[0], p.records.clone()))
+                (p.roots.len() == 1
+                    && p.forms.root(0) == KeyForm::Plain
+                    && p.fks.iter().all(|f| f.effect != Effect::Drop))
+                .then(|| (p.roots[0], p.records.clone()))
+            })
+            .collect();
+        let record_plain: Vec<Vec<bool>> = tables
+            .iter()
+            .map(|p| {
+                (0..p.records.len())
+                    .map(|i| p.forms.record(i).is_none())
+                    .collect()
             })
             .collect();
         for plan in &mut tables {
-            for f in &mut plan.fks {
-                if let SetRef::Dropped { table, slot } = f.set
+            for (i, f) in plan.fks.iter_mut().enumerate() {
+                if let SetRef::Dropped(sources) = &f.set
+                    && let [(table, slot)] = sources[..]
                     && let Some((root, records)) = &only_root[table]
                     && records[slot] == [*root]
+                    && record_plain[table][slot]
                     && f.columns.len() == 1
+                    && plan.forms.fk(i).is_none()
                 {
                     f.set = SetRef::Root;
                 }
@@ -369,9 +531,9 @@ fn order(tables: &[TablePlan], notes: &mut Vec<String>, m: &Manifest) -> Vec<Com
         .map(|p| {
             p.fks
                 .iter()
-                .filter_map(|f| match f.set {
-                    SetRef::Dropped { table, .. } => Some(table),
-                    SetRef::Root => None,
+                .flat_map(|f| match &f.set {
+                    SetRef::Dropped(sources) => sources.iter().map(|&(t, _)| t).collect(),
+                    SetRef::Root => Vec::new(),
                 })
                 .collect()
         })
@@ -392,8 +554,8 @@ fn order(tables: &[TablePlan], notes: &mut Vec<String>, m: &Manifest) -> Vec<Com
             }
         }
         for f in &tables[t].fks {
-            if let SetRef::Dropped { table, .. } = f.set {
-                if comp_of[table] == c {
+            if let SetRef::Dropped(sources) = &f.set {
+                if sources.iter().any(|&(table, _)| comp_of[table] == c) {
                     let kind = if f.effect == Effect::Drop {
                         PrePass::UntilStable
                     } else {

@@ -52,6 +52,7 @@ fn table(schema: &str, name: &str) -> TableEntry {
         rows: 0,
         raw_bytes: 0,
         objects: Vec::new(),
+        parents: vec![],
     }
 }
 

@@ -5,6 +5,7 @@ use super::scan::{Fields, Scanner, fields_near, prefetch_ahead};
 use super::{Effect, FilterError, KeySet, Probe, Replacement, TablePlan, TableStats, decoded};
 use crate::config::SubjectType;
 use crate::erasure::{ErasureSet, SubjectKey, key_of};
+use crate::restore::keys::{self, KeyForm};
 
 /// Rows split and looked up together: enough erasure-list lookups to overlap
 /// their cache misses, few enough that the block's spans stay in L1. Plans
@@ -45,6 +46,13 @@ pub struct RowFilter<'a> {
     /// Columns looked up in the erasure list: the roots, then the first
     /// column of each `Probe::Root` check.
     lookups: Vec<usize>,
+    /// How each lookup's value is spelled before it is keyed.
+    lookup_forms: Vec<KeyForm>,
+    /// Per check and per record slot: the forms of its columns, `None`
+    /// when every value is keyed as it is (the fast path).
+    fk_forms: Vec<Option<Vec<KeyForm>>>,
+    record_forms: Vec<Option<Vec<KeyForm>>>,
+    canon: Vec<u8>,
     /// Per check: its index in `lookups` if it probes the list.
     root_lookup: Vec<usize>,
     /// The block's lookup keys, and per (row, lookup) the index of its key
@@ -81,13 +89,20 @@ impl<'a> RowFilter<'a> {
         assert_eq!(own.len(), plan.records.len(), "one set per record slot");
         let width = plan.max_col().map_or(0, |m| m + 1);
         let mut lookups = plan.roots.clone();
+        let mut lookup_forms: Vec<KeyForm> =
+            (0..plan.roots.len()).map(|i| plan.forms.root(i)).collect();
         let mut root_lookup = vec![usize::MAX; plan.fks.len()];
         for (i, (fk, probe)) in plan.fks.iter().zip(&probes).enumerate() {
             if let (Probe::Root, Some(&c)) = (probe, fk.columns.first()) {
                 root_lookup[i] = lookups.len();
                 lookups.push(c);
+                lookup_forms.push(KeyForm::Plain);
             }
         }
+        let fk_forms = (0..plan.fks.len()).map(|i| plan.forms.fk(i)).collect();
+        let record_forms = (0..plan.records.len())
+            .map(|i| plan.forms.record(i))
+            .collect();
         RowFilter {
             plan,
             erasure,
@@ -101,6 +116,10 @@ impl<'a> RowFilter<'a> {
             slots: Vec::with_capacity(lookups.len() * BLOCK_ROWS),
             hits: vec![false; lookups.len() * BLOCK_ROWS],
             lookups,
+            lookup_forms,
+            fk_forms,
+            record_forms,
+            canon: Vec::with_capacity(256),
             root_lookup,
             dec: Vec::with_capacity(256),
             keybuf: Vec::with_capacity(256),
@@ -244,11 +263,17 @@ impl<'a> RowFilter<'a> {
         self.slots.clear();
         for i in 0..self.rows.len() {
             let base = i * self.width;
-            for &c in &self.lookups {
+            for (&c, &form) in self.lookups.iter().zip(&self.lookup_forms) {
                 let (a, b) = self.spans[base + c];
-                match decoded(&input[a..b], &mut self.dec)
-                    .and_then(|v| key_of(self.subject_type, v))
-                {
+                let canon = &mut self.canon;
+                let st = self.subject_type;
+                match decoded(&input[a..b], &mut self.dec).and_then(|v| {
+                    if form == KeyForm::Plain {
+                        key_of(st, v)
+                    } else {
+                        keys::root_key(st, form, v, canon)
+                    }
+                }) {
                     Some(k) => {
                         self.slots.push(self.keys.len() as u32);
                         self.keys.push(k);
@@ -308,34 +333,51 @@ impl<'a> RowFilter<'a> {
     /// set (for a check against the list itself: their key is listed).
     #[inline(always)]
     fn references_dropped(&mut self, input: &[u8], i: usize, f: usize) -> bool {
-        let set = match self.probes[f] {
-            Probe::Root => return self.listed(i, self.root_lookup[f]),
-            Probe::Parent(set) => set,
-            Probe::Own(slot) => &self.own[slot],
-        };
+        if let Probe::Root = self.probes[f] {
+            return self.listed(i, self.root_lookup[f]);
+        }
         let fk = &self.plan.fks[f];
         let base = i * self.width;
-        key_of_tuple(
-            input,
-            &self.spans[base..base + self.width],
-            &fk.columns,
-            &mut self.dec,
-            &mut self.keybuf,
-        )
-        .is_some_and(|k| set.contains(k))
+        let spans = &self.spans[base..base + self.width];
+        let key = match &self.fk_forms[f] {
+            None => key_of_tuple(input, spans, &fk.columns, &mut self.dec, &mut self.keybuf),
+            Some(forms) => key_of_formed(
+                input,
+                spans,
+                &fk.columns,
+                forms,
+                &mut self.dec,
+                &mut self.keybuf,
+                &mut self.canon,
+            ),
+        };
+        let Some(k) = key else { return false };
+        match self.probes[f] {
+            Probe::Parent(set) => set.contains(k),
+            Probe::Own(slot) => self.own[slot].contains(k),
+            Probe::OwnOr(slot, others) => self.own[slot].contains(k) || others.contains(k),
+            Probe::Root => false,
+        }
     }
 
     fn record(&mut self, input: &[u8], i: usize) {
         let plan = self.plan;
         let base = i * self.width;
         for (slot, cols) in plan.records.iter().enumerate() {
-            if let Some(k) = key_of_tuple(
-                input,
-                &self.spans[base..base + self.width],
-                cols,
-                &mut self.dec,
-                &mut self.keybuf,
-            ) {
+            let spans = &self.spans[base..base + self.width];
+            let key = match &self.record_forms[slot] {
+                None => key_of_tuple(input, spans, cols, &mut self.dec, &mut self.keybuf),
+                Some(forms) => key_of_formed(
+                    input,
+                    spans,
+                    cols,
+                    forms,
+                    &mut self.dec,
+                    &mut self.keybuf,
+                    &mut self.canon,
+                ),
+            };
+            if let Some(k) = key {
                 self.own[slot].insert(k);
             }
         }
@@ -417,6 +459,32 @@ fn key_of_tuple(
     for &c in cols {
         let (a, b) = spans[c];
         let v = decoded(&input[a..b], dec)?;
+        keybuf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        keybuf.extend_from_slice(v);
+    }
+    Some(xxhash_rust::xxh3::xxh3_128(keybuf))
+}
+
+/// [`key_of_tuple`] of the values in their one spelling for `forms` (see
+/// `restore::keys`): the same key for `3` and `3.00`, `C3` and `C3  `.
+fn key_of_formed(
+    input: &[u8],
+    spans: &[(usize, usize)],
+    cols: &[usize],
+    forms: &[KeyForm],
+    dec: &mut Vec<u8>,
+    keybuf: &mut Vec<u8>,
+    canon: &mut Vec<u8>,
+) -> Option<u128> {
+    if let ([c], [form]) = (cols, forms) {
+        let (a, b) = spans[*c];
+        let v = decoded(&input[a..b], dec)?;
+        return Some(super::value_key(keys::canonical(*form, v, canon)));
+    }
+    keybuf.clear();
+    for (&c, &form) in cols.iter().zip(forms) {
+        let (a, b) = spans[c];
+        let v = keys::canonical(form, decoded(&input[a..b], dec)?, canon);
         keybuf.extend_from_slice(&(v.len() as u32).to_le_bytes());
         keybuf.extend_from_slice(v);
     }

@@ -120,21 +120,51 @@ fn pass_blocking(
 ) -> Result<(Vec<KeySet>, TableStats), RestoreError> {
     use super::filter::SetRef;
     let plan = &shared.plan.tables[t];
-    let mut probes = Vec::with_capacity(plan.fks.len());
+    let not_ready = |table: usize| {
+        RestoreError::Internal(format!(
+            "{}: the dropped set of {} is not ready",
+            plan.table, shared.plan.tables[table].table
+        ))
+    };
+    // A check against several sets (a key to a partitioned table) reads
+    // their union, merged once here; a partitioned table referencing itself
+    // reads its own growing set and the union of its other partitions'.
+    let mut merged: Vec<Option<KeySet>> = Vec::with_capacity(plan.fks.len());
     for fk in &plan.fks {
-        probes.push(match fk.set {
-            SetRef::Root => Probe::Root,
-            SetRef::Dropped { table, slot } if table == t => Probe::Own(slot),
-            SetRef::Dropped { table, slot } => {
-                match parents.get(&table).and_then(|s| s.get(slot)) {
-                    Some(set) => Probe::Parent(set),
-                    None => {
-                        return Err(RestoreError::Internal(format!(
-                            "{}: the dropped set of {} is not ready",
-                            plan.table, shared.plan.tables[table].table
-                        )));
-                    }
+        merged.push(match &fk.set {
+            SetRef::Dropped(sources) if sources.len() > 1 => {
+                let mut union = KeySet::default();
+                for &(table, slot) in sources.iter().filter(|(table, _)| *table != t) {
+                    let set = parents
+                        .get(&table)
+                        .and_then(|s| s.get(slot))
+                        .ok_or_else(|| not_ready(table))?;
+                    union.extend(set);
                 }
+                Some(union)
+            }
+            _ => None,
+        });
+    }
+    let mut probes = Vec::with_capacity(plan.fks.len());
+    for (fk, union) in plan.fks.iter().zip(&merged) {
+        let own = match &fk.set {
+            SetRef::Dropped(sources) => sources.iter().find(|(table, _)| *table == t).map(|s| s.1),
+            SetRef::Root => None,
+        };
+        probes.push(match (&fk.set, union, own) {
+            (SetRef::Root, _, _) => Probe::Root,
+            (_, Some(union), Some(slot)) => Probe::OwnOr(slot, union),
+            (_, Some(union), None) => Probe::Parent(union),
+            (_, None, Some(slot)) => Probe::Own(slot),
+            (SetRef::Dropped(sources), None, None) => {
+                let &(table, slot) = sources.first().ok_or_else(|| not_ready(t))?;
+                Probe::Parent(
+                    parents
+                        .get(&table)
+                        .and_then(|s| s.get(slot))
+                        .ok_or_else(|| not_ready(table))?,
+                )
             }
         });
     }
@@ -252,7 +282,10 @@ async fn run_component(
         |t: usize, local: &HashMap<usize, Vec<KeySet>>| -> Arc<HashMap<usize, Arc<Vec<KeySet>>>> {
             let mut m = HashMap::new();
             for fk in &shared.plan.tables[t].fks {
-                if let super::filter::SetRef::Dropped { table, .. } = fk.set {
+                let super::filter::SetRef::Dropped(sources) = &fk.set else {
+                    continue;
+                };
+                for &(table, _) in sources {
                     if table == t || m.contains_key(&table) {
                         continue;
                     }

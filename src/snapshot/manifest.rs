@@ -95,6 +95,15 @@ pub struct Column {
     pub type_name: String,
     /// The column default expression, if any (used for ON DELETE SET DEFAULT).
     pub default: Option<String>,
+    /// `format_type()` of the type under any domains, e.g. `numeric(12,2)`
+    /// for a domain over it: what decides how keys compare. Absent in
+    /// manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_type: Option<String>,
+    /// The column's collation is nondeterministic (equal strings may differ
+    /// in bytes), so its values cannot be compared as bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nondeterministic: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +117,10 @@ pub struct TableEntry {
     pub raw_bytes: u64,
     /// The table's COPY stream, in order; concatenated they are the table.
     pub objects: Vec<ObjectEntry>,
+    /// `schema.table` of the tables it is a partition of or inherits from
+    /// (`pg_inherits`): a copied table or a partitioned one in `partitioned`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
 }
 
 impl TableEntry {
@@ -203,6 +216,32 @@ pub struct Manifest {
     pub sequences: Vec<SequenceValue>,
     /// Erasure list state when the snapshot was taken.
     pub erasure_list: ListState,
+    /// Partitioned tables: they hold no rows themselves (their leaf
+    /// partitions are in `tables`), but subject roots and foreign keys may
+    /// name them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitioned: Vec<Relation>,
+    /// The database's `LC_CTYPE` (`pg_database.datctype`): how `lower()`,
+    /// and so `citext`, folds case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctype: Option<String>,
+}
+
+/// A relation that holds no rows of its own: a partitioned table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relation {
+    pub schema: String,
+    pub name: String,
+    /// As [`TableEntry::parents`]: set for a partition that is itself partitioned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
+}
+
+impl Relation {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -300,6 +300,7 @@ impl TableWriter {
                 rows,
                 raw_bytes,
                 objects: std::mem::take(&mut self.objects),
+                parents: t.parents.clone(),
             },
         })
     }

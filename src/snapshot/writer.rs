@@ -364,7 +364,7 @@ async fn run(
     .await?;
 
     progress.set_stage(Stage::Data);
-    let jobs = plan_jobs(&catalog.tables, opts.leak_check.as_ref());
+    let jobs = plan_jobs(&catalog, opts.leak_check.as_ref());
     let mut copied = tables::copy_all(
         url,
         &coord.snapshot_id,
@@ -414,6 +414,8 @@ async fn run(
         foreign_keys: catalog.foreign_keys.clone(),
         sequences,
         erasure_list: opts.erasure_list.clone(),
+        partitioned: catalog.partitioned.clone(),
+        ctype: Some(catalog.ctype.clone()),
     };
     guard(cancel, Stage::Commit, async {
         confirm_objects(&storage, &manifest).await?;
@@ -450,7 +452,8 @@ async fn guard<T>(
     }
 }
 
-fn plan_jobs(tables: &[postgres::SourceTable], leak: Option<&LeakCheck>) -> Vec<Job> {
+fn plan_jobs(catalog: &postgres::Catalog, leak: Option<&LeakCheck>) -> Vec<Job> {
+    let tables = &catalog.tables;
     let mut jobs: Vec<Job> = tables
         .iter()
         .enumerate()
@@ -461,26 +464,57 @@ fn plan_jobs(tables: &[postgres::SourceTable], leak: Option<&LeakCheck>) -> Vec<
         })
         .collect();
     let Some(check) = leak else { return jobs };
-    for root in &check.roots {
-        let job = jobs.iter_mut().find(|j| j.table.qualified() == root.table);
-        let col = job
-            .as_ref()
-            .and_then(|j| j.table.columns.iter().position(|c| c.name == root.column));
-        match (job, col) {
-            (Some(job), Some(col)) => {
-                job.leak = Some(LeakProbe {
-                    column: root.column.clone(),
-                    col,
-                    set: check.set.clone(),
-                    subject_type: check.subject_type,
-                })
+    // Who each table or partitioned table is a partition or child of.
+    let parents: std::collections::HashMap<String, &Vec<String>> = tables
+        .iter()
+        .map(|t| (t.qualified(), &t.parents))
+        .chain(
+            catalog
+                .partitioned
+                .iter()
+                .map(|r| (r.qualified(), &r.parents)),
+        )
+        .collect();
+    let under = |table: &str, root: &str| {
+        let mut stack = vec![table.to_string()];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(n) = stack.pop() {
+            if n == root {
+                return true;
             }
-            _ => tracing::warn!(
+            if seen.insert(n.clone()) {
+                stack.extend(parents.get(&n).into_iter().flat_map(|v| v.iter().cloned()));
+            }
+        }
+        false
+    };
+    for root in &check.roots {
+        let name = crate::config::parse_table(&root.table)
+            .map(|(s, n)| format!("{s}.{n}"))
+            .unwrap_or_else(|_| root.table.clone());
+        let mut found = false;
+        for job in jobs
+            .iter_mut()
+            .filter(|j| under(&j.table.qualified(), &name))
+        {
+            let Some(col) = job.table.columns.iter().position(|c| c.name == root.column) else {
+                continue;
+            };
+            found = true;
+            job.leak = Some(LeakProbe {
+                column: root.column.clone(),
+                col,
+                set: check.set.clone(),
+                subject_type: check.subject_type,
+            });
+        }
+        if !found {
+            tracing::warn!(
                 event = "snapshot.leak_check_skipped",
                 table = %root.table,
                 column = %root.column,
                 "erasure.subjects names a table or column this database does not have; fix erasure.subjects"
-            ),
+            );
         }
     }
     jobs

@@ -10,7 +10,7 @@
 //! belong to an extension (`CREATE EXTENSION` recreates them).
 
 use super::{PgConn, SourceError, query_err, quote_qualified};
-use crate::snapshot::manifest::{Column, FkAction, ForeignKey, SequenceValue};
+use crate::snapshot::manifest::{Column, FkAction, ForeignKey, Relation, SequenceValue};
 use std::collections::HashMap;
 
 /// Schemas and extension members excluded from everything below.
@@ -29,6 +29,8 @@ pub struct SourceTable {
     pub size: i64,
     /// COPY column order; generated columns are excluded.
     pub columns: Vec<Column>,
+    /// Tables it is a partition of or inherits from (`schema.table`).
+    pub parents: Vec<String>,
     /// Row-level security would filter this role's reads.
     rls_applies: bool,
 }
@@ -66,17 +68,23 @@ pub struct Catalog {
     pub database: String,
     pub role: String,
     pub tables: Vec<SourceTable>,
-    /// Between copied tables only; see `read` for partitions.
+    /// Partitioned tables (no rows of their own), with their parents.
+    pub partitioned: Vec<Relation>,
+    /// Declared keys between copied or partitioned tables; see `read`.
     pub foreign_keys: Vec<ForeignKey>,
+    /// `pg_database.datctype`: how `lower()` (and `citext`) folds case.
+    pub ctype: String,
     /// `(schema, name)` of every user sequence.
     pub sequences: Vec<(String, String)>,
 }
 
-/// Reads the catalog. Foreign keys are recorded between the tables actually
-/// copied: a key declared on a partitioned table appears once per leaf
-/// partition (PostgreSQL keeps a cloned constraint on each), and a key that
-/// references a partitioned table appears once per referenced leaf, so the
-/// restore filter can follow them table by table.
+/// Reads the catalog. Foreign keys are recorded as declared
+/// (`conparentid = 0`), between copied tables and partitioned tables: a key
+/// declared on a partitioned table, or referencing one, stands for all its
+/// partitions at any depth (PostgreSQL's clones on each partition are not
+/// recorded, and for a key between two partitioned tables it keeps no
+/// leaf-to-leaf constraint at all). The restore plan expands them with the
+/// `parents` of every table.
 ///
 /// # Errors
 /// Query failures, a server older than 12, large objects present, or
@@ -131,7 +139,17 @@ pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
         }
     }
     read_columns(conn, &mut tables).await?;
-    let foreign_keys = read_foreign_keys(conn, &tables, server_version_num).await?;
+    let mut partitioned = read_partitioned(conn).await?;
+    read_parents(conn, &mut tables, &mut partitioned).await?;
+    let foreign_keys = read_foreign_keys(conn, &tables, &partitioned, server_version_num).await?;
+    let ctype: String = conn
+        .query_one(
+            "SELECT datctype::text FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(|e| query_err("reading the database's LC_CTYPE", &e))?
+        .get(0);
     let sequences = conn
         .query(
             &format!(
@@ -152,9 +170,69 @@ pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
         database,
         role,
         tables,
+        partitioned: partitioned.into_iter().map(|(_, r)| r).collect(),
         foreign_keys,
+        ctype,
         sequences,
     })
+}
+
+/// Partitioned tables, by oid.
+async fn read_partitioned(conn: &PgConn) -> Result<Vec<(u32, Relation)>, SourceError> {
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT c.oid, n.nspname::text, c.relname::text \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'p' AND {USER_RELATION} ORDER BY 2, 3"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| query_err("listing partitioned tables", &e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Relation {
+                    schema: r.get(1),
+                    name: r.get(2),
+                    parents: Vec::new(),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Fills in each table's and partitioned table's parents (`pg_inherits`:
+/// partitions and inheritance children alike).
+async fn read_parents(
+    conn: &PgConn,
+    tables: &mut [SourceTable],
+    partitioned: &mut [(u32, Relation)],
+) -> Result<(), SourceError> {
+    let rows = conn
+        .query(
+            "SELECT inhrelid, inhparent FROM pg_inherits ORDER BY inhrelid, inhseqno",
+            &[],
+        )
+        .await
+        .map_err(|e| query_err("listing partitions and inheritance", &e))?;
+    let mut names: HashMap<u32, String> = tables.iter().map(|t| (t.oid, t.qualified())).collect();
+    names.extend(partitioned.iter().map(|(oid, r)| (*oid, r.qualified())));
+    for r in &rows {
+        let (child, parent): (u32, u32) = (r.get(0), r.get(1));
+        let Some(parent) = names.get(&parent).cloned() else {
+            continue;
+        };
+        if let Some(t) = tables.iter_mut().find(|t| t.oid == child) {
+            t.parents.push(parent);
+        } else if let Some((_, p)) = partitioned.iter_mut().find(|(oid, _)| *oid == child) {
+            p.parents.push(parent);
+        }
+    }
+    Ok(())
 }
 
 async fn read_tables(conn: &PgConn) -> Result<Vec<SourceTable>, SourceError> {
@@ -179,6 +257,7 @@ async fn read_tables(conn: &PgConn) -> Result<Vec<SourceTable>, SourceError> {
             name: r.get(2),
             size: r.get::<_, Option<i64>>(3).unwrap_or(0),
             columns: Vec::new(),
+            parents: Vec::new(),
             rls_applies: r.get(4),
         })
         .collect())
@@ -189,7 +268,14 @@ async fn read_columns(conn: &PgConn, tables: &mut [SourceTable]) -> Result<(), S
         .query(
             &format!(
                 "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                        pg_get_expr(ad.adbin, ad.adrelid), a.attgenerated <> '' \
+                        pg_get_expr(ad.adbin, ad.adrelid), a.attgenerated <> '', \
+                        (WITH RECURSIVE b(t, m, d) AS ( \
+                            SELECT a.atttypid, a.atttypmod, 0 \
+                            UNION ALL SELECT ty.typbasetype, ty.typtypmod, b.d + 1 \
+                            FROM b JOIN pg_type ty ON ty.oid = b.t WHERE ty.typtype = 'd') \
+                         SELECT format_type(t, m) FROM b ORDER BY d DESC LIMIT 1), \
+                        COALESCE((SELECT NOT co.collisdeterministic FROM pg_collation co \
+                                  WHERE co.oid = a.attcollation), false) \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
@@ -214,6 +300,8 @@ async fn read_columns(conn: &PgConn, tables: &mut [SourceTable]) -> Result<(), S
             name: r.get(1),
             type_name: r.get(2),
             default: r.get(3),
+            base_type: r.get(5),
+            nondeterministic: r.get(6),
         });
     }
     Ok(())
@@ -222,6 +310,7 @@ async fn read_columns(conn: &PgConn, tables: &mut [SourceTable]) -> Result<(), S
 async fn read_foreign_keys(
     conn: &PgConn,
     tables: &[SourceTable],
+    partitioned: &[(u32, Relation)],
     server_version_num: i32,
 ) -> Result<Vec<ForeignKey>, SourceError> {
     let names = |arr: &str, rel: &str| {
@@ -237,7 +326,8 @@ async fn read_foreign_keys(
     };
     let sql = format!(
         "SELECT con.conname::text, con.conrelid, con.confrelid, con.confdeltype::text, {}, {}, {set_cols} \
-         FROM pg_constraint con WHERE con.contype = 'f' ORDER BY con.conrelid, con.conname, con.confrelid",
+         FROM pg_constraint con WHERE con.contype = 'f' AND con.conparentid = 0 \
+         ORDER BY con.conrelid, con.conname, con.confrelid",
         names("con.conkey", "con.conrelid"),
         names("con.confkey", "con.confrelid"),
     );
@@ -245,7 +335,8 @@ async fn read_foreign_keys(
         .query(&sql, &[])
         .await
         .map_err(|e| query_err("listing foreign keys", &e))?;
-    let by_oid: HashMap<u32, String> = tables.iter().map(|t| (t.oid, t.qualified())).collect();
+    let mut by_oid: HashMap<u32, String> = tables.iter().map(|t| (t.oid, t.qualified())).collect();
+    by_oid.extend(partitioned.iter().map(|(oid, r)| (*oid, r.qualified())));
     let mut out = Vec::new();
     for r in &rows {
         let (Some(table), Some(ref_table)) = (
