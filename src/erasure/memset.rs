@@ -288,6 +288,44 @@ impl MemSet {
         Ok((set, state))
     }
 
+    /// Like [`MemSet::load`] for text ids, also holding the extra keys
+    /// `extra` derives from each id (its case-folded or trimmed spelling,
+    /// hashed under a seed of its own, for roots that compare that way).
+    /// Returns the set and the state of the ids it was built from.
+    ///
+    /// # Errors
+    /// As [`MemSet::from_store`].
+    pub fn load_with(
+        store: &ErasureStore,
+        extra: &dyn Fn(&[u8], &mut Vec<SubjectKey>),
+    ) -> Result<(MemSet, ListState), StoreError> {
+        let t = store.subject_type();
+        let corrupt = |message: String| StoreError::Corrupt {
+            path: store.path().to_path_buf(),
+            message,
+        };
+        let mut v: Vec<u128> = huge_vec(usize::try_from(store.state().count).unwrap_or(0) * 2);
+        let mut ids = 0u64;
+        let state = store.scan_ids(|k| {
+            v.push(key_of(t, k).ok_or_else(|| {
+                corrupt(format!(
+                    "entry {:?} is not a valid id of its type",
+                    String::from_utf8_lossy(k)
+                ))
+            })?);
+            extra(k, &mut v);
+            ids += 1;
+            Ok(())
+        })?;
+        if ids != state.count {
+            return Err(corrupt(format!(
+                "read {ids} entries but the list state says {}",
+                state.count
+            )));
+        }
+        Ok((MemSet::from_keys(v), state))
+    }
+
     /// Bytes of heap this set holds.
     pub fn heap_bytes(&self) -> usize {
         let keys = match &self.keys {

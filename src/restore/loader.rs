@@ -56,6 +56,41 @@ pub async fn check_empty(url: &str) -> Result<(), RestoreError> {
     })
 }
 
+/// Removes every row a failed restore left in the target: `TRUNCATE` of
+/// every table in the user schemas, in one statement, and every large
+/// object. Only ever called on a target that `check_empty` found without
+/// user tables before the restore began, so everything here is the
+/// restore's own. The schema stays (the operator drops the database).
+///
+/// # Errors
+/// The target cannot be reached or the statement fails.
+pub async fn purge_rows(url: &str) -> Result<(), RestoreError> {
+    let redacted = crate::config::redact_url(url);
+    let conn = connect(url).await.map_err(|e| RestoreError::Target {
+        target: redacted.clone(),
+        message: e.to_string(),
+    })?;
+    let rows = conn
+        .query(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') \
+             AND n.nspname !~ '^pg_(toast|temp)' ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(|e| query_err(&redacted, "listing the tables to empty", &e))?;
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let mut sql = String::from("BEGIN; ");
+    if !names.is_empty() {
+        sql.push_str(&format!("TRUNCATE {} CASCADE; ", names.join(", ")));
+    }
+    sql.push_str("SELECT lo_unlink(oid) FROM pg_largeobject_metadata; COMMIT;");
+    conn.batch_execute(&sql)
+        .await
+        .map_err(|e| query_err(&redacted, "emptying the target after the failure", &e))
+}
+
 /// Where `psql` is: `source.bin_dir` or `$PATH`.
 pub fn psql_path(bin_dir: Option<&Path>) -> PathBuf {
     bin_dir.map_or_else(|| PathBuf::from("psql"), |d| d.join("psql"))

@@ -79,10 +79,11 @@ pub enum RestoreError {
     #[error("--to-file {path}: {message}")]
     File { path: String, message: String },
     #[error(
-        "{error}\nThe target {target} now holds a PARTIAL restore: drop it (dropdb) and restore into a new, empty database."
+        "{error}\nThe target {target} was left incomplete: {rows}. Drop it (dropdb) and restore into a new, empty database."
     )]
     TargetIncomplete {
         target: String,
+        rows: String,
         error: Box<RestoreError>,
     },
     #[error("cancelled because another table failed")]
@@ -121,6 +122,8 @@ pub struct RestoreOptions {
 /// through), as an in-memory set.
 pub struct LoadedList {
     pub set: Arc<dyn ErasureSet>,
+    /// The store it was read from, to read it again with folded keys.
+    store: Arc<ErasureStore>,
     pub state: ListState,
     pub fresh: bool,
 }
@@ -191,9 +194,48 @@ pub async fn load_list(
     }
     Ok(LoadedList {
         set: Arc::new(set),
+        store,
         state,
         fresh,
     })
+}
+
+impl LoadedList {
+    /// Reads the list again, also holding each text id folded the way
+    /// these root forms compare (`citext` roots lower-case both sides,
+    /// `char(n)` roots ignore trailing spaces): see `keys::folds_list`.
+    /// Refuses if the list changed since it was first read.
+    async fn fold(&mut self, forms: Vec<keys::KeyForm>) -> Result<(), RestoreError> {
+        if forms.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let (set, state) = tokio::task::spawn_blocking(move || {
+            MemSet::load_with(&store, &|id, out| {
+                let mut scratch = Vec::new();
+                for &f in &forms {
+                    out.push(keys::folded_text_key(
+                        f,
+                        keys::canonical(f, id, &mut scratch),
+                    ));
+                }
+            })
+        })
+        .await
+        .map_err(|e| RestoreError::Internal(format!("erasure list task: {e}")))?
+        .map_err(|e| {
+            RestoreError::ErasureList(format!(
+                "refusing to restore: the erasure list cannot be read: {e}"
+            ))
+        })?;
+        if state.count != self.state.count {
+            return Err(RestoreError::ErasureList(
+                "refusing to restore: the erasure list changed while it was read; retry".into(),
+            ));
+        }
+        self.set = Arc::new(set);
+        Ok(())
+    }
 }
 
 /// The opener for a snapshot: plaintext when it has no recipients, else the
@@ -278,6 +320,7 @@ pub async fn restore(
     }
     let plan =
         plan::RestorePlan::build(&manifest, &cfg.erasure.subjects, cfg.erasure.subject_type)?;
+    list.fold(plan.list_folds(cfg.erasure.subject_type)).await?;
     let opener = opener_for(&manifest, opts.identity.as_deref(), cfg)?;
     if let (Destination::File(_), false, Some(d)) = (
         &opts.destination,
@@ -317,10 +360,17 @@ pub async fn restore(
     lease.release().await;
     let mut report = match (result, target) {
         (Ok(r), _) => r,
-        // Say so when the target was left holding something.
+        // Nothing erased may reach a database, even a broken one: a
+        // failure after the target was written leaves no row in it (the
+        // filter's plan can be incomplete only in ways the checks missed).
         (Err(e), Some(url)) if loader::check_empty(&url).await.is_err() => {
+            let purged = loader::purge_rows(&url).await;
             return Err(RestoreError::TargetIncomplete {
                 target: crate::config::redact_url(&url),
+                rows: match purged {
+                    Ok(()) => "every row it loaded was removed again (TRUNCATE), but its schema is partial".into(),
+                    Err(p) => format!("removing the rows it loaded ALSO FAILED ({p}): it may hold rows"),
+                },
                 error: Box::new(e),
             });
         }

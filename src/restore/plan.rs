@@ -498,6 +498,20 @@ impl RestorePlan {
         })
     }
 
+    /// The folds the erasure list must also be held in for the roots of
+    /// this plan to find their ids (`keys::folds_list`).
+    pub fn list_folds(&self, st: SubjectType) -> Vec<KeyForm> {
+        let mut forms: Vec<KeyForm> = self
+            .tables
+            .iter()
+            .flat_map(|t| t.forms.roots.iter().copied())
+            .filter(|&f| keys::folds_list(f, st))
+            .collect();
+        forms.sort();
+        forms.dedup();
+        forms
+    }
+
     /// Manifest table indexes in load order (parents first).
     pub fn load_order(&self) -> impl Iterator<Item = usize> + '_ {
         self.components
@@ -739,3 +753,7 @@ fn is_casts(s: &str) -> bool {
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 pub(super) mod tests;
+
+#[cfg(test)]
+#[path = "plan_partitions_tests.rs"]
+mod partition_tests;
