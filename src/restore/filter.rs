@@ -13,7 +13,7 @@
 pub use super::copytext::{decode_escapes, decoded, encode_copy_text};
 use super::keys::KeyForm;
 use bytes::Bytes;
-pub use rowfilter::RowFilter;
+pub use rowfilter::{Collected, RowFilter};
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;

@@ -65,7 +65,28 @@ pub struct RowFilter<'a> {
     /// Per column: 0 = keep, k = `repl_vals[k - 1]`.
     repl: Vec<u32>,
     repl_vals: Vec<(usize, usize)>,
+    /// Set for a collecting pass (see [`Collected`]).
+    collect: Option<Collected>,
     pub(super) stats: TableStats,
+}
+
+/// What a collecting pass over a table of a self-referencing component
+/// gathers instead of deciding: per row, whether it is dropped by itself
+/// (a listed root, or a drop-check against a set outside the component),
+/// the keys it would record if dropped, and the keys of its drop-checks
+/// against sets inside the component. The runner settles the component
+/// from these in memory (`runner::settle`), whatever the depth of its
+/// chains, instead of re-reading it until no set grows.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Per check: whether it is a drop-check inside the component.
+    internal: Vec<bool>,
+    /// Rows dropped by themselves.
+    pub direct: Vec<u32>,
+    /// `(row, record slot, key)`.
+    pub records: Vec<(u32, u32, u128)>,
+    /// `(row, check, key)` of internal drop-checks.
+    pub refs: Vec<(u32, u32, u128)>,
 }
 
 impl<'a> RowFilter<'a> {
@@ -120,6 +141,7 @@ impl<'a> RowFilter<'a> {
             fk_forms,
             record_forms,
             canon: Vec::with_capacity(256),
+            collect: None,
             root_lookup,
             dec: Vec::with_capacity(256),
             keybuf: Vec::with_capacity(256),
@@ -131,6 +153,22 @@ impl<'a> RowFilter<'a> {
 
     pub fn stats(&self) -> TableStats {
         self.stats
+    }
+
+    /// Makes this a collecting pass: `internal[i]` says whether check `i`
+    /// is a drop-check against a set inside the component. Nothing is
+    /// written or recorded; [`RowFilter::take_collected`] gives the result.
+    pub fn collecting(mut self, internal: Vec<bool>) -> Self {
+        assert_eq!(internal.len(), self.plan.fks.len(), "one flag per check");
+        self.collect = Some(Collected {
+            internal,
+            ..Collected::default()
+        });
+        self
+    }
+
+    pub fn take_collected(&mut self) -> Option<Collected> {
+        self.collect.take()
     }
 
     /// Ends the pass: this table's record sets and its counts.
@@ -293,8 +331,44 @@ impl<'a> RowFilter<'a> {
         s != NO_KEY && self.hits[s as usize]
     }
 
+    /// Gathers block row `i` into the collecting pass (see [`Collected`]).
+    #[cold]
+    fn collect_row(&mut self, input: &[u8], i: usize) {
+        let Some(mut c) = self.collect.take() else {
+            return;
+        };
+        let row = u32::try_from(self.stats.rows_read - 1).unwrap_or(u32::MAX);
+        let plan = self.plan;
+        let mut direct = (0..plan.roots.len()).any(|j| self.listed(i, j));
+        for (f, fk) in plan.fks.iter().enumerate() {
+            if !matches!(fk.effect, Effect::Drop) {
+                continue;
+            }
+            if c.internal[f] {
+                if let Some(k) = self.check_key(input, i, f) {
+                    c.refs.push((row, f as u32, k));
+                }
+            } else if !direct && self.references_dropped(input, i, f) {
+                direct = true;
+            }
+        }
+        if direct {
+            c.direct.push(row);
+        }
+        for slot in 0..plan.records.len() {
+            if let Some(k) = self.record_key(input, i, slot) {
+                c.records.push((row, slot as u32, k));
+            }
+        }
+        self.collect = Some(c);
+    }
+
     #[inline]
     fn decide(&mut self, input: &[u8], i: usize) -> Verdict {
+        if self.collect.is_some() {
+            self.collect_row(input, i);
+            return Verdict::Keep;
+        }
         let plan = self.plan;
         let mut drop = (0..plan.roots.len()).any(|j| self.listed(i, j));
         if !drop {
@@ -336,10 +410,25 @@ impl<'a> RowFilter<'a> {
         if let Probe::Root = self.probes[f] {
             return self.listed(i, self.root_lookup[f]);
         }
+        let Some(k) = self.check_key(input, i, f) else {
+            return false;
+        };
+        match self.probes[f] {
+            Probe::Parent(set) => set.contains(k),
+            Probe::Own(slot) => self.own[slot].contains(k),
+            Probe::OwnOr(slot, others) => self.own[slot].contains(k) || others.contains(k),
+            Probe::Root => false,
+        }
+    }
+
+    /// The key of block row `i`'s referencing columns of check `f`; `None`
+    /// if one is NULL.
+    #[inline(always)]
+    fn check_key(&mut self, input: &[u8], i: usize, f: usize) -> Option<u128> {
         let fk = &self.plan.fks[f];
         let base = i * self.width;
         let spans = &self.spans[base..base + self.width];
-        let key = match &self.fk_forms[f] {
+        match &self.fk_forms[f] {
             None => key_of_tuple(input, spans, &fk.columns, &mut self.dec, &mut self.keybuf),
             Some(forms) => key_of_formed(
                 input,
@@ -350,34 +439,31 @@ impl<'a> RowFilter<'a> {
                 &mut self.keybuf,
                 &mut self.canon,
             ),
-        };
-        let Some(k) = key else { return false };
-        match self.probes[f] {
-            Probe::Parent(set) => set.contains(k),
-            Probe::Own(slot) => self.own[slot].contains(k),
-            Probe::OwnOr(slot, others) => self.own[slot].contains(k) || others.contains(k),
-            Probe::Root => false,
+        }
+    }
+
+    /// The key block row `i` records in slot `slot` when dropped.
+    fn record_key(&mut self, input: &[u8], i: usize, slot: usize) -> Option<u128> {
+        let cols = &self.plan.records[slot];
+        let base = i * self.width;
+        let spans = &self.spans[base..base + self.width];
+        match &self.record_forms[slot] {
+            None => key_of_tuple(input, spans, cols, &mut self.dec, &mut self.keybuf),
+            Some(forms) => key_of_formed(
+                input,
+                spans,
+                cols,
+                forms,
+                &mut self.dec,
+                &mut self.keybuf,
+                &mut self.canon,
+            ),
         }
     }
 
     fn record(&mut self, input: &[u8], i: usize) {
-        let plan = self.plan;
-        let base = i * self.width;
-        for (slot, cols) in plan.records.iter().enumerate() {
-            let spans = &self.spans[base..base + self.width];
-            let key = match &self.record_forms[slot] {
-                None => key_of_tuple(input, spans, cols, &mut self.dec, &mut self.keybuf),
-                Some(forms) => key_of_formed(
-                    input,
-                    spans,
-                    cols,
-                    forms,
-                    &mut self.dec,
-                    &mut self.keybuf,
-                    &mut self.canon,
-                ),
-            };
-            if let Some(k) = key {
+        for slot in 0..self.plan.records.len() {
+            if let Some(k) = self.record_key(input, i, slot) {
                 self.own[slot].insert(k);
             }
         }

@@ -7,7 +7,7 @@
 //! when every component whose dropped-key sets it reads is complete.
 
 use super::RestoreError;
-use super::filter::{FilterError, KeySet, Probe, RowFilter, TableStats, run_stream};
+use super::filter::{Collected, FilterError, KeySet, Probe, RowFilter, TableStats, run_stream};
 use super::plan::{PrePass, RestorePlan};
 use crate::config::SubjectType;
 use crate::crypto::Opener;
@@ -117,7 +117,8 @@ fn pass_blocking(
     parents: &HashMap<usize, Arc<Vec<KeySet>>>,
     own: Vec<KeySet>,
     tx: Option<mpsc::Sender<Chunk>>,
-) -> Result<(Vec<KeySet>, TableStats), RestoreError> {
+    internal: Option<Vec<bool>>,
+) -> Result<(Vec<KeySet>, TableStats, Option<Collected>), RestoreError> {
     use super::filter::SetRef;
     let plan = &shared.plan.tables[t];
     let not_ready = |table: usize| {
@@ -175,6 +176,9 @@ fn pass_blocking(
         probes,
         own,
     );
+    if let Some(internal) = internal {
+        filter = filter.collecting(internal);
+    }
     let reader = ObjectsReader {
         shared: shared.clone(),
         table: t,
@@ -194,6 +198,7 @@ fn pass_blocking(
     };
     let entry = &shared.manifest.tables[t];
     result.map_err(|e| object_error(entry, e))?;
+    let collected = filter.take_collected();
     let (own, stats) = filter.finish();
     if tx.is_some() && stats.rows_read != entry.rows {
         return Err(RestoreError::Object {
@@ -211,7 +216,7 @@ fn pass_blocking(
             RestoreError::Internal(format!("{}: {LOADER_STOPPED}", entry.qualified()))
         })?;
     }
-    Ok((own, stats))
+    Ok((own, stats, collected))
 }
 
 const LOADER_STOPPED: &str = "the loader stopped";
@@ -252,9 +257,89 @@ async fn pass(
     tx: Option<mpsc::Sender<Chunk>>,
 ) -> Result<(Vec<KeySet>, TableStats), RestoreError> {
     let (s, p) = (shared.clone(), parents.clone());
-    tokio::task::spawn_blocking(move || pass_blocking(&s, t, &p, own, tx))
+    tokio::task::spawn_blocking(move || pass_blocking(&s, t, &p, own, tx, None))
         .await
         .map_err(|e| RestoreError::Internal(format!("filter task: {e}")))?
+        .map(|(own, stats, _)| (own, stats))
+}
+
+/// A collecting pass over table `t` (see [`Collected`]); `internal[i]`
+/// says whether its check `i` is a drop-check inside its component.
+async fn collect(
+    shared: &Arc<Shared>,
+    t: usize,
+    parents: &Arc<HashMap<usize, Arc<Vec<KeySet>>>>,
+    internal: Vec<bool>,
+) -> Result<Collected, RestoreError> {
+    let (s, p) = (shared.clone(), parents.clone());
+    let own = vec![KeySet::default(); shared.plan.tables[t].records.len()];
+    tokio::task::spawn_blocking(move || pass_blocking(&s, t, &p, own, None, Some(internal)))
+        .await
+        .map_err(|e| RestoreError::Internal(format!("filter task: {e}")))?
+        .map(|(_, _, c)| c.unwrap_or_default())
+}
+
+/// Settles a self-referencing component in memory from one collecting
+/// pass per table: starting from the rows dropped by themselves, a dropped
+/// row's recorded keys drop every row whose internal drop-check reads
+/// that key, until nothing more drops. Returns each table's final record
+/// sets. Memory: the component's keys (one entry per recorded or
+/// referencing key) and an index from set and key to referencing rows.
+fn settle(shared: &Shared, comp: &[usize], collected: &[Collected]) -> HashMap<usize, Vec<KeySet>> {
+    use super::filter::SetRef;
+    let pos: HashMap<usize, usize> = comp.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+    // Rows are (member, row); a set is (member, slot).
+    let mut waiting: HashMap<(usize, u32, u128), Vec<(usize, u32)>> = HashMap::new();
+    for (m, c) in collected.iter().enumerate() {
+        let plan = &shared.plan.tables[comp[m]];
+        for &(row, check, key) in &c.refs {
+            let SetRef::Dropped(sources) = &plan.fks[check as usize].set else {
+                continue;
+            };
+            for &(table, slot) in sources {
+                if let Some(&pm) = pos.get(&table) {
+                    waiting
+                        .entry((pm, slot as u32, key))
+                        .or_default()
+                        .push((m, row));
+                }
+            }
+        }
+    }
+    // Each member's records, grouped by row (they were pushed in row order).
+    let records_of = |m: usize, row: u32| {
+        let r = &collected[m].records;
+        let start = r.partition_point(|&(x, _, _)| x < row);
+        r[start..].iter().take_while(move |&&(x, _, _)| x == row)
+    };
+    let mut sets: Vec<Vec<KeySet>> = comp
+        .iter()
+        .map(|&t| vec![KeySet::default(); shared.plan.tables[t].records.len()])
+        .collect();
+    let mut dropped: Vec<std::collections::HashSet<u32>> = vec![Default::default(); comp.len()];
+    let mut queue: Vec<(usize, u32)> = Vec::new();
+    for (m, c) in collected.iter().enumerate() {
+        for &row in &c.direct {
+            if dropped[m].insert(row) {
+                queue.push((m, row));
+            }
+        }
+    }
+    while let Some((m, row)) = queue.pop() {
+        for &(_, slot, key) in records_of(m, row) {
+            if !sets[m][slot as usize].insert(key) {
+                continue;
+            }
+            if let Some(rows) = waiting.remove(&(m, slot, key)) {
+                for (m2, r2) in rows {
+                    if dropped[m2].insert(r2) {
+                        queue.push((m2, r2));
+                    }
+                }
+            }
+        }
+    }
+    comp.iter().copied().zip(sets).collect()
 }
 
 /// Filters (and loads) one component; returns its outcomes and the final
@@ -298,12 +383,11 @@ async fn run_component(
             }
             Arc::new(m)
         };
-    let size = |local: &HashMap<usize, Vec<KeySet>>| {
-        local.values().flatten().map(KeySet::len).sum::<usize>()
-    };
-    if comp.pre_pass != PrePass::None {
-        loop {
-            let before = size(&local);
+    match comp.pre_pass {
+        PrePass::None => {}
+        // SET NULL / SET DEFAULT inside the component: one recording pass
+        // settles the sets (no row drops because of another's rewrite).
+        PrePass::Once => {
             for &t in &comp.tables {
                 let parents = parents_of(t, &local);
                 let own = local.remove(&t).unwrap_or_default();
@@ -311,9 +395,27 @@ async fn run_component(
                 local.insert(t, own);
                 *passes.entry(t).or_default() += 1;
             }
-            if comp.pre_pass == PrePass::Once || size(&local) == before {
-                break;
+        }
+        // Drops propagate inside the component (a reply thread, a cycle):
+        // one collecting pass per table, then the closure in memory, so a
+        // chain of any depth costs two reads of each table, not one per level.
+        PrePass::UntilStable => {
+            let mut collected = Vec::with_capacity(comp.tables.len());
+            for &t in &comp.tables {
+                let parents = parents_of(t, &local);
+                let internal = shared.plan.tables[t]
+                    .fks
+                    .iter()
+                    .map(|f| {
+                        f.effect == super::filter::Effect::Drop
+                            && matches!(&f.set, super::filter::SetRef::Dropped(s)
+                                if s.iter().any(|(x, _)| comp.tables.contains(x)))
+                    })
+                    .collect();
+                collected.push(collect(shared, t, &parents, internal).await?);
+                *passes.entry(t).or_default() += 1;
             }
+            local = settle(shared, &comp.tables, &collected);
         }
     }
     let mut outcomes = Vec::new();
