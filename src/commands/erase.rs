@@ -55,7 +55,7 @@ async fn blocking<T: Send + 'static>(
 /// The API when it answers, else the store, waiting out a lock held by
 /// another command (but not forever).
 async fn writer(cfg: &Config) -> anyhow::Result<Writer> {
-    let client = ApiClient::from_config(&cfg.api);
+    let client = ApiClient::for_config(cfg);
     let deadline = tokio::time::Instant::now() + LOCK_PATIENCE;
     loop {
         if let Ok(c) = &client {

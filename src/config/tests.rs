@@ -85,8 +85,19 @@ fn table_names_are_read_as_psql_spells_them() {
     let ok = |s: &str| parse_table(s).unwrap();
     assert_eq!(ok("public.users"), ("public".into(), "users".into()));
     assert_eq!(ok("\"app.v2\".users"), ("app.v2".into(), "users".into()));
-    assert_eq!(ok("\"Sales\".\"Order \"\"X\"\"\""), ("Sales".into(), "Order \"X\"".into()));
-    for bad in ["users", "a.b.c", ".users", "public.", "\"app.v2.users", "\"a\"x.users", "pub\"lic.users"] {
+    assert_eq!(
+        ok("\"Sales\".\"Order \"\"X\"\"\""),
+        ("Sales".into(), "Order \"X\"".into())
+    );
+    for bad in [
+        "users",
+        "a.b.c",
+        ".users",
+        "public.",
+        "\"app.v2.users",
+        "\"a\"x.users",
+        "pub\"lic.users",
+    ] {
         let e = parse_table(bad).unwrap_err();
         assert!(e.contains("schema") || e.contains("quote"), "{bad}: {e}");
     }

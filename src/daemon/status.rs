@@ -132,7 +132,8 @@ async fn erasure_report(cfg: &Config) -> (ErasureReport, bool) {
         source: "unavailable".into(),
         ..Default::default()
     };
-    let probe = match ApiClient::from_config(&cfg.api) {
+    // Only a daemon serving this config's list counts as its daemon.
+    let probe = match ApiClient::for_config(cfg) {
         Ok(client) => client.probe().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };

@@ -11,6 +11,16 @@
 //! socket is bound uses [`ApiServer::bind`] then [`ApiServer::run`] (the API
 //! alone) instead.
 //!
+//! **Which list.** Several daemons may run on one host (one per database),
+//! each with its own `api.listen`. The API says what it serves:
+//! `GET /v1/status` carries the list's canonical `path`, its `subject_type`
+//! and the `storage` its journal goes to ([`Serves`]). A client may send
+//! what it expects in a `Lethe-Expect` header (form-encoded `path`,
+//! `subject_type`, `storage`; [`EXPECT_HEADER`]): a request whose
+//! expectation differs gets 409 with the server's [`Serves`] fields next to
+//! `error`, and nothing is done. [`crate::erasure::client::ApiClient::for_config`]
+//! checks the status and sends the header on every request.
+//!
 //! Routes (all JSON; errors are `{"error": "..."}` with a 4xx/5xx status,
 //! and a refused request writes nothing):
 //! - `POST /v1/erasures` `{"subjects": ["42", ...], "reference": "T-1"}` (or
@@ -18,14 +28,15 @@
 //! - `GET /v1/erasures/{subject}` → 200 [`EntryInfo`], 404 `{"listed": false}`.
 //! - `GET /v1/erasures` → NDJSON: one [`EntryInfo`] per line, then
 //!   `{"end": true, "count": N}` (a missing end line means a cut stream).
-//! - `GET /v1/status` → [`StoreStatus`]. `POST /v1/sync` → [`SyncOutcome`].
+//! - `GET /v1/status` → [`StoreStatus`] (`path` canonicalised) plus
+//!   `storage`. `POST /v1/sync` → [`SyncOutcome`].
 //!
 //! Bodies over [`MAX_BODY`] get 413; a client that does not send its headers
 //! within 10 s or its body within 30 s is cut off.
 
 use super::journal::{self, JournalError, SyncOutcome, WorkerOptions};
 use super::store::{AddOutcome, ErasureStore, StoreError, StoreStatus};
-use crate::config::{ApiConfig, Config};
+use crate::config::{ApiConfig, Config, SubjectType};
 use crate::storage::Storage;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -34,8 +45,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
-use serde::Deserialize;
-use std::path::PathBuf;
+use serde::{Deserialize, Serialize};
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -117,10 +128,147 @@ impl From<JournalError> for ApiError {
     }
 }
 
+/// The request header in which a client states the list it means
+/// (form-encoded `path`, `subject_type`, `storage`; each optional).
+pub const EXPECT_HEADER: &str = "lethe-expect";
+
+/// Which erasure list and repository an API serves (what `GET /v1/status`
+/// and a 409 answer state), or which ones a client's config names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Serves {
+    /// The erasure list directory (`erasure.path`), canonicalised.
+    pub path: PathBuf,
+    pub subject_type: SubjectType,
+    /// Where the journal goes: `file:///dir` (canonicalised) or
+    /// `s3://bucket/prefix`; never credentials. `None` from a server older
+    /// than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+}
+
+impl Serves {
+    /// What a config names: its `erasure.path`, `erasure.subject_type` and
+    /// `storage.url`, in the forms a server reports them.
+    pub fn of_config(cfg: &Config) -> Serves {
+        Serves {
+            path: canonical_path(&cfg.erasure.path),
+            subject_type: cfg.erasure.subject_type,
+            storage: Some(storage_location(&cfg.storage.url)),
+        }
+    }
+
+    /// What a server holding `store` and journaling to `storage` serves.
+    pub fn of_server(store: &ErasureStore, storage: &dyn Storage) -> Serves {
+        Serves {
+            path: canonical_path(store.path()),
+            subject_type: store.subject_type(),
+            storage: Some(storage_location(&storage.describe())),
+        }
+    }
+
+    /// The config keys in which `self` (what a client expects) and `served`
+    /// differ; a storage either side does not state is not compared.
+    pub fn differences(&self, served: &Serves) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.path != served.path {
+            out.push("erasure.path");
+        }
+        if self.subject_type != served.subject_type {
+            out.push("erasure.subject_type");
+        }
+        if let (Some(a), Some(b)) = (&self.storage, &served.storage)
+            && a != b
+        {
+            out.push("storage.url");
+        }
+        out
+    }
+
+    /// `erasure.path = …, erasure.subject_type = …, storage = …`
+    pub fn describe(&self) -> String {
+        format!(
+            "erasure.path = {}, erasure.subject_type = {}, storage = {}",
+            self.path.display(),
+            self.subject_type_name(),
+            self.storage.as_deref().unwrap_or("(not stated)")
+        )
+    }
+
+    /// The value of the [`EXPECT_HEADER`] stating `self`.
+    pub fn expect_header(&self) -> String {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("path", &self.path.to_string_lossy());
+        form.append_pair("subject_type", &self.subject_type_name());
+        if let Some(s) = &self.storage {
+            form.append_pair("storage", s);
+        }
+        form.finish()
+    }
+
+    /// `bigint`, `uuid` or `text`, as in the config.
+    fn subject_type_name(&self) -> String {
+        serde_json::to_value(self.subject_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// `path` with symlinks, `.` and `..` resolved. A path that does not exist
+/// yet (a list never opened) is its longest existing ancestor, resolved,
+/// with the rest appended; a relative path is taken from the current
+/// directory, as opening it would.
+pub fn canonical_path(path: &FsPath) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        match std::env::current_dir() {
+            Ok(d) => d.join(path),
+            Err(_) => return path.to_path_buf(),
+        }
+    };
+    // The longest prefix that resolves, then the rest lexically (none of it
+    // exists, so none of it is a symlink `..` would have to follow).
+    let parts: Vec<_> = abs.components().collect();
+    for k in (1..parts.len()).rev() {
+        let Ok(mut p) = std::fs::canonicalize(parts[..k].iter().collect::<PathBuf>()) else {
+            continue;
+        };
+        for c in &parts[k..] {
+            match c {
+                std::path::Component::ParentDir => {
+                    p.pop();
+                }
+                std::path::Component::Normal(n) => p.push(n),
+                _ => {}
+            }
+        }
+        return p;
+    }
+    abs
+}
+
+/// A storage URL (or a [`Storage::describe`]) in one comparable form:
+/// `file://` + the canonical directory, or `s3://bucket[/prefix]`; anything
+/// else as given, with a password redacted.
+pub fn storage_location(url: &str) -> String {
+    use crate::storage::StorageUrl;
+    match StorageUrl::parse(url) {
+        Ok(StorageUrl::File { path }) => format!("file://{}", canonical_path(&path).display()),
+        Ok(StorageUrl::S3 { bucket, prefix }) if prefix.is_empty() => format!("s3://{bucket}"),
+        Ok(StorageUrl::S3 { bucket, prefix }) => format!("s3://{bucket}/{prefix}"),
+        Err(_) => crate::config::redact_url(url),
+    }
+}
+
 struct ApiState {
     body_timeout: Duration,
     store: Arc<ErasureStore>,
     storage: Arc<dyn Storage>,
+    serves: Serves,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -282,9 +430,71 @@ async fn list(State(st): Shared) -> Response {
         .into_response()
 }
 
-async fn status(State(st): Shared) -> Result<axum::Json<StoreStatus>, ApiError> {
+/// `GET /v1/status`: the list's state and what this API serves.
+#[derive(Serialize)]
+struct StatusBody {
+    #[serde(flatten)]
+    status: StoreStatus,
+    storage: Option<String>,
+}
+
+async fn status(State(st): Shared) -> Result<axum::Json<StatusBody>, ApiError> {
     let store = Arc::clone(&st.store);
-    Ok(axum::Json(blocking(move || store.status()).await?))
+    let mut status = blocking(move || store.status()).await?;
+    status.path = st.serves.path.clone();
+    Ok(axum::Json(StatusBody {
+        status,
+        storage: st.serves.storage.clone(),
+    }))
+}
+
+/// Refuses (409, nothing done) a request whose [`EXPECT_HEADER`] names
+/// another list than this API serves; 400 for a header that does not parse.
+fn check_expectation(serves: &Serves, headers: &HeaderMap) -> Option<Response> {
+    let value = headers.get(EXPECT_HEADER)?;
+    let Ok(value) = value.to_str() else {
+        return Some(
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{EXPECT_HEADER} is not form-encoded text"),
+            )
+            .into_response(),
+        );
+    };
+    let mut expected = serves.clone();
+    for (k, v) in url::form_urlencoded::parse(value.as_bytes()) {
+        match &*k {
+            "path" => expected.path = PathBuf::from(&*v),
+            "subject_type" => {
+                match serde_json::from_value(serde_json::Value::String(v.into_owned())) {
+                    Ok(t) => expected.subject_type = t,
+                    Err(_) => {
+                        return Some(
+                            ApiError::new(
+                                StatusCode::BAD_REQUEST,
+                                format!("{EXPECT_HEADER}: unknown subject_type"),
+                            )
+                            .into_response(),
+                        );
+                    }
+                }
+            }
+            "storage" => expected.storage = Some(v.into_owned()),
+            _ => {} // from a newer client: not compared
+        }
+    }
+    let differ = expected.differences(serves);
+    if differ.is_empty() {
+        return None;
+    }
+    let mut body = serde_json::to_value(serves).unwrap_or_default();
+    body["error"] = serde_json::Value::String(format!(
+        "this API serves another erasure list ({}), not the one the request expects ({}; they differ in {}); nothing was done. Each daemon needs its own api.listen",
+        serves.describe(),
+        expected.describe(),
+        differ.join(", ")
+    ));
+    Some((StatusCode::CONFLICT, axum::Json(body)).into_response())
 }
 
 async fn sync(State(st): Shared) -> Result<axum::Json<SyncOutcome>, ApiError> {
@@ -322,6 +532,7 @@ fn token_ok(headers: &HeaderMap, token: &str) -> bool {
 
 /// The routes, with bearer-token checking when `token` is set (TCP).
 fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
+    let guarded = Arc::clone(&state);
     let r = Router::new()
         .route("/v1/erasures", post(add).get(list))
         .route("/v1/erasures/{subject}", get(check))
@@ -330,6 +541,17 @@ fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(bad_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let refused = check_expectation(&guarded.serves, req.headers());
+                async move {
+                    match refused {
+                        Some(r) => r,
+                        None => next.run(req).await,
+                    }
+                }
+            },
+        ))
         .with_state(state);
     match token {
         None => r,

@@ -290,3 +290,205 @@ async fn slow_clients_are_cut_off() {
     assert_eq!(r.store.state().count, 0);
     r.stop().await;
 }
+
+/// What `r`'s server serves, as a client's config would name it.
+fn serves_of(r: &Running) -> Serves {
+    Serves {
+        path: std::fs::canonicalize(r.dir.path().join("list")).unwrap(),
+        subject_type: SubjectType::Bigint,
+        storage: Some(format!(
+            "file://{}",
+            std::fs::canonicalize(r.dir.path().join("repo"))
+                .unwrap()
+                .display()
+        )),
+    }
+}
+
+#[tokio::test]
+async fn the_api_states_what_it_serves_and_refuses_another_lists_client() {
+    let r = start(None, None).await;
+    let ours = serves_of(&r);
+    // The status states the list (canonical path), its type and the storage.
+    let (s, b) = raw(&r.socket(), "GET /v1/status HTTP/1.1", b"").await;
+    assert_eq!(s, 200, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["path"], ours.path.display().to_string(), "{b}");
+    assert_eq!(v["subject_type"], "bigint");
+    assert_eq!(v["storage"], ours.storage.clone().unwrap().as_str());
+
+    // A client for this list, named through a symlink and `..`: accepted.
+    let link = r.dir.path().join("link");
+    std::os::unix::fs::symlink(r.dir.path(), &link).unwrap();
+    let same = Serves {
+        path: canonical_path(&link.join("run/../list")),
+        ..ours.clone()
+    };
+    assert_eq!(same, ours);
+    let good = ApiClient::from_config(&r.api).unwrap().expecting(same);
+    assert!(good.probe().await.unwrap().is_some());
+    assert_eq!(good.add(&["1".into()], None).await.unwrap().added, 1);
+
+    // A client for another list: refused at the probe, and by the server
+    // for every request it sends anyway; nothing is written.
+    let other = Serves {
+        path: r.dir.path().join("other-list"),
+        ..ours.clone()
+    };
+    let bad = ApiClient::from_config(&r.api)
+        .unwrap()
+        .expecting(other.clone());
+    let err = bad.probe().await.unwrap_err();
+    let ClientError::Mismatch(m) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(m.differ, ["erasure.path"]);
+    assert_eq!(m.theirs, ours);
+    let text = err.to_string();
+    for needle in [
+        ours.path.display().to_string(),
+        other.path.display().to_string(),
+        "api.listen".to_string(),
+    ] {
+        assert!(text.contains(&needle), "{needle} not in {text}");
+    }
+    let err = bad.add(&["2".into()], None).await.unwrap_err();
+    assert!(matches!(err, ClientError::Mismatch(_)), "{err}");
+    assert!(matches!(
+        bad.get("1").await.unwrap_err(),
+        ClientError::Mismatch(_)
+    ));
+    assert!(matches!(
+        bad.sync().await.unwrap_err(),
+        ClientError::Mismatch(_)
+    ));
+    assert!(matches!(
+        bad.list(|_| Ok(())).await.unwrap_err(),
+        ClientError::Mismatch(_)
+    ));
+    // Another storage or subject type is named too.
+    let moved = ApiClient::from_config(&r.api).unwrap().expecting(Serves {
+        storage: Some("s3://bucket/prefix".into()),
+        subject_type: SubjectType::Uuid,
+        ..ours.clone()
+    });
+    let ClientError::Mismatch(m) = moved.add(&["3".into()], None).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(m.differ, ["erasure.subject_type", "storage.url"]);
+    assert!(m.to_string().contains("restart"), "{m}");
+    assert_eq!(r.store.state().count, 1);
+
+    // Raw: the header alone decides; a bad one is a 400; neither writes.
+    let expect = other.expect_header();
+    let (s, b) = raw(
+        &r.socket(),
+        &format!("POST /v1/erasures HTTP/1.1\r\nLethe-Expect: {expect}"),
+        br#"{"subjects":["4"]}"#,
+    )
+    .await;
+    assert_eq!(s, 409, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["path"], ours.path.display().to_string(), "{b}");
+    assert!(v["error"].as_str().unwrap().contains("api.listen"), "{b}");
+    let (s, b) = raw(
+        &r.socket(),
+        "POST /v1/erasures HTTP/1.1\r\nLethe-Expect: subject_type=float",
+        br#"{"subjects":["4"]}"#,
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = raw(
+        &r.socket(),
+        &format!(
+            "POST /v1/erasures HTTP/1.1\r\nLethe-Expect: {}&future=1",
+            ours.expect_header()
+        ),
+        br#"{"subjects":["4"]}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(r.store.state().count, 2);
+    r.stop().await;
+}
+
+/// A server from before `storage` and the header: its status still names
+/// the list's path and type, and those are compared.
+#[tokio::test]
+async fn a_server_older_than_the_identity_is_checked_by_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("old.sock");
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    let list = dir.path().join("theirs");
+    std::fs::create_dir(&list).unwrap();
+    let body = serde_json::json!({
+        "path": list, "subject_type": "bigint", "count": 3, "digest": "d",
+        "pending": 0, "last_sync": null,
+    })
+    .to_string();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    let api = ApiConfig {
+        listen: format!("unix:{}", sock.display()),
+        token_file: None,
+    };
+    let serves = |path: PathBuf| Serves {
+        path,
+        subject_type: SubjectType::Bigint,
+        storage: Some("file:///somewhere".into()),
+    };
+    let ok = ApiClient::from_config(&api)
+        .unwrap()
+        .expecting(serves(canonical_path(&list)));
+    assert_eq!(ok.probe().await.unwrap().unwrap().count, 3);
+    let other = ApiClient::from_config(&api)
+        .unwrap()
+        .expecting(serves(dir.path().join("ours")));
+    let err = other.probe().await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Mismatch(m) if m.differ == ["erasure.path"]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("(not stated)"), "{err}");
+    server.abort();
+}
+
+#[test]
+fn canonical_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::canonicalize(dir.path()).unwrap();
+    // A list not created yet: its existing ancestor resolved, the rest kept.
+    assert_eq!(
+        canonical_path(&dir.path().join("a/../b/new/list")),
+        real.join("b/new/list")
+    );
+    assert_eq!(canonical_path(&dir.path().join("x/./y")), real.join("x/y"));
+    assert_eq!(
+        storage_location(&format!("file://{}/repo/", dir.path().display())),
+        format!("file://{}", real.join("repo").display())
+    );
+    assert_eq!(storage_location("s3://b/p/q/"), "s3://b/p/q");
+    assert_eq!(storage_location("s3://b/"), "s3://b");
+    assert_eq!(storage_location("s3://b"), "s3://b");
+}
+
+#[tokio::test]
+async fn binding_leaves_no_temporary_name_behind() {
+    let r = start(None, None).await;
+    let names: Vec<_> = std::fs::read_dir(r.dir.path().join("run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["api.sock"]);
+    r.stop().await;
+}

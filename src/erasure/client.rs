@@ -1,10 +1,18 @@
 //! A client of the local erasure API (hyper 1 over a Unix socket or loopback
 //! TCP), used by `lethe erase …` when a daemon holds the store.
+//!
+//! A client made with [`ApiClient::for_config`] talks only to a server that
+//! serves its config's list: [`ApiClient::probe`] compares what the server
+//! states with the config, and every request carries the expectation (the
+//! `Lethe-Expect` header) so the server refuses it should another server
+//! have taken the address since. Either way the answer is
+//! [`ClientError::Mismatch`], and nothing was written.
 
-use super::api::{Endpoint, parse_listen};
+use super::api::{EXPECT_HEADER, Endpoint, Serves, parse_listen};
 use super::journal::SyncOutcome;
 use super::store::{AddOutcome, EntryInfo, StoreStatus};
 use crate::config::ApiConfig;
+use crate::config::Config;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
@@ -33,6 +41,43 @@ pub enum ClientError {
     Transport { listen: String, message: String },
     #[error("api.token_file: {0}")]
     Token(String),
+    /// The server serves another list than the config names: nothing was
+    /// sent to it (or it refused the request).
+    #[error("{0}")]
+    Mismatch(Box<Mismatch>),
+}
+
+/// A server at a config's `api.listen` that serves another erasure list.
+#[derive(Debug, Clone)]
+pub struct Mismatch {
+    pub listen: String,
+    /// What the config names.
+    pub ours: Serves,
+    /// What the server serves.
+    pub theirs: Serves,
+    /// The config keys that differ (`erasure.path`, ...).
+    pub differ: Vec<&'static str>,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let advice = if self.differ.contains(&"erasure.path") {
+            format!(
+                "two daemons or configs share api.listen = \"{}\": give each config its own api.listen (e.g. \"unix:/run/lethe/<database>.sock\") and restart its daemon; a config whose daemon is not running then writes its own list directly",
+                self.listen
+            )
+        } else {
+            "it holds this list but runs with other settings: restart it so it uses the current config (erasure and storage settings change only at restart)".to_string()
+        };
+        write!(
+            f,
+            "the lethe daemon answering at {} serves another erasure list, so nothing was sent to it: this config has {}, the daemon serves {} (they differ in {}); {advice}",
+            self.listen,
+            self.ours.describe(),
+            self.theirs.describe(),
+            self.differ.join(", ")
+        )
+    }
 }
 
 /// A client for one API address.
@@ -41,6 +86,8 @@ pub struct ApiClient {
     endpoint: Endpoint,
     listen: String,
     token: Option<String>,
+    /// The list the server must serve (see [`ApiClient::for_config`]).
+    expect: Option<Serves>,
 }
 
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved).
@@ -83,7 +130,41 @@ impl ApiClient {
             endpoint,
             listen: api.listen.clone(),
             token,
+            expect: None,
         })
+    }
+
+    /// A client for `cfg.api.listen` that talks only to a server serving
+    /// `cfg`'s erasure list and repository ([`Serves::of_config`]).
+    ///
+    /// # Errors
+    /// As [`ApiClient::from_config`].
+    pub fn for_config(cfg: &Config) -> Result<Self, ClientError> {
+        Ok(Self::from_config(&cfg.api)?.expecting(Serves::of_config(cfg)))
+    }
+
+    /// This client, talking only to a server that serves `serves`.
+    pub fn expecting(mut self, serves: Serves) -> Self {
+        self.expect = Some(serves);
+        self
+    }
+
+    /// A [`ClientError::Mismatch`] if `theirs` is not what this client
+    /// expects.
+    fn check_serves(&self, theirs: Serves) -> Result<(), ClientError> {
+        let Some(ours) = &self.expect else {
+            return Ok(());
+        };
+        let differ = ours.differences(&theirs);
+        if differ.is_empty() {
+            return Ok(());
+        }
+        Err(ClientError::Mismatch(Box::new(Mismatch {
+            listen: self.listen.clone(),
+            ours: ours.clone(),
+            theirs,
+            differ,
+        })))
     }
 
     fn transport(&self, message: impl std::fmt::Display) -> ClientError {
@@ -143,6 +224,9 @@ impl ApiClient {
         if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
+        if let Some(e) = &self.expect {
+            req = req.header(EXPECT_HEADER, e.expect_header());
+        }
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -176,8 +260,18 @@ impl ApiClient {
     }
 
     fn error_of(&self, status: StatusCode, bytes: &[u8]) -> ClientError {
-        let message = serde_json::from_slice::<serde_json::Value>(bytes)
-            .ok()
+        let body = serde_json::from_slice::<serde_json::Value>(bytes).ok();
+        if status == StatusCode::CONFLICT {
+            // Our expectation refused by the server: it states what it serves.
+            if let Some(theirs) = body
+                .clone()
+                .and_then(|v| serde_json::from_value::<Serves>(v).ok())
+                && let Err(e) = self.check_serves(theirs)
+            {
+                return e;
+            }
+        }
+        let message = body
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
         if status.is_client_error() {
@@ -197,7 +291,9 @@ impl ApiClient {
     /// The server's status, or `None` when nothing listens (no daemon).
     ///
     /// # Errors
-    /// Something listens but does not answer like a lethe API.
+    /// Something listens but does not answer like a lethe API, or (a client
+    /// [`for_config`](ApiClient::for_config)) serves another list:
+    /// [`ClientError::Mismatch`].
     pub async fn probe(&self) -> Result<Option<StoreStatus>, ClientError> {
         match self.status().await {
             Ok(s) => Ok(Some(s)),
@@ -206,12 +302,26 @@ impl ApiClient {
         }
     }
 
-    /// `GET /v1/status`
+    /// `GET /v1/status`; for a client that expects a list, also checks that
+    /// the server serves it (a server older than the `Lethe-Expect` header
+    /// states its list's path and subject type, and those are compared).
     ///
     /// # Errors
     /// See [`ClientError`].
     pub async fn status(&self) -> Result<StoreStatus, ClientError> {
-        self.call(Method::GET, "/v1/status", None).await
+        let v: serde_json::Value = self.call(Method::GET, "/v1/status", None).await?;
+        let storage = v
+            .get("storage")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        let status: StoreStatus = serde_json::from_value(v)
+            .map_err(|e| self.transport(format!("unexpected response: {e}")))?;
+        self.check_serves(Serves {
+            path: super::api::canonical_path(&status.path),
+            subject_type: status.subject_type,
+            storage,
+        })?;
+        Ok(status)
     }
 
     /// `POST /v1/erasures`: acknowledged once the server's synced write is done.

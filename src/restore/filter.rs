@@ -279,6 +279,10 @@ pub enum FilterError {
         fk: String,
         expr: String,
     },
+    #[error(
+        "{table}: foreign key {fk} is ON DELETE SET DEFAULT, and its default points at a row that is dropped too (its subject is erased, or references one); PostgreSQL would refuse such a delete, so lethe refuses the restore: change the default, or the key to SET NULL or CASCADE"
+    )]
+    DefaultDropped { table: String, fk: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -582,3 +582,106 @@ fn plain_integers_are_keyed_by_value_and_other_spellings_by_hash() {
         value_key(b"31")
     );
 }
+
+#[test]
+fn a_set_default_pointing_at_a_dropped_row_stops_the_filter() {
+    let erasure = MemSet(HashSet::new());
+    let mut users = KeySet::default();
+    users.insert(value_key(b"7"));
+    users.insert(value_key(b"0"));
+    let plan = |default: &[u8]| TablePlan {
+        table: "public.posts".into(),
+        ncols: 2,
+        roots: vec![],
+        fks: vec![FkCheck {
+            name: "posts_author_fk".into(),
+            columns: vec![1],
+            set: SetRef::Dropped(vec![(0, 0)]),
+            effect: Effect::Rewrite(vec![(1, Replacement::Value(default.to_vec()))]),
+        }],
+        records: vec![],
+        forms: Default::default(),
+    };
+    // Default 1 is kept: the row moves to user 1.
+    let ok = plan(b"1");
+    let mut f = RowFilter::new(
+        &ok,
+        &erasure,
+        SubjectType::Bigint,
+        vec![Probe::Parent(&users)],
+        vec![],
+    );
+    assert_eq!(
+        run_all(&mut f, b"10\t7\n11\t8\n", None).unwrap(),
+        b"10\t1\n11\t8\n"
+    );
+    // Default 0 is dropped too: PostgreSQL would refuse the delete.
+    let bad = plan(b"0");
+    let mut f = RowFilter::new(
+        &bad,
+        &erasure,
+        SubjectType::Bigint,
+        vec![Probe::Parent(&users)],
+        vec![],
+    );
+    let err = run_all(&mut f, b"11\t8\n10\t7\n", None).unwrap_err();
+    assert!(matches!(err, FilterError::DefaultDropped { .. }), "{err}");
+    assert!(err.to_string().contains("posts_author_fk"), "{err}");
+}
+
+#[test]
+fn numeric_padded_and_case_folded_keys_meet_their_parents() {
+    use crate::restore::keys::KeyForm;
+    let erasure = MemSet(HashSet::new());
+    let mut parent = KeySet::default();
+    // The parent recorded these in its own forms: 3.00 as 3, 'C3  ' as C3.
+    let mut canon = Vec::new();
+    parent.insert(value_key(crate::restore::keys::canonical(
+        KeyForm::Numeric,
+        b"3.00",
+        &mut canon,
+    )));
+    parent.insert(value_key(crate::restore::keys::canonical(
+        KeyForm::Trim,
+        b"C3      ",
+        &mut canon,
+    )));
+    parent.insert(value_key(crate::restore::keys::canonical(
+        KeyForm::Lower,
+        b"Ann@X.DK",
+        &mut canon,
+    )));
+    let plan = TablePlan {
+        table: "public.c".into(),
+        ncols: 3,
+        roots: vec![],
+        fks: ["n", "t", "l"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| FkCheck {
+                name: n.to_string(),
+                columns: vec![i],
+                set: SetRef::Dropped(vec![(0, 0)]),
+                effect: Effect::Drop,
+            })
+            .collect(),
+        records: vec![],
+        forms: KeyForms {
+            fks: vec![
+                vec![KeyForm::Numeric],
+                vec![KeyForm::Trim],
+                vec![KeyForm::Lower],
+            ],
+            ..Default::default()
+        },
+    };
+    let probes = vec![Probe::Parent(&parent); 3];
+    let mut f = RowFilter::new(&plan, &erasure, SubjectType::Bigint, probes, vec![]);
+    let out = run_all(
+        &mut f,
+        b"3\tx\tx\n3.0\tx\tx\n4\tC3\tx\n4\tC3 \tx\n4\tc3\tx\n4\tx\tann@x.dk\n4\tx\tANN@x.dk\n4\tx\tann@y.dk\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(out, b"4\tc3\tx\n4\tx\tann@y.dk\n");
+}

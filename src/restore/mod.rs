@@ -321,6 +321,7 @@ pub async fn restore(
     let plan =
         plan::RestorePlan::build(&manifest, &cfg.erasure.subjects, cfg.erasure.subject_type)?;
     list.fold(plan.list_folds(cfg.erasure.subject_type)).await?;
+    plan.check_defaults(list.set.as_ref(), cfg.erasure.subject_type)?;
     let opener = opener_for(&manifest, opts.identity.as_deref(), cfg)?;
     if let (Destination::File(_), false, Some(d)) = (
         &opts.destination,

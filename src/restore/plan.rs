@@ -58,6 +58,24 @@ pub enum PlanError {
         ref_type: String,
     },
     #[error(
+        "foreign key {fk} on {table} references {ref_table}.{column}, which foreign key {by} rewrites (ON DELETE SET NULL / SET DEFAULT) when an erased row goes; PostgreSQL would then apply {fk}'s ON UPDATE action, which lethe does not model, so it refuses to restore rather than leave references to erased rows"
+    )]
+    UpdateNotModelled {
+        fk: String,
+        table: String,
+        ref_table: String,
+        column: String,
+        by: String,
+    },
+    #[error(
+        "foreign key {fk} on {table} is ON DELETE SET DEFAULT, and its default {value} is itself an erased subject; PostgreSQL would refuse to delete the rows it references, so lethe refuses the restore: change the default, or the key to SET NULL or CASCADE"
+    )]
+    DefaultErased {
+        fk: String,
+        table: String,
+        value: String,
+    },
+    #[error(
         "foreign key {fk} on {table} uses column {column}, which is not in the snapshot's data for that table (a generated column?); lethe cannot follow it, so it refuses to restore rather than risk bringing erased rows back"
     )]
     FkColumn {
@@ -448,6 +466,33 @@ impl RestorePlan {
             tables[e.child].forms.fks.push(child_forms);
         }
 
+        // A SET NULL / SET DEFAULT that rewrites a column another key
+        // references: PostgreSQL would then apply that key's ON UPDATE
+        // action (cascade the new value, or refuse the delete), which the
+        // filter does not model. Refused rather than half done.
+        for e in &edges {
+            let fk = &m.foreign_keys[e.fk];
+            for &p in &e.parents {
+                for (check, effect) in tables[p].fks.iter().map(|f| (f, &f.effect)) {
+                    let Effect::Rewrite(entries) = effect else {
+                        continue;
+                    };
+                    if let Some((c, _)) = entries
+                        .iter()
+                        .find(|(c, _)| fk.ref_columns.iter().any(|r| col(p, r) == Some(*c)))
+                    {
+                        return Err(PlanError::UpdateNotModelled {
+                            fk: fk.name.clone(),
+                            table: m.tables[e.child].qualified(),
+                            ref_table: m.tables[p].qualified(),
+                            column: m.tables[p].columns[*c].name.clone(),
+                            by: check.name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+
         // A reference to the root column of a table whose rows are dropped
         // only for being listed (users.id, whose only other check is
         // invited_by -> users.id SET NULL): "the parent row was dropped" is
@@ -496,6 +541,42 @@ impl RestorePlan {
             pending_defaults,
             notes,
         })
+    }
+
+    /// Refuses, before anything is written, a SET DEFAULT check against the
+    /// erasure list itself whose constant default is on the list (the
+    /// filter also stops at the first row such a default would orphan,
+    /// for defaults pointing at rows dropped through other keys).
+    ///
+    /// # Errors
+    /// `DefaultErased`, naming the key.
+    pub fn check_defaults(
+        &self,
+        list: &dyn crate::erasure::ErasureSet,
+        st: SubjectType,
+    ) -> Result<(), PlanError> {
+        for t in &self.tables {
+            for f in t.fks.iter().filter(|f| f.set == SetRef::Root) {
+                let Effect::Rewrite(entries) = &f.effect else {
+                    continue;
+                };
+                let Some((_, Replacement::Value(v))) =
+                    entries.iter().find(|(c, _)| f.columns.first() == Some(c))
+                else {
+                    continue;
+                };
+                let mut d = Vec::new();
+                super::filter::decode_escapes(v, &mut d);
+                if crate::erasure::key_of(st, &d).is_some_and(|k| list.contains(k)) {
+                    return Err(PlanError::DefaultErased {
+                        fk: f.name.clone(),
+                        table: t.table.clone(),
+                        value: String::from_utf8_lossy(&d).into_owned(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The folds the erasure list must also be held in for the roots of

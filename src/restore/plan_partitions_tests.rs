@@ -252,3 +252,64 @@ fn quoted_root_names_find_schemas_with_dots() {
     let plan = RestorePlan::build(&m, &root("\"app.v2\".users"), SubjectType::Bigint).unwrap();
     assert_eq!(plan.tables[0].roots, vec![0]);
 }
+
+#[test]
+fn a_rewrite_of_a_referenced_column_and_an_erased_default_are_refused() {
+    // accounts.owner SET NULL, and owner is referenced by grants (ON UPDATE
+    // would apply): refused, naming both keys.
+    let m = manifest(
+        vec![
+            table("public.users", &["id"]),
+            table("public.accounts", &["id", "owner"]),
+            table("public.grants", &["owner"]),
+        ],
+        vec![
+            fk(
+                "acc_owner",
+                "public.accounts",
+                &["owner"],
+                "public.users",
+                &["id"],
+                FkAction::SetNull,
+            ),
+            fk(
+                "grant_owner",
+                "public.grants",
+                &["owner"],
+                "public.accounts",
+                &["owner"],
+                FkAction::Cascade,
+            ),
+        ],
+    );
+    let err = RestorePlan::build(&m, &root("public.users"), SubjectType::Bigint).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("grant_owner") && msg.contains("acc_owner"),
+        "{msg}"
+    );
+
+    // posts.author SET DEFAULT 0, and user 0 is erased.
+    let mut m = manifest(
+        vec![
+            table("public.users", &["id"]),
+            table("public.posts", &["id", "author"]),
+        ],
+        vec![fk(
+            "post_author",
+            "public.posts",
+            &["author"],
+            "public.users",
+            &["id"],
+            FkAction::SetDefault,
+        )],
+    );
+    m.tables[1].columns[1].default = Some("0".into());
+    let plan = RestorePlan::build(&m, &root("public.users"), SubjectType::Bigint).unwrap();
+    let key = |s: &[u8]| crate::erasure::key_of(SubjectType::Bigint, s).unwrap();
+    let list = crate::erasure::MemSet::from_keys(vec![key(b"5")]);
+    plan.check_defaults(&list, SubjectType::Bigint).unwrap();
+    let list = crate::erasure::MemSet::from_keys(vec![key(b"5"), key(b"0")]);
+    let err = plan.check_defaults(&list, SubjectType::Bigint).unwrap_err();
+    assert!(matches!(err, PlanError::DefaultErased { .. }), "{err}");
+}

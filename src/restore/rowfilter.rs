@@ -67,6 +67,9 @@ pub struct RowFilter<'a> {
     repl_vals: Vec<(usize, usize)>,
     /// Set for a collecting pass (see [`Collected`]).
     collect: Option<Collected>,
+    /// Per check: the key its SET DEFAULT gives the referencing columns,
+    /// when every one of them gets a constant default (see `decide`).
+    default_keys: Vec<Option<(u128, Option<u128>)>>,
     pub(super) stats: TableStats,
 }
 
@@ -142,6 +145,12 @@ impl<'a> RowFilter<'a> {
             record_forms,
             canon: Vec::with_capacity(256),
             collect: None,
+            default_keys: plan
+                .fks
+                .iter()
+                .enumerate()
+                .map(|(i, fk)| default_key(fk, plan.forms.fk(i).as_deref(), subject_type))
+                .collect(),
             root_lookup,
             dec: Vec::with_capacity(256),
             keybuf: Vec::with_capacity(256),
@@ -238,6 +247,13 @@ impl<'a> RowFilter<'a> {
                             o.extend_from_slice(&input[pending..row_start]);
                         }
                         pending = nl + 1;
+                    }
+                    Verdict::DefaultDropped(f) => {
+                        let fk = &self.plan.fks[f];
+                        return Err(FilterError::DefaultDropped {
+                            table: self.plan.table.clone(),
+                            fk: fk.name.clone(),
+                        });
                     }
                     Verdict::Rewrite => {
                         self.stats.rows_nulled += 1;
@@ -387,6 +403,9 @@ impl<'a> RowFilter<'a> {
         for (f, fk) in plan.fks.iter().enumerate() {
             if let Effect::Rewrite(cols) = &fk.effect {
                 if self.references_dropped(input, i, f) {
+                    if self.default_dropped(f) {
+                        return Verdict::DefaultDropped(f);
+                    }
                     for (j, (c, _)) in cols.iter().enumerate() {
                         self.repl_vals.push((f, j));
                         self.repl[*c] = self.repl_vals.len() as u32;
@@ -418,6 +437,20 @@ impl<'a> RowFilter<'a> {
             Probe::Own(slot) => self.own[slot].contains(k),
             Probe::OwnOr(slot, others) => self.own[slot].contains(k) || others.contains(k),
             Probe::Root => false,
+        }
+    }
+
+    /// Whether check `f`'s SET DEFAULT points at a parent row that is
+    /// dropped too: PostgreSQL would refuse the delete, so the restore stops.
+    fn default_dropped(&self, f: usize) -> bool {
+        let Some((tuple, listed)) = self.default_keys[f] else {
+            return false;
+        };
+        match self.probes[f] {
+            Probe::Root => listed.is_some_and(|k| self.erasure.contains(k)),
+            Probe::Parent(set) => set.contains(tuple),
+            Probe::Own(slot) => self.own[slot].contains(tuple),
+            Probe::OwnOr(slot, others) => self.own[slot].contains(tuple) || others.contains(tuple),
         }
     }
 
@@ -588,4 +621,54 @@ enum Verdict {
     Keep,
     Drop,
     Rewrite,
+    /// Check `f`'s SET DEFAULT would point the row at a dropped parent row.
+    DefaultDropped(usize),
+}
+
+/// The key (as [`key_of_tuple`] / the list's, for a `Root` check: see
+/// `RowFilter::default_dropped`) of the tuple a SET DEFAULT check writes
+/// into the referencing columns, when it writes a constant into all of them.
+fn default_key(
+    fk: &super::FkCheck,
+    forms: Option<&[KeyForm]>,
+    st: SubjectType,
+) -> Option<(u128, Option<u128>)> {
+    let Effect::Rewrite(entries) = &fk.effect else {
+        return None;
+    };
+    let mut values = Vec::with_capacity(fk.columns.len());
+    for c in &fk.columns {
+        match entries.iter().find(|(e, _)| e == c).map(|(_, r)| r) {
+            Some(Replacement::Value(v)) => {
+                let mut d = Vec::new();
+                super::decode_escapes(v, &mut d);
+                values.push(d);
+            }
+            _ => return None,
+        }
+    }
+    let mut canon = Vec::new();
+    let values: Vec<Vec<u8>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let form = forms.map_or(KeyForm::Plain, |f| f[i]);
+            keys::canonical(form, v, &mut canon).to_vec()
+        })
+        .collect();
+    let tuple = if let [v] = &values[..] {
+        super::value_key(v)
+    } else {
+        let mut buf = Vec::new();
+        for v in &values {
+            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            buf.extend_from_slice(v);
+        }
+        xxhash_rust::xxh3::xxh3_128(&buf)
+    };
+    let listed = match &values[..] {
+        [v] => key_of(st, v),
+        _ => None,
+    };
+    Some((tuple, listed))
 }

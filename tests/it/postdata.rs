@@ -14,6 +14,7 @@ fn table(name: &str) -> TableEntry {
         rows: 0,
         raw_bytes: 0,
         objects: Vec::new(),
+        parents: vec![],
     }
 }
 

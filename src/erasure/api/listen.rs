@@ -40,11 +40,48 @@ impl std::fmt::Debug for ApiServer {
     }
 }
 
+/// Whether `path` may be taken: `Ok(None)` nothing is there, `Ok(Some(inode))`
+/// a stale socket (connecting is refused: its server is gone). A socket
+/// that answers, one whose state cannot be told, and anything that is not a
+/// socket are refused.
+fn vacancy(listen: &str, path: &Path) -> Result<Option<u64>, ServeError> {
+    use std::os::unix::fs::FileTypeExt;
+    let err = |m: String| ServeError::Bind {
+        listen: listen.to_string(),
+        message: m,
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err(format!("cannot inspect {}: {e}", path.display()))),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(err(format!(
+            "{} exists and is not a socket; remove it or choose another api.listen",
+            path.display()
+        )));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(err(format!(
+            "another process (another lethe daemon?) already serves the API at {}; two daemons cannot share a socket: give each daemon's config its own api.listen, e.g. \"unix:/run/lethe/<database>.sock\"",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(Some(meta.ino())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(err(format!(
+            "cannot tell whether a server still listens at {} ({e}); if none does, remove it, else give this daemon its own api.listen",
+            path.display()
+        ))),
+    }
+}
+
 /// Binds a Unix socket at `path` with mode 0660: bound under a temporary
-/// name, chmod-ed, then renamed into place, so it is never reachable with
-/// looser permissions. An existing socket that still answers is refused
-/// (another server runs); one that does not is stale and replaced. Anything
-/// else at the path is left alone and refused.
+/// name, chmod-ed, then hard-linked into place, so it is never reachable
+/// with looser permissions and never replaces a socket that appeared in the
+/// meantime (the link fails if the name exists). An existing socket that
+/// still answers is refused (another server runs); one that does not is
+/// stale and replaced (`api.stale_socket`). Anything else at the path is
+/// left alone and refused.
 fn bind_unix(listen: &str, path: &Path) -> Result<Listener, ServeError> {
     let err = |m: String| ServeError::Bind {
         listen: listen.to_string(),
@@ -54,25 +91,8 @@ fn bind_unix(listen: &str, path: &Path) -> Result<Listener, ServeError> {
         std::fs::create_dir_all(parent)
             .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
     }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) => {
-            use std::os::unix::fs::FileTypeExt;
-            if !m.file_type().is_socket() {
-                return Err(err(format!(
-                    "{} exists and is not a socket; remove it or choose another api.listen",
-                    path.display()
-                )));
-            }
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(err(format!(
-                    "another process already serves the API at {}; is a lethe daemon running?",
-                    path.display()
-                )));
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(format!("cannot inspect {}: {e}", path.display()))),
-    }
+    // Refuse a live server before creating anything.
+    vacancy(listen, path)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -81,21 +101,63 @@ fn bind_unix(listen: &str, path: &Path) -> Result<Listener, ServeError> {
     let _ = std::fs::remove_file(&tmp);
     let listener = tokio::net::UnixListener::bind(&tmp)
         .map_err(|e| err(format!("cannot bind {}: {e}", tmp.display())))?;
-    let setup = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = setup {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(format!(
-            "cannot put the socket in place at {}: {e}",
-            path.display()
-        )));
-    }
-    let inode = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| err(format!("cannot set the mode of {}: {e}", tmp.display())))
+        .and_then(|()| place(listen, &tmp, path));
+    let inode = std::fs::metadata(&tmp).map(|m| m.ino()).unwrap_or(0);
+    let _ = std::fs::remove_file(&tmp);
+    placed?;
     Ok(Listener::Unix {
         listener,
         path: path.to_path_buf(),
         inode,
     })
+}
+
+/// Links the bound socket `tmp` to `path`, removing a stale socket there
+/// (only if it is still the same file when removed).
+fn place(listen: &str, tmp: &Path, path: &Path) -> Result<(), ServeError> {
+    let err = |m: String| ServeError::Bind {
+        listen: listen.to_string(),
+        message: m,
+    };
+    for _ in 0..5 {
+        match std::fs::hard_link(tmp, path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Some(stale) = vacancy(listen, path)? {
+                    let same = std::fs::symlink_metadata(path).map(|m| m.ino()).ok() == Some(stale);
+                    if same {
+                        tracing::info!(
+                            event = "api.stale_socket",
+                            path = %path.display(),
+                            "a socket no server answers on (left by a process that died) is replaced"
+                        );
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+            }
+            // A file system without hard links: rename, if the path is free.
+            Err(_) if vacancy(listen, path)?.is_none() => {
+                return std::fs::rename(tmp, path).map_err(|e| {
+                    err(format!(
+                        "cannot put the socket in place at {}: {e}",
+                        path.display()
+                    ))
+                });
+            }
+            Err(e) => {
+                return Err(err(format!(
+                    "cannot put the socket in place at {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Err(err(format!(
+        "{} keeps reappearing; is another daemon starting with the same api.listen?",
+        path.display()
+    )))
 }
 
 impl ApiServer {
@@ -165,18 +227,25 @@ impl ApiServer {
         storage: Arc<dyn Storage>,
         shutdown: CancellationToken,
     ) {
+        let serves = super::Serves::of_server(&store, storage.as_ref());
         let state = Arc::new(ApiState {
             body_timeout: self.timeouts.body,
             store,
             storage,
+            serves,
         });
         let header_timeout = self.timeouts.header;
         let token = match &self.listener {
             Listener::Tcp { token, .. } => Some(Arc::clone(token)),
             Listener::Unix { .. } => None,
         };
+        tracing::info!(
+            event = "api.listening",
+            listen = %self.local_addr(),
+            erasure_path = %state.serves.path.display(),
+            storage = state.serves.storage.as_deref().unwrap_or(""),
+        );
         let app = router(state, token);
-        tracing::info!(event = "api.listening", listen = %self.local_addr());
         let mut conns = tokio::task::JoinSet::new();
         loop {
             let accepted: std::io::Result<Box<dyn IoBox>> = tokio::select! {
