@@ -49,8 +49,8 @@ pub async fn list(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
 pub async fn show(ctx: &Ctx, selector: &str, json: bool) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
     let storage = ctx.storage(&cfg).await?;
-    let id = repo::resolve(storage.as_ref(), selector).await?;
-    let m = repo::load_manifest(storage.as_ref(), &id).await?;
+    let scope = crate::restore::source_scope(&cfg)?;
+    let m = repo::resolve_in(storage.as_ref(), selector, &scope).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&m)?);
         return Ok(crate::exit::OK);

@@ -28,7 +28,12 @@ pub async fn run(
         }
         v
     } else {
-        vec![repo::resolve(storage.as_ref(), id.unwrap_or("latest")).await?]
+        let scope = crate::restore::source_scope(&cfg)?;
+        vec![
+            repo::resolve_in(storage.as_ref(), id.unwrap_or("latest"), &scope)
+                .await?
+                .id,
+        ]
     };
 
     // The identity is loaded once, and only when a snapshot needs it.

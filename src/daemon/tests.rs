@@ -93,6 +93,7 @@ impl Snapshotter for Fake {
             erasure_list: ListState::default(),
             partitioned: vec![],
             ctype: None,
+            source: None,
         };
         storage
             .put_bytes(

@@ -238,6 +238,16 @@ impl LoadedList {
     }
 }
 
+/// The configured source, which snapshots a restore may pick from.
+///
+/// # Errors
+/// `source.url` cannot be parsed.
+pub fn source_scope(cfg: &Config) -> Result<repo::SourceScope, RestoreError> {
+    let (identity, database) = crate::source::postgres::source_identity(&cfg.source.url)
+        .map_err(|e| RestoreError::Internal(format!("source.url: {e}")))?;
+    Ok(repo::SourceScope { identity, database })
+}
+
 /// The opener for a snapshot: plaintext when it has no recipients, else the
 /// identity from `--identity` or `encryption.identity_file`.
 ///
@@ -293,8 +303,9 @@ pub async fn restore(
 ) -> Result<RestoreReport, RestoreError> {
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
-    let id = repo::resolve(storage.as_ref(), &opts.selector).await?;
-    let manifest = Arc::new(repo::load_manifest(storage.as_ref(), &id).await?);
+    let scope = source_scope(cfg)?;
+    let manifest = Arc::new(repo::resolve_in(storage.as_ref(), &opts.selector, &scope).await?);
+    let id = manifest.id.clone();
     tracing::info!(event = "restore.started", snapshot = %id, dry_run = opts.dry_run, "restoring snapshot {id}");
 
     // Every check that can refuse runs before anything is written.

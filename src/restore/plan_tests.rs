@@ -81,6 +81,7 @@ pub fn manifest(tables: Vec<TableEntry>, fks: Vec<ForeignKey>) -> Manifest {
         erasure_list: ListState::default(),
         partitioned: vec![],
         ctype: None,
+        source: None,
     }
 }
 

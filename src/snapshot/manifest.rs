@@ -221,6 +221,11 @@ pub struct Manifest {
     /// name them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitioned: Vec<Relation>,
+    /// The source as configured, `host:port/dbname`
+    /// (`source::postgres::source_identity`): `latest` and explicit ids
+    /// resolve only within the configured source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// The database's `LC_CTYPE` (`pg_database.datctype`): how `lower()`,
     /// and so `citext`, folds case.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -94,6 +94,93 @@ pub enum RepoError {
     BadSelector(String),
     #[error("repository marker {MARKER_KEY} is damaged: {0}")]
     BadMarker(String),
+    #[error(
+        "{storage} holds no complete snapshot of the configured source {wanted} ({others}); check source.url, or that this is the right repository"
+    )]
+    NoneOfSource {
+        storage: String,
+        wanted: String,
+        others: String,
+    },
+    #[error(
+        "snapshot {id} is of {theirs}, not of the configured source {ours}: its rows would be filtered with this config's erasure roots and list; restore it with the config of {theirs}"
+    )]
+    OtherSource {
+        id: String,
+        theirs: String,
+        ours: String,
+    },
+}
+
+/// The source a command works on: snapshots of other databases in the same
+/// repository are never picked by `latest` nor restored by id.
+#[derive(Debug, Clone)]
+pub struct SourceScope {
+    /// `host:port/dbname` (`source::postgres::source_identity`).
+    pub identity: String,
+    pub database: String,
+}
+
+impl SourceScope {
+    /// Whether `m` is a snapshot of this source: by the identity it records,
+    /// or, for manifests written before it was recorded, by database name.
+    pub fn matches(&self, m: &Manifest) -> bool {
+        match &m.source {
+            Some(s) => *s == self.identity,
+            None => m.database == self.database,
+        }
+    }
+
+    fn describe(m: &Manifest) -> String {
+        m.source
+            .clone()
+            .unwrap_or_else(|| format!("database {}", m.database))
+    }
+}
+
+/// Resolves `latest` or an id to a complete snapshot of `scope`'s source
+/// and loads its manifest: `latest` is the newest snapshot of that source,
+/// and an id of another source's snapshot is refused.
+///
+/// # Errors
+/// As [`resolve`]; `NoneOfSource`, `OtherSource`.
+pub async fn resolve_in(
+    storage: &dyn Storage,
+    selector: &str,
+    scope: &SourceScope,
+) -> Result<Manifest, RepoError> {
+    if selector != "latest" {
+        let id = resolve(storage, selector).await?;
+        let m = load_manifest(storage, &id).await?;
+        if !scope.matches(&m) {
+            return Err(RepoError::OtherSource {
+                id: id.to_string(),
+                theirs: SourceScope::describe(&m),
+                ours: scope.identity.clone(),
+            });
+        }
+        return Ok(m);
+    }
+    let ids = list_complete(storage).await?;
+    if ids.is_empty() {
+        return Err(RepoError::Empty(storage.describe()));
+    }
+    let mut others = std::collections::BTreeSet::new();
+    for id in &ids {
+        let m = load_manifest(storage, id).await?;
+        if scope.matches(&m) {
+            return Ok(m);
+        }
+        others.insert(SourceScope::describe(&m));
+    }
+    Err(RepoError::NoneOfSource {
+        storage: storage.describe(),
+        wanted: scope.identity.clone(),
+        others: format!(
+            "it holds snapshots of {}",
+            others.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    })
 }
 
 /// What is under `snapshots/`: complete ids (manifest present) and the ids of

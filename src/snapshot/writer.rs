@@ -416,6 +416,9 @@ async fn run(
         erasure_list: opts.erasure_list.clone(),
         partitioned: catalog.partitioned.clone(),
         ctype: Some(catalog.ctype.clone()),
+        source: crate::source::postgres::source_identity(&cfg.source.url)
+            .ok()
+            .map(|(identity, _)| identity),
     };
     guard(cancel, Stage::Commit, async {
         confirm_objects(&storage, &manifest).await?;

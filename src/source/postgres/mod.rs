@@ -157,6 +157,47 @@ pub fn parse_config(url: &str) -> Result<tokio_postgres::Config, SourceError> {
     Ok(cfg)
 }
 
+/// Which database `url` names, as `host:port/dbname` (libpq's defaults
+/// filled in: port 5432, database = user): recorded in every manifest so
+/// that snapshots of several databases in one repository are never
+/// confused (`snapshot::repo::SourceScope`).
+///
+/// # Errors
+/// `BadUrl` naming the (redacted) URL.
+pub fn source_identity(url: &str) -> Result<(String, String), SourceError> {
+    let cfg = tokio_postgres::Config::from_str(url).map_err(|e| SourceError::BadUrl {
+        url: crate::config::redact_url(url),
+        message: e.to_string(),
+    })?;
+    let hosts: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(n) => n.to_ascii_lowercase(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "localhost".to_string()
+    } else {
+        hosts.join(",")
+    };
+    let ports: Vec<String> = cfg.get_ports().iter().map(u16::to_string).collect();
+    let ports = if ports.is_empty() {
+        "5432".to_string()
+    } else {
+        ports.join(",")
+    };
+    let user = cfg
+        .get_user()
+        .map(str::to_string)
+        .or_else(|| std::env::var("PGUSER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default();
+    let db = cfg.get_dbname().map_or(user, str::to_string);
+    Ok((format!("{hosts}:{ports}/{db}"), db))
+}
+
 /// Opens a session with the settings every Lethe connection uses: no
 /// statement/lock/idle timeouts from the server's defaults (a snapshot may
 /// run for hours), exact float output, ISO dates, `row_security = off` (a
