@@ -161,9 +161,16 @@ pub enum SubjectType {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectRoot {
-    /// `schema.table`
+    /// `schema.table`, as psql spells it (`"app.v2".users`).
     pub table: String,
     pub column: String,
+    /// The column is a natural key that can come back (an e-mail erased,
+    /// later registered again by a new account): an erasure applies only to
+    /// snapshots taken before it plus `erasure.reuse_grace`; a later
+    /// snapshot holding the key is kept and reported by the leak check.
+    /// Surrogate ids that are never reused should leave this `false`.
+    #[serde(default)]
+    pub reusable: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -174,6 +181,11 @@ pub struct ErasureConfig {
     pub subject_type: SubjectType,
     /// Root tables whose rows are subjects; foreign keys are followed from here.
     pub subjects: Vec<SubjectRoot>,
+    /// For `reusable` roots: how long after an erasure a snapshot may still
+    /// hold the erased row (the application deletes it after calling
+    /// `lethe erase`), so the erasure still applies to it.
+    #[serde(with = "humantime_serde_dur")]
+    pub reuse_grace: Duration,
 }
 
 impl Default for ErasureConfig {
@@ -184,7 +196,9 @@ impl Default for ErasureConfig {
             subjects: vec![SubjectRoot {
                 table: "public.users".into(),
                 column: "id".into(),
+                reusable: false,
             }],
+            reuse_grace: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -565,6 +579,24 @@ pub fn read_secret_file(path: &Path) -> Result<String, String> {
         ));
     }
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+mod humantime_serde_dur {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?} ({e}); use e.g. \"12h\", \"7d\""
+            ))
+        })
+    }
 }
 
 mod humantime_opt {

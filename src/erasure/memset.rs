@@ -288,42 +288,43 @@ impl MemSet {
         Ok((set, state))
     }
 
-    /// Like [`MemSet::load`] for text ids, also holding the extra keys
-    /// `extra` derives from each id (its case-folded or trimmed spelling,
-    /// hashed under a seed of its own, for roots that compare that way).
-    /// Returns the set and the state of the ids it was built from.
+    /// Like [`MemSet::load`], also holding the extra keys `extra` derives
+    /// from each entry: its case-folded or trimmed spelling, hashed under a
+    /// seed of its own, for roots that compare that way; a tagged key for
+    /// erasures that apply to the snapshot being restored, for roots whose
+    /// keys can be reused. Returns the set and the number of entries read
+    /// (checked against the list state).
     ///
     /// # Errors
     /// As [`MemSet::from_store`].
-    pub fn load_with(
+    pub fn load_entries(
         store: &ErasureStore,
-        extra: &dyn Fn(&[u8], &mut Vec<SubjectKey>),
-    ) -> Result<(MemSet, ListState), StoreError> {
+        extra: &dyn Fn(&super::store::EntryInfo, SubjectKey, &mut Vec<SubjectKey>),
+    ) -> Result<(MemSet, u64), StoreError> {
         let t = store.subject_type();
         let corrupt = |message: String| StoreError::Corrupt {
             path: store.path().to_path_buf(),
             message,
         };
-        let mut v: Vec<u128> = huge_vec(usize::try_from(store.state().count).unwrap_or(0) * 2);
-        let mut ids = 0u64;
-        let state = store.scan_ids(|k| {
-            v.push(key_of(t, k).ok_or_else(|| {
+        let count = store.state().count;
+        let mut v: Vec<u128> = huge_vec(usize::try_from(count).unwrap_or(0) * 2);
+        let n = store.for_each_entry(|e| {
+            let k = key_of(t, e.subject.as_bytes()).ok_or_else(|| {
                 corrupt(format!(
                     "entry {:?} is not a valid id of its type",
-                    String::from_utf8_lossy(k)
+                    e.subject
                 ))
-            })?);
-            extra(k, &mut v);
-            ids += 1;
+            })?;
+            v.push(k);
+            extra(&e, k, &mut v);
             Ok(())
         })?;
-        if ids != state.count {
+        if n != count {
             return Err(corrupt(format!(
-                "read {ids} entries but the list state says {}",
-                state.count
+                "read {n} entries but the list state says {count}"
             )));
         }
-        Ok((MemSet::from_keys(v), state))
+        Ok((MemSet::from_keys(v), n))
     }
 
     /// Bytes of heap this set holds.

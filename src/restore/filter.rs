@@ -202,6 +202,9 @@ pub struct TablePlan {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyForms {
     pub roots: Vec<KeyForm>,
+    /// Per root: a reusable natural key, looked up among the erasures that
+    /// apply to this snapshot only (`keys::reuse_key`).
+    pub reusable: Vec<bool>,
     pub records: Vec<Vec<KeyForm>>,
     pub fks: Vec<Vec<KeyForm>>,
 }
@@ -221,6 +224,9 @@ impl KeyForms {
     }
     pub fn root(&self, i: usize) -> KeyForm {
         self.roots.get(i).copied().unwrap_or(KeyForm::Plain)
+    }
+    pub fn reusable(&self, i: usize) -> bool {
+        self.reusable.get(i).copied().unwrap_or(false)
     }
 }
 

@@ -282,6 +282,14 @@ pub fn root_key(st: SubjectType, form: KeyForm, v: &[u8], scratch: &mut Vec<u8>)
     }
 }
 
+/// The key under which an erasure that applies to the snapshot being
+/// restored is also held, for roots whose keys can be reused (see
+/// `SubjectRoot::reusable`): a lookup of such a root finds only those.
+#[inline]
+pub fn reuse_key(k: u128) -> u128 {
+    xxhash_rust::xxh3::xxh3_128_with_seed(&k.to_le_bytes(), 0x4c45_5448_4552_4555)
+}
+
 #[cfg(test)]
 #[path = "keys_tests.rs"]
 mod tests;

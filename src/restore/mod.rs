@@ -201,23 +201,34 @@ pub async fn load_list(
 }
 
 impl LoadedList {
-    /// Reads the list again, also holding each text id folded the way
-    /// these root forms compare (`citext` roots lower-case both sides,
-    /// `char(n)` roots ignore trailing spaces): see `keys::folds_list`.
+    /// Reads the list again when the plan needs more than its ids: each
+    /// text id also folded the way `forms` compare (`citext` roots
+    /// lower-case both sides, `char(n)` roots ignore trailing spaces; see
+    /// `keys::folds_list`), and, for reusable roots (`reuse = Some(since)`),
+    /// each erasure added after `since` also under `keys::reuse_key`.
     /// Refuses if the list changed since it was first read.
-    async fn fold(&mut self, forms: Vec<keys::KeyForm>) -> Result<(), RestoreError> {
-        if forms.is_empty() {
+    async fn prepare(
+        &mut self,
+        forms: Vec<keys::KeyForm>,
+        reuse: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), RestoreError> {
+        if forms.is_empty() && reuse.is_none() {
             return Ok(());
         }
         let store = self.store.clone();
-        let (set, state) = tokio::task::spawn_blocking(move || {
-            MemSet::load_with(&store, &|id, out| {
+        let (set, n) = tokio::task::spawn_blocking(move || {
+            MemSet::load_entries(&store, &|e, k, out| {
                 let mut scratch = Vec::new();
+                let first = out.len();
                 for &f in &forms {
-                    out.push(keys::folded_text_key(
-                        f,
-                        keys::canonical(f, id, &mut scratch),
-                    ));
+                    let c = keys::canonical(f, e.subject.as_bytes(), &mut scratch);
+                    out.push(keys::folded_text_key(f, c));
+                }
+                if reuse.is_some_and(|since| e.added_at > since) {
+                    out.push(keys::reuse_key(k));
+                    for i in first..out.len() - 1 {
+                        out.push(keys::reuse_key(out[i]));
+                    }
                 }
             })
         })
@@ -228,7 +239,7 @@ impl LoadedList {
                 "refusing to restore: the erasure list cannot be read: {e}"
             ))
         })?;
-        if state.count != self.state.count {
+        if n != self.state.count {
             return Err(RestoreError::ErasureList(
                 "refusing to restore: the erasure list changed while it was read; retry".into(),
             ));
@@ -331,7 +342,19 @@ pub async fn restore(
     }
     let plan =
         plan::RestorePlan::build(&manifest, &cfg.erasure.subjects, cfg.erasure.subject_type)?;
-    list.fold(plan.list_folds(cfg.erasure.subject_type)).await?;
+    // Reusable natural keys: an erasure applies to snapshots begun before
+    // it plus the grace (the application may delete the row after calling
+    // `lethe erase`); a later snapshot's row with that key is a new account.
+    let grace =
+        chrono::Duration::from_std(cfg.erasure.reuse_grace).unwrap_or(chrono::Duration::MAX);
+    let reuse = plan.has_reusable().then(|| {
+        manifest
+            .started_at
+            .checked_sub_signed(grace)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+    });
+    list.prepare(plan.list_folds(cfg.erasure.subject_type), reuse)
+        .await?;
     plan.check_defaults(list.set.as_ref(), cfg.erasure.subject_type)?;
     let opener = opener_for(&manifest, opts.identity.as_deref(), cfg)?;
     if let (Destination::File(_), false, Some(d)) = (

@@ -315,9 +315,14 @@ impl RestorePlan {
                         subject_type: type_label(subject_type).into(),
                     });
                 };
-                if !tables[t].roots.contains(&c) {
-                    tables[t].roots.push(c);
-                    tables[t].forms.roots.push(form);
+                match tables[t].roots.iter().position(|&x| x == c) {
+                    // Named twice: reusable only if every naming says so.
+                    Some(i) => tables[t].forms.reusable[i] &= r.reusable,
+                    None => {
+                        tables[t].roots.push(c);
+                        tables[t].forms.roots.push(form);
+                        tables[t].forms.reusable.push(r.reusable);
+                    }
                 }
             }
         }
@@ -507,6 +512,7 @@ impl RestorePlan {
             .map(|p| {
                 (p.roots.len() == 1
                     && p.forms.root(0) == KeyForm::Plain
+                    && !p.forms.reusable(0)
                     && p.fks.iter().all(|f| f.effect != Effect::Drop))
                 .then(|| (p.roots[0], p.records.clone()))
             })
@@ -591,6 +597,14 @@ impl RestorePlan {
         forms.sort();
         forms.dedup();
         forms
+    }
+
+    /// Whether a root is a reusable natural key (the list must then be read
+    /// with each erasure's time).
+    pub fn has_reusable(&self) -> bool {
+        self.tables
+            .iter()
+            .any(|t| t.forms.reusable.iter().any(|&r| r))
     }
 
     /// Manifest table indexes in load order (parents first).

@@ -10,6 +10,7 @@ fn root(t: &str) -> Vec<SubjectRoot> {
     vec![SubjectRoot {
         table: t.into(),
         column: "id".into(),
+        reusable: false,
     }]
 }
 

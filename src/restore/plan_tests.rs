@@ -89,6 +89,7 @@ fn users_root() -> Vec<SubjectRoot> {
     vec![SubjectRoot {
         table: "public.users".into(),
         column: "id".into(),
+        reusable: false,
     }]
 }
 
@@ -226,6 +227,7 @@ fn unknown_roots_and_mismatched_types_are_refused_by_name() {
         &[SubjectRoot {
             table: "public.members".into(),
             column: "id".into(),
+            reusable: false,
         }],
         SubjectType::Bigint,
     )
@@ -240,6 +242,7 @@ fn unknown_roots_and_mismatched_types_are_refused_by_name() {
         &[SubjectRoot {
             table: "public.users".into(),
             column: "uid".into(),
+            reusable: false,
         }],
         SubjectType::Bigint,
     )
@@ -402,10 +405,12 @@ fn self_referencing_cascade_and_cycles_get_pre_passes() {
         SubjectRoot {
             table: "public.users".into(),
             column: "id".into(),
+            reusable: false,
         },
         SubjectRoot {
             table: "public.orgs".into(),
             column: "id".into(),
+            reusable: false,
         },
     ];
     let p = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();

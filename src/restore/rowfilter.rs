@@ -48,6 +48,8 @@ pub struct RowFilter<'a> {
     lookups: Vec<usize>,
     /// How each lookup's value is spelled before it is keyed.
     lookup_forms: Vec<KeyForm>,
+    /// Per lookup: a reusable root, keyed with `keys::reuse_key`.
+    lookup_reuse: Vec<bool>,
     /// Per check and per record slot: the forms of its columns, `None`
     /// when every value is keyed as it is (the fast path).
     fk_forms: Vec<Option<Vec<KeyForm>>>,
@@ -115,12 +117,16 @@ impl<'a> RowFilter<'a> {
         let mut lookups = plan.roots.clone();
         let mut lookup_forms: Vec<KeyForm> =
             (0..plan.roots.len()).map(|i| plan.forms.root(i)).collect();
+        let mut lookup_reuse: Vec<bool> = (0..plan.roots.len())
+            .map(|i| plan.forms.reusable(i))
+            .collect();
         let mut root_lookup = vec![usize::MAX; plan.fks.len()];
         for (i, (fk, probe)) in plan.fks.iter().zip(&probes).enumerate() {
             if let (Probe::Root, Some(&c)) = (probe, fk.columns.first()) {
                 root_lookup[i] = lookups.len();
                 lookups.push(c);
                 lookup_forms.push(KeyForm::Plain);
+                lookup_reuse.push(false);
             }
         }
         let fk_forms = (0..plan.fks.len()).map(|i| plan.forms.fk(i)).collect();
@@ -141,6 +147,7 @@ impl<'a> RowFilter<'a> {
             hits: vec![false; lookups.len() * BLOCK_ROWS],
             lookups,
             lookup_forms,
+            lookup_reuse,
             fk_forms,
             record_forms,
             canon: Vec::with_capacity(256),
@@ -317,17 +324,21 @@ impl<'a> RowFilter<'a> {
         self.slots.clear();
         for i in 0..self.rows.len() {
             let base = i * self.width;
-            for (&c, &form) in self.lookups.iter().zip(&self.lookup_forms) {
+            for (j, (&c, &form)) in self.lookups.iter().zip(&self.lookup_forms).enumerate() {
                 let (a, b) = self.spans[base + c];
                 let canon = &mut self.canon;
                 let st = self.subject_type;
-                match decoded(&input[a..b], &mut self.dec).and_then(|v| {
-                    if form == KeyForm::Plain {
-                        key_of(st, v)
-                    } else {
-                        keys::root_key(st, form, v, canon)
-                    }
-                }) {
+                let reuse = self.lookup_reuse[j];
+                match decoded(&input[a..b], &mut self.dec)
+                    .and_then(|v| {
+                        if form == KeyForm::Plain {
+                            key_of(st, v)
+                        } else {
+                            keys::root_key(st, form, v, canon)
+                        }
+                    })
+                    .map(|k| if reuse { keys::reuse_key(k) } else { k })
+                {
                     Some(k) => {
                         self.slots.push(self.keys.len() as u32);
                         self.keys.push(k);

@@ -141,6 +141,7 @@ async fn run(jobs: usize, listed: &[&str]) -> (HashMap<String, Vec<u8>>, Vec<Tab
     let roots = vec![SubjectRoot {
         table: "public.users".into(),
         column: "id".into(),
+        reusable: false,
     }];
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let keys = listed
@@ -213,6 +214,7 @@ async fn a_missing_object_fails_its_table_by_name() {
     let roots = vec![SubjectRoot {
         table: "public.users".into(),
         column: "id".into(),
+        reusable: false,
     }];
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let shared = Arc::new(Shared {
@@ -284,6 +286,7 @@ async fn a_deep_self_reference_settles_in_two_passes() {
     let roots = vec![SubjectRoot {
         table: "public.users".into(),
         column: "id".into(),
+        reusable: false,
     }];
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let shared = Arc::new(Shared {
