@@ -130,6 +130,10 @@ pub enum EraseCommand {
         /// Why: a ticket or request reference, stored with the entry.
         #[arg(long, value_name = "TEXT")]
         reference: Option<String>,
+        /// Which named subject the ids are (erasure.subjects[].subject);
+        /// needed when the config names more than one.
+        #[arg(long = "subject", value_name = "NAME")]
+        of: Option<String>,
     },
     /// List every id in FILE (or `-` for stdin), one per line; blank lines and
     /// `#` comments are skipped. Any invalid line refuses the whole file.
@@ -138,11 +142,15 @@ pub enum EraseCommand {
         file: PathBuf,
         #[arg(long, value_name = "TEXT")]
         reference: Option<String>,
+        #[arg(long = "subject", value_name = "NAME")]
+        of: Option<String>,
     },
     /// Exit 0 if the id is listed, 1 if not.
     Check {
         #[arg(allow_negative_numbers = true)]
         subject: String,
+        #[arg(long = "subject", value_name = "NAME")]
+        of: Option<String>,
     },
     /// Every listed id: subject, added, origin, reference, journal state.
     List {

@@ -86,13 +86,53 @@ async fn writer(cfg: &Config) -> anyhow::Result<Writer> {
     }
 }
 
+/// The named subject ids given on the command line belong to: `--subject`,
+/// or the config's only subject. A config whose roots name no subject has
+/// the one unnamed subject (`None`), as every list before names existed.
+///
+/// # Errors
+/// A usage error naming the configured subjects when `--subject` is missing
+/// but needed, or names a subject the config does not have.
+fn subject_name(cfg: &Config, flag: Option<&str>) -> anyhow::Result<Option<String>> {
+    let names = cfg.erasure.subject_names();
+    let shown = || {
+        names
+            .iter()
+            .map(|n| n.clone().unwrap_or_else(|| "(unnamed)".into()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match flag {
+        Some(f) if names.iter().any(|n| n.as_deref() == Some(f)) => Ok(Some(f.to_string())),
+        Some(f) => Err(super::UsageError(format!(
+            "--subject {f}: no erasure.subjects root names subject {f:?} (configured: {})",
+            shown()
+        ))
+        .into()),
+        None => match &names[..] {
+            [one] => Ok(one.clone()),
+            _ => Err(super::UsageError(format!(
+                "the config names several subjects ({}); say which one these ids are with --subject NAME",
+                shown()
+            ))
+            .into()),
+        },
+    }
+}
+
 pub async fn run(ctx: &Ctx, command: EraseCommand) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
     match command {
         EraseCommand::Add {
             subjects,
             reference,
+            of,
         } => {
+            let name = subject_name(&cfg, of.as_deref())?;
+            let subjects = subjects
+                .iter()
+                .map(|s| crate::erasure::subject::qualify(name.as_deref(), s))
+                .collect();
             let out = add_all(ctx, &cfg, subjects, reference.as_deref()).await?;
             println!(
                 "added {}, already listed {}; {}",
@@ -102,10 +142,22 @@ pub async fn run(ctx: &Ctx, command: EraseCommand) -> anyhow::Result<i32> {
             );
             Ok(crate::exit::OK)
         }
-        EraseCommand::Import { file, reference } => {
-            import(ctx, &cfg, &file, reference.as_deref()).await
+        EraseCommand::Import {
+            file,
+            reference,
+            of,
+        } => {
+            let name = subject_name(&cfg, of.as_deref())?;
+            import(ctx, &cfg, &file, reference.as_deref(), name.as_deref()).await
         }
-        EraseCommand::Check { subject } => check(&cfg, &subject).await,
+        EraseCommand::Check { subject, of } => {
+            let name = subject_name(&cfg, of.as_deref())?;
+            check(
+                &cfg,
+                &crate::erasure::subject::qualify(name.as_deref(), &subject),
+            )
+            .await
+        }
         EraseCommand::List { json } => list(&cfg, json).await,
         EraseCommand::Sync => {
             let out = match writer(&cfg).await? {
@@ -213,7 +265,7 @@ async fn check(cfg: &Config, subject: &str) -> anyhow::Result<i32> {
                 .unwrap_or_default();
             println!(
                 "listed: {} (added {} on {}{reference})",
-                e.subject,
+                shown_subject(&e.subject),
                 e.added_at.format("%Y-%m-%dT%H:%M:%SZ"),
                 e.origin
             );
@@ -222,9 +274,17 @@ async fn check(cfg: &Config, subject: &str) -> anyhow::Result<i32> {
         None => {
             let c = crate::erasure::normalize(cfg.erasure.subject_type, subject)
                 .unwrap_or_else(|_| subject.to_string());
-            println!("not listed: {c}");
+            println!("not listed: {}", shown_subject(&c));
             Ok(crate::exit::FAILURE)
         }
+    }
+}
+
+/// A stored entry as people read it: `customer:7` for a named subject.
+fn shown_subject(stored: &str) -> String {
+    match crate::erasure::subject::split_subject(stored) {
+        (Some(name), id) => format!("{name}:{id}"),
+        (None, id) => id.to_string(),
     }
 }
 
@@ -240,13 +300,23 @@ impl<W: Write> EntryPrinter<W> {
         if self.json {
             self.out
                 .write_all(if self.n == 0 { b"[\n  " } else { b",\n  " })?;
-            serde_json::to_writer(&mut self.out, e)?;
+            match crate::erasure::subject::split_subject(&e.subject) {
+                // A named subject's entry: `subject` is the id, and
+                // `subject_name` says whose.
+                (Some(name), id) => {
+                    let mut v = serde_json::to_value(e)?;
+                    v["subject"] = id.into();
+                    v["subject_name"] = name.into();
+                    serde_json::to_writer(&mut self.out, &v)?;
+                }
+                (None, _) => serde_json::to_writer(&mut self.out, e)?,
+            }
         } else {
             let state = if e.journaled { "journaled" } else { "pending" };
             writeln!(
                 self.out,
                 "{}\t{}\t{}\t{}\t{state}",
-                e.subject,
+                shown_subject(&e.subject),
                 e.added_at.format("%Y-%m-%dT%H:%M:%SZ"),
                 e.origin,
                 e.reference.as_deref().unwrap_or("-")
@@ -361,7 +431,7 @@ fn input_name(file: &Path) -> String {
 /// database value byte for byte, so trimming here would make an id that
 /// really has a space impossible to list by import and make the import
 /// disagree with `erase add`; a warning names such ids instead.
-fn read_ids(cfg: &Config, file: &Path) -> anyhow::Result<IdArena> {
+fn read_ids(cfg: &Config, file: &Path, subject: Option<&str>) -> anyhow::Result<IdArena> {
     let name = input_name(file);
     let reader: Box<dyn BufRead> = if file == Path::new("-") {
         Box::new(std::io::stdin().lock())
@@ -402,7 +472,8 @@ fn read_ids(cfg: &Config, file: &Path) -> anyhow::Result<IdArena> {
                 if trimmed.is_empty() || trimmed.starts_with('#') {
                     continue;
                 }
-                match crate::erasure::subject::normalize_new(t, text) {
+                let qualified = crate::erasure::subject::qualify(subject, text);
+                match crate::erasure::subject::normalize_new(t, &qualified) {
                     Ok(c) => {
                         if c.len() != c.trim().len() {
                             spaced += 1;
@@ -455,9 +526,10 @@ async fn import(
     cfg: &Config,
     file: &Path,
     reference: Option<&str>,
+    subject: Option<&str>,
 ) -> anyhow::Result<i32> {
-    let (c, f) = (cfg.clone(), file.to_path_buf());
-    let ids = Arc::new(tokio::task::spawn_blocking(move || read_ids(&c, &f)).await??);
+    let (c, f, n) = (cfg.clone(), file.to_path_buf(), subject.map(str::to_string));
+    let ids = Arc::new(tokio::task::spawn_blocking(move || read_ids(&c, &f, n.as_deref())).await??);
     let started = std::time::Instant::now();
     let mut total = AddOutcome {
         added: 0,

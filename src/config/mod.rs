@@ -171,6 +171,12 @@ pub struct SubjectRoot {
     /// Surrogate ids that are never reused should leave this `false`.
     #[serde(default)]
     pub reusable: bool,
+    /// The subject these rows are (`customer`, `employee`): ids are listed
+    /// per subject (`lethe erase add --subject customer 7`), so customer 7
+    /// and employee 7 are different people. Unset: the one unnamed subject
+    /// (what every list held before names existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -188,6 +194,17 @@ pub struct ErasureConfig {
     pub reuse_grace: Duration,
 }
 
+impl ErasureConfig {
+    /// The subject names the roots use (`None` for the unnamed subject),
+    /// sorted, each once.
+    pub fn subject_names(&self) -> Vec<Option<String>> {
+        let mut v: Vec<Option<String>> = self.subjects.iter().map(|s| s.subject.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
 impl Default for ErasureConfig {
     fn default() -> Self {
         Self {
@@ -197,6 +214,7 @@ impl Default for ErasureConfig {
                 table: "public.users".into(),
                 column: "id".into(),
                 reusable: false,
+                subject: None,
             }],
             reuse_grace: Duration::from_secs(24 * 3600),
         }
@@ -430,6 +448,15 @@ impl Config {
         for (i, s) in self.erasure.subjects.iter().enumerate() {
             if let Err(e) = parse_table(&s.table) {
                 issue(&format!("erasure.subjects[{i}].table"), &s.table, &e);
+            }
+            if let Some(name) = &s.subject {
+                if !crate::erasure::subject::valid_subject_name(name) {
+                    issue(
+                        &format!("erasure.subjects[{i}].subject"),
+                        name,
+                        "must be a lower-case word: a-z first, then a-z, 0-9 or _ (at most 63)",
+                    );
+                }
             }
             if s.column.is_empty() {
                 issue(

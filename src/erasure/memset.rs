@@ -21,7 +21,7 @@
 
 use super::ErasureSet;
 use super::store::{ErasureStore, StoreError};
-use super::subject::{SubjectKey, key_of};
+use super::subject::{SubjectKey, entry_key};
 use crate::config::SubjectType;
 use crate::prefetch::prefetch;
 use crate::snapshot::manifest::ListState;
@@ -263,20 +263,37 @@ impl MemSet {
                 String::from_utf8_lossy(k)
             ))
         };
-        let (set, state) = if t == SubjectType::Bigint {
-            let mut v: Vec<u64> = huge_vec(hint);
-            let state = store.scan_ids(|k| {
-                v.push(key_of(t, k).ok_or_else(|| bad(k))? as u64);
-                Ok(())
-            })?;
-            (MemSet::from_narrow(v), state)
+        // Bigint ids are 64-bit keys, unless a named subject's entries
+        // (128-bit, see `subject_key`) are listed too.
+        let mut narrow: Vec<u64> = if t == SubjectType::Bigint {
+            huge_vec(hint)
         } else {
-            let mut v: Vec<u128> = huge_vec(hint);
-            let state = store.scan_ids(|k| {
-                v.push(key_of(t, k).ok_or_else(|| bad(k))?);
-                Ok(())
-            })?;
-            (MemSet::from_keys(v), state)
+            Vec::new()
+        };
+        let mut wide: Vec<u128> = if t == SubjectType::Bigint {
+            Vec::new()
+        } else {
+            huge_vec(hint)
+        };
+        let state = store.scan_ids(|k| {
+            let key = entry_key(t, k).ok_or_else(|| bad(k))?;
+            match u64::try_from(key) {
+                Ok(n) if wide.is_empty() && t == SubjectType::Bigint => narrow.push(n),
+                _ => {
+                    if wide.is_empty() && !narrow.is_empty() {
+                        wide = huge_vec(hint);
+                        wide.extend(narrow.drain(..).map(u128::from));
+                        narrow = Vec::new();
+                    }
+                    wide.push(key);
+                }
+            }
+            Ok(())
+        })?;
+        let set = if wide.is_empty() {
+            MemSet::from_narrow(narrow)
+        } else {
+            MemSet::from_keys(wide)
         };
         if set.len() as u64 != state.count {
             return Err(corrupt(format!(
@@ -309,7 +326,7 @@ impl MemSet {
         let count = store.state().count;
         let mut v: Vec<u128> = huge_vec(usize::try_from(count).unwrap_or(0) * 2);
         let n = store.for_each_entry(|e| {
-            let k = key_of(t, e.subject.as_bytes()).ok_or_else(|| {
+            let k = entry_key(t, e.subject.as_bytes()).ok_or_else(|| {
                 corrupt(format!(
                     "entry {:?} is not a valid id of its type",
                     e.subject

@@ -34,11 +34,80 @@ fn invalid(t: SubjectType, raw: &str, reason: &'static str) -> SubjectError {
     }
 }
 
-/// Validates a user-supplied id and returns its canonical text form.
+/// Separates a named subject from its id in a stored entry
+/// (`customer\u{1f}7`): entries of the unnamed subject (a config whose
+/// roots name no `subject`, and every list written before names existed)
+/// are the bare id. No text id may contain it (`normalize_new`).
+pub const SUBJECT_SEP: char = '\u{1f}';
+
+/// The stored form of `id` of subject `name` (`None`: the unnamed one).
+pub fn qualify(name: Option<&str>, id: &str) -> String {
+    match name {
+        Some(n) => format!("{n}{SUBJECT_SEP}{id}"),
+        None => id.to_string(),
+    }
+}
+
+/// A stored entry's subject name (if named) and id.
+pub fn split_subject(stored: &str) -> (Option<&str>, &str) {
+    match stored.split_once(SUBJECT_SEP) {
+        Some((name, id)) => (Some(name), id),
+        None => (None, stored),
+    }
+}
+
+/// Whether `name` can name a subject: a lower-case letter, then lower-case
+/// letters, digits or `_`, at most 63 bytes.
+pub fn valid_subject_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// The in-memory key of an id of subject `name`: its key under a seed of
+/// the name's, so customer 7 and employee 7 never meet.
+#[inline]
+pub fn subject_key(name: &str, k: SubjectKey) -> SubjectKey {
+    xxhash_rust::xxh3::xxh3_128_with_seed(
+        &k.to_le_bytes(),
+        xxhash_rust::xxh3::xxh3_64(name.as_bytes()),
+    )
+}
+
+/// The in-memory key of a stored entry (`qualify`'s form).
+pub fn entry_key(t: SubjectType, stored: &[u8]) -> Option<SubjectKey> {
+    match memchr::memchr(SUBJECT_SEP as u8, stored) {
+        Some(p) => {
+            let name = std::str::from_utf8(&stored[..p]).ok()?;
+            key_of(t, &stored[p + 1..]).map(|k| subject_key(name, k))
+        }
+        None => key_of(t, stored),
+    }
+}
+
+/// Validates a user-supplied id (or a stored entry of a named subject,
+/// `name\u{1f}id`) and returns its canonical text form.
 ///
 /// # Errors
-/// An id that is not valid for the configured type.
+/// An id that is not valid for the configured type, or a bad subject name.
 pub fn normalize(t: SubjectType, raw: &str) -> Result<String, SubjectError> {
+    if let Some((name, id)) = raw.split_once(SUBJECT_SEP) {
+        if !valid_subject_name(name) {
+            return Err(invalid(
+                t,
+                raw,
+                "names a subject that is not a lower-case word (a-z, 0-9, _)",
+            ));
+        }
+        return Ok(qualify(Some(name), &normalize_id(t, id)?));
+    }
+    normalize_id(t, raw)
+}
+
+fn normalize_id(t: SubjectType, raw: &str) -> Result<String, SubjectError> {
     let err = |reason| invalid(t, raw, reason);
     match t {
         SubjectType::Bigint => {
@@ -83,6 +152,9 @@ pub fn normalize(t: SubjectType, raw: &str) -> Result<String, SubjectError> {
 pub fn normalize_new(t: SubjectType, raw: &str) -> Result<String, SubjectError> {
     let c = normalize(t, raw)?;
     if t == SubjectType::Text {
+        if split_subject(&c).1.contains(SUBJECT_SEP) {
+            return Err(invalid(t, raw, "contains the control character U+001F"));
+        }
         if c.contains('\0') {
             return Err(invalid(t, raw, "contains a NUL byte"));
         }

@@ -205,6 +205,9 @@ pub struct KeyForms {
     /// Per root: a reusable natural key, looked up among the erasures that
     /// apply to this snapshot only (`keys::reuse_key`).
     pub reusable: Vec<bool>,
+    /// Per root: the named subject its ids belong to (`None`: unnamed),
+    /// looked up under `erasure::subject::subject_key`.
+    pub subjects: Vec<Option<String>>,
     pub records: Vec<Vec<KeyForm>>,
     pub fks: Vec<Vec<KeyForm>>,
 }
@@ -224,6 +227,9 @@ impl KeyForms {
     }
     pub fn root(&self, i: usize) -> KeyForm {
         self.roots.get(i).copied().unwrap_or(KeyForm::Plain)
+    }
+    pub fn subject(&self, i: usize) -> Option<&str> {
+        self.subjects.get(i).and_then(Option::as_deref)
     }
     pub fn reusable(&self, i: usize) -> bool {
         self.reusable.get(i).copied().unwrap_or(false)

@@ -220,9 +220,14 @@ impl LoadedList {
             MemSet::load_entries(&store, &|e, k, out| {
                 let mut scratch = Vec::new();
                 let first = out.len();
+                let (name, id) = crate::erasure::subject::split_subject(&e.subject);
                 for &f in &forms {
-                    let c = keys::canonical(f, e.subject.as_bytes(), &mut scratch);
-                    out.push(keys::folded_text_key(f, c));
+                    let c = keys::canonical(f, id.as_bytes(), &mut scratch);
+                    let folded = keys::folded_text_key(f, c);
+                    out.push(match name {
+                        Some(n) => crate::erasure::subject::subject_key(n, folded),
+                        None => folded,
+                    });
                 }
                 if reuse.is_some_and(|since| e.added_at > since) {
                     out.push(keys::reuse_key(k));

@@ -315,13 +315,17 @@ impl RestorePlan {
                         subject_type: type_label(subject_type).into(),
                     });
                 };
-                match tables[t].roots.iter().position(|&x| x == c) {
+                let forms = &tables[t].forms;
+                let same = (0..tables[t].roots.len())
+                    .find(|&i| tables[t].roots[i] == c && forms.subject(i) == r.subject.as_deref());
+                match same {
                     // Named twice: reusable only if every naming says so.
                     Some(i) => tables[t].forms.reusable[i] &= r.reusable,
                     None => {
                         tables[t].roots.push(c);
                         tables[t].forms.roots.push(form);
                         tables[t].forms.reusable.push(r.reusable);
+                        tables[t].forms.subjects.push(r.subject.clone());
                     }
                 }
             }
@@ -513,6 +517,7 @@ impl RestorePlan {
                 (p.roots.len() == 1
                     && p.forms.root(0) == KeyForm::Plain
                     && !p.forms.reusable(0)
+                    && p.forms.subject(0).is_none()
                     && p.fks.iter().all(|f| f.effect != Effect::Drop))
                 .then(|| (p.roots[0], p.records.clone()))
             })

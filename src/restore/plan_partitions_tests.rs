@@ -11,6 +11,7 @@ fn root(t: &str) -> Vec<SubjectRoot> {
         table: t.into(),
         column: "id".into(),
         reusable: false,
+        subject: None,
     }]
 }
 

@@ -90,6 +90,7 @@ fn users_root() -> Vec<SubjectRoot> {
         table: "public.users".into(),
         column: "id".into(),
         reusable: false,
+        subject: None,
     }]
 }
 
@@ -228,6 +229,7 @@ fn unknown_roots_and_mismatched_types_are_refused_by_name() {
             table: "public.members".into(),
             column: "id".into(),
             reusable: false,
+            subject: None,
         }],
         SubjectType::Bigint,
     )
@@ -243,6 +245,7 @@ fn unknown_roots_and_mismatched_types_are_refused_by_name() {
             table: "public.users".into(),
             column: "uid".into(),
             reusable: false,
+            subject: None,
         }],
         SubjectType::Bigint,
     )
@@ -406,11 +409,13 @@ fn self_referencing_cascade_and_cycles_get_pre_passes() {
             table: "public.users".into(),
             column: "id".into(),
             reusable: false,
+            subject: None,
         },
         SubjectRoot {
             table: "public.orgs".into(),
             column: "id".into(),
             reusable: false,
+            subject: None,
         },
     ];
     let p = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();

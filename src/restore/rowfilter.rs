@@ -50,6 +50,8 @@ pub struct RowFilter<'a> {
     lookup_forms: Vec<KeyForm>,
     /// Per lookup: a reusable root, keyed with `keys::reuse_key`.
     lookup_reuse: Vec<bool>,
+    /// Per lookup: the named subject of its root.
+    lookup_subject: Vec<Option<String>>,
     /// Per check and per record slot: the forms of its columns, `None`
     /// when every value is keyed as it is (the fast path).
     fk_forms: Vec<Option<Vec<KeyForm>>>,
@@ -120,6 +122,9 @@ impl<'a> RowFilter<'a> {
         let mut lookup_reuse: Vec<bool> = (0..plan.roots.len())
             .map(|i| plan.forms.reusable(i))
             .collect();
+        let mut lookup_subject: Vec<Option<String>> = (0..plan.roots.len())
+            .map(|i| plan.forms.subject(i).map(str::to_string))
+            .collect();
         let mut root_lookup = vec![usize::MAX; plan.fks.len()];
         for (i, (fk, probe)) in plan.fks.iter().zip(&probes).enumerate() {
             if let (Probe::Root, Some(&c)) = (probe, fk.columns.first()) {
@@ -127,6 +132,7 @@ impl<'a> RowFilter<'a> {
                 lookups.push(c);
                 lookup_forms.push(KeyForm::Plain);
                 lookup_reuse.push(false);
+                lookup_subject.push(None);
             }
         }
         let fk_forms = (0..plan.fks.len()).map(|i| plan.forms.fk(i)).collect();
@@ -148,6 +154,7 @@ impl<'a> RowFilter<'a> {
             lookups,
             lookup_forms,
             lookup_reuse,
+            lookup_subject,
             fk_forms,
             record_forms,
             canon: Vec::with_capacity(256),
@@ -329,6 +336,7 @@ impl<'a> RowFilter<'a> {
                 let canon = &mut self.canon;
                 let st = self.subject_type;
                 let reuse = self.lookup_reuse[j];
+                let subject = self.lookup_subject[j].as_deref();
                 match decoded(&input[a..b], &mut self.dec)
                     .and_then(|v| {
                         if form == KeyForm::Plain {
@@ -336,6 +344,10 @@ impl<'a> RowFilter<'a> {
                         } else {
                             keys::root_key(st, form, v, canon)
                         }
+                    })
+                    .map(|k| match subject {
+                        Some(name) => crate::erasure::subject::subject_key(name, k),
+                        None => k,
                     })
                     .map(|k| if reuse { keys::reuse_key(k) } else { k })
                 {

@@ -142,6 +142,7 @@ async fn run(jobs: usize, listed: &[&str]) -> (HashMap<String, Vec<u8>>, Vec<Tab
         table: "public.users".into(),
         column: "id".into(),
         reusable: false,
+        subject: None,
     }];
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let keys = listed
@@ -215,6 +216,7 @@ async fn a_missing_object_fails_its_table_by_name() {
         table: "public.users".into(),
         column: "id".into(),
         reusable: false,
+        subject: None,
     }];
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let shared = Arc::new(Shared {
@@ -287,6 +289,7 @@ async fn a_deep_self_reference_settles_in_two_passes() {
         table: "public.users".into(),
         column: "id".into(),
         reusable: false,
+        subject: None,
     }];
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let shared = Arc::new(Shared {

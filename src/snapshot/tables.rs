@@ -55,6 +55,8 @@ pub(crate) struct LeakProbe {
     pub col: usize,
     pub set: Arc<dyn ErasureSet>,
     pub subject_type: SubjectType,
+    /// The root's named subject (`erasure::subject::subject_key`).
+    pub subject: Option<String>,
 }
 
 /// One table to copy; `n` numbers it in the manifest's order (from 1).
@@ -486,6 +488,10 @@ impl LeakScanner {
             key_of(self.probe.subject_type, &self.scratch)
         } else {
             key_of(self.probe.subject_type, field)
+        };
+        let key = match &self.probe.subject {
+            Some(name) => key.map(|k| crate::erasure::subject::subject_key(name, k)),
+            None => key,
         };
         if key.is_some_and(|k| self.probe.set.contains(k)) {
             self.hits += 1;

@@ -27,6 +27,7 @@ fn leak_scanner_counts_listed_subjects_across_batch_boundaries() {
             key_of(SubjectType::Text, b"x").unwrap(),
         ])),
         subject_type: SubjectType::Text,
+        subject: None,
     };
     let mut s = LeakScanner::new(probe);
     let data = b"1\ta\\tb\n2\t\\N\n3\tx\n4\ty\n";

@@ -509,6 +509,7 @@ fn plan_jobs(catalog: &postgres::Catalog, leak: Option<&LeakCheck>) -> Vec<Job> 
                 col,
                 set: check.set.clone(),
                 subject_type: check.subject_type,
+                subject: root.subject.clone(),
             });
         }
         if !found {
