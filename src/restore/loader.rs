@@ -298,17 +298,26 @@ impl TableDest for TargetDest {
             message,
         };
         let conn = connect(&self.url).await.map_err(|e| fail(e.to_string()))?;
-        conn.batch_execute(&format!(
-            "BEGIN; TRUNCATE ONLY {}",
-            quote_qualified(&t.schema, &t.name)
-        ))
-        .await
-        .map_err(|e| fail(pg_message(&e)))?;
+        // An extension's configuration table already holds the extension's
+        // own rows (from CREATE EXTENSION): added to, never emptied, and
+        // not frozen (FREEZE needs the table emptied in this transaction).
+        let freeze = !t.extension_config;
+        let begin = if freeze {
+            format!(
+                "BEGIN; TRUNCATE ONLY {}",
+                quote_qualified(&t.schema, &t.name)
+            )
+        } else {
+            "BEGIN".to_string()
+        };
+        conn.batch_execute(&begin)
+            .await
+            .map_err(|e| fail(pg_message(&e)))?;
         // Boxed, not pinned on the stack: dropping it must really drop it,
         // which sends CopyFail and ends the COPY (a COPY left open blocks
         // the connection, and the server's DROP DATABASE barriers, forever).
         let mut sink = Box::pin(
-            conn.copy_in::<_, bytes::Bytes>(&copy_in_sql(t, true))
+            conn.copy_in::<_, bytes::Bytes>(&copy_in_sql(t, freeze))
                 .await
                 .map_err(|e| fail(pg_message(&e)))?,
         );

@@ -30,6 +30,7 @@ fn copy_and_setval_quote_every_name() {
         raw_bytes: 0,
         objects: vec![],
         parents: vec![],
+        extension_config: false,
     };
     assert_eq!(
         copy_in_sql(&t, true),

@@ -37,6 +37,7 @@ pub fn table(name: &str, cols: &[&str]) -> TableEntry {
         raw_bytes: 0,
         objects: vec![],
         parents: vec![],
+        extension_config: false,
     }
 }
 

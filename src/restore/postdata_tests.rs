@@ -53,6 +53,7 @@ fn table(schema: &str, name: &str) -> TableEntry {
         raw_bytes: 0,
         objects: Vec::new(),
         parents: vec![],
+        extension_config: false,
     }
 }
 

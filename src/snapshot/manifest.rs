@@ -121,6 +121,10 @@ pub struct TableEntry {
     /// (`pg_inherits`): a copied table or a partitioned one in `partitioned`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<String>,
+    /// An extension's configuration table (`pg_extension_config_dump`): the
+    /// objects hold the rows users added; `CREATE EXTENSION` makes the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extension_config: bool,
 }
 
 impl TableEntry {

@@ -303,6 +303,7 @@ impl TableWriter {
                 raw_bytes,
                 objects: std::mem::take(&mut self.objects),
                 parents: t.parents.clone(),
+                extension_config: t.extension_rows.is_some(),
             },
         })
     }

@@ -15,6 +15,7 @@ fn table(name: &str) -> TableEntry {
         raw_bytes: 0,
         objects: Vec::new(),
         parents: vec![],
+        extension_config: false,
     }
 }
 

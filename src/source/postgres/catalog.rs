@@ -19,6 +19,14 @@ const USER_RELATION: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
                     AND d.objid = c.oid AND d.deptype = 'e')";
 
+/// Extension configuration tables and sequences (`pg_extension_config_dump`,
+/// as pg_cron's `cron.job` and pg_partman's `part_config` use it), with the
+/// condition their own rows must meet (`WHERE …`, or empty for all rows):
+/// `CREATE EXTENSION` recreates the table and the extension's own rows, the
+/// snapshot carries the rows users added, as pg_dump does.
+const EXTENSION_CONFIG: &str = "(SELECT x.oid, x.cond FROM pg_extension e, \
+    unnest(e.extconfig, e.extcondition) AS x(oid, cond))";
+
 /// A table whose rows are copied.
 #[derive(Debug, Clone)]
 pub struct SourceTable {
@@ -31,6 +39,9 @@ pub struct SourceTable {
     pub columns: Vec<Column>,
     /// Tables it is a partition of or inherits from (`schema.table`).
     pub parents: Vec<String>,
+    /// An extension's configuration table: the condition (`WHERE …`) its
+    /// user rows meet; `Some("")` for all rows.
+    pub extension_rows: Option<String>,
     /// Row-level security would filter this role's reads.
     rls_applies: bool,
 }
@@ -53,10 +64,28 @@ impl SourceTable {
                 .collect();
             format!(" ({})", names.join(", "))
         };
-        format!(
-            "COPY {}{cols} TO STDOUT",
-            quote_qualified(&self.schema, &self.name)
-        )
+        match &self.extension_rows {
+            None => format!(
+                "COPY {}{cols} TO STDOUT",
+                quote_qualified(&self.schema, &self.name)
+            ),
+            Some(cond) => {
+                let names: Vec<String> = self
+                    .columns
+                    .iter()
+                    .map(|c| super::quote_ident(&c.name))
+                    .collect();
+                format!(
+                    "COPY (SELECT {} FROM ONLY {} {cond}) TO STDOUT",
+                    if names.is_empty() {
+                        "*".to_string()
+                    } else {
+                        names.join(", ")
+                    },
+                    quote_qualified(&self.schema, &self.name)
+                )
+            }
+        }
     }
 }
 
@@ -155,7 +184,9 @@ pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
             &format!(
                 "SELECT n.nspname::text, c.relname::text FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind = 'S' AND {USER_RELATION} ORDER BY 1, 2"
+                 WHERE c.relkind = 'S' \
+                   AND (({USER_RELATION}) OR c.oid IN (SELECT oid FROM {EXTENSION_CONFIG} x)) \
+                 ORDER BY 1, 2"
             ),
             &[],
         )
@@ -240,9 +271,12 @@ async fn read_tables(conn: &PgConn) -> Result<Vec<SourceTable>, SourceError> {
         .query(
             &format!(
                 "SELECT c.oid, n.nspname::text, c.relname::text, pg_table_size(c.oid), \
-                        c.relrowsecurity AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')) \
+                        c.relrowsecurity AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')), \
+                        x.cond \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind = 'r' AND c.relpersistence IN ('p', 'u') AND {USER_RELATION} \
+                 LEFT JOIN {EXTENSION_CONFIG} x ON x.oid = c.oid \
+                 WHERE c.relkind = 'r' AND c.relpersistence IN ('p', 'u') \
+                   AND (({USER_RELATION}) OR x.oid IS NOT NULL) \
                  ORDER BY 2, 3"
             ),
             &[],
@@ -258,6 +292,7 @@ async fn read_tables(conn: &PgConn) -> Result<Vec<SourceTable>, SourceError> {
             size: r.get::<_, Option<i64>>(3).unwrap_or(0),
             columns: Vec::new(),
             parents: Vec::new(),
+            extension_rows: r.get(5),
             rls_applies: r.get(4),
         })
         .collect())
@@ -279,11 +314,10 @@ async fn read_columns(conn: &PgConn, tables: &mut [SourceTable]) -> Result<(), S
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
-                 WHERE c.relkind = 'r' AND c.relpersistence IN ('p', 'u') AND {USER_RELATION} \
-                   AND a.attnum > 0 AND NOT a.attisdropped \
+                 WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
                  ORDER BY a.attrelid, a.attnum"
             ),
-            &[],
+            &[&tables.iter().map(|t| t.oid).collect::<Vec<u32>>()],
         )
         .await
         .map_err(|e| query_err("listing columns", &e))?;

@@ -1,0 +1,58 @@
+//! Rows of an extension's configuration table (`pg_extension_config_dump`,
+//! what pg_cron's `cron.job` and pg_partman's `part_config` use) are backed
+//! up and restored; `CREATE EXTENSION` recreates the extension's own rows.
+
+use super::*;
+
+/// Installs a tiny extension with a configuration table into the server's
+/// extension directory (tests run as root on the CI machine), once.
+fn install_config_extension() {
+    let share = scalar_in(
+        "postgres",
+        "SELECT setting FROM pg_config WHERE name = 'SHAREDIR'",
+    );
+    let dir = Path::new(share.trim()).join("extension");
+    std::fs::write(
+        dir.join("lethe_test_cfg.control"),
+        "comment = 'lethe test: a configuration table'\ndefault_version = '1.0'\nrelocatable = true\n",
+    )
+    .unwrap_or_else(|e| panic!("writing the test extension into {}: {e} (run the tests as root)", dir.display()));
+    std::fs::write(
+        dir.join("lethe_test_cfg--1.0.sql"),
+        "CREATE TABLE jobs (id bigint PRIMARY KEY, owner_id bigint, command text NOT NULL, \
+         system boolean NOT NULL DEFAULT false);\n\
+         INSERT INTO jobs VALUES (1, NULL, 'vacuum', true);\n\
+         SELECT pg_catalog.pg_extension_config_dump('jobs', 'WHERE NOT system');\n",
+    )
+    .unwrap();
+}
+
+fn scalar_in(db: &str, sql: &str) -> String {
+    crate::common::psql(db, sql)
+}
+
+#[test]
+fn user_rows_of_an_extension_configuration_table_are_backed_up_and_restored() {
+    install_config_extension();
+    let case = Case {
+        tag: "s_extcfg",
+        source_sql: r#"
+CREATE EXTENSION lethe_test_cfg;
+CREATE TABLE users (id bigint PRIMARY KEY, name text);
+INSERT INTO users SELECT i, 'u' || i FROM generate_series(1, 20) i;
+INSERT INTO jobs VALUES (2, 3, 'report for 3', false), (3, 4, 'cleanup', false);
+"#,
+        subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
+        subject_type: "bigint",
+        erased: ids(&["3"]),
+    };
+    let c = case.check();
+    // The extension's own row came from CREATE EXTENSION, the users' rows
+    // from the snapshot; nothing twice.
+    for db in [&c.target, &c.from_file] {
+        assert_eq!(
+            scalar(db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM jobs"),
+            "1,2,3"
+        );
+    }
+}
