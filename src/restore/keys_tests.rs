@@ -7,6 +7,7 @@ fn col(t: &str) -> Column {
         default: None,
         base_type: None,
         nondeterministic: false,
+        generated: false,
     }
 }
 

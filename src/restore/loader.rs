@@ -273,6 +273,7 @@ pub fn copy_in_sql(t: &TableEntry, freeze: bool) -> String {
             " ({})",
             t.columns
                 .iter()
+                .filter(|c| !c.generated)
                 .map(|c| quote_ident(&c.name))
                 .collect::<Vec<_>>()
                 .join(", ")

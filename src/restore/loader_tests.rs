@@ -25,6 +25,7 @@ fn copy_and_setval_quote_every_name() {
             default: None,
             base_type: None,
             nondeterministic: false,
+            generated: false,
         }],
         rows: 0,
         raw_bytes: 0,

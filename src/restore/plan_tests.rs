@@ -30,6 +30,7 @@ pub fn table(name: &str, cols: &[&str]) -> TableEntry {
                     default: None,
                     base_type: None,
                     nondeterministic: false,
+                    generated: false,
                 }
             })
             .collect(),

@@ -185,9 +185,16 @@ fn pass_blocking(
         next: 0,
         current: None,
     };
+    let generated = shared.manifest.tables[t].generated_tail();
     let result = match &tx {
         Some(tx) => {
             let mut emit = |b: Bytes| {
+                // Generated columns were copied for the filter only.
+                let b = if generated > 0 {
+                    strip_fields(&b, generated)
+                } else {
+                    b
+                };
                 tx.blocking_send(Chunk::Data(b)).map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::BrokenPipe, LOADER_STOPPED)
                 })
@@ -220,6 +227,24 @@ fn pass_blocking(
 }
 
 const LOADER_STOPPED: &str = "the loader stopped";
+
+/// Complete COPY text rows without their last `n` fields (raw tabs only
+/// separate fields: a tab in data is escaped).
+fn strip_fields(rows: &[u8], n: usize) -> Bytes {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', rows) {
+        let line = &rows[start..nl];
+        let mut end = line.len();
+        for _ in 0..n {
+            end = memchr::memrchr(b'\t', &line[..end]).unwrap_or(0);
+        }
+        out.extend_from_slice(&line[..end]);
+        out.push(b'\n');
+        start = nl + 1;
+    }
+    Bytes::from(out)
+}
 
 fn object_keys(entry: &TableEntry) -> String {
     entry

@@ -317,3 +317,10 @@ async fn a_deep_self_reference_settles_in_two_passes() {
     assert_eq!(posts.stats.rows_dropped, DEPTH);
     assert_eq!(posts.passes, 2);
 }
+
+#[test]
+fn generated_fields_are_cut_from_the_end_of_every_row() {
+    let rows = b"1\ta\\tb\t7\t8\n2\t\\N\t9\t10\n";
+    assert_eq!(&strip_fields(rows, 2)[..], b"1\ta\\tb\n2\t\\N\n");
+    assert_eq!(&strip_fields(rows, 0)[..], &rows[..]);
+}

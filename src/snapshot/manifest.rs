@@ -104,6 +104,11 @@ pub struct Column {
     /// in bytes), so its values cannot be compared as bytes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nondeterministic: bool,
+    /// A `STORED` generated column a foreign key uses: copied (after every
+    /// other column) so the filter can follow the key, never loaded (the
+    /// target computes it again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +133,16 @@ pub struct TableEntry {
 }
 
 impl TableEntry {
+    /// Generated columns at the end of the COPY stream, which the load
+    /// leaves out (see [`Column::generated`]).
+    pub fn generated_tail(&self) -> usize {
+        self.columns
+            .iter()
+            .rev()
+            .take_while(|c| c.generated)
+            .count()
+    }
+
     /// `schema.name`, unquoted.
     pub fn qualified(&self) -> String {
         format!("{}.{}", self.schema, self.name)

@@ -54,38 +54,30 @@ impl SourceTable {
     /// `COPY "s"."t" ("a", "b") TO STDOUT`: text format, explicit columns.
     /// A table with no copyable column gets no list (each row is an empty line).
     pub fn copy_out_sql(&self) -> String {
-        let cols = if self.columns.is_empty() {
+        let names: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| super::quote_ident(&c.name))
+            .collect();
+        let table = quote_qualified(&self.schema, &self.name);
+        // COPY cannot name a generated column, nor filter rows: a query can.
+        if self.extension_rows.is_some() || self.columns.iter().any(|c| c.generated) {
+            return format!(
+                "COPY (SELECT {} FROM ONLY {table} {}) TO STDOUT",
+                if names.is_empty() {
+                    "*".to_string()
+                } else {
+                    names.join(", ")
+                },
+                self.extension_rows.as_deref().unwrap_or("")
+            );
+        }
+        let cols = if names.is_empty() {
             String::new()
         } else {
-            let names: Vec<String> = self
-                .columns
-                .iter()
-                .map(|c| super::quote_ident(&c.name))
-                .collect();
             format!(" ({})", names.join(", "))
         };
-        match &self.extension_rows {
-            None => format!(
-                "COPY {}{cols} TO STDOUT",
-                quote_qualified(&self.schema, &self.name)
-            ),
-            Some(cond) => {
-                let names: Vec<String> = self
-                    .columns
-                    .iter()
-                    .map(|c| super::quote_ident(&c.name))
-                    .collect();
-                format!(
-                    "COPY (SELECT {} FROM ONLY {} {cond}) TO STDOUT",
-                    if names.is_empty() {
-                        "*".to_string()
-                    } else {
-                        names.join(", ")
-                    },
-                    quote_qualified(&self.schema, &self.name)
-                )
-            }
-        }
+        format!("COPY {table}{cols} TO STDOUT")
     }
 }
 
@@ -167,10 +159,11 @@ pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
             });
         }
     }
-    read_columns(conn, &mut tables).await?;
+    let generated = read_columns(conn, &mut tables).await?;
     let mut partitioned = read_partitioned(conn).await?;
     read_parents(conn, &mut tables, &mut partitioned).await?;
     let foreign_keys = read_foreign_keys(conn, &tables, &partitioned, server_version_num).await?;
+    add_generated_keys(&mut tables, &generated, &foreign_keys);
     let ctype: String = conn
         .query_one(
             "SELECT datctype::text FROM pg_database WHERE datname = current_database()",
@@ -298,7 +291,35 @@ async fn read_tables(conn: &PgConn) -> Result<Vec<SourceTable>, SourceError> {
         .collect())
 }
 
-async fn read_columns(conn: &PgConn, tables: &mut [SourceTable]) -> Result<(), SourceError> {
+/// Appends to each table, after its other columns, the stored generated
+/// columns a foreign key uses (on either side, under any name the key's
+/// relations give it): the restore filter needs their values.
+fn add_generated_keys(
+    tables: &mut [SourceTable],
+    generated: &[(usize, Column)],
+    fks: &[ForeignKey],
+) {
+    let used: std::collections::HashSet<&str> = fks
+        .iter()
+        .flat_map(|f| f.columns.iter().chain(&f.ref_columns))
+        .map(String::as_str)
+        .collect();
+    for (i, c) in generated {
+        if used.contains(c.name.as_str()) {
+            tables[*i].columns.push(Column {
+                generated: true,
+                ..c.clone()
+            });
+        }
+    }
+}
+
+/// Reads every table's copyable columns; returns the stored generated ones
+/// (table index and column) for `add_generated_keys`.
+async fn read_columns(
+    conn: &PgConn,
+    tables: &mut [SourceTable],
+) -> Result<Vec<(usize, Column)>, SourceError> {
     let rows = conn
         .query(
             &format!(
@@ -322,23 +343,26 @@ async fn read_columns(conn: &PgConn, tables: &mut [SourceTable]) -> Result<(), S
         .await
         .map_err(|e| query_err("listing columns", &e))?;
     let index: HashMap<u32, usize> = tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
+    let mut generated = Vec::new();
     for r in &rows {
-        let generated: bool = r.get(4);
         let Some(&i) = index.get(&r.get::<_, u32>(0)) else {
             continue;
         };
-        if generated {
-            continue;
-        }
-        tables[i].columns.push(Column {
+        let column = Column {
             name: r.get(1),
             type_name: r.get(2),
             default: r.get(3),
             base_type: r.get(5),
             nondeterministic: r.get(6),
-        });
+            generated: false,
+        };
+        if r.get::<_, bool>(4) {
+            generated.push((i, column));
+        } else {
+            tables[i].columns.push(column);
+        }
     }
-    Ok(())
+    Ok(generated)
 }
 
 async fn read_foreign_keys(

@@ -204,3 +204,37 @@ INSERT INTO tasks SELECT row_number() OVER (ORDER BY u.tenant_id, u.id, g), u.te
         "72"
     );
 }
+
+#[test]
+fn a_foreign_key_on_a_stored_generated_column_is_followed() {
+    let case = Case {
+        tag: "s_generated",
+        source_sql: r#"
+CREATE TABLE users (id bigint PRIMARY KEY, name text);
+CREATE TABLE documents (id bigint PRIMARY KEY, payload jsonb NOT NULL,
+  owner_id bigint GENERATED ALWAYS AS ((payload->>'owner')::bigint) STORED
+    REFERENCES users ON DELETE CASCADE,
+  title text);
+CREATE TABLE shares (id bigint PRIMARY KEY, document_id bigint REFERENCES documents ON DELETE CASCADE);
+INSERT INTO users SELECT i, 'u' || i FROM generate_series(1, 30) i;
+INSERT INTO users VALUES (990001, 'gone'), (990002, 'gone too');
+INSERT INTO documents (id, payload, title)
+  SELECT i, jsonb_build_object('owner', CASE WHEN i % 10 = 0 THEN 990001 WHEN i % 10 = 5 THEN 990002 ELSE i % 30 + 1 END), 'doc\t' || i
+  FROM generate_series(1, 100) i;
+INSERT INTO shares SELECT i, i FROM generate_series(1, 100) i;
+"#,
+        subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
+        subject_type: "bigint",
+        erased: ids(&["990001", "990002"]),
+    };
+    let c = case.check();
+    assert_eq!(scalar(&c.target, "SELECT count(*) FROM documents"), "80");
+    // The target computed the generated column again.
+    assert_eq!(
+        scalar(
+            &c.target,
+            "SELECT count(*) FROM documents WHERE owner_id = (payload->>'owner')::bigint"
+        ),
+        "80"
+    );
+}
