@@ -2,6 +2,7 @@
 //! real S3 server (Garage).
 
 mod api_abuse;
+mod api_identity;
 mod common;
 mod crash;
 mod crash_daemon;

@@ -101,10 +101,11 @@ fn bind_unix(listen: &str, path: &Path) -> Result<Listener, ServeError> {
     let _ = std::fs::remove_file(&tmp);
     let listener = tokio::net::UnixListener::bind(&tmp)
         .map_err(|e| err(format!("cannot bind {}: {e}", tmp.display())))?;
+    // The socket's inode: shutdown removes the path only while it is ours.
+    let inode = std::fs::metadata(&tmp).map(|m| m.ino()).unwrap_or(0);
     let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| err(format!("cannot set the mode of {}: {e}", tmp.display())))
         .and_then(|()| place(listen, &tmp, path));
-    let inode = std::fs::metadata(&tmp).map(|m| m.ino()).unwrap_or(0);
     let _ = std::fs::remove_file(&tmp);
     placed?;
     Ok(Listener::Unix {
@@ -308,5 +309,39 @@ async fn accept(l: &Listener) -> std::io::Result<Box<dyn IoBox>> {
             let _ = s.set_nodelay(true);
             Box::new(s) as Box<dyn IoBox>
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check before binding and the placement are not atomic: a server
+    /// that takes the path in between must not be replaced (a rename would
+    /// have), while a socket nobody answers on still is.
+    #[test]
+    fn placing_never_replaces_a_socket_that_appeared_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let listen = format!("unix:{}", path.display());
+        let tmp = dir.path().join(".api.sock.tmp");
+        let ours = std::os::unix::net::UnixListener::bind(&tmp).unwrap();
+        ours.set_nonblocking(true).unwrap();
+        // Another server bound the path after our check.
+        let theirs = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let err = place(&listen, &tmp, &path).unwrap_err().to_string();
+        assert!(
+            err.contains("already serves") && err.contains("api.listen"),
+            "{err}"
+        );
+        let _c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert!(theirs.accept().is_ok(), "the other server keeps its socket");
+        assert!(ours.accept().is_err());
+        // It went away without removing its socket: stale, replaced.
+        drop(theirs);
+        place(&listen, &tmp, &path).unwrap();
+        let _c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert!(ours.accept().is_ok(), "the path is ours now");
     }
 }
