@@ -249,18 +249,27 @@ fn feature_rich_database_snapshots_verifies_deep_and_matches_the_source() {
     assert_eq!(users.columns[2].type_name, "app.mood");
     assert_eq!(users.columns[3].type_name, "text[]");
 
-    // Foreign keys, per leaf partition, with their ON DELETE action.
+    // Foreign keys as declared (on the partitioned table), with their ON
+    // DELETE action; every leaf partition names the partitioned table as
+    // its parent, which the restore plan expands.
     use lethe::snapshot::manifest::FkAction;
+    assert!(
+        m.foreign_keys.iter().any(|f| f.table == "app.orders"
+            && f.ref_table == "app.users"
+            && f.columns == ["user_id"]
+            && f.ref_columns == ["id"]
+            && f.on_delete == FkAction::Cascade),
+        "app.orders → app.users CASCADE missing: {:?}",
+        m.foreign_keys
+    );
+    assert!(m.partitioned.iter().any(|r| r.qualified() == "app.orders"));
     for leaf in ["app.orders_2024", "app.orders_2025", "app.orders_default"] {
-        assert!(
-            m.foreign_keys.iter().any(|f| f.table == leaf
-                && f.ref_table == "app.users"
-                && f.columns == ["user_id"]
-                && f.ref_columns == ["id"]
-                && f.on_delete == FkAction::Cascade),
-            "{leaf} → app.users CASCADE missing: {:?}",
-            m.foreign_keys
-        );
+        let t = m
+            .tables
+            .iter()
+            .find(|t| t.qualified() == leaf)
+            .expect("leaf");
+        assert_eq!(t.parents, ["app.orders"], "{leaf}");
     }
     assert!(
         m.foreign_keys
