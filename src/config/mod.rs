@@ -179,6 +179,16 @@ pub struct SubjectRoot {
     pub subject: Option<String>,
 }
 
+/// A column holding the oids of large objects that belong to its row: a
+/// dropped row's large objects are dropped with it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LargeObjectRef {
+    /// `schema.table`, as psql spells it.
+    pub table: String,
+    pub column: String,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ErasureConfig {
@@ -192,6 +202,8 @@ pub struct ErasureConfig {
     /// `lethe erase`), so the erasure still applies to it.
     #[serde(with = "humantime_serde_dur")]
     pub reuse_grace: Duration,
+    /// Columns holding large objects owned by their row.
+    pub large_objects: Vec<LargeObjectRef>,
 }
 
 impl ErasureConfig {
@@ -217,6 +229,7 @@ impl Default for ErasureConfig {
                 subject: None,
             }],
             reuse_grace: Duration::from_secs(24 * 3600),
+            large_objects: Vec::new(),
         }
     }
 }
@@ -464,6 +477,11 @@ impl Config {
                     &"\"\"",
                     "must name a column",
                 );
+            }
+        }
+        for (i, r) in self.erasure.large_objects.iter().enumerate() {
+            if let Err(e) = parse_table(&r.table) {
+                issue(&format!("erasure.large_objects[{i}].table"), &r.table, &e);
             }
         }
         if let Some(addr) = self.api.listen.strip_prefix("tcp:") {

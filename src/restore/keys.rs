@@ -61,7 +61,6 @@ const EXACT: &[&str] = &[
     "timestamp with time zone",
     "time without time zone",
     "bytea",
-    "oid",
     "\"char\"",
     "inet",
     "cidr",
@@ -92,7 +91,8 @@ pub fn classify(c: &Column) -> KeyClass {
         name.clone()
     };
     match bare.as_str() {
-        "smallint" | "integer" | "bigint" => KeyClass::Int,
+        // oid prints its unsigned value in decimal, as bigint does.
+        "smallint" | "integer" | "bigint" | "oid" => KeyClass::Int,
         "numeric" => KeyClass::Numeric {
             scale: modifier.map(|m| {
                 m.split_once(',')

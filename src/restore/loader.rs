@@ -45,13 +45,21 @@ pub async fn check_empty(url: &str) -> Result<(), RestoreError> {
         )
         .await
         .map_err(|e| query_err(&redacted, "checking that the target is empty", &e))?;
-    if rows.is_empty() {
+    let objects: i64 = conn
+        .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
+        .await
+        .map_err(|e| query_err(&redacted, "checking that the target is empty", &e))?
+        .get(0);
+    if rows.is_empty() && objects == 0 {
         return Ok(());
     }
-    let names: Vec<String> = rows.iter().take(5).map(|r| r.get(0)).collect();
+    let mut names: Vec<String> = rows.iter().take(5).map(|r| r.get(0)).collect();
+    if objects > 0 {
+        names.push(format!("{objects} large object(s)"));
+    }
     Err(RestoreError::TargetNotEmpty {
         target: redacted,
-        count: rows.len(),
+        count: rows.len() + usize::from(objects > 0),
         examples: names.join(", "),
     })
 }
@@ -264,8 +272,23 @@ pub struct TargetDest {
     pub url: String,
 }
 
+/// Opens the transaction that loads the large objects: their chunks go to
+/// a staging table first.
+pub const LO_STAGE: &str = "BEGIN; CREATE TEMP TABLE lethe_large_objects \
+    (oid oid, off bigint, data bytea) ON COMMIT DROP";
+
+/// Writes the staged chunks into the large objects pre-data created, and
+/// unlinks those no chunk arrived for: the filter dropped them with the row
+/// that owned them (every object in a snapshot has at least one chunk).
+pub const LO_FINISH: &str = "SELECT count(lo_put(oid, off, data)) FROM lethe_large_objects; \
+    SELECT count(lo_unlink(m.oid)) FROM pg_largeobject_metadata m \
+    WHERE NOT EXISTS (SELECT 1 FROM lethe_large_objects l WHERE l.oid = m.oid)";
+
 /// `COPY "s"."t" ("a", "b") FROM STDIN`
 pub fn copy_in_sql(t: &TableEntry, freeze: bool) -> String {
+    if t.large_objects {
+        return "COPY lethe_large_objects (oid, off, data) FROM STDIN".into();
+    }
     let cols = if t.columns.is_empty() {
         String::new()
     } else {
@@ -302,8 +325,12 @@ impl TableDest for TargetDest {
         // An extension's configuration table already holds the extension's
         // own rows (from CREATE EXTENSION): added to, never emptied, and
         // not frozen (FREEZE needs the table emptied in this transaction).
-        let freeze = !t.extension_config;
-        let begin = if freeze {
+        // The large objects are staged, then written with lo_put into the
+        // (empty) objects pre-data created; see `LO_FINISH`.
+        let freeze = !t.extension_config && !t.large_objects;
+        let begin = if t.large_objects {
+            LO_STAGE.to_string()
+        } else if freeze {
             format!(
                 "BEGIN; TRUNCATE ONLY {}",
                 quote_qualified(&t.schema, &t.name)
@@ -339,6 +366,11 @@ impl TableDest for TargetDest {
                             pg_message(&e)
                         ))
                     })?;
+                    if t.large_objects {
+                        conn.batch_execute(LO_FINISH).await.map_err(|e| {
+                            fail(format!("writing large objects: {}", pg_message(&e)))
+                        })?;
+                    }
                     conn.batch_execute("COMMIT")
                         .await
                         .map_err(|e| fail(format!("COMMIT failed: {}", pg_message(&e))))?;

@@ -32,6 +32,7 @@ fn copy_and_setval_quote_every_name() {
         objects: vec![],
         parents: vec![],
         extension_config: false,
+        large_objects: false,
     };
     assert_eq!(
         copy_in_sql(&t, true),

@@ -15,12 +15,12 @@ pub mod copytext;
 pub mod filter;
 pub mod keys;
 pub mod loader;
-pub mod plan;
 mod order;
-mod relations;
-mod rowkeys;
+pub mod plan;
 pub mod postdata;
+mod relations;
 pub mod report;
+mod rowkeys;
 pub mod runner;
 pub mod sqlfile;
 
@@ -348,8 +348,12 @@ pub async fn restore(
         tracing::warn!(event = "restore.stale_erasure_list", error = %why, "RESTORING WITH AN ERASURE LIST NOT PROVEN CURRENT (--allow-stale-erasure-list): {why}");
         list.fresh = false;
     }
-    let plan =
-        plan::RestorePlan::build(&manifest, &cfg.erasure.subjects, cfg.erasure.subject_type)?;
+    let plan = plan::RestorePlan::build_with(
+        &manifest,
+        &cfg.erasure.subjects,
+        cfg.erasure.subject_type,
+        &cfg.erasure.large_objects,
+    )?;
     // Reusable natural keys: an erasure applies to snapshots begun before
     // it plus the grace (the application may delete the row after calling
     // `lethe erase`); a later snapshot's row with that key is a new account.

@@ -13,10 +13,10 @@
 
 use super::filter::{Effect, FkCheck, Replacement, SetRef, TablePlan, encode_copy_text};
 use super::keys::{self, KeyForm};
-use crate::config::{SubjectRoot, SubjectType};
-use crate::snapshot::manifest::{FkAction, Manifest};
 use super::order::order;
 use super::relations::Relations;
+use crate::config::{LargeObjectRef, SubjectRoot, SubjectType};
+use crate::snapshot::manifest::{FkAction, Manifest};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -133,7 +133,6 @@ pub struct RestorePlan {
     pub notes: Vec<String>,
 }
 
-
 fn type_label(st: SubjectType) -> &'static str {
     match st {
         SubjectType::Bigint => "bigint",
@@ -161,7 +160,40 @@ impl RestorePlan {
         roots: &[SubjectRoot],
         subject_type: SubjectType,
     ) -> Result<RestorePlan, PlanError> {
+        Self::build_with(m, roots, subject_type, &[])
+    }
+
+    /// [`RestorePlan::build`], with the columns that hold large objects
+    /// owned by their row (`erasure.large_objects`): a large object goes
+    /// when a row holding its oid there is dropped, as a key from the
+    /// snapshot's large objects to those columns would have it.
+    ///
+    /// # Errors
+    /// As [`RestorePlan::build`].
+    pub fn build_with(
+        m: &Manifest,
+        roots: &[SubjectRoot],
+        subject_type: SubjectType,
+        large_objects: &[LargeObjectRef],
+    ) -> Result<RestorePlan, PlanError> {
         let rels = Relations::new(m);
+        let mut foreign_keys = m.foreign_keys.clone();
+        if let Some(lo) = m.tables.iter().find(|t| t.large_objects) {
+            for r in large_objects {
+                let table = crate::config::parse_table(&r.table)
+                    .map(|(s, n)| format!("{s}.{n}"))
+                    .unwrap_or_else(|_| r.table.clone());
+                foreign_keys.push(crate::snapshot::manifest::ForeignKey {
+                    name: format!("large objects in {}.{}", r.table, r.column),
+                    table: lo.qualified(),
+                    columns: vec!["oid".into()],
+                    ref_table: table,
+                    ref_columns: vec![r.column.clone()],
+                    on_delete: FkAction::Cascade,
+                    set_columns: Vec::new(),
+                });
+            }
+        }
         let ctype = m.ctype.as_deref();
         let col = |t: usize, name: &str| m.tables[t].columns.iter().position(|c| c.name == name);
         let mut tables: Vec<TablePlan> = m
@@ -241,7 +273,7 @@ impl RestorePlan {
             parents: Vec<usize>,
         }
         let mut edges = Vec::new();
-        for (i, fk) in m.foreign_keys.iter().enumerate() {
+        for (i, fk) in foreign_keys.iter().enumerate() {
             let (children, parents) = (rels.leaves(&fk.table), rels.leaves(&fk.ref_table));
             if children.is_empty() || parents.is_empty() {
                 notes.push(format!(
@@ -267,7 +299,7 @@ impl RestorePlan {
             let mut changed = false;
             for e in &edges {
                 let drops = matches!(
-                    m.foreign_keys[e.fk].on_delete,
+                    foreign_keys[e.fk].on_delete,
                     FkAction::Cascade | FkAction::Restrict | FkAction::NoAction
                 );
                 if drops && e.parents.iter().any(|&p| can_drop[p]) && !can_drop[e.child] {
@@ -287,7 +319,7 @@ impl RestorePlan {
             if sources_t.is_empty() {
                 continue;
             }
-            let fk = &m.foreign_keys[e.fk];
+            let fk = &foreign_keys[e.fk];
             let cols = |t: usize, names: &[String]| -> Result<Vec<usize>, PlanError> {
                 names
                     .iter()
@@ -381,7 +413,7 @@ impl RestorePlan {
         // action (cascade the new value, or refuse the delete), which the
         // filter does not model. Refused rather than half done.
         for e in &edges {
-            let fk = &m.foreign_keys[e.fk];
+            let fk = &foreign_keys[e.fk];
             for &p in &e.parents {
                 for (check, effect) in tables[p].fks.iter().map(|f| (f, &f.effect)) {
                     let Effect::Rewrite(entries) = effect else {
@@ -534,7 +566,6 @@ impl RestorePlan {
         }
     }
 }
-
 
 /// The COPY text of a column default that is a plain constant, as
 /// `pg_get_expr` prints them: `0`, `'-1'::integer`, `'x'::text`,

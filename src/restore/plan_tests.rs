@@ -39,6 +39,7 @@ pub fn table(name: &str, cols: &[&str]) -> TableEntry {
         objects: vec![],
         parents: vec![],
         extension_config: false,
+        large_objects: false,
     }
 }
 

@@ -54,6 +54,7 @@ fn table(schema: &str, name: &str) -> TableEntry {
         objects: Vec::new(),
         parents: vec![],
         extension_config: false,
+        large_objects: false,
     }
 }
 

@@ -576,7 +576,6 @@ impl<'a> RowFilter<'a> {
     }
 }
 
-
 /// How `split` finds rows and fields in the input (see `MASKS_FROM_WIDTH`).
 enum Cursor<'i> {
     Masks(Scanner<'i>),
@@ -591,4 +590,3 @@ enum Verdict {
     /// Check `f`'s SET DEFAULT would point the row at a dropped parent row.
     DefaultDropped(usize),
 }
-

@@ -203,8 +203,15 @@ impl TableDest for SqlFile {
         let f = g
             .as_mut()
             .ok_or_else(|| file_err(&self.path, "already closed"))?;
+        // Large objects are staged in a temporary table, then written into
+        // the objects pre-data created (`loader::LO_FINISH`).
+        let stage = if t.large_objects {
+            "CREATE TEMP TABLE lethe_large_objects (oid oid, off bigint, data bytea);\n"
+        } else {
+            ""
+        };
         let head = format!(
-            "\n-- Data for {}\n{};\n",
+            "\n-- Data for {}\n{stage}{};\n",
             t.qualified(),
             copy_in_sql(t, false).replace("FROM STDIN", "FROM stdin")
         );
@@ -227,6 +234,16 @@ impl TableDest for SqlFile {
         }
         f.write_all(b"\\.\n")
             .await
-            .map_err(|e| file_err(&self.path, e))
+            .map_err(|e| file_err(&self.path, e))?;
+        if t.large_objects {
+            let finish = format!(
+                "{};\nDROP TABLE pg_temp.lethe_large_objects;\n",
+                super::loader::LO_FINISH
+            );
+            f.write_all(finish.as_bytes())
+                .await
+                .map_err(|e| file_err(&self.path, e))?;
+        }
+        Ok(())
     }
 }

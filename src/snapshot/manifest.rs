@@ -130,6 +130,11 @@ pub struct TableEntry {
     /// objects hold the rows users added; `CREATE EXTENSION` makes the rest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub extension_config: bool,
+    /// Not a table: the large objects, rows of `(oid, off, data)` (see
+    /// `source::postgres::catalog::LO_CHUNK`), loaded with `lo_put` into
+    /// the objects pre-data creates.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub large_objects: bool,
 }
 
 impl TableEntry {

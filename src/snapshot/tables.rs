@@ -304,6 +304,7 @@ impl TableWriter {
                 objects: std::mem::take(&mut self.objects),
                 parents: t.parents.clone(),
                 extension_config: t.extension_rows.is_some(),
+                large_objects: t.large_objects,
             },
         })
     }

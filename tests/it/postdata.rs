@@ -16,6 +16,7 @@ fn table(name: &str) -> TableEntry {
         objects: Vec::new(),
         parents: vec![],
         extension_config: false,
+        large_objects: false,
     }
 }
 

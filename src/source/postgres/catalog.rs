@@ -42,6 +42,9 @@ pub struct SourceTable {
     /// An extension's configuration table: the condition (`WHERE …`) its
     /// user rows meet; `Some("")` for all rows.
     pub extension_rows: Option<String>,
+    /// Not a table: the database's large objects, as rows of
+    /// `(oid, offset, data)` in chunks of [`LO_CHUNK`] bytes.
+    pub large_objects: bool,
     /// Row-level security would filter this role's reads.
     rls_applies: bool,
 }
@@ -54,6 +57,17 @@ impl SourceTable {
     /// `COPY "s"."t" ("a", "b") TO STDOUT`: text format, explicit columns.
     /// A table with no copyable column gets no list (each row is an empty line).
     pub fn copy_out_sql(&self) -> String {
+        if self.large_objects {
+            // Each object's size from a read-only descriptor (closed at the
+            // end of the transaction), then its chunks in order.
+            return format!(
+                "COPY (SELECT m.oid, g.off, lo_get(m.oid, g.off, {LO_CHUNK}) \
+                 FROM pg_largeobject_metadata m \
+                 CROSS JOIN LATERAL (SELECT lo_lseek64(lo_open(m.oid, 262144), 0, 2) AS size) s \
+                 CROSS JOIN LATERAL generate_series(0::bigint, greatest(s.size - 1, 0), {LO_CHUNK}) g(off)) \
+                 TO STDOUT"
+            );
+        }
         let names: Vec<String> = self
             .columns
             .iter()
@@ -78,6 +92,36 @@ impl SourceTable {
             format!(" ({})", names.join(", "))
         };
         format!("COPY {table}{cols} TO STDOUT")
+    }
+}
+
+/// Bytes of a large object per row of the large-object stream.
+pub const LO_CHUNK: i64 = 256 * 1024;
+
+/// The pseudo-table that carries the large objects (`large_objects`).
+fn large_objects_table(size: i64) -> SourceTable {
+    let col = |name: &str, t: &str| Column {
+        name: name.into(),
+        type_name: t.into(),
+        default: None,
+        base_type: None,
+        nondeterministic: false,
+        generated: false,
+    };
+    SourceTable {
+        oid: 0,
+        schema: "pg_catalog".into(),
+        name: "pg_largeobject".into(),
+        size,
+        columns: vec![
+            col("oid", "oid"),
+            col("off", "bigint"),
+            col("data", "bytea"),
+        ],
+        parents: Vec::new(),
+        extension_rows: None,
+        large_objects: true,
+        rls_applies: false,
     }
 }
 
@@ -136,9 +180,6 @@ pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
         .await
         .map_err(|e| query_err("counting large objects", &e))?
         .get(0);
-    if lo > 0 {
-        return Err(SourceError::LargeObjects { count: lo });
-    }
 
     let mut tables = read_tables(conn).await?;
     if !bypass_rls {
@@ -164,6 +205,9 @@ pub async fn read(conn: &PgConn) -> Result<Catalog, SourceError> {
     read_parents(conn, &mut tables, &mut partitioned).await?;
     let foreign_keys = read_foreign_keys(conn, &tables, &partitioned, server_version_num).await?;
     add_generated_keys(&mut tables, &generated, &foreign_keys);
+    if lo > 0 {
+        tables.push(large_objects_table(lo));
+    }
     let ctype: String = conn
         .query_one(
             "SELECT datctype::text FROM pg_database WHERE datname = current_database()",
@@ -286,6 +330,7 @@ async fn read_tables(conn: &PgConn) -> Result<Vec<SourceTable>, SourceError> {
             columns: Vec::new(),
             parents: Vec::new(),
             extension_rows: r.get(5),
+            large_objects: false,
             rls_applies: r.get(4),
         })
         .collect())

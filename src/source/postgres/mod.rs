@@ -47,12 +47,6 @@ pub enum SourceError {
     )]
     Lock { table: String, message: String },
     #[error(
-        "the database holds {count} large object(s) (pg_largeobject), which lethe does not back up; \
-         move them into bytea columns, or back this database up with pg_dump --large-objects; \
-         lethe refuses rather than silently leave them out"
-    )]
-    LargeObjects { count: i64 },
-    #[error(
         "row-level security applies to role {role} on {tables}: a COPY would silently miss rows; \
          run lethe as a role that bypasses it (ALTER ROLE {role} BYPASSRLS, or a superuser), \
          or as the tables' owner without FORCE ROW LEVEL SECURITY"
@@ -295,7 +289,7 @@ impl Coordinator {
             ))
             .await
             .map_err(|e| query_err("SET lock_timeout", &e))?;
-        for t in tables {
+        for t in tables.iter().filter(|t| !t.large_objects) {
             let sql = format!(
                 "LOCK TABLE ONLY {} IN ACCESS SHARE MODE",
                 quote_qualified(&t.schema, &t.name)

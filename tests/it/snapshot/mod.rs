@@ -638,25 +638,6 @@ fn deep_verify_needs_the_identity() {
 
 #[test]
 fn unsupported_sources_are_refused_with_what_to_do() {
-    // Large objects.
-    let s = Setup::new(
-        "snaplo",
-        "CREATE TABLE t (a int); SELECT lo_from_bytea(0, 'x');",
-        "",
-    );
-    let out = s.run(&["snapshot"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("large object") && err.contains("bytea"),
-        "{err}"
-    );
-    assert!(
-        err.contains("\"snapshot.failed\"") && err.contains("\"stage\":\"catalog\""),
-        "{err}"
-    );
-    assert!(s.listed().is_empty());
-
     // Row-level security that the role cannot bypass. The role is dropped
     // after the database (declared first, dropped last).
     struct Role(String);
