@@ -209,6 +209,7 @@ fn plans() -> Vec<(&'static str, TablePlan)> {
         fks,
         records,
         forms: Default::default(),
+        rewrites: vec![],
     };
     vec![
         (

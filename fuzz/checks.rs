@@ -98,6 +98,7 @@ pub fn check_filter(data: &[u8]) {
             .collect(),
         records: vec![vec![root]],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let probes = plan.fks.iter().map(|_| Probe::Parent(&parent)).collect();
     let mut filter = RowFilter::new(&plan, &erasure, t, probes, vec![KeySet::default()]);

@@ -155,6 +155,9 @@ pub enum Effect {
     Drop,
     /// SET NULL / SET DEFAULT: these columns get these values.
     Rewrite(Vec<(usize, Replacement)>),
+    /// ON UPDATE RESTRICT / NO ACTION under a rewritten key: PostgreSQL
+    /// would refuse the delete, so the restore stops.
+    Refuse,
 }
 
 /// Which set a foreign-key check looks its key up in.
@@ -195,6 +198,10 @@ pub struct TablePlan {
     /// How the values of roots, records and checks are spelled before they
     /// are keyed (`keys`); empty means every value as it is.
     pub forms: KeyForms,
+    /// Column tuples referenced by other tables' keys whose ON UPDATE
+    /// action applies: when a kept row's SET NULL / SET DEFAULT rewrites
+    /// one of them, its old key goes into set `records.len() + i`.
+    pub rewrites: Vec<Vec<usize>>,
 }
 
 /// Per key of a [`TablePlan`], the [`KeyForm`] of each of its columns; an
@@ -210,6 +217,7 @@ pub struct KeyForms {
     pub subjects: Vec<Option<String>>,
     pub records: Vec<Vec<KeyForm>>,
     pub fks: Vec<Vec<KeyForm>>,
+    pub rewrites: Vec<Vec<KeyForm>>,
 }
 
 impl KeyForms {
@@ -220,6 +228,10 @@ impl KeyForms {
     /// The forms of record slot `i`, `None` when all plain.
     pub fn record(&self, i: usize) -> Option<Vec<KeyForm>> {
         Self::pick(self.records.get(i))
+    }
+    /// The forms of rewrite slot `i`, `None` when all plain.
+    pub fn rewrite(&self, i: usize) -> Option<Vec<KeyForm>> {
+        Self::pick(self.rewrites.get(i))
     }
     /// The forms of check `i`, `None` when all plain.
     pub fn fk(&self, i: usize) -> Option<Vec<KeyForm>> {
@@ -239,6 +251,11 @@ impl KeyForms {
 impl TablePlan {
     /// True when no row can be touched and nothing is recorded: rows are
     /// counted and passed through untouched.
+    /// Sets this table records into: dropped keys, then rewritten keys.
+    pub fn sets(&self) -> usize {
+        self.records.len() + self.rewrites.len()
+    }
+
     pub fn is_passthrough(&self) -> bool {
         self.roots.is_empty() && self.fks.is_empty()
     }
@@ -246,7 +263,7 @@ impl TablePlan {
     fn max_col(&self) -> Option<usize> {
         let fk = self.fks.iter().flat_map(|f| {
             f.columns.iter().copied().chain(match &f.effect {
-                Effect::Drop => Vec::new(),
+                Effect::Drop | Effect::Refuse => Vec::new(),
                 Effect::Rewrite(r) => r.iter().map(|(c, _)| *c).collect(),
             })
         });
@@ -255,6 +272,7 @@ impl TablePlan {
             .copied()
             .chain(fk)
             .chain(self.records.iter().flatten().copied())
+            .chain(self.rewrites.iter().flatten().copied())
             .max()
     }
 }
@@ -295,6 +313,10 @@ pub enum FilterError {
         "{table}: foreign key {fk} is ON DELETE SET DEFAULT, and its default points at a row that is dropped too (its subject is erased, or references one); PostgreSQL would refuse such a delete, so lethe refuses the restore: change the default, or the key to SET NULL or CASCADE"
     )]
     DefaultDropped { table: String, fk: String },
+    #[error(
+        "{table}: foreign key {fk} is ON UPDATE RESTRICT / NO ACTION, and it references a key that an erasure's SET NULL / SET DEFAULT rewrites; PostgreSQL would refuse such a delete, so lethe refuses the restore: make {fk} ON UPDATE CASCADE or SET NULL"
+    )]
+    UpdateRefused { table: String, fk: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

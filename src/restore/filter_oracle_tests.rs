@@ -200,6 +200,7 @@ fn block_filter_matches_a_row_at_a_time_oracle_on_random_data() {
             ],
             records: vec![vec![c1], vec![c4, c5]],
             forms: Default::default(),
+            rewrites: vec![],
         };
         let oracle_probes = [
             OracleProbe::Root,
@@ -265,6 +266,7 @@ fn short_row_in_a_later_block_names_its_row_number() {
         fks: vec![],
         records: vec![],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let mut input: Vec<u8> = (0..150)
         .flat_map(|i| format!("{i}\tx\t{i}\n").into_bytes())

@@ -68,6 +68,7 @@ fn users_plan() -> TablePlan {
         fks: vec![],
         records: vec![vec![0]],
         forms: Default::default(),
+        rewrites: vec![],
     }
 }
 
@@ -134,6 +135,7 @@ fn uuid_subjects_match_whatever_the_case() {
         fks: vec![],
         records: vec![],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Uuid, vec![], vec![]);
     let input = format!(
@@ -155,6 +157,7 @@ fn text_subjects_are_compared_after_decoding_escapes() {
         fks: vec![],
         records: vec![],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Text, vec![], vec![]);
     let input =
@@ -186,6 +189,7 @@ fn cascade_child_is_dropped_and_null_reference_is_kept() {
         }],
         records: vec![vec![0]],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let mut f = RowFilter::new(
         &plan,
@@ -223,6 +227,7 @@ fn composite_keys_hash_as_one_tuple() {
         fks: vec![],
         records: vec![vec![0, 1]],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let mut f = RowFilter::new(
         &parent,
@@ -248,6 +253,7 @@ fn composite_keys_hash_as_one_tuple() {
         }],
         records: vec![],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let mut f = RowFilter::new(
         &child,
@@ -290,6 +296,7 @@ fn set_null_and_set_default_rewrite_only_the_referencing_fields() {
         ],
         records: vec![],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let probes = vec![Probe::Parent(&users), Probe::Parent(&users)];
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Bigint, probes, vec![]);
@@ -320,6 +327,7 @@ fn unresolved_default_counts_in_a_dry_run_but_refuses_to_write() {
         }],
         records: vec![],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let mut f = RowFilter::new(
         &plan,
@@ -359,6 +367,7 @@ fn self_reference_to_the_root_column_checks_the_list() {
         }],
         records: vec![vec![0]],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let mut f = RowFilter::new(
         &plan,
@@ -388,6 +397,7 @@ fn self_referencing_cascade_reaches_a_fixpoint_over_passes() {
         }],
         records: vec![vec![0]],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let input = b"4\t3\n3\t2\n2\t1\n1\t\\N\n5\t\\N\n6\t5\n";
     let mut own = vec![KeySet::default()];
@@ -445,6 +455,7 @@ fn truncated_and_short_rows_fail_by_name() {
         fks: vec![],
         records: vec![],
         forms: Default::default(),
+        rewrites: vec![],
     };
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Bigint, vec![], vec![]);
     let err = run_all(&mut f, b"1\t2\t3\n1\t2\n", None).unwrap_err();
@@ -601,6 +612,7 @@ fn a_set_default_pointing_at_a_dropped_row_stops_the_filter() {
         }],
         records: vec![],
         forms: Default::default(),
+        rewrites: vec![],
     };
     // Default 1 is kept: the row moves to user 1.
     let ok = plan(b"1");
@@ -674,6 +686,7 @@ fn numeric_padded_and_case_folded_keys_meet_their_parents() {
             ],
             ..Default::default()
         },
+        rewrites: vec![],
     };
     let probes = vec![Probe::Parent(&parent); 3];
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Bigint, probes, vec![]);

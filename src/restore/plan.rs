@@ -59,14 +59,13 @@ pub enum PlanError {
         ref_type: String,
     },
     #[error(
-        "foreign key {fk} on {table} references {ref_table}.{column}, which foreign key {by} rewrites (ON DELETE SET NULL / SET DEFAULT) when an erased row goes; PostgreSQL would then apply {fk}'s ON UPDATE action, which lethe does not model, so it refuses to restore rather than leave references to erased rows"
+        "foreign key {fk} on {table} references {ref_table} ({column}), which an ON DELETE SET NULL / SET DEFAULT rewrites when an erased row goes; PostgreSQL would then apply {fk}'s ON UPDATE action, which this snapshot did not record (taken by an older lethe), so lethe refuses to restore rather than leave references to erased rows; take a new snapshot"
     )]
     UpdateNotModelled {
         fk: String,
         table: String,
         ref_table: String,
         column: String,
-        by: String,
     },
     #[error(
         "foreign key {fk} on {table} is ON DELETE SET DEFAULT, and its default {value} is itself an erased subject; PostgreSQL would refuse to delete the rows it references, so lethe refuses the restore: change the default, or the key to SET NULL or CASCADE"
@@ -191,6 +190,7 @@ impl RestorePlan {
                     ref_columns: vec![r.column.clone()],
                     on_delete: FkAction::Cascade,
                     set_columns: Vec::new(),
+                    on_update: Some(FkAction::NoAction),
                 });
             }
         }
@@ -409,29 +409,160 @@ impl RestorePlan {
         }
 
         // A SET NULL / SET DEFAULT that rewrites a column another key
-        // references: PostgreSQL would then apply that key's ON UPDATE
-        // action (cascade the new value, or refuse the delete), which the
-        // filter does not model. Refused rather than half done.
-        for e in &edges {
-            let fk = &foreign_keys[e.fk];
-            for &p in &e.parents {
-                for (check, effect) in tables[p].fks.iter().map(|f| (f, &f.effect)) {
-                    let Effect::Rewrite(entries) = effect else {
+        // references: PostgreSQL then applies that key's ON UPDATE action
+        // to the rows referencing the old key. The rewritten table records
+        // the old keys (`TablePlan::rewrites`), and the referencing table
+        // gets a check against them: CASCADE writes the new values (NULL or
+        // the default), SET NULL / SET DEFAULT its own, RESTRICT / NO ACTION
+        // stop the restore (PostgreSQL would refuse the delete). Repeated
+        // until no new rewrite appears (a cascade can rewrite keys others
+        // reference in turn).
+        let mut modelled = std::collections::HashSet::new();
+        loop {
+            let mut added = false;
+            for (ei, e) in edges.iter().enumerate() {
+                let fk = &foreign_keys[e.fk];
+                let mut sources = Vec::new();
+                let mut new_values: Vec<Option<Replacement>> = Vec::new();
+                let mut ref_cols_first = None;
+                for &p in &e.parents {
+                    if modelled.contains(&(ei, p)) {
+                        continue;
+                    }
+                    // Columns of p a rewrite changes, with the value it writes.
+                    let written: Vec<(usize, Replacement)> = tables[p]
+                        .fks
+                        .iter()
+                        .filter_map(|f| match &f.effect {
+                            Effect::Rewrite(entries) => Some(entries.clone()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    let Ok(ref_cols) = fk
+                        .ref_columns
+                        .iter()
+                        .map(|r| col(p, r).ok_or(()))
+                        .collect::<Result<Vec<usize>, ()>>()
+                    else {
                         continue;
                     };
-                    if let Some((c, _)) = entries
-                        .iter()
-                        .find(|(c, _)| fk.ref_columns.iter().any(|r| col(p, r) == Some(*c)))
-                    {
+                    if !ref_cols.iter().any(|c| written.iter().any(|(w, _)| w == c)) {
+                        continue;
+                    }
+                    if fk.on_update.is_none() {
                         return Err(PlanError::UpdateNotModelled {
                             fk: fk.name.clone(),
                             table: m.tables[e.child].qualified(),
                             ref_table: m.tables[p].qualified(),
-                            column: m.tables[p].columns[*c].name.clone(),
-                            by: check.name.clone(),
+                            column: fk.ref_columns.join(", "),
                         });
                     }
+                    modelled.insert((ei, p));
+                    new_values = ref_cols
+                        .iter()
+                        .map(|c| written.iter().find(|(w, _)| w == c).map(|(_, r)| r.clone()))
+                        .collect();
+                    let parent_forms: Vec<KeyForm> = ref_cols
+                        .iter()
+                        .map(|&c| {
+                            keys::parent_form(&keys::classify(&m.tables[p].columns[c]), ctype)
+                        })
+                        .collect();
+                    let plan = &mut tables[p];
+                    let slot = match plan.rewrites.iter().position(|r| *r == ref_cols) {
+                        Some(s) => s,
+                        None => {
+                            plan.rewrites.push(ref_cols.clone());
+                            plan.forms.rewrites.push(parent_forms);
+                            plan.rewrites.len() - 1
+                        }
+                    };
+                    sources.push((p, slot));
+                    ref_cols_first.get_or_insert(ref_cols);
                 }
+                if sources.is_empty() {
+                    continue;
+                }
+                // Slots count after the dropped-key records.
+                let sources: Vec<(usize, usize)> = sources
+                    .into_iter()
+                    .map(|(p, s)| (p, tables[p].records.len() + s))
+                    .collect();
+                let child_cols: Vec<usize> = fk
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        col(e.child, c).ok_or_else(|| PlanError::FkColumn {
+                            fk: fk.name.clone(),
+                            table: m.tables[e.child].qualified(),
+                            column: c.clone(),
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                let child_forms: Vec<KeyForm> = match &ref_cols_first {
+                    Some(rc) => child_cols
+                        .iter()
+                        .zip(rc)
+                        .map(|(&cc, &pc)| {
+                            let p = sources[0].0;
+                            keys::child_form(
+                                &keys::classify(&m.tables[e.child].columns[cc]),
+                                &keys::classify(&m.tables[p].columns[pc]),
+                                ctype,
+                            )
+                            .unwrap_or(KeyForm::Plain)
+                        })
+                        .collect(),
+                    None => vec![KeyForm::Plain; child_cols.len()],
+                };
+                let effect = match fk.on_update {
+                    Some(FkAction::Cascade) => Effect::Rewrite(
+                        child_cols
+                            .iter()
+                            .zip(&new_values)
+                            .filter_map(|(&c, v)| v.clone().map(|v| (c, v)))
+                            .collect(),
+                    ),
+                    Some(FkAction::SetNull) => Effect::Rewrite(
+                        child_cols.iter().map(|&c| (c, Replacement::Null)).collect(),
+                    ),
+                    Some(FkAction::SetDefault) => {
+                        let mut entries = Vec::new();
+                        for (j, &c) in child_cols.iter().enumerate() {
+                            let column = &m.tables[e.child].columns[c];
+                            let r = match &column.default {
+                                Some(expr) => constant_default(expr).unwrap_or_else(|| {
+                                    pending_defaults.push(PendingDefault {
+                                        table: e.child,
+                                        fk: tables[e.child].fks.len(),
+                                        entry: j,
+                                        fk_name: fk.name.clone(),
+                                        column: column.name.clone(),
+                                        type_name: column.type_name.clone(),
+                                        expr: expr.clone(),
+                                    });
+                                    Replacement::Unresolved(expr.clone())
+                                }),
+                                None => Replacement::Null,
+                            };
+                            entries.push((c, r));
+                        }
+                        Effect::Rewrite(entries)
+                    }
+                    _ => Effect::Refuse,
+                };
+                tables[e.child].fks.push(FkCheck {
+                    name: format!("{} (ON UPDATE)", fk.name),
+                    columns: child_cols,
+                    set: SetRef::Dropped(sources),
+                    effect,
+                });
+                tables[e.child].forms.fks.push(child_forms);
+                added = true;
+            }
+            if !added {
+                break;
             }
         }
 

@@ -256,7 +256,7 @@ fn quoted_root_names_find_schemas_with_dots() {
 }
 
 #[test]
-fn a_rewrite_of_a_referenced_column_and_an_erased_default_are_refused() {
+fn a_rewritten_referenced_key_applies_on_update_and_an_erased_default_is_refused() {
     // accounts.owner SET NULL, and owner is referenced by grants (ON UPDATE
     // would apply): refused, naming both keys.
     let m = manifest(
@@ -284,12 +284,27 @@ fn a_rewrite_of_a_referenced_column_and_an_erased_default_are_refused() {
             ),
         ],
     );
-    let err = RestorePlan::build(&m, &root("public.users"), SubjectType::Bigint).unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("grant_owner") && msg.contains("acc_owner"),
-        "{msg}"
+    // NO ACTION on update: the grants check refuses rows that reference a
+    // rewritten owner, reading accounts' rewritten keys (after its records).
+    let plan = RestorePlan::build(&m, &root("public.users"), SubjectType::Bigint).unwrap();
+    let grants = &plan.tables[2];
+    assert_eq!(grants.fks.len(), 1, "{:?}", grants.fks);
+    assert_eq!(grants.fks[0].effect, Effect::Refuse);
+    assert_eq!(grants.fks[0].set, SetRef::Dropped(vec![(1, 0)]));
+    assert_eq!(plan.tables[1].rewrites, vec![vec![1]]);
+    // ON UPDATE CASCADE writes the new value (NULL) into grants.owner.
+    let mut cascade = m.clone();
+    cascade.foreign_keys[1].on_update = Some(FkAction::Cascade);
+    let plan = RestorePlan::build(&cascade, &root("public.users"), SubjectType::Bigint).unwrap();
+    assert_eq!(
+        plan.tables[2].fks[0].effect,
+        Effect::Rewrite(vec![(0, Replacement::Null)])
     );
+    // A snapshot that did not record ON UPDATE actions is refused, naming the key.
+    let mut old = m.clone();
+    old.foreign_keys[1].on_update = None;
+    let err = RestorePlan::build(&old, &root("public.users"), SubjectType::Bigint).unwrap_err();
+    assert!(err.to_string().contains("grant_owner"), "{err}");
 
     // posts.author SET DEFAULT 0, and user 0 is erased.
     let mut m = manifest(

@@ -59,6 +59,7 @@ pub fn fk(
         ref_columns: rcols.iter().map(|s| s.to_string()).collect(),
         on_delete,
         set_columns: vec![],
+        on_update: Some(FkAction::NoAction),
     }
 }
 

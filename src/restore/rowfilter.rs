@@ -115,7 +115,11 @@ impl<'a> RowFilter<'a> {
             plan.fks.len(),
             "one probe per foreign-key check"
         );
-        assert_eq!(own.len(), plan.records.len(), "one set per record slot");
+        assert_eq!(
+            own.len(),
+            plan.sets(),
+            "one set per record and rewrite slot"
+        );
         let width = plan.max_col().map_or(0, |m| m + 1);
         let mut lookups = plan.roots.clone();
         let mut lookup_forms: Vec<KeyForm> =
@@ -139,6 +143,7 @@ impl<'a> RowFilter<'a> {
         let fk_forms = (0..plan.fks.len()).map(|i| plan.forms.fk(i)).collect();
         let record_forms = (0..plan.records.len())
             .map(|i| plan.forms.record(i))
+            .chain((0..plan.rewrites.len()).map(|i| plan.forms.rewrite(i)))
             .collect();
         RowFilter {
             plan,
@@ -262,6 +267,12 @@ impl<'a> RowFilter<'a> {
                             o.extend_from_slice(&input[pending..row_start]);
                         }
                         pending = nl + 1;
+                    }
+                    Verdict::Refused(f) => {
+                        return Err(FilterError::UpdateRefused {
+                            table: self.plan.table.clone(),
+                            fk: self.plan.fks[f].name.clone(),
+                        });
                     }
                     Verdict::DefaultDropped(f) => {
                         let fk = &self.plan.fks[f];
@@ -423,6 +434,11 @@ impl<'a> RowFilter<'a> {
             self.record(input, i);
             return Verdict::Drop;
         }
+        for (f, fk) in plan.fks.iter().enumerate() {
+            if matches!(fk.effect, Effect::Refuse) && self.references_dropped(input, i, f) {
+                return Verdict::Refused(f);
+            }
+        }
         let mut rewrite = false;
         for (f, fk) in plan.fks.iter().enumerate() {
             if let Effect::Rewrite(cols) = &fk.effect {
@@ -439,6 +455,7 @@ impl<'a> RowFilter<'a> {
             }
         }
         if rewrite {
+            self.record_rewrites(input, i);
             Verdict::Rewrite
         } else {
             Verdict::Keep
@@ -501,7 +518,18 @@ impl<'a> RowFilter<'a> {
 
     /// The key block row `i` records in slot `slot` when dropped.
     fn record_key(&mut self, input: &[u8], i: usize, slot: usize) -> Option<u128> {
-        let cols = &self.plan.records[slot];
+        let plan = self.plan;
+        self.record_key_of(input, i, &plan.records[slot], slot)
+    }
+
+    /// The key of columns `cols` of block row `i`, in the forms of set `slot`.
+    fn record_key_of(
+        &mut self,
+        input: &[u8],
+        i: usize,
+        cols: &[usize],
+        slot: usize,
+    ) -> Option<u128> {
         let base = i * self.width;
         let spans = &self.spans[base..base + self.width];
         match &self.record_forms[slot] {
@@ -515,6 +543,20 @@ impl<'a> RowFilter<'a> {
                 &mut self.keybuf,
                 &mut self.canon,
             ),
+        }
+    }
+
+    /// Records the old key of each rewrite slot whose columns the pending
+    /// rewrite of block row `i` changes (see `TablePlan::rewrites`).
+    fn record_rewrites(&mut self, input: &[u8], i: usize) {
+        let plan = self.plan;
+        for (r, cols) in plan.rewrites.iter().enumerate() {
+            if cols.iter().any(|&c| self.repl[c] != 0) {
+                let slot = plan.records.len() + r;
+                if let Some(k) = self.record_key_of(input, i, cols, slot) {
+                    self.own[slot].insert(k);
+                }
+            }
         }
     }
 
@@ -589,4 +631,6 @@ enum Verdict {
     Rewrite,
     /// Check `f`'s SET DEFAULT would point the row at a dropped parent row.
     DefaultDropped(usize),
+    /// Check `f` (ON UPDATE RESTRICT / NO ACTION) references a rewritten key.
+    Refused(usize),
 }

@@ -297,7 +297,7 @@ async fn collect(
     internal: Vec<bool>,
 ) -> Result<Collected, RestoreError> {
     let (s, p) = (shared.clone(), parents.clone());
-    let own = vec![KeySet::default(); shared.plan.tables[t].records.len()];
+    let own = vec![KeySet::default(); shared.plan.tables[t].sets()];
     tokio::task::spawn_blocking(move || pass_blocking(&s, t, &p, own, None, Some(internal)))
         .await
         .map_err(|e| RestoreError::Internal(format!("filter task: {e}")))?
@@ -339,7 +339,7 @@ fn settle(shared: &Shared, comp: &[usize], collected: &[Collected]) -> HashMap<u
     };
     let mut sets: Vec<Vec<KeySet>> = comp
         .iter()
-        .map(|&t| vec![KeySet::default(); shared.plan.tables[t].records.len()])
+        .map(|&t| vec![KeySet::default(); shared.plan.tables[t].sets()])
         .collect();
     let mut dropped: Vec<std::collections::HashSet<u32>> = vec![Default::default(); comp.len()];
     let mut queue: Vec<(usize, u32)> = Vec::new();
@@ -379,12 +379,7 @@ async fn run_component(
     let mut local: HashMap<usize, Vec<KeySet>> = comp
         .tables
         .iter()
-        .map(|&t| {
-            (
-                t,
-                vec![KeySet::default(); shared.plan.tables[t].records.len()],
-            )
-        })
+        .map(|&t| (t, vec![KeySet::default(); shared.plan.tables[t].sets()]))
         .collect();
     let mut passes: HashMap<usize, u32> = comp.tables.iter().map(|&t| (t, 0)).collect();
     // The sets a table reads: published ones, and its component's current ones.

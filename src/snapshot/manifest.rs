@@ -194,6 +194,11 @@ pub struct ForeignKey {
     /// means all of `columns`.
     #[serde(default)]
     pub set_columns: Vec<String>,
+    /// What the database does to referencing rows when the referenced key
+    /// is updated (`None` in manifests written before it was recorded):
+    /// a SET NULL / SET DEFAULT that rewrites a referenced key triggers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_update: Option<FkAction>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -428,7 +428,8 @@ async fn read_foreign_keys(
         "ARRAY[]::text[]".to_string()
     };
     let sql = format!(
-        "SELECT con.conname::text, con.conrelid, con.confrelid, con.confdeltype::text, {}, {}, {set_cols} \
+        "SELECT con.conname::text, con.conrelid, con.confrelid, con.confdeltype::text, {}, {}, {set_cols}, \
+                con.confupdtype::text \
          FROM pg_constraint con WHERE con.contype = 'f' AND con.conparentid = 0 \
          ORDER BY con.conrelid, con.conname, con.confrelid",
         names("con.conkey", "con.conrelid"),
@@ -466,6 +467,11 @@ async fn read_foreign_keys(
             ref_columns: r.get(5),
             on_delete,
             set_columns: r.get(6),
+            on_update: r
+                .get::<_, String>(7)
+                .chars()
+                .next()
+                .and_then(FkAction::from_pg),
         });
     }
     Ok(out)

@@ -238,3 +238,71 @@ INSERT INTO shares SELECT i, i FROM generate_series(1, 100) i;
         "80"
     );
 }
+
+/// accounts.owner is SET NULL when its user goes, and other tables
+/// reference accounts.owner: PostgreSQL applies their ON UPDATE action.
+const ON_UPDATE_SQL: &str = r#"
+CREATE TABLE users (id bigint PRIMARY KEY, name text);
+CREATE TABLE accounts (id bigint PRIMARY KEY,
+  owner bigint UNIQUE REFERENCES users ON DELETE SET NULL, plan text);
+CREATE TABLE grants (id bigint PRIMARY KEY,
+  owner bigint REFERENCES accounts (owner) ON DELETE CASCADE ON UPDATE CASCADE);
+CREATE TABLE audit (id bigint PRIMARY KEY,
+  owner bigint REFERENCES accounts (owner) ON DELETE CASCADE ON UPDATE SET NULL, what text);
+INSERT INTO users SELECT i, 'u' || i FROM generate_series(1, 20) i;
+INSERT INTO users VALUES (990001, 'gone');
+INSERT INTO accounts SELECT i, CASE WHEN i = 7 THEN 990001 ELSE i END, 'p' FROM generate_series(1, 20) i;
+INSERT INTO grants SELECT i, CASE WHEN i % 4 = 0 THEN 990001 ELSE i % 6 + 1 END FROM generate_series(1, 40) i;
+INSERT INTO audit SELECT i, CASE WHEN i % 5 = 0 THEN 990001 ELSE i % 6 + 1 END, 'x' FROM generate_series(1, 40) i;
+"#;
+
+#[test]
+fn a_set_null_on_a_referenced_key_applies_the_on_update_actions() {
+    let case = Case {
+        tag: "s_onupdate",
+        source_sql: ON_UPDATE_SQL,
+        subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
+        subject_type: "bigint",
+        erased: ids(&["990001"]),
+    };
+    let c = case.check();
+    assert_eq!(
+        scalar(&c.target, "SELECT count(*) FROM grants WHERE owner IS NULL"),
+        "10"
+    );
+    assert_eq!(
+        scalar(&c.target, "SELECT count(*) FROM audit WHERE owner IS NULL"),
+        "8"
+    );
+}
+
+#[test]
+fn an_on_update_no_action_under_a_rewritten_key_is_refused_and_leaves_no_rows() {
+    let case = Case {
+        tag: "s_onupd_no",
+        source_sql: r#"
+CREATE TABLE users (id bigint PRIMARY KEY);
+CREATE TABLE accounts (id bigint PRIMARY KEY, owner bigint UNIQUE REFERENCES users ON DELETE SET NULL);
+CREATE TABLE ledger (id bigint PRIMARY KEY, owner bigint REFERENCES accounts (owner));
+INSERT INTO users SELECT generate_series(1, 10);
+INSERT INTO accounts SELECT i, i FROM generate_series(1, 10) i;
+INSERT INTO ledger SELECT i, i FROM generate_series(1, 10) i;
+"#,
+        subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
+        subject_type: "bigint",
+        erased: ids(&["4"]),
+    };
+    let env = case.prepare();
+    let target = TestDb::create("s_onupd_no_dst");
+    let out = env.run(&["restore", &env.id, "--target", &target.url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ledger_owner_fkey") && err.contains("ON UPDATE"),
+        "{err}"
+    );
+    for t in ["users", "accounts", "ledger"] {
+        let n = scalar(&target, &format!("SELECT count(*) FROM {t}"));
+        assert_eq!(n, "0", "{t} kept rows after the refusal");
+    }
+}
