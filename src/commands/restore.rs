@@ -54,10 +54,11 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         jobs,
         allow_stale_erasure_list: a.allow_stale_erasure_list,
         progress: std::io::stderr().is_terminal(),
+        target_claimed: Default::default(),
     };
     let result = tokio::select! {
         r = crate::restore::restore(&cfg, storage, &opts) => r.map_err(anyhow::Error::from),
-        sig = interrupted() => Err(cancelled(sig, &opts)),
+        sig = interrupted() => Err(cancelled(sig, &opts).await),
     };
     let report = match result {
         Ok(r) => r,
@@ -95,13 +96,40 @@ async fn interrupted() -> &'static str {
 }
 
 /// The restore future has been dropped: in-flight tables rolled back (their
-/// connections closed), a partial SQL file removed.
-fn cancelled(sig: &str, opts: &RestoreOptions) -> anyhow::Error {
+/// connections closed), a partial SQL file removed. A target this restore
+/// had claimed (found empty, then written) is emptied of every row, so
+/// nothing erased stays behind in a half-restored database.
+async fn cancelled(sig: &str, opts: &RestoreOptions) -> anyhow::Error {
     let what = match (&opts.destination, opts.dry_run) {
-        (Destination::Target(u), false) => format!(
-            "; tables being loaded were rolled back, but {} may hold a PARTIAL restore: drop it and restore into a new, empty database",
-            crate::config::redact_url(u)
-        ),
+        (Destination::Target(u), false)
+            if opts
+                .target_claimed
+                .load(std::sync::atomic::Ordering::SeqCst) =>
+        {
+            let purged = tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                crate::restore::loader::purge_rows(u),
+            )
+            .await;
+            let rows = match purged {
+                Ok(Ok(())) => {
+                    "every row it loaded was removed again (TRUNCATE), but its schema is partial"
+                        .to_string()
+                }
+                Ok(Err(e)) => {
+                    format!("removing the rows it loaded ALSO FAILED ({e}): it may hold rows")
+                }
+                Err(_) => {
+                    "removing the rows it loaded did not finish within 60 s: it may hold rows"
+                        .to_string()
+                }
+            };
+            format!(
+                "; {} was left incomplete: {rows}; drop it and restore into a new, empty database",
+                crate::config::redact_url(u)
+            )
+        }
+        (Destination::Target(_), false) => "; the target was not written".to_string(),
         (Destination::File(p), false) => format!("; {} was not written", p.display()),
         _ => String::new(),
     };

@@ -25,17 +25,25 @@ fn query_err(target: &str, what: &str, e: &tokio_postgres::Error) -> RestoreErro
     }
 }
 
+/// A session on the target, and its URL without secrets for messages.
+async fn connect_target(
+    url: &str,
+) -> Result<(crate::source::postgres::PgConn, String), RestoreError> {
+    let redacted = crate::config::redact_url(url);
+    let conn = connect(url).await.map_err(|e| RestoreError::Target {
+        target: redacted.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((conn, redacted))
+}
+
 /// Refuses a target that holds any table, view, sequence or other relation
 /// outside the system schemas.
 ///
 /// # Errors
 /// `TargetNotEmpty` naming a few of them; connection failures.
 pub async fn check_empty(url: &str) -> Result<(), RestoreError> {
-    let redacted = crate::config::redact_url(url);
-    let conn = connect(url).await.map_err(|e| RestoreError::Target {
-        target: redacted.clone(),
-        message: e.to_string(),
-    })?;
+    let (conn, redacted) = connect_target(url).await?;
     let rows = conn
         .query(
             "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -73,11 +81,7 @@ pub async fn check_empty(url: &str) -> Result<(), RestoreError> {
 /// # Errors
 /// The target cannot be reached or the statement fails.
 pub async fn purge_rows(url: &str) -> Result<(), RestoreError> {
-    let redacted = crate::config::redact_url(url);
-    let conn = connect(url).await.map_err(|e| RestoreError::Target {
-        target: redacted.clone(),
-        message: e.to_string(),
-    })?;
+    let (conn, redacted) = connect_target(url).await?;
     let rows = conn
         .query(
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c \
@@ -403,11 +407,7 @@ pub async fn evaluate_defaults(url: &str, plan: &mut RestorePlan) -> Result<(), 
     if plan.pending_defaults.is_empty() {
         return Ok(());
     }
-    let redacted = crate::config::redact_url(url);
-    let conn = connect(url).await.map_err(|e| RestoreError::Target {
-        target: redacted,
-        message: e.to_string(),
-    })?;
+    let (conn, _) = connect_target(url).await?;
     for d in plan.pending_defaults.clone() {
         let value = evaluate_one(&conn, &d)
             .await
@@ -472,11 +472,7 @@ pub async fn set_sequences(url: &str, seqs: &[SequenceValue]) -> Result<(), Rest
     if seqs.is_empty() {
         return Ok(());
     }
-    let redacted = crate::config::redact_url(url);
-    let conn = connect(url).await.map_err(|e| RestoreError::Target {
-        target: redacted.clone(),
-        message: e.to_string(),
-    })?;
+    let (conn, redacted) = connect_target(url).await?;
     let sql: String = seqs.iter().map(setval_sql).collect::<Vec<_>>().join("\n");
     conn.batch_execute(&format!("BEGIN;\n{sql}\nCOMMIT;"))
         .await

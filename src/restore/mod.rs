@@ -119,6 +119,10 @@ pub struct RestoreOptions {
     pub allow_stale_erasure_list: bool,
     /// A progress line on stderr.
     pub progress: bool,
+    /// Set once the target was found empty and is about to be written: from
+    /// then on every row in it is this restore's, so a caller that cancels
+    /// the restore (a signal) can empty it (`loader::purge_rows`).
+    pub target_claimed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The erasure list a restore applies, proven current (or explicitly let
@@ -392,6 +396,8 @@ pub async fn restore(
     };
     if let Some(url) = &target {
         loader::check_empty(url).await?;
+        opts.target_claimed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
     let prepared = Prepared {
         id,

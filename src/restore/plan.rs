@@ -375,28 +375,14 @@ impl RestorePlan {
                     } else {
                         cols(e.child, &fk.set_columns)?
                     };
-                    let mut entries = Vec::new();
-                    for (j, &c) in targets.iter().enumerate() {
-                        let column = &m.tables[e.child].columns[c];
-                        let r = match (fk.on_delete, &column.default) {
-                            (FkAction::SetDefault, Some(expr)) => constant_default(expr)
-                                .unwrap_or_else(|| {
-                                    pending_defaults.push(PendingDefault {
-                                        table: e.child,
-                                        fk: tables[e.child].fks.len(),
-                                        entry: j,
-                                        fk_name: fk.name.clone(),
-                                        column: column.name.clone(),
-                                        type_name: column.type_name.clone(),
-                                        expr: expr.clone(),
-                                    });
-                                    Replacement::Unresolved(expr.clone())
-                                }),
-                            _ => Replacement::Null,
-                        };
-                        entries.push((c, r));
-                    }
-                    Effect::Rewrite(entries)
+                    Effect::Rewrite(rewrite_entries(
+                        m,
+                        (e.child, tables[e.child].fks.len()),
+                        &fk.name,
+                        &targets,
+                        fk.on_delete == FkAction::SetDefault,
+                        &mut pending_defaults,
+                    ))
                 }
             };
             tables[e.child].fks.push(FkCheck {
@@ -527,29 +513,14 @@ impl RestorePlan {
                     Some(FkAction::SetNull) => Effect::Rewrite(
                         child_cols.iter().map(|&c| (c, Replacement::Null)).collect(),
                     ),
-                    Some(FkAction::SetDefault) => {
-                        let mut entries = Vec::new();
-                        for (j, &c) in child_cols.iter().enumerate() {
-                            let column = &m.tables[e.child].columns[c];
-                            let r = match &column.default {
-                                Some(expr) => constant_default(expr).unwrap_or_else(|| {
-                                    pending_defaults.push(PendingDefault {
-                                        table: e.child,
-                                        fk: tables[e.child].fks.len(),
-                                        entry: j,
-                                        fk_name: fk.name.clone(),
-                                        column: column.name.clone(),
-                                        type_name: column.type_name.clone(),
-                                        expr: expr.clone(),
-                                    });
-                                    Replacement::Unresolved(expr.clone())
-                                }),
-                                None => Replacement::Null,
-                            };
-                            entries.push((c, r));
-                        }
-                        Effect::Rewrite(entries)
-                    }
+                    Some(FkAction::SetDefault) => Effect::Rewrite(rewrite_entries(
+                        m,
+                        (e.child, tables[e.child].fks.len()),
+                        &fk.name,
+                        &child_cols,
+                        true,
+                        &mut pending_defaults,
+                    )),
                     _ => Effect::Refuse,
                 };
                 tables[e.child].fks.push(FkCheck {
@@ -696,6 +667,44 @@ impl RestorePlan {
             }
         }
     }
+}
+
+/// What a SET NULL (`to_default = false`) or SET DEFAULT writes into
+/// columns `targets` of table `at.0`, for its check number `at.1`: NULL,
+/// the column's constant default, or a default to evaluate in the target
+/// (recorded in `pending`). A column without a default gets NULL.
+fn rewrite_entries(
+    m: &Manifest,
+    at: (usize, usize),
+    fk_name: &str,
+    targets: &[usize],
+    to_default: bool,
+    pending: &mut Vec<PendingDefault>,
+) -> Vec<(usize, Replacement)> {
+    let (table, fk) = at;
+    targets
+        .iter()
+        .enumerate()
+        .map(|(entry, &c)| {
+            let column = &m.tables[table].columns[c];
+            let r = match (to_default, &column.default) {
+                (true, Some(expr)) => constant_default(expr).unwrap_or_else(|| {
+                    pending.push(PendingDefault {
+                        table,
+                        fk,
+                        entry,
+                        fk_name: fk_name.to_string(),
+                        column: column.name.clone(),
+                        type_name: column.type_name.clone(),
+                        expr: expr.clone(),
+                    });
+                    Replacement::Unresolved(expr.clone())
+                }),
+                _ => Replacement::Null,
+            };
+            (c, r)
+        })
+        .collect()
 }
 
 /// The COPY text of a column default that is a plain constant, as

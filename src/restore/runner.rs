@@ -456,6 +456,8 @@ async fn run_component(
                         if let Some(l) = &shared.loaded {
                             let _ = l.send(t);
                         }
+                        // Test hook: a table's rows are committed in the target.
+                        crate::snapshot::pause::at("restore").await;
                         r
                     }
                     (Err(f), Err(l)) if is_loader_stopped(&f) => return Err(l),

@@ -1,7 +1,7 @@
 //! Snapshots: the manifest format and the repository layout around it.
 pub mod cleanup;
 pub mod manifest;
-mod pause;
+pub(crate) mod pause;
 pub mod repo;
 mod tables;
 pub mod verify;

@@ -8,7 +8,8 @@
 //! - `data`: mid-table: the first table's first object has received at
 //!   least `LETHE_TEST_PAUSE_BYTES` raw bytes (default 1 MiB, or the whole
 //!   table if smaller), is flushed into its upload and not finished;
-//! - `manifest`: every object is stored, the manifest is not written.
+//! - `manifest`: every object is stored, the manifest is not written;
+//! - `restore`: a restore has committed its first table into the target.
 //!
 //! Unset (always, in production) this costs one environment lookup per
 //! point. It never changes what is written.

@@ -110,3 +110,69 @@ CREATE INDEX notes_norm ON notes (outer_norm(body));
         );
     }
 }
+
+#[test]
+fn a_restore_stopped_by_sigterm_after_loading_leaves_no_rows() {
+    let case = Case {
+        tag: "s_sigterm",
+        source_sql: r#"
+CREATE TABLE users (id bigint PRIMARY KEY, name text);
+CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint REFERENCES users ON DELETE CASCADE);
+INSERT INTO users SELECT i, 'u' || i FROM generate_series(1, 50) i;
+INSERT INTO orders SELECT i, i % 50 + 1 FROM generate_series(1, 200) i;
+"#,
+        subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
+        subject_type: "bigint",
+        erased: ids(&["7"]),
+    };
+    let env = case.prepare();
+    let target = TestDb::create("s_sigterm_dst");
+    let mut child = crate::common::lethe_cmd(
+        &env.cfg,
+        &["restore", &env.id, "--target", &target.url, "--jobs", "1"],
+        &[("LETHE_TEST_PAUSE_AT", "restore".to_string())],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("lethe runs");
+    let (lines, reader) = crate::common::collect_stderr(&mut child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("lethe-test-pause: restore"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pause: {:?}",
+            lines.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A table is committed: the target holds rows now.
+    let loaded: u64 = ["users", "orders"]
+        .iter()
+        .map(|t| {
+            scalar(&target, &format!("SELECT count(*) FROM {t}"))
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert!(loaded > 0, "the pause came before any row was committed");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("lethe exits");
+    reader.join().unwrap();
+    assert!(!status.success());
+    let err = lines.lock().unwrap().join("\n");
+    assert!(err.contains("removed again"), "{err}");
+    for t in ["users", "orders"] {
+        assert_eq!(
+            scalar(&target, &format!("SELECT count(*) FROM {t}")),
+            "0",
+            "{t}: {err}"
+        );
+    }
+}
