@@ -285,7 +285,7 @@ fn bench(c: &mut Criterion) {
         let probes: Vec<Probe<'_>> = plan
             .fks
             .iter()
-            .map(|f| match (f.set, f.name.as_str()) {
+            .map(|f| match (&f.set, f.name.as_str()) {
                 (SetRef::Root, _) => Probe::Root,
                 (_, "order_items_order_id_fkey" | "comments_order_id_fkey") => {
                     Probe::Parent(&dropped_orders)
@@ -293,7 +293,7 @@ fn bench(c: &mut Criterion) {
                 _ => Probe::Parent(&dropped_users),
             })
             .collect();
-        let own = || vec![KeySet::default(); plan.records.len()];
+        let own = || vec![KeySet::default(); plan.sets()];
         let mut out = Vec::with_capacity(data.len() + 4096);
         g.throughput(Throughput::Bytes(data.len() as u64));
         // One pass with output; its dropped keys are what the children are
