@@ -47,16 +47,14 @@ pub enum PlanError {
         subject_type: String,
     },
     #[error(
-        "foreign key {fk} compares {table}.{column} ({type_name}) with {ref_table}.{ref_column} ({ref_type}); lethe cannot compare these types as PostgreSQL does, so it refuses to restore rather than risk bringing erased rows back or dropping kept ones (use integer, numeric, text, varchar, char, citext or uuid keys, or keys of one identical type)"
+        "foreign key {fk} compares {column} with {ref_column}; lethe cannot compare these types as PostgreSQL does, so it refuses to restore rather than risk bringing erased rows back or dropping kept ones (use integer, numeric, text, varchar, char, citext or uuid keys, or keys of one identical type)"
     )]
     KeyType {
         fk: String,
-        table: String,
+        /// `schema.table.column (type)` of the referencing side.
         column: String,
-        type_name: String,
-        ref_table: String,
+        /// The same of the referenced side.
         ref_column: String,
-        ref_type: String,
     },
     #[error(
         "foreign key {fk} on {table} references {ref_table} ({column}), which an ON DELETE SET NULL / SET DEFAULT rewrites when an erased row goes; PostgreSQL would then apply {fk}'s ON UPDATE action, which this snapshot did not record (taken by an older lethe), so lethe refuses to restore rather than leave references to erased rows; take a new snapshot"
@@ -343,14 +341,18 @@ impl RestorePlan {
                     let (cdef, pdef) = (&m.tables[e.child].columns[cc], &m.tables[p].columns[pc]);
                     let (ck, pk) = (keys::classify(cdef), keys::classify(pdef));
                     let Some(form) = keys::child_form(&ck, &pk, ctype) else {
+                        let shown = |t: usize, c: &crate::snapshot::manifest::Column| {
+                            format!(
+                                "{}.{} ({})",
+                                m.tables[t].qualified(),
+                                c.name,
+                                c.base_type.as_deref().unwrap_or(&c.type_name)
+                            )
+                        };
                         return Err(PlanError::KeyType {
                             fk: fk.name.clone(),
-                            table: m.tables[e.child].qualified(),
-                            column: cdef.name.clone(),
-                            type_name: cdef.base_type.clone().unwrap_or(cdef.type_name.clone()),
-                            ref_table: m.tables[p].qualified(),
-                            ref_column: pdef.name.clone(),
-                            ref_type: pdef.base_type.clone().unwrap_or(pdef.type_name.clone()),
+                            column: shown(e.child, cdef),
+                            ref_column: shown(p, pdef),
                         });
                     };
                     child_forms.push(form);
