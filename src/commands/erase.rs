@@ -58,10 +58,10 @@ async fn writer(cfg: &Config) -> anyhow::Result<Writer> {
     let client = ApiClient::for_config(cfg);
     let deadline = tokio::time::Instant::now() + LOCK_PATIENCE;
     loop {
-        if let Ok(c) = &client {
-            if c.probe().await.map_err(client_err)?.is_some() {
-                return Ok(Writer::Remote(c.clone()));
-            }
+        if let Ok(c) = &client
+            && c.probe().await.map_err(client_err)?.is_some()
+        {
+            return Ok(Writer::Remote(c.clone()));
         }
         let (path, t) = (cfg.erasure.path.clone(), cfg.erasure.subject_type);
         match tokio::task::spawn_blocking(move || ErasureStore::open(&path, t)).await? {

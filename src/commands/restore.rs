@@ -23,14 +23,14 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     if !(1..=64).contains(&jobs) {
         return Err(UsageError(format!("--jobs {jobs}: must be between 1 and 64")).into());
     }
-    if let Some(t) = &a.target {
-        if !(t.starts_with("postgres://") || t.starts_with("postgresql://")) {
-            return Err(UsageError(format!(
-                "--target {}: must be a postgres:// or postgresql:// URL of an empty database",
-                crate::config::redact_url(t)
-            ))
-            .into());
-        }
+    if let Some(t) = &a.target
+        && !(t.starts_with("postgres://") || t.starts_with("postgresql://"))
+    {
+        return Err(UsageError(format!(
+            "--target {}: must be a postgres:// or postgresql:// URL of an empty database",
+            crate::config::redact_url(t)
+        ))
+        .into());
     }
     let destination = match (a.target, a.to_file) {
         (Some(t), _) => Destination::Target(t),

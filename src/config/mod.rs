@@ -371,10 +371,10 @@ impl Config {
                 if let Err(e) = check_region(&self.storage.region, &self.storage.allowed_regions) {
                     issue("storage.region", &self.storage.region, &e);
                 }
-                if let Some(ep) = &self.storage.endpoint {
-                    if let Err(e) = check_endpoint(ep) {
-                        issue("storage.endpoint", ep, &e);
-                    }
+                if let Some(ep) = &self.storage.endpoint
+                    && let Err(e) = check_endpoint(ep)
+                {
+                    issue("storage.endpoint", ep, &e);
                 }
             }
             Ok(crate::storage::StorageUrl::File { .. }) => {}
@@ -462,14 +462,14 @@ impl Config {
             if let Err(e) = parse_table(&s.table) {
                 issue(&format!("erasure.subjects[{i}].table"), &s.table, &e);
             }
-            if let Some(name) = &s.subject {
-                if !crate::erasure::subject::valid_subject_name(name) {
-                    issue(
-                        &format!("erasure.subjects[{i}].subject"),
-                        name,
-                        "must be a lower-case word: a-z first, then a-z, 0-9 or _ (at most 63)",
-                    );
-                }
+            if let Some(name) = &s.subject
+                && !crate::erasure::subject::valid_subject_name(name)
+            {
+                issue(
+                    &format!("erasure.subjects[{i}].subject"),
+                    name,
+                    "must be a lower-case word: a-z first, then a-z, 0-9 or _ (at most 63)",
+                );
             }
             if s.column.is_empty() {
                 issue(

@@ -328,22 +328,22 @@ impl Daemon {
         );
         self.notifier.stopping();
         let deadline = tokio::time::Instant::now() + self.opts.shutdown_deadline;
-        if let Some((handle, _)) = job.take() {
-            if !await_task("snapshot", handle, deadline).await {
-                // The abandoned job could not release its lock: do it here,
-                // so the next start need not wait for the lease to expire.
-                let release = crate::retention::lease::release_own(
-                    self.storage.as_ref(),
-                    crate::retention::lease::SNAPSHOT_LOCK_KEY,
+        if let Some((handle, _)) = job.take()
+            && !await_task("snapshot", handle, deadline).await
+        {
+            // The abandoned job could not release its lock: do it here,
+            // so the next start need not wait for the lease to expire.
+            let release = crate::retention::lease::release_own(
+                self.storage.as_ref(),
+                crate::retention::lease::SNAPSHOT_LOCK_KEY,
+            );
+            if let Ok(Ok(true)) =
+                tokio::time::timeout(std::time::Duration::from_secs(1), release).await
+            {
+                tracing::info!(
+                    event = "lease.released",
+                    key = crate::retention::lease::SNAPSHOT_LOCK_KEY
                 );
-                if let Ok(Ok(true)) =
-                    tokio::time::timeout(std::time::Duration::from_secs(1), release).await
-                {
-                    tracing::info!(
-                        event = "lease.released",
-                        key = crate::retention::lease::SNAPSHOT_LOCK_KEY
-                    );
-                }
             }
         }
         if let Some(handle) = journal {

@@ -21,12 +21,15 @@ fn t0() -> DateTime<Utc> {
 
 /// Takes `duration` of (virtual) time, fails the first `fail_first` calls,
 /// and records each call's start and end.
+/// Each run: when it started, when it ended, whether it succeeded.
+type Runs = Arc<Mutex<Vec<(DateTime<Utc>, DateTime<Utc>, bool)>>>;
+
 #[derive(Debug)]
 struct Fake {
     clock: Arc<dyn Clock>,
     duration: std::time::Duration,
     fail_first: Mutex<u32>,
-    runs: Arc<Mutex<Vec<(DateTime<Utc>, DateTime<Utc>, bool)>>>,
+    runs: Runs,
     cancelled: Arc<Mutex<u32>>,
 }
 
@@ -202,7 +205,7 @@ struct Harness {
     _dir: tempfile::TempDir,
     config_path: PathBuf,
     storage: Arc<dyn Storage>,
-    runs: Arc<Mutex<Vec<(DateTime<Utc>, DateTime<Utc>, bool)>>>,
+    runs: Runs,
     cancelled: Arc<Mutex<u32>>,
 }
 

@@ -172,10 +172,10 @@ pub fn host_name() -> String {
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
     if rc == 0 {
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        if let Ok(s) = std::str::from_utf8(&buf[..end]) {
-            if !s.is_empty() {
-                return s.to_string();
-            }
+        if let Ok(s) = std::str::from_utf8(&buf[..end])
+            && !s.is_empty()
+        {
+            return s.to_string();
         }
     }
     "unknown".into()
@@ -262,10 +262,10 @@ impl ErasureStore {
         reference: Option<&str>,
     ) -> Result<AddOutcome, StoreError> {
         self.refuse_read_only()?;
-        if let Some(r) = reference {
-            if r.len() > MAX_REFERENCE || r.contains(['\n', '\r']) {
-                return Err(StoreError::BadReference(r.len()));
-            }
+        if let Some(r) = reference
+            && (r.len() > MAX_REFERENCE || r.contains(['\n', '\r']))
+        {
+            return Err(StoreError::BadReference(r.len()));
         }
         let canon = self.normalize_all(raw)?;
         let record = BatchRecord {

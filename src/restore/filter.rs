@@ -388,17 +388,17 @@ pub fn run_stream<R: Read>(
         };
         buf.copy_within(used..filled, 0);
         filled -= used;
-        if let Some(e) = emit.as_deref_mut() {
-            if out.len() >= OUT_CHUNK {
-                let piece = std::mem::replace(&mut out, Vec::with_capacity(OUT_CHUNK + READ_BUF));
-                e(Bytes::from(piece))?;
-            }
+        if let Some(e) = emit.as_deref_mut()
+            && out.len() >= OUT_CHUNK
+        {
+            let piece = std::mem::replace(&mut out, Vec::with_capacity(OUT_CHUNK + READ_BUF));
+            e(Bytes::from(piece))?;
         }
     }
-    if let Some(e) = emit {
-        if !out.is_empty() {
-            e(Bytes::from(out))?;
-        }
+    if let Some(e) = emit
+        && !out.is_empty()
+    {
+        e(Bytes::from(out))?;
     }
     Ok(())
 }

@@ -18,13 +18,16 @@ enum OracleProbe<'a> {
 /// A row-at-a-time filter written as plainly as possible: split on every
 /// tab, decode, look up one key at a time. The block filter must agree with
 /// it on output, counts and recorded keys.
+/// Output, counts and record sets; or the (row, fields) of a short row.
+type OracleResult = Result<(Vec<u8>, TableStats, Vec<HashSet<u128>>), (u64, usize)>;
+
 fn oracle(
     plan: &TablePlan,
     erasure: &dyn ErasureSet,
     t: SubjectType,
     probes: &[OracleProbe<'_>],
     input: &[u8],
-) -> Result<(Vec<u8>, TableStats, Vec<HashSet<u128>>), (u64, usize)> {
+) -> OracleResult {
     let mut scratch = Vec::new();
     let mut own = vec![HashSet::new(); plan.records.len()];
     let mut out = Vec::new();
@@ -79,16 +82,16 @@ fn oracle(
         let mut new: Vec<Vec<u8>> = fields.iter().map(|f| f.to_vec()).collect();
         let mut rewritten = false;
         for f in 0..plan.fks.len() {
-            if let Effect::Rewrite(cols) = &plan.fks[f].effect {
-                if hit(f, &mut scratch, &own) {
-                    rewritten = true;
-                    for (c, r) in cols {
-                        new[*c] = match r {
-                            Replacement::Null => b"\\N".to_vec(),
-                            Replacement::Value(v) => v.clone(),
-                            Replacement::Unresolved(_) => unreachable!("not generated"),
-                        };
-                    }
+            if let Effect::Rewrite(cols) = &plan.fks[f].effect
+                && hit(f, &mut scratch, &own)
+            {
+                rewritten = true;
+                for (c, r) in cols {
+                    new[*c] = match r {
+                        Replacement::Null => b"\\N".to_vec(),
+                        Replacement::Value(v) => v.clone(),
+                        Replacement::Unresolved(_) => unreachable!("not generated"),
+                    };
                 }
             }
         }

@@ -237,7 +237,7 @@ fn psql_blocking(
 pub fn split_password(url: &str) -> (String, Option<String>) {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
-            let p = u.password().map(|p| percent_decode(p));
+            let p = u.password().map(percent_decode);
             let _ = u.set_password(None);
             (u.to_string(), p)
         }

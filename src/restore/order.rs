@@ -40,16 +40,16 @@ pub(super) fn order(tables: &[TablePlan], notes: &mut Vec<String>, m: &Manifest)
             }
         }
         for f in &tables[t].fks {
-            if let SetRef::Dropped(sources) = &f.set {
-                if sources.iter().any(|&(table, _)| comp_of[table] == c) {
-                    let kind = if f.effect == Effect::Drop {
-                        PrePass::UntilStable
-                    } else {
-                        PrePass::Once
-                    };
-                    if pre[c] != PrePass::UntilStable {
-                        pre[c] = kind;
-                    }
+            if let SetRef::Dropped(sources) = &f.set
+                && sources.iter().any(|&(table, _)| comp_of[table] == c)
+            {
+                let kind = if f.effect == Effect::Drop {
+                    PrePass::UntilStable
+                } else {
+                    PrePass::Once
+                };
+                if pre[c] != PrePass::UntilStable {
+                    pre[c] = kind;
                 }
             }
         }

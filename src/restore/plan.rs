@@ -663,10 +663,9 @@ impl RestorePlan {
             .get_mut(d.table)
             .and_then(|t| t.fks.get_mut(d.fk))
             .map(|f| &mut f.effect)
+            && let Some(e) = entries.get_mut(d.entry)
         {
-            if let Some(e) = entries.get_mut(d.entry) {
-                e.1 = value;
-            }
+            e.1 = value;
         }
     }
 }

@@ -58,16 +58,16 @@ pub fn split(text: &str) -> Option<(String, Vec<Entry>)> {
             return None;
         }
         // A header: "--", "-- Name: …; Type: …; Schema: …; Owner: …", "--".
-        if line == "--" {
-            if let Some(h) = lines.get(i + 1).and_then(|l| l.strip_prefix("-- Name: ")) {
-                let (name, rest) = h.split_once("; Type: ")?;
-                let kind = rest.split("; Schema: ").next()?.to_string();
-                entries.push(Entry {
-                    name: name.to_string(),
-                    kind,
-                    sql: String::new(),
-                });
-            }
+        if line == "--"
+            && let Some(h) = lines.get(i + 1).and_then(|l| l.strip_prefix("-- Name: "))
+        {
+            let (name, rest) = h.split_once("; Type: ")?;
+            let kind = rest.split("; Schema: ").next()?.to_string();
+            entries.push(Entry {
+                name: name.to_string(),
+                kind,
+                sql: String::new(),
+            });
         }
         match entries.last_mut() {
             Some(e) => {

@@ -441,17 +441,17 @@ impl<'a> RowFilter<'a> {
         }
         let mut rewrite = false;
         for (f, fk) in plan.fks.iter().enumerate() {
-            if let Effect::Rewrite(cols) = &fk.effect {
-                if self.references_dropped(input, i, f) {
-                    if self.default_dropped(f) {
-                        return Verdict::DefaultDropped(f);
-                    }
-                    for (j, (c, _)) in cols.iter().enumerate() {
-                        self.repl_vals.push((f, j));
-                        self.repl[*c] = self.repl_vals.len() as u32;
-                    }
-                    rewrite = true;
+            if let Effect::Rewrite(cols) = &fk.effect
+                && self.references_dropped(input, i, f)
+            {
+                if self.default_dropped(f) {
+                    return Verdict::DefaultDropped(f);
                 }
+                for (j, (c, _)) in cols.iter().enumerate() {
+                    self.repl_vals.push((f, j));
+                    self.repl[*c] = self.repl_vals.len() as u32;
+                }
+                rewrite = true;
             }
         }
         if rewrite {
@@ -576,6 +576,8 @@ impl<'a> RowFilter<'a> {
     ) -> Result<(), FilterError> {
         let spans = &self.spans[i * self.width..][..self.width];
         let last = self.repl.iter().rposition(|&r| r != 0).unwrap_or(0);
+        // Indexes both `spans` and `repl`, column by column.
+        #[allow(clippy::needless_range_loop)]
         for c in 0..=last {
             if c > 0 {
                 out.push(b'\t');
@@ -619,6 +621,8 @@ impl<'a> RowFilter<'a> {
 }
 
 /// How `split` finds rows and fields in the input (see `MASKS_FROM_WIDTH`).
+/// One lives on the stack per `filter_rows` call: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Cursor<'i> {
     Masks(Scanner<'i>),
     /// Each separator probed for from where the last one was.

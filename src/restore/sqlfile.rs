@@ -164,10 +164,10 @@ impl SqlFile {
         f.sync_all().await.map_err(|e| file_err(&self.path, e))?;
         drop(f);
         std::fs::rename(&self.tmp, &self.path).map_err(|e| file_err(&self.path, e))?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
         }
         Ok(())
     }

@@ -124,7 +124,14 @@ fn leftovers_wait_out_the_grace_period_and_a_live_writer() {
         Policy::days(35),
     );
     assert_eq!(p.leftovers, vec![stale]);
-    let p = plan(&[], &[slow.clone()], &[], &[], now, Policy::days(35));
+    let p = plan(
+        &[],
+        std::slice::from_ref(&slow),
+        &[],
+        &[],
+        now,
+        Policy::days(35),
+    );
     assert_eq!(p.leftovers, vec![slow]);
 }
 

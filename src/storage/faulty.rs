@@ -449,11 +449,11 @@ fn damage(stream: ByteStream, faults: Vec<Fault>, op: &'static str, key: &str) -
                             (None, Some(total)) => Some(total.saturating_sub(16)),
                             (None, None) => None,
                         };
-                        if let Some(k) = keep {
-                            if k < st.pos {
-                                let c = k.saturating_sub(start) as usize;
-                                cut = Some(cut.map_or(c, |x: usize| x.min(c)));
-                            }
+                        if let Some(k) = keep
+                            && k < st.pos
+                        {
+                            let c = k.saturating_sub(start) as usize;
+                            cut = Some(cut.map_or(c, |x: usize| x.min(c)));
                         }
                     }
                     Fault::Reset(after) if after < st.pos => {

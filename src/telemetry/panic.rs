@@ -49,12 +49,12 @@ pub fn register_secret(value: &str) {
 
 /// Registers the password of `url` if it has one (raw and percent-decoded).
 pub fn register_url_password(url: &str) {
-    if let Ok(u) = url::Url::parse(url) {
-        if let Some(p) = u.password() {
-            register_secret(p);
-            if let Ok(d) = percent_decode(p) {
-                register_secret(&d);
-            }
+    if let Ok(u) = url::Url::parse(url)
+        && let Some(p) = u.password()
+    {
+        register_secret(p);
+        if let Ok(d) = percent_decode(p) {
+            register_secret(&d);
         }
     }
 }

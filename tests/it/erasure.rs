@@ -74,6 +74,9 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "lethe erase serve did not answer: {}",
             std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()

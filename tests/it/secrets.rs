@@ -121,7 +121,7 @@ fn no_secret_or_raw_subject_id_reaches_the_logs_of_a_full_run() {
     for (what, needle) in &forbidden {
         if let Some(i) = logs.find(needle.as_str()) {
             let line = logs[..i].rsplit('\n').next().unwrap_or("").to_string()
-                + &logs[i..].lines().next().unwrap_or("");
+                + logs[i..].lines().next().unwrap_or("");
             panic!("{what} appears in the logs: {line}");
         }
     }

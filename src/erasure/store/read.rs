@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// A RocksDB key and its value.
+pub(crate) type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 impl ErasureStore {
     /// One id's entry, `None` when not listed.
     ///
@@ -49,7 +52,7 @@ impl ErasureStore {
     pub(crate) fn scan(
         &self,
         prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), StoreError>> + '_ {
+    ) -> impl Iterator<Item = Result<KeyValue, StoreError>> + '_ {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(upper_bound(prefix));
         ro.fill_cache(false);
@@ -86,8 +89,8 @@ impl ErasureStore {
         for item in self.scan(P_ENTRY) {
             let (k, v) = item?;
             let seq = self.seq_of(&v)?;
-            if !records.contains_key(&seq) {
-                records.insert(seq, self.batch_record(seq)?);
+            if let std::collections::hash_map::Entry::Vacant(e) = records.entry(seq) {
+                e.insert(self.batch_record(seq)?);
             }
             let record = &records[&seq];
             let subject = String::from_utf8(k.to_vec())

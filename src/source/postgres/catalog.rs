@@ -367,8 +367,7 @@ async fn read_columns(
 ) -> Result<Vec<(usize, Column)>, SourceError> {
     let rows = conn
         .query(
-            &format!(
-                "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), \
+            &"SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), \
                         pg_get_expr(ad.adbin, ad.adrelid), a.attgenerated <> '', \
                         (WITH RECURSIVE b(t, m, d) AS ( \
                             SELECT a.atttypid, a.atttypmod, 0 \
@@ -382,7 +381,7 @@ async fn read_columns(
                  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
                  WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
                  ORDER BY a.attrelid, a.attnum"
-            ),
+                .to_string(),
             &[&tables.iter().map(|t| t.oid).collect::<Vec<u32>>()],
         )
         .await

@@ -132,13 +132,12 @@ pub fn parse_config(url: &str) -> Result<tokio_postgres::Config, SourceError> {
         url: crate::config::redact_url(url),
         message: e.to_string(),
     })?;
-    if cfg.get_user().is_none() {
-        if let Some(u) = std::env::var("PGUSER")
+    if cfg.get_user().is_none()
+        && let Some(u) = std::env::var("PGUSER")
             .ok()
             .or_else(|| std::env::var("USER").ok())
-        {
-            cfg.user(u);
-        }
+    {
+        cfg.user(u);
     }
     if cfg.get_password().is_none() {
         if let Ok(p) = std::env::var("PGPASSWORD") {
