@@ -58,19 +58,17 @@ pub fn check_filter(data: &[u8]) {
     let mut listed = Vec::new();
     let mut parent = KeySet::default();
     for (i, row) in complete.iter().enumerate() {
-        if i % 3 == 0 {
-            if let Some(v) = field(row, root) {
-                if let Some(k) = decoded(&v, &mut scratch).and_then(|d| key_of(t, d)) {
-                    listed.push(k);
-                }
-            }
+        if i % 3 == 0
+            && let Some(v) = field(row, root)
+            && let Some(k) = decoded(&v, &mut scratch).and_then(|d| key_of(t, d))
+        {
+            listed.push(k);
         }
-        if i % 5 == 1 {
-            if let Some(v) = field(row, fk_col) {
-                if let Some(d) = decoded(&v, &mut scratch) {
-                    parent.insert(key1(d));
-                }
-            }
+        if i % 5 == 1
+            && let Some(v) = field(row, fk_col)
+            && let Some(d) = decoded(&v, &mut scratch)
+        {
+            parent.insert(key1(d));
         }
     }
     let erasure = MemSet::from_keys(listed);
