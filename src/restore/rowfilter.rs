@@ -53,6 +53,10 @@ pub struct RowFilter<'a> {
     lookup_reuse: Vec<bool>,
     /// Per lookup: the named subject of its root.
     lookup_subject: Vec<Option<String>>,
+    /// Every lookup is plain, unnamed and not reusable: keyed by `key_of` alone.
+    lookups_plain: bool,
+    /// Some check refuses (ON UPDATE RESTRICT/NO ACTION under a rewrite).
+    has_refuse: bool,
     /// Per check and per record slot: the forms of its columns, `None`
     /// when every value is keyed as it is (the fast path).
     fk_forms: Vec<Option<Vec<KeyForm>>>,
@@ -145,7 +149,16 @@ impl<'a> RowFilter<'a> {
             .map(|i| plan.forms.record(i))
             .chain((0..plan.rewrites.len()).map(|i| plan.forms.rewrite(i)))
             .collect();
+        let lookups_plain = lookup_forms.iter().all(|&f| f == KeyForm::Plain)
+            && !lookup_reuse.iter().any(|&r| r)
+            && lookup_subject.iter().all(Option::is_none);
+        let has_refuse = plan
+            .fks
+            .iter()
+            .any(|fk| matches!(fk.effect, Effect::Refuse));
         RowFilter {
+            lookups_plain,
+            has_refuse,
             plan,
             erasure,
             subject_type,
@@ -341,6 +354,25 @@ impl<'a> RowFilter<'a> {
         }
         self.keys.clear();
         self.slots.clear();
+        if self.lookups_plain {
+            let st = self.subject_type;
+            for i in 0..self.rows.len() {
+                let base = i * self.width;
+                for &c in &self.lookups {
+                    let (a, b) = self.spans[base + c];
+                    match decoded(&input[a..b], &mut self.dec).and_then(|v| key_of(st, v)) {
+                        Some(k) => {
+                            self.slots.push(self.keys.len() as u32);
+                            self.keys.push(k);
+                        }
+                        None => self.slots.push(NO_KEY),
+                    }
+                }
+            }
+            self.erasure
+                .contains_batch(&self.keys, &mut self.hits[..self.keys.len()]);
+            return;
+        }
         for i in 0..self.rows.len() {
             let base = i * self.width;
             for (j, (&c, &form)) in self.lookups.iter().zip(&self.lookup_forms).enumerate() {
@@ -414,7 +446,7 @@ impl<'a> RowFilter<'a> {
         self.collect = Some(c);
     }
 
-    #[inline]
+    #[inline(always)]
     fn decide(&mut self, input: &[u8], i: usize) -> Verdict {
         if self.collect.is_some() {
             self.collect_row(input, i);
@@ -434,9 +466,11 @@ impl<'a> RowFilter<'a> {
             self.record(input, i);
             return Verdict::Drop;
         }
-        for (f, fk) in plan.fks.iter().enumerate() {
-            if matches!(fk.effect, Effect::Refuse) && self.references_dropped(input, i, f) {
-                return Verdict::Refused(f);
+        if self.has_refuse {
+            for (f, fk) in plan.fks.iter().enumerate() {
+                if matches!(fk.effect, Effect::Refuse) && self.references_dropped(input, i, f) {
+                    return Verdict::Refused(f);
+                }
             }
         }
         let mut rewrite = false;
