@@ -12,9 +12,11 @@
 //! sequences. Nothing touches the target before every check has passed.
 
 pub mod copytext;
+mod defaults;
 pub mod filter;
 pub mod keys;
 pub mod loader;
+mod on_update;
 mod order;
 pub mod plan;
 pub mod postdata;

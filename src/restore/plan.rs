@@ -11,8 +11,11 @@
 //! self-reference such as `users.invited_by`, or a cycle) is re-read until
 //! its dropped sets stop growing before it is written.
 
-use super::filter::{Effect, FkCheck, Replacement, SetRef, TablePlan, encode_copy_text};
+pub use super::defaults::constant_default;
+use super::defaults::rewrite_entries;
+use super::filter::{Effect, FkCheck, Replacement, SetRef, TablePlan};
 use super::keys::{self, KeyForm};
+use super::on_update;
 use super::order::order;
 use super::relations::Relations;
 use crate::config::{LargeObjectRef, SubjectRoot, SubjectType};
@@ -265,11 +268,6 @@ impl RestorePlan {
         // Resolve the foreign keys to the tables in the snapshot: the
         // referencing side to each of its partitions, the referenced side
         // to the set of its partitions.
-        struct Edge {
-            fk: usize,
-            child: usize,
-            parents: Vec<usize>,
-        }
         let mut edges = Vec::new();
         for (i, fk) in foreign_keys.iter().enumerate() {
             let (children, parents) = (rels.leaves(&fk.table), rels.leaves(&fk.ref_table));
@@ -396,148 +394,7 @@ impl RestorePlan {
             tables[e.child].forms.fks.push(child_forms);
         }
 
-        // A SET NULL / SET DEFAULT that rewrites a column another key
-        // references: PostgreSQL then applies that key's ON UPDATE action
-        // to the rows referencing the old key. The rewritten table records
-        // the old keys (`TablePlan::rewrites`), and the referencing table
-        // gets a check against them: CASCADE writes the new values (NULL or
-        // the default), SET NULL / SET DEFAULT its own, RESTRICT / NO ACTION
-        // stop the restore (PostgreSQL would refuse the delete). Repeated
-        // until no new rewrite appears (a cascade can rewrite keys others
-        // reference in turn).
-        let mut modelled = std::collections::HashSet::new();
-        loop {
-            let mut added = false;
-            for (ei, e) in edges.iter().enumerate() {
-                let fk = &foreign_keys[e.fk];
-                let mut sources = Vec::new();
-                let mut new_values: Vec<Option<Replacement>> = Vec::new();
-                let mut ref_cols_first = None;
-                for &p in &e.parents {
-                    if modelled.contains(&(ei, p)) {
-                        continue;
-                    }
-                    // Columns of p a rewrite changes, with the value it writes.
-                    let written: Vec<(usize, Replacement)> = tables[p]
-                        .fks
-                        .iter()
-                        .filter_map(|f| match &f.effect {
-                            Effect::Rewrite(entries) => Some(entries.clone()),
-                            _ => None,
-                        })
-                        .flatten()
-                        .collect();
-                    let Ok(ref_cols) = fk
-                        .ref_columns
-                        .iter()
-                        .map(|r| col(p, r).ok_or(()))
-                        .collect::<Result<Vec<usize>, ()>>()
-                    else {
-                        continue;
-                    };
-                    if !ref_cols.iter().any(|c| written.iter().any(|(w, _)| w == c)) {
-                        continue;
-                    }
-                    if fk.on_update.is_none() {
-                        return Err(PlanError::UpdateNotModelled {
-                            fk: fk.name.clone(),
-                            table: m.tables[e.child].qualified(),
-                            ref_table: m.tables[p].qualified(),
-                            column: fk.ref_columns.join(", "),
-                        });
-                    }
-                    modelled.insert((ei, p));
-                    new_values = ref_cols
-                        .iter()
-                        .map(|c| written.iter().find(|(w, _)| w == c).map(|(_, r)| r.clone()))
-                        .collect();
-                    let parent_forms: Vec<KeyForm> = ref_cols
-                        .iter()
-                        .map(|&c| {
-                            keys::parent_form(&keys::classify(&m.tables[p].columns[c]), ctype)
-                        })
-                        .collect();
-                    let plan = &mut tables[p];
-                    let slot = match plan.rewrites.iter().position(|r| *r == ref_cols) {
-                        Some(s) => s,
-                        None => {
-                            plan.rewrites.push(ref_cols.clone());
-                            plan.forms.rewrites.push(parent_forms);
-                            plan.rewrites.len() - 1
-                        }
-                    };
-                    sources.push((p, slot));
-                    ref_cols_first.get_or_insert(ref_cols);
-                }
-                if sources.is_empty() {
-                    continue;
-                }
-                // Slots count after the dropped-key records.
-                let sources: Vec<(usize, usize)> = sources
-                    .into_iter()
-                    .map(|(p, s)| (p, tables[p].records.len() + s))
-                    .collect();
-                let child_cols: Vec<usize> = fk
-                    .columns
-                    .iter()
-                    .map(|c| {
-                        col(e.child, c).ok_or_else(|| PlanError::FkColumn {
-                            fk: fk.name.clone(),
-                            table: m.tables[e.child].qualified(),
-                            column: c.clone(),
-                        })
-                    })
-                    .collect::<Result<_, _>>()?;
-                let child_forms: Vec<KeyForm> = match &ref_cols_first {
-                    Some(rc) => child_cols
-                        .iter()
-                        .zip(rc)
-                        .map(|(&cc, &pc)| {
-                            let p = sources[0].0;
-                            keys::child_form(
-                                &keys::classify(&m.tables[e.child].columns[cc]),
-                                &keys::classify(&m.tables[p].columns[pc]),
-                                ctype,
-                            )
-                            .unwrap_or(KeyForm::Plain)
-                        })
-                        .collect(),
-                    None => vec![KeyForm::Plain; child_cols.len()],
-                };
-                let effect = match fk.on_update {
-                    Some(FkAction::Cascade) => Effect::Rewrite(
-                        child_cols
-                            .iter()
-                            .zip(&new_values)
-                            .filter_map(|(&c, v)| v.clone().map(|v| (c, v)))
-                            .collect(),
-                    ),
-                    Some(FkAction::SetNull) => Effect::Rewrite(
-                        child_cols.iter().map(|&c| (c, Replacement::Null)).collect(),
-                    ),
-                    Some(FkAction::SetDefault) => Effect::Rewrite(rewrite_entries(
-                        m,
-                        (e.child, tables[e.child].fks.len()),
-                        &fk.name,
-                        &child_cols,
-                        true,
-                        &mut pending_defaults,
-                    )),
-                    _ => Effect::Refuse,
-                };
-                tables[e.child].fks.push(FkCheck {
-                    name: format!("{} (ON UPDATE)", fk.name),
-                    columns: child_cols,
-                    set: SetRef::Dropped(sources),
-                    effect,
-                });
-                tables[e.child].forms.fks.push(child_forms);
-                added = true;
-            }
-            if !added {
-                break;
-            }
-        }
+        on_update::model_on_update(m, &foreign_keys, &edges, &mut tables, &mut pending_defaults)?;
 
         // A reference to the root column of a table whose rows are dropped
         // only for being listed (users.id, whose only other check is
@@ -670,110 +527,12 @@ impl RestorePlan {
     }
 }
 
-/// What a SET NULL (`to_default = false`) or SET DEFAULT writes into
-/// columns `targets` of table `at.0`, for its check number `at.1`: NULL,
-/// the column's constant default, or a default to evaluate in the target
-/// (recorded in `pending`). A column without a default gets NULL.
-fn rewrite_entries(
-    m: &Manifest,
-    at: (usize, usize),
-    fk_name: &str,
-    targets: &[usize],
-    to_default: bool,
-    pending: &mut Vec<PendingDefault>,
-) -> Vec<(usize, Replacement)> {
-    let (table, fk) = at;
-    targets
-        .iter()
-        .enumerate()
-        .map(|(entry, &c)| {
-            let column = &m.tables[table].columns[c];
-            let r = match (to_default, &column.default) {
-                (true, Some(expr)) => constant_default(expr).unwrap_or_else(|| {
-                    pending.push(PendingDefault {
-                        table,
-                        fk,
-                        entry,
-                        fk_name: fk_name.to_string(),
-                        column: column.name.clone(),
-                        type_name: column.type_name.clone(),
-                        expr: expr.clone(),
-                    });
-                    Replacement::Unresolved(expr.clone())
-                }),
-                _ => Replacement::Null,
-            };
-            (c, r)
-        })
-        .collect()
-}
-
-/// The COPY text of a column default that is a plain constant, as
-/// `pg_get_expr` prints them: `0`, `'-1'::integer`, `'x'::text`,
-/// `'…'::uuid`, `NULL::bigint`, `true`. The literal is what COPY FROM feeds
-/// to the column type's input function, the same as the cast does.
-/// `None` for anything else (functions, `E''` strings, operators).
-pub fn constant_default(expr: &str) -> Option<Replacement> {
-    let mut e = expr.trim();
-    while let Some(inner) = e.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
-        e = inner.trim();
-    }
-    // Drop trailing casts `::type` (outside the literal).
-    let body = if let Some(rest) = e.strip_prefix('\'') {
-        let mut lit = Vec::new();
-        let b = rest.as_bytes();
-        let mut i = 0;
-        loop {
-            match b.get(i)? {
-                b'\'' if b.get(i + 1) == Some(&b'\'') => {
-                    lit.push(b'\'');
-                    i += 2;
-                }
-                b'\'' => break,
-                &c => {
-                    lit.push(c);
-                    i += 1;
-                }
-            }
-        }
-        let tail = &rest[i + 1..];
-        if !tail.is_empty() && !is_casts(tail) {
-            return None;
-        }
-        return Some(Replacement::Value(encode_copy_text(&lit)));
-    } else {
-        match e.find("::") {
-            Some(p) if is_casts(&e[p..]) => &e[..p],
-            Some(_) => return None,
-            None => e,
-        }
-    };
-    let body = body.trim();
-    if body.eq_ignore_ascii_case("null") {
-        return Some(Replacement::Null);
-    }
-    if body == "true" || body == "false" {
-        return Some(Replacement::Value(body.as_bytes().to_vec()));
-    }
-    let digits = body.strip_prefix('-').unwrap_or(body);
-    let numeric = !digits.is_empty()
-        && digits.bytes().all(|c| c.is_ascii_digit() || c == b'.')
-        && digits.bytes().filter(|&c| c == b'.').count() <= 1
-        && digits.bytes().next().is_some_and(|c| c.is_ascii_digit());
-    numeric.then(|| Replacement::Value(body.as_bytes().to_vec()))
-}
-
-/// `::type` repeated, where a type is letters, digits, spaces, `_`, `"`, `.`,
-/// `[]` and a parenthesised modifier.
-fn is_casts(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("::") else {
-        return false;
-    };
-    rest.split("::").all(|t| {
-        !t.trim().is_empty()
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || " _\".[](),".contains(c))
-    })
+/// A foreign key resolved to the snapshot: one referencing table and the
+/// tables holding the referenced rows (several for a partitioned table).
+pub(super) struct Edge {
+    pub fk: usize,
+    pub child: usize,
+    pub parents: Vec<usize>,
 }
 
 #[cfg(test)]
