@@ -360,19 +360,20 @@ impl<'a> RowFilter<'a> {
                 let base = i * self.width;
                 for &c in &self.lookups {
                     let (a, b) = self.spans[base + c];
-                    match decoded(&input[a..b], &mut self.dec).and_then(|v| key_of(st, v)) {
-                        Some(k) => {
-                            self.slots.push(self.keys.len() as u32);
-                            self.keys.push(k);
-                        }
-                        None => self.slots.push(NO_KEY),
-                    }
+                    let k = decoded(&input[a..b], &mut self.dec).and_then(|v| key_of(st, v));
+                    push_key(&mut self.slots, &mut self.keys, k);
                 }
             }
-            self.erasure
-                .contains_batch(&self.keys, &mut self.hits[..self.keys.len()]);
-            return;
+        } else {
+            self.look_up_formed(input);
         }
+        self.erasure
+            .contains_batch(&self.keys, &mut self.hits[..self.keys.len()]);
+    }
+
+    /// The block's keys where some root is folded, named or reusable: each
+    /// value in its root's form, under its subject's and reuse keys.
+    fn look_up_formed(&mut self, input: &[u8]) {
         for i in 0..self.rows.len() {
             let base = i * self.width;
             for (j, (&c, &form)) in self.lookups.iter().zip(&self.lookup_forms).enumerate() {
@@ -381,7 +382,7 @@ impl<'a> RowFilter<'a> {
                 let st = self.subject_type;
                 let reuse = self.lookup_reuse[j];
                 let subject = self.lookup_subject[j].as_deref();
-                match decoded(&input[a..b], &mut self.dec)
+                let k = decoded(&input[a..b], &mut self.dec)
                     .and_then(|v| {
                         if form == KeyForm::Plain {
                             key_of(st, v)
@@ -393,18 +394,10 @@ impl<'a> RowFilter<'a> {
                         Some(name) => crate::erasure::subject::subject_key(name, k),
                         None => k,
                     })
-                    .map(|k| if reuse { keys::reuse_key(k) } else { k })
-                {
-                    Some(k) => {
-                        self.slots.push(self.keys.len() as u32);
-                        self.keys.push(k);
-                    }
-                    None => self.slots.push(NO_KEY),
-                }
+                    .map(|k| if reuse { keys::reuse_key(k) } else { k });
+                push_key(&mut self.slots, &mut self.keys, k);
             }
         }
-        self.erasure
-            .contains_batch(&self.keys, &mut self.hits[..self.keys.len()]);
     }
 
     /// Whether lookup `j` of block row `i` is on the erasure list.
@@ -651,6 +644,18 @@ impl<'a> RowFilter<'a> {
             }
         }
         self.repl_vals.clear();
+    }
+}
+
+/// Adds one lookup's key (or `NO_KEY`) to the block's batch.
+#[inline(always)]
+fn push_key(slots: &mut Vec<u32>, keys: &mut Vec<SubjectKey>, k: Option<SubjectKey>) {
+    match k {
+        Some(k) => {
+            slots.push(keys.len() as u32);
+            keys.push(k);
+        }
+        None => slots.push(NO_KEY),
     }
 }
 
