@@ -6,11 +6,11 @@
 
 use lethe::config::{Config, SubjectType};
 use lethe::erasure::{MemSet, key_of};
+use lethe::repo::manifest::Manifest;
 use lethe::restore::filter::{
     Effect, FilterError, FkCheck, KeySet, Probe, Replacement, RowFilter, SetRef, TablePlan,
     decoded, run_stream, tuple_key,
 };
-use lethe::snapshot::manifest::Manifest;
 
 /// Hands out at most `n` bytes per read, so rows cross buffer boundaries.
 struct Dribble<'a> {

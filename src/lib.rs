@@ -9,15 +9,17 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod copytext;
 pub mod crypto;
 pub mod daemon;
 pub mod erasure;
-pub mod pipeline;
+pub mod pg;
 pub(crate) mod prefetch;
+pub mod repo;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 pub mod snapshot;
-pub mod source;
 pub mod storage;
 pub mod telemetry;
 

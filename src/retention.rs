@@ -7,11 +7,9 @@
 //! the erasure journal (`erasures/`), `locks/` and `restores/` are not.
 //! The bucket's lifecycle rule is the backstop for when no daemon runs.
 
-pub mod holder;
-pub mod lease;
-
-use crate::snapshot::SnapshotId;
-use crate::snapshot::repo::{SNAPSHOTS_PREFIX, manifest_key, snapshot_prefix};
+use crate::repo::layout::{SNAPSHOTS_PREFIX, manifest_key, snapshot_prefix};
+use crate::repo::lease;
+use crate::repo::manifest::SnapshotId;
 use crate::storage::{IncompleteUpload, Storage, StorageError};
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
@@ -290,7 +288,7 @@ pub async fn survey(storage: &dyn Storage, now: DateTime<Utc>) -> Result<Survey,
     }
     let mut by_id: BTreeMap<SnapshotId, Acc> = BTreeMap::new();
     for o in storage.list(SNAPSHOTS_PREFIX).await? {
-        let Some((id, tail)) = crate::snapshot::repo::split_snapshot_key(&o.key) else {
+        let Some((id, tail)) = crate::repo::layout::split_snapshot_key(&o.key) else {
             continue;
         };
         let a = by_id.entry(id).or_default();
@@ -327,7 +325,7 @@ pub async fn survey(storage: &dyn Storage, now: DateTime<Utc>) -> Result<Survey,
         .iter()
         .map(UploadInfo::from)
         .collect();
-    survey.protections = lease::protections(storage, now).await?;
+    survey.protections = protections(storage, now).await?;
     Ok(survey)
 }
 
@@ -520,6 +518,59 @@ pub fn describe(plan: &Plan) -> String {
         let _ = writeln!(s, "  abort    {}  unfinished upload {}", u.key, u.upload_id);
     }
     s
+}
+
+/// Live leases that protect data from retention: restores reading a
+/// snapshot, and a snapshot writer (whose new prefix has no manifest yet).
+/// A damaged restore lease cannot say what it protects and is ignored with
+/// a warning.
+///
+/// # Errors
+/// Storage errors.
+pub async fn protections(
+    storage: &dyn Storage,
+    now: DateTime<Utc>,
+) -> Result<Vec<Protection>, StorageError> {
+    let mut out = Vec::new();
+    let lift = |e: lease::LeaseError| match e {
+        lease::LeaseError::Storage { source, .. } => Err(source),
+        other => Ok(other),
+    };
+    match lease::read(storage, lease::SNAPSHOT_LOCK_KEY).await {
+        Ok(Some(r)) if r.is_live(now) => {
+            out.push(Protection::Writing {
+                holder: r.holder,
+                since: r.acquired_at,
+            });
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let e = lift(e)?;
+            tracing::warn!(event = "lease.damaged", key = lease::SNAPSHOT_LOCK_KEY, error = %e, "ignoring a damaged lease");
+        }
+    }
+    for o in storage.list(lease::RESTORES_PREFIX).await? {
+        if !o.key.ends_with(".lease") {
+            continue;
+        }
+        match lease::read(storage, &o.key).await {
+            Ok(Some(r)) if r.is_live(now) => {
+                if let Some(snapshot) = r.snapshot {
+                    out.push(Protection::Restore {
+                        snapshot,
+                        holder: r.holder,
+                        expires_at: r.expires_at,
+                    });
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let e = lift(e)?;
+                tracing::warn!(event = "lease.damaged", key = %o.key, error = %e, "ignoring a damaged lease");
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! run changes nothing and says so.
 
 use super::{Ctx, UsageError};
-use crate::snapshot::manifest::FORMAT_VERSION;
-use crate::snapshot::repo::{self, MARKER_KEY};
+use crate::repo::layout::{self, MARKER_KEY};
+use crate::repo::manifest::FORMAT_VERSION;
 use crate::storage::StorageExt;
 use crate::storage::lifecycle::{self, Installed};
 
@@ -15,7 +15,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let where_ = storage.describe();
 
     // Refusals first, before anything is written.
-    let marker = repo::read_marker(storage.as_ref()).await?;
+    let marker = layout::read_marker(storage.as_ref()).await?;
     if let Some(m) = &marker {
         if m.format > FORMAT_VERSION {
             anyhow::bail!(
@@ -71,7 +71,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
             m.created_at.format("%Y-%m-%d %H:%M:%S UTC")
         ),
         None => {
-            let m = repo::new_marker(days);
+            let m = layout::new_marker(days);
             let json = serde_json::to_vec_pretty(&m)?;
             storage.put_bytes(MARKER_KEY, json.into()).await?;
             changed = true;

@@ -1,15 +1,15 @@
 //! `lethe list` and `lethe show`
 
 use super::Ctx;
-use crate::snapshot::repo;
+use crate::repo::layout;
 
 pub async fn list(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
     let storage = ctx.storage(&cfg).await?;
-    let ids = repo::list_complete(storage.as_ref()).await?;
+    let ids = layout::list_complete(storage.as_ref()).await?;
     let mut rows = Vec::new();
     for id in &ids {
-        let m = repo::load_manifest(storage.as_ref(), id).await?;
+        let m = layout::load_manifest(storage.as_ref(), id).await?;
         rows.push(m);
     }
     if json {
@@ -50,7 +50,7 @@ pub async fn show(ctx: &Ctx, selector: &str, json: bool) -> anyhow::Result<i32> 
     let cfg = ctx.config()?;
     let storage = ctx.storage(&cfg).await?;
     let scope = crate::restore::source_scope(&cfg)?;
-    let m = repo::resolve_in(storage.as_ref(), selector, &scope).await?;
+    let m = layout::resolve_in(storage.as_ref(), selector, &scope).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&m)?);
         return Ok(crate::exit::OK);

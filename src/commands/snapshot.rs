@@ -10,10 +10,10 @@
 
 use super::Ctx;
 use crate::commands::list::human_bytes;
-use crate::retention::lease::{
+use crate::repo::lease::{
     DEFAULT_TTL_SECS, Lease, LeaseError, SKEW_ALLOWANCE_SECS, SNAPSHOT_LOCK_KEY,
 };
-use crate::snapshot::manifest::ListState;
+use crate::repo::manifest::ListState;
 use crate::snapshot::writer::{self, LeakCheck, Progress, SnapshotOptions, Stage};
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -225,8 +225,8 @@ async fn prepare(
     cfg: &crate::config::Config,
 ) -> anyhow::Result<Arc<dyn crate::storage::Storage>> {
     let storage = ctx.storage(cfg).await?;
-    match crate::snapshot::repo::read_marker(storage.as_ref()).await? {
-        Some(m) if m.format > crate::snapshot::manifest::FORMAT_VERSION => anyhow::bail!(
+    match crate::repo::layout::read_marker(storage.as_ref()).await? {
+        Some(m) if m.format > crate::repo::manifest::FORMAT_VERSION => anyhow::bail!(
             "repository {} has format {}, newer than this lethe understands; upgrade lethe",
             storage.describe(),
             m.format

@@ -6,8 +6,8 @@
 use super::{Ctx, UsageError};
 use crate::commands::list::human_bytes;
 use crate::crypto::Opener;
-use crate::snapshot::repo;
-use crate::snapshot::verify::verify_snapshot;
+use crate::repo::layout;
+use crate::repo::verify::verify_snapshot;
 use std::path::Path;
 
 pub async fn run(
@@ -20,7 +20,7 @@ pub async fn run(
     let cfg = ctx.config()?;
     let storage = ctx.storage(&cfg).await?;
     let ids = if all {
-        let mut v = repo::list_complete(storage.as_ref()).await?;
+        let mut v = layout::list_complete(storage.as_ref()).await?;
         v.reverse();
         if v.is_empty() {
             eprintln!("no complete snapshots in {}", storage.describe());
@@ -30,7 +30,7 @@ pub async fn run(
     } else {
         let scope = crate::restore::source_scope(&cfg)?;
         vec![
-            repo::resolve_in(storage.as_ref(), id.unwrap_or("latest"), &scope)
+            layout::resolve_in(storage.as_ref(), id.unwrap_or("latest"), &scope)
                 .await?
                 .id,
         ]
@@ -46,7 +46,7 @@ pub async fn run(
         let opener = if !deep {
             None
         } else {
-            let m = match repo::load_manifest(storage.as_ref(), id).await {
+            let m = match layout::load_manifest(storage.as_ref(), id).await {
                 Ok(m) => m,
                 Err(e) => {
                     println!("snapshot {id}: cannot read its manifest: {e}");

@@ -403,7 +403,7 @@ impl Config {
                 "must be at least 1s",
             ),
             (None, Some(expr)) => {
-                if let Err(e) = crate::daemon::schedule::parse_cron(expr) {
+                if let Err(e) = crate::schedule::parse_cron(expr) {
                     issue("schedule.cron", expr, &e);
                 }
             }

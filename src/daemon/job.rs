@@ -3,12 +3,12 @@
 //! lock, then apply retention. Jobs run one at a time; the lock keeps other
 //! processes out.
 
-use super::schedule::Clock;
 use crate::config::Config;
 use crate::erasure::ErasureStore;
-use crate::retention::lease::{Lease, LeaseError, SNAPSHOT_LOCK_KEY};
+use crate::repo::lease::{Lease, LeaseError, SNAPSHOT_LOCK_KEY};
+use crate::repo::manifest::Manifest;
 use crate::retention::{self, Applied, Policy};
-use crate::snapshot::Manifest;
+use crate::schedule::Clock;
 use crate::storage::Storage;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};

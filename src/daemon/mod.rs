@@ -9,7 +9,6 @@
 pub mod job;
 pub mod notify;
 mod reload;
-pub mod schedule;
 mod signals;
 pub mod status;
 
@@ -17,12 +16,12 @@ pub use signals::Control;
 
 use crate::config::Config;
 use crate::erasure::ErasureStore;
-use crate::snapshot::repo;
+use crate::repo::layout;
+use crate::schedule::{Backoff, Clock, Schedule};
 use crate::storage::Storage;
 use chrono::{DateTime, Duration, Utc};
 use job::{JobCtx, JobReport, SnapshotResult, Snapshotter, Trigger};
 use notify::Notifier;
-use schedule::{Backoff, Clock, Schedule};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -48,7 +47,7 @@ impl Default for DaemonOptions {
         DaemonOptions {
             backoff: Backoff::default(),
             shutdown_deadline: std::time::Duration::from_secs(8),
-            lock_ttl: Duration::seconds(crate::retention::lease::DEFAULT_TTL_SECS),
+            lock_ttl: Duration::seconds(crate::repo::lease::DEFAULT_TTL_SECS),
             lock_settle: std::time::Duration::from_secs(1),
             lifecycle_every: std::time::Duration::from_secs(24 * 3600),
             journal: Default::default(),
@@ -178,21 +177,21 @@ impl Daemon {
         let started = std::time::Instant::now();
         // Start-up check: the repository is readable, and when did the last
         // snapshot start?
-        let complete = repo::list_complete(self.storage.as_ref())
+        let complete = layout::list_complete(self.storage.as_ref())
             .await
             .map_err(|e| {
                 DaemonError::Startup(format!("cannot list {}: {e}", self.storage.describe()))
             })?;
         if let Some(id) = complete.first() {
             self.last_attempt = Some(id.started_at());
-            let finished = match repo::load_manifest(self.storage.as_ref(), id).await {
+            let finished = match layout::load_manifest(self.storage.as_ref(), id).await {
                 Ok(m) => m.finished_at,
                 Err(_) => id.started_at(),
             };
             self.last_ok = Some((id.to_string(), finished));
         }
-        match repo::read_marker(self.storage.as_ref()).await {
-            Ok(Some(m)) if m.format > crate::snapshot::manifest::FORMAT_VERSION => {
+        match layout::read_marker(self.storage.as_ref()).await {
+            Ok(Some(m)) if m.format > crate::repo::manifest::FORMAT_VERSION => {
                 return Err(DaemonError::Startup(format!(
                     "repository {} has format {}, newer than this lethe understands; upgrade lethe",
                     self.storage.describe(),
@@ -333,16 +332,16 @@ impl Daemon {
         {
             // The abandoned job could not release its lock: do it here,
             // so the next start need not wait for the lease to expire.
-            let release = crate::retention::lease::release_own(
+            let release = crate::repo::lease::release_own(
                 self.storage.as_ref(),
-                crate::retention::lease::SNAPSHOT_LOCK_KEY,
+                crate::repo::lease::SNAPSHOT_LOCK_KEY,
             );
             if let Ok(Ok(true)) =
                 tokio::time::timeout(std::time::Duration::from_secs(1), release).await
             {
                 tracing::info!(
                     event = "lease.released",
-                    key = crate::retention::lease::SNAPSHOT_LOCK_KEY
+                    key = crate::repo::lease::SNAPSHOT_LOCK_KEY
                 );
             }
         }
@@ -536,7 +535,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<i32, DaemonError> 
             cfg,
             storage,
             Some(Arc::new(erasure)),
-            Arc::new(schedule::SystemClock),
+            Arc::new(crate::schedule::SystemClock),
             Arc::new(job::WriterSnapshotter),
             DaemonOptions::default(),
         )?

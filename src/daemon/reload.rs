@@ -2,9 +2,9 @@
 //! config (`daemon.reload_failed`); sections that only change at restart
 //! are named in a warning (`daemon.reload_partial`).
 
-use super::schedule::Schedule;
 use super::{Daemon, rfc3339};
 use crate::config::Config;
+use crate::schedule::Schedule;
 use std::sync::Arc;
 
 impl Daemon {

@@ -3,10 +3,10 @@
 //! daemon's API when it runs, else the store itself) and the bucket's
 //! lifecycle rule. The JSON form is stable: fields are only ever added.
 
-use super::schedule::Schedule;
 use crate::config::Config;
+use crate::repo::layout;
 use crate::retention::{self, Policy};
-use crate::snapshot::repo;
+use crate::schedule::Schedule;
 use crate::storage::Storage;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -83,7 +83,7 @@ pub async fn gather(
     let last = match survey.snapshots.last() {
         None => None,
         Some(s) => {
-            let finished_at = repo::load_manifest(storage, &s.id)
+            let finished_at = layout::load_manifest(storage, &s.id)
                 .await
                 .ok()
                 .map(|m| m.finished_at);

@@ -4,11 +4,11 @@
 //! writer is replaced by a stand-in that commits a minimal manifest.
 
 use super::job::{BoxError, SnapshotDone, Snapshotter};
-use super::schedule::TokioClock;
 use super::*;
-use crate::snapshot::manifest::{
+use crate::repo::manifest::{
     FORMAT_VERSION, ListState, Manifest, ObjectEntry, SchemaObjects, SnapshotId,
 };
+use crate::schedule::TokioClock;
 use crate::storage::StorageExt;
 use async_trait::async_trait;
 use std::sync::Mutex;
@@ -100,7 +100,7 @@ impl Snapshotter for Fake {
         };
         storage
             .put_bytes(
-                &crate::snapshot::repo::manifest_key(&id),
+                &crate::repo::layout::manifest_key(&id),
                 manifest.to_json().into(),
             )
             .await?;
@@ -303,7 +303,7 @@ async fn snapshots_follow_the_interval_and_never_overlap() {
     for w in runs.windows(2) {
         assert!(w[0].1 <= w[1].0, "overlap: {runs:?}");
     }
-    let ids = crate::snapshot::repo::list_complete(h.storage.as_ref())
+    let ids = crate::repo::layout::list_complete(h.storage.as_ref())
         .await
         .unwrap();
     assert_eq!(ids.len(), 6);
@@ -316,7 +316,7 @@ async fn a_recent_snapshot_at_start_defers_the_first_run() {
     let recent = SnapshotId::new(t0() - Duration::minutes(20));
     h.storage
         .put_bytes(
-            &crate::snapshot::repo::manifest_key(&recent),
+            &crate::repo::layout::manifest_key(&recent),
             bytes::Bytes::from_static(b"{}"),
         )
         .await
@@ -372,14 +372,14 @@ async fn stopping_cancels_the_running_snapshot_and_leaves_no_lock() {
     assert_eq!(*h.cancelled.lock().unwrap(), 1);
     assert!(h.runs.lock().unwrap().is_empty());
     assert!(
-        crate::snapshot::repo::list_complete(h.storage.as_ref())
+        crate::repo::layout::list_complete(h.storage.as_ref())
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         h.storage
-            .head(crate::retention::lease::SNAPSHOT_LOCK_KEY)
+            .head(crate::repo::lease::SNAPSHOT_LOCK_KEY)
             .await
             .unwrap()
             .is_none()

@@ -23,7 +23,7 @@
 
 use super::store::{BatchRecord, ErasureStore, StoreError};
 use crate::config::SubjectType;
-use crate::snapshot::manifest::ListState;
+use crate::repo::manifest::ListState;
 use crate::storage::{Storage, StorageError, StorageExt};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

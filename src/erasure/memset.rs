@@ -24,7 +24,7 @@ use super::store::{ErasureStore, StoreError};
 use super::subject::{SubjectKey, entry_key};
 use crate::config::SubjectType;
 use crate::prefetch::prefetch;
-use crate::snapshot::manifest::ListState;
+use crate::repo::manifest::ListState;
 
 /// Average ids per bucket the index aims for.
 const TARGET_PER_BUCKET: usize = 8;

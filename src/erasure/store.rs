@@ -28,7 +28,7 @@
 
 use crate::config::SubjectType;
 use crate::erasure::subject::normalize;
-use crate::snapshot::manifest::ListState;
+use crate::repo::manifest::ListState;
 use chrono::{DateTime, Utc};
 use rocksdb::{
     BlockBasedOptions, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
@@ -164,22 +164,7 @@ fn upper_bound(prefix: &[u8]) -> Vec<u8> {
     u
 }
 
-/// This host's name, recorded as the origin of the ids it acknowledges.
-pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // (or truncates) within it.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        if let Ok(s) = std::str::from_utf8(&buf[..end])
-            && !s.is_empty()
-        {
-            return s.to_string();
-        }
-    }
-    "unknown".into()
-}
+use crate::repo::holder::host_name;
 
 impl ErasureStore {
     pub fn path(&self) -> &Path {

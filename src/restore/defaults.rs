@@ -3,7 +3,7 @@
 
 use super::filter::{Replacement, encode_copy_text};
 use super::plan::PendingDefault;
-use crate::snapshot::manifest::Manifest;
+use crate::repo::manifest::Manifest;
 
 /// What a SET NULL (`to_default = false`) or SET DEFAULT writes into
 /// columns `targets` of table `at.0`, for its check number `at.1`: NULL,

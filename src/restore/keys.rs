@@ -17,7 +17,7 @@
 //! key is followed or a root is matched, naming the column and type.
 
 use crate::config::SubjectType;
-use crate::snapshot::manifest::Column;
+use crate::repo::manifest::Column;
 
 /// How a key value is brought to its one spelling before it is keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -7,8 +7,8 @@ use super::filter::{Replacement, encode_copy_text};
 use super::plan::{PendingDefault, RestorePlan};
 use super::runner::{Chunk, TableDest};
 use crate::crypto::Opener;
-use crate::snapshot::manifest::{ObjectEntry, SequenceValue, TableEntry};
-use crate::source::postgres::{connect, pg_message, quote_ident, quote_qualified};
+use crate::pg::{connect, pg_message, quote_ident, quote_qualified};
+use crate::repo::manifest::{ObjectEntry, SequenceValue, TableEntry};
 use crate::storage::Storage;
 use async_trait::async_trait;
 use futures::SinkExt;
@@ -26,9 +26,7 @@ fn query_err(target: &str, what: &str, e: &tokio_postgres::Error) -> RestoreErro
 }
 
 /// A session on the target, and its URL without secrets for messages.
-async fn connect_target(
-    url: &str,
-) -> Result<(crate::source::postgres::PgConn, String), RestoreError> {
+async fn connect_target(url: &str) -> Result<(crate::pg::PgConn, String), RestoreError> {
     let redacted = crate::config::redact_url(url);
     let conn = connect(url).await.map_err(|e| RestoreError::Target {
         target: redacted.clone(),
@@ -131,7 +129,7 @@ pub async fn run_psql(
     );
     tokio::task::spawn_blocking(move || {
         // Opening reads the age header: blocking, like the rest.
-        let reader = crate::pipeline::open_object(storage, &entry, &opener).map_err(|e| {
+        let reader = crate::repo::object::open_object(storage, &entry, &opener).map_err(|e| {
             RestoreError::Schema {
                 section,
                 message: e.to_string(),
@@ -458,7 +456,7 @@ async fn evaluate_one(
 pub fn setval_sql(s: &SequenceValue) -> String {
     format!(
         "SELECT pg_catalog.setval({}, {}, {});",
-        crate::source::postgres::quote_literal(&quote_qualified(&s.schema, &s.name)),
+        crate::pg::quote_literal(&quote_qualified(&s.schema, &s.name)),
         s.last_value,
         s.is_called
     )

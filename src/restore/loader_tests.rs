@@ -15,7 +15,7 @@ fn passwords_leave_the_url_for_the_environment() {
 
 #[test]
 fn copy_and_setval_quote_every_name() {
-    use crate::snapshot::manifest::{Column, SequenceValue};
+    use crate::repo::manifest::{Column, SequenceValue};
     let t = TableEntry {
         schema: "Odd Schema".into(),
         name: "t\"x".into(),

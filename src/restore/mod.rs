@@ -11,7 +11,6 @@
 //! checks → pre-data → SET DEFAULT evaluation → data → post-data →
 //! sequences. Nothing touches the target before every check has passed.
 
-pub mod copytext;
 mod defaults;
 pub mod filter;
 pub mod keys;
@@ -30,8 +29,8 @@ use crate::config::Config;
 use crate::crypto::Opener;
 use crate::erasure::journal::{self, StaleError};
 use crate::erasure::{ErasureSet, ErasureStore, MemSet};
-use crate::snapshot::manifest::{ListState, Manifest};
-use crate::snapshot::repo;
+use crate::repo::layout;
+use crate::repo::manifest::{ListState, Manifest};
 use crate::storage::Storage;
 use report::{ListReport, RestoreReport, TableReport};
 use runner::{Progress, Shared, TableDest};
@@ -42,7 +41,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error(transparent)]
-    Repo(#[from] repo::RepoError),
+    Repo(#[from] layout::RepoError),
     #[error("{0}")]
     ErasureList(String),
     #[error(transparent)]
@@ -267,10 +266,10 @@ impl LoadedList {
 ///
 /// # Errors
 /// `source.url` cannot be parsed.
-pub fn source_scope(cfg: &Config) -> Result<repo::SourceScope, RestoreError> {
-    let (identity, database) = crate::source::postgres::source_identity(&cfg.source.url)
+pub fn source_scope(cfg: &Config) -> Result<layout::SourceScope, RestoreError> {
+    let (identity, database) = crate::pg::source_identity(&cfg.source.url)
         .map_err(|e| RestoreError::Internal(format!("source.url: {e}")))?;
-    Ok(repo::SourceScope { identity, database })
+    Ok(layout::SourceScope { identity, database })
 }
 
 /// The opener for a snapshot: plaintext when it has no recipients, else the
@@ -329,7 +328,7 @@ pub async fn restore(
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
     let scope = source_scope(cfg)?;
-    let manifest = Arc::new(repo::resolve_in(storage.as_ref(), &opts.selector, &scope).await?);
+    let manifest = Arc::new(layout::resolve_in(storage.as_ref(), &opts.selector, &scope).await?);
     let id = manifest.id.clone();
     tracing::info!(event = "restore.started", snapshot = %id, dry_run = opts.dry_run, "restoring snapshot {id}");
 
@@ -440,7 +439,7 @@ pub async fn restore(
 /// A schema object's SQL as text (schema objects are small: DDL only).
 async fn read_schema(
     storage: Arc<dyn Storage>,
-    entry: &crate::snapshot::manifest::ObjectEntry,
+    entry: &crate::repo::manifest::ObjectEntry,
     opener: &Opener,
     section: &'static str,
 ) -> Result<String, RestoreError> {
@@ -448,7 +447,7 @@ async fn read_schema(
     tokio::task::spawn_blocking(move || {
         use std::io::Read;
         let mut text = String::new();
-        crate::pipeline::open_object(storage, &entry, &opener)
+        crate::repo::object::open_object(storage, &entry, &opener)
             .and_then(|mut r| r.read_to_string(&mut text))
             .map_err(|e| RestoreError::Schema {
                 section,
@@ -467,8 +466,11 @@ struct RestoreLease {
 }
 
 impl RestoreLease {
-    async fn take(storage: Arc<dyn Storage>, id: &crate::snapshot::SnapshotId) -> RestoreLease {
-        use crate::retention::lease::{DEFAULT_TTL_SECS, Lease};
+    async fn take(
+        storage: Arc<dyn Storage>,
+        id: &crate::repo::manifest::SnapshotId,
+    ) -> RestoreLease {
+        use crate::repo::lease::{DEFAULT_TTL_SECS, Lease};
         let stop = tokio_util::sync::CancellationToken::new();
         let ttl = chrono::Duration::seconds(DEFAULT_TTL_SECS);
         let holder = match Lease::for_restore(storage, id, ttl, chrono::Utc::now()).await {
@@ -519,7 +521,7 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// What the checks produced.
 struct Prepared {
-    id: crate::snapshot::SnapshotId,
+    id: crate::repo::manifest::SnapshotId,
     manifest: Arc<Manifest>,
     list: LoadedList,
     plan: plan::RestorePlan,

@@ -4,7 +4,7 @@ use super::defaults::rewrite_entries;
 use super::filter::{Effect, FkCheck, Replacement, SetRef, TablePlan};
 use super::keys::{self, KeyForm};
 use super::plan::{Edge, PendingDefault, PlanError};
-use crate::snapshot::manifest::{FkAction, ForeignKey, Manifest};
+use crate::repo::manifest::{FkAction, ForeignKey, Manifest};
 
 /// A SET NULL / SET DEFAULT that rewrites a column another key
 /// references: PostgreSQL then applies that key's ON UPDATE action

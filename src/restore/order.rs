@@ -3,7 +3,7 @@
 
 use super::filter::{Effect, SetRef, TablePlan};
 use super::plan::{Component, PrePass};
-use crate::snapshot::manifest::Manifest;
+use crate::repo::manifest::Manifest;
 use std::collections::{BTreeSet, BinaryHeap};
 
 /// Groups tables into strongly connected components of the "reads the

@@ -19,7 +19,7 @@ use super::on_update;
 use super::order::order;
 use super::relations::Relations;
 use crate::config::{LargeObjectRef, SubjectRoot, SubjectType};
-use crate::snapshot::manifest::{FkAction, Manifest};
+use crate::repo::manifest::{FkAction, Manifest};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -183,7 +183,7 @@ impl RestorePlan {
                 let table = crate::config::parse_table(&r.table)
                     .map(|(s, n)| format!("{s}.{n}"))
                     .unwrap_or_else(|_| r.table.clone());
-                foreign_keys.push(crate::snapshot::manifest::ForeignKey {
+                foreign_keys.push(crate::repo::manifest::ForeignKey {
                     name: format!("large objects in {}.{}", r.table, r.column),
                     table: lo.qualified(),
                     columns: vec!["oid".into()],
@@ -339,7 +339,7 @@ impl RestorePlan {
                     let (cdef, pdef) = (&m.tables[e.child].columns[cc], &m.tables[p].columns[pc]);
                     let (ck, pk) = (keys::classify(cdef), keys::classify(pdef));
                     let Some(form) = keys::child_form(&ck, &pk, ctype) else {
-                        let shown = |t: usize, c: &crate::snapshot::manifest::Column| {
+                        let shown = |t: usize, c: &crate::repo::manifest::Column| {
                             format!(
                                 "{}.{} ({})",
                                 m.tables[t].qualified(),

@@ -4,7 +4,7 @@
 use super::tests::{fk, manifest, table};
 use super::*;
 use crate::config::SubjectRoot;
-use crate::snapshot::manifest::Relation;
+use crate::repo::manifest::Relation;
 
 fn root(t: &str) -> Vec<SubjectRoot> {
     vec![SubjectRoot {
@@ -16,9 +16,9 @@ fn root(t: &str) -> Vec<SubjectRoot> {
 }
 
 fn part_of(
-    mut t: crate::snapshot::manifest::TableEntry,
+    mut t: crate::repo::manifest::TableEntry,
     parent: &str,
-) -> crate::snapshot::manifest::TableEntry {
+) -> crate::repo::manifest::TableEntry {
     t.parents = vec![parent.into()];
     t
 }

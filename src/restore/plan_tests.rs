@@ -1,7 +1,7 @@
 //! Unit tests of restore planning on hand-built manifests.
 
 use super::*;
-use crate::snapshot::manifest::{
+use crate::repo::manifest::{
     Column, ForeignKey, ListState, ObjectEntry, SchemaObjects, TableEntry,
 };
 

@@ -23,8 +23,8 @@
 //! [`split`] give up, and the caller falls back to `psql`.
 
 use super::RestoreError;
-use crate::snapshot::manifest::TableEntry;
-use crate::source::postgres::{PgConn, connect, pg_message};
+use crate::pg::{PgConn, connect, pg_message};
+use crate::repo::manifest::TableEntry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

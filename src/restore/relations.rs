@@ -1,7 +1,7 @@
 //! The snapshot's relations as roots and keys name them: partitioned
 //! tables and inheritance parents resolved to the tables that hold rows.
 
-use crate::snapshot::manifest::Manifest;
+use crate::repo::manifest::Manifest;
 use std::collections::{BTreeSet, HashMap};
 
 /// The snapshot's tables and partitioned tables, by `schema.table`, with

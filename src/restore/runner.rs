@@ -12,7 +12,7 @@ use super::plan::{PrePass, RestorePlan};
 use crate::config::SubjectType;
 use crate::crypto::Opener;
 use crate::erasure::ErasureSet;
-use crate::snapshot::manifest::{Manifest, TableEntry};
+use crate::repo::manifest::{Manifest, TableEntry};
 use crate::storage::Storage;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -99,7 +99,7 @@ impl Read for ObjectsReader {
                 return Ok(0);
             };
             self.next += 1;
-            self.current = Some(crate::pipeline::open_object(
+            self.current = Some(crate::repo::object::open_object(
                 self.shared.storage.clone(),
                 entry,
                 &self.shared.opener,

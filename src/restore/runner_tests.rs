@@ -6,10 +6,10 @@ use super::*;
 use crate::config::{SubjectRoot, SubjectType};
 use crate::crypto::Sealer;
 use crate::erasure::MemSet;
-use crate::pipeline::ObjectSink;
+use crate::repo::manifest::FkAction;
+use crate::repo::object::ObjectSink;
 use crate::restore::plan::RestorePlan;
 use crate::restore::plan::tests::{fk, manifest, table};
-use crate::snapshot::manifest::FkAction;
 use crate::storage::fs::FsStorage;
 use std::io::Write;
 use std::sync::Mutex;
@@ -46,7 +46,7 @@ impl TableDest for Collect {
 /// Stores `rows` as the single object of each table and fills the entries.
 async fn store(
     storage: Arc<dyn Storage>,
-    m: &mut crate::snapshot::Manifest,
+    m: &mut crate::repo::manifest::Manifest,
     rows: &[(&str, &str)],
 ) {
     for (i, (name, text)) in rows.iter().enumerate() {
@@ -72,7 +72,7 @@ async fn store(
 
 /// users ⇄ teams (a cycle: users.team SET NULL, teams.owner CASCADE, and a
 /// mentor self-reference CASCADE), members → users and teams.
-fn cycle() -> crate::snapshot::Manifest {
+fn cycle() -> crate::repo::manifest::Manifest {
     manifest(
         vec![
             table("public.members", &["user_id", "team_id"]),

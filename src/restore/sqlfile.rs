@@ -11,7 +11,7 @@ use super::RestoreError;
 use super::loader::{copy_in_sql, setval_sql};
 use super::runner::{Chunk, TableDest};
 use crate::crypto::Opener;
-use crate::snapshot::manifest::{ObjectEntry, SequenceValue, TableEntry};
+use crate::repo::manifest::{ObjectEntry, SequenceValue, TableEntry};
 use crate::storage::Storage;
 use async_trait::async_trait;
 use std::io::Read;
@@ -94,7 +94,7 @@ impl SqlFile {
         let (entry, opener) = (entry.clone(), opener.clone());
         let reading = tokio::task::spawn_blocking(move || {
             // Opening reads the age header: blocking, like the rest.
-            let mut reader = match crate::pipeline::open_object(storage, &entry, &opener) {
+            let mut reader = match crate::repo::object::open_object(storage, &entry, &opener) {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));

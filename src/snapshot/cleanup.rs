@@ -12,8 +12,8 @@
 //! a dead one. Just before deleting, the manifest is looked up once more so
 //! a snapshot that committed meanwhile is kept.
 
-use super::manifest::SnapshotId;
-use super::repo::{SNAPSHOTS_PREFIX, manifest_key};
+use crate::repo::layout::{SNAPSHOTS_PREFIX, manifest_key};
+use crate::repo::manifest::SnapshotId;
 use crate::storage::{IncompleteUpload, ObjectMeta, Storage, StorageError};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -55,7 +55,7 @@ pub async fn cleanup_incomplete(
     let quiet = |t: DateTime<Utc>| now.signed_duration_since(t) >= grace;
     let mut prefixes: BTreeMap<SnapshotId, Prefix> = BTreeMap::new();
     for o in storage.list(SNAPSHOTS_PREFIX).await? {
-        let Some((id, tail)) = super::repo::split_snapshot_key(&o.key) else {
+        let Some((id, tail)) = crate::repo::layout::split_snapshot_key(&o.key) else {
             continue;
         };
         let p = prefixes.entry(id).or_default();
@@ -63,7 +63,7 @@ pub async fn cleanup_incomplete(
         p.objects.push(o);
     }
     for u in storage.list_incomplete(SNAPSHOTS_PREFIX).await? {
-        let Some((id, _)) = super::repo::split_snapshot_key(&u.key) else {
+        let Some((id, _)) = crate::repo::layout::split_snapshot_key(&u.key) else {
             continue;
         };
         prefixes.entry(id).or_default().uploads.push(u);

@@ -5,15 +5,15 @@
 //! feeds `ObjectSink` (zstd → age → upload). Memory per worker is a few
 //! batches plus the sink's buffers, whatever the table size.
 
-use super::manifest::{ObjectEntry, SnapshotId, TableEntry};
 use super::pause;
-use super::repo;
 use super::writer::{Progress, SnapshotError, Stage};
 use crate::config::SubjectType;
 use crate::crypto::Sealer;
 use crate::erasure::{ErasureSet, key_of};
-use crate::pipeline::ObjectSink;
-use crate::source::postgres::{CopyWorker, SourceTable};
+use crate::pg::{CopyWorker, SourceTable};
+use crate::repo::layout as repo;
+use crate::repo::manifest::{ObjectEntry, SnapshotId, TableEntry};
+use crate::repo::object::ObjectSink;
 use crate::storage::{ObjectMeta, Storage, StorageError};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -210,10 +210,10 @@ async fn copy_table(
     written
 }
 
-fn copy_error(table: &str, e: &tokio_postgres::Error) -> crate::source::postgres::SourceError {
-    crate::source::postgres::SourceError::Copy {
+fn copy_error(table: &str, e: &tokio_postgres::Error) -> crate::pg::SourceError {
+    crate::pg::SourceError::Copy {
         table: table.to_string(),
-        message: crate::source::postgres::pg_message(e),
+        message: crate::pg::pg_message(e),
     }
 }
 
@@ -486,7 +486,7 @@ impl LeakScanner {
             return;
         }
         let key = if field.contains(&b'\\') {
-            crate::restore::copytext::decode_escapes(field, &mut self.scratch);
+            crate::copytext::escape::decode_escapes(field, &mut self.scratch);
             key_of(self.probe.subject_type, &self.scratch)
         } else {
             key_of(self.probe.subject_type, field)

@@ -3,7 +3,7 @@ use super::*;
 #[test]
 fn copy_text_escapes_decode() {
     let mut out = Vec::new();
-    crate::restore::copytext::decode_escapes(br"a\tb\\c\nd\101\x41\q", &mut out);
+    crate::copytext::escape::decode_escapes(br"a\tb\\c\nd\101\x41\q", &mut out);
     assert_eq!(out, b"a\tb\\c\nd\x41Aq");
 }
 

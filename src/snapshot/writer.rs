@@ -7,7 +7,7 @@
 //! Every object is `zstd` (with its frame checksum) inside age (recipients
 //! from `encryption.recipients`; keys end `.zst` instead of `.zst.age` when
 //! `encryption.disabled`), and is read back with
-//! [`crate::pipeline::open_object`], which also checks the manifest's size
+//! [`crate::repo::object::open_object`], which also checks the manifest's size
 //! and BLAKE3.
 //!
 //! - `schema/pre.sql…` and `schema/post.sql…`: plain-format `pg_dump
@@ -32,24 +32,25 @@
 //!   empty table has one empty object). The names in keys are escaped
 //!   (`repo::key_safe`); use the manifest's `schema`/`name`, never the key.
 //!   Tables are leaf partitions and ordinary/unlogged tables; the manifest's
-//!   foreign keys are between those tables (see `source::postgres::catalog`).
+//!   foreign keys are between those tables (see `pg::catalog`).
 //! - `manifest.json`: written last, only after every object above is stored
 //!   and checked; its presence is what makes the snapshot exist.
 //!
 //! Sequence values in the manifest are read after the data, so they are at
 //! least as high as any value a copied row uses.
 
-use super::manifest::{
-    FORMAT_VERSION, ListState, Manifest, ObjectEntry, SchemaObjects, SnapshotId,
-};
 use super::tables::{self, BATCH, DEPTH, Job, LeakProbe, Msg, Shared};
-use super::{cleanup, pause, repo};
+use super::{cleanup, pause};
 use crate::config::{Config, SubjectRoot, SubjectType};
 use crate::crypto::Sealer;
 use crate::erasure::ErasureSet;
-use crate::pipeline::ObjectSink;
-use crate::source::postgres::dump::{PgDump, Section};
-use crate::source::postgres::{self, Coordinator, SourceError};
+use crate::pg::dump::{PgDump, Section};
+use crate::pg::{self, Coordinator, SourceError};
+use crate::repo::layout as repo;
+use crate::repo::manifest::{
+    FORMAT_VERSION, ListState, Manifest, ObjectEntry, SchemaObjects, SnapshotId,
+};
+use crate::repo::object::ObjectSink;
 use crate::storage::{Storage, StorageError, StorageExt};
 use chrono::Utc;
 use std::io::Write;
@@ -291,7 +292,7 @@ async fn run(
     let sealer = Sealer::from_config(&cfg.encryption).map_err(SnapshotError::Crypto)?;
     let url = cfg.source.url.as_str();
     let pg_dump = guard(cancel, Stage::Connect, async {
-        postgres::dump::locate(cfg.source.bin_dir.as_deref())
+        crate::pg::dump::locate(cfg.source.bin_dir.as_deref())
             .await
             .map_err(|e| SnapshotError::source(Stage::Connect, e))
     })
@@ -416,7 +417,7 @@ async fn run(
         erasure_list: opts.erasure_list.clone(),
         partitioned: catalog.partitioned.clone(),
         ctype: Some(catalog.ctype.clone()),
-        source: crate::source::postgres::source_identity(&cfg.source.url)
+        source: crate::pg::source_identity(&cfg.source.url)
             .ok()
             .map(|(identity, _)| identity),
     };
@@ -455,7 +456,7 @@ async fn guard<T>(
     }
 }
 
-fn plan_jobs(catalog: &postgres::Catalog, leak: Option<&LeakCheck>) -> Vec<Job> {
+fn plan_jobs(catalog: &pg::Catalog, leak: Option<&LeakCheck>) -> Vec<Job> {
     let tables = &catalog.tables;
     let mut jobs: Vec<Job> = tables
         .iter()

@@ -181,7 +181,7 @@ fn snapshot_crash_run(rig: &Rig, label: &str) {
         }
     };
     let inv = rt
-        .block_on(lethe::snapshot::repo::inventory(storage.as_ref()))
+        .block_on(lethe::repo::layout::inventory(storage.as_ref()))
         .expect("inventory");
     assert!(
         inv.incomplete.is_empty(),

@@ -9,8 +9,8 @@
 mod checks;
 
 use bytes::Bytes;
-use lethe::snapshot::manifest::SnapshotId;
-use lethe::snapshot::repo;
+use lethe::repo::layout;
+use lethe::repo::manifest::SnapshotId;
 use lethe::storage::faulty::SplitMix64;
 use lethe::storage::fs::FsStorage;
 use lethe::storage::{Storage, StorageExt};
@@ -70,7 +70,7 @@ fn copy_filter_survives_mutated_streams_and_matches_the_oracle() {
 fn manifest_parser_survives_mutated_manifests() {
     let seed = checks::seed_manifest();
     assert!(
-        lethe::snapshot::manifest::Manifest::from_json("seed", &seed).is_ok(),
+        lethe::repo::manifest::Manifest::from_json("seed", &seed).is_ok(),
         "the seed manifest must be valid, or the run tests nothing"
     );
     let traversal = String::from_utf8(seed.clone()).unwrap().replace(
@@ -129,10 +129,10 @@ async fn a_manifest_naming_paths_outside_its_snapshot_is_refused_before_any_read
     ] {
         let m = good.replace(&data_key, &evil.replace('\\', "\\\\").replace('"', "\\\""));
         storage
-            .put_bytes(&repo::manifest_key(&id), Bytes::from(m))
+            .put_bytes(&layout::manifest_key(&id), Bytes::from(m))
             .await
             .unwrap();
-        let err = repo::load_manifest(storage.as_ref(), &id)
+        let err = layout::load_manifest(storage.as_ref(), &id)
             .await
             .expect_err(&evil);
         let msg = err.to_string();
@@ -218,7 +218,7 @@ async fn odd_names_in_the_repository_are_ignored_by_listings_and_ids() {
         lethe::storage::validate_key(&o.key)
             .unwrap_or_else(|e| panic!("listing returned {:?}: {e}", o.key));
     }
-    let inv = repo::inventory(storage.as_ref()).await.unwrap();
+    let inv = layout::inventory(storage.as_ref()).await.unwrap();
     let complete: Vec<String> = inv.complete.iter().map(|i| i.to_string()).collect();
     assert_eq!(
         complete,
@@ -231,7 +231,7 @@ async fn odd_names_in_the_repository_are_ignored_by_listings_and_ids() {
         "20261122T130000Z-3f9a/..",
         "20261122T130000Z-3F9A",
     ] {
-        let e = repo::resolve(storage.as_ref(), bad).await.unwrap_err();
+        let e = layout::resolve(storage.as_ref(), bad).await.unwrap_err();
         assert!(e.to_string().contains("not a snapshot id"), "{bad}: {e}");
     }
 }

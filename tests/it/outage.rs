@@ -286,7 +286,7 @@ fn snapshots_survive_or_fail_cleanly_through_a_real_s3_outage() {
         Default::default(),
     )));
     let inv = rt
-        .block_on(lethe::snapshot::repo::inventory(storage.as_ref()))
+        .block_on(lethe::repo::layout::inventory(storage.as_ref()))
         .expect("inventory");
     assert!(inv.incomplete.is_empty(), "leftovers: {:?}", inv.incomplete);
     let uploads = rt

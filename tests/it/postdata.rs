@@ -3,8 +3,8 @@
 //! Real PostgreSQL; ordering is checked by what exists when, not by time.
 
 use crate::common::TestDb;
+use lethe::repo::manifest::TableEntry;
 use lethe::restore::postdata::{Entry, Schedule, run_early, schedule};
-use lethe::snapshot::manifest::TableEntry;
 
 fn table(name: &str) -> TableEntry {
     TableEntry {

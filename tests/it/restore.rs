@@ -396,7 +396,7 @@ fn a_damaged_object_fails_naming_it_and_rolls_its_table_back() {
     );
     env.ok(&["erase", "sync"]);
     let id = env.ok(&["snapshot"]).trim().to_string();
-    let manifest: lethe::snapshot::Manifest =
+    let manifest: lethe::repo::manifest::Manifest =
         serde_json::from_str(&env.ok(&["show", &id, "--json"])).unwrap();
     let blobs = manifest.tables.iter().find(|t| t.name == "blobs").unwrap();
     assert_eq!(blobs.objects.len(), 1);

@@ -252,7 +252,7 @@ impl Rig {
     pub fn has_snapshot_lock(&self) -> bool {
         let rt = rt();
         let s = self.storage(&rt);
-        rt.block_on(s.head(lethe::retention::lease::SNAPSHOT_LOCK_KEY))
+        rt.block_on(s.head(lethe::repo::lease::SNAPSHOT_LOCK_KEY))
             .expect("head lock")
             .is_some()
     }
@@ -263,7 +263,7 @@ impl Rig {
     pub fn clear_snapshot_lock(&self) -> bool {
         let rt = rt();
         let s = self.storage(&rt);
-        let key = lethe::retention::lease::SNAPSHOT_LOCK_KEY;
+        let key = lethe::repo::lease::SNAPSHOT_LOCK_KEY;
         let had = rt.block_on(s.head(key)).expect("head lock").is_some();
         rt.block_on(s.delete(key)).expect("delete lock");
         had

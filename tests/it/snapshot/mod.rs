@@ -136,13 +136,13 @@ impl Setup {
     }
 
     /// The decrypted, decompressed payload of one object.
-    pub fn payload(&self, entry: &lethe::snapshot::manifest::ObjectEntry) -> Vec<u8> {
+    pub fn payload(&self, entry: &lethe::repo::manifest::ObjectEntry) -> Vec<u8> {
         let opener = Opener::from_identity_file(&self.key).expect("identity");
         let (storage, entry) = (self.outside.storage.clone(), entry.clone());
         self.outside.rt.block_on(async move {
             tokio::task::spawn_blocking(move || {
-                let mut r =
-                    lethe::pipeline::open_object(storage, &entry, &opener).expect("open object");
+                let mut r = lethe::repo::object::open_object(storage, &entry, &opener)
+                    .expect("open object");
                 let mut v = Vec::new();
                 r.read_to_end(&mut v).expect("read object");
                 v
@@ -252,7 +252,7 @@ fn feature_rich_database_snapshots_verifies_deep_and_matches_the_source() {
     // Foreign keys as declared (on the partitioned table), with their ON
     // DELETE action; every leaf partition names the partitioned table as
     // its parent, which the restore plan expands.
-    use lethe::snapshot::manifest::FkAction;
+    use lethe::repo::manifest::FkAction;
     assert!(
         m.foreign_keys.iter().any(|f| f.table == "app.orders"
             && f.ref_table == "app.users"

@@ -116,7 +116,7 @@ pub enum RepoError {
 /// repository are never picked by `latest` nor restored by id.
 #[derive(Debug, Clone)]
 pub struct SourceScope {
-    /// `host:port/dbname` (`source::postgres::source_identity`).
+    /// `host:port/dbname` (`pg::source_identity`).
     pub identity: String,
     pub database: String,
 }
@@ -299,5 +299,5 @@ pub fn new_marker(retention_days: u32) -> Marker {
 }
 
 #[cfg(test)]
-#[path = "repo_tests.rs"]
+#[path = "layout_tests.rs"]
 mod tests;

@@ -117,7 +117,7 @@ fn read_current() -> Option<ProcessIdentity> {
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let pid_ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
     let id = ProcessIdentity {
-        host: crate::erasure::store::host_name(),
+        host: super::holder::host_name(),
         pid,
         start_ticks,
         boot_id: boot_id.trim().to_string(),
@@ -164,6 +164,24 @@ pub fn probe(pid: u32) -> ProcState {
         Some((_, start_ticks)) => ProcState::Running { start_ticks },
         None => ProcState::Unknown,
     }
+}
+
+/// This host's name: recorded in leases (who holds them) and as the origin
+/// of the erasure ids a host acknowledges.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // (or truncates) within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        if let Ok(s) = std::str::from_utf8(&buf[..end])
+            && !s.is_empty()
+        {
+            return s.to_string();
+        }
+    }
+    "unknown".into()
 }
 
 #[cfg(test)]

@@ -131,7 +131,7 @@ pub struct TableEntry {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub extension_config: bool,
     /// Not a table: the large objects, rows of `(oid, off, data)` (see
-    /// `source::postgres::catalog::LO_CHUNK`), loaded with `lo_put` into
+    /// `pg::catalog::LO_CHUNK`), loaded with `lo_put` into
     /// the objects pre-data creates.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub large_objects: bool,
@@ -251,7 +251,7 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitioned: Vec<Relation>,
     /// The source as configured, `host:port/dbname`
-    /// (`source::postgres::source_identity`): `latest` and explicit ids
+    /// (`pg::source_identity`): `latest` and explicit ids
     /// resolve only within the configured source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

@@ -9,7 +9,7 @@
 //! `spawn_blocking` or a dedicated thread, never on an async worker.
 
 use crate::crypto::{Opener, SealWriter, Sealer};
-use crate::snapshot::manifest::ObjectEntry;
+use crate::repo::manifest::ObjectEntry;
 use crate::storage::{ByteStream, ObjectMeta, Storage, StorageError};
 use bytes::{Bytes, BytesMut};
 use std::io::{Read, Write};
@@ -388,5 +388,5 @@ impl<R: Read> Read for NamedReader<R> {
 }
 
 #[cfg(test)]
-#[path = "pipeline_tests.rs"]
+#[path = "object_tests.rs"]
 mod tests;

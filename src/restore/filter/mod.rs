@@ -10,8 +10,8 @@
 //! lookups are batched a block of rows at a time (`rowfilter`), and runs of
 //! kept rows are copied to the output in one piece.
 
-pub use super::copytext::{decode_escapes, decoded, encode_copy_text};
 use super::keys::KeyForm;
+pub use crate::copytext::escape::{decode_escapes, decoded, encode_copy_text};
 use bytes::Bytes;
 pub use rowfilter::{Collected, RowFilter};
 use std::collections::HashSet;
@@ -403,14 +403,9 @@ pub fn run_stream<R: Read>(
     Ok(())
 }
 
-#[path = "rowfilter.rs"]
 mod rowfilter;
-#[path = "scan.rs"]
-mod scan;
 
 #[cfg(test)]
-#[path = "filter_oracle_tests.rs"]
 mod oracle_tests;
 #[cfg(test)]
-#[path = "filter_tests.rs"]
 mod tests;

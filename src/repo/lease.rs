@@ -14,7 +14,7 @@
 //! clock is a little ahead is not robbed.
 
 use super::holder::{self, ProcessIdentity, Verdict};
-use crate::snapshot::SnapshotId;
+use crate::repo::manifest::SnapshotId;
 use crate::storage::{Storage, StorageError, StorageExt};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -80,14 +80,10 @@ pub enum LeaseError {
 
 /// `host:pid` of this process.
 pub fn holder_name() -> String {
-    format!(
-        "{}:{}",
-        crate::erasure::store::host_name(),
-        std::process::id()
-    )
+    format!("{}:{}", super::holder::host_name(), std::process::id())
 }
 
-async fn read(storage: &dyn Storage, key: &str) -> Result<Option<LeaseRecord>, LeaseError> {
+pub async fn read(storage: &dyn Storage, key: &str) -> Result<Option<LeaseRecord>, LeaseError> {
     match storage.get_bytes(key).await {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
@@ -391,57 +387,4 @@ pub async fn release_own(storage: &dyn Storage, key: &str) -> Result<bool, Lease
         Ok(_) | Err(LeaseError::Damaged { .. }) => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Live leases that protect data from retention: restores reading a
-/// snapshot, and a snapshot writer (whose new prefix has no manifest yet).
-/// A damaged restore lease cannot say what it protects and is ignored with
-/// a warning.
-///
-/// # Errors
-/// Storage errors.
-pub async fn protections(
-    storage: &dyn Storage,
-    now: DateTime<Utc>,
-) -> Result<Vec<super::Protection>, StorageError> {
-    let mut out = Vec::new();
-    let lift = |e: LeaseError| match e {
-        LeaseError::Storage { source, .. } => Err(source),
-        other => Ok(other),
-    };
-    match read(storage, SNAPSHOT_LOCK_KEY).await {
-        Ok(Some(r)) if r.is_live(now) => {
-            out.push(super::Protection::Writing {
-                holder: r.holder,
-                since: r.acquired_at,
-            });
-        }
-        Ok(_) => {}
-        Err(e) => {
-            let e = lift(e)?;
-            tracing::warn!(event = "lease.damaged", key = SNAPSHOT_LOCK_KEY, error = %e, "ignoring a damaged lease");
-        }
-    }
-    for o in storage.list(RESTORES_PREFIX).await? {
-        if !o.key.ends_with(".lease") {
-            continue;
-        }
-        match read(storage, &o.key).await {
-            Ok(Some(r)) if r.is_live(now) => {
-                if let Some(snapshot) = r.snapshot {
-                    out.push(super::Protection::Restore {
-                        snapshot,
-                        holder: r.holder,
-                        expires_at: r.expires_at,
-                    });
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let e = lift(e)?;
-                tracing::warn!(event = "lease.damaged", key = %o.key, error = %e, "ignoring a damaged lease");
-            }
-        }
-    }
-    Ok(out)
 }

@@ -10,7 +10,7 @@
 //! belong to an extension (`CREATE EXTENSION` recreates them).
 
 use super::{PgConn, SourceError, query_err, quote_qualified};
-use crate::snapshot::manifest::{Column, FkAction, ForeignKey, Relation, SequenceValue};
+use crate::repo::manifest::{Column, FkAction, ForeignKey, Relation, SequenceValue};
 use std::collections::HashMap;
 
 /// Schemas and extension members excluded from everything below.

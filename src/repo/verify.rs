@@ -6,8 +6,8 @@
 //! row's field count against the table's columns, each object ending at a
 //! row boundary. All problems are collected, each naming its object.
 
+use super::layout::{self as repo, RepoError};
 use super::manifest::{Manifest, ObjectEntry, SnapshotId};
-use super::repo::{self, RepoError};
 use crate::crypto::Opener;
 use crate::storage::{Storage, StorageError};
 use futures::{StreamExt, TryStreamExt};
@@ -231,7 +231,8 @@ async fn check_object(
     let e2 = entry.clone();
     // `open_object` reads the age header, so it blocks too.
     let parsed = tokio::task::spawn_blocking(move || {
-        let reader = crate::pipeline::open_object(st, &e2, &opener).map_err(|e| e.to_string())?;
+        let reader =
+            crate::repo::object::open_object(st, &e2, &opener).map_err(|e| e.to_string())?;
         parse(reader, &e2, payload)
     })
     .await

@@ -153,7 +153,7 @@ pub fn parse_config(url: &str) -> Result<tokio_postgres::Config, SourceError> {
 /// Which database `url` names, as `host:port/dbname` (libpq's defaults
 /// filled in: port 5432, database = user): recorded in every manifest so
 /// that snapshots of several databases in one repository are never
-/// confused (`snapshot::repo::SourceScope`).
+/// confused (`repo::layout::SourceScope`).
 ///
 /// # Errors
 /// `BadUrl` naming the (redacted) URL.
@@ -312,7 +312,7 @@ impl Coordinator {
     pub async fn sequence_values(
         &self,
         seqs: &[(String, String)],
-    ) -> Result<Vec<crate::snapshot::manifest::SequenceValue>, SourceError> {
+    ) -> Result<Vec<crate::repo::manifest::SequenceValue>, SourceError> {
         catalog::sequence_values(&self.conn, seqs).await
     }
 

@@ -3,7 +3,7 @@
 //! taking over a lock whose holder on this host is gone.
 
 use super::*;
-use crate::retention::lease::{Lease, LeaseError, LeaseRecord, SNAPSHOT_LOCK_KEY};
+use crate::repo::lease::{Lease, LeaseError, LeaseRecord, SNAPSHOT_LOCK_KEY};
 use crate::storage::fs::FsStorage;
 use crate::storage::{Storage, StorageExt};
 use chrono::{Duration, Utc};
