@@ -3,7 +3,7 @@
 //! suites share.
 
 use super::{Garage, TestBucket};
-use lethe::snapshot::manifest::Manifest;
+use lethe::repo::manifest::Manifest;
 use lethe::storage::Storage;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -52,7 +52,7 @@ pub trait LetheCli {
     fn cmd(&self, args: &[&str]) -> Command;
 
     fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("lethe runs")
+        super::output_within(self.cmd(args))
     }
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -60,7 +60,7 @@ pub trait LetheCli {
         for (k, v) in env {
             c.env(k, v);
         }
-        c.output().expect("lethe runs")
+        super::output_within(c)
     }
 
     /// `lethe snapshot`, asserting success; the new id.

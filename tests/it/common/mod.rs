@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -67,21 +67,20 @@ impl Drop for TestDb {
 
 /// Runs SQL with psql against database `db`, panicking with psql's stderr on failure.
 pub fn psql(db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &format!("{}/{db}", pg_base()),
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql runs");
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        &format!("{}/{db}", pg_base()),
+        "-c",
+        sql,
+    ]);
+    let out = output_within(cmd);
     assert!(
         out.status.success(),
         "psql failed on {sql:?}: {}",
@@ -97,7 +96,77 @@ pub fn lethe_bin() -> PathBuf {
 
 /// `lethe --config <cfg> <args…>` with the test hooks cleared, returning the output.
 pub fn lethe(cfg: &Path, args: &[&str]) -> std::process::Output {
-    lethe_cmd(cfg, args, &[]).output().expect("lethe runs")
+    output_within(lethe_cmd(cfg, args, &[]))
+}
+
+/// How long one command a test runs may take before it counts as hung
+/// (`LETHE_TEST_CMD_TIMEOUT`, seconds; default 300).
+pub fn command_deadline() -> std::time::Duration {
+    std::time::Duration::from_secs(env_u64("LETHE_TEST_CMD_TIMEOUT", 300))
+}
+
+/// `cmd.output()`, but a command still running after [`command_deadline`]
+/// is sent SIGTERM (so it can log where it stands), then SIGKILL 10 s
+/// later, and the test panics with the command and everything it printed.
+/// A hang is a failure with its evidence, never a CI run that times out.
+pub fn output_within(mut cmd: Command) -> Output {
+    use std::io::Read;
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout piped")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr piped")));
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let signal = |sig| {
+        // SAFETY: kill(2) on our own child's pid (not yet reaped: the
+        // waiter has not sent its status); no memory is touched.
+        unsafe { libc::kill(pid, sig) };
+    };
+    let mut hung = false;
+    let status = match rx.recv_timeout(command_deadline()) {
+        Ok(status) => status,
+        Err(_) => {
+            hung = true;
+            signal(libc::SIGTERM);
+            match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+                Ok(status) => status,
+                Err(_) => {
+                    signal(libc::SIGKILL);
+                    rx.recv().expect("waiter")
+                }
+            }
+        }
+    }
+    .expect("wait");
+    let stdout = out.join().expect("stdout reader");
+    let stderr = err.join().expect("stderr reader");
+    assert!(
+        !hung,
+        "{what} was still running after {:?} (LETHE_TEST_CMD_TIMEOUT): hung. stdout:\n{}\nstderr:\n{}",
+        command_deadline(),
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 /// Writes `text` as a config file in `dir` and returns its path.
