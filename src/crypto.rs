@@ -3,8 +3,20 @@
 //! the identity file written by `lethe keygen`.
 
 use age::secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::path::Path;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionConfig {
+    /// age X25519 public keys (`age1…`). The daemon needs nothing more.
+    pub recipients: Vec<String>,
+    /// The age identity, only on hosts that restore.
+    pub identity_file: Option<std::path::PathBuf>,
+    /// Explicitly store plaintext. Logged as a warning at every start.
+    pub disabled: bool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -68,7 +80,7 @@ impl Sealer {
     ///
     /// # Errors
     /// A recipient that does not parse.
-    pub fn from_config(cfg: &crate::config::EncryptionConfig) -> Result<Sealer, CryptoError> {
+    pub fn from_config(cfg: &crate::crypto::EncryptionConfig) -> Result<Sealer, CryptoError> {
         if cfg.disabled {
             return Ok(Sealer::Disabled);
         }
@@ -170,7 +182,7 @@ impl Opener {
     pub fn from_identity_file(path: &Path) -> Result<Opener, CryptoError> {
         let p = path.display().to_string();
         let text =
-            crate::config::read_secret_file(path).map_err(|message| CryptoError::Identity {
+            crate::secrets::read_secret_file(path).map_err(|message| CryptoError::Identity {
                 path: p.clone(),
                 message,
             })?;

@@ -16,12 +16,15 @@ pub mod erasure;
 pub mod pg;
 pub(crate) mod prefetch;
 pub mod repo;
+pub mod residency;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
+pub mod secrets;
 pub mod snapshot;
 pub mod storage;
 pub mod telemetry;
+pub mod units;
 
 /// Exit codes: the CLI contract.
 pub mod exit {

@@ -13,9 +13,21 @@ use crate::repo::manifest::SnapshotId;
 use crate::storage::{IncompleteUpload, Storage, StorageError};
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    pub days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { days: 35 }
+    }
+}
 
 /// Leftovers of an interrupted snapshot are kept until its start and its
 /// last write are this old: another process may be writing that snapshot

@@ -2,9 +2,30 @@
 //! catch-up rule, and the backoff after a failure. Pure functions of the
 //! times passed in; the daemon's clock is injected ([`Clock`]).
 
-use crate::config::ScheduleConfig;
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Interval between snapshots, e.g. `1h`, `15m`. The 1h default applies
+    /// only when `[schedule]` is absent: a section that sets just `cron`
+    /// must not also inherit `every`.
+    #[serde(with = "crate::units::humantime_opt", default)]
+    pub every: Option<std::time::Duration>,
+    /// Cron expression (5 fields, UTC); exclusive with `every`.
+    pub cron: Option<String>,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            every: Some(std::time::Duration::from_secs(3600)),
+            cron: None,
+        }
+    }
+}
 
 /// The source of "now". Production uses the system clock; tests drive a
 /// clock tied to tokio's paused time so hours pass in milliseconds.

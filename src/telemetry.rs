@@ -7,8 +7,32 @@
 
 pub mod panic;
 
-use crate::config::{LogConfig, LogFormat};
+use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// tracing filter directive, e.g. `info` or `lethe=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
 
 /// Library messages that are not events, silenced below `error` so every
 /// line at the configured level carries an `event`. The S3 SDK warns on each

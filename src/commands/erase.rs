@@ -55,7 +55,7 @@ async fn blocking<T: Send + 'static>(
 /// The API when it answers, else the store, waiting out a lock held by
 /// another command (but not forever).
 async fn writer(cfg: &Config) -> anyhow::Result<Writer> {
-    let client = ApiClient::for_config(cfg);
+    let client = ApiClient::for_config(&cfg.api, &cfg.erasure, &cfg.storage.url);
     let deadline = tokio::time::Instant::now() + LOCK_PATIENCE;
     loop {
         if let Ok(c) = &client
@@ -615,6 +615,6 @@ async fn serve(ctx: &Ctx, cfg: &Config) -> anyhow::Result<i32> {
         }
         s.cancel();
     });
-    api::serve(cfg, store, storage, stop).await?;
+    api::serve(&cfg.api, store, storage, stop).await?;
     Ok(crate::exit::OK)
 }

@@ -133,7 +133,7 @@ async fn erasure_report(cfg: &Config) -> (ErasureReport, bool) {
         ..Default::default()
     };
     // Only a daemon serving this config's list counts as its daemon.
-    let probe = match ApiClient::for_config(cfg) {
+    let probe = match ApiClient::for_config(&cfg.api, &cfg.erasure, &cfg.storage.url) {
         Ok(client) => client.probe().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };

@@ -36,7 +36,8 @@
 
 use super::journal::{self, JournalError, SyncOutcome, WorkerOptions};
 use super::store::{AddOutcome, ErasureStore, StoreError, StoreStatus};
-use crate::config::{ApiConfig, Config, SubjectType};
+use crate::erasure::config::SubjectType;
+use crate::erasure::config::{ApiConfig, ErasureConfig};
 use crate::storage::Storage;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -149,11 +150,11 @@ pub struct Serves {
 impl Serves {
     /// What a config names: its `erasure.path`, `erasure.subject_type` and
     /// `storage.url`, in the forms a server reports them.
-    pub fn of_config(cfg: &Config) -> Serves {
+    pub fn of_config(erasure: &ErasureConfig, storage_url: &str) -> Serves {
         Serves {
-            path: canonical_path(&cfg.erasure.path),
-            subject_type: cfg.erasure.subject_type,
-            storage: Some(storage_location(&cfg.storage.url)),
+            path: canonical_path(&erasure.path),
+            subject_type: erasure.subject_type,
+            storage: Some(storage_location(storage_url)),
         }
     }
 
@@ -260,7 +261,7 @@ pub fn storage_location(url: &str) -> String {
         Ok(StorageUrl::File { path }) => format!("file://{}", canonical_path(&path).display()),
         Ok(StorageUrl::S3 { bucket, prefix }) if prefix.is_empty() => format!("s3://{bucket}"),
         Ok(StorageUrl::S3 { bucket, prefix }) => format!("s3://{bucket}/{prefix}"),
-        Err(_) => crate::config::redact_url(url),
+        Err(_) => crate::secrets::redact_url(url),
     }
 }
 
@@ -571,19 +572,19 @@ fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
 mod listen;
 pub use listen::ApiServer;
 
-/// Binds `cfg.api.listen` and runs the API and the journal worker until
+/// Binds `api.listen` and runs the API and the journal worker until
 /// `shutdown` is cancelled. See the module documentation.
 ///
 /// # Errors
 /// The address cannot be bound (a live server already answers there, a
 /// non-socket file is in the way, permissions), or the token file is refused.
 pub async fn serve(
-    cfg: &Config,
+    api: &ApiConfig,
     store: Arc<ErasureStore>,
     storage: Arc<dyn Storage>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let server = ApiServer::bind(&cfg.api).await?;
+    let server = ApiServer::bind(api).await?;
     let worker = tokio::spawn(journal::run_worker(
         Arc::clone(&store),
         Arc::clone(&storage),

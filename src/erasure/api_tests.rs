@@ -2,8 +2,8 @@
 //! HTTP for what the client never sends.
 
 use super::*;
-use crate::config::SubjectType;
 use crate::erasure::client::{ApiClient, ClientError};
+use crate::erasure::config::SubjectType;
 use crate::storage::fs::FsStorage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -11,8 +11,8 @@
 use super::api::{EXPECT_HEADER, Endpoint, Serves, parse_listen};
 use super::journal::SyncOutcome;
 use super::store::{AddOutcome, EntryInfo, StoreStatus};
-use crate::config::ApiConfig;
-use crate::config::Config;
+use crate::erasure::config::ApiConfig;
+use crate::erasure::config::ErasureConfig;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
@@ -119,7 +119,7 @@ impl ApiClient {
         })?;
         let token = match (&endpoint, &api.token_file) {
             (Endpoint::Tcp(_), Some(f)) => Some(
-                crate::config::read_secret_file(f)
+                crate::secrets::read_secret_file(f)
                     .map_err(ClientError::Token)?
                     .trim()
                     .to_string(),
@@ -134,13 +134,18 @@ impl ApiClient {
         })
     }
 
-    /// A client for `cfg.api.listen` that talks only to a server serving
-    /// `cfg`'s erasure list and repository ([`Serves::of_config`]).
+    /// A client for `api.listen` that talks only to a server serving
+    /// `erasure`'s list and the repository at `storage_url`
+    /// ([`Serves::of_config`]).
     ///
     /// # Errors
     /// As [`ApiClient::from_config`].
-    pub fn for_config(cfg: &Config) -> Result<Self, ClientError> {
-        Ok(Self::from_config(&cfg.api)?.expecting(Serves::of_config(cfg)))
+    pub fn for_config(
+        api: &ApiConfig,
+        erasure: &ErasureConfig,
+        storage_url: &str,
+    ) -> Result<Self, ClientError> {
+        Ok(Self::from_config(api)?.expecting(Serves::of_config(erasure, storage_url)))
     }
 
     /// This client, talking only to a server that serves `serves`.

@@ -22,7 +22,7 @@
 //! and syncs periodically, retrying with backoff until storage answers.
 
 use super::store::{BatchRecord, ErasureStore, StoreError};
-use crate::config::SubjectType;
+use crate::erasure::config::SubjectType;
 use crate::repo::manifest::ListState;
 use crate::storage::{Storage, StorageError, StorageExt};
 use bytes::Bytes;

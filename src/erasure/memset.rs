@@ -22,7 +22,7 @@
 use super::ErasureSet;
 use super::store::{ErasureStore, StoreError};
 use super::subject::{SubjectKey, entry_key};
-use crate::config::SubjectType;
+use crate::erasure::config::SubjectType;
 use crate::prefetch::prefetch;
 use crate::repo::manifest::ListState;
 

@@ -1,6 +1,7 @@
 //! The erasure list: subject ids that must never come back in a restore.
 pub mod api;
 pub mod client;
+pub mod config;
 pub mod journal;
 pub mod memset;
 pub mod store;

@@ -26,7 +26,7 @@
 //! two stores hold the same digest exactly when they hold the same ids (up to
 //! a hash collision). It is a fingerprint, not a security feature.
 
-use crate::config::SubjectType;
+use crate::erasure::config::SubjectType;
 use crate::erasure::subject::normalize;
 use crate::repo::manifest::ListState;
 use chrono::{DateTime, Utc};

@@ -5,7 +5,7 @@
 //! hyphens); text → XXH3-128 of the bytes. A 128-bit hash makes a false match
 //! between two distinct text ids astronomically unlikely (~n²/2¹²⁹).
 
-use crate::config::SubjectType;
+use crate::erasure::config::SubjectType;
 
 /// What the in-memory erasure set stores per id.
 pub type SubjectKey = u128;

@@ -17,8 +17,91 @@ pub mod tls;
 pub use catalog::{Catalog, SourceTable};
 pub use copy::CopyWorker;
 
+use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// libpq-style URL; the password comes from PGPASSFILE or the environment.
+    pub url: String,
+    /// Parallel COPY workers sharing one exported snapshot.
+    pub jobs: usize,
+    /// Directory holding `pg_dump`/`psql`; empty means `$PATH`.
+    pub bin_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            jobs: 4,
+            bin_dir: None,
+        }
+    }
+}
+
+/// A schema-qualified table name as `psql` spells it: `public.users`, or
+/// with double quotes around a part that holds a dot, a quote or capitals
+/// as created (`"app.v2".users`, `"Sales"."Order ""X"""`). Unquoted parts
+/// are taken as written. Returns `(schema, table)`.
+///
+/// # Errors
+/// Not two non-empty parts, or an unterminated quote: the message says what
+/// is expected.
+pub fn parse_table(s: &str) -> Result<(String, String), String> {
+    let mut parts = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                    None => {
+                        return Err(
+                            "has an unterminated double quote; spell it as psql does, e.g. \"app.v2\".users".into(),
+                        );
+                    }
+                }
+            }
+            if !matches!(chars.peek(), None | Some('.')) {
+                return Err("has text right after a closing double quote; separate schema and table with a dot, e.g. \"app.v2\".users".into());
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                if c == '"' {
+                    return Err("has a double quote inside a name; quote the whole part, e.g. \"app.v2\".users".into());
+                }
+                part.push(c);
+                chars.next();
+            }
+        }
+        if part.is_empty() {
+            return Err("must be schema-qualified, e.g. \"public.users\" (or \"\\\"app.v2\\\".users\" for a schema with a dot)".into());
+        }
+        parts.push(part);
+        match chars.next() {
+            Some('.') => continue,
+            None => break,
+            Some(_) => unreachable!("a part ends at a dot or the end"),
+        }
+    }
+    match <[String; 2]>::try_from(parts) {
+        Ok([schema, table]) => Ok((schema, table)),
+        Err(_) => Err("must be schema-qualified, e.g. \"public.users\"; quote a part that holds a dot, e.g. \"\\\"app.v2\\\".users\"".into()),
+    }
+}
 
 /// The oldest server this code's catalog queries were written for.
 pub const MIN_SERVER_VERSION_NUM: i32 = 120000;
@@ -129,7 +212,7 @@ impl std::ops::Deref for PgConn {
 /// `BadUrl` naming the (redacted) URL.
 pub fn parse_config(url: &str) -> Result<tokio_postgres::Config, SourceError> {
     let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| SourceError::BadUrl {
-        url: crate::config::redact_url(url),
+        url: crate::secrets::redact_url(url),
         message: e.to_string(),
     })?;
     if cfg.get_user().is_none()
@@ -159,7 +242,7 @@ pub fn parse_config(url: &str) -> Result<tokio_postgres::Config, SourceError> {
 /// `BadUrl` naming the (redacted) URL.
 pub fn source_identity(url: &str) -> Result<(String, String), SourceError> {
     let cfg = tokio_postgres::Config::from_str(url).map_err(|e| SourceError::BadUrl {
-        url: crate::config::redact_url(url),
+        url: crate::secrets::redact_url(url),
         message: e.to_string(),
     })?;
     let hosts: Vec<String> = cfg
@@ -202,7 +285,7 @@ pub fn source_identity(url: &str) -> Result<(String, String), SourceError> {
 pub async fn connect(url: &str) -> Result<PgConn, SourceError> {
     let ep = tls::endpoint(url)?;
     let mut cfg = parse_config(&ep.driver_url)?;
-    let redacted = crate::config::redact_url(url);
+    let redacted = crate::secrets::redact_url(url);
     let failed = |e: tokio_postgres::Error| SourceError::Connect {
         url: redacted.clone(),
         message: pg_message(&e),

@@ -10,7 +10,7 @@ pub(super) fn lookup(cfg: &tokio_postgres::Config) -> Option<String> {
     let path = std::env::var_os("PGPASSFILE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
-    let text = match crate::config::read_secret_file(&path) {
+    let text = match crate::secrets::read_secret_file(&path) {
         Ok(t) => t,
         Err(e) => {
             if path.exists() {

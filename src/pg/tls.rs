@@ -62,7 +62,7 @@ pub struct Endpoint {
 /// `BadUrl` for an unparsable URL, an unknown `sslmode`, client
 /// certificates, or plaintext to a remote host.
 pub fn endpoint(url: &str) -> Result<Endpoint, SourceError> {
-    let redacted = crate::config::redact_url(url);
+    let redacted = crate::secrets::redact_url(url);
     let bad = |message: String| SourceError::BadUrl {
         url: redacted.clone(),
         message,
@@ -98,8 +98,9 @@ pub fn endpoint(url: &str) -> Result<Endpoint, SourceError> {
     // authority as `%2Frun…`) is local too.
     let socket =
         host.starts_with('/') || host.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("%2f"));
-    let local =
-        host.is_empty() || socket || crate::config::is_loopback_host(host.trim_matches(['[', ']']));
+    let local = host.is_empty()
+        || socket
+        || crate::residency::is_loopback_host(host.trim_matches(['[', ']']));
     let mode = match sslmode.as_deref() {
         None | Some("prefer") | Some("allow") => {
             if local {

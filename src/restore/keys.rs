@@ -16,7 +16,7 @@
 //! arrays, ranges, nondeterministic collations, …) are refused wherever a
 //! key is followed or a root is matched, naming the column and type.
 
-use crate::config::SubjectType;
+use crate::erasure::config::SubjectType;
 use crate::repo::manifest::Column;
 
 /// How a key value is brought to its one spelling before it is keyed.

@@ -27,7 +27,7 @@ fn query_err(target: &str, what: &str, e: &tokio_postgres::Error) -> RestoreErro
 
 /// A session on the target, and its URL without secrets for messages.
 async fn connect_target(url: &str) -> Result<(crate::pg::PgConn, String), RestoreError> {
-    let redacted = crate::config::redact_url(url);
+    let redacted = crate::secrets::redact_url(url);
     let conn = connect(url).await.map_err(|e| RestoreError::Target {
         target: redacted.clone(),
         message: e.to_string(),
@@ -235,36 +235,14 @@ fn psql_blocking(
 pub fn split_password(url: &str) -> (String, Option<String>) {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
-            let p = u.password().map(percent_decode);
+            let p = u
+                .password()
+                .map(|p| String::from_utf8_lossy(&crate::secrets::percent_decode(p)).into_owned());
             let _ = u.set_password(None);
             (u.to_string(), p)
         }
         _ => (url.to_string(), None),
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Loads tables into the target: one connection and one transaction per

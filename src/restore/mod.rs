@@ -420,7 +420,7 @@ pub async fn restore(
         (Err(e), Some(url)) if loader::check_empty(&url).await.is_err() => {
             let purged = loader::purge_rows(&url).await;
             return Err(RestoreError::TargetIncomplete {
-                target: crate::config::redact_url(&url),
+                target: crate::secrets::redact_url(&url),
                 rows: match purged {
                     Ok(()) => "every row it loaded was removed again (TRUNCATE), but its schema is partial".into(),
                     Err(p) => format!("removing the rows it loaded ALSO FAILED ({p}): it may hold rows"),
@@ -545,7 +545,7 @@ async fn write(
     } = p;
     let psql = loader::psql_path(cfg.source.bin_dir.as_deref());
     let (mode, destination) = match &opts.destination {
-        Destination::Target(u) => ("target", Some(crate::config::redact_url(u))),
+        Destination::Target(u) => ("target", Some(crate::secrets::redact_url(u))),
         Destination::File(p) => ("file", Some(p.display().to_string())),
         Destination::Nowhere => ("dry_run", None),
     };

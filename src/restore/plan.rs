@@ -18,7 +18,9 @@ use super::keys::{self, KeyForm};
 use super::on_update;
 use super::order::order;
 use super::relations::Relations;
-use crate::config::{LargeObjectRef, SubjectRoot, SubjectType};
+use crate::erasure::config::LargeObjectRef;
+use crate::erasure::config::SubjectRoot;
+use crate::erasure::config::SubjectType;
 use crate::repo::manifest::{FkAction, Manifest};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -180,7 +182,7 @@ impl RestorePlan {
         let mut foreign_keys = m.foreign_keys.clone();
         if let Some(lo) = m.tables.iter().find(|t| t.large_objects) {
             for r in large_objects {
-                let table = crate::config::parse_table(&r.table)
+                let table = crate::pg::parse_table(&r.table)
                     .map(|(s, n)| format!("{s}.{n}"))
                     .unwrap_or_else(|_| r.table.clone());
                 foreign_keys.push(crate::repo::manifest::ForeignKey {
@@ -209,7 +211,7 @@ impl RestorePlan {
         let mut notes = Vec::new();
 
         for r in roots {
-            let name = crate::config::parse_table(&r.table)
+            let name = crate::pg::parse_table(&r.table)
                 .map(|(s, n)| format!("{s}.{n}"))
                 .unwrap_or_else(|_| r.table.clone());
             let Some(cover) = rels.root_cover(&name, &mut notes) else {

@@ -3,7 +3,7 @@
 
 use super::tests::{fk, manifest, table};
 use super::*;
-use crate::config::SubjectRoot;
+use crate::erasure::config::SubjectRoot;
 use crate::repo::manifest::Relation;
 
 fn root(t: &str) -> Vec<SubjectRoot> {

@@ -4,7 +4,7 @@
 
 use super::filter::{Effect, FkCheck, Replacement, decoded};
 use super::keys::{self, KeyForm};
-use crate::config::SubjectType;
+use crate::erasure::config::SubjectType;
 use crate::erasure::key_of;
 
 /// The dropped-set key of a column tuple of one row (`spans` are its

@@ -9,9 +9,9 @@
 use super::RestoreError;
 use super::filter::{Collected, FilterError, KeySet, Probe, RowFilter, TableStats, run_stream};
 use super::plan::{PrePass, RestorePlan};
-use crate::config::SubjectType;
 use crate::crypto::Opener;
 use crate::erasure::ErasureSet;
+use crate::erasure::config::SubjectType;
 use crate::repo::manifest::{Manifest, TableEntry};
 use crate::storage::Storage;
 use async_trait::async_trait;

@@ -3,9 +3,10 @@
 //! foreign-key cycle, parallel components, and a failing object.
 
 use super::*;
-use crate::config::{SubjectRoot, SubjectType};
 use crate::crypto::Sealer;
 use crate::erasure::MemSet;
+use crate::erasure::config::SubjectRoot;
+use crate::erasure::config::SubjectType;
 use crate::repo::manifest::FkAction;
 use crate::repo::object::ObjectSink;
 use crate::restore::plan::RestorePlan;

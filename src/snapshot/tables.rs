@@ -7,8 +7,8 @@
 
 use super::pause;
 use super::writer::{Progress, SnapshotError, Stage};
-use crate::config::SubjectType;
 use crate::crypto::Sealer;
+use crate::erasure::config::SubjectType;
 use crate::erasure::{ErasureSet, key_of};
 use crate::pg::{CopyWorker, SourceTable};
 use crate::repo::layout as repo;

@@ -41,9 +41,11 @@
 
 use super::tables::{self, BATCH, DEPTH, Job, LeakProbe, Msg, Shared};
 use super::{cleanup, pause};
-use crate::config::{Config, SubjectRoot, SubjectType};
+use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::erasure::ErasureSet;
+use crate::erasure::config::SubjectRoot;
+use crate::erasure::config::SubjectType;
 use crate::pg::dump::{PgDump, Section};
 use crate::pg::{self, Coordinator, SourceError};
 use crate::repo::layout as repo;
@@ -493,7 +495,7 @@ fn plan_jobs(catalog: &pg::Catalog, leak: Option<&LeakCheck>) -> Vec<Job> {
         false
     };
     for root in &check.roots {
-        let name = crate::config::parse_table(&root.table)
+        let name = crate::pg::parse_table(&root.table)
             .map(|(s, n)| format!("{s}.{n}"))
             .unwrap_or_else(|_| root.table.clone());
         let mut found = false;

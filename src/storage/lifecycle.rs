@@ -11,8 +11,8 @@
 
 use super::StorageUrl;
 use super::s3::{S3Options, S3Storage, classify};
-use crate::config::StorageConfig;
 use crate::repo::layout::{ERASURES_PREFIX, MARKER_KEY, SNAPSHOTS_PREFIX};
+use crate::storage::StorageConfig;
 use crate::storage::{Storage, StorageError};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus,

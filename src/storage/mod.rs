@@ -15,8 +15,50 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::Stream;
+use serde::{Deserialize, Serialize};
 use std::pin::Pin;
 use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumMode {
+    /// Send a CRC checksum with every upload (the SDK default; Garage, AWS).
+    Always,
+    /// Only where the API requires one: for stores that reject the SDK's
+    /// checksum headers (older OVHcloud, Linode). The manifest's BLAKE3
+    /// checksums still guard every object.
+    WhenRequired,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `s3://bucket/prefix` or `file:///path`.
+    pub url: String,
+    /// S3 endpoint; omitted means AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    /// Regions accepted in addition to the built-in EU allow-list.
+    pub allowed_regions: Vec<String>,
+    pub checksum: ChecksumMode,
+    /// Multipart parts uploaded concurrently per object.
+    pub parts_in_flight: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: "file:///var/lib/lethe/repo".into(),
+            endpoint: None,
+            region: "eu-central-1".into(),
+            path_style: false,
+            allowed_regions: Vec::new(),
+            checksum: ChecksumMode::Always,
+            parts_in_flight: 4,
+        }
+    }
+}
 
 /// A stream of object bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
@@ -200,7 +242,7 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<(), StorageError> {
 ///
 /// # Errors
 /// Bad URL, unreachable or refusing store.
-pub async fn open(cfg: &crate::config::StorageConfig) -> Result<Arc<dyn Storage>, StorageError> {
+pub async fn open(cfg: &crate::storage::StorageConfig) -> Result<Arc<dyn Storage>, StorageError> {
     match StorageUrl::parse(&cfg.url).map_err(|reason| StorageError::InvalidKey {
         key: cfg.url.clone(),
         reason,

@@ -17,7 +17,8 @@ use super::retry::Backoff;
 use super::{
     ByteStream, IncompleteUpload, ObjectMeta, Storage, StorageError, validate_key, validate_prefix,
 };
-use crate::config::{ChecksumMode, StorageConfig};
+use crate::storage::ChecksumMode;
+use crate::storage::StorageConfig;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
@@ -255,7 +256,7 @@ impl S3Storage {
             "EU" => "eu-west-1".to_string(),
             r => r.to_string(),
         };
-        crate::config::check_region(&region, &cfg.allowed_regions).map_err(|e| {
+        crate::residency::check_region(&region, &cfg.allowed_regions).map_err(|e| {
             StorageError::Permanent {
                 op: "connect",
                 key: self.describe(),

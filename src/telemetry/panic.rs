@@ -53,29 +53,10 @@ pub fn register_url_password(url: &str) {
         && let Some(p) = u.password()
     {
         register_secret(p);
-        if let Ok(d) = percent_decode(p) {
+        if let Ok(d) = String::from_utf8(crate::secrets::percent_decode(p)) {
             register_secret(&d);
         }
     }
-}
-
-fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out)
 }
 
 /// Installs the hook. Registers the secrets the environment and the

@@ -212,7 +212,8 @@ fn a_second_daemon_on_a_held_socket_fails_to_start_naming_it() {
 
     // The first daemon still holds its socket and serves its own list.
     let rt = rt();
-    let client = ApiClient::for_config(&Config::load(&a.cfg).expect("config")).expect("client");
+    let cfg = Config::load(&a.cfg).expect("config");
+    let client = ApiClient::for_config(&cfg.api, &cfg.erasure, &cfg.storage.url).expect("client");
     let st = rt
         .block_on(client.probe())
         .expect("the first daemon answers as itself")

@@ -2,7 +2,7 @@
 //! header-read timeout; every connection task awaited on shutdown).
 
 use super::{ApiState, Endpoint, ServeError, Timeouts, parse_listen, router};
-use crate::config::ApiConfig;
+use crate::erasure::config::ApiConfig;
 use crate::erasure::store::ErasureStore;
 use crate::storage::Storage;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -174,7 +174,7 @@ impl ApiServer {
                 let file = api.token_file.as_deref().ok_or_else(|| {
                     ServeError::Token("a TCP listener needs api.token_file".into())
                 })?;
-                let token = crate::config::read_secret_file(file).map_err(ServeError::Token)?;
+                let token = crate::secrets::read_secret_file(file).map_err(ServeError::Token)?;
                 let token = token.trim();
                 if token.len() < 16 {
                     return Err(ServeError::Token(format!(

@@ -1,7 +1,7 @@
 //! The store's public records and its error type.
 
 use super::{MAX_REFERENCE, STORE_VERSION};
-use crate::config::SubjectType;
+use crate::erasure::config::SubjectType;
 use crate::erasure::subject::SubjectError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 
 use super::tests::MemSet;
 use super::*;
-use crate::config::SubjectType;
+use crate::erasure::config::SubjectType;
 use crate::erasure::{ErasureSet, key_of};
 use std::collections::HashSet;
 

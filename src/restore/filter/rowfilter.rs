@@ -2,8 +2,8 @@
 //! time: split, look up the erasure list in one batch, decide and emit.
 
 use super::{Effect, FilterError, KeySet, Probe, Replacement, TablePlan, TableStats, decoded};
-use crate::config::SubjectType;
 use crate::copytext::scan::{Fields, Scanner, fields_near, prefetch_ahead};
+use crate::erasure::config::SubjectType;
 use crate::erasure::{ErasureSet, SubjectKey, key_of};
 use crate::restore::keys::{self, KeyForm};
 use crate::restore::rowkeys::{default_key, key_of_formed, key_of_tuple};

@@ -1,7 +1,7 @@
 //! Unit tests of the COPY row filter on in-memory input.
 
 use super::*;
-use crate::config::SubjectType;
+use crate::erasure::config::SubjectType;
 use crate::erasure::{ErasureSet, key_of};
 use std::collections::HashSet;
 

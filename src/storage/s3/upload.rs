@@ -8,7 +8,7 @@
 //! by the bucket's abort-incomplete lifecycle rule after a day.
 
 use super::{S3Storage, classify};
-use crate::config::ChecksumMode;
+use crate::storage::ChecksumMode;
 use crate::storage::{ByteStream, ObjectMeta, StorageError};
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};

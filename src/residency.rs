@@ -1,4 +1,5 @@
-//! EU residency: which storage regions are accepted at start.
+//! EU residency and data in transit: which storage regions are accepted at
+//! start, which hosts count as loopback, and the endpoint TLS rule.
 //!
 //! The list holds regions whose data centres are inside the EU/EEA. Region
 //! names are labels chosen by each provider, so the list is per provider and
@@ -71,4 +72,19 @@ pub fn is_loopback_host(host: &str) -> bool {
     h.eq_ignore_ascii_case("localhost")
         || h.parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses plain-HTTP endpoints unless they are on loopback.
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let url = url::Url::parse(endpoint)
+        .map_err(|e| format!("not a URL ({e}); use https://host[:port]"))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if url.host_str().is_some_and(is_loopback_host) => Ok(()),
+        "http" => Err(
+            "plain HTTP to a remote endpoint is refused (data in transit must be encrypted); use https://"
+                .into(),
+        ),
+        other => Err(format!("scheme {other}:// is not supported; use https://")),
+    }
 }
