@@ -11,15 +11,11 @@
 //! checks → pre-data → SET DEFAULT evaluation → data → post-data →
 //! sequences. Nothing touches the target before every check has passed.
 
-mod defaults;
 pub mod filter;
 pub mod keys;
 pub mod loader;
-mod on_update;
-mod order;
 pub mod plan;
 pub mod postdata;
-mod relations;
 pub mod report;
 mod rowkeys;
 pub mod runner;

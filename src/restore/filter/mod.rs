@@ -10,8 +10,8 @@
 //! lookups are batched a block of rows at a time (`rowfilter`), and runs of
 //! kept rows are copied to the output in one piece.
 
-use super::keys::KeyForm;
 pub use crate::copytext::escape::{decode_escapes, decoded, encode_copy_text};
+pub use crate::restore::plan::types::{Effect, FkCheck, KeyForms, Replacement, SetRef, TablePlan};
 use bytes::Bytes;
 pub use rowfilter::{Collected, RowFilter};
 use std::collections::HashSet;
@@ -134,146 +134,6 @@ pub(crate) fn decimal(v: &[u8]) -> Option<u64> {
             Some(if neg { n.wrapping_neg() } else { n })
         }
         _ => None,
-    }
-}
-
-/// What a field becomes when a `SET NULL` / `SET DEFAULT` reference is rewritten.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replacement {
-    Null,
-    /// The column default as COPY text (already escaped).
-    Value(Vec<u8>),
-    /// A default not evaluated yet (`--dry-run` counts rows without it;
-    /// writing such a row is refused).
-    Unresolved(String),
-}
-
-/// What a hit on a foreign-key check does to the child row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// CASCADE, RESTRICT, NO ACTION.
-    Drop,
-    /// SET NULL / SET DEFAULT: these columns get these values.
-    Rewrite(Vec<(usize, Replacement)>),
-    /// ON UPDATE RESTRICT / NO ACTION under a rewritten key: PostgreSQL
-    /// would refuse the delete, so the restore stops.
-    Refuse,
-}
-
-/// Which set a foreign-key check looks its key up in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SetRef {
-    /// The union of these `(table, record slot)` sets (indexes in the plan's
-    /// tables): one for a plain table, one per partition for a key that
-    /// references a partitioned table.
-    Dropped(Vec<(usize, usize)>),
-    /// The erasure list itself, via `key_of`: a self-reference to the root
-    /// column whose rows are dropped only for being listed.
-    Root,
-}
-
-/// One foreign key of a child table, tested against its parent's dropped set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FkCheck {
-    pub name: String,
-    /// Referencing columns (COPY field indexes).
-    pub columns: Vec<usize>,
-    pub set: SetRef,
-    pub effect: Effect,
-}
-
-/// What the filter does to one table's rows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TablePlan {
-    /// `schema.table`, for messages.
-    pub table: String,
-    /// Columns in the COPY stream.
-    pub ncols: usize,
-    /// Root subject columns: a listed value drops the row.
-    pub roots: Vec<usize>,
-    pub fks: Vec<FkCheck>,
-    /// Column tuples referenced by other tables' foreign keys: when a row is
-    /// dropped, the key of each tuple goes into the set of that slot.
-    pub records: Vec<Vec<usize>>,
-    /// How the values of roots, records and checks are spelled before they
-    /// are keyed (`keys`); empty means every value as it is.
-    pub forms: KeyForms,
-    /// Column tuples referenced by other tables' keys whose ON UPDATE
-    /// action applies: when a kept row's SET NULL / SET DEFAULT rewrites
-    /// one of them, its old key goes into set `records.len() + i`.
-    pub rewrites: Vec<Vec<usize>>,
-}
-
-/// Per key of a [`TablePlan`], the [`KeyForm`] of each of its columns; an
-/// empty list (or a missing entry) means all [`KeyForm::Plain`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyForms {
-    pub roots: Vec<KeyForm>,
-    /// Per root: a reusable natural key, looked up among the erasures that
-    /// apply to this snapshot only (`keys::reuse_key`).
-    pub reusable: Vec<bool>,
-    /// Per root: the named subject its ids belong to (`None`: unnamed),
-    /// looked up under `erasure::subject::subject_key`.
-    pub subjects: Vec<Option<String>>,
-    pub records: Vec<Vec<KeyForm>>,
-    pub fks: Vec<Vec<KeyForm>>,
-    pub rewrites: Vec<Vec<KeyForm>>,
-}
-
-impl KeyForms {
-    fn pick(v: Option<&Vec<KeyForm>>) -> Option<Vec<KeyForm>> {
-        v.filter(|f| f.iter().any(|&k| k != KeyForm::Plain))
-            .cloned()
-    }
-    /// The forms of record slot `i`, `None` when all plain.
-    pub fn record(&self, i: usize) -> Option<Vec<KeyForm>> {
-        Self::pick(self.records.get(i))
-    }
-    /// The forms of rewrite slot `i`, `None` when all plain.
-    pub fn rewrite(&self, i: usize) -> Option<Vec<KeyForm>> {
-        Self::pick(self.rewrites.get(i))
-    }
-    /// The forms of check `i`, `None` when all plain.
-    pub fn fk(&self, i: usize) -> Option<Vec<KeyForm>> {
-        Self::pick(self.fks.get(i))
-    }
-    pub fn root(&self, i: usize) -> KeyForm {
-        self.roots.get(i).copied().unwrap_or(KeyForm::Plain)
-    }
-    pub fn subject(&self, i: usize) -> Option<&str> {
-        self.subjects.get(i).and_then(Option::as_deref)
-    }
-    pub fn reusable(&self, i: usize) -> bool {
-        self.reusable.get(i).copied().unwrap_or(false)
-    }
-}
-
-impl TablePlan {
-    /// True when no row can be touched and nothing is recorded: rows are
-    /// counted and passed through untouched.
-    /// Sets this table records into: dropped keys, then rewritten keys.
-    pub fn sets(&self) -> usize {
-        self.records.len() + self.rewrites.len()
-    }
-
-    pub fn is_passthrough(&self) -> bool {
-        self.roots.is_empty() && self.fks.is_empty()
-    }
-
-    fn max_col(&self) -> Option<usize> {
-        let fk = self.fks.iter().flat_map(|f| {
-            f.columns.iter().copied().chain(match &f.effect {
-                Effect::Drop | Effect::Refuse => Vec::new(),
-                Effect::Rewrite(r) => r.iter().map(|(c, _)| *c).collect(),
-            })
-        });
-        self.roots
-            .iter()
-            .copied()
-            .chain(fk)
-            .chain(self.records.iter().flatten().copied())
-            .chain(self.rewrites.iter().flatten().copied())
-            .max()
     }
 }
 

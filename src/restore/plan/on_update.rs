@@ -1,10 +1,10 @@
 //! ON UPDATE actions under a rewritten key, added to a restore plan.
 
 use super::defaults::rewrite_entries;
-use super::filter::{Effect, FkCheck, Replacement, SetRef, TablePlan};
-use super::keys::{self, KeyForm};
-use super::plan::{Edge, PendingDefault, PlanError};
+use super::types::{Edge, PendingDefault, PlanError};
+use super::types::{Effect, FkCheck, Replacement, SetRef, TablePlan};
 use crate::repo::manifest::{FkAction, ForeignKey, Manifest};
+use crate::restore::keys::{self, KeyForm};
 
 /// A SET NULL / SET DEFAULT that rewrites a column another key
 /// references: PostgreSQL then applies that key's ON UPDATE action

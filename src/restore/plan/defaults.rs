@@ -1,8 +1,9 @@
 //! What SET NULL and SET DEFAULT write: NULL, a column's constant default
 //! as COPY text, or a default left to evaluate in the target.
 
-use super::filter::{Replacement, encode_copy_text};
-use super::plan::PendingDefault;
+use super::types::PendingDefault;
+use super::types::Replacement;
+use crate::copytext::escape::encode_copy_text;
 use crate::repo::manifest::Manifest;
 
 /// What a SET NULL (`to_default = false`) or SET DEFAULT writes into

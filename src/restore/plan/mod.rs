@@ -11,118 +11,25 @@
 //! self-reference such as `users.invited_by`, or a cycle) is re-read until
 //! its dropped sets stop growing before it is written.
 
-pub use super::defaults::constant_default;
-use super::defaults::rewrite_entries;
-use super::filter::{Effect, FkCheck, Replacement, SetRef, TablePlan};
+mod defaults;
+mod on_update;
+mod order;
+mod relations;
+pub mod types;
+
 use super::keys::{self, KeyForm};
-use super::on_update;
-use super::order::order;
-use super::relations::Relations;
 use crate::erasure::config::LargeObjectRef;
 use crate::erasure::config::SubjectRoot;
 use crate::erasure::config::SubjectType;
 use crate::repo::manifest::{FkAction, Manifest};
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PlanError {
-    #[error(
-        "erasure.subjects names table {table}, which is not in snapshot {snapshot}; fix the config (tables in the snapshot: {available})"
-    )]
-    UnknownRoot {
-        table: String,
-        snapshot: String,
-        available: String,
-    },
-    #[error(
-        "erasure.subjects names column {column} of {table}, which has no such column in snapshot {snapshot} (columns: {available})"
-    )]
-    UnknownRootColumn {
-        table: String,
-        column: String,
-        snapshot: String,
-        available: String,
-    },
-    #[error(
-        "erasure.subjects column {table}.{column} is of type {type_name}, which lethe cannot match exactly against erasure.subject_type = {subject_type} ids (bigint ids match integer and numeric columns without a scale; uuid ids uuid and text columns; text ids text, varchar, char and citext columns); name the right column or set subject_type to match it"
-    )]
-    RootType {
-        table: String,
-        column: String,
-        type_name: String,
-        subject_type: String,
-    },
-    #[error(
-        "foreign key {fk} compares {column} with {ref_column}; lethe cannot compare these types as PostgreSQL does, so it refuses to restore rather than risk bringing erased rows back or dropping kept ones (use integer, numeric, text, varchar, char, citext or uuid keys, or keys of one identical type)"
-    )]
-    KeyType {
-        fk: String,
-        /// `schema.table.column (type)` of the referencing side.
-        column: String,
-        /// The same of the referenced side.
-        ref_column: String,
-    },
-    #[error(
-        "foreign key {fk} on {table} references {ref_table} ({column}), which an ON DELETE SET NULL / SET DEFAULT rewrites when an erased row goes; PostgreSQL would then apply {fk}'s ON UPDATE action, which this snapshot did not record (taken by an older lethe), so lethe refuses to restore rather than leave references to erased rows; take a new snapshot"
-    )]
-    UpdateNotModelled {
-        fk: String,
-        table: String,
-        ref_table: String,
-        column: String,
-    },
-    #[error(
-        "foreign key {fk} on {table} is ON DELETE SET DEFAULT, and its default {value} is itself an erased subject; PostgreSQL would refuse to delete the rows it references, so lethe refuses the restore: change the default, or the key to SET NULL or CASCADE"
-    )]
-    DefaultErased {
-        fk: String,
-        table: String,
-        value: String,
-    },
-    #[error(
-        "foreign key {fk} on {table} uses column {column}, which is not in the snapshot's data for that table (a generated column?); lethe cannot follow it, so it refuses to restore rather than risk bringing erased rows back"
-    )]
-    FkColumn {
-        fk: String,
-        table: String,
-        column: String,
-    },
-}
-
-/// How often a component is read before it is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrePass {
-    /// No internal references: filtered and written in one pass.
-    None,
-    /// Internal SET NULL / SET DEFAULT references only: one recording pass
-    /// settles the dropped sets.
-    Once,
-    /// Internal CASCADE-like references: recording passes until no set grows.
-    UntilStable,
-}
-
-/// Tables filtered together: one table, or a foreign-key cycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Component {
-    /// Manifest table indexes, in manifest order.
-    pub tables: Vec<usize>,
-    pub pre_pass: PrePass,
-    /// Earlier components whose dropped sets these tables read.
-    pub deps: Vec<usize>,
-}
-
-/// A SET DEFAULT whose default is not a plain constant: evaluated against
-/// the target after the schema is loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingDefault {
-    pub table: usize,
-    pub fk: usize,
-    pub entry: usize,
-    pub fk_name: String,
-    pub column: String,
-    pub type_name: String,
-    pub expr: String,
-}
+pub use defaults::constant_default;
+use defaults::rewrite_entries;
+use order::order;
+use relations::Relations;
+pub use types::{
+    Component, Edge, Effect, FkCheck, KeyForms, PendingDefault, PlanError, PrePass, Replacement,
+    SetRef, TablePlan,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestorePlan {
@@ -529,18 +436,8 @@ impl RestorePlan {
     }
 }
 
-/// A foreign key resolved to the snapshot: one referencing table and the
-/// tables holding the referenced rows (several for a partitioned table).
-pub(super) struct Edge {
-    pub fk: usize,
-    pub child: usize,
-    pub parents: Vec<usize>,
-}
-
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 pub(super) mod tests;
 
 #[cfg(test)]
-#[path = "plan_partitions_tests.rs"]
 mod partition_tests;

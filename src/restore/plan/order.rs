@@ -1,8 +1,8 @@
 //! The order tables are filtered in: strongly connected components of the
 //! "reads the dropped set of" graph, parents first.
 
-use super::filter::{Effect, SetRef, TablePlan};
-use super::plan::{Component, PrePass};
+use super::types::{Component, PrePass};
+use super::types::{Effect, SetRef, TablePlan};
 use crate::repo::manifest::Manifest;
 use std::collections::{BTreeSet, BinaryHeap};
 
