@@ -13,6 +13,7 @@ pub mod copytext;
 pub mod crypto;
 pub mod daemon;
 pub mod erasure;
+pub mod framed;
 pub mod pg;
 pub(crate) mod prefetch;
 pub mod repo;

@@ -14,7 +14,8 @@ use crate::repo::lease::{
     DEFAULT_TTL_SECS, Lease, LeaseError, SKEW_ALLOWANCE_SECS, SNAPSHOT_LOCK_KEY,
 };
 use crate::repo::manifest::ListState;
-use crate::snapshot::writer::{self, LeakCheck, Progress, SnapshotOptions, Stage};
+use crate::snapshot::run::{self, LeakCheck, SnapshotOptions};
+use crate::snapshot::stage::{Progress, Stage};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -36,7 +37,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
         Ok(v) => humantime::parse_duration(&v).map_err(|e| {
             super::UsageError(format!("LETHE_CLEANUP_GRACE = {v:?}: {e} (e.g. 1h, 0s)"))
         })?,
-        Err(_) => writer::DEFAULT_CLEANUP_GRACE,
+        Err(_) => run::DEFAULT_CLEANUP_GRACE,
     };
     let (erasure_list, leak_check) = erasure_state(&cfg);
 
@@ -88,7 +89,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
         cleanup_grace,
         progress,
     };
-    let result = hold_while(lease, &cancel, writer::take_snapshot(&cfg, storage, opts)).await;
+    let result = hold_while(lease, &cancel, run::take_snapshot(&cfg, storage, opts)).await;
     signals.abort();
     if let Some(t) = ticker {
         t.abort();

@@ -24,7 +24,7 @@ pub struct SnapshotDone {
     pub manifest: Manifest,
     /// Rows of erased subjects found while snapshotting, per table: the
     /// application did not delete them. Counts only, never ids.
-    pub leaks: Vec<crate::snapshot::writer::Leak>,
+    pub leaks: Vec<crate::snapshot::run::Leak>,
 }
 
 /// The seam between the scheduler and the snapshot writer, so the
@@ -59,7 +59,7 @@ impl Snapshotter for WriterSnapshotter {
         erasure: Option<Arc<ErasureStore>>,
         cancel: CancellationToken,
     ) -> Result<SnapshotDone, BoxError> {
-        use crate::snapshot::writer::{LeakCheck, SnapshotOptions, take_snapshot};
+        use crate::snapshot::run::{LeakCheck, SnapshotOptions, take_snapshot};
         let mut opts = SnapshotOptions {
             cancel,
             ..SnapshotOptions::default()

@@ -9,6 +9,7 @@
 //! `spawn_blocking` or a dedicated thread, never on an async worker.
 
 use crate::crypto::{Opener, SealWriter, Sealer};
+use crate::framed::{DEPTH, Frame};
 use crate::repo::manifest::ObjectEntry;
 use crate::storage::{ByteStream, ObjectMeta, Storage, StorageError};
 use bytes::{Bytes, BytesMut};
@@ -19,13 +20,11 @@ use tokio::task::JoinHandle;
 
 /// Bytes handed to storage per channel message.
 pub const CHUNK: usize = 1 << 20;
-/// Channel depth: at most this many chunks wait between stages.
-pub const DEPTH: usize = 4;
 
 /// A blocking `Write` that ships fixed-size chunks to an async consumer and
 /// hashes what it ships.
 pub struct ChunkWriter {
-    tx: mpsc::Sender<Result<Piece, StorageError>>,
+    tx: mpsc::Sender<Result<Frame, StorageError>>,
     buf: BytesMut,
     hasher: blake3::Hasher,
     written: u64,
@@ -39,7 +38,7 @@ impl ChunkWriter {
         let chunk = self.buf.split().freeze();
         self.hasher.update(&chunk);
         self.written += chunk.len() as u64;
-        self.tx.blocking_send(Ok(Piece::Data(chunk))).map_err(|_| {
+        self.tx.blocking_send(Ok(Frame::Data(chunk))).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::BrokenPipe, "storage upload stopped")
         })
     }
@@ -50,7 +49,7 @@ impl ChunkWriter {
     /// The upload side went away.
     pub fn finish(mut self) -> std::io::Result<(u64, String)> {
         self.ship()?;
-        self.tx.blocking_send(Ok(Piece::End)).map_err(|_| {
+        self.tx.blocking_send(Ok(Frame::End)).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::BrokenPipe, "storage upload stopped")
         })?;
         Ok((self.written, self.hasher.finalize().to_hex().to_string()))
@@ -70,18 +69,9 @@ impl Write for ChunkWriter {
     }
 }
 
-/// What travels from a producer to an upload. The stream is complete only
-/// when `End` arrives: a producer that stops early (error, panic, drop)
-/// closes the channel without `End`, and the upload fails instead of
-/// committing a truncated object.
-pub enum Piece {
-    Data(Bytes),
-    End,
-}
-
 /// Turns the producer channel into an upload body, enforcing the `End` rule.
 pub fn body_from_channel(
-    mut rx: mpsc::Receiver<Result<Piece, StorageError>>,
+    mut rx: mpsc::Receiver<Result<Frame, StorageError>>,
     key: String,
 ) -> ByteStream {
     let mut ended = false;
@@ -91,8 +81,8 @@ pub fn body_from_channel(
         }
         match rx.poll_recv(cx) {
             std::task::Poll::Pending => std::task::Poll::Pending,
-            std::task::Poll::Ready(Some(Ok(Piece::Data(b)))) => std::task::Poll::Ready(Some(Ok(b))),
-            std::task::Poll::Ready(Some(Ok(Piece::End))) => {
+            std::task::Poll::Ready(Some(Ok(Frame::Data(b)))) => std::task::Poll::Ready(Some(Ok(b))),
+            std::task::Poll::Ready(Some(Ok(Frame::End))) => {
                 ended = true;
                 std::task::Poll::Ready(None)
             }
@@ -118,7 +108,7 @@ pub fn upload_pipe(
     storage: Arc<dyn Storage>,
     key: String,
 ) -> (ChunkWriter, JoinHandle<Result<ObjectMeta, StorageError>>) {
-    let (tx, rx) = mpsc::channel::<Result<Piece, StorageError>>(DEPTH);
+    let (tx, rx) = mpsc::channel::<Result<Frame, StorageError>>(DEPTH);
     let body = body_from_channel(rx, key.clone());
     let handle = tokio::spawn(async move { storage.put(&key, body).await });
     let w = ChunkWriter {

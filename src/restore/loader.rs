@@ -5,7 +5,7 @@
 use super::RestoreError;
 use super::filter::{Replacement, encode_copy_text};
 use super::plan::{PendingDefault, RestorePlan};
-use super::runner::{Chunk, TableDest};
+use super::runner::{Frame, TableDest};
 use crate::crypto::Opener;
 use crate::pg::{connect, pg_message, quote_ident, quote_qualified};
 use crate::repo::manifest::{ObjectEntry, SequenceValue, TableEntry};
@@ -294,7 +294,7 @@ impl TableDest for TargetDest {
     async fn load(
         &self,
         t: &TableEntry,
-        mut rx: mpsc::Receiver<Chunk>,
+        mut rx: mpsc::Receiver<Frame>,
     ) -> Result<(), RestoreError> {
         let table = t.qualified();
         let fail = |message: String| RestoreError::Load {
@@ -331,7 +331,7 @@ impl TableDest for TargetDest {
         );
         loop {
             match rx.recv().await {
-                Some(Chunk::Data(b)) => {
+                Some(Frame::Data(b)) => {
                     if let Err(e) = sink.send(b).await {
                         return Err(fail(format!(
                             "COPY failed, the table was rolled back: {}",
@@ -339,7 +339,7 @@ impl TableDest for TargetDest {
                         )));
                     }
                 }
-                Some(Chunk::End) => {
+                Some(Frame::End) => {
                     sink.as_mut().finish().await.map_err(|e| {
                         fail(format!(
                             "COPY failed, the table was rolled back: {}",

@@ -22,23 +22,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 
-/// Filtered pieces in flight between the filter and a destination.
-pub const DEPTH: usize = 4;
-
-/// What travels to a destination. The table is complete only when `End`
-/// arrives: a channel closed without it means the filter failed, and the
-/// destination must roll the table back.
-pub enum Chunk {
-    Data(Bytes),
-    End,
-}
+use crate::framed::DEPTH;
+pub use crate::framed::Frame;
 
 /// Where filtered tables go.
 #[async_trait]
 pub trait TableDest: Send + Sync {
     /// Loads one table from `rx`; returns once it is durable. A channel that
-    /// closes without `Chunk::End` must leave nothing of the table behind.
-    async fn load(&self, table: &TableEntry, rx: mpsc::Receiver<Chunk>)
+    /// closes without `Frame::End` must leave nothing of the table behind.
+    async fn load(&self, table: &TableEntry, rx: mpsc::Receiver<Frame>)
     -> Result<(), RestoreError>;
 }
 
@@ -116,7 +108,7 @@ fn pass_blocking(
     t: usize,
     parents: &HashMap<usize, Arc<Vec<KeySet>>>,
     own: Vec<KeySet>,
-    tx: Option<mpsc::Sender<Chunk>>,
+    tx: Option<mpsc::Sender<Frame>>,
     internal: Option<Vec<bool>>,
 ) -> Result<(Vec<KeySet>, TableStats, Option<Collected>), RestoreError> {
     use super::filter::SetRef;
@@ -195,7 +187,7 @@ fn pass_blocking(
                 } else {
                     b
                 };
-                tx.blocking_send(Chunk::Data(b)).map_err(|_| {
+                tx.blocking_send(Frame::Data(b)).map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::BrokenPipe, LOADER_STOPPED)
                 })
             };
@@ -219,7 +211,7 @@ fn pass_blocking(
         });
     }
     if let Some(tx) = tx {
-        tx.blocking_send(Chunk::End).map_err(|_| {
+        tx.blocking_send(Frame::End).map_err(|_| {
             RestoreError::Internal(format!("{}: {LOADER_STOPPED}", entry.qualified()))
         })?;
     }
@@ -279,7 +271,7 @@ async fn pass(
     t: usize,
     parents: &Arc<HashMap<usize, Arc<Vec<KeySet>>>>,
     own: Vec<KeySet>,
-    tx: Option<mpsc::Sender<Chunk>>,
+    tx: Option<mpsc::Sender<Frame>>,
 ) -> Result<(Vec<KeySet>, TableStats), RestoreError> {
     let (s, p) = (shared.clone(), parents.clone());
     tokio::task::spawn_blocking(move || pass_blocking(&s, t, &p, own, tx, None))

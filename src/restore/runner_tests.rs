@@ -24,13 +24,13 @@ impl TableDest for Collect {
     async fn load(
         &self,
         t: &TableEntry,
-        mut rx: mpsc::Receiver<Chunk>,
+        mut rx: mpsc::Receiver<Frame>,
     ) -> Result<(), RestoreError> {
         let mut got = Vec::new();
         loop {
             match rx.recv().await {
-                Some(Chunk::Data(b)) => got.extend_from_slice(&b),
-                Some(Chunk::End) => break,
+                Some(Frame::Data(b)) => got.extend_from_slice(&b),
+                Some(Frame::End) => break,
                 None => {
                     return Err(RestoreError::Load {
                         table: t.qualified(),

@@ -9,7 +9,7 @@
 
 use super::RestoreError;
 use super::loader::{copy_in_sql, setval_sql};
-use super::runner::{Chunk, TableDest};
+use super::runner::{Frame, TableDest};
 use crate::crypto::Opener;
 use crate::repo::manifest::{ObjectEntry, SequenceValue, TableEntry};
 use crate::storage::Storage;
@@ -196,7 +196,7 @@ impl TableDest for SqlFile {
     async fn load(
         &self,
         t: &TableEntry,
-        mut rx: mpsc::Receiver<Chunk>,
+        mut rx: mpsc::Receiver<Frame>,
     ) -> Result<(), RestoreError> {
         // One table at a time (the runner runs with one job for files).
         let mut g = self.file.lock().await;
@@ -220,10 +220,10 @@ impl TableDest for SqlFile {
             .map_err(|e| file_err(&self.path, e))?;
         loop {
             match rx.recv().await {
-                Some(Chunk::Data(b)) => {
+                Some(Frame::Data(b)) => {
                     f.write_all(&b).await.map_err(|e| file_err(&self.path, e))?
                 }
-                Some(Chunk::End) => break,
+                Some(Frame::End) => break,
                 None => {
                     return Err(RestoreError::Load {
                         table: t.qualified(),

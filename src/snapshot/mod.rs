@@ -1,5 +1,9 @@
-//! Snapshots: the manifest format and the repository layout around it.
+//! Taking a snapshot: `run` orchestrates it (cleanup, connect, catalog,
+//! lock, schema, data, sequences, commit), `tables` copies the rows,
+//! `stage` says where it stands, `cleanup` removes what interrupted runs
+//! left. The format it writes is `crate::repo`'s.
 pub mod cleanup;
 pub(crate) mod pause;
+pub mod run;
+pub mod stage;
 mod tables;
-pub mod writer;

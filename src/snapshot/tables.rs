@@ -6,16 +6,17 @@
 //! batches plus the sink's buffers, whatever the table size.
 
 use super::pause;
-use super::writer::{Progress, SnapshotError, Stage};
+use super::stage::{Progress, SnapshotError, Stage};
 use crate::crypto::Sealer;
 use crate::erasure::config::SubjectType;
 use crate::erasure::{ErasureSet, key_of};
+use crate::framed::{DEPTH, Frame};
 use crate::pg::{CopyWorker, SourceTable};
 use crate::repo::layout as repo;
 use crate::repo::manifest::{ObjectEntry, SnapshotId, TableEntry};
 use crate::repo::object::ObjectSink;
 use crate::storage::{ObjectMeta, Storage, StorageError};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures::StreamExt;
 use std::collections::VecDeque;
 use std::io::Write;
@@ -28,15 +29,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Bytes per message from a pump to its writer.
 pub(crate) const BATCH: usize = 256 * 1024;
-/// Messages in flight between a pump and its writer.
-pub(crate) const DEPTH: usize = 4;
-
-/// What a pump sends. The stream is complete only at `End`: a channel that
-/// closes without it means the producer failed, and the object is abandoned.
-pub(crate) enum Msg {
-    Data(Bytes),
-    End,
-}
 
 /// Everything the writers share.
 pub(crate) struct Shared {
@@ -174,7 +166,7 @@ async fn copy_table(
         _ = cancel.cancelled() => return Err(SnapshotError::Cancelled { stage: Stage::Data }),
         s = worker.copy_out(&job.table) => s.map_err(|e| SnapshotError::source(Stage::Data, e))?,
     };
-    let (tx, rx) = mpsc::channel::<Msg>(DEPTH);
+    let (tx, rx) = mpsc::channel::<Frame>(DEPTH);
     let writer = TableWriter::new(job, shared.clone(), Handle::current());
     let writer = tokio::task::spawn_blocking(move || writer.run(rx));
     let pump = async {
@@ -184,14 +176,14 @@ async fn copy_table(
             let b =
                 item.map_err(|e| SnapshotError::source(Stage::Data, copy_error(&qualified, &e)))?;
             batch.extend_from_slice(&b);
-            if batch.len() >= BATCH && tx.send(Msg::Data(batch.split().freeze())).await.is_err() {
+            if batch.len() >= BATCH && tx.send(Frame::Data(batch.split().freeze())).await.is_err() {
                 return Ok(()); // the writer failed; its error is reported below
             }
         }
-        if !batch.is_empty() && tx.send(Msg::Data(batch.freeze())).await.is_err() {
+        if !batch.is_empty() && tx.send(Frame::Data(batch.freeze())).await.is_err() {
             return Ok(());
         }
-        let _ = tx.send(Msg::End).await;
+        let _ = tx.send(Frame::End).await;
         Ok(())
     };
     let pumped = tokio::select! {
@@ -245,16 +237,16 @@ impl TableWriter {
         }
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> Result<Copied, SnapshotError> {
+    fn run(mut self, mut rx: mpsc::Receiver<Frame>) -> Result<Copied, SnapshotError> {
         loop {
             match rx.blocking_recv() {
-                Some(Msg::Data(b)) => {
+                Some(Frame::Data(b)) => {
                     if let Err(e) = self.write(&b) {
                         self.abandon();
                         return Err(e);
                     }
                 }
-                Some(Msg::End) => break,
+                Some(Frame::End) => break,
                 None => {
                     self.abandon();
                     return Err(SnapshotError::Cancelled { stage: Stage::Data });

@@ -39,13 +39,15 @@
 //! Sequence values in the manifest are read after the data, so they are at
 //! least as high as any value a copied row uses.
 
-use super::tables::{self, BATCH, DEPTH, Job, LeakProbe, Msg, Shared};
+use super::stage::{Progress, SnapshotError, Stage};
+use super::tables::{self, BATCH, Job, LeakProbe, Shared};
 use super::{cleanup, pause};
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::erasure::ErasureSet;
 use crate::erasure::config::SubjectRoot;
 use crate::erasure::config::SubjectType;
+use crate::framed::{DEPTH, Frame};
 use crate::pg::dump::{PgDump, Section};
 use crate::pg::{self, Coordinator, SourceError};
 use crate::repo::layout as repo;
@@ -53,11 +55,11 @@ use crate::repo::manifest::{
     FORMAT_VERSION, ListState, Manifest, ObjectEntry, SchemaObjects, SnapshotId,
 };
 use crate::repo::object::ObjectSink;
-use crate::storage::{Storage, StorageError, StorageExt};
+use crate::storage::{Storage, StorageExt};
 use chrono::Utc;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -66,117 +68,6 @@ use tokio_util::sync::CancellationToken;
 /// Incomplete snapshots younger than this are left alone by the cleanup at
 /// the start of a snapshot: another process may be writing them right now.
 pub const DEFAULT_CLEANUP_GRACE: Duration = Duration::from_secs(3600);
-
-/// Where a snapshot is (for progress, and for `snapshot.failed`'s `stage`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Stage {
-    Cleanup,
-    Connect,
-    Catalog,
-    Lock,
-    Schema,
-    Data,
-    Sequences,
-    Commit,
-}
-
-impl Stage {
-    const ALL: [Stage; 8] = [
-        Stage::Cleanup,
-        Stage::Connect,
-        Stage::Catalog,
-        Stage::Lock,
-        Stage::Schema,
-        Stage::Data,
-        Stage::Sequences,
-        Stage::Commit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Cleanup => "cleanup",
-            Stage::Connect => "connect",
-            Stage::Catalog => "catalog",
-            Stage::Lock => "lock",
-            Stage::Schema => "schema",
-            Stage::Data => "data",
-            Stage::Sequences => "sequences",
-            Stage::Commit => "commit",
-        }
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("snapshot cancelled during {stage}; nothing was committed")]
-    Cancelled { stage: Stage },
-    #[error("{stage}: {error}")]
-    Source { stage: Stage, error: SourceError },
-    #[error("{stage}: {error}")]
-    Storage { stage: Stage, error: StorageError },
-    #[error("{stage}: object {key}: {message}")]
-    Object {
-        stage: Stage,
-        key: String,
-        message: String,
-    },
-    #[error("encryption: {0}; fix encryption.recipients")]
-    Crypto(crate::crypto::CryptoError),
-    #[error("{stage}: {message}")]
-    Internal { stage: Stage, message: String },
-}
-
-impl SnapshotError {
-    pub(crate) fn source(stage: Stage, error: SourceError) -> SnapshotError {
-        SnapshotError::Source { stage, error }
-    }
-
-    /// The stage that failed, as logged in `snapshot.failed`.
-    pub fn stage(&self) -> Stage {
-        match self {
-            SnapshotError::Cancelled { stage }
-            | SnapshotError::Source { stage, .. }
-            | SnapshotError::Storage { stage, .. }
-            | SnapshotError::Object { stage, .. }
-            | SnapshotError::Internal { stage, .. } => *stage,
-            SnapshotError::Crypto(_) => Stage::Connect,
-        }
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        matches!(self, SnapshotError::Cancelled { .. })
-    }
-}
-
-/// Live counters for a progress display (updated without locks).
-#[derive(Debug, Default)]
-pub struct Progress {
-    stage: AtomicU8,
-    pub tables_total: AtomicU64,
-    pub tables_done: AtomicU64,
-    pub rows: AtomicU64,
-    pub raw_bytes: AtomicU64,
-}
-
-impl Progress {
-    pub fn stage(&self) -> Stage {
-        Stage::ALL
-            .get(usize::from(self.stage.load(Ordering::Relaxed)))
-            .copied()
-            .unwrap_or(Stage::Cleanup)
-    }
-
-    fn set_stage(&self, s: Stage) {
-        self.stage.store(s as u8, Ordering::Relaxed);
-    }
-}
 
 /// The erasure-leak check: count rows of the root tables whose subject is
 /// already on the erasure list (the application should have deleted them).
@@ -574,7 +465,7 @@ async fn dump_schema(
 ) -> Result<ObjectEntry, SnapshotError> {
     let src = |e| SnapshotError::source(Stage::Schema, e);
     let mut proc = pg_dump.spawn(url, snapshot_id, section).map_err(src)?;
-    let (tx, rx) = mpsc::channel::<Msg>(DEPTH);
+    let (tx, rx) = mpsc::channel::<Frame>(DEPTH);
     let (sh, k) = (shared.clone(), key.clone());
     let rt = tokio::runtime::Handle::current();
     let writer = tokio::task::spawn_blocking(move || write_stream(rx, &sh, k, &rt));
@@ -593,17 +484,17 @@ async fn dump_schema(
                 break;
             }
             if buf.len() >= BATCH {
-                if tx.send(Msg::Data(buf.split().freeze())).await.is_err() {
+                if tx.send(Frame::Data(buf.split().freeze())).await.is_err() {
                     return Ok(());
                 }
                 buf.reserve(BATCH);
             }
         }
-        if !buf.is_empty() && tx.send(Msg::Data(buf.freeze())).await.is_err() {
+        if !buf.is_empty() && tx.send(Frame::Data(buf.freeze())).await.is_err() {
             return Ok(());
         }
         proc.finish().await.map_err(src)?;
-        let _ = tx.send(Msg::End).await;
+        let _ = tx.send(Frame::End).await;
         Ok(())
     };
     let pumped = guard(cancel, Stage::Schema, pump).await;
@@ -620,7 +511,7 @@ async fn dump_schema(
 
 /// The blocking half of a schema object: bytes into an `ObjectSink`.
 fn write_stream(
-    mut rx: mpsc::Receiver<Msg>,
+    mut rx: mpsc::Receiver<Frame>,
     shared: &Shared,
     key: String,
     rt: &tokio::runtime::Handle,
@@ -639,7 +530,7 @@ fn write_stream(
     .map_err(|e| fail(e.to_string()))?;
     loop {
         match rx.blocking_recv() {
-            Some(Msg::Data(b)) => {
+            Some(Frame::Data(b)) => {
                 if let Err(e) = sink.write_all(&b) {
                     drop(sink);
                     let why = match rt.block_on(upload) {
@@ -649,7 +540,7 @@ fn write_stream(
                     return Err(fail(why));
                 }
             }
-            Some(Msg::End) => break,
+            Some(Frame::End) => break,
             None => {
                 drop(sink);
                 let _ = rt.block_on(upload);
