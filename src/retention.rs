@@ -7,7 +7,9 @@
 //! the erasure journal (`erasures/`), `locks/` and `restores/` are not.
 //! The bucket's lifecycle rule is the backstop for when no daemon runs.
 
-use crate::repo::layout::{SNAPSHOTS_PREFIX, manifest_key, snapshot_prefix};
+use crate::repo::layout::{
+    ERASURES_PREFIX, MARKER_KEY, SNAPSHOTS_PREFIX, manifest_key, snapshot_prefix,
+};
 use crate::repo::lease;
 use crate::repo::manifest::SnapshotId;
 use crate::storage::{IncompleteUpload, Storage, StorageError};
@@ -530,6 +532,17 @@ pub fn describe(plan: &Plan) -> String {
         let _ = writeln!(s, "  abort    {}  unfinished upload {}", u.key, u.upload_id);
     }
     s
+}
+
+/// The bucket lifecycle rules that back retention up when no daemon runs:
+/// snapshots expire after `days`; the erasure journal and the repository
+/// marker, which live as long as the repository, never do.
+pub fn lifecycle_policy(days: u32) -> crate::storage::lifecycle::Policy {
+    crate::storage::lifecycle::Policy {
+        days,
+        expire: SNAPSHOTS_PREFIX,
+        protected: &[ERASURES_PREFIX, MARKER_KEY],
+    }
 }
 
 /// Live leases that protect data from retention: restores reading a

@@ -34,7 +34,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
         }
     }
 
-    let report = lifecycle::install(&cfg.storage, days).await?;
+    let report = lifecycle::install(&cfg.storage, crate::retention::lifecycle_policy(days)).await?;
     let mut changed = false;
     match &report.installed {
         Installed::Unchanged => println!("lifecycle: rules already in place"),

@@ -438,7 +438,7 @@ impl Daemon {
         let storage_cfg = self.cfg.storage.clone();
         let days = self.cfg.retention.days;
         aux.spawn(async move {
-            let check = crate::storage::lifecycle::lifecycle_status(&storage_cfg, days);
+            let check = crate::storage::lifecycle::lifecycle_status(&storage_cfg, crate::retention::lifecycle_policy(days));
             match tokio::time::timeout(std::time::Duration::from_secs(60), check).await {
                 Ok(Ok(status)) => report_lifecycle(&status, days),
                 Ok(Err(e)) => tracing::warn!(event = "retention.lifecycle_unknown", error = %e, "cannot read the bucket's lifecycle rules"),

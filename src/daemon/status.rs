@@ -173,7 +173,10 @@ async fn erasure_report(cfg: &Config) -> (ErasureReport, bool) {
 
 async fn lifecycle_report(cfg: &Config) -> LifecycleReport {
     use crate::storage::lifecycle::{LifecycleStatus as S, lifecycle_status};
-    let check = lifecycle_status(&cfg.storage, cfg.retention.days);
+    let check = lifecycle_status(
+        &cfg.storage,
+        crate::retention::lifecycle_policy(cfg.retention.days),
+    );
     let result = tokio::time::timeout(std::time::Duration::from_secs(30), check).await;
     let (state, rules, error) = match result {
         Ok(Ok(S::Present)) => ("present", vec![], None),

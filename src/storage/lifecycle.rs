@@ -11,7 +11,6 @@
 
 use super::StorageUrl;
 use super::s3::{S3Options, S3Storage, classify};
-use crate::repo::layout::{ERASURES_PREFIX, MARKER_KEY, SNAPSHOTS_PREFIX};
 use crate::storage::StorageConfig;
 use crate::storage::{Storage, StorageError};
 use aws_sdk_s3::types::{
@@ -31,10 +30,21 @@ pub enum LifecycleError {
     Build(String),
 }
 
+/// What the rules are for, given by the repository's owner (retention): keys
+/// under `expire` (relative to the repository) expire after `days`; keys
+/// under `protected` must never expire, and a user rule that would expire
+/// them is reported. Storage knows no repository layout of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub days: u32,
+    pub expire: &'static str,
+    pub protected: &'static [&'static str],
+}
+
 /// Rule ID for expiring a repository's snapshots; names the filter prefix so
 /// several repositories can share one bucket.
-pub fn expire_rule_id(repo_prefix: &str) -> String {
-    format!("lethe-expire-snapshots:{repo_prefix}{SNAPSHOTS_PREFIX}")
+pub fn expire_rule_id(repo_prefix: &str, policy: &Policy) -> String {
+    format!("lethe-expire-snapshots:{repo_prefix}{}", policy.expire)
 }
 
 /// Rule ID for aborting a repository's incomplete uploads.
@@ -50,17 +60,18 @@ pub fn abort_rule_id(repo_prefix: &str) -> String {
 /// Only if the SDK's builders reject the rule (a bug).
 pub fn desired_rules(
     repo_prefix: &str,
-    retention_days: u32,
+    policy: &Policy,
     versioned: bool,
 ) -> Result<Vec<LifecycleRule>, LifecycleError> {
+    let retention_days = policy.days;
     let days = i32::try_from(retention_days)
         .map_err(|_| LifecycleError::Build(format!("retention of {retention_days} days")))?;
     let mut expire = LifecycleRule::builder()
-        .id(expire_rule_id(repo_prefix))
+        .id(expire_rule_id(repo_prefix, policy))
         .status(ExpirationStatus::Enabled)
         .filter(
             LifecycleRuleFilter::builder()
-                .prefix(format!("{repo_prefix}{SNAPSHOTS_PREFIX}"))
+                .prefix(format!("{repo_prefix}{}", policy.expire))
                 .build(),
         )
         .expiration(LifecycleExpiration::builder().days(days).build());
@@ -199,12 +210,14 @@ pub fn merge(existing: &[LifecycleRule], ours: &[LifecycleRule]) -> Merged {
 pub fn conflicts(
     existing: &[LifecycleRule],
     repo_prefix: &str,
+    policy: &Policy,
     ours: &[LifecycleRule],
 ) -> Vec<String> {
-    let protected = [
-        format!("{repo_prefix}{ERASURES_PREFIX}"),
-        format!("{repo_prefix}{MARKER_KEY}"),
-    ];
+    let protected: Vec<String> = policy
+        .protected
+        .iter()
+        .map(|p| format!("{repo_prefix}{p}"))
+        .collect();
     existing
         .iter()
         .filter(|r| !ours.iter().any(|o| o.id().is_some() && o.id() == r.id()))
@@ -307,8 +320,8 @@ impl Bucket {
         }
     }
 
-    async fn desired(&self, retention_days: u32) -> Result<Vec<LifecycleRule>, LifecycleError> {
-        desired_rules(self.s3.prefix(), retention_days, self.versioned().await)
+    async fn desired(&self, policy: &Policy) -> Result<Vec<LifecycleRule>, LifecycleError> {
+        desired_rules(self.s3.prefix(), policy, self.versioned().await)
     }
 
     async fn write(&self, rules: Vec<LifecycleRule>) -> Result<(), LifecycleError> {
@@ -358,9 +371,9 @@ fn status_of(existing: &[LifecycleRule], desired: &[LifecycleRule]) -> Lifecycle
 /// Storage errors (connect, read the configuration).
 pub async fn lifecycle_status(
     cfg: &StorageConfig,
-    retention_days: u32,
+    policy: Policy,
 ) -> Result<LifecycleStatus, LifecycleError> {
-    lifecycle_status_with(cfg, retention_days, S3Options::default()).await
+    lifecycle_status_with(cfg, policy, S3Options::default()).await
 }
 
 /// [`lifecycle_status`] with explicit S3 options (tests).
@@ -369,14 +382,14 @@ pub async fn lifecycle_status(
 /// As [`lifecycle_status`].
 pub async fn lifecycle_status_with(
     cfg: &StorageConfig,
-    retention_days: u32,
+    policy: Policy,
     opts: S3Options,
 ) -> Result<LifecycleStatus, LifecycleError> {
     let Some(bucket) = Bucket::connect(cfg, opts).await? else {
         return Ok(LifecycleStatus::NotApplicable);
     };
     let existing = bucket.rules().await?;
-    Ok(status_of(&existing, &bucket.desired(retention_days).await?))
+    Ok(status_of(&existing, &bucket.desired(&policy).await?))
 }
 
 /// Installs Lethe's rules, merged into the bucket's own; writes nothing when
@@ -385,11 +398,8 @@ pub async fn lifecycle_status_with(
 ///
 /// # Errors
 /// Storage errors, or a store that did not keep the rules.
-pub async fn install(
-    cfg: &StorageConfig,
-    retention_days: u32,
-) -> Result<InstallReport, LifecycleError> {
-    install_with(cfg, retention_days, S3Options::default()).await
+pub async fn install(cfg: &StorageConfig, policy: Policy) -> Result<InstallReport, LifecycleError> {
+    install_with(cfg, policy, S3Options::default()).await
 }
 
 /// [`install`] with explicit S3 options (tests).
@@ -398,7 +408,7 @@ pub async fn install(
 /// As [`install`].
 pub async fn install_with(
     cfg: &StorageConfig,
-    retention_days: u32,
+    policy: Policy,
     opts: S3Options,
 ) -> Result<InstallReport, LifecycleError> {
     let Some(bucket) = Bucket::connect(cfg, opts).await? else {
@@ -408,8 +418,8 @@ pub async fn install_with(
         });
     };
     let existing = bucket.rules().await?;
-    let desired = bucket.desired(retention_days).await?;
-    let conflicts = conflicts(&existing, bucket.s3.prefix(), &desired);
+    let desired = bucket.desired(&policy).await?;
+    let conflicts = conflicts(&existing, bucket.s3.prefix(), &policy, &desired);
     let merged = merge(&existing, &desired);
     if !merged.changed() {
         return Ok(InstallReport {

@@ -11,7 +11,7 @@ fn user_rule(id: &str, prefix: &str, days: i32) -> LifecycleRule {
 }
 
 fn ours(days: u32) -> Vec<LifecycleRule> {
-    desired_rules("prod/", days, false).unwrap()
+    desired_rules("prod/", &crate::retention::lifecycle_policy(days), false).unwrap()
 }
 
 #[test]
@@ -65,7 +65,13 @@ fn merge_replaces_a_drifted_rule_in_place() {
     let user = vec![user_rule("logs", "logs/", 7)];
     let old = merge(&user, &ours(30)).rules;
     let m = merge(&old, &ours(35));
-    assert_eq!(m.replaced, vec![expire_rule_id("prod/")]);
+    assert_eq!(
+        m.replaced,
+        vec![expire_rule_id(
+            "prod/",
+            &crate::retention::lifecycle_policy(35)
+        )]
+    );
     assert!(m.added.is_empty());
     assert_eq!(m.rules.len(), 3);
     assert_eq!(m.rules[0], user[0]);
@@ -75,7 +81,10 @@ fn merge_replaces_a_drifted_rule_in_place() {
 #[test]
 fn a_store_echoing_the_filter_in_and_form_is_not_drift() {
     let and = LifecycleRule::builder()
-        .id(expire_rule_id("prod/"))
+        .id(expire_rule_id(
+            "prod/",
+            &crate::retention::lifecycle_policy(35),
+        ))
         .status(ExpirationStatus::Enabled)
         .filter(
             LifecycleRuleFilter::builder()
@@ -96,19 +105,25 @@ fn a_store_echoing_the_filter_in_and_form_is_not_drift() {
 fn status_reports_missing_drifted_present() {
     assert_eq!(
         status_of(&[], &ours(35)),
-        LifecycleStatus::Missing(vec![expire_rule_id("prod/"), abort_rule_id("prod/")])
+        LifecycleStatus::Missing(vec![
+            expire_rule_id("prod/", &crate::retention::lifecycle_policy(35)),
+            abort_rule_id("prod/")
+        ])
     );
     assert_eq!(status_of(&ours(35), &ours(35)), LifecycleStatus::Present);
     assert_eq!(
         status_of(&ours(30), &ours(35)),
-        LifecycleStatus::Drifted(vec![expire_rule_id("prod/")])
+        LifecycleStatus::Drifted(vec![expire_rule_id(
+            "prod/",
+            &crate::retention::lifecycle_policy(35)
+        )])
     );
 }
 
 #[test]
 fn repositories_in_one_bucket_get_distinct_rules() {
-    let prod = desired_rules("prod/", 35, false).unwrap();
-    let staging = desired_rules("staging/", 7, false).unwrap();
+    let prod = desired_rules("prod/", &crate::retention::lifecycle_policy(35), false).unwrap();
+    let staging = desired_rules("staging/", &crate::retention::lifecycle_policy(7), false).unwrap();
     let m = merge(&merge(&[], &prod).rules, &staging);
     assert_eq!(m.rules.len(), 4);
     assert_eq!(m.added.len(), 2);
@@ -116,7 +131,7 @@ fn repositories_in_one_bucket_get_distinct_rules() {
 
 #[test]
 fn versioned_buckets_also_expire_noncurrent_versions() {
-    let r = desired_rules("", 35, true).unwrap();
+    let r = desired_rules("", &crate::retention::lifecycle_policy(35), true).unwrap();
     assert_eq!(
         r[0].noncurrent_version_expiration()
             .and_then(|n| n.noncurrent_days()),
@@ -124,7 +139,7 @@ fn versioned_buckets_also_expire_noncurrent_versions() {
     );
     assert!(!same_effect(
         &r[0],
-        &desired_rules("", 35, false).unwrap()[0]
+        &desired_rules("", &crate::retention::lifecycle_policy(35), false).unwrap()[0]
     ));
 }
 
@@ -134,8 +149,21 @@ fn user_rules_expiring_the_erasure_journal_are_flagged() {
         user_rule("everything", "", 90),
         user_rule("logs", "logs/", 7),
     ];
-    let c = conflicts(&user, "prod/", &ours(35));
+    let c = conflicts(
+        &user,
+        "prod/",
+        &crate::retention::lifecycle_policy(35),
+        &ours(35),
+    );
     assert_eq!(c.len(), 1, "{c:?}");
     assert!(c[0].contains("everything") && c[0].contains("erasures/"));
-    assert!(conflicts(&ours(35), "prod/", &ours(35)).is_empty());
+    assert!(
+        conflicts(
+            &ours(35),
+            "prod/",
+            &crate::retention::lifecycle_policy(35),
+            &ours(35)
+        )
+        .is_empty()
+    );
 }

@@ -94,9 +94,12 @@ async fn init_merges_lifecycle_rules_and_is_idempotent() {
     .expect("marker JSON");
     assert_eq!(marker["retention_days"], 35);
 
-    let status =
-        lifecycle::lifecycle_status_with(&g.storage_config(&bucket, "prod"), 35, g.s3_options())
-            .await;
+    let status = lifecycle::lifecycle_status_with(
+        &g.storage_config(&bucket, "prod"),
+        lethe::retention::lifecycle_policy(35),
+        g.s3_options(),
+    )
+    .await;
     assert_eq!(status.expect("status"), LifecycleStatus::Present);
 
     // A second init changes nothing and says so.
@@ -131,9 +134,13 @@ async fn drifted_rules_are_reported_and_repaired_without_touching_others() {
         "",
     );
     let storage_cfg = g.storage_config(&bucket, "");
-    let status = lifecycle::lifecycle_status_with(&storage_cfg, 35, g.s3_options())
-        .await
-        .expect("status");
+    let status = lifecycle::lifecycle_status_with(
+        &storage_cfg,
+        lethe::retention::lifecycle_policy(35),
+        g.s3_options(),
+    )
+    .await
+    .expect("status");
     assert!(
         matches!(status, LifecycleStatus::Missing(ref ids) if ids.len() == 2),
         "{status:?}"
@@ -154,9 +161,13 @@ async fn drifted_rules_are_reported_and_repaired_without_touching_others() {
         "--lifecycle-configuration",
         &edited.to_string(),
     ]);
-    let status = lifecycle::lifecycle_status_with(&storage_cfg, 35, g.s3_options())
-        .await
-        .expect("status");
+    let status = lifecycle::lifecycle_status_with(
+        &storage_cfg,
+        lethe::retention::lifecycle_policy(35),
+        g.s3_options(),
+    )
+    .await
+    .expect("status");
     assert_eq!(
         status,
         LifecycleStatus::Drifted(vec!["lethe-expire-snapshots:snapshots/".into()])
