@@ -6,8 +6,6 @@
 //! filter, loader) with `erasure` (the list) and `crypto` (age) beside them;
 //! `daemon` schedules it all and `retention` forgets on time.
 
-pub mod cli;
-pub mod commands;
 pub mod config;
 pub mod copytext;
 pub mod crypto;
@@ -22,6 +20,7 @@ pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod secrets;
+pub mod shutdown;
 pub mod snapshot;
 pub mod storage;
 pub mod telemetry;

@@ -1,11 +1,24 @@
 //! The `lethe` binary: parse the command line, run, map errors to exit codes.
+//!
+//! The command line (`cli`) and one module per verb (`commands`) live in the
+//! binary; everything they call is the `lethe` library. `anyhow` is used
+//! here and nowhere in the library, whose errors are typed.
+
+mod cli;
+mod commands;
+
+// The library's modules, under the names the commands use (`crate::config`).
+use lethe::{
+    config, crypto, daemon, erasure, exit, repo, restore, retention, shutdown, snapshot, storage,
+    telemetry,
+};
 
 use clap::Parser;
 
 fn main() {
     // Panics become one redacted `process.panicked` event, never raw text.
     lethe::telemetry::panic::install();
-    let cli = lethe::cli::Cli::parse();
+    let cli = cli::Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -17,7 +30,7 @@ fn main() {
         }
     };
     let code = match rt.block_on(async {
-        let result = lethe::commands::run(cli).await;
+        let result = commands::run(cli).await;
         // Let aborts of cancelled multipart uploads finish before the runtime
         // goes; what they miss, the next cleanup and the lifecycle rule remove.
         lethe::storage::s3::finish_aborts(std::time::Duration::from_secs(10)).await;
@@ -25,7 +38,7 @@ fn main() {
     }) {
         Ok(code) => code,
         Err(e) => {
-            let usage = e.downcast_ref::<lethe::commands::UsageError>().is_some();
+            let usage = e.downcast_ref::<commands::UsageError>().is_some();
             // A panicked task's message travels in its JoinError: redact it.
             let text = format!("{e:#}");
             if text.contains("panicked") {

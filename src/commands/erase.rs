@@ -601,20 +601,8 @@ async fn serve(ctx: &Ctx, cfg: &Config) -> anyhow::Result<i32> {
     let (path, t) = (cfg.erasure.path.clone(), cfg.erasure.subject_type);
     let store = Arc::new(blocking(move || ErasureStore::open(&path, t)).await?);
     let storage = ctx.storage(cfg).await?;
-    let stop = tokio_util::sync::CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        s.cancel();
-    });
-    api::serve(&cfg.api, store, storage, stop).await?;
+    let shutdown = crate::shutdown::Shutdown::install(crate::shutdown::Hooks::quiet())?;
+    api::serve(&cfg.api, store, storage, shutdown.token()).await?;
+    shutdown.stop().await;
     Ok(crate::exit::OK)
 }

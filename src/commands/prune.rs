@@ -3,8 +3,8 @@
 
 use super::Ctx;
 use crate::retention::{self, Policy};
+use crate::shutdown::{Hooks, Shutdown};
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 
 pub async fn run(ctx: &Ctx, dry_run: bool, json: bool) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
@@ -28,19 +28,12 @@ pub async fn run(ctx: &Ctx, dry_run: bool, json: bool) -> anyhow::Result<i32> {
         }
         return Ok(crate::exit::OK);
     }
-    // Ctrl-C stops between deletions; what is deleted stays deleted.
-    let cancel = CancellationToken::new();
-    let watch = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        })
-    };
-    let applied = retention::apply(storage.as_ref(), &plan, &cancel).await;
-    watch.abort();
-    let _ = watch.await;
+    // SIGINT/SIGTERM stop between deletions; what is deleted stays deleted.
+    let shutdown = Shutdown::install(Hooks::message(
+        "lethe: prune: stopping after the deletion in progress; what is deleted stays deleted (signal again to exit now)",
+    ))?;
+    let applied = retention::apply(storage.as_ref(), &plan, &shutdown.token()).await;
+    shutdown.stop().await;
     let applied = applied?;
     if json {
         println!(

@@ -56,10 +56,12 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         progress: std::io::stderr().is_terminal(),
         target_claimed: Default::default(),
     };
+    let shutdown = crate::shutdown::Shutdown::install(crate::shutdown::Hooks::quiet())?;
     let result = tokio::select! {
         r = crate::restore::restore(&cfg, storage, &opts) => r.map_err(anyhow::Error::from),
-        sig = interrupted() => Err(cancelled(sig, &opts).await),
+        sig = shutdown.stopped() => Err(cancelled(sig, &opts).await),
     };
+    shutdown.stop().await;
     let report = match result {
         Ok(r) => r,
         Err(e) => {
@@ -78,21 +80,6 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     report.log_completed();
     print!("{}", report.human());
     Ok(crate::exit::OK)
-}
-
-/// Resolves on SIGINT or SIGTERM with the signal's name.
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut i), Ok(mut t)) => tokio::select! {
-            _ = i.recv() => "SIGINT",
-            _ = t.recv() => "SIGTERM",
-        },
-        _ => std::future::pending().await,
-    }
 }
 
 /// The restore future has been dropped: in-flight tables rolled back (their

@@ -10,17 +10,15 @@
 
 use super::Ctx;
 use crate::commands::list::human_bytes;
-use crate::repo::lease::{
-    DEFAULT_TTL_SECS, Lease, LeaseError, SKEW_ALLOWANCE_SECS, SNAPSHOT_LOCK_KEY,
-};
-use crate::repo::manifest::ListState;
-use crate::snapshot::run::{self, LeakCheck, SnapshotOptions};
+use crate::repo::lease::{SKEW_ALLOWANCE_SECS, SNAPSHOT_LOCK_KEY};
+use crate::shutdown::{Hooks, Shutdown};
+use crate::snapshot::locked::{self, LockOptions, LockedError};
+use crate::snapshot::run::{self, SnapshotOptions};
 use crate::snapshot::stage::{Progress, Stage};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
@@ -39,28 +37,47 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
         })?,
         Err(_) => run::DEFAULT_CLEANUP_GRACE,
     };
-    let (erasure_list, leak_check) = erasure_state(&cfg);
+    let store = open_list(&cfg).await;
 
-    let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(cancel.clone()));
+    let shutdown = Shutdown::install(Hooks::message(
+        "lethe: stopping: aborting uploads, nothing will be committed (signal again to exit now)",
+    ))?;
     let progress = Arc::new(Progress::default());
     let ticker = std::io::stderr()
         .is_terminal()
         .then(|| tokio::spawn(show_progress(progress.clone())));
-    let lease = match Lease::acquire(
+    let result = locked::under_lock(
         storage.clone(),
-        SNAPSHOT_LOCK_KEY,
-        chrono::Duration::seconds(DEFAULT_TTL_SECS),
-        Duration::from_secs(1),
-        chrono::Utc::now(),
+        LockOptions::default(),
+        &chrono::Utc::now,
+        &shutdown.token(),
+        |cancel| {
+            let opts = SnapshotOptions {
+                cancel,
+                cleanup_grace,
+                progress,
+                ..SnapshotOptions::default()
+            };
+            locked::take(&cfg, storage.clone(), store, opts)
+        },
     )
-    .await
-    {
-        Ok(l) => l,
-        Err(LeaseError::Held {
-            holder, expires_at, ..
+    .await;
+    shutdown.stop().await;
+    if let Some(t) = ticker {
+        t.abort();
+        let _ = t.await;
+        eprint!("\r\x1b[2K");
+    }
+    let outcome = match result {
+        Ok(o) => o,
+        Err(LockedError::Work(e) | LockedError::Lost { work: e, .. }) => return Err(e.into()),
+        Err(LockedError::Cancelled) => {
+            anyhow::bail!("snapshot cancelled before it started; nothing was committed")
+        }
+        Err(LockedError::Held {
+            holder,
+            expires_at: Some(expires_at),
         }) => {
-            signals.abort();
             tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder, lock_expires_at = %expires_at);
             anyhow::bail!(
                 "another lethe ({holder}) is taking a snapshot of {}: its lock {SNAPSHOT_LOCK_KEY} is held until \
@@ -69,131 +86,22 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
                 storage.describe()
             );
         }
-        Err(LeaseError::Lost { holder, .. }) => {
-            signals.abort();
+        Err(LockedError::Held {
+            holder,
+            expires_at: None,
+        }) => {
             tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder);
             anyhow::bail!(
                 "another lethe ({holder}) took the snapshot lock {SNAPSHOT_LOCK_KEY} at the same moment; try again"
             );
         }
-        Err(e) => {
-            signals.abort();
+        Err(LockedError::Lock(e)) => {
             tracing::error!(event = "snapshot.failed", stage = "lock", error = %e);
             anyhow::bail!("cannot take the snapshot lock {SNAPSHOT_LOCK_KEY}: {e}");
         }
     };
-    let opts = SnapshotOptions {
-        cancel: cancel.clone(),
-        erasure_list,
-        leak_check,
-        cleanup_grace,
-        progress,
-    };
-    let result = hold_while(lease, &cancel, run::take_snapshot(&cfg, storage, opts)).await;
-    signals.abort();
-    if let Some(t) = ticker {
-        t.abort();
-        let _ = t.await;
-        eprint!("\r\x1b[2K");
-    }
-    let outcome = result?;
-    for leak in &outcome.leaks {
-        tracing::warn!(
-            event = "erasure.leak_detected",
-            id = %outcome.manifest.id,
-            table = %leak.table,
-            column = %leak.column,
-            rows = leak.rows,
-            "the snapshot holds rows of erased subjects: the application did not delete them (restores still drop them)"
-        );
-    }
     println!("{}", outcome.manifest.id);
     Ok(crate::exit::OK)
-}
-
-/// Runs `work` while refreshing the lease; losing the lease cancels the
-/// work. The lease is released afterwards (bounded: it expires anyway).
-async fn hold_while<T>(
-    mut lease: Lease,
-    cancel: &CancellationToken,
-    work: impl Future<Output = T>,
-) -> T {
-    let stop = CancellationToken::new();
-    let now = chrono::Utc::now;
-    let take = async {
-        let r = work.await;
-        stop.cancel();
-        r
-    };
-    let hold = async {
-        if let Err(e) = lease.hold(&stop, &now).await {
-            tracing::error!(event = "lease.lost", key = SNAPSHOT_LOCK_KEY, error = %e, "stopping the snapshot");
-            cancel.cancel();
-        }
-    };
-    let (result, ()) = tokio::join!(take, hold);
-    lease.release_bounded().await;
-    result
-}
-
-/// The erasure list's state for the manifest and a set for the leak check,
-/// when a list exists at `erasure.path`. Without one the snapshot records an
-/// empty state; a list that cannot be read is reported and skipped (the
-/// snapshot itself does not depend on it; restores refuse without it).
-fn erasure_state(cfg: &crate::config::Config) -> (ListState, Option<LeakCheck>) {
-    use crate::erasure::memset::MemSet;
-    use crate::erasure::store::ErasureStore;
-    let path = &cfg.erasure.path;
-    if !path.join("CURRENT").exists() {
-        return (ListState::default(), None);
-    }
-    let read = ErasureStore::open_for_restore(path, cfg.erasure.subject_type)
-        .and_then(|store| Ok((store.state(), MemSet::from_store(&store)?)));
-    match read {
-        Ok((state, set)) => {
-            let check = LeakCheck {
-                set: Arc::new(set),
-                subject_type: cfg.erasure.subject_type,
-                roots: cfg.erasure.subjects.clone(),
-            };
-            (state, Some(check))
-        }
-        Err(e) => {
-            tracing::warn!(
-                event = "snapshot.erasure_list_unreadable",
-                path = %path.display(),
-                error = %e,
-                "the manifest records an empty erasure list state and no leak check runs"
-            );
-            (ListState::default(), None)
-        }
-    }
-}
-
-async fn watch_signals(cancel: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    let mut seen = 0;
-    loop {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        seen += 1;
-        if seen == 1 {
-            eprintln!(
-                "\nlethe: stopping: aborting uploads, nothing will be committed (signal again to exit now)"
-            );
-            cancel.cancel();
-        } else {
-            std::process::exit(crate::exit::FAILURE);
-        }
-    }
 }
 
 /// A one-line progress display on stderr, redrawn every half second.
@@ -217,6 +125,22 @@ async fn show_progress(p: Arc<Progress>) {
             s => format!("{s}…"),
         };
         eprint!("\r\x1b[2K{line}");
+    }
+}
+
+/// The erasure list at `erasure.path`, opened for reading; `None` when there
+/// is none (the snapshot records an empty state) or it cannot be opened
+/// (reported; the snapshot goes on without the leak check).
+async fn open_list(cfg: &crate::config::Config) -> Option<Arc<crate::erasure::ErasureStore>> {
+    let (path, t) = (cfg.erasure.path.clone(), cfg.erasure.subject_type);
+    let opened = tokio::task::spawn_blocking(move || crate::erasure::reader::open(&path, t)).await;
+    match opened {
+        Ok(Ok(store)) => store.map(Arc::new),
+        Ok(Err(e)) => {
+            crate::erasure::reader::unreadable(&cfg.erasure.path, &e);
+            None
+        }
+        Err(_) => None,
     }
 }
 

@@ -5,10 +5,11 @@
 
 use crate::config::Config;
 use crate::erasure::ErasureStore;
-use crate::repo::lease::{Lease, LeaseError, SNAPSHOT_LOCK_KEY};
+use crate::repo::lease::SNAPSHOT_LOCK_KEY;
 use crate::repo::manifest::Manifest;
 use crate::retention::{self, Applied, Policy};
 use crate::schedule::Clock;
+use crate::snapshot::locked::{LockOptions, LockedError, under_lock};
 use crate::storage::Storage;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -43,10 +44,11 @@ pub trait Snapshotter: Send + Sync + std::fmt::Debug {
     ) -> Result<SnapshotDone, BoxError>;
 }
 
-/// The production snapshotter: `snapshot::writer::take_snapshot`, the same
-/// function `lethe snapshot` calls, with the erasure list's state recorded
-/// in the manifest and the leak check on. The writer logs
-/// `snapshot.started`, `snapshot.completed` and `snapshot.failed` itself.
+/// The production snapshotter: `snapshot::locked::take`, the same function
+/// `lethe snapshot` calls, with the erasure list's state recorded in the
+/// manifest and the leak check on. It logs `snapshot.started`,
+/// `snapshot.completed`, `erasure.leak_detected` and `snapshot.failed`
+/// itself.
 #[derive(Debug, Default)]
 pub struct WriterSnapshotter;
 
@@ -59,33 +61,12 @@ impl Snapshotter for WriterSnapshotter {
         erasure: Option<Arc<ErasureStore>>,
         cancel: CancellationToken,
     ) -> Result<SnapshotDone, BoxError> {
-        use crate::snapshot::run::{LeakCheck, SnapshotOptions, take_snapshot};
-        let mut opts = SnapshotOptions {
+        use crate::snapshot::run::SnapshotOptions;
+        let opts = SnapshotOptions {
             cancel,
             ..SnapshotOptions::default()
         };
-        if let Some(store) = erasure {
-            opts.erasure_list = store.state();
-            // The count check in `from_store` can trip on an erasure added
-            // mid-read by the API; a second read settles it.
-            let mut tries = 0;
-            let set = loop {
-                let s = store.clone();
-                match tokio::task::spawn_blocking(move || crate::erasure::MemSet::from_store(&s))
-                    .await?
-                {
-                    Ok(set) => break set,
-                    Err(_) if tries < 2 => tries += 1,
-                    Err(e) => return Err(e.into()),
-                }
-            };
-            opts.leak_check = Some(LeakCheck {
-                set: Arc::new(set),
-                subject_type: cfg.erasure.subject_type,
-                roots: cfg.erasure.subjects.clone(),
-            });
-        }
-        let out = take_snapshot(&cfg, storage, opts).await?;
+        let out = crate::snapshot::locked::take(&cfg, storage, erasure, opts).await?;
         let leaks = out.leaks;
         Ok(SnapshotDone {
             manifest: out.manifest,
@@ -192,64 +173,43 @@ pub async fn run(ctx: JobCtx, trigger: Trigger, cancel: CancellationToken) -> Jo
 }
 
 async fn snapshot(ctx: &JobCtx, trigger: Trigger, cancel: &CancellationToken) -> SnapshotResult {
-    let lease = tokio::select! {
-        biased;
-        () = cancel.cancelled() => return SnapshotResult::Cancelled,
-        r = Lease::acquire(ctx.storage.clone(), SNAPSHOT_LOCK_KEY, ctx.lock_ttl, ctx.lock_settle, ctx.clock.now()) => r,
+    let lock = LockOptions {
+        ttl: ctx.lock_ttl,
+        settle: ctx.lock_settle,
     };
-    let mut lease = match lease {
-        Ok(l) => l,
-        Err(LeaseError::Held {
-            holder, expires_at, ..
-        }) => return SnapshotResult::LockHeld { holder, expires_at },
-        Err(LeaseError::Lost { holder, .. }) => {
-            return SnapshotResult::LockHeld {
-                holder,
-                expires_at: ctx.clock.now() + ctx.lock_ttl,
-            };
-        }
-        Err(e) => {
-            return SnapshotResult::Failed {
-                error: format!("cannot take the snapshot lock: {e}"),
-                logged: false,
-            };
-        }
-    };
-    tracing::debug!(event = "daemon.snapshot_begin", trigger = trigger.as_str(), lock = %lease.key());
-    let snap_cancel = cancel.child_token();
-    let stop_refresh = CancellationToken::new();
     let clock = ctx.clock.clone();
     let now = move || clock.now();
-    let take = async {
-        let r = ctx
-            .snapshotter
-            .take(
-                ctx.cfg.clone(),
-                ctx.storage.clone(),
-                ctx.erasure.clone(),
-                snap_cancel.clone(),
-            )
-            .await;
-        stop_refresh.cancel();
-        r
-    };
-    let hold = async {
-        let r = lease.hold(&stop_refresh, &now).await;
-        if r.is_err() {
-            snap_cancel.cancel();
-        }
-        r
-    };
-    let (taken, held) = tokio::join!(take, hold);
-    lease.release_bounded().await;
-    match (taken, held) {
-        (Ok(done), _) => SnapshotResult::Done(Box::new(done)),
-        (Err(_), Err(lost)) => SnapshotResult::Failed {
-            error: format!("stopped: {lost}"),
+    let taken = under_lock(ctx.storage.clone(), lock, &now, cancel, |snap_cancel| {
+        tracing::debug!(
+            event = "daemon.snapshot_begin",
+            trigger = trigger.as_str(),
+            lock = SNAPSHOT_LOCK_KEY
+        );
+        ctx.snapshotter.take(
+            ctx.cfg.clone(),
+            ctx.storage.clone(),
+            ctx.erasure.clone(),
+            snap_cancel,
+        )
+    })
+    .await;
+    match taken {
+        Ok(done) => SnapshotResult::Done(Box::new(done)),
+        Err(LockedError::Cancelled) => SnapshotResult::Cancelled,
+        Err(LockedError::Held { holder, expires_at }) => SnapshotResult::LockHeld {
+            holder,
+            expires_at: expires_at.unwrap_or_else(|| ctx.clock.now() + ctx.lock_ttl),
+        },
+        Err(LockedError::Lock(e)) => SnapshotResult::Failed {
+            error: format!("cannot take the snapshot lock: {e}"),
             logged: false,
         },
-        (Err(_), Ok(())) if cancel.is_cancelled() => SnapshotResult::Cancelled,
-        (Err(e), Ok(())) => SnapshotResult::Failed {
+        Err(LockedError::Lost { lease, .. }) => SnapshotResult::Failed {
+            error: format!("stopped: {lease}"),
+            logged: false,
+        },
+        Err(LockedError::Work(_)) if cancel.is_cancelled() => SnapshotResult::Cancelled,
+        Err(LockedError::Work(e)) => SnapshotResult::Failed {
             error: error_chain(e.as_ref()),
             logged: true,
         },

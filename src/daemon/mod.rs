@@ -389,16 +389,6 @@ impl Daemon {
                 let m = &done.manifest;
                 self.last_ok = Some((m.id.to_string(), m.finished_at));
                 self.next_due = self.schedule.due(Some(report.started_at), now);
-                for leak in &done.leaks {
-                    tracing::warn!(
-                        event = "erasure.leak_detected",
-                        id = %m.id,
-                        table = %leak.table,
-                        column = %leak.column,
-                        rows = leak.rows,
-                        "the snapshot holds rows of erased subjects: the application did not delete them (restores still drop them)"
-                    );
-                }
             }
             Some(SnapshotResult::LockHeld { holder, expires_at }) => {
                 self.failures += 1;

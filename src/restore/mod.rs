@@ -180,15 +180,13 @@ pub async fn load_list(
             )));
         }
     };
-    let s2 = store.clone();
-    let set = tokio::task::spawn_blocking(move || MemSet::from_store(&s2))
-        .await
-        .map_err(|e| RestoreError::Internal(format!("erasure list task: {e}")))?
-        .map_err(|e| {
-            RestoreError::ErasureList(format!(
-                "refusing to restore: the erasure list at {shown} cannot be read: {e}"
-            ))
-        })?;
+    // One attempt: the count must match the state just checked against the
+    // journal, or the restore refuses (below).
+    let (set, _) = crate::erasure::reader::load(&store, 1).await.map_err(|e| {
+        RestoreError::ErasureList(format!(
+            "refusing to restore: the erasure list at {shown} cannot be read: {e}"
+        ))
+    })?;
     if set.len() as u64 != state.count {
         return Err(RestoreError::ErasureList(format!(
             "refusing to restore: the erasure list at {shown} changed while it was read ({} entries, state says {}); retry",

@@ -3,6 +3,7 @@
 //! `stage` says where it stands, `cleanup` removes what interrupted runs
 //! left. The format it writes is `crate::repo`'s.
 pub mod cleanup;
+pub mod locked;
 pub(crate) mod pause;
 pub mod run;
 pub mod stage;

@@ -122,7 +122,9 @@ pub struct SnapshotOutcome {
 }
 
 /// Takes one snapshot and commits it. Logs `snapshot.started`, then
-/// `snapshot.completed` or `snapshot.failed` (with the stage). Leftovers of
+/// `snapshot.completed` (and an `erasure.leak_detected` per root table that
+/// still holds rows of erased subjects) or `snapshot.failed` (with the
+/// stage). Leftovers of
 /// earlier interrupted snapshots older than `opts.cleanup_grace` are
 /// deleted first (failures there are logged, not fatal).
 ///
@@ -151,6 +153,16 @@ pub async fn take_snapshot(
                 bytes_stored = m.stored_bytes(),
                 seconds = clock.elapsed().as_secs_f64(),
             );
+            for leak in &o.leaks {
+                tracing::warn!(
+                    event = "erasure.leak_detected",
+                    id = %id,
+                    table = %leak.table,
+                    column = %leak.column,
+                    rows = leak.rows,
+                    "the snapshot holds rows of erased subjects: the application did not delete them (restores still drop them)"
+                );
+            }
         }
         Err(e) => {
             tracing::error!(event = "snapshot.failed", id = %id, stage = e.stage().as_str(), error = %e);
