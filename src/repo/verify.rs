@@ -8,6 +8,7 @@
 
 use super::layout::{self as repo, RepoError};
 use super::manifest::{Manifest, ObjectEntry, SnapshotId};
+use crate::copytext::rows::Rows;
 use crate::crypto::Opener;
 use crate::storage::{Storage, StorageError};
 use futures::{StreamExt, TryStreamExt};
@@ -293,9 +294,9 @@ async fn shallow(storage: &dyn Storage, entry: &ObjectEntry) -> Option<Problem> 
     })
 }
 
-/// Reads a whole payload. COPY text rows end at a raw `\n` and fields are
-/// split by raw `\t` (both are escaped inside values), so counting them is
-/// exact without decoding.
+/// Reads a whole payload, cutting COPY payloads into rows and fields with
+/// `copytext::rows` (exact without decoding: raw tabs and newlines only
+/// separate).
 fn parse(
     mut r: Box<dyn Read + Send>,
     entry: &ObjectEntry,
@@ -303,46 +304,35 @@ fn parse(
 ) -> Result<(u64, Vec<Problem>), String> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut raw = 0u64;
-    let mut rows = 0u64;
-    let mut fields = 1usize;
-    let mut line_start = 0u64;
+    let mut stream = Rows::new();
     let mut bad_rows = 0u64;
     let mut first_bad: Option<(u64, usize)> = None;
-    let mut last = b'\n';
     loop {
         let n = r.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
-        let chunk = &buf[..n];
-        let base = raw;
         raw += n as u64;
-        last = chunk[n - 1];
         let Payload::Copy { columns } = payload else {
             continue;
         };
-        for i in memchr::memchr2_iter(b'\t', b'\n', chunk) {
-            if chunk[i] == b'\t' {
-                fields += 1;
-                continue;
-            }
-            let at = base + i as u64;
-            rows += 1;
+        let mut n_row = stream.rows();
+        stream.feed(&buf[..n], |row| {
+            n_row += 1;
             // A zero-column table writes empty lines; one empty field
             // otherwise (an empty string in a one-column table).
-            let found = if columns == 0 && at == line_start {
+            let found = if columns == 0 && row.is_empty() {
                 0
             } else {
-                fields
+                row.field_count()
             };
             if found != columns {
                 bad_rows += 1;
-                first_bad.get_or_insert((rows, found));
+                first_bad.get_or_insert((n_row, found));
             }
-            fields = 1;
-            line_start = at + 1;
-        }
+        });
     }
+    let rows = stream.rows();
     let mut problems = Vec::new();
     let key = &entry.key;
     if raw != entry.raw_size {
@@ -355,7 +345,7 @@ fn parse(
         });
     }
     if let Payload::Copy { columns } = payload {
-        if raw > 0 && last != b'\n' {
+        if !stream.at_row_start() {
             problems.push(Problem::Content {
                 key: key.clone(),
                 message: "the COPY stream ends inside a row".into(),

@@ -7,6 +7,8 @@
 
 use super::pause;
 use super::stage::{Progress, SnapshotError, Stage};
+use crate::copytext::escape::decoded;
+use crate::copytext::rows::{self, Rows};
 use crate::crypto::Sealer;
 use crate::erasure::config::SubjectType;
 use crate::erasure::{ErasureSet, key_of};
@@ -220,12 +222,12 @@ struct TableWriter {
     objects: Vec<ObjectEntry>,
     /// The last byte written ended a row (or nothing was written yet).
     at_row_start: bool,
-    scanner: Option<LeakScanner>,
+    leak: Option<LeakCounter>,
 }
 
 impl TableWriter {
     fn new(job: Job, shared: Arc<Shared>, rt: Handle) -> TableWriter {
-        let scanner = job.leak.clone().map(LeakScanner::new);
+        let leak = job.leak.clone().map(LeakCounter::new);
         TableWriter {
             job,
             shared,
@@ -233,7 +235,7 @@ impl TableWriter {
             cur: None,
             objects: Vec::new(),
             at_row_start: true,
-            scanner,
+            leak,
         }
     }
 
@@ -283,10 +285,7 @@ impl TableWriter {
             .fetch_add(1, Ordering::Relaxed);
         Ok(Copied {
             n: self.job.n,
-            leak: self
-                .scanner
-                .as_ref()
-                .map(|s| (s.probe.column.clone(), s.hits)),
+            leak: self.leak.as_ref().map(|l| (l.probe.column.clone(), l.hits)),
             entry: TableEntry {
                 schema: t.schema.clone(),
                 name: t.name.clone(),
@@ -302,8 +301,8 @@ impl TableWriter {
     }
 
     fn write(&mut self, mut data: &[u8]) -> Result<(), SnapshotError> {
-        if let Some(s) = &mut self.scanner {
-            s.feed(data);
+        if let Some(l) = &mut self.leak {
+            l.feed(data);
         }
         while !data.is_empty() {
             let full = self
@@ -318,7 +317,7 @@ impl TableWriter {
                 self.finish_current()?;
                 continue;
             }
-            match memchr::memchr(b'\n', data) {
+            match rows::first_end(data) {
                 Some(i) => {
                     self.put(&data[..=i])?;
                     data = &data[i + 1..];
@@ -373,9 +372,9 @@ impl TableWriter {
                 message,
             });
         }
-        let rows = memchr::memchr_iter(b'\n', data).count() as u64;
+        let rows = rows::count(data);
         sink.add_rows(rows);
-        self.at_row_start = data.last() == Some(&b'\n');
+        self.at_row_start = rows::ends_row(data);
         let p = &self.shared.progress;
         p.rows.fetch_add(rows, Ordering::Relaxed);
         p.raw_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -431,65 +430,47 @@ impl TableWriter {
     }
 }
 
-/// Counts rows whose subject column holds an id on the erasure list.
-struct LeakScanner {
+/// Counts the rows of a root table whose subject column holds an id on the
+/// erasure list. Rows and fields come from `copytext::rows` and values are
+/// decoded by `copytext::escape`, as in the restore filter; NULL, a missing
+/// field and a value that is not an id of the subject type count nothing.
+struct LeakCounter {
     probe: LeakProbe,
-    carry: Vec<u8>,
+    rows: Rows,
     scratch: Vec<u8>,
     hits: u64,
 }
 
-impl LeakScanner {
-    fn new(probe: LeakProbe) -> LeakScanner {
-        LeakScanner {
+impl LeakCounter {
+    fn new(probe: LeakProbe) -> LeakCounter {
+        LeakCounter {
             probe,
-            carry: Vec::new(),
+            rows: Rows::new(),
             scratch: Vec::new(),
             hits: 0,
         }
     }
 
-    fn feed(&mut self, mut data: &[u8]) {
-        if !self.carry.is_empty() {
-            let Some(i) = memchr::memchr(b'\n', data) else {
-                self.carry.extend_from_slice(data);
-                return;
+    fn feed(&mut self, data: &[u8]) {
+        let LeakCounter {
+            probe,
+            rows,
+            scratch,
+            hits,
+        } = self;
+        rows.feed(data, |row| {
+            let key = row
+                .field(probe.col)
+                .and_then(|field| decoded(field, scratch))
+                .and_then(|value| key_of(probe.subject_type, value));
+            let key = match &probe.subject {
+                Some(name) => key.map(|k| crate::erasure::subject::subject_key(name, k)),
+                None => key,
             };
-            let mut line = std::mem::take(&mut self.carry);
-            line.extend_from_slice(&data[..i]);
-            self.row(&line);
-            line.clear();
-            self.carry = line;
-            data = &data[i + 1..];
-        }
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', data) {
-            self.row(&data[start..end]);
-            start = end + 1;
-        }
-        self.carry.extend_from_slice(&data[start..]);
-    }
-
-    fn row(&mut self, line: &[u8]) {
-        let Some(field) = line.split(|&b| b == b'\t').nth(self.probe.col) else {
-            return;
-        };
-        if field == b"\\N" {
-            return;
-        }
-        let key = if field.contains(&b'\\') {
-            crate::copytext::escape::decode_escapes(field, &mut self.scratch);
-            key_of(self.probe.subject_type, &self.scratch)
-        } else {
-            key_of(self.probe.subject_type, field)
-        };
-        let key = match &self.probe.subject {
-            Some(name) => key.map(|k| crate::erasure::subject::subject_key(name, k)),
-            None => key,
-        };
-        if key.is_some_and(|k| self.probe.set.contains(k)) {
-            self.hits += 1;
-        }
+            if key.is_some_and(|k| probe.set.contains(k)) {
+                *hits += 1;
+            }
+        });
     }
 }
 

@@ -18,7 +18,7 @@ impl ErasureSet for Set {
 }
 
 #[test]
-fn leak_scanner_counts_listed_subjects_across_batch_boundaries() {
+fn leak_counter_counts_listed_subjects_across_batch_boundaries() {
     let probe = LeakProbe {
         column: "email".into(),
         col: 1,
@@ -29,7 +29,7 @@ fn leak_scanner_counts_listed_subjects_across_batch_boundaries() {
         subject_type: SubjectType::Text,
         subject: None,
     };
-    let mut s = LeakScanner::new(probe);
+    let mut s = LeakCounter::new(probe);
     let data = b"1\ta\\tb\n2\t\\N\n3\tx\n4\ty\n";
     for chunk in data.chunks(3) {
         s.feed(chunk);
