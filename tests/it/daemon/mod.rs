@@ -415,6 +415,61 @@ fn prune_dry_run_deletes_nothing_and_prune_deletes_only_the_expired() {
 }
 
 #[test]
+fn sigterm_stops_prune_between_deletions_and_what_is_deleted_stays_deleted() {
+    let s = Rig::new("dmnprunesig", "");
+    std::fs::create_dir_all(&s.repo).expect("repo");
+    let old: Vec<String> = (0..8u16)
+        .map(|n| fake_snapshot(&s.repo, chrono::Duration::days(40 + i64::from(n)), n + 1))
+        .collect();
+    // Every delete waits 300 ms: deleting all eight takes seconds, and the
+    // signal lands in the middle.
+    let mut child = s
+        .cmd(&["prune"])
+        .env("LETHE_FAULTS", "delete:delay=300ms")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn prune");
+    let (lines, reader) = crate::common::collect_stderr(&mut child);
+    let t0 = Instant::now();
+    while !lines
+        .lock()
+        .expect("lines")
+        .iter()
+        .any(|l| l.contains("\"retention.deleted\""))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "prune deleted nothing in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child's pid; no memory is touched.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    reader.join().expect("stderr reader");
+    let log = lines.lock().expect("lines").join("\n");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "prune must stop on SIGTERM with exit 1, not die by the signal ({status:?}):\n{log}"
+    );
+    assert!(log.contains("retention was cancelled"), "{log}");
+    let after = files_under(&s.repo);
+    let complete = |id: &String| after.contains(&format!("snapshots/{id}/manifest.json"));
+    let deleted = old
+        .iter()
+        .filter(|id| !after.iter().any(|f| f.contains(id.as_str())))
+        .count();
+    let kept = old.iter().filter(|id| complete(id)).count();
+    assert!(
+        deleted >= 1,
+        "the deletion before the signal was undone: {after:?}"
+    );
+    assert!(kept >= 1, "prune did not stop at the signal: {after:?}");
+}
+
+#[test]
 fn status_reports_last_snapshot_next_run_sizes_and_the_list() {
     let s = Rig::new("dmnstat", SMALL_SQL);
     daemon_config(&s, "every = \"1h\"");
