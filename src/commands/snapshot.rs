@@ -4,9 +4,10 @@
 //! cancel it cleanly (no manifest, uploads aborted); a second signal exits at
 //! once.
 //!
-//! `LETHE_CLEANUP_GRACE` (a humantime duration, default 1h) overrides how
-//! long an incomplete snapshot must have been quiet before this run deletes
-//! its leftovers; tests set it to `0s`.
+//! In test builds (feature `test-hooks`), `LETHE_CLEANUP_GRACE` (a
+//! humantime duration, default 1h) overrides how long an incomplete
+//! snapshot must have been quiet before this run deletes its leftovers;
+//! tests set it to `0s`.
 
 use super::Ctx;
 use crate::commands::list::human_bytes;
@@ -31,11 +32,14 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
             return Err(e);
         }
     };
-    let cleanup_grace = match std::env::var("LETHE_CLEANUP_GRACE") {
-        Ok(v) => humantime::parse_duration(&v).map_err(|e| {
+    let cleanup_grace = match std::env::var("LETHE_CLEANUP_GRACE")
+        .ok()
+        .filter(|_| cfg!(feature = "test-hooks"))
+    {
+        Some(v) => humantime::parse_duration(&v).map_err(|e| {
             super::UsageError(format!("LETHE_CLEANUP_GRACE = {v:?}: {e} (e.g. 1h, 0s)"))
         })?,
-        Err(_) => run::DEFAULT_CLEANUP_GRACE,
+        None => run::DEFAULT_CLEANUP_GRACE,
     };
     let store = open_list(&cfg).await;
 

@@ -11,8 +11,9 @@
 //! - `manifest`: every object is stored, the manifest is not written;
 //! - `restore`: a restore has committed its first table into the target.
 //!
-//! Unset (always, in production) this costs one environment lookup per
-//! point. It never changes what is written.
+//! Compiled in only with the `test-hooks` feature (test builds); in every
+//! other build `armed` is a constant `false` and the points vanish. It
+//! never changes what is written.
 
 use crate::storage::Storage;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +24,8 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 
 /// True when the pause point `stage` is armed and has not fired yet.
 pub(crate) fn armed(stage: &str) -> bool {
-    !FIRED.load(Ordering::Relaxed) && std::env::var(VAR).is_ok_and(|v| v == stage)
+    cfg!(feature = "test-hooks")
+        && !FIRED.load(Ordering::Relaxed) && std::env::var(VAR).is_ok_and(|v| v == stage)
 }
 
 /// Raw bytes after which the `data` pause fires.

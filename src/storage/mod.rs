@@ -5,6 +5,7 @@
 //! `[A-Za-z0-9._=-]` segments joined by `/`, no `..`, no empty segment, so a
 //! key read back from storage can never escape a `file://` repository.
 
+#[cfg(any(test, feature = "test-hooks"))]
 pub mod faulty;
 pub mod fs;
 pub mod lifecycle;
@@ -247,9 +248,22 @@ pub async fn open(cfg: &crate::storage::StorageConfig) -> Result<Arc<dyn Storage
         key: cfg.url.clone(),
         reason,
     })? {
-        StorageUrl::File { path } => faulty::from_env(Arc::new(fs::FsStorage::open(path)?)),
+        StorageUrl::File { path } => with_test_faults(Arc::new(fs::FsStorage::open(path)?)),
         StorageUrl::S3 { bucket, prefix } => {
-            faulty::from_env(s3::connect(cfg, bucket, prefix).await?)
+            with_test_faults(s3::connect(cfg, bucket, prefix).await?)
         }
     }
+}
+
+/// In test builds, `LETHE_FAULTS` wraps the store in fault injection
+/// ([`faulty::from_env`]); in every other build the store is returned as is.
+#[cfg(any(test, feature = "test-hooks"))]
+fn with_test_faults(inner: Arc<dyn Storage>) -> Result<Arc<dyn Storage>, StorageError> {
+    faulty::from_env(inner)
+}
+
+#[cfg(not(any(test, feature = "test-hooks")))]
+#[allow(clippy::unnecessary_wraps)]
+fn with_test_faults(inner: Arc<dyn Storage>) -> Result<Arc<dyn Storage>, StorageError> {
+    Ok(inner)
 }

@@ -218,9 +218,13 @@ fn suspicious(word: &str) -> bool {
 }
 
 /// Panics on purpose when the test hook asks for `place` (see the module
-/// docs); `context` builds the message.
+/// docs); `context` builds the message. Only in builds with the
+/// `test-hooks` feature; a no-op in every other.
 #[track_caller]
 pub fn test_panic_point(place: &str, context: impl FnOnce() -> String) {
+    if !cfg!(feature = "test-hooks") {
+        return;
+    }
     let armed = std::env::var("LETHE_TEST_HOOKS").is_ok_and(|v| v == "crash-on-purpose");
     if armed && std::env::var("LETHE_TEST_PANIC").is_ok_and(|v| v == place) {
         let message = context();
