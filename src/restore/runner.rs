@@ -7,6 +7,7 @@
 //! when every component whose dropped-key sets it reads is complete.
 
 use super::RestoreError;
+use super::dest::TableDest;
 use super::filter::{Collected, FilterError, KeySet, Probe, RowFilter, TableStats, run_stream};
 use super::plan::{PrePass, RestorePlan};
 use crate::crypto::Opener;
@@ -14,7 +15,6 @@ use crate::erasure::ErasureSet;
 use crate::erasure::config::SubjectType;
 use crate::repo::manifest::{Manifest, TableEntry};
 use crate::storage::Storage;
-use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Read;
@@ -24,15 +24,6 @@ use tokio::sync::mpsc;
 
 use crate::framed::DEPTH;
 pub use crate::framed::Frame;
-
-/// Where filtered tables go.
-#[async_trait]
-pub trait TableDest: Send + Sync {
-    /// Loads one table from `rx`; returns once it is durable. A channel that
-    /// closes without `Frame::End` must leave nothing of the table behind.
-    async fn load(&self, table: &TableEntry, rx: mpsc::Receiver<Frame>)
-    -> Result<(), RestoreError>;
-}
 
 /// Counters for the progress line.
 #[derive(Debug, Default)]
