@@ -25,6 +25,29 @@ use tokio::sync::mpsc;
 use crate::framed::DEPTH;
 pub use crate::framed::Frame;
 
+/// How a table pass failed.
+#[derive(Debug)]
+enum RunError {
+    /// The destination stopped taking rows: its own error says why, and is
+    /// the one reported (this one only if it has none).
+    DestinationGone(RestoreError),
+    Failed(RestoreError),
+}
+
+impl From<RestoreError> for RunError {
+    fn from(e: RestoreError) -> RunError {
+        RunError::Failed(e)
+    }
+}
+
+impl From<RunError> for RestoreError {
+    fn from(e: RunError) -> RestoreError {
+        match e {
+            RunError::DestinationGone(e) | RunError::Failed(e) => e,
+        }
+    }
+}
+
 /// Counters for the progress line.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -101,7 +124,7 @@ fn pass_blocking(
     own: Vec<KeySet>,
     tx: Option<mpsc::Sender<Frame>>,
     internal: Option<Vec<bool>>,
-) -> Result<(Vec<KeySet>, TableStats, Option<Collected>), RestoreError> {
+) -> Result<(Vec<KeySet>, TableStats, Option<Collected>), RunError> {
     use super::filter::SetRef;
     let plan = &shared.plan.tables[t];
     let not_ready = |table: usize| {
@@ -178,16 +201,18 @@ fn pass_blocking(
                 } else {
                     b
                 };
-                tx.blocking_send(Frame::Data(b)).map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, LOADER_STOPPED)
-                })
+                tx.blocking_send(Frame::Data(b))
+                    .map_err(|_| FilterError::DestinationGone)
             };
             run_stream(&mut filter, reader, Some(&mut emit))
         }
         None => run_stream(&mut filter, reader, None),
     };
     let entry = &shared.manifest.tables[t];
-    result.map_err(|e| object_error(entry, e))?;
+    result.map_err(|e| match e {
+        FilterError::DestinationGone => RunError::DestinationGone(object_error(entry, e)),
+        e => RunError::Failed(object_error(entry, e)),
+    })?;
     let collected = filter.take_collected();
     let (own, stats) = filter.finish();
     if tx.is_some() && stats.rows_read != entry.rows {
@@ -199,17 +224,22 @@ fn pass_blocking(
                 object_keys(entry),
                 stats.rows_read
             ),
-        });
+        }
+        .into());
     }
     if let Some(tx) = tx {
+        // Not `DestinationGone`: a destination gone by the end has always
+        // been reported as this error rather than its own.
         tx.blocking_send(Frame::End).map_err(|_| {
-            RestoreError::Internal(format!("{}: {LOADER_STOPPED}", entry.qualified()))
+            RestoreError::Internal(format!(
+                "{}: {}",
+                entry.qualified(),
+                FilterError::DestinationGone
+            ))
         })?;
     }
     Ok((own, stats, collected))
 }
-
-const LOADER_STOPPED: &str = "the loader stopped";
 
 /// Complete COPY text rows without their last `n` fields (raw tabs only
 /// separate fields: a tab in data is escaped).
@@ -252,10 +282,6 @@ fn object_error(entry: &TableEntry, e: FilterError) -> RestoreError {
     }
 }
 
-fn is_loader_stopped(e: &RestoreError) -> bool {
-    matches!(e, RestoreError::Object { message, .. } if message.contains(LOADER_STOPPED))
-}
-
 /// Runs a blocking pass on the blocking pool.
 async fn pass(
     shared: &Arc<Shared>,
@@ -263,7 +289,7 @@ async fn pass(
     parents: &Arc<HashMap<usize, Arc<Vec<KeySet>>>>,
     own: Vec<KeySet>,
     tx: Option<mpsc::Sender<Frame>>,
-) -> Result<(Vec<KeySet>, TableStats), RestoreError> {
+) -> Result<(Vec<KeySet>, TableStats), RunError> {
     let (s, p) = (shared.clone(), parents.clone());
     tokio::task::spawn_blocking(move || pass_blocking(&s, t, &p, own, tx, None))
         .await
@@ -285,6 +311,7 @@ async fn collect(
         .await
         .map_err(|e| RestoreError::Internal(format!("filter task: {e}")))?
         .map(|(_, _, c)| c.unwrap_or_default())
+        .map_err(RestoreError::from)
 }
 
 /// Settles a self-referencing component in memory from one collecting
@@ -443,8 +470,8 @@ async fn run_component(
                         crate::snapshot::pause::at("restore").await;
                         r
                     }
-                    (Err(f), Err(l)) if is_loader_stopped(&f) => return Err(l),
-                    (Err(f), _) => return Err(f),
+                    (Err(RunError::DestinationGone(_)), Err(l)) => return Err(l),
+                    (Err(f), _) => return Err(f.into()),
                     (Ok(_), Err(l)) => return Err(l),
                 }
             }
