@@ -95,7 +95,7 @@ async fn cancelled(sig: &str, opts: &RestoreOptions) -> anyhow::Error {
         {
             let purged = tokio::time::timeout(
                 std::time::Duration::from_secs(60),
-                crate::restore::loader::purge_rows(u),
+                crate::restore::dest::target::purge_rows(u),
             )
             .await;
             let rows = match purged {

@@ -3,23 +3,22 @@
 //!
 //! `plan` turns the manifest and the configured roots into per-table filter
 //! plans and a load order; `filter` is the streaming COPY row filter;
-//! `runner` drives it over the objects; `loader` and `sqlfile` are the two
-//! destinations; `report` says what was dropped.
+//! `runner` drives it over the objects; `dest` holds the destinations (the
+//! target database, the SQL file, the dry run); `report` says what was
+//! dropped.
 //!
 //! Order: snapshot and manifest → erasure list (fail closed: missing,
 //! unreadable or behind the journal refuses) → plan → identity → target
 //! checks → pre-data → SET DEFAULT evaluation → data → post-data →
 //! sequences. Nothing touches the target before every check has passed.
 
+pub mod dest;
 pub mod filter;
 pub mod keys;
-pub mod loader;
 pub mod plan;
-pub mod postdata;
 pub mod report;
 mod rowkeys;
 pub mod runner;
-pub mod sqlfile;
 
 use crate::config::Config;
 use crate::crypto::Opener;
@@ -29,7 +28,7 @@ use crate::repo::layout;
 use crate::repo::manifest::{ListState, Manifest};
 use crate::storage::Storage;
 use report::{ListReport, RestoreReport, TableReport};
-use runner::{Progress, Shared, TableDest};
+use runner::{Progress, Shared};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,7 +91,7 @@ pub enum RestoreError {
     Internal(String),
 }
 
-/// Where the restored data goes.
+/// Where the restored data goes (`dest::Destination` is what writes there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     /// An empty PostgreSQL database.
@@ -118,7 +117,7 @@ pub struct RestoreOptions {
     pub progress: bool,
     /// Set once the target was found empty and is about to be written: from
     /// then on every row in it is this restore's, so a caller that cancels
-    /// the restore (a signal) can empty it (`loader::purge_rows`).
+    /// the restore (a signal) can empty it (`dest::target::purge_rows`).
     pub target_claimed: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -368,32 +367,8 @@ pub async fn restore(
         .await?;
     plan.check_defaults(list.set.as_ref(), cfg.erasure.subject_type)?;
     let opener = opener_for(&manifest, opts.identity.as_deref(), cfg)?;
-    if let (Destination::File(_), false, Some(d)) = (
-        &opts.destination,
-        opts.dry_run,
-        plan.pending_defaults.first(),
-    ) {
-        return Err(RestoreError::Default {
-            fk: d.fk_name.clone(),
-            column: d.column.clone(),
-            expr: d.expr.clone(),
-            reason: "it is not a constant, and a SQL file has no database to evaluate it in; restore with --target".into(),
-        });
-    }
-    let target = match (&opts.destination, opts.dry_run) {
-        (Destination::Target(url), false) => Some(url.clone()),
-        (Destination::Nowhere, false) => {
-            return Err(RestoreError::Internal(
-                "no destination and not a dry run".into(),
-            ));
-        }
-        _ => None,
-    };
-    if let Some(url) = &target {
-        loader::check_empty(url).await?;
-        opts.target_claimed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
+    let dest = destination(cfg, opts)?;
+    dest.check(&plan).await?;
     let prepared = Prepared {
         id,
         manifest,
@@ -404,53 +379,13 @@ pub async fn restore(
     // A restore lease keeps retention from deleting the snapshot while it
     // is read (best effort: a host without write access still restores).
     let lease = RestoreLease::take(storage.clone(), &prepared.id).await;
-    let result = write(cfg, storage, opts, prepared).await;
+    let result = write(cfg, storage, opts, prepared, dest.clone()).await;
     lease.release().await;
-    let mut report = match (result, target) {
-        (Ok(r), _) => r,
-        // Nothing erased may reach a database, even a broken one: a
-        // failure after the target was written leaves no row in it (the
-        // filter's plan can be incomplete only in ways the checks missed).
-        (Err(e), Some(url)) if loader::check_empty(&url).await.is_err() => {
-            let purged = loader::purge_rows(&url).await;
-            return Err(RestoreError::TargetIncomplete {
-                target: crate::secrets::redact_url(&url),
-                rows: match purged {
-                    Ok(()) => "every row it loaded was removed again (TRUNCATE), but its schema is partial".into(),
-                    Err(p) => format!("removing the rows it loaded ALSO FAILED ({p}): it may hold rows"),
-                },
-                error: Box::new(e),
-            });
-        }
-        (Err(e), _) => return Err(e),
-    };
+    let mut report = dest.finish(result).await?;
     report.started_at = started_at;
     report.finished_at = chrono::Utc::now();
     report.seconds = clock.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// A schema object's SQL as text (schema objects are small: DDL only).
-async fn read_schema(
-    storage: Arc<dyn Storage>,
-    entry: &crate::repo::manifest::ObjectEntry,
-    opener: &Opener,
-    section: &'static str,
-) -> Result<String, RestoreError> {
-    let (entry, opener) = (entry.clone(), opener.clone());
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut text = String::new();
-        crate::repo::object::open_object(storage, &entry, &opener)
-            .and_then(|mut r| r.read_to_string(&mut text))
-            .map_err(|e| RestoreError::Schema {
-                section,
-                message: e.to_string(),
-            })?;
-        Ok(text)
-    })
-    .await
-    .map_err(|e| RestoreError::Internal(format!("schema reader: {e}")))?
 }
 
 /// The restore lease, refreshed in the background until released.
@@ -504,15 +439,6 @@ impl Drop for RestoreLease {
     }
 }
 
-/// Aborts a task when dropped (an early return must not leave it running).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// What the checks produced.
 struct Prepared {
     id: crate::repo::manifest::SnapshotId,
@@ -522,13 +448,40 @@ struct Prepared {
     opener: Opener,
 }
 
-/// Schema, data, schema, sequences into the destination (or only the data
-/// through the filter, for a dry run).
+/// The destination `opts` name: the target, the SQL file, or nothing for
+/// a dry run.
+///
+/// # Errors
+/// No destination and not a dry run.
+fn destination(
+    cfg: &Config,
+    opts: &RestoreOptions,
+) -> Result<Arc<dyn dest::Destination>, RestoreError> {
+    Ok(match (&opts.destination, opts.dry_run) {
+        (_, true) => Arc::new(dest::dry_run::DryRun),
+        (Destination::Target(url), false) => Arc::new(dest::target::TargetDb::new(
+            url,
+            dest::target::psql_path(cfg.source.bin_dir.as_deref()),
+            opts.jobs,
+            opts.target_claimed.clone(),
+        )),
+        (Destination::File(path), false) => Arc::new(dest::sqlfile::SqlFile::new(path)),
+        (Destination::Nowhere, false) => {
+            return Err(RestoreError::Internal(
+                "no destination and not a dry run".into(),
+            ));
+        }
+    })
+}
+
+/// Schema, data, schema, sequences into the destination (for a dry run,
+/// only the data through the filter). `dest.finish` is the caller's.
 async fn write(
     cfg: &Config,
     storage: Arc<dyn Storage>,
     opts: &RestoreOptions,
     p: Prepared,
+    dest: Arc<dyn dest::Destination>,
 ) -> Result<RestoreReport, RestoreError> {
     let Prepared {
         id,
@@ -537,147 +490,50 @@ async fn write(
         mut plan,
         opener,
     } = p;
-    let psql = loader::psql_path(cfg.source.bin_dir.as_deref());
-    let (mode, destination) = match &opts.destination {
-        Destination::Target(u) => ("target", Some(crate::secrets::redact_url(u))),
-        Destination::File(p) => ("file", Some(p.display().to_string())),
-        Destination::Nowhere => ("dry_run", None),
+    let source = dest::Source {
+        storage: storage.clone(),
+        opener: opener.clone(),
+        manifest: manifest.clone(),
+        list: list.state.clone(),
     };
-    let mut file: Option<Arc<sqlfile::SqlFile>> = None;
-    if !opts.dry_run {
-        match &opts.destination {
-            Destination::Target(url) => {
-                loader::run_psql(
-                    &psql,
-                    url,
-                    storage.clone(),
-                    &manifest.schema.pre,
-                    &opener,
-                    "pre-data",
-                )
-                .await?;
-                loader::evaluate_defaults(url, &mut plan).await?;
-            }
-            Destination::File(path) => {
-                let f = Arc::new(sqlfile::SqlFile::create(path)?);
-                f.write(
-                    sqlfile::header(
-                        id.as_str(),
-                        &manifest.database,
-                        list.state.count,
-                        &list.state.digest,
-                    )
-                    .as_bytes(),
-                )
-                .await?;
-                f.write_object(storage.clone(), &manifest.schema.pre, &opener)
-                    .await?;
-                f.write(b"\nSET client_encoding = 'UTF8';\n").await?;
-                file = Some(f);
-            }
-            Destination::Nowhere => {}
-        }
-    }
+    dest.pre_data(&source, &mut plan).await?;
 
     let progress = Arc::new(Progress::default());
     let ticker = opts
         .progress
         .then(|| spawn_progress(progress.clone(), manifest.tables.len()));
     let notes = plan.notes.clone();
-    // With a target and jobs > 1, post-data is applied over the extended
-    // protocol: each table's indexes and keys start once its data is in.
-    let mut early = None;
-    let mut post_split = None;
-    if let (Destination::Target(url), false, true) =
-        (&opts.destination, opts.dry_run, opts.jobs > 1)
-    {
-        let text =
-            read_schema(storage.clone(), &manifest.schema.post, &opener, "post-data").await?;
-        if let Some((preamble, entries)) = postdata::split(&text) {
-            let sched = postdata::schedule(entries, &manifest.tables);
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let task = tokio::spawn(postdata::run_early(
-                url.clone(),
-                preamble.clone(),
-                sched.per_table,
-                sched.fks,
-                rx,
-                opts.jobs,
-            ));
-            early = Some((tx, AbortOnDrop(task)));
-            post_split = Some((preamble, sched.later));
-        }
-    }
+    let loaded = dest.start_data(&source).await?;
     let shared = Arc::new(Shared {
-        storage: storage.clone(),
-        opener: opener.clone(),
+        storage,
+        opener,
         manifest: manifest.clone(),
         plan: Arc::new(plan),
         erasure: list.set.clone(),
         subject_type: cfg.erasure.subject_type,
         progress,
-        loaded: early.as_ref().map(|(tx, _)| tx.clone()),
+        loaded,
     });
-    let (dest, jobs): (Option<Arc<dyn TableDest>>, usize) = match (&opts.destination, opts.dry_run)
-    {
-        (_, true) | (Destination::Nowhere, _) => (None, opts.jobs),
-        (Destination::Target(url), false) => (
-            Some(Arc::new(loader::TargetDest { url: url.clone() })),
-            opts.jobs,
-        ),
-        (Destination::File(_), false) => (file.clone().map(|f| f as Arc<dyn TableDest>), 1),
-    };
-    let outcomes = runner::run_all(shared, dest, jobs.max(1)).await;
+    let jobs = dest.jobs(opts.jobs).max(1);
+    let outcomes = runner::run_all(shared, dest.clone().tables(), jobs).await;
     if let Some(t) = ticker {
         t.abort();
         eprintln!();
     }
-    // On failure the early post-data task is aborted (dropped) here.
     let outcomes = outcomes?;
-    if let Some((tx, mut task)) = early {
-        drop(tx); // the data phase is over; the task drains what is left
-        (&mut task.0)
-            .await
-            .map_err(|e| RestoreError::Internal(format!("post-data task: {e}")))??;
-    }
 
-    if !opts.dry_run {
-        match &opts.destination {
-            Destination::Target(url) => {
-                let post = &manifest.schema.post;
-                match post_split {
-                    Some((preamble, entries)) => {
-                        postdata::apply_parallel(url, &preamble, entries, opts.jobs).await?;
-                    }
-                    None => {
-                        loader::run_psql(&psql, url, storage.clone(), post, &opener, "post-data")
-                            .await?;
-                    }
-                }
-                loader::set_sequences(url, &manifest.sequences).await?;
-            }
-            Destination::File(_) => {
-                if let Some(f) = &file {
-                    f.write(b"\n").await?;
-                    f.write_object(storage.clone(), &manifest.schema.post, &opener)
-                        .await?;
-                    f.write_sequences(&manifest.sequences).await?;
-                    f.commit().await?;
-                }
-            }
-            Destination::Nowhere => {}
-        }
-    }
+    dest.post_data(&source).await?;
+    dest.sequences(&source).await?;
 
     let mut report = RestoreReport {
         snapshot: id.to_string(),
         database: manifest.database.clone(),
-        mode: if opts.dry_run {
-            "dry_run".into()
-        } else {
-            mode.into()
+        mode: dest.mode().into(),
+        destination: match &opts.destination {
+            Destination::Target(u) => Some(crate::secrets::redact_url(u)),
+            Destination::File(p) => Some(p.display().to_string()),
+            Destination::Nowhere => None,
         },
-        destination,
         dry_run: opts.dry_run,
         erasure_list: ListReport {
             count: list.state.count,

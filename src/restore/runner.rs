@@ -7,6 +7,7 @@
 //! when every component whose dropped-key sets it reads is complete.
 
 use super::RestoreError;
+use super::dest::TableDest;
 use super::filter::{Collected, FilterError, KeySet, Probe, RowFilter, TableStats, run_stream};
 use super::plan::{PrePass, RestorePlan};
 use crate::crypto::Opener;
@@ -14,7 +15,6 @@ use crate::erasure::ErasureSet;
 use crate::erasure::config::SubjectType;
 use crate::repo::manifest::{Manifest, TableEntry};
 use crate::storage::Storage;
-use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Read;
@@ -25,13 +25,27 @@ use tokio::sync::mpsc;
 use crate::framed::DEPTH;
 pub use crate::framed::Frame;
 
-/// Where filtered tables go.
-#[async_trait]
-pub trait TableDest: Send + Sync {
-    /// Loads one table from `rx`; returns once it is durable. A channel that
-    /// closes without `Frame::End` must leave nothing of the table behind.
-    async fn load(&self, table: &TableEntry, rx: mpsc::Receiver<Frame>)
-    -> Result<(), RestoreError>;
+/// How a table pass failed.
+#[derive(Debug)]
+enum RunError {
+    /// The destination stopped taking rows: its own error says why, and is
+    /// the one reported (this one only if it has none).
+    DestinationGone(RestoreError),
+    Failed(RestoreError),
+}
+
+impl From<RestoreError> for RunError {
+    fn from(e: RestoreError) -> RunError {
+        RunError::Failed(e)
+    }
+}
+
+impl From<RunError> for RestoreError {
+    fn from(e: RunError) -> RestoreError {
+        match e {
+            RunError::DestinationGone(e) | RunError::Failed(e) => e,
+        }
+    }
 }
 
 /// Counters for the progress line.
@@ -110,7 +124,7 @@ fn pass_blocking(
     own: Vec<KeySet>,
     tx: Option<mpsc::Sender<Frame>>,
     internal: Option<Vec<bool>>,
-) -> Result<(Vec<KeySet>, TableStats, Option<Collected>), RestoreError> {
+) -> Result<(Vec<KeySet>, TableStats, Option<Collected>), RunError> {
     use super::filter::SetRef;
     let plan = &shared.plan.tables[t];
     let not_ready = |table: usize| {
@@ -187,16 +201,18 @@ fn pass_blocking(
                 } else {
                     b
                 };
-                tx.blocking_send(Frame::Data(b)).map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, LOADER_STOPPED)
-                })
+                tx.blocking_send(Frame::Data(b))
+                    .map_err(|_| FilterError::DestinationGone)
             };
             run_stream(&mut filter, reader, Some(&mut emit))
         }
         None => run_stream(&mut filter, reader, None),
     };
     let entry = &shared.manifest.tables[t];
-    result.map_err(|e| object_error(entry, e))?;
+    result.map_err(|e| match e {
+        FilterError::DestinationGone => RunError::DestinationGone(object_error(entry, e)),
+        e => RunError::Failed(object_error(entry, e)),
+    })?;
     let collected = filter.take_collected();
     let (own, stats) = filter.finish();
     if tx.is_some() && stats.rows_read != entry.rows {
@@ -208,17 +224,22 @@ fn pass_blocking(
                 object_keys(entry),
                 stats.rows_read
             ),
-        });
+        }
+        .into());
     }
     if let Some(tx) = tx {
+        // Not `DestinationGone`: a destination gone by the end has always
+        // been reported as this error rather than its own.
         tx.blocking_send(Frame::End).map_err(|_| {
-            RestoreError::Internal(format!("{}: {LOADER_STOPPED}", entry.qualified()))
+            RestoreError::Internal(format!(
+                "{}: {}",
+                entry.qualified(),
+                FilterError::DestinationGone
+            ))
         })?;
     }
     Ok((own, stats, collected))
 }
-
-const LOADER_STOPPED: &str = "the loader stopped";
 
 /// Complete COPY text rows without their last `n` fields (raw tabs only
 /// separate fields: a tab in data is escaped).
@@ -261,10 +282,6 @@ fn object_error(entry: &TableEntry, e: FilterError) -> RestoreError {
     }
 }
 
-fn is_loader_stopped(e: &RestoreError) -> bool {
-    matches!(e, RestoreError::Object { message, .. } if message.contains(LOADER_STOPPED))
-}
-
 /// Runs a blocking pass on the blocking pool.
 async fn pass(
     shared: &Arc<Shared>,
@@ -272,7 +289,7 @@ async fn pass(
     parents: &Arc<HashMap<usize, Arc<Vec<KeySet>>>>,
     own: Vec<KeySet>,
     tx: Option<mpsc::Sender<Frame>>,
-) -> Result<(Vec<KeySet>, TableStats), RestoreError> {
+) -> Result<(Vec<KeySet>, TableStats), RunError> {
     let (s, p) = (shared.clone(), parents.clone());
     tokio::task::spawn_blocking(move || pass_blocking(&s, t, &p, own, tx, None))
         .await
@@ -294,6 +311,7 @@ async fn collect(
         .await
         .map_err(|e| RestoreError::Internal(format!("filter task: {e}")))?
         .map(|(_, _, c)| c.unwrap_or_default())
+        .map_err(RestoreError::from)
 }
 
 /// Settles a self-referencing component in memory from one collecting
@@ -452,8 +470,8 @@ async fn run_component(
                         crate::snapshot::pause::at("restore").await;
                         r
                     }
-                    (Err(f), Err(l)) if is_loader_stopped(&f) => return Err(l),
-                    (Err(f), _) => return Err(f),
+                    (Err(RunError::DestinationGone(_)), Err(l)) => return Err(l),
+                    (Err(f), _) => return Err(f.into()),
                     (Ok(_), Err(l)) => return Err(l),
                 }
             }

@@ -12,6 +12,7 @@ use crate::repo::object::ObjectSink;
 use crate::restore::plan::RestorePlan;
 use crate::restore::plan::tests::{fk, manifest, table};
 use crate::storage::fs::FsStorage;
+use async_trait::async_trait;
 use std::io::Write;
 use std::sync::Mutex;
 

@@ -4,7 +4,7 @@
 
 use crate::common::TestDb;
 use lethe::repo::manifest::TableEntry;
-use lethe::restore::postdata::{Entry, Schedule, run_early, schedule};
+use lethe::restore::dest::target::postdata::{Entry, Schedule, run_early, schedule};
 
 fn table(name: &str) -> TableEntry {
     TableEntry {

@@ -177,6 +177,10 @@ pub enum FilterError {
         "{table}: foreign key {fk} is ON UPDATE RESTRICT / NO ACTION, and it references a key that an erasure's SET NULL / SET DEFAULT rewrites; PostgreSQL would refuse such a delete, so lethe refuses the restore: make {fk} ON UPDATE CASCADE or SET NULL"
     )]
     UpdateRefused { table: String, fk: String },
+    /// The destination stopped taking rows (`emit` found it gone): its own
+    /// error says why.
+    #[error("the loader stopped")]
+    DestinationGone,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -204,7 +208,7 @@ pub enum Probe<'a> {
 pub fn run_stream<R: Read>(
     filter: &mut RowFilter<'_>,
     mut input: R,
-    mut emit: Option<&mut dyn FnMut(Bytes) -> std::io::Result<()>>,
+    mut emit: Option<&mut dyn FnMut(Bytes) -> Result<(), FilterError>>,
 ) -> Result<(), FilterError> {
     let mut buf = vec![0u8; READ_BUF];
     let mut filled = 0;

@@ -7,23 +7,25 @@
 //! plaintext data) and renamed into place only when complete, so a failed
 //! restore leaves no half-written file.
 
-use super::RestoreError;
-use super::loader::{copy_in_sql, setval_sql};
-use super::runner::{Frame, TableDest};
-use crate::crypto::Opener;
-use crate::repo::manifest::{ObjectEntry, SequenceValue, TableEntry};
-use crate::storage::Storage;
+use super::target::{LO_FINISH, copy_in_sql, setval_sql};
+use super::{Destination, SchemaObject, Source, TableDest};
+use crate::framed::Frame;
+use crate::repo::manifest::{SequenceValue, TableEntry};
+use crate::restore::RestoreError;
+use crate::restore::plan::RestorePlan;
+use crate::restore::report::RestoreReport;
 use async_trait::async_trait;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, mpsc};
 
-/// The SQL file being written.
+/// The SQL file being written: nothing exists until `pre_data` creates
+/// the temporary file.
 pub struct SqlFile {
     path: PathBuf,
-    tmp: PathBuf,
+    tmp: OnceLock<PathBuf>,
     file: Mutex<Option<tokio::io::BufWriter<tokio::fs::File>>>,
 }
 
@@ -35,12 +37,22 @@ fn file_err(path: &Path, e: impl std::fmt::Display) -> RestoreError {
 }
 
 impl SqlFile {
+    /// The file at `path`, not created yet.
+    pub fn new(path: &Path) -> SqlFile {
+        SqlFile {
+            path: path.to_path_buf(),
+            tmp: OnceLock::new(),
+            file: Mutex::new(None),
+        }
+    }
+
     /// Creates the temporary file next to `path`; refuses an existing `path`.
     ///
     /// # Errors
     /// `path` exists, or the directory is not writable.
-    pub fn create(path: &Path) -> Result<SqlFile, RestoreError> {
+    async fn create(&self) -> Result<(), RestoreError> {
         use std::os::unix::fs::OpenOptionsExt;
+        let path = self.path.as_path();
         if path.exists() {
             return Err(file_err(
                 path,
@@ -62,17 +74,18 @@ impl SqlFile {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| file_err(path, format!("cannot create {}: {e}", tmp.display())))?;
-        Ok(SqlFile {
-            path: path.to_path_buf(),
-            tmp,
-            file: Mutex::new(Some(tokio::io::BufWriter::with_capacity(
-                1 << 20,
-                tokio::fs::File::from_std(f),
-            ))),
-        })
+        let mut file = self.file.lock().await;
+        if self.tmp.set(tmp).is_err() {
+            return Err(file_err(path, "already created"));
+        }
+        *file = Some(tokio::io::BufWriter::with_capacity(
+            1 << 20,
+            tokio::fs::File::from_std(f),
+        ));
+        Ok(())
     }
 
-    pub async fn write(&self, data: &[u8]) -> Result<(), RestoreError> {
+    async fn write(&self, data: &[u8]) -> Result<(), RestoreError> {
         let mut g = self.file.lock().await;
         let f = g
             .as_mut()
@@ -84,17 +97,10 @@ impl SqlFile {
     ///
     /// # Errors
     /// The object cannot be read (named) or the file written.
-    pub async fn write_object(
-        &self,
-        storage: Arc<dyn Storage>,
-        entry: &ObjectEntry,
-        opener: &Opener,
-    ) -> Result<(), RestoreError> {
+    async fn write_object(&self, object: SchemaObject) -> Result<(), RestoreError> {
         let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-        let (entry, opener) = (entry.clone(), opener.clone());
         let reading = tokio::task::spawn_blocking(move || {
-            // Opening reads the age header: blocking, like the rest.
-            let mut reader = match crate::repo::object::open_object(storage, &entry, &opener) {
+            let mut reader = match object.open() {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));
@@ -139,7 +145,7 @@ impl SqlFile {
     }
 
     /// Appends the sequence values.
-    pub async fn write_sequences(&self, seqs: &[SequenceValue]) -> Result<(), RestoreError> {
+    async fn write_sequences(&self, seqs: &[SequenceValue]) -> Result<(), RestoreError> {
         let mut s = String::from("\n-- Sequence values at snapshot time\n");
         for q in seqs {
             s.push_str(&setval_sql(q));
@@ -152,7 +158,7 @@ impl SqlFile {
     ///
     /// # Errors
     /// I/O failure.
-    pub async fn commit(&self) -> Result<(), RestoreError> {
+    async fn commit(&self) -> Result<(), RestoreError> {
         let mut f = self
             .file
             .lock()
@@ -163,7 +169,11 @@ impl SqlFile {
         let f = f.into_inner();
         f.sync_all().await.map_err(|e| file_err(&self.path, e))?;
         drop(f);
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| file_err(&self.path, e))?;
+        let tmp = self
+            .tmp
+            .get()
+            .ok_or_else(|| file_err(&self.path, "already closed"))?;
+        std::fs::rename(tmp, &self.path).map_err(|e| file_err(&self.path, e))?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
             && let Ok(d) = std::fs::File::open(dir)
         {
@@ -176,8 +186,10 @@ impl SqlFile {
 impl Drop for SqlFile {
     fn drop(&mut self) {
         // Not committed: remove the partial file.
-        if self.file.get_mut().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
+        if self.file.get_mut().is_some()
+            && let Some(tmp) = self.tmp.get()
+        {
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }
@@ -236,14 +248,76 @@ impl TableDest for SqlFile {
             .await
             .map_err(|e| file_err(&self.path, e))?;
         if t.large_objects {
-            let finish = format!(
-                "{};\nDROP TABLE pg_temp.lethe_large_objects;\n",
-                super::loader::LO_FINISH
-            );
+            let finish = format!("{};\nDROP TABLE pg_temp.lethe_large_objects;\n", LO_FINISH);
             f.write_all(finish.as_bytes())
                 .await
                 .map_err(|e| file_err(&self.path, e))?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Destination for SqlFile {
+    fn mode(&self) -> &'static str {
+        "file"
+    }
+
+    async fn check(&self, plan: &RestorePlan) -> Result<(), RestoreError> {
+        match plan.pending_defaults.first() {
+            Some(d) => Err(RestoreError::Default {
+                fk: d.fk_name.clone(),
+                column: d.column.clone(),
+                expr: d.expr.clone(),
+                reason: "it is not a constant, and a SQL file has no database to evaluate it in; restore with --target".into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn pre_data(&self, source: &Source, _plan: &mut RestorePlan) -> Result<(), RestoreError> {
+        self.create().await?;
+        let m = &source.manifest;
+        self.write(
+            header(
+                m.id.as_str(),
+                &m.database,
+                source.list.count,
+                &source.list.digest,
+            )
+            .as_bytes(),
+        )
+        .await?;
+        self.write_object(source.pre()).await?;
+        self.write(b"\nSET client_encoding = 'UTF8';\n").await
+    }
+
+    fn tables(self: Arc<Self>) -> Option<Arc<dyn TableDest>> {
+        Some(self)
+    }
+
+    /// One table after the other, in load order.
+    fn jobs(&self, _jobs: usize) -> usize {
+        1
+    }
+
+    async fn post_data(&self, source: &Source) -> Result<(), RestoreError> {
+        self.write(b"\n").await?;
+        self.write_object(source.post()).await
+    }
+
+    async fn sequences(&self, source: &Source) -> Result<(), RestoreError> {
+        self.write_sequences(&source.manifest.sequences).await
+    }
+
+    /// A complete file is renamed into place; after a failure the partial
+    /// one is removed (when this is dropped).
+    async fn finish(
+        &self,
+        outcome: Result<RestoreReport, RestoreError>,
+    ) -> Result<RestoreReport, RestoreError> {
+        let report = outcome?;
+        self.commit().await?;
+        Ok(report)
     }
 }

@@ -22,9 +22,9 @@
 //! which are dropped; any other line starting with a backslash makes
 //! [`split`] give up, and the caller falls back to `psql`.
 
-use super::RestoreError;
 use crate::pg::{PgConn, connect, pg_message};
 use crate::repo::manifest::TableEntry;
+use crate::restore::RestoreError;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
