@@ -6,5 +6,6 @@ pub mod cleanup;
 pub mod locked;
 pub(crate) mod pause;
 pub mod run;
+mod schema;
 pub mod stage;
 mod tables;

@@ -25,7 +25,8 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 /// True when the pause point `stage` is armed and has not fired yet.
 pub(crate) fn armed(stage: &str) -> bool {
     cfg!(feature = "test-hooks")
-        && !FIRED.load(Ordering::Relaxed) && std::env::var(VAR).is_ok_and(|v| v == stage)
+        && !FIRED.load(Ordering::Relaxed)
+        && std::env::var(VAR).is_ok_and(|v| v == stage)
 }
 
 /// Raw bytes after which the `data` pause fires.

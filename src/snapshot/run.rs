@@ -39,30 +39,23 @@
 //! Sequence values in the manifest are read after the data, so they are at
 //! least as high as any value a copied row uses.
 
-use super::stage::{Progress, SnapshotError, Stage};
-use super::tables::{self, BATCH, Job, LeakProbe, Shared};
-use super::{cleanup, pause};
+use super::stage::{Progress, SnapshotError, Stage, guard};
+use super::tables::{self, Job, LeakProbe, Shared};
+use super::{cleanup, pause, schema};
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::erasure::ErasureSet;
 use crate::erasure::config::SubjectRoot;
 use crate::erasure::config::SubjectType;
-use crate::framed::{DEPTH, Frame};
-use crate::pg::dump::{PgDump, Section};
-use crate::pg::{self, Coordinator, SourceError};
+use crate::pg::dump::Section;
+use crate::pg::{self, Coordinator};
 use crate::repo::layout as repo;
-use crate::repo::manifest::{
-    FORMAT_VERSION, ListState, Manifest, ObjectEntry, SchemaObjects, SnapshotId,
-};
-use crate::repo::object::ObjectSink;
+use crate::repo::manifest::{FORMAT_VERSION, ListState, Manifest, SchemaObjects, SnapshotId};
 use crate::storage::{Storage, StorageExt};
 use chrono::Utc;
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Incomplete snapshots younger than this are left alone by the cleanup at
@@ -243,7 +236,7 @@ async fn run(
         id: id.clone(),
         progress: progress.clone(),
     });
-    let pre = dump_schema(
+    let pre = schema::dump_schema(
         &pg_dump,
         url,
         &coord.snapshot_id,
@@ -258,7 +251,7 @@ async fn run(
         Ok(())
     })
     .await?;
-    let post = dump_schema(
+    let post = schema::dump_schema(
         &pg_dump,
         url,
         &coord.snapshot_id,
@@ -346,19 +339,6 @@ async fn run(
         leaks,
         cleanup,
     })
-}
-
-/// Runs `fut` unless `cancel` fires first.
-async fn guard<T>(
-    cancel: &CancellationToken,
-    stage: Stage,
-    fut: impl Future<Output = Result<T, SnapshotError>>,
-) -> Result<T, SnapshotError> {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => Err(SnapshotError::Cancelled { stage }),
-        r = fut => r,
-    }
 }
 
 fn plan_jobs(catalog: &pg::Catalog, leak: Option<&LeakCheck>) -> Vec<Job> {
@@ -462,105 +442,4 @@ async fn confirm_objects(storage: &Arc<dyn Storage>, m: &Manifest) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// Streams one `pg_dump` section into an object. pg_dump's exit status is
-/// checked before the object is finished, so a failed dump never commits.
-async fn dump_schema(
-    pg_dump: &PgDump,
-    url: &str,
-    snapshot_id: &str,
-    section: Section,
-    key: String,
-    shared: &Arc<Shared>,
-    cancel: &CancellationToken,
-) -> Result<ObjectEntry, SnapshotError> {
-    let src = |e| SnapshotError::source(Stage::Schema, e);
-    let mut proc = pg_dump.spawn(url, snapshot_id, section).map_err(src)?;
-    let (tx, rx) = mpsc::channel::<Frame>(DEPTH);
-    let (sh, k) = (shared.clone(), key.clone());
-    let rt = tokio::runtime::Handle::current();
-    let writer = tokio::task::spawn_blocking(move || write_stream(rx, &sh, k, &rt));
-    let pump = async {
-        let Some(out) = proc.stdout() else {
-            return Err(src(SourceError::PgDump("pg_dump has no stdout".into())));
-        };
-        let mut buf = bytes::BytesMut::with_capacity(BATCH);
-        loop {
-            let n = out.read_buf(&mut buf).await.map_err(|e| {
-                src(SourceError::PgDump(format!(
-                    "reading pg_dump's output: {e}"
-                )))
-            })?;
-            if n == 0 {
-                break;
-            }
-            if buf.len() >= BATCH {
-                if tx.send(Frame::Data(buf.split().freeze())).await.is_err() {
-                    return Ok(());
-                }
-                buf.reserve(BATCH);
-            }
-        }
-        if !buf.is_empty() && tx.send(Frame::Data(buf.freeze())).await.is_err() {
-            return Ok(());
-        }
-        proc.finish().await.map_err(src)?;
-        let _ = tx.send(Frame::End).await;
-        Ok(())
-    };
-    let pumped = guard(cancel, Stage::Schema, pump).await;
-    drop(tx);
-    let written = writer.await.unwrap_or_else(|e| {
-        Err(SnapshotError::Internal {
-            stage: Stage::Schema,
-            message: format!("schema writer panicked: {e}"),
-        })
-    });
-    pumped?;
-    written
-}
-
-/// The blocking half of a schema object: bytes into an `ObjectSink`.
-fn write_stream(
-    mut rx: mpsc::Receiver<Frame>,
-    shared: &Shared,
-    key: String,
-    rt: &tokio::runtime::Handle,
-) -> Result<ObjectEntry, SnapshotError> {
-    let fail = |message: String| SnapshotError::Object {
-        stage: Stage::Schema,
-        key: key.clone(),
-        message,
-    };
-    let (mut sink, upload) = ObjectSink::create(
-        shared.storage.clone(),
-        key.clone(),
-        &shared.sealer,
-        shared.zstd_level,
-    )
-    .map_err(|e| fail(e.to_string()))?;
-    loop {
-        match rx.blocking_recv() {
-            Some(Frame::Data(b)) => {
-                if let Err(e) = sink.write_all(&b) {
-                    drop(sink);
-                    let why = match rt.block_on(upload) {
-                        Ok(Err(se)) => se.to_string(),
-                        _ => e.to_string(),
-                    };
-                    return Err(fail(why));
-                }
-            }
-            Some(Frame::End) => break,
-            None => {
-                drop(sink);
-                let _ = rt.block_on(upload);
-                return Err(SnapshotError::Cancelled {
-                    stage: Stage::Schema,
-                });
-            }
-        }
-    }
-    sink.finish(upload, rt).map_err(|e| fail(e.to_string()))
 }

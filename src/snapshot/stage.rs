@@ -5,6 +5,7 @@
 use crate::pg::SourceError;
 use crate::storage::StorageError;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use tokio_util::sync::CancellationToken;
 
 /// Where a snapshot is (for progress, and for `snapshot.failed`'s `stage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,5 +115,18 @@ impl Progress {
 
     pub(crate) fn set_stage(&self, s: Stage) {
         self.stage.store(s as u8, Ordering::Relaxed);
+    }
+}
+
+/// Runs `fut` unless `cancel` fires first.
+pub(crate) async fn guard<T>(
+    cancel: &CancellationToken,
+    stage: Stage,
+    fut: impl Future<Output = Result<T, SnapshotError>>,
+) -> Result<T, SnapshotError> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(SnapshotError::Cancelled { stage }),
+        r = fut => r,
     }
 }
