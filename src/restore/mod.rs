@@ -15,6 +15,7 @@
 pub mod dest;
 pub mod filter;
 pub mod keys;
+mod pass;
 pub mod plan;
 pub mod report;
 mod rowkeys;
