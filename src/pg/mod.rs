@@ -413,5 +413,4 @@ pub(crate) fn query_err(what: &str, e: &tokio_postgres::Error) -> SourceError {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

@@ -70,5 +70,4 @@ pub fn init(cfg: &LogConfig) {
 }
 
 #[cfg(test)]
-#[path = "telemetry_tests.rs"]
 mod tests;

@@ -630,5 +630,4 @@ pub enum Endpoint {
 }
 
 #[cfg(test)]
-#[path = "api_tests.rs"]
 mod tests;
