@@ -110,10 +110,14 @@ pub enum SnapshotResult {
         holder: String,
         expires_at: DateTime<Utc>,
     },
-    /// `logged`: the writer already logged `snapshot.failed`.
+    /// The lock could not be taken, or was lost mid-snapshot: the daemon
+    /// logs `snapshot.failed` (stage `lock`).
+    LockFailed {
+        error: String,
+    },
+    /// The snapshot failed; it logged `snapshot.failed` itself.
     Failed {
         error: String,
-        logged: bool,
     },
     Cancelled,
 }
@@ -200,18 +204,15 @@ async fn snapshot(ctx: &JobCtx, trigger: Trigger, cancel: &CancellationToken) ->
             holder,
             expires_at: expires_at.unwrap_or_else(|| ctx.clock.now() + ctx.lock_ttl),
         },
-        Err(LockedError::Lock(e)) => SnapshotResult::Failed {
+        Err(LockedError::Lock(e)) => SnapshotResult::LockFailed {
             error: format!("cannot take the snapshot lock: {e}"),
-            logged: false,
         },
-        Err(LockedError::Lost { lease, .. }) => SnapshotResult::Failed {
+        Err(LockedError::Lost { lease, .. }) => SnapshotResult::LockFailed {
             error: format!("stopped: {lease}"),
-            logged: false,
         },
         Err(LockedError::Work(_)) if cancel.is_cancelled() => SnapshotResult::Cancelled,
         Err(LockedError::Work(e)) => SnapshotResult::Failed {
             error: error_chain(e.as_ref()),
-            logged: true,
         },
     }
 }

@@ -403,11 +403,13 @@ impl Daemon {
                     "another lethe holds the snapshot lock on this repository"
                 );
             }
-            Some(SnapshotResult::Failed { error, logged }) => {
+            Some(
+                SnapshotResult::Failed { ref error } | SnapshotResult::LockFailed { ref error },
+            ) => {
                 self.failures += 1;
                 let retry = self.backoff();
                 self.next_due = now + retry;
-                if !logged {
+                if matches!(report.snapshot, Some(SnapshotResult::LockFailed { .. })) {
                     tracing::error!(event = "snapshot.failed", stage = "lock", error = %error);
                 }
                 tracing::warn!(
