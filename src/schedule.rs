@@ -77,24 +77,64 @@ pub enum Schedule {
     },
 }
 
+/// A `[schedule]` section that describes no schedule: the key, its value
+/// and what would be valid (config validation's `ConfigIssue` fields).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} = {value:?}: {message}")]
+pub struct ScheduleIssue {
+    pub key: &'static str,
+    pub value: String,
+    pub message: String,
+}
+
 impl Schedule {
+    /// The schedule a `[schedule]` section describes. The rules live here
+    /// only: config validation reports the same [`ScheduleIssue`].
+    ///
     /// # Errors
-    /// A message naming the key and what is wrong (config validation has
-    /// already checked that exactly one of them is set).
+    /// A message naming the key, its value and what is wrong.
     pub fn from_config(cfg: &ScheduleConfig) -> Result<Schedule, String> {
+        Self::check(cfg).map_err(|i| i.to_string())
+    }
+
+    /// [`Schedule::from_config`] with the problem as key, value and message.
+    ///
+    /// # Errors
+    /// Neither or both of `every` and `cron`, an interval under a second (or
+    /// too large to add to a time), or a cron expression that does not parse.
+    pub fn check(cfg: &ScheduleConfig) -> Result<Schedule, ScheduleIssue> {
+        let issue = |key, value: String, message: String| ScheduleIssue {
+            key,
+            value,
+            message,
+        };
         match (&cfg.every, &cfg.cron) {
+            (Some(_), Some(expr)) => Err(issue(
+                "schedule.cron",
+                expr.clone(),
+                "set either schedule.every or schedule.cron, not both".into(),
+            )),
+            (None, None) => Err(issue(
+                "schedule.every",
+                "(unset)".into(),
+                "set schedule.every (e.g. \"1h\") or schedule.cron".into(),
+            )),
             (Some(d), None) => {
-                let d = Duration::from_std(*d).map_err(|e| format!("schedule.every: {e}"))?;
-                if d < Duration::seconds(1) {
-                    return Err("schedule.every must be at least 1s".into());
+                let shown = humantime::format_duration(*d).to_string();
+                if *d < std::time::Duration::from_secs(1) {
+                    return Err(issue("schedule.every", shown, "must be at least 1s".into()));
                 }
-                Ok(Schedule::Every(d))
+                Duration::from_std(*d)
+                    .map(Schedule::Every)
+                    .map_err(|e| issue("schedule.every", shown, format!("too long ({e})")))
             }
-            (None, Some(expr)) => Self::cron(expr),
-            (Some(_), Some(_)) => {
-                Err("set either schedule.every or schedule.cron, not both".into())
-            }
-            (None, None) => Err("set schedule.every (e.g. \"1h\") or schedule.cron".into()),
+            (None, Some(expr)) => match parse_cron(expr) {
+                Ok(cron) => Ok(Schedule::Cron {
+                    expr: expr.clone(),
+                    cron: Box::new(cron),
+                }),
+                Err(e) => Err(issue("schedule.cron", expr.clone(), e)),
+            },
         }
     }
 

@@ -15,7 +15,6 @@ pub use crate::telemetry::{LogConfig, LogFormat};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Where the config is read from when `--config` and `LETHE_CONFIG` are absent.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/lethe/lethe.toml";
@@ -162,28 +161,8 @@ impl Config {
                 "must be between 1 and 32",
             );
         }
-        match (&self.schedule.every, &self.schedule.cron) {
-            (Some(_), Some(_)) => issue(
-                "schedule.cron",
-                &self.schedule.cron.clone().unwrap_or_default(),
-                "set either schedule.every or schedule.cron, not both",
-            ),
-            (None, None) => issue(
-                "schedule.every",
-                &"(unset)",
-                "set schedule.every (e.g. \"1h\") or schedule.cron",
-            ),
-            (Some(d), None) if *d < Duration::from_secs(1) => issue(
-                "schedule.every",
-                &humantime::format_duration(*d),
-                "must be at least 1s",
-            ),
-            (None, Some(expr)) => {
-                if let Err(e) = crate::schedule::parse_cron(expr) {
-                    issue("schedule.cron", expr, &e);
-                }
-            }
-            _ => {}
+        if let Err(e) = crate::schedule::Schedule::check(&self.schedule) {
+            issue(e.key, &e.value, &e.message);
         }
         if self.retention.days == 0 || self.retention.days > 3650 {
             issue(

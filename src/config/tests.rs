@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn valid_base() -> String {
     r#"
