@@ -33,7 +33,7 @@ fn main() {
         let result = commands::run(cli).await;
         // Let aborts of cancelled multipart uploads finish before the runtime
         // goes; what they miss, the next cleanup and the lifecycle rule remove.
-        lethe::storage::s3::finish_aborts(std::time::Duration::from_secs(10)).await;
+        lethe::storage::finish_background(std::time::Duration::from_secs(10)).await;
         result
     }) {
         Ok(code) => code,

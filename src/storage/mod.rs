@@ -255,6 +255,14 @@ pub async fn open(cfg: &crate::storage::StorageConfig) -> Result<Arc<dyn Storage
     }
 }
 
+/// Lets background work of every backend finish before the process ends
+/// (today: the S3 backend's aborts of cancelled multipart uploads), for up
+/// to `deadline`. Returns false if some was still running; what it leaves,
+/// the next cleanup and the bucket's lifecycle rule remove.
+pub async fn finish_background(deadline: std::time::Duration) -> bool {
+    s3::finish_aborts(deadline).await
+}
+
 /// In test builds, `LETHE_FAULTS` wraps the store in fault injection
 /// ([`faulty::from_env`]); in every other build the store is returned as is.
 #[cfg(any(test, feature = "test-hooks"))]
