@@ -174,8 +174,8 @@ impl Drop for DumpProcess {
 
 impl DumpProcess {
     /// The SQL text, read to its end before `finish`.
-    pub fn stdout(&mut self) -> Option<&mut ChildStdout> {
-        self.stdout.as_mut()
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
     }
 
     /// Waits for the exit; a non-zero exit is an error carrying pg_dump's

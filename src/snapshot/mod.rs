@@ -8,4 +8,5 @@ pub(crate) mod pause;
 pub mod run;
 mod schema;
 pub mod stage;
+mod stream;
 mod tables;

@@ -1,20 +1,21 @@
 //! The schema objects of a snapshot: `pg_dump --section=pre-data` and
 //! `post-data` on the exported snapshot, streamed through the object codec
-//! into `schema/pre.sql…` and `schema/post.sql…`. An async pump reads
-//! pg_dump's output in batches; a blocking writer seals them into one
-//! object (the framed channel's `End` rule: no `End`, no object).
+//! into `schema/pre.sql…` and `schema/post.sql…`, through the snapshot's
+//! one pump (`stream`): pg_dump's exit status is checked before `End`.
 
-use super::stage::{SnapshotError, Stage, guard};
-use super::tables::{BATCH, Shared};
-use crate::framed::{DEPTH, Frame};
+use super::stage::{SnapshotError, Stage};
+use super::stream::{BATCH, pump_to_blocking};
+use super::tables::Shared;
+use crate::framed::Frame;
 use crate::pg::SourceError;
 use crate::pg::dump::{PgDump, Section};
 use crate::repo::manifest::ObjectEntry;
 use crate::repo::object::ObjectSink;
+use futures::StreamExt;
 use std::io::Write;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
+use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
 /// Streams one `pg_dump` section into an object. pg_dump's exit status is
@@ -30,48 +31,28 @@ pub(super) async fn dump_schema(
 ) -> Result<ObjectEntry, SnapshotError> {
     let src = |e| SnapshotError::source(Stage::Schema, e);
     let mut proc = pg_dump.spawn(url, snapshot_id, section).map_err(src)?;
-    let (tx, rx) = mpsc::channel::<Frame>(DEPTH);
-    let (sh, k) = (shared.clone(), key.clone());
-    let rt = tokio::runtime::Handle::current();
-    let writer = tokio::task::spawn_blocking(move || write_stream(rx, &sh, k, &rt));
-    let pump = async {
-        let Some(out) = proc.stdout() else {
-            return Err(src(SourceError::PgDump("pg_dump has no stdout".into())));
-        };
-        let mut buf = bytes::BytesMut::with_capacity(BATCH);
-        loop {
-            let n = out.read_buf(&mut buf).await.map_err(|e| {
-                src(SourceError::PgDump(format!(
-                    "reading pg_dump's output: {e}"
-                )))
-            })?;
-            if n == 0 {
-                break;
-            }
-            if buf.len() >= BATCH {
-                if tx.send(Frame::Data(buf.split().freeze())).await.is_err() {
-                    return Ok(());
-                }
-                buf.reserve(BATCH);
-            }
-        }
-        if !buf.is_empty() && tx.send(Frame::Data(buf.freeze())).await.is_err() {
-            return Ok(());
-        }
-        proc.finish().await.map_err(src)?;
-        let _ = tx.send(Frame::End).await;
-        Ok(())
+    let Some(out) = proc.take_stdout() else {
+        return Err(src(SourceError::PgDump("pg_dump has no stdout".into())));
     };
-    let pumped = guard(cancel, Stage::Schema, pump).await;
-    drop(tx);
-    let written = writer.await.unwrap_or_else(|e| {
-        Err(SnapshotError::Internal {
-            stage: Stage::Schema,
-            message: format!("schema writer panicked: {e}"),
+    let source = ReaderStream::with_capacity(out, BATCH).map(move |r| {
+        r.map_err(|e| {
+            SnapshotError::source(
+                Stage::Schema,
+                SourceError::PgDump(format!("reading pg_dump's output: {e}")),
+            )
         })
     });
-    pumped?;
-    written
+    let (sh, k) = (shared.clone(), key.clone());
+    let rt = tokio::runtime::Handle::current();
+    pump_to_blocking(
+        Stage::Schema,
+        cancel,
+        source,
+        async move { proc.finish().await.map_err(src) },
+        move |rx| write_stream(rx, &sh, k, &rt),
+        "schema writer",
+    )
+    .await
 }
 
 /// The blocking half of a schema object: bytes into an `ObjectSink`.

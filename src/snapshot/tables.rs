@@ -7,18 +7,18 @@
 
 use super::pause;
 use super::stage::{Progress, SnapshotError, Stage};
+use super::stream::pump_to_blocking;
 use crate::copytext::escape::decoded;
 use crate::copytext::rows::{self, Rows};
 use crate::crypto::Sealer;
 use crate::erasure::config::SubjectType;
 use crate::erasure::{ErasureSet, key_of};
-use crate::framed::{DEPTH, Frame};
+use crate::framed::Frame;
 use crate::pg::{CopyWorker, SourceTable};
 use crate::repo::layout as repo;
 use crate::repo::manifest::{ObjectEntry, SnapshotId, TableEntry};
 use crate::repo::object::ObjectSink;
 use crate::storage::{ObjectMeta, Storage, StorageError};
-use bytes::BytesMut;
 use futures::StreamExt;
 use std::collections::VecDeque;
 use std::io::Write;
@@ -28,9 +28,6 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-
-/// Bytes per message from a pump to its writer.
-pub(crate) const BATCH: usize = 256 * 1024;
 
 /// Everything the writers share.
 pub(crate) struct Shared {
@@ -168,40 +165,19 @@ async fn copy_table(
         _ = cancel.cancelled() => return Err(SnapshotError::Cancelled { stage: Stage::Data }),
         s = worker.copy_out(&job.table) => s.map_err(|e| SnapshotError::source(Stage::Data, e))?,
     };
-    let (tx, rx) = mpsc::channel::<Frame>(DEPTH);
     let writer = TableWriter::new(job, shared.clone(), Handle::current());
-    let writer = tokio::task::spawn_blocking(move || writer.run(rx));
-    let pump = async {
-        futures::pin_mut!(stream);
-        let mut batch = BytesMut::with_capacity(BATCH);
-        while let Some(item) = stream.next().await {
-            let b =
-                item.map_err(|e| SnapshotError::source(Stage::Data, copy_error(&qualified, &e)))?;
-            batch.extend_from_slice(&b);
-            if batch.len() >= BATCH && tx.send(Frame::Data(batch.split().freeze())).await.is_err() {
-                return Ok(()); // the writer failed; its error is reported below
-            }
-        }
-        if !batch.is_empty() && tx.send(Frame::Data(batch.freeze())).await.is_err() {
-            return Ok(());
-        }
-        let _ = tx.send(Frame::End).await;
-        Ok(())
-    };
-    let pumped = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => Err(SnapshotError::Cancelled { stage: Stage::Data }),
-        r = pump => r,
-    };
-    drop(tx);
-    let written = writer.await.unwrap_or_else(|e| {
-        Err(SnapshotError::Internal {
-            stage: Stage::Data,
-            message: format!("the writer of {qualified} panicked: {e}"),
-        })
+    let source = stream.map(|item| {
+        item.map_err(|e| SnapshotError::source(Stage::Data, copy_error(&qualified, &e)))
     });
-    pumped?;
-    written
+    pump_to_blocking(
+        Stage::Data,
+        cancel,
+        source,
+        async { Ok(()) },
+        move |rx| writer.run(rx),
+        &format!("the writer of {qualified}"),
+    )
+    .await
 }
 
 fn copy_error(table: &str, e: &tokio_postgres::Error) -> crate::pg::SourceError {
