@@ -1,4 +1,4 @@
-//! The command line (the contract in DESIGN.md; tests and docs rely on these names).
+//! The command line: a contract with operators and scripts (README's Commands section lists it; tests and docs rely on these names).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
