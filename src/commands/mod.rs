@@ -101,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Snapshot => snapshot::run(&ctx).await,
         Command::Restore {
             id,
+            before,
             target,
             to_file,
             identity,
@@ -112,7 +113,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             restore::run(
                 &ctx,
                 restore::Args {
-                    id,
+                    selector: match (before, id) {
+                        (Some(t), _) => crate::repo::layout::Selector::Before(t),
+                        (None, id) => crate::repo::layout::Selector::from_arg(
+                            id.as_deref().unwrap_or("latest"),
+                        ),
+                    },
                     target,
                     to_file,
                     identity,
