@@ -113,6 +113,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pause the running daemon's scheduled snapshots (and SIGUSR1); the
+    /// erasure API keeps accepting erasures. Not kept across a daemon restart.
+    Pause,
+    /// Resume the running daemon's scheduled snapshots.
+    Resume,
     /// Last snapshot and its age, next run, snapshot count and size, erasure list, lifecycle rule.
     Status {
         #[arg(long)]

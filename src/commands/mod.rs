@@ -6,6 +6,7 @@ mod erase;
 mod init;
 mod keygen;
 mod list;
+mod pause;
 mod prune;
 mod restore;
 mod snapshot;
@@ -141,5 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Daemon => daemon::run(&ctx).await,
         Command::Prune { dry_run, json } => prune::run(&ctx, dry_run, json).await,
         Command::Status { json } => status::run(&ctx, json).await,
+        Command::Pause => pause::run(&ctx, true).await,
+        Command::Resume => pause::run(&ctx, false).await,
     }
 }
