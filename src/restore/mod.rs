@@ -17,6 +17,7 @@ pub mod filter;
 pub mod keys;
 mod pass;
 mod pick;
+pub use pick::human_ago;
 pub mod plan;
 pub mod report;
 mod rowkeys;
