@@ -117,13 +117,14 @@ pub async fn show(ctx: &Ctx, selector: &str, json: bool) -> anyhow::Result<i32> 
         for o in &p.tables {
             if !m.tables.iter().any(|t| t.qualified() == o.qualified()) {
                 println!(
-                    "{:<40} {:>12} {:>10} {:>10} {:>8}  MISSING (had {} rows)",
+                    "{:<40} {:>12} {:>10} {:>10} {:>8}  MISSING (had {} row{})",
                     o.qualified(),
                     "-",
                     "-",
                     "-",
                     "-",
-                    o.rows
+                    o.rows,
+                    if o.rows == 1 { "" } else { "s" }
                 );
             }
         }

@@ -224,8 +224,10 @@ impl std::fmt::Display for Selector {
     }
 }
 
+/// Milliseconds at most: enough to tell snapshots apart, short to read.
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .replace(".000Z", "Z")
 }
 
 /// Resolves a [`Selector`] within `scope`'s source (see [`resolve_in`]).

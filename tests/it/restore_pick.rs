@@ -128,7 +128,8 @@ fn restore_before_a_time_between_the_second_and_third_snapshot_restores_the_seco
         err.contains("2000-01-01T00:00:00Z")
             && err.contains(&format!(
                 "oldest finished at {}",
-                f1.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                f1.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    .replace(".000Z", "Z")
             )),
         "{err}"
     );
