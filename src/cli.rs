@@ -37,8 +37,14 @@ pub enum Command {
     Snapshot,
     /// Restore a snapshot through the erasure filter into an empty database or a SQL file.
     Restore {
-        /// Snapshot id or `latest`.
-        id: String,
+        /// Snapshot id or `latest` (or use --before instead).
+        #[arg(required_unless_present = "before", conflicts_with = "before")]
+        id: Option<String>,
+        /// Instead of an id: the newest complete snapshot of the configured
+        /// database that finished strictly before this RFC 3339 time, e.g.
+        /// 2026-12-06T09:00:00Z (before the damage).
+        #[arg(long, value_name = "TIME", value_parser = parse_before)]
+        before: Option<chrono::DateTime<chrono::Utc>>,
         /// An empty PostgreSQL database (postgres://…); refused if it holds any table.
         #[arg(long, value_name = "URL", conflicts_with = "to_file")]
         target: Option<String>,
@@ -107,11 +113,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pause the running daemon's scheduled snapshots (and SIGUSR1); the
+    /// erasure API keeps accepting erasures. Not kept across a daemon restart.
+    Pause,
+    /// Resume the running daemon's scheduled snapshots.
+    Resume,
     /// Last snapshot and its age, next run, snapshot count and size, erasure list, lifecycle rule.
     Status {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--before`: an RFC 3339 time (a date alone is refused: say which moment).
+fn parse_before(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            format!(
+                "{e}: --before takes an RFC 3339 time with a zone, e.g. 2026-12-06T09:00:00Z or 2026-12-06T10:00:00+01:00"
+            )
+        })
 }
 
 #[derive(Debug, Subcommand)]

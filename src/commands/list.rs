@@ -20,6 +20,7 @@ pub async fn list(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
                     "id": m.id, "started_at": m.started_at, "finished_at": m.finished_at,
                     "expires_at": m.expires_at, "database": m.database, "tables": m.tables.len(),
                     "rows": m.total_rows(), "stored_bytes": m.stored_bytes(), "raw_bytes": m.raw_bytes(),
+                    "duration_s": (m.finished_at - m.started_at).num_seconds(),
                 })
             })
             .collect();
@@ -28,14 +29,16 @@ pub async fn list(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
         eprintln!("no complete snapshots in {}", storage.describe());
     } else {
         println!(
-            "{:<22} {:<20} {:>7} {:>12} {:>10}  expires",
-            "ID", "FINISHED", "TABLES", "ROWS", "STORED"
+            "{:<22} {:<20} {:<20} {:>9} {:>7} {:>12} {:>10}  expires",
+            "ID", "STARTED (UTC)", "FINISHED (UTC)", "DURATION", "TABLES", "ROWS", "STORED"
         );
         for m in &rows {
             println!(
-                "{:<22} {:<20} {:>7} {:>12} {:>10}  {}",
+                "{:<22} {:<20} {:<20} {:>9} {:>7} {:>12} {:>10}  {}",
                 m.id,
+                m.started_at.format("%Y-%m-%d %H:%M:%S"),
                 m.finished_at.format("%Y-%m-%d %H:%M:%S"),
+                crate::restore::human_ago((m.finished_at - m.started_at).num_seconds()),
                 m.tables.len(),
                 m.total_rows(),
                 human_bytes(m.stored_bytes()),
@@ -79,19 +82,52 @@ pub async fn show(ctx: &Ctx, selector: &str, json: bool) -> anyhow::Result<i32> 
         human_bytes(m.raw_bytes()),
         human_bytes(m.stored_bytes())
     );
+    let prev = previous(storage.as_ref(), &m, &scope).await?;
+    match &prev {
+        Some(p) => println!(
+            "compared   with the previous complete snapshot {} (finished {}): SHRANK = fewer than half its rows, MISSING = gone",
+            p.id,
+            p.finished_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => println!("compared   with nothing: no earlier complete snapshot of this database"),
+    }
     println!(
-        "{:<40} {:>12} {:>10} {:>8}",
-        "TABLE", "ROWS", "STORED", "OBJECTS"
+        "{:<40} {:>12} {:>10} {:>10} {:>8}  VS PREVIOUS",
+        "TABLE", "ROWS", "RAW", "STORED", "OBJECTS"
     );
     for t in &m.tables {
         let stored: u64 = t.objects.iter().map(|o| o.size).sum();
+        let mark = match prev
+            .as_ref()
+            .and_then(|p| p.tables.iter().find(|o| o.qualified() == t.qualified()))
+        {
+            Some(o) if t.rows.saturating_mul(2) < o.rows => format!("SHRANK from {} rows", o.rows),
+            _ => String::new(),
+        };
         println!(
-            "{:<40} {:>12} {:>10} {:>8}",
+            "{:<40} {:>12} {:>10} {:>10} {:>8}  {mark}",
             t.qualified(),
             t.rows,
+            human_bytes(t.raw_bytes),
             human_bytes(stored),
             t.objects.len()
         );
+    }
+    if let Some(p) = &prev {
+        for o in &p.tables {
+            if !m.tables.iter().any(|t| t.qualified() == o.qualified()) {
+                println!(
+                    "{:<40} {:>12} {:>10} {:>10} {:>8}  MISSING (had {} row{})",
+                    o.qualified(),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    o.rows,
+                    if o.rows == 1 { "" } else { "s" }
+                );
+            }
+        }
     }
     println!(
         "{} foreign keys, {} sequences",
@@ -99,6 +135,28 @@ pub async fn show(ctx: &Ctx, selector: &str, json: bool) -> anyhow::Result<i32> 
         m.sequences.len()
     );
     Ok(crate::exit::OK)
+}
+
+/// The newest complete snapshot of the same source that started before
+/// `m` (ids sort by start time), if any.
+async fn previous(
+    storage: &dyn crate::storage::Storage,
+    m: &crate::repo::manifest::Manifest,
+    scope: &layout::SourceScope,
+) -> anyhow::Result<Option<crate::repo::manifest::Manifest>> {
+    for id in layout::list_complete(storage).await? {
+        if id >= m.id {
+            continue;
+        }
+        // An unreadable older manifest only loses the comparison.
+        let Ok(p) = layout::load_manifest(storage, &id).await else {
+            continue;
+        };
+        if scope.matches(&p) {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
 }
 
 /// `1.5 GiB`-style sizes for humans.

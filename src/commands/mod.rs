@@ -6,6 +6,7 @@ mod erase;
 mod init;
 mod keygen;
 mod list;
+mod pause;
 mod prune;
 mod restore;
 mod snapshot;
@@ -101,6 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Snapshot => snapshot::run(&ctx).await,
         Command::Restore {
             id,
+            before,
             target,
             to_file,
             identity,
@@ -112,7 +114,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             restore::run(
                 &ctx,
                 restore::Args {
-                    id,
+                    selector: match (before, id) {
+                        (Some(t), _) => crate::repo::layout::Selector::Before(t),
+                        (None, id) => crate::repo::layout::Selector::from_arg(
+                            id.as_deref().unwrap_or("latest"),
+                        ),
+                    },
                     target,
                     to_file,
                     identity,
@@ -135,5 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Daemon => daemon::run(&ctx).await,
         Command::Prune { dry_run, json } => prune::run(&ctx, dry_run, json).await,
         Command::Status { json } => status::run(&ctx, json).await,
+        Command::Pause => pause::run(&ctx, true).await,
+        Command::Resume => pause::run(&ctx, false).await,
     }
 }

@@ -1,4 +1,4 @@
-//! `lethe restore <ID|latest> (--target URL | --to-file PATH) [--dry-run] …`:
+//! `lethe restore (<ID|latest> | --before TIME) (--target URL | --to-file PATH) [--dry-run] …`:
 //! a snapshot through the erasure filter, with a report of what was dropped.
 
 use super::{Ctx, UsageError};
@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 pub struct Args {
-    pub id: String,
+    pub selector: crate::repo::layout::Selector,
     pub target: Option<String>,
     pub to_file: Option<PathBuf>,
     pub identity: Option<PathBuf>,
@@ -47,7 +47,7 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     };
     let storage = ctx.storage(&cfg).await?;
     let opts = RestoreOptions {
-        selector: a.id.clone(),
+        selector: a.selector.clone(),
         destination,
         dry_run: a.dry_run,
         identity: a.identity,
@@ -65,7 +65,7 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(event = "restore.failed", snapshot = %a.id, dry_run = a.dry_run, error = %format!("{e:#}"), "restore failed: {e:#}");
+            tracing::error!(event = "restore.failed", snapshot = %a.selector, dry_run = a.dry_run, error = %format!("{e:#}"), "restore failed: {e:#}");
             return Err(e);
         }
     };

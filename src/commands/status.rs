@@ -94,14 +94,18 @@ fn render(r: &StatusReport, now: DateTime<Utc>) -> String {
         _ => format!("unknown: {}", l.error.as_deref().unwrap_or("?")),
     };
     let _ = writeln!(s, "lifecycle     {lifecycle}");
-    let _ = writeln!(
-        s,
-        "daemon        {}",
-        if r.daemon_running {
-            "running"
-        } else {
-            "not answering on api.listen"
-        }
-    );
+    let daemon = match (r.daemon_running, r.paused, r.paused_since) {
+        (false, _, _) => "not answering on api.listen".to_string(),
+        (true, Some(true), since) => format!(
+            "running; scheduled snapshots PAUSED{} (`lethe resume` resumes them)",
+            since.map_or(String::new(), |t| format!(
+                " since {} ({} ago)",
+                t.format("%Y-%m-%d %H:%M:%SZ"),
+                human_age((now - t).num_seconds())
+            ))
+        ),
+        (true, _, _) => "running".to_string(),
+    };
+    let _ = writeln!(s, "daemon        {daemon}");
     s
 }

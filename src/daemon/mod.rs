@@ -8,6 +8,7 @@
 
 pub mod job;
 pub mod notify;
+mod paused;
 mod reload;
 mod signals;
 pub mod status;
@@ -16,6 +17,7 @@ pub use signals::Control;
 
 use crate::config::Config;
 use crate::erasure::ErasureStore;
+use crate::pause_switch::PauseSwitch;
 use crate::repo::layout;
 use crate::schedule::{Backoff, Clock, Schedule};
 use crate::storage::Storage;
@@ -86,6 +88,8 @@ pub struct Daemon {
     last_ok: Option<(String, DateTime<Utc>)>,
     failures: u32,
     next_due: DateTime<Utc>,
+    /// `lethe pause` / `lethe resume` (through the API); memory only.
+    pause: PauseSwitch,
 }
 
 enum Wake {
@@ -96,6 +100,8 @@ enum Wake {
     Watchdog,
     Lifecycle,
     Aux,
+    /// The pause switch changed.
+    Paused(Option<DateTime<Utc>>),
 }
 
 impl Daemon {
@@ -130,13 +136,19 @@ impl Daemon {
             last_ok: None,
             failures: 0,
             next_due: now,
+            pause: PauseSwitch::new(),
         })
     }
 
     /// Serves the erasure API from this daemon (needs the erasure list).
     pub fn with_api(mut self, api: crate::erasure::api::ApiServer) -> Daemon {
-        self.api = Some(api);
+        self.api = Some(api.with_pause(self.pause.clone()));
         self
+    }
+
+    /// The switch `lethe pause` flips (tests flip it directly).
+    pub fn pause_switch(&self) -> PauseSwitch {
+        self.pause.clone()
     }
 
     fn job_ctx(&self) -> JobCtx {
@@ -241,6 +253,8 @@ impl Daemon {
         let mut watchdog_tick =
             tokio::time::interval(watchdog.unwrap_or(std::time::Duration::from_secs(3600)));
         let mut lifecycle_tick = tokio::time::interval(self.opts.lifecycle_every);
+        let mut pause_rx = self.pause.subscribe();
+        let mut paused_since = *pause_rx.borrow_and_update();
         lifecycle_tick.tick().await; // the first tick is immediate; the check above covers it
         self.notifier.ready(&self.status_line());
         tracing::info!(
@@ -273,12 +287,32 @@ impl Daemon {
                 _ = watchdog_tick.tick(), if watchdog.is_some() => Wake::Watchdog,
                 _ = lifecycle_tick.tick() => Wake::Lifecycle,
                 Some(_) = aux.join_next(), if !aux.is_empty() => Wake::Aux,
+                Ok(()) = pause_rx.changed() => Wake::Paused(*pause_rx.borrow_and_update()),
             };
             match wake {
                 Wake::Stop => break,
                 Wake::Watchdog => self.notifier.watchdog(),
                 Wake::Lifecycle => self.spawn_lifecycle_check(&mut aux),
                 Wake::Aux => {}
+                Wake::Paused(now_paused) => {
+                    self.pause_changed(paused_since, now_paused);
+                    paused_since = now_paused;
+                }
+                Wake::Due if paused_since.is_some() => {
+                    let now = self.clock.now();
+                    if now >= self.next_due {
+                        // The due run is skipped, not queued: the next one
+                        // is a whole interval (or the next cron time) away.
+                        self.next_due = self.schedule.due(Some(now), now);
+                        tracing::info!(
+                            event = "snapshot.skipped",
+                            reason = "paused",
+                            trigger = "schedule",
+                            next_run = %rfc3339(self.next_due),
+                            "scheduled snapshot skipped: paused by `lethe pause`; `lethe resume` resumes"
+                        );
+                    }
+                }
                 Wake::Due => {
                     if self.clock.now() >= self.next_due {
                         let trigger = if self.failures > 0 {
@@ -290,7 +324,14 @@ impl Daemon {
                     }
                 }
                 Wake::Control(Control::SnapshotNow) => {
-                    if job.is_some() {
+                    if paused_since.is_some() {
+                        tracing::info!(
+                            event = "snapshot.skipped",
+                            reason = "paused",
+                            trigger = "signal",
+                            "SIGUSR1 ignored: scheduled snapshots are paused by `lethe pause`; `lethe resume` first"
+                        );
+                    } else if job.is_some() {
                         tracing::info!(
                             event = "snapshot.skipped",
                             reason = "already_running",

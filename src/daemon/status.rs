@@ -31,6 +31,11 @@ pub struct StatusReport {
     pub lifecycle: LifecycleReport,
     /// Whether a daemon answered on `api.listen`.
     pub daemon_running: bool,
+    /// Whether the running daemon's scheduled snapshots are paused
+    /// (`lethe pause`); `null` when no daemon answered (or it is too old
+    /// to say).
+    pub paused: Option<bool>,
+    pub paused_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,6 +108,11 @@ pub async fn gather(
         Err(e) => (format!("invalid: {e}"), None, false),
     };
     let (erasure, daemon_running) = erasure_report(cfg).await;
+    let pause = if daemon_running {
+        pause_state(cfg).await
+    } else {
+        None
+    };
     Ok(StatusReport {
         repository: storage.describe(),
         schedule,
@@ -123,7 +133,17 @@ pub async fn gather(
         erasure,
         lifecycle: lifecycle_report(cfg).await,
         daemon_running,
+        paused: pause.as_ref().map(|p| p.paused),
+        paused_since: pause.and_then(|p| p.paused_since),
     })
+}
+
+/// The daemon's pause switch, `None` if it cannot say.
+async fn pause_state(cfg: &Config) -> Option<crate::erasure::api::ScheduleState> {
+    let client =
+        crate::erasure::client::ApiClient::for_config(&cfg.api, &cfg.erasure, &cfg.storage.url)
+            .ok()?;
+    client.schedule().await.ok()
 }
 
 async fn erasure_report(cfg: &Config) -> (ErasureReport, bool) {

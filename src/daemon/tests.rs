@@ -439,3 +439,22 @@ async fn a_broken_reload_keeps_the_running_config() {
     d.try_reload().await.unwrap();
     assert_eq!(d.schedule.describe(), "every 2h");
 }
+
+#[tokio::test(start_paused = true)]
+async fn while_paused_neither_the_schedule_nor_usr1_snapshot_and_resume_runs_the_missed_one() {
+    let (h, d) = daemon("1h", 60, 0).await;
+    let switch = d.pause_switch();
+    let flipper = async move {
+        tokio::time::sleep(std::time::Duration::from_secs(100)).await;
+        assert!(switch.pause(Utc::now()));
+        // Past the 3600 s run and SIGUSR1 (at 200 s), still paused.
+        tokio::time::sleep(std::time::Duration::from_secs(4900)).await;
+        assert!(switch.resume().is_some());
+    };
+    let ((), ()) = tokio::join!(run_for(d, 5200, vec![(200, Control::SnapshotNow)]), flipper);
+    let starts: Vec<i64> = h.runs.lock().unwrap().iter().map(|r| secs(r.0)).collect();
+    // At start, then only once resumed (the missed run starts at once).
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert!(starts[0] < 5, "{starts:?}");
+    assert!((5000..5005).contains(&starts[1]), "{starts:?}");
+}

@@ -8,7 +8,7 @@
 //! have taken the address since. Either way the answer is
 //! [`ClientError::Mismatch`], and nothing was written.
 
-use super::api::{EXPECT_HEADER, Endpoint, Serves, parse_listen};
+use super::api::{EXPECT_HEADER, Endpoint, ScheduleState, Serves, parse_listen};
 use super::journal::SyncOutcome;
 use super::store::{AddOutcome, EntryInfo, StoreStatus};
 use crate::erasure::config::ApiConfig;
@@ -371,6 +371,28 @@ impl ApiClient {
     pub async fn sync(&self) -> Result<SyncOutcome, ClientError> {
         self.call(Method::POST, "/v1/sync", Some(b"{}".to_vec()))
             .await
+    }
+
+    /// `GET /v1/schedule`: whether the daemon's scheduled snapshots are paused.
+    ///
+    /// # Errors
+    /// `NotRunning` without a daemon; `Rejected` (404) from a server that
+    /// runs no scheduler.
+    pub async fn schedule(&self) -> Result<ScheduleState, ClientError> {
+        self.call(Method::GET, "/v1/schedule", None).await
+    }
+
+    /// `POST /v1/schedule/pause` (`pause = true`) or `/resume`.
+    ///
+    /// # Errors
+    /// As [`ApiClient::schedule`].
+    pub async fn set_paused(&self, pause: bool) -> Result<ScheduleState, ClientError> {
+        let path = if pause {
+            "/v1/schedule/pause"
+        } else {
+            "/v1/schedule/resume"
+        };
+        self.call(Method::POST, path, Some(b"{}".to_vec())).await
     }
 
     /// `GET /v1/erasures`: calls `f` per entry; fails if the stream is cut.

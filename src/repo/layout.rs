@@ -103,6 +103,14 @@ pub enum RepoError {
         others: String,
     },
     #[error(
+        "no complete snapshot of {wanted} finished before {before}: the oldest finished at {oldest}; pick a later --before, or see `lethe list`"
+    )]
+    NothingBefore {
+        wanted: String,
+        before: String,
+        oldest: String,
+    },
+    #[error(
         "snapshot {id} is of {theirs}, not of the configured source {ours}: its rows would be filtered with this config's erasure roots and list; restore it with the config of {theirs}"
     )]
     OtherSource {
@@ -181,6 +189,98 @@ pub async fn resolve_in(
             others.into_iter().collect::<Vec<_>>().join(", ")
         ),
     })
+}
+
+/// Which snapshot a restore wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The newest complete snapshot of the source.
+    Latest,
+    /// One snapshot by id (still checked to be of the source).
+    Id(String),
+    /// The newest complete snapshot of the source whose manifest's
+    /// `finished_at` is strictly before this time.
+    Before(chrono::DateTime<chrono::Utc>),
+}
+
+impl Selector {
+    /// `latest` or an id, as the positional argument gives it.
+    pub fn from_arg(s: &str) -> Selector {
+        if s == "latest" {
+            Selector::Latest
+        } else {
+            Selector::Id(s.to_string())
+        }
+    }
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::Latest => f.write_str("latest"),
+            Selector::Id(id) => f.write_str(id),
+            Selector::Before(t) => write!(f, "before {}", rfc3339(*t)),
+        }
+    }
+}
+
+/// Milliseconds at most: enough to tell snapshots apart, short to read.
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .replace(".000Z", "Z")
+}
+
+/// Resolves a [`Selector`] within `scope`'s source (see [`resolve_in`]).
+///
+/// # Errors
+/// As [`resolve_in`]; `NothingBefore` when every snapshot of the source
+/// finished at or after the time asked for.
+pub async fn resolve_selected(
+    storage: &dyn Storage,
+    selector: &Selector,
+    scope: &SourceScope,
+) -> Result<Manifest, RepoError> {
+    let before = match selector {
+        Selector::Latest => return resolve_in(storage, "latest", scope).await,
+        Selector::Id(id) => return resolve_in(storage, id, scope).await,
+        Selector::Before(t) => *t,
+    };
+    // Newest first by id (start time); finish times need not be in the same
+    // order, so every manifest of the source is read.
+    let ids = list_complete(storage).await?;
+    if ids.is_empty() {
+        return Err(RepoError::Empty(storage.describe()));
+    }
+    let mut best: Option<Manifest> = None;
+    let mut oldest: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut others = std::collections::BTreeSet::new();
+    for id in &ids {
+        let m = load_manifest(storage, id).await?;
+        if !scope.matches(&m) {
+            others.insert(SourceScope::describe(&m));
+            continue;
+        }
+        oldest = Some(oldest.map_or(m.finished_at, |o| o.min(m.finished_at)));
+        if m.finished_at < before && best.as_ref().is_none_or(|b| m.finished_at > b.finished_at) {
+            best = Some(m);
+        }
+    }
+    match (best, oldest) {
+        (Some(m), _) => Ok(m),
+        (None, Some(oldest)) => Err(RepoError::NothingBefore {
+            wanted: scope.identity.clone(),
+            before: rfc3339(before),
+            oldest: rfc3339(oldest),
+        }),
+        (None, None) => Err(RepoError::NoneOfSource {
+            storage: storage.describe(),
+            wanted: scope.identity.clone(),
+            others: format!(
+                "it holds snapshots of {}",
+                others.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        }),
+    }
 }
 
 /// What is under `snapshots/`: complete ids (manifest present) and the ids of

@@ -38,3 +38,102 @@ fn snapshot_keys_split_into_id_and_tail_and_others_are_ignored() {
         assert!(split_snapshot_key(bad).is_none(), "{bad}");
     }
 }
+
+fn stored_manifest(id: &str, finished: &str, source: &str) -> Manifest {
+    use super::super::manifest::{ListState, ObjectEntry, SchemaObjects};
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let id: SnapshotId = id.parse().unwrap();
+    let obj = |n: &str| ObjectEntry {
+        key: format!("snapshots/{id}/schema/{n}.sql.zst"),
+        size: 1,
+        blake3: String::new(),
+        raw_size: 1,
+        rows: 0,
+    };
+    Manifest {
+        format: 1,
+        started_at: id.started_at(),
+        finished_at: at(finished),
+        expires_at: at(finished),
+        server_version: "15".into(),
+        database: "app".into(),
+        compression: "zstd".into(),
+        recipients: vec![],
+        schema: SchemaObjects {
+            pre: obj("pre"),
+            post: obj("post"),
+        },
+        tables: vec![],
+        foreign_keys: vec![],
+        sequences: vec![],
+        erasure_list: ListState::default(),
+        partitioned: vec![],
+        source: Some(source.into()),
+        ctype: None,
+        id,
+    }
+}
+
+#[tokio::test]
+async fn before_picks_by_finish_time_within_the_source_and_names_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = crate::storage::fs::FsStorage::open(dir.path().to_path_buf()).unwrap();
+    // A long snapshot started first but finished after the second one; a
+    // snapshot of another database finished in between.
+    for m in [
+        stored_manifest(
+            "20261206T080000Z-0001",
+            "2026-12-06T09:30:00Z",
+            "h:5432/app",
+        ),
+        stored_manifest(
+            "20261206T090000Z-0002",
+            "2026-12-06T09:10:00Z",
+            "h:5432/app",
+        ),
+        stored_manifest(
+            "20261206T091500Z-0003",
+            "2026-12-06T09:20:00Z",
+            "h:5432/other",
+        ),
+        stored_manifest(
+            "20261206T100000Z-0004",
+            "2026-12-06T10:05:00Z",
+            "h:5432/app",
+        ),
+    ] {
+        storage
+            .put_bytes(&manifest_key(&m.id), m.to_json().into())
+            .await
+            .unwrap();
+    }
+    let scope = SourceScope {
+        identity: "h:5432/app".into(),
+        database: "app".into(),
+    };
+    let pick = |t: &str| Selector::Before(t.parse().unwrap());
+    let at = |t: &str| {
+        let s = pick(t);
+        let (storage, scope) = (&storage, &scope);
+        async move { resolve_selected(storage, &s, scope).await }
+    };
+    assert_eq!(
+        at("2026-12-06T09:25:00Z").await.unwrap().id.as_str(),
+        "20261206T090000Z-0002"
+    );
+    assert_eq!(
+        at("2026-12-06T09:30:01Z").await.unwrap().id.as_str(),
+        "20261206T080000Z-0001"
+    );
+    // Strictly before: a snapshot finished at that very time is not taken.
+    assert_eq!(
+        at("2026-12-06T10:05:00Z").await.unwrap().id.as_str(),
+        "20261206T080000Z-0001"
+    );
+    let err = at("2026-12-06T09:10:00Z").await.unwrap_err().to_string();
+    assert!(
+        err.contains("before 2026-12-06T09:10:00Z")
+            && err.contains("oldest finished at 2026-12-06T09:10:00Z"),
+        "{err}"
+    );
+}

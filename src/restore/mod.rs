@@ -16,6 +16,8 @@ pub mod dest;
 pub mod filter;
 pub mod keys;
 mod pass;
+mod pick;
+pub use pick::human_ago;
 pub mod plan;
 pub mod report;
 mod rowkeys;
@@ -105,8 +107,8 @@ pub enum Destination {
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
-    /// Snapshot id or `latest`.
-    pub selector: String,
+    /// Snapshot id, `latest`, or the newest finished before a time.
+    pub selector: layout::Selector,
     pub destination: Destination,
     /// Computes the report and writes nothing (and connects to nothing).
     pub dry_run: bool,
@@ -322,9 +324,10 @@ pub async fn restore(
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
     let scope = source_scope(cfg)?;
-    let manifest = Arc::new(layout::resolve_in(storage.as_ref(), &opts.selector, &scope).await?);
+    let manifest =
+        Arc::new(layout::resolve_selected(storage.as_ref(), &opts.selector, &scope).await?);
     let id = manifest.id.clone();
-    tracing::info!(event = "restore.started", snapshot = %id, dry_run = opts.dry_run, "restoring snapshot {id}");
+    pick::announce(&manifest, &opts.selector, opts.dry_run, started_at);
 
     // Every check that can refuse runs before anything is written.
     let mut list = load_list(cfg, storage.as_ref(), opts.allow_stale_erasure_list).await?;

@@ -18,6 +18,7 @@ mod outage;
 mod panics;
 mod postdata;
 mod restore;
+mod restore_pick;
 mod reuse;
 mod rig;
 mod s3proxy;

@@ -30,6 +30,7 @@ pub struct ApiServer {
     listener: Listener,
     listen: String,
     timeouts: Timeouts,
+    pause: Option<crate::pause_switch::PauseSwitch>,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -199,12 +200,19 @@ impl ApiServer {
             listener,
             listen: api.listen.clone(),
             timeouts: Timeouts::default(),
+            pause: None,
         })
     }
 
     /// Replaces the default client timeouts (10 s headers, 30 s body).
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
+        self
+    }
+
+    /// Serves the `schedule` routes with the daemon's switch.
+    pub fn with_pause(mut self, pause: crate::pause_switch::PauseSwitch) -> Self {
+        self.pause = Some(pause);
         self
     }
 
@@ -234,6 +242,7 @@ impl ApiServer {
             store,
             storage,
             serves,
+            pause: self.pause.clone(),
         });
         let header_timeout = self.timeouts.header;
         let token = match &self.listener {

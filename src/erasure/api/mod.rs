@@ -30,6 +30,8 @@
 //!   `{"end": true, "count": N}` (a missing end line means a cut stream).
 //! - `GET /v1/status` → [`StoreStatus`] (`path` canonicalised) plus
 //!   `storage`. `POST /v1/sync` → [`SyncOutcome`].
+//! - `GET /v1/schedule`, `POST /v1/schedule/{pause,resume}` → [`ScheduleState`]
+//!   (a daemon's only; see `schedule`).
 //!
 //! Bodies over [`MAX_BODY`] get 413; a client that does not send its headers
 //! within 10 s or its body within 30 s is cut off.
@@ -270,6 +272,8 @@ struct ApiState {
     store: Arc<ErasureStore>,
     storage: Arc<dyn Storage>,
     serves: Serves,
+    /// The daemon's scheduled-snapshot switch (`schedule` routes).
+    pause: Option<crate::pause_switch::PauseSwitch>,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -539,6 +543,9 @@ fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
         .route("/v1/erasures/{subject}", get(check))
         .route("/v1/status", get(status))
         .route("/v1/sync", post(sync))
+        .route("/v1/schedule", get(schedule::get))
+        .route("/v1/schedule/pause", post(schedule::pause))
+        .route("/v1/schedule/resume", post(schedule::resume))
         .fallback(not_found)
         .method_not_allowed_fallback(bad_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -570,7 +577,9 @@ fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
 }
 
 mod listen;
+mod schedule;
 pub use listen::ApiServer;
+pub use schedule::ScheduleState;
 
 /// Binds `api.listen` and runs the API and the journal worker until
 /// `shutdown` is cancelled. See the module documentation.

@@ -492,3 +492,47 @@ async fn binding_leaves_no_temporary_name_behind() {
     assert_eq!(names, ["api.sock"]);
     r.stop().await;
 }
+
+#[tokio::test]
+async fn schedule_routes_flip_the_daemons_switch_and_a_plain_server_has_none() {
+    let r = start(None, None).await;
+    let c = ApiClient::from_config(&r.api).unwrap();
+    let err = c.set_paused(true).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Rejected { status: 404, message } if message.contains("runs no scheduler")),
+        "{err}"
+    );
+    r.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(ErasureStore::open(&dir.path().join("list"), SubjectType::Bigint).unwrap());
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(dir.path().join("repo")).unwrap());
+    let api = ApiConfig {
+        listen: format!("unix:{}", dir.path().join("api.sock").display()),
+        token_file: None,
+    };
+    let switch = crate::pause_switch::PauseSwitch::new();
+    let server = ApiServer::bind(&api)
+        .await
+        .unwrap()
+        .with_pause(switch.clone());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(Arc::clone(&store), storage, stop.clone()));
+    let c = ApiClient::from_config(&api).unwrap();
+    assert!(!c.schedule().await.unwrap().paused);
+    let p = c.set_paused(true).await.unwrap();
+    assert!(p.paused && p.changed && !p.survives_restart && p.paused_since.is_some());
+    assert!(switch.paused_since().is_some());
+    assert!(!c.set_paused(true).await.unwrap().changed);
+    // Erasures are still accepted while paused.
+    assert_eq!(c.add(&["7".into()], None).await.unwrap().added, 1);
+    let r = c.set_paused(false).await.unwrap();
+    assert!(!r.paused && r.changed);
+    assert!(switch.paused_since().is_none());
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap();
+}

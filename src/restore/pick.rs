@@ -1,0 +1,71 @@
+//! Saying which snapshot a restore picked: `restore latest` and
+//! `restore --before` print it on stderr before anything starts (so an
+//! operator sees at once if it is the damaged one), and `restore.started`
+//! carries it for every restore.
+
+use crate::repo::layout::Selector;
+use crate::repo::manifest::Manifest;
+use chrono::{DateTime, Utc};
+
+/// Logs `restore.started`; for a snapshot picked by `latest` or `--before`
+/// (not named by id) also prints [`picked_line`] on stderr.
+pub fn announce(m: &Manifest, selector: &Selector, dry_run: bool, now: DateTime<Utc>) {
+    let id = &m.id;
+    if !matches!(selector, Selector::Id(_)) {
+        eprintln!("{}", picked_line(m, selector, now));
+    }
+    tracing::info!(
+        event = "restore.started",
+        snapshot = %id,
+        dry_run,
+        selector = %selector,
+        snapshot_started_at = %rfc3339(m.started_at),
+        snapshot_finished_at = %rfc3339(m.finished_at),
+        age_s = (now - m.started_at).num_seconds(),
+        "restoring snapshot {id}"
+    );
+}
+
+/// `lethe: restoring snapshot <ID>, taken 2026-12-06 10:15:00 UTC (3 h 12 min
+/// ago), finished 10:16:02 UTC; picked as …`
+pub fn picked_line(m: &Manifest, selector: &Selector, now: DateTime<Utc>) -> String {
+    let why = match selector {
+        Selector::Latest => "the newest complete snapshot of this database".to_string(),
+        Selector::Before(t) => format!(
+            "the newest complete snapshot of this database finished before {}",
+            t.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        Selector::Id(_) => "named by id".to_string(),
+    };
+    let finished = if m.finished_at.date_naive() == m.started_at.date_naive() {
+        m.finished_at.format("%H:%M:%S UTC").to_string()
+    } else {
+        m.finished_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    };
+    format!(
+        "lethe: restoring snapshot {}, taken {} ({} ago), finished {finished}; picked as {why}",
+        m.id,
+        m.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        human_ago((now - m.started_at).num_seconds()),
+    )
+}
+
+/// `3 h 12 min`, `2 d 4 h`, `45 s`.
+pub fn human_ago(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+#[path = "pick_tests.rs"]
+mod tests;
