@@ -4,6 +4,8 @@
 //! SIGTERM mid-upload, SIGHUP with a broken config, SIGUSR1, two daemons on
 //! one repository, systemd notifications, and `lethe prune` / `lethe status`.
 
+mod health;
+mod log_level;
 mod rig;
 
 use crate::common::LetheCli;
@@ -130,12 +132,25 @@ fn sigterm_mid_upload(s: &Rig) -> Running {
     check_log_lines(&d, &[]);
     assert_eq!(d.count("snapshot.completed"), 0);
     assert_eq!(d.count("daemon.shutdown_timeout"), 0, "log:\n{}", d.log());
-    let failed = d.first("snapshot.failed");
+    // A planned stop is not an alert: `snapshot.cancelled` at INFO with
+    // the stage it reached, and no ERROR line at all.
+    let cancelled = d.first("snapshot.cancelled");
+    assert_eq!(cancelled["level"], "INFO", "{cancelled}");
+    // The open upload is the schema's or a table's.
     assert!(
-        failed["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("cancelled")),
-        "{failed}"
+        ["schema", "data"].contains(&cancelled["stage"].as_str().unwrap_or_default()),
+        "{cancelled}"
+    );
+    assert!(cancelled["id"].is_string(), "{cancelled}");
+    assert_eq!(d.count("snapshot.failed"), 0, "log:\n{}", d.log());
+    let errors: Vec<Value> = d
+        .events()
+        .into_iter()
+        .filter(|e| e["level"] == "ERROR")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines on a planned stop: {errors:?}"
     );
     let (objects, uploads) = s.outside.leftovers("snapshots/");
     assert!(
@@ -474,8 +489,10 @@ fn status_reports_last_snapshot_next_run_sizes_and_the_list() {
     let s = Rig::new("dmnstat", SMALL_SQL);
     daemon_config(&s, "every = \"1h\"");
     let out = s.run(&["status", "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // No daemon: down, exit 2 (README "Health checks").
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["health"], "down", "{v}");
     assert!(v["last_snapshot"].is_null(), "{v}");
     assert_eq!(v["overdue"], true);
     assert_eq!(v["snapshots"]["count"], 0);
