@@ -1,6 +1,6 @@
-//! `lethe status` as a health check: exit 0 healthy, 1 degraded, 2 down;
-//! the text form shows what `--json` reports; `status` and `list` agree on
-//! the stored size.
+//! `lethe status`: what it reports; as a health check it exits 0 healthy,
+//! 1 degraded, 2 down; the text form shows what `--json` reports; `status`
+//! and `list` agree on the stored size.
 
 use super::rig::*;
 use crate::common::LetheCli;
@@ -92,4 +92,72 @@ fn status_exits_0_healthy_1_when_overdue_or_incomplete_and_2_when_the_daemon_is_
         "{}",
         d.log()
     );
+}
+
+#[test]
+fn status_reports_last_snapshot_next_run_sizes_and_the_list() {
+    let s = Rig::new("dmnstat", SMALL_SQL);
+    daemon_config(&s, "every = \"1h\"");
+    let out = s.run(&["status", "--json"]);
+    // No daemon: down, exit 2 (README "Health checks").
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["health"], "down", "{v}");
+    assert!(v["last_snapshot"].is_null(), "{v}");
+    assert_eq!(v["overdue"], true);
+    assert_eq!(v["snapshots"]["count"], 0);
+    assert_eq!(v["daemon_running"], false);
+    assert_eq!(v["lifecycle"]["state"], "not_applicable");
+
+    let id = s.snapshot();
+    let v: Value = serde_json::from_slice(&s.run(&["status", "--json"]).stdout).expect("json");
+    assert_eq!(v["last_snapshot"]["id"], id.as_str(), "{v}");
+    assert!(
+        v["last_snapshot"]["age_seconds"]
+            .as_i64()
+            .is_some_and(|a| (0..600).contains(&a)),
+        "{v}"
+    );
+    assert_eq!(v["overdue"], false);
+    assert_eq!(v["snapshots"]["count"], 1);
+    assert!(
+        v["snapshots"]["stored_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 0)
+    );
+    assert!(v["next_run"].is_string());
+    // No list yet: reported in place, not a failure of `status`.
+    assert_eq!(v["erasure"]["source"], "unavailable", "{v}");
+    assert!(
+        v["erasure"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("erasure")),
+        "{v}"
+    );
+
+    // With the daemon running, the list is read through its API.
+    let mut d = start(&s, &[]);
+    d.wait_for("daemon.ready", 1, Duration::from_secs(60));
+    let out = s.run(&["status", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["daemon_running"], true, "{v}");
+    assert_eq!(v["erasure"]["source"], "daemon");
+    let human = text(&s.run(&["status"]).stdout);
+    assert!(
+        human.contains(&format!("last snapshot {id}")) && human.contains("next run"),
+        "{human}"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(30)).0,
+        Some(0),
+        "{}",
+        d.log()
+    );
+
+    // The daemon created the list; with it stopped, status opens the store.
+    let v: Value = serde_json::from_slice(&s.run(&["status", "--json"]).stdout).expect("json");
+    assert_eq!(v["erasure"]["source"], "store", "{v}");
+    assert_eq!(v["erasure"]["count"], 0);
+    assert!(v["erasure"]["last_sync"].is_string(), "{v}");
 }
