@@ -5,6 +5,12 @@ use crate::config::Config;
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let cfg = Config::load(&ctx.config_path).map_err(|e| UsageError(e.to_string()))?;
+    if let Ok(v) = std::env::var("LETHE_LOG")
+        && let Err(message) = crate::telemetry::check_level(&v)
+    {
+        let e = crate::telemetry::LogEnvError { value: v, message };
+        return Err(UsageError(e.to_string()).into());
+    }
     println!("config {} is valid", ctx.config_path.display());
     println!(
         "  source:    {} (jobs {})",

@@ -34,7 +34,7 @@ impl Ctx {
     /// `UsageError` with every problem named.
     pub fn config(&self) -> anyhow::Result<Config> {
         let cfg = Config::load(&self.config_path).map_err(|e| UsageError(e.to_string()))?;
-        crate::telemetry::init(&cfg.log);
+        crate::telemetry::init(&cfg.log).map_err(|e| UsageError(e.to_string()))?;
         register_secrets(&cfg);
         crate::telemetry::panic::test_panic_point("config", || {
             let read = |p: Option<&std::path::Path>| {

@@ -1,9 +1,11 @@
 //! `lethe status [--json]`: the last snapshot and its age, the next run,
 //! snapshot count and size, the erasure list and the lifecycle rule.
+//! Exit 0 healthy, 1 degraded, 2 down (no daemon answers): a health check
+//! can run it as is (`crate::daemon::status::Health`).
 
 use super::Ctx;
 use super::list::human_bytes;
-use crate::daemon::status::{StatusReport, gather, human_age};
+use crate::daemon::status::{Health, StatusReport, gather, human_age};
 use chrono::{DateTime, Utc};
 
 pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
@@ -16,7 +18,7 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
     } else {
         print!("{}", render(&report, now));
     }
-    Ok(crate::exit::OK)
+    Ok(report.health.exit_code())
 }
 
 /// The report for people, one fact per line.
@@ -58,11 +60,13 @@ fn render(r: &StatusReport, now: DateTime<Utc>) -> String {
     if r.incomplete.count > 0 || r.unfinished_uploads > 0 {
         let _ = writeln!(
             s,
-            "incomplete    {} prefix(es) without manifest ({}), {} unfinished upload(s)",
+            "incomplete    {} snapshot(s) without manifest ({}), {} unfinished upload(s)",
             r.incomplete.count,
             human_bytes(r.incomplete.stored_bytes),
             r.unfinished_uploads
         );
+    } else {
+        let _ = writeln!(s, "incomplete    none");
     }
     let e = &r.erasure;
     match (&e.count, &e.error) {
@@ -107,5 +111,14 @@ fn render(r: &StatusReport, now: DateTime<Utc>) -> String {
         (true, _, _) => "running".to_string(),
     };
     let _ = writeln!(s, "daemon        {daemon}");
+    let health = match r.health {
+        Health::Healthy => "healthy (exit 0)",
+        Health::Degraded => "degraded (exit 1)",
+        Health::Down => "down (exit 2)",
+    };
+    let _ = writeln!(s, "health        {health}");
+    for p in &r.problems {
+        let _ = writeln!(s, "  - {p}");
+    }
     s
 }

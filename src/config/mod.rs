@@ -13,6 +13,8 @@ pub use crate::secrets::{read_secret_file, redact_url};
 pub use crate::storage::{ChecksumMode, StorageConfig};
 pub use crate::telemetry::{LogConfig, LogFormat};
 
+mod keys;
+
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -98,9 +100,20 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let cfg = Self::parse(&text).map_err(|message| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message,
+        let cfg = Self::parse(&text).map_err(|message| {
+            // serde names only the first unknown key: name them all.
+            let issues = keys::unknown_keys(&text);
+            if issues.is_empty() {
+                ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                }
+            } else {
+                ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    issues,
+                }
+            }
         })?;
         let issues = cfg.validate();
         if issues.is_empty() {
@@ -263,12 +276,8 @@ impl Config {
                 "must be unix:/absolute/path.sock or tcp:127.0.0.1:PORT",
             );
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            issue(
-                "log.level",
-                &self.log.level,
-                "must be a level (error, warn, info, debug, trace) or a tracing directive",
-            );
+        if let Err(e) = crate::telemetry::check_level(&self.log.level) {
+            issue("log.level", &format!("{:?}", self.log.level), &e);
         }
         out
     }

@@ -103,3 +103,79 @@ fn table_names_are_read_as_psql_spells_them() {
         assert!(e.contains("schema") || e.contains("quote"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn every_unknown_key_is_named_each_with_a_suggestion_for_a_near_miss() {
+    let text = format!(
+        "{}\n[schedule]\nevrey = \"1h\"\n[retention]\nday = 35\n[source]\nurl = \"postgres://x\"\nbogus_thing = 1\n\
+         [erasure]\nsubjects = [{{ table = \"public.users\", colum = \"id\" }}]\n[lgo]\nlevel = \"info\"\n",
+        valid_base()
+    );
+    let issues = keys::unknown_keys(&text);
+    let by_key: std::collections::HashMap<&str, &str> = issues
+        .iter()
+        .map(|i| (i.key.as_str(), i.message.as_str()))
+        .collect();
+    assert_eq!(issues.len(), 5, "{issues:?}");
+    assert!(
+        by_key["schedule.evrey"].contains("did you mean `every`?"),
+        "{issues:?}"
+    );
+    assert!(
+        by_key["retention.day"].contains("did you mean `days`?"),
+        "{issues:?}"
+    );
+    assert!(
+        by_key["source.bogus_thing"].contains("valid keys are url"),
+        "{issues:?}"
+    );
+    assert!(
+        by_key["erasure.subjects[0].colum"].contains("did you mean `column`?"),
+        "{issues:?}"
+    );
+    assert!(
+        by_key["lgo"].contains("unknown section: did you mean `log`?"),
+        "{issues:?}"
+    );
+    // Config::load reports them all, not serde's first.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lethe.toml");
+    std::fs::write(&path, &text).expect("write");
+    let err = Config::load(&path).expect_err("unknown keys").to_string();
+    assert!(
+        err.contains("5 problem(s)") && err.contains("schedule.evrey"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_known_config_has_no_unknown_keys() {
+    assert_eq!(keys::unknown_keys(&valid_base()), vec![]);
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/lethe.example.toml"),
+    )
+    .expect("example");
+    assert_eq!(keys::unknown_keys(&example), vec![]);
+}
+
+#[test]
+fn edit_distance_counts_a_swap_as_one() {
+    assert_eq!(keys::distance("evrey", "every"), 1);
+    assert_eq!(keys::distance("day", "days"), 1);
+    assert_eq!(keys::distance("cron", "every"), 5);
+}
+
+#[test]
+fn a_mistyped_log_level_is_a_config_issue_naming_the_valid_levels() {
+    for bad in ["warning", "verbose", "lethe=loud"] {
+        let i = issues_for(&format!("[log]\nlevel = \"{bad}\"\n"));
+        assert_eq!(i.len(), 1, "{bad}: {i:?}");
+        assert_eq!(i[0].key, "log.level");
+        assert!(i[0].value.contains(bad), "{i:?}");
+        assert!(
+            i[0].message.contains("error, warn, info, debug, trace"),
+            "{i:?}"
+        );
+    }
+    assert_eq!(issues_for("[log]\nlevel = \"lethe=debug\"\n"), vec![]);
+}

@@ -47,8 +47,8 @@ pub trait Snapshotter: Send + Sync + std::fmt::Debug {
 /// The production snapshotter: `snapshot::locked::take`, the same function
 /// `lethe snapshot` calls, with the erasure list's state recorded in the
 /// manifest and the leak check on. It logs `snapshot.started`,
-/// `snapshot.completed`, `erasure.leak_detected` and `snapshot.failed`
-/// itself.
+/// `snapshot.completed`, `erasure.leak_detected`, `snapshot.cancelled` and
+/// `snapshot.failed` itself.
 #[derive(Debug, Default)]
 pub struct WriterSnapshotter;
 
@@ -199,6 +199,10 @@ async fn snapshot(ctx: &JobCtx, trigger: Trigger, cancel: &CancellationToken) ->
     .await;
     match taken {
         Ok(done) => SnapshotResult::Done(Box::new(done)),
+        // The daemon is stopping: whatever the lock or the snapshot then
+        // reported is the stop's doing, not a failure (the snapshot logged
+        // `snapshot.cancelled` if it had started).
+        Err(_) if cancel.is_cancelled() => SnapshotResult::Cancelled,
         Err(LockedError::Cancelled) => SnapshotResult::Cancelled,
         Err(LockedError::Held { holder, expires_at }) => SnapshotResult::LockHeld {
             holder,
@@ -210,7 +214,6 @@ async fn snapshot(ctx: &JobCtx, trigger: Trigger, cancel: &CancellationToken) ->
         Err(LockedError::Lost { lease, .. }) => SnapshotResult::LockFailed {
             error: format!("stopped: {lease}"),
         },
-        Err(LockedError::Work(_)) if cancel.is_cancelled() => SnapshotResult::Cancelled,
         Err(LockedError::Work(e)) => SnapshotResult::Failed {
             error: error_chain(e.as_ref()),
         },

@@ -36,6 +36,82 @@ pub struct StatusReport {
     /// to say).
     pub paused: Option<bool>,
     pub paused_since: Option<DateTime<Utc>>,
+    /// `healthy`, `degraded` or `down`: what `lethe status` exits with
+    /// (0, 1, 2). See [`Health`].
+    pub health: Health,
+    /// Why it is not `healthy`, one sentence each.
+    pub problems: Vec<String>,
+}
+
+/// What a health check reads from `lethe status`'s exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Exit 0.
+    Healthy,
+    /// Exit 1: the daemon answers but something needs a look (a snapshot
+    /// overdue, lifecycle rule missing or drifted, an incomplete snapshot
+    /// quiet for longer than the cleanup grace, the erasure list unreadable).
+    Degraded,
+    /// Exit 2: no daemon answers on `api.listen`.
+    Down,
+}
+
+impl Health {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Health::Healthy => 0,
+            Health::Degraded => 1,
+            Health::Down => 2,
+        }
+    }
+}
+
+/// The health and its reasons, from the facts gathered. `stale_incomplete`:
+/// incomplete snapshots quiet for longer than the cleanup grace (one being
+/// written right now is not a problem).
+pub fn assess(r: &StatusReport, stale_incomplete: usize) -> (Health, Vec<String>) {
+    let mut problems = Vec::new();
+    if !r.daemon_running {
+        problems.push("the daemon is not answering on api.listen".to_string());
+    }
+    if r.overdue {
+        problems.push(match &r.last_snapshot {
+            Some(l) => format!(
+                "a snapshot is overdue: the last one finished {} ago",
+                human_age(l.age_seconds)
+            ),
+            None => "a snapshot is overdue: there is none yet".to_string(),
+        });
+    }
+    if matches!(
+        r.lifecycle.state.as_str(),
+        "missing" | "drifted" | "unknown"
+    ) {
+        problems.push(format!(
+            "the bucket's lifecycle rule is {}: run `lethe init`",
+            r.lifecycle.state
+        ));
+    }
+    if stale_incomplete > 0 {
+        problems.push(format!(
+            "{stale_incomplete} incomplete snapshot(s) left by an interrupted run: the next snapshot or `lethe prune` removes them"
+        ));
+    }
+    if r.daemon_running && r.erasure.count.is_none() {
+        problems.push(format!(
+            "the erasure list is unreadable: {}",
+            r.erasure.error.as_deref().unwrap_or("unavailable")
+        ));
+    }
+    let health = if !r.daemon_running {
+        Health::Down
+    } else if problems.is_empty() {
+        Health::Healthy
+    } else {
+        Health::Degraded
+    };
+    (health, problems)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,7 +189,14 @@ pub async fn gather(
     } else {
         None
     };
-    Ok(StatusReport {
+    let grace = chrono::Duration::from_std(crate::snapshot::run::DEFAULT_CLEANUP_GRACE)
+        .unwrap_or(chrono::Duration::hours(1));
+    let stale_incomplete = survey
+        .leftovers
+        .iter()
+        .filter(|l| now - l.last_write > grace)
+        .count();
+    let mut report = StatusReport {
         repository: storage.describe(),
         schedule,
         retention_days: cfg.retention.days,
@@ -122,7 +205,8 @@ pub async fn gather(
         overdue,
         snapshots: Totals {
             count: survey.snapshots.len(),
-            stored_bytes: survey.snapshots.iter().map(|s| s.bytes).sum(),
+            // What `lethe list` reports: the objects, not the manifests.
+            stored_bytes: survey.snapshots.iter().map(|s| s.data_bytes).sum(),
         },
         expired: plan.expire.len() + plan.held_for_restore.len(),
         incomplete: Totals {
@@ -135,7 +219,11 @@ pub async fn gather(
         daemon_running,
         paused: pause.as_ref().map(|p| p.paused),
         paused_since: pause.and_then(|p| p.paused_since),
-    })
+        health: Health::Healthy,
+        problems: Vec::new(),
+    };
+    (report.health, report.problems) = assess(&report, stale_incomplete);
+    Ok(report)
 }
 
 /// The daemon's pause switch, `None` if it cannot say.
@@ -228,3 +316,7 @@ pub fn human_age(seconds: i64) -> String {
         (d, h, _) => format!("{d}d {h}h"),
     }
 }
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;

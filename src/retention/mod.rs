@@ -71,7 +71,11 @@ pub struct SnapshotInfo {
     /// From the id: when the snapshot started, the conservative age base.
     pub started_at: DateTime<Utc>,
     pub objects: usize,
+    /// Everything under its prefix, the manifest included.
     pub bytes: u64,
+    /// Everything but `manifest.json`: the objects the manifest names, the
+    /// size `lethe list` and `lethe show` report as stored.
+    pub data_bytes: u64,
 }
 
 /// A snapshot prefix without a manifest: interrupted, or being written.
@@ -296,6 +300,7 @@ pub async fn survey(storage: &dyn Storage, now: DateTime<Utc>) -> Result<Survey,
     #[derive(Default)]
     struct Acc {
         manifest: bool,
+        manifest_bytes: u64,
         objects: usize,
         bytes: u64,
         last_write: Option<DateTime<Utc>>,
@@ -306,7 +311,10 @@ pub async fn survey(storage: &dyn Storage, now: DateTime<Utc>) -> Result<Survey,
             continue;
         };
         let a = by_id.entry(id).or_default();
-        a.manifest |= tail == "manifest.json";
+        if tail == "manifest.json" {
+            a.manifest = true;
+            a.manifest_bytes = o.size;
+        }
         a.objects += 1;
         a.bytes += o.size;
         a.last_write = Some(
@@ -322,6 +330,7 @@ pub async fn survey(storage: &dyn Storage, now: DateTime<Utc>) -> Result<Survey,
                 id,
                 objects: a.objects,
                 bytes: a.bytes,
+                data_bytes: a.bytes - a.manifest_bytes,
             });
         } else {
             let last_write = a.last_write.unwrap_or(now);

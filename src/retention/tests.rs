@@ -23,6 +23,7 @@ fn info(id: &SnapshotId) -> SnapshotInfo {
         started_at: id.started_at(),
         objects: 3,
         bytes: 100,
+        data_bytes: 90,
     }
 }
 

@@ -116,8 +116,9 @@ pub struct SnapshotOutcome {
 
 /// Takes one snapshot and commits it. Logs `snapshot.started`, then
 /// `snapshot.completed` (and an `erasure.leak_detected` per root table that
-/// still holds rows of erased subjects) or `snapshot.failed` (with the
-/// stage). Leftovers of
+/// still holds rows of erased subjects), `snapshot.cancelled` (stopped
+/// through `opts.cancel`) or `snapshot.failed`, each with the stage.
+/// Leftovers of
 /// earlier interrupted snapshots older than `opts.cleanup_grace` are
 /// deleted first (failures there are logged, not fatal).
 ///
@@ -156,6 +157,11 @@ pub async fn take_snapshot(
                     "the snapshot holds rows of erased subjects: the application did not delete them (restores still drop them)"
                 );
             }
+        }
+        // A stop (SIGTERM, SIGINT, the daemon stopping, the lock lost) is
+        // not a failure: no alert, just where it stopped.
+        Err(e) if matches!(e, SnapshotError::Cancelled { .. }) || opts.cancel.is_cancelled() => {
+            tracing::info!(event = "snapshot.cancelled", id = %id, stage = e.stage().as_str(), "stopped on request; nothing was committed");
         }
         Err(e) => {
             tracing::error!(event = "snapshot.failed", id = %id, stage = e.stage().as_str(), error = %e);

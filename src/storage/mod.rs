@@ -45,6 +45,10 @@ pub struct StorageConfig {
     pub checksum: ChecksumMode,
     /// Multipart parts uploaded concurrently per object.
     pub parts_in_flight: usize,
+    /// An environment-style file with `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` (and optionally `AWS_SESSION_TOKEN`), read
+    /// instead of the AWS chain; mode 0600 (`s3::envfile`).
+    pub credentials_file: Option<std::path::PathBuf>,
 }
 
 impl Default for StorageConfig {
@@ -57,6 +61,7 @@ impl Default for StorageConfig {
             allowed_regions: Vec::new(),
             checksum: ChecksumMode::Always,
             parts_in_flight: 4,
+            credentials_file: None,
         }
     }
 }

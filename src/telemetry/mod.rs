@@ -46,27 +46,146 @@ fn filter_spec(level: &str) -> String {
     format!("{level},{QUIET}")
 }
 
+/// The level names a bare word in `log.level` or `LETHE_LOG` may be.
+pub const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+/// What `log.level` and `LETHE_LOG` accept, for error messages.
+pub const VALID_LEVELS: &str = "a level (error, warn, info, debug, trace) or tracing directives \
+     such as `lethe=debug` or `info,lethe::snapshot=trace`";
+
+fn is_level(word: &str) -> bool {
+    LEVELS.iter().any(|l| l.eq_ignore_ascii_case(word.trim()))
+}
+
+/// Checks a log filter (`log.level`, `LETHE_LOG`) strictly: `EnvFilter`
+/// takes a mistyped level (`warning`) as a target name and so silences
+/// every line. Each comma-separated directive must be a level name, or
+/// `target[span{field}]=level` with a level name after the `=`, and parse
+/// as a tracing directive.
+///
+/// # Errors
+/// The first directive that is not valid, with why.
+pub fn check_level(spec: &str) -> Result<(), String> {
+    if spec.trim().is_empty() {
+        return Err(format!("is empty; use {VALID_LEVELS}"));
+    }
+    for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bad = |why: &str| Err(format!("`{d}` {why}; use {VALID_LEVELS}"));
+        match d.rsplit_once('=') {
+            // `target=level`, not an `=` inside a field filter `[{f=v}]`.
+            Some((_, level)) if !level.contains(']') && !is_level(level) => {
+                return bad("does not end in a level name");
+            }
+            Some((_, level)) if !level.contains(']') => {}
+            _ if !d.contains('[') && !is_level(d) => {
+                return bad("is not a level name");
+            }
+            _ => {}
+        }
+        if d.parse::<tracing_subscriber::filter::Directive>().is_err() {
+            return bad("is not a valid tracing directive");
+        }
+    }
+    Ok(())
+}
+
+/// `LETHE_LOG` is set but not a filter Lethe accepts.
+#[derive(Debug, thiserror::Error)]
+#[error("LETHE_LOG = {value:?}: {message}; fix or unset LETHE_LOG")]
+pub struct LogEnvError {
+    pub value: String,
+    pub message: String,
+}
+
 /// Installs the global subscriber. `LETHE_LOG` (a tracing filter) overrides
-/// `log.level`. Safe to call once; later calls are ignored.
-pub fn init(cfg: &LogConfig) {
-    let filter = std::env::var("LETHE_LOG")
-        .ok()
-        .and_then(|s| EnvFilter::try_new(s).ok())
-        .or_else(|| EnvFilter::try_new(filter_spec(&cfg.level)).ok())
-        .unwrap_or_else(|| EnvFilter::new(filter_spec("info")));
+/// `log.level` (which config validation has checked). Safe to call once;
+/// later calls are ignored.
+///
+/// # Errors
+/// `LETHE_LOG` is set and fails [`check_level`]; nothing is installed then.
+pub fn init(cfg: &LogConfig) -> Result<(), LogEnvError> {
+    let spec = match std::env::var("LETHE_LOG") {
+        Ok(v) => {
+            check_level(&v).map_err(|message| LogEnvError {
+                value: v.clone(),
+                message,
+            })?;
+            v
+        }
+        Err(_) => filter_spec(&cfg.level),
+    };
+    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new(filter_spec("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         .with_target(false);
     let _ = match cfg.format {
         LogFormat::Json => builder
+            .with_writer(ObjectFields::default)
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Text => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init(),
     };
+    Ok(())
+}
+
+/// Fields logged as a JSON-encoded string (tracing records a map only as
+/// text) that the JSON log line carries as an object.
+pub const OBJECT_FIELDS: [&str; 2] = ["rows_dropped_by_table", "rows_nulled_by_table"];
+
+/// The JSON formatter writes each event whole into one writer; this one
+/// turns the [`OBJECT_FIELDS`] it holds from strings into objects, then
+/// writes the line to stderr.
+#[derive(Default)]
+struct ObjectFields(Vec<u8>);
+
+impl std::io::Write for ObjectFields {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ObjectFields {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let line = std::mem::take(&mut self.0);
+        let _ = std::io::stderr().write_all(&objects_in_line(line));
+    }
+}
+
+/// `line` with each of [`OBJECT_FIELDS`] that holds a JSON object encoded
+/// as a string replaced by the object; anything else unchanged.
+fn objects_in_line(line: Vec<u8>) -> Vec<u8> {
+    let fields = OBJECT_FIELDS.map(|f| format!("\"{f}\":\"{{"));
+    if !fields
+        .iter()
+        .any(|f| line.windows(f.len()).any(|w| w == f.as_bytes()))
+    {
+        return line;
+    }
+    let Ok(serde_json::Value::Object(mut v)) = serde_json::from_slice(&line) else {
+        return line;
+    };
+    for f in OBJECT_FIELDS {
+        if let Some(serde_json::Value::String(s)) = v.get(f)
+            && let Ok(o @ serde_json::Value::Object(_)) = serde_json::from_str(s)
+        {
+            v.insert(f.to_string(), o);
+        }
+    }
+    let mut out = serde_json::to_vec(&v).unwrap_or_default();
+    out.push(b'\n');
+    out
 }
 
 #[cfg(test)]

@@ -97,6 +97,18 @@ fn no_secret_or_raw_subject_id_reaches_the_logs_of_a_full_run() {
         "the run logged its events:\n{logs}"
     );
     assert!(logs.contains("restore.completed"), "{logs}");
+    // The per-table counts are JSON objects, not JSON-encoded strings.
+    let completed: serde_json::Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "restore.completed" && v["dry_run"] == false)
+        .unwrap_or_else(|| panic!("no restore.completed line:\n{logs}"));
+    let dropped = &completed["rows_dropped_by_table"];
+    assert!(
+        dropped.is_object() && dropped["public.users"].as_u64().is_some_and(|n| n > 0),
+        "{completed}"
+    );
+    assert!(completed["rows_nulled_by_table"].is_object(), "{completed}");
     assert!(
         logs.contains("erasure.leak_detected"),
         "the second snapshot saw the erased rows:\n{logs}"

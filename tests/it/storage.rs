@@ -446,6 +446,73 @@ fn the_binary_reports_missing_credentials_clearly() {
     assert!(stderr.contains("AWS credential chain"), "{stderr}");
 }
 
+/// `storage.credentials_file`: with no AWS variables in the environment,
+/// the CLI reads the key from the file; a file others can read is refused,
+/// naming it and `chmod 600`.
+#[test]
+fn the_credentials_file_is_used_when_private_and_refused_when_others_can_read_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(g) = common::garage() else { return };
+    let bucket = g.new_bucket();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env_file = dir.path().join("aws.env");
+    std::fs::write(
+        &env_file,
+        format!(
+            "# for lethe\nAWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY=\"{}\"\n",
+            g.access_key, g.secret_key
+        ),
+    )
+    .expect("write");
+    let cfg = common::write_repo_config(
+        dir.path(),
+        &common::Repo::S3 {
+            garage: &g,
+            bucket: &bucket,
+            prefix: "p",
+        },
+        "",
+    );
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let text = text.replacen(
+        "path_style = true",
+        &format!(
+            "path_style = true\ncredentials_file = \"{}\"",
+            env_file.display()
+        ),
+        1,
+    );
+    std::fs::write(&cfg, text).expect("write config");
+    let list = || {
+        let mut c = std::process::Command::new(common::lethe_bin());
+        c.arg("--config")
+            .arg(&cfg)
+            .arg("list")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        common::output_within(c)
+    };
+
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = list();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&env_file.display().to_string()) && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = list();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_reporting_a_non_eu_location_is_refused() {
     let Some(g) = common::garage_outside_eu() else {

@@ -6,6 +6,7 @@
 //! Uploads stream through [`upload`] (single PutObject for small bodies,
 //! multipart with growing parts otherwise).
 
+pub mod envfile;
 mod errors;
 mod upload;
 
@@ -30,9 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Appended to every error that smells of credentials or permissions.
-pub const CREDENTIALS_HINT: &str = "check the AWS credential chain (AWS_ACCESS_KEY_ID and \
-    AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or web identity) and that the key may read and \
-    write this bucket";
+pub const CREDENTIALS_HINT: &str = "check the AWS credential chain (storage.credentials_file, \
+    or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or web identity) and that \
+    the key may read and write this bucket";
 
 /// Knobs beyond the config file, for tests and tools. The defaults are what
 /// `lethe` runs with.
@@ -95,11 +96,26 @@ pub async fn client(cfg: &StorageConfig, opts: &S3Options) -> Result<Client, Sto
                 .connect_timeout(Duration::from_secs(10))
                 .build(),
         );
-    if let Some(creds) = &opts.credentials {
+    // Explicit credentials (tests) win, then `storage.credentials_file`,
+    // then the AWS chain.
+    let from_file = match (&opts.credentials, &cfg.credentials_file) {
+        (None, Some(path)) => {
+            Some(
+                envfile::load(path).map_err(|message| StorageError::Permanent {
+                    op: "connect",
+                    key: path.display().to_string(),
+                    message,
+                })?,
+            )
+        }
+        _ => None,
+    };
+    let fixed = opts.credentials.clone().or(from_file);
+    if let Some(creds) = &fixed {
         loader = loader.credentials_provider(creds.clone());
     }
     let sdk = loader.load().await;
-    if opts.credentials.is_none() {
+    if fixed.is_none() {
         let provider = sdk
             .credentials_provider()
             .ok_or_else(|| StorageError::Permanent {

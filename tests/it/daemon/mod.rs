@@ -2,8 +2,10 @@
 //! storage (a directory, and Garage): snapshots on a 5 s schedule that never
 //! overlap, JSON log lines carrying the fields `README.md (section "Log events")` documents,
 //! SIGTERM mid-upload, SIGHUP with a broken config, SIGUSR1, two daemons on
-//! one repository, systemd notifications, and `lethe prune` / `lethe status`.
+//! one repository, systemd notifications, and `lethe prune` (`lethe status`: `health.rs`).
 
+mod health;
+mod log_level;
 mod pause;
 mod rig;
 
@@ -131,12 +133,25 @@ fn sigterm_mid_upload(s: &Rig) -> Running {
     check_log_lines(&d, &[]);
     assert_eq!(d.count("snapshot.completed"), 0);
     assert_eq!(d.count("daemon.shutdown_timeout"), 0, "log:\n{}", d.log());
-    let failed = d.first("snapshot.failed");
+    // A planned stop is not an alert: `snapshot.cancelled` at INFO with
+    // the stage it reached, and no ERROR line at all.
+    let cancelled = d.first("snapshot.cancelled");
+    assert_eq!(cancelled["level"], "INFO", "{cancelled}");
+    // The open upload is the schema's or a table's.
     assert!(
-        failed["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("cancelled")),
-        "{failed}"
+        ["schema", "data"].contains(&cancelled["stage"].as_str().unwrap_or_default()),
+        "{cancelled}"
+    );
+    assert!(cancelled["id"].is_string(), "{cancelled}");
+    assert_eq!(d.count("snapshot.failed"), 0, "log:\n{}", d.log());
+    let errors: Vec<Value> = d
+        .events()
+        .into_iter()
+        .filter(|e| e["level"] == "ERROR")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines on a planned stop: {errors:?}"
     );
     let (objects, uploads) = s.outside.leftovers("snapshots/");
     assert!(
@@ -468,72 +483,6 @@ fn sigterm_stops_prune_between_deletions_and_what_is_deleted_stays_deleted() {
         "the deletion before the signal was undone: {after:?}"
     );
     assert!(kept >= 1, "prune did not stop at the signal: {after:?}");
-}
-
-#[test]
-fn status_reports_last_snapshot_next_run_sizes_and_the_list() {
-    let s = Rig::new("dmnstat", SMALL_SQL);
-    daemon_config(&s, "every = \"1h\"");
-    let out = s.run(&["status", "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(v["last_snapshot"].is_null(), "{v}");
-    assert_eq!(v["overdue"], true);
-    assert_eq!(v["snapshots"]["count"], 0);
-    assert_eq!(v["daemon_running"], false);
-    assert_eq!(v["lifecycle"]["state"], "not_applicable");
-
-    let id = s.snapshot();
-    let v: Value = serde_json::from_slice(&s.run(&["status", "--json"]).stdout).expect("json");
-    assert_eq!(v["last_snapshot"]["id"], id.as_str(), "{v}");
-    assert!(
-        v["last_snapshot"]["age_seconds"]
-            .as_i64()
-            .is_some_and(|a| (0..600).contains(&a)),
-        "{v}"
-    );
-    assert_eq!(v["overdue"], false);
-    assert_eq!(v["snapshots"]["count"], 1);
-    assert!(
-        v["snapshots"]["stored_bytes"]
-            .as_u64()
-            .is_some_and(|b| b > 0)
-    );
-    assert!(v["next_run"].is_string());
-    // No list yet: reported in place, not a failure of `status`.
-    assert_eq!(v["erasure"]["source"], "unavailable", "{v}");
-    assert!(
-        v["erasure"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("erasure")),
-        "{v}"
-    );
-
-    // With the daemon running, the list is read through its API.
-    let mut d = start(&s, &[]);
-    d.wait_for("daemon.ready", 1, Duration::from_secs(60));
-    let out = s.run(&["status", "--json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v["daemon_running"], true, "{v}");
-    assert_eq!(v["erasure"]["source"], "daemon");
-    let human = text(&s.run(&["status"]).stdout);
-    assert!(
-        human.contains(&format!("last snapshot {id}")) && human.contains("next run"),
-        "{human}"
-    );
-    d.signal(libc::SIGTERM);
-    assert_eq!(
-        d.wait_exit(Duration::from_secs(30)).0,
-        Some(0),
-        "{}",
-        d.log()
-    );
-
-    // The daemon created the list; with it stopped, status opens the store.
-    let v: Value = serde_json::from_slice(&s.run(&["status", "--json"]).stdout).expect("json");
-    assert_eq!(v["erasure"]["source"], "store", "{v}");
-    assert_eq!(v["erasure"]["count"], 0);
-    assert!(v["erasure"]["last_sync"].is_string(), "{v}");
 }
 
 #[test]

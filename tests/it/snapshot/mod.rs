@@ -552,10 +552,17 @@ fn sigterm_cancels_cleanly_without_a_manifest() {
     err.read_to_string(&mut rest).expect("stderr");
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(1), "{rest}");
-    assert!(
-        rest.contains("\"snapshot.failed\"") && rest.contains("cancelled"),
-        "{rest}"
-    );
+    // A stop is `snapshot.cancelled` at INFO with its stage, not an alert.
+    let cancelled: Vec<serde_json::Value> = rest
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "snapshot.cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), 1, "{rest}");
+    assert_eq!(cancelled[0]["level"], "INFO", "{rest}");
+    assert_eq!(cancelled[0]["stage"], "schema", "{rest}");
+    assert!(!rest.contains("\"snapshot.failed\""), "{rest}");
+    assert!(!rest.contains("\"level\":\"ERROR\""), "{rest}");
     assert!(s.listed().is_empty());
     // A clean stop releases the lock: the next snapshot runs at once.
     s.snapshot();

@@ -1,0 +1,58 @@
+use super::*;
+
+fn report(daemon_running: bool, overdue: bool, lifecycle: &str) -> StatusReport {
+    StatusReport {
+        repository: "file:///repo".into(),
+        schedule: "every 1h".into(),
+        retention_days: 35,
+        last_snapshot: None,
+        next_run: None,
+        overdue,
+        snapshots: Totals::default(),
+        expired: 0,
+        incomplete: Totals::default(),
+        unfinished_uploads: 0,
+        erasure: ErasureReport {
+            source: "daemon".into(),
+            count: Some(0),
+            ..ErasureReport::default()
+        },
+        lifecycle: LifecycleReport {
+            state: lifecycle.into(),
+            ..LifecycleReport::default()
+        },
+        daemon_running,
+        paused: None,
+        paused_since: None,
+        health: Health::Healthy,
+        problems: Vec::new(),
+    }
+}
+
+#[test]
+fn health_is_down_without_a_daemon_degraded_on_any_problem_else_healthy() {
+    let ok = report(true, false, "present");
+    assert_eq!(assess(&ok, 0), (Health::Healthy, vec![]));
+    let (h, p) = assess(&report(true, true, "present"), 0);
+    assert_eq!(h, Health::Degraded);
+    assert!(p[0].contains("overdue"), "{p:?}");
+    for state in ["missing", "drifted", "unknown"] {
+        let (h, p) = assess(&report(true, false, state), 0);
+        assert_eq!(h, Health::Degraded, "{state}");
+        assert!(p[0].contains("lethe init"), "{p:?}");
+    }
+    assert_eq!(
+        assess(&report(true, false, "not_applicable"), 0).0,
+        Health::Healthy
+    );
+    let (h, p) = assess(&ok, 2);
+    assert_eq!(h, Health::Degraded);
+    assert!(p[0].contains("2 incomplete"), "{p:?}");
+    let (h, p) = assess(&report(false, true, "present"), 0);
+    assert_eq!(h, Health::Down);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(
+        [Health::Healthy, Health::Degraded, Health::Down].map(Health::exit_code),
+        [0, 1, 2]
+    );
+}
