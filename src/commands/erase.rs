@@ -198,6 +198,7 @@ async fn add_all(
 ) -> anyhow::Result<AddOutcome> {
     // Validate before contacting anyone: same message either way.
     validate(cfg, &subjects)?;
+    warn_unusual(cfg, &subjects);
     match writer(cfg).await? {
         Writer::Remote(c) => c.add(&subjects, reference).await.map_err(client_err),
         Writer::Local(store) => {
@@ -221,6 +222,39 @@ fn validate(cfg: &Config, subjects: &[String]) -> anyhow::Result<()> {
         return Ok(());
     }
     Err(store_err(StoreError::Invalid(errs)))
+}
+
+/// Ids 0 and below are legal bigint values (refusing them could leave a
+/// real subject unerasable), so they are accepted; but they are more often a
+/// typo than a customer, so each one gets a warning that says how to undo it.
+fn warn_unusual(cfg: &Config, subjects: &[String]) {
+    if cfg.erasure.subject_type != crate::erasure::config::SubjectType::Bigint {
+        return;
+    }
+    for s in subjects {
+        let (name, id) = crate::erasure::subject::split_subject(s);
+        if let Some(w) = unusual_bigint(id) {
+            let of = name.map(|n| format!(" --subject {n}")).unwrap_or_default();
+            let sep = if id.trim().starts_with('-') {
+                " --"
+            } else {
+                ""
+            };
+            eprintln!(
+                "lethe: warning: {id} is an unusual subject id ({w}); check it is not a typo \
+                 — undo with `lethe erase remove{of}{sep} {id} --reason …`"
+            );
+        }
+    }
+}
+
+/// Why a bigint id is unusual (zero or negative), if it is.
+fn unusual_bigint(id: &str) -> Option<&'static str> {
+    match id.trim().parse::<i64>() {
+        Ok(0) => Some("zero"),
+        Ok(v) if v < 0 => Some("negative"),
+        _ => None,
+    }
 }
 
 /// One bounded attempt to journal what is pending (a one-shot command must
