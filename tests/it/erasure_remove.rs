@@ -2,7 +2,7 @@
 //! applies it; unusual ids accepted with a warning; `erase list` order.
 
 use crate::common::Repo;
-use crate::erasure::{host, lethe_ok, stderr, stdout};
+use crate::erasure::{Server, host, lethe_ok, list_state, stderr, stdout};
 
 #[test]
 fn zero_and_negative_bigint_ids_are_accepted_with_a_warning_naming_them() {
@@ -30,4 +30,142 @@ fn zero_and_negative_bigint_ids_are_accepted_with_a_warning_naming_them() {
     let o = lethe_ok(&cfg, &["erase", "add", "42"], 0);
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
     assert!(stdout(&o).contains("added 1"));
+}
+
+/// `erase list --json` on `cfg`: (listed ids, removal records).
+fn listed(cfg: &std::path::Path) -> (Vec<String>, Vec<serde_json::Value>) {
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&lethe_ok(cfg, &["erase", "list", "--json"], 0))).unwrap();
+    let (removed, entries): (Vec<_>, Vec<_>) = all.into_iter().partition(|v| v["removed"] == true);
+    let ids = entries
+        .iter()
+        .map(|v| v["subject"].as_str().unwrap().to_string())
+        .collect();
+    (ids, removed)
+}
+
+#[test]
+fn a_removal_survives_a_sync_from_another_host_and_is_never_brought_back() {
+    let repo = tempfile::tempdir().unwrap();
+    let (_a, cfg_a) = host(&Repo::File(repo.path()), "");
+    let (_b, cfg_b) = host(&Repo::File(repo.path()), "");
+    lethe_ok(&cfg_a, &["erase", "add", "7", "918273645", "8"], 0);
+    lethe_ok(&cfg_a, &["erase", "sync"], 0);
+    lethe_ok(&cfg_b, &["erase", "sync"], 0);
+    lethe_ok(&cfg_b, &["erase", "check", "7"], 0);
+
+    let o = lethe_ok(
+        &cfg_a,
+        &[
+            "erase",
+            "remove",
+            "7",
+            "918273645",
+            "--reason",
+            "typo for 17",
+        ],
+        0,
+    );
+    assert!(stdout(&o).contains("removed 2"), "{}", stdout(&o));
+    let logs = stderr(&o);
+    assert!(
+        logs.contains("erasure.removed")
+            && logs.contains("typo for 17")
+            && logs.contains("source=\"cli\""),
+        "{logs}"
+    );
+    assert!(!logs.contains("918273645"), "raw id in the logs: {logs}");
+    lethe_ok(&cfg_a, &["erase", "check", "7"], 1);
+    let a = list_state(&stdout(&lethe_ok(&cfg_a, &["erase", "sync"], 0)));
+
+    let b = list_state(&stdout(&lethe_ok(&cfg_b, &["erase", "sync"], 0)));
+    assert_eq!(a, b, "count and digest agree after the removal");
+    assert_eq!(b.0, 1);
+    lethe_ok(&cfg_b, &["erase", "check", "7"], 1);
+    lethe_ok(&cfg_b, &["erase", "check", "8"], 0);
+    for _ in 0..2 {
+        lethe_ok(&cfg_a, &["erase", "sync"], 0);
+        let again = list_state(&stdout(&lethe_ok(&cfg_b, &["erase", "sync"], 0)));
+        assert_eq!(again, b);
+        lethe_ok(&cfg_b, &["erase", "check", "7"], 1);
+    }
+    // The history on b: no longer listed, the removal with time, reason, origin.
+    let (ids, removed) = listed(&cfg_b);
+    assert_eq!(ids, ["8"]);
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    let r7 = removed.iter().find(|r| r["subject"] == "7").unwrap();
+    assert_eq!(r7["reason"], "typo for 17");
+    assert!(
+        r7["removed_at"].is_string() && r7["origin"].is_string(),
+        "{r7}"
+    );
+
+    // A fresh host replays the journal: the same list.
+    let (_c, cfg_c) = host(&Repo::File(repo.path()), "");
+    assert_eq!(
+        list_state(&stdout(&lethe_ok(&cfg_c, &["erase", "sync"], 0))),
+        b
+    );
+    // An add after the removal erases the id again on every host.
+    lethe_ok(&cfg_b, &["erase", "add", "7"], 0);
+    lethe_ok(&cfg_b, &["erase", "sync"], 0);
+    lethe_ok(&cfg_a, &["erase", "sync"], 0);
+    lethe_ok(&cfg_a, &["erase", "check", "7"], 0);
+}
+
+#[test]
+fn removing_an_unknown_id_exits_1_naming_it_and_changes_nothing() {
+    let repo = tempfile::tempdir().unwrap();
+    let (_a, cfg) = host(&Repo::File(repo.path()), "");
+    let before = list_state(&stdout(&lethe_ok(&cfg, &["erase", "add", "7", "8"], 0)));
+    let o = lethe_ok(
+        &cfg,
+        &["erase", "remove", "7", "999", "--reason", "typo"],
+        1,
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("999") && err.contains("nothing was removed"),
+        "{err}"
+    );
+    lethe_ok(&cfg, &["erase", "check", "7"], 0);
+    let after = list_state(&stdout(&lethe_ok(&cfg, &["erase", "sync"], 0)));
+    assert_eq!(after, before);
+    assert!(listed(&cfg).1.is_empty(), "no removal recorded");
+    // --reason is required and must say something: usage errors.
+    let o = lethe_ok(&cfg, &["erase", "remove", "7"], 2);
+    assert!(stderr(&o).contains("--reason"), "{}", stderr(&o));
+    let o = lethe_ok(&cfg, &["erase", "remove", "7", "--reason", " "], 2);
+    assert!(stderr(&o).contains("--reason"), "{}", stderr(&o));
+    lethe_ok(&cfg, &["erase", "check", "7"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_through_the_running_api_survives_a_restart() {
+    let repo = tempfile::tempdir().unwrap();
+    let (dir, cfg) = host(&Repo::File(repo.path()), "");
+    let (_b, cfg_b) = host(&Repo::File(repo.path()), "");
+    lethe_ok(&cfg, &["erase", "add", "7", "8"], 0);
+    lethe_ok(&cfg, &["erase", "sync"], 0);
+    let server = Server::start(&cfg, dir.path()).await;
+    let o = lethe_ok(&cfg, &["erase", "remove", "7", "--reason", "typo"], 0);
+    assert!(stdout(&o).contains("removed 1"), "{}", stdout(&o));
+    lethe_ok(&cfg, &["erase", "remove", "9", "--reason", "typo"], 1);
+    lethe_ok(&cfg, &["erase", "check", "7"], 1);
+    let (ids, removed) = listed(&cfg);
+    assert_eq!((ids.len(), removed.len()), (1, 1));
+    lethe_ok(&cfg, &["erase", "sync"], 0);
+    server.stop();
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(
+        log.contains("erasure.removed") && log.contains("source=\"api\""),
+        "{log}"
+    );
+    let server = Server::start(&cfg, dir.path()).await;
+    lethe_ok(&cfg, &["erase", "sync"], 0);
+    lethe_ok(&cfg, &["erase", "check", "7"], 1);
+    server.stop();
+    lethe_ok(&cfg_b, &["erase", "sync"], 0);
+    lethe_ok(&cfg_b, &["erase", "check", "7"], 1);
+    lethe_ok(&cfg_b, &["erase", "check", "8"], 0);
 }

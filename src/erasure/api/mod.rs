@@ -28,6 +28,10 @@
 //! - `GET /v1/erasures/{subject}` → 200 [`EntryInfo`], 404 `{"listed": false}`.
 //! - `GET /v1/erasures` → NDJSON: one [`EntryInfo`] per line, then
 //!   `{"end": true, "count": N}` (a missing end line means a cut stream).
+//! - `POST /v1/removals` `{"subjects": ["42"], "reason": "typo"}` → 200
+//!   [`RemoveOutcome`](super::store::RemoveOutcome), after the synced write;
+//!   404 when an id is not listed (nothing removed). `GET /v1/removals` →
+//!   the removal history ([`RemovalInfo`](super::store::RemovalInfo) array).
 //! - `GET /v1/status` → [`StoreStatus`] (`path` canonicalised) plus
 //!   `storage`. `POST /v1/sync` → [`SyncOutcome`].
 //!
@@ -109,6 +113,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match e {
+            _ if remove::status_of(&e).is_some() => {
+                remove::status_of(&e).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             StoreError::Invalid(_) | StoreError::InvalidId(_) | StoreError::BadReference(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -537,6 +544,7 @@ fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
     let r = Router::new()
         .route("/v1/erasures", post(add).get(list))
         .route("/v1/erasures/{subject}", get(check))
+        .route("/v1/removals", post(remove::remove).get(remove::removals))
         .route("/v1/status", get(status))
         .route("/v1/sync", post(sync))
         .fallback(not_found)
@@ -570,7 +578,10 @@ fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
 }
 
 mod listen;
+mod remove;
+
 pub use listen::ApiServer;
+pub use remove::log_removed;
 
 /// Binds `api.listen` and runs the API and the journal worker until
 /// `shutdown` is cancelled. See the module documentation.

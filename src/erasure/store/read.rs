@@ -31,14 +31,14 @@ impl ErasureStore {
         }))
     }
 
-    fn seq_of(&self, v: &[u8]) -> Result<u64, StoreError> {
+    pub(super) fn seq_of(&self, v: &[u8]) -> Result<u64, StoreError> {
         let b: [u8; 8] = v
             .try_into()
             .map_err(|_| self.corrupt("an entry has a malformed batch reference"))?;
         Ok(u64::from_be_bytes(b))
     }
 
-    fn batch_record(&self, seq: u64) -> Result<BatchRecord, StoreError> {
+    pub(super) fn batch_record(&self, seq: u64) -> Result<BatchRecord, StoreError> {
         let raw = self
             .db
             .get(batch_key(seq))
@@ -158,7 +158,7 @@ impl ErasureStore {
             subject_type: self.subject_type,
             count: st.count,
             digest: hex::encode(st.digest),
-            pending: st.pending,
+            pending: st.pending + self.pending_removals()?.keys.len() as u64,
             last_sync,
         })
     }
