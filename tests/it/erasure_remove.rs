@@ -169,3 +169,24 @@ async fn a_removal_through_the_running_api_survives_a_restart() {
     lethe_ok(&cfg_b, &["erase", "check", "7"], 1);
     lethe_ok(&cfg_b, &["erase", "check", "8"], 0);
 }
+
+#[test]
+fn a_removed_id_is_restored_again_with_every_row_of_its_subject() {
+    use crate::common::LetheCli;
+    use crate::rig::{Rig, SCHEMA, TABLES, assert_same_tables, table_text, text};
+    let rig = Rig::file("eraseundo", SCHEMA, "");
+    let out = rig.run(&["erase", "add", "7", "--reference", "GDPR-7"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = rig.snapshot();
+    let (erased, out) = rig.restore(&id, "eraseundo_a");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!table_text(&erased.name, "users").contains("user7@"));
+
+    let out = rig.run(&["erase", "remove", "7", "--reason", "meant 17"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (back, out) = rig.restore(&id, "eraseundo_b");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Subject 7's rows (users, its orders, its notes) are back: every table
+    // equals the source.
+    assert_same_tables(&rig.db, &back, TABLES);
+}
