@@ -190,3 +190,47 @@ fn a_removed_id_is_restored_again_with_every_row_of_its_subject() {
     // equals the source.
     assert_same_tables(&rig.db, &back, TABLES);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erase_list_sorts_bigint_ids_numerically_with_a_header_only_on_a_terminal() {
+    let repo = tempfile::tempdir().unwrap();
+    let (dir, cfg) = host(&Repo::File(repo.path()), "");
+    lethe_ok(
+        &cfg,
+        &[
+            "erase", "add", "10", "9", "100", "2", "0", "--", "-5", "-40",
+        ],
+        0,
+    );
+    let want = ["-40", "-5", "0", "2", "9", "10", "100"];
+    let ids = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect()
+    };
+    // Piped: no header, numeric order.
+    let text = stdout(&lethe_ok(&cfg, &["erase", "list"], 0));
+    assert_eq!(ids(&text), want, "{text}");
+    let (json_ids, _) = listed(&cfg);
+    assert_eq!(json_ids, want);
+    // The same through the running API.
+    let server = Server::start(&cfg, dir.path()).await;
+    let text = stdout(&lethe_ok(&cfg, &["erase", "list"], 0));
+    assert_eq!(ids(&text), want, "{text}");
+    server.stop();
+    // On a terminal (a pty from script(1)): a header line first.
+    let cmd = format!(
+        "{} --config {} erase list",
+        crate::common::lethe_bin().display(),
+        cfg.display()
+    );
+    let o = crate::common::output_within({
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]);
+        c
+    });
+    let tty = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    let first = tty.lines().next().unwrap_or_default();
+    assert!(first.starts_with("SUBJECT\tADDED"), "{tty}");
+    assert_eq!(ids(&tty)[1..], want, "{tty}");
+}

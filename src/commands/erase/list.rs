@@ -1,10 +1,11 @@
-//! `lethe erase list`: every listed id, then (with `--json`) the removal
-//! history.
+//! `lethe erase list`: every listed id in its type's order (bigint
+//! numerically, uuid and text in byte order), with a header line on a
+//! terminal, then (with `--json`) the removal history.
 
 use super::{Writer, blocking, client_err, shown_subject, writer};
 use crate::config::Config;
 use crate::erasure::store::{EntryInfo, RemovalInfo, StoreError};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 /// Prints entries as tab-separated text or as one JSON array, streamed.
 struct EntryPrinter<W: Write> {
@@ -79,7 +80,14 @@ impl<W: Write> EntryPrinter<W> {
     }
 }
 
+/// The text output's header, printed only when stdout is a terminal (a
+/// pipe gets the entries alone, as scripts expect).
+const HEADER: &str = "SUBJECT\tADDED\tORIGIN\tREFERENCE\tJOURNAL";
+
 pub(super) async fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
+    if !json && std::io::stdout().is_terminal() {
+        println!("{HEADER}");
+    }
     match writer(cfg).await? {
         Writer::Remote(c) => {
             let mut p = EntryPrinter {
@@ -107,7 +115,7 @@ pub(super) async fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
                     op: "write",
                     message: e.to_string(),
                 };
-                store.for_each_entry(|e| p.entry(&e).map_err(io))?;
+                store.for_each_entry_ordered(|e| p.entry(&e).map_err(io))?;
                 if json {
                     for r in store.removals()? {
                         p.removal(&r).map_err(io)?;

@@ -402,7 +402,7 @@ async fn list(State(st): Shared) -> Response {
     let store = Arc::clone(&st.store);
     tokio::task::spawn_blocking(move || {
         let mut buf = Vec::with_capacity(64 << 10);
-        let result = store.for_each_entry(|e| {
+        let result = store.for_each_entry_ordered(|e| {
             serde_json::to_writer(&mut buf, &e).map_err(|err| StoreError::Io {
                 path: PathBuf::new(),
                 op: "encode",
