@@ -3,6 +3,8 @@
 
 use crate::common::Repo;
 use crate::erasure::{Server, host, lethe_ok, list_state, stderr, stdout};
+use std::path::Path;
+use std::process::Output;
 
 #[test]
 fn zero_and_negative_bigint_ids_are_accepted_with_a_warning_naming_them() {
@@ -33,9 +35,16 @@ fn zero_and_negative_bigint_ids_are_accepted_with_a_warning_naming_them() {
 }
 
 /// `erase list --json` on `cfg`: (listed ids, removal records).
-fn listed(cfg: &std::path::Path) -> (Vec<String>, Vec<serde_json::Value>) {
+fn listed(cfg: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
+    listed_with(cfg, lethe_ok)
+}
+
+fn listed_with(
+    cfg: &Path,
+    run: impl Fn(&Path, &[&str], i32) -> Output,
+) -> (Vec<String>, Vec<serde_json::Value>) {
     let all: Vec<serde_json::Value> =
-        serde_json::from_str(&stdout(&lethe_ok(cfg, &["erase", "list", "--json"], 0))).unwrap();
+        serde_json::from_str(&stdout(&run(cfg, &["erase", "list", "--json"], 0))).unwrap();
     let (removed, entries): (Vec<_>, Vec<_>) = all.into_iter().partition(|v| v["removed"] == true);
     let ids = entries
         .iter()
@@ -44,11 +53,12 @@ fn listed(cfg: &std::path::Path) -> (Vec<String>, Vec<serde_json::Value>) {
     (ids, removed)
 }
 
-#[test]
-fn a_removal_survives_a_sync_from_another_host_and_is_never_brought_back() {
-    let repo = tempfile::tempdir().unwrap();
-    let (_a, cfg_a) = host(&Repo::File(repo.path()), "");
-    let (_b, cfg_b) = host(&Repo::File(repo.path()), "");
+/// Host a adds and removes, host b and a fresh host c sync: the removal
+/// holds everywhere and no later sync brings the id back.
+fn a_removal_reaches_other_hosts(repo: &Repo, run: impl Fn(&Path, &[&str], i32) -> Output) {
+    let lethe_ok = &run;
+    let (_a, cfg_a) = host(repo, "");
+    let (_b, cfg_b) = host(repo, "");
     lethe_ok(&cfg_a, &["erase", "add", "7", "918273645", "8"], 0);
     lethe_ok(&cfg_a, &["erase", "sync"], 0);
     lethe_ok(&cfg_b, &["erase", "sync"], 0);
@@ -90,7 +100,7 @@ fn a_removal_survives_a_sync_from_another_host_and_is_never_brought_back() {
         lethe_ok(&cfg_b, &["erase", "check", "7"], 1);
     }
     // The history on b: no longer listed, the removal with time, reason, origin.
-    let (ids, removed) = listed(&cfg_b);
+    let (ids, removed) = listed_with(&cfg_b, &run);
     assert_eq!(ids, ["8"]);
     assert_eq!(removed.len(), 2, "{removed:?}");
     let r7 = removed.iter().find(|r| r["subject"] == "7").unwrap();
@@ -101,7 +111,7 @@ fn a_removal_survives_a_sync_from_another_host_and_is_never_brought_back() {
     );
 
     // A fresh host replays the journal: the same list.
-    let (_c, cfg_c) = host(&Repo::File(repo.path()), "");
+    let (_c, cfg_c) = host(repo, "");
     assert_eq!(
         list_state(&stdout(&lethe_ok(&cfg_c, &["erase", "sync"], 0))),
         b
@@ -111,6 +121,36 @@ fn a_removal_survives_a_sync_from_another_host_and_is_never_brought_back() {
     lethe_ok(&cfg_b, &["erase", "sync"], 0);
     lethe_ok(&cfg_a, &["erase", "sync"], 0);
     lethe_ok(&cfg_a, &["erase", "check", "7"], 0);
+}
+
+#[test]
+fn a_removal_survives_a_sync_from_another_host_on_a_directory_repository() {
+    let repo = tempfile::tempdir().unwrap();
+    a_removal_reaches_other_hosts(&Repo::File(repo.path()), lethe_ok);
+}
+
+#[test]
+fn a_removal_survives_a_sync_from_another_host_on_a_garage_bucket() {
+    let Some(g) = crate::common::garage() else {
+        return;
+    };
+    let bucket = g.new_bucket();
+    let repo = Repo::S3 {
+        garage: &g,
+        bucket: &bucket,
+        prefix: "prod",
+    };
+    a_removal_reaches_other_hosts(&repo, |cfg, args, code| {
+        let o = g.lethe(cfg, args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "lethe {args:?}: {} {}",
+            stdout(&o),
+            stderr(&o)
+        );
+        o
+    });
 }
 
 #[test]

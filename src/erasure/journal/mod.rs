@@ -199,7 +199,7 @@ async fn push_removals_locked(
     let n: u64 = removals.groups.iter().map(|g| g.1.len() as u64).sum();
     let s = Arc::clone(store);
     blocking(move || s.mark_removals_journaled(&name, &removals)).await?;
-    tracing::debug!(event = "erasure.journaled", object = %key, removals = n);
+    tracing::debug!(event = "erasure.journaled", object = %key, entries = n, removals = true);
     Ok(n)
 }
 
