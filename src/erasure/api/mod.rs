@@ -45,7 +45,7 @@ use crate::erasure::config::{ApiConfig, ErasureConfig};
 use crate::storage::Storage;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -385,59 +385,6 @@ pub fn log_added(out: &AddOutcome, requested: usize, reference: Option<&str>) {
     );
 }
 
-async fn check(State(st): Shared, Path(subject): Path<String>) -> Result<Response, ApiError> {
-    let store = Arc::clone(&st.store);
-    let raw = subject.clone();
-    match blocking(move || store.get(&raw)).await? {
-        Some(e) => Ok(axum::Json(e).into_response()),
-        None => {
-            let c = crate::erasure::normalize(st.store.subject_type(), &subject).unwrap_or(subject);
-            Ok((StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": format!("{c} is not listed"), "subject": c, "listed": false }))).into_response())
-        }
-    }
-}
-
-async fn list(State(st): Shared) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let store = Arc::clone(&st.store);
-    tokio::task::spawn_blocking(move || {
-        let mut buf = Vec::with_capacity(64 << 10);
-        let result = store.for_each_entry_ordered(|e| {
-            serde_json::to_writer(&mut buf, &e).map_err(|err| StoreError::Io {
-                path: PathBuf::new(),
-                op: "encode",
-                message: err.to_string(),
-            })?;
-            buf.push(b'\n');
-            if buf.len() >= 60 << 10 {
-                let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(64 << 10)));
-                tx.blocking_send(Ok(chunk)).map_err(|_| StoreError::Io {
-                    path: PathBuf::new(),
-                    op: "send",
-                    message: "client went away".into(),
-                })?;
-            }
-            Ok(())
-        });
-        let last = match result {
-            Ok(n) => {
-                buf.extend_from_slice(format!("{{\"end\":true,\"count\":{n}}}\n").as_bytes());
-                Ok(Bytes::from(buf))
-            }
-            Err(e) => Err(std::io::Error::other(e.to_string())),
-        };
-        let _ = tx.blocking_send(last);
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    (
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
-    )
-        .into_response()
-}
-
 /// `GET /v1/status`: the list's state and what this API serves.
 #[derive(Serialize)]
 struct StatusBody {
@@ -542,8 +489,8 @@ fn token_ok(headers: &HeaderMap, token: &str) -> bool {
 fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
     let guarded = Arc::clone(&state);
     let r = Router::new()
-        .route("/v1/erasures", post(add).get(list))
-        .route("/v1/erasures/{subject}", get(check))
+        .route("/v1/erasures", post(add).get(read::list))
+        .route("/v1/erasures/{subject}", get(read::check))
         .route("/v1/removals", post(remove::remove).get(remove::removals))
         .route("/v1/status", get(status))
         .route("/v1/sync", post(sync))
@@ -578,6 +525,7 @@ fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
 }
 
 mod listen;
+mod read;
 mod remove;
 
 pub use listen::ApiServer;
