@@ -4,6 +4,7 @@
 //! SIGTERM mid-upload, SIGHUP with a broken config, SIGUSR1, two daemons on
 //! one repository, systemd notifications, and `lethe prune` / `lethe status`.
 
+mod removal;
 mod rig;
 
 use crate::common::LetheCli;
