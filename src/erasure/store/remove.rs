@@ -8,6 +8,14 @@
 //! list it again; an add after the removal does. A local removal also leaves
 //! a pending record `q:<seq>` until the journal carries it.
 //!
+//! Times are the acknowledging hosts' clocks. One case is not exact: an
+//! entry keeps only the first add that listed it here, so if two hosts add
+//! the same id independently and one of them removes it in between, a third
+//! host that merged the older add before the newer one may remove it while
+//! the first two keep it (the newer add is not remembered there). The lists'
+//! digests then differ, which `erase sync` output and manifests show; adding
+//! the id again settles it everywhere.
+//!
 //! The first removal raises the store version to 3, so an older lethe, which
 //! would not know tombstones, refuses the list instead of misreading it.
 

@@ -140,6 +140,7 @@ pub struct StoreStatus {
     pub subject_type: SubjectType,
     pub count: u64,
     pub digest: String,
+    /// Acknowledged adds and removed ids not yet in the journal in storage.
     pub pending: u64,
     pub last_sync: Option<DateTime<Utc>>,
 }
