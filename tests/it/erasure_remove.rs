@@ -21,7 +21,7 @@ fn zero_and_negative_bigint_ids_are_accepted_with_a_warning_naming_them() {
     let err = stderr(&o);
     assert!(
         err.contains("warning: -5 is an unusual subject id")
-            && err.contains("lethe erase remove -- -5 --reason"),
+            && err.contains("lethe erase remove -5 --reason"),
         "{err}"
     );
     assert!(!err.contains("12 is"), "{err}");
@@ -32,6 +32,12 @@ fn zero_and_negative_bigint_ids_are_accepted_with_a_warning_naming_them() {
     let o = lethe_ok(&cfg, &["erase", "add", "42"], 0);
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
     assert!(stdout(&o).contains("added 1"));
+    // The undo the warning names works as written.
+    lethe_ok(&cfg, &["erase", "remove", "0", "--reason", "typo"], 0);
+    lethe_ok(&cfg, &["erase", "remove", "-5", "--reason", "typo"], 0);
+    lethe_ok(&cfg, &["erase", "check", "0"], 1);
+    lethe_ok(&cfg, &["erase", "check", "-5"], 1);
+    lethe_ok(&cfg, &["erase", "check", "12"], 0);
 }
 
 /// `erase list --json` on `cfg`: (listed ids, removal records).

@@ -251,14 +251,9 @@ fn warn_unusual(cfg: &Config, subjects: &[String]) {
         let (name, id) = crate::erasure::subject::split_subject(s);
         if let Some(w) = unusual_bigint(id) {
             let of = name.map(|n| format!(" --subject {n}")).unwrap_or_default();
-            let sep = if id.trim().starts_with('-') {
-                " --"
-            } else {
-                ""
-            };
             eprintln!(
                 "lethe: warning: {id} is an unusual subject id ({w}); check it is not a typo \
-                 — undo with `lethe erase remove{of}{sep} {id} --reason …`"
+                 — undo with `lethe erase remove{of} {id} --reason …`"
             );
         }
     }
