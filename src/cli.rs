@@ -157,6 +157,20 @@ pub enum EraseCommand {
         #[arg(long = "subject", value_name = "NAME")]
         of: Option<String>,
     },
+    /// Undo a mistyped add: take ids off the list, journaled so every host
+    /// that syncs the list applies it. All or nothing: an id that is not
+    /// listed refuses the whole command (exit 1).
+    Remove {
+        /// Listed ids (use `--` before ids starting with '-').
+        #[arg(required = true, allow_negative_numbers = true)]
+        subjects: Vec<String>,
+        /// Why the ids are removed (required; journaled and logged).
+        #[arg(long, value_name = "TEXT", required = true)]
+        reason: String,
+        /// Which named subject the ids are, as for `erase add`.
+        #[arg(long = "subject", value_name = "NAME")]
+        of: Option<String>,
+    },
     /// List every id in FILE (or `-` for stdin), one per line; blank lines and
     /// `#` comments are skipped. Any invalid line refuses the whole file.
     Import {

@@ -10,7 +10,7 @@
 
 use super::api::{EXPECT_HEADER, Endpoint, ScheduleState, Serves, parse_listen};
 use super::journal::SyncOutcome;
-use super::store::{AddOutcome, EntryInfo, StoreStatus};
+use super::store::{AddOutcome, EntryInfo, RemovalInfo, RemoveOutcome, StoreStatus};
 use crate::erasure::config::ApiConfig;
 use crate::erasure::config::ErasureConfig;
 use bytes::Bytes;
@@ -343,6 +343,29 @@ impl ApiClient {
         )
         .map_err(|e| self.transport(e))?;
         self.call(Method::POST, "/v1/erasures", Some(body)).await
+    }
+
+    /// `POST /v1/removals`.
+    ///
+    /// # Errors
+    /// `Rejected` 404 when an id is not listed, 400 for a bad request.
+    pub async fn remove(
+        &self,
+        subjects: &[String],
+        reason: &str,
+    ) -> Result<RemoveOutcome, ClientError> {
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "subjects": subjects, "reason": reason }))
+                .map_err(|e| self.transport(e))?;
+        self.call(Method::POST, "/v1/removals", Some(body)).await
+    }
+
+    /// `GET /v1/removals`: the removal history.
+    ///
+    /// # Errors
+    /// Transport or server failure.
+    pub async fn removals(&self) -> Result<Vec<RemovalInfo>, ClientError> {
+        self.call(Method::GET, "/v1/removals", None).await
     }
 
     /// `GET /v1/erasures/{subject}`: `None` when not listed.

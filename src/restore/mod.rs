@@ -205,6 +205,17 @@ pub async fn load_list(
 }
 
 impl LoadedList {
+    /// How many ids `lethe erase remove` took off the list since `t` (their
+    /// latest removal, as this list knows it).
+    async fn removed_since(&self, t: chrono::DateTime<chrono::Utc>) -> Result<u64, RestoreError> {
+        let store = Arc::clone(&self.store);
+        let removals = tokio::task::spawn_blocking(move || store.removals())
+            .await
+            .map_err(|e| RestoreError::Internal(format!("erasure list task: {e}")))?
+            .map_err(|e| RestoreError::ErasureList(format!("refusing to restore: {e}")))?;
+        Ok(removals.iter().filter(|r| r.removed_at >= t).count() as u64)
+    }
+
     /// Reads the list again when the plan needs more than its ids: each
     /// text id also folded the way `forms` compare (`citext` roots
     /// lower-case both sides, `char(n)` roots ignore trailing spaces; see
@@ -331,13 +342,15 @@ pub async fn restore(
 
     // Every check that can refuse runs before anything is written.
     let mut list = load_list(cfg, storage.as_ref(), opts.allow_stale_erasure_list).await?;
-    // The list only grows: one smaller than it was when the snapshot was
-    // taken is missing entries, whatever the journal says.
+    // The list only grows, but for `lethe erase remove`: one smaller than it
+    // was when the snapshot was taken, by more than the removals recorded
+    // since, is missing entries, whatever the journal says.
     let then = &manifest.erasure_list;
-    if list.state.count < then.count {
+    let removed = list.removed_since(manifest.started_at).await?;
+    if list.state.count + removed < then.count {
         let why = format!(
-            "the erasure list at {} holds {} entries, fewer than the {} it held when snapshot {id} was taken; \
-             it is missing entries (run `lethe erase sync`)",
+            "the erasure list at {} holds {} entries, fewer than the {} it held when snapshot {id} was taken \
+             ({removed} removed since); it is missing entries (run `lethe erase sync`)",
             cfg.erasure.path.display(),
             list.state.count,
             then.count

@@ -13,16 +13,16 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Runs lethe and asserts the exit code, showing its output otherwise.
-fn lethe_ok(cfg: &Path, args: &[&str], code: i32) -> Output {
+pub(crate) fn lethe_ok(cfg: &Path, args: &[&str], code: i32) -> Output {
     let o = common::lethe(cfg, args);
     assert_eq!(
         o.status.code(),
@@ -35,7 +35,7 @@ fn lethe_ok(cfg: &Path, args: &[&str], code: i32) -> Output {
 }
 
 /// `the list holds N entries (digest D)` → (N, D), from any erase command's last line.
-fn list_state(out: &str) -> (u64, String) {
+pub(crate) fn list_state(out: &str) -> (u64, String) {
     let tail = out.rsplit("the list holds ").next().unwrap_or_default();
     let (n, rest) = tail.split_once(" entries (digest ").expect("state line");
     (
@@ -44,7 +44,7 @@ fn list_state(out: &str) -> (u64, String) {
     )
 }
 
-fn api_of(dir: &Path) -> ApiConfig {
+pub(crate) fn api_of(dir: &Path) -> ApiConfig {
     ApiConfig {
         listen: format!("unix:{}", dir.join("api.sock").display()),
         token_file: None,
@@ -52,12 +52,12 @@ fn api_of(dir: &Path) -> ApiConfig {
 }
 
 /// `lethe erase serve` (the API and journal worker, as the daemon runs them).
-struct Server {
+pub(crate) struct Server {
     child: Child,
 }
 
 impl Server {
-    async fn start(cfg: &Path, dir: &Path) -> Server {
+    pub(crate) async fn start(cfg: &Path, dir: &Path) -> Server {
         let log = std::fs::File::create(dir.join("serve.log")).unwrap();
         let child = Command::new(common::lethe_bin())
             .arg("--config")
@@ -88,20 +88,20 @@ impl Server {
         self.child.wait().unwrap();
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         // SAFETY: signalling our own child by its pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap();
     }
 }
 
-fn host(repo: &Repo, extra: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn host(repo: &Repo, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_repo_config(dir.path(), repo, extra);
     (dir, cfg)
 }
 
-fn load(cfg: &Path) -> Config {
+pub(crate) fn load(cfg: &Path) -> Config {
     Config::load(cfg).unwrap()
 }
 

@@ -11,6 +11,7 @@ mod credentials;
 mod daemon;
 mod erasure;
 mod erasure_import;
+mod erasure_remove;
 mod faults;
 mod faults_http;
 mod hostile;

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 /// timestamp is ~1e-7), present in the source when erased.
 const ERASED: [&str; 3] = ["73160591", "88422113", "61299037"];
 const PASSWORD: &str = "S3cretPw";
+/// An id added by mistake and removed again.
+const MISTYPED: &str = "55501234";
 
 #[test]
 fn no_secret_or_raw_subject_id_reaches_the_logs_of_a_full_run() {
@@ -66,6 +68,9 @@ fn no_secret_or_raw_subject_id_reaches_the_logs_of_a_full_run() {
     add.extend(["--reference", "GDPR-17"]);
     step(&add, true);
     step(&["erase", "check", ERASED[0]], true);
+    // A mistyped add, undone: `erasure.removed` names neither id.
+    step(&["erase", "add", MISTYPED], true);
+    step(&["erase", "remove", MISTYPED, "--reason", "typo"], true);
     // The rows are still in the source: the leak check fires here.
     step(&["snapshot"], true);
     step(&["erase", "sync"], true);
@@ -109,6 +114,7 @@ fn no_secret_or_raw_subject_id_reaches_the_logs_of_a_full_run() {
         "{completed}"
     );
     assert!(completed["rows_nulled_by_table"].is_object(), "{completed}");
+    assert!(logs.contains("erasure.removed"), "{logs}");
     assert!(
         logs.contains("erasure.leak_detected"),
         "the second snapshot saw the erased rows:\n{logs}"
@@ -123,6 +129,7 @@ fn no_secret_or_raw_subject_id_reaches_the_logs_of_a_full_run() {
         .iter()
         .map(|id| ("raw subject id", id.to_string()))
         .collect();
+    forbidden.push(("raw subject id (removed)", MISTYPED.to_string()));
     forbidden.push(("database password", PASSWORD.to_string()));
     forbidden.push(("age secret key", secret_key.to_string()));
     // Any 20-character piece of the key, in case it is cut or re-encoded.

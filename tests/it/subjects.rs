@@ -87,4 +87,39 @@ fn erasing_customer_7_leaves_employee_7_and_their_rows_alone() {
     assert_eq!(rows("orders"), "2");
     assert_eq!(rows("employees"), "7,9", "employee 7 is not customer 7");
     assert_eq!(rows("timesheets"), "1,2");
+
+    // A mistyped add undone per subject: employee 9 goes, customer 7 stays;
+    // customer 9 was never listed, so removing it changes nothing (exit 1).
+    ok(&["erase", "add", "--subject", "employee", "9"]);
+    let out = run(&[
+        "erase",
+        "remove",
+        "--subject",
+        "customer",
+        "9",
+        "--reason",
+        "typo",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("customer:9"));
+    ok(&[
+        "erase",
+        "remove",
+        "--subject",
+        "employee",
+        "9",
+        "--reason",
+        "typo",
+    ]);
+    let check = |who: &str, id: &str| run(&["erase", "check", "--subject", who, id]).status.code();
+    assert_eq!(check("employee", "9"), Some(1));
+    assert_eq!(check("customer", "7"), Some(0));
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["erase", "list", "--json"])).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[1]["removed"], true);
+    assert_eq!(
+        (&listed[1]["subject"], &listed[1]["subject_name"]),
+        (&"9".into(), &"employee".into())
+    );
 }

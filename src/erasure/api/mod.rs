@@ -28,6 +28,10 @@
 //! - `GET /v1/erasures/{subject}` → 200 [`EntryInfo`], 404 `{"listed": false}`.
 //! - `GET /v1/erasures` → NDJSON: one [`EntryInfo`] per line, then
 //!   `{"end": true, "count": N}` (a missing end line means a cut stream).
+//! - `POST /v1/removals` `{"subjects": ["42"], "reason": "typo"}` → 200
+//!   [`RemoveOutcome`](super::store::RemoveOutcome), after the synced write;
+//!   404 when an id is not listed (nothing removed). `GET /v1/removals` →
+//!   the removal history ([`RemovalInfo`](super::store::RemovalInfo) array).
 //! - `GET /v1/status` → [`StoreStatus`] (`path` canonicalised) plus
 //!   `storage`. `POST /v1/sync` → [`SyncOutcome`].
 //! - `GET /v1/schedule`, `POST /v1/schedule/{pause,resume}` → [`ScheduleState`]
@@ -43,7 +47,7 @@ use crate::erasure::config::{ApiConfig, ErasureConfig};
 use crate::storage::Storage;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -111,6 +115,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match e {
+            _ if remove::status_of(&e).is_some() => {
+                remove::status_of(&e).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             StoreError::Invalid(_) | StoreError::InvalidId(_) | StoreError::BadReference(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -382,59 +389,6 @@ pub fn log_added(out: &AddOutcome, requested: usize, reference: Option<&str>) {
     );
 }
 
-async fn check(State(st): Shared, Path(subject): Path<String>) -> Result<Response, ApiError> {
-    let store = Arc::clone(&st.store);
-    let raw = subject.clone();
-    match blocking(move || store.get(&raw)).await? {
-        Some(e) => Ok(axum::Json(e).into_response()),
-        None => {
-            let c = crate::erasure::normalize(st.store.subject_type(), &subject).unwrap_or(subject);
-            Ok((StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": format!("{c} is not listed"), "subject": c, "listed": false }))).into_response())
-        }
-    }
-}
-
-async fn list(State(st): Shared) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let store = Arc::clone(&st.store);
-    tokio::task::spawn_blocking(move || {
-        let mut buf = Vec::with_capacity(64 << 10);
-        let result = store.for_each_entry(|e| {
-            serde_json::to_writer(&mut buf, &e).map_err(|err| StoreError::Io {
-                path: PathBuf::new(),
-                op: "encode",
-                message: err.to_string(),
-            })?;
-            buf.push(b'\n');
-            if buf.len() >= 60 << 10 {
-                let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(64 << 10)));
-                tx.blocking_send(Ok(chunk)).map_err(|_| StoreError::Io {
-                    path: PathBuf::new(),
-                    op: "send",
-                    message: "client went away".into(),
-                })?;
-            }
-            Ok(())
-        });
-        let last = match result {
-            Ok(n) => {
-                buf.extend_from_slice(format!("{{\"end\":true,\"count\":{n}}}\n").as_bytes());
-                Ok(Bytes::from(buf))
-            }
-            Err(e) => Err(std::io::Error::other(e.to_string())),
-        };
-        let _ = tx.blocking_send(last);
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    (
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
-    )
-        .into_response()
-}
-
 /// `GET /v1/status`: the list's state and what this API serves.
 #[derive(Serialize)]
 struct StatusBody {
@@ -539,8 +493,9 @@ fn token_ok(headers: &HeaderMap, token: &str) -> bool {
 fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
     let guarded = Arc::clone(&state);
     let r = Router::new()
-        .route("/v1/erasures", post(add).get(list))
-        .route("/v1/erasures/{subject}", get(check))
+        .route("/v1/erasures", post(add).get(read::list))
+        .route("/v1/erasures/{subject}", get(read::check))
+        .route("/v1/removals", post(remove::remove).get(remove::removals))
         .route("/v1/status", get(status))
         .route("/v1/sync", post(sync))
         .route("/v1/schedule", get(schedule::get))
@@ -577,8 +532,12 @@ fn router(state: Arc<ApiState>, token: Option<Arc<str>>) -> Router {
 }
 
 mod listen;
+mod read;
+mod remove;
 mod schedule;
+
 pub use listen::ApiServer;
+pub use remove::log_removed;
 pub use schedule::ScheduleState;
 
 /// Binds `api.listen` and runs the API and the journal worker until

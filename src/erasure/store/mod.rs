@@ -5,7 +5,8 @@
 //!
 //! | key                         | value                                              |
 //! |-----------------------------|----------------------------------------------------|
-//! | `m:version`                 | `2` (version 1 is migrated on open; others refused) |
+//! | `m:version`                 | `2`, or `3` once a removal was recorded (version 1 |
+//! |                             | is migrated on open; others refused)               |
 //! | `m:subject_type`            | `bigint` / `uuid` / `text` (fixed at creation)     |
 //! | `m:state`                   | count (u64 BE) · digest (32 B) · pending (u64 BE)  |
 //! | `m:next_batch`              | next batch sequence number (u64 BE)                |
@@ -15,6 +16,8 @@
 //! | `p:<seq u64 BE>`            | the batch's new ids, `\n`-separated: acknowledged,  |
 //! |                             | not yet journaled to storage                       |
 //! | `j:<journal object name>`   | JSON: a journal object already merged or written   |
+//! | `r:<canonical id>`          | JSON [`RemovalRecord`]: the id's latest removal    |
+//! | `q:<seq u64 BE>`            | JSON: a removal not yet journaled to storage       |
 //!
 //! An entry's added_at/reference/origin are shared by every id added in the
 //! same write, so they are stored once per batch; entries stay 8 bytes, which
@@ -22,9 +25,10 @@
 //!
 //! **Digest.** The list state is `count` plus the XOR of BLAKE3(canonical id)
 //! over every entry, as 64 hex digits (all zeros for the empty list). XOR is
-//! order independent, and since the set only grows and each id is added once,
-//! two stores hold the same digest exactly when they hold the same ids (up to
-//! a hash collision). It is a fingerprint, not a security feature.
+//! order independent and its own inverse (a removal XORs the term out again),
+//! and each listed id is counted once, so two stores hold the same digest
+//! exactly when they hold the same ids (up to a hash collision). It is a
+//! fingerprint, not a security feature. Removals: see `remove.rs`.
 
 use crate::erasure::config::SubjectType;
 use crate::erasure::subject::normalize;
@@ -37,8 +41,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The store format this build writes and reads.
-pub const STORE_VERSION: &str = "2";
+/// The newest store format this build reads. New stores are created as
+/// version 2 and raised to 3 by their first removal (`remove.rs`), so an older
+/// lethe keeps opening a list that never had one.
+pub const STORE_VERSION: &str = "3";
+/// The version a new store is created with.
+pub(crate) const STORE_VERSION_NEW: &str = "2";
 
 const K_VERSION: &[u8] = b"m:version";
 const K_TYPE: &[u8] = b"m:subject_type";
@@ -280,12 +288,36 @@ impl ErasureStore {
         object: &str,
         groups: Vec<(BatchRecord, Vec<String>)>,
     ) -> Result<u64, StoreError> {
+        Ok(self.merge_journal_with(object, groups, Vec::new())?.added)
+    }
+
+    /// [`Self::merge_journal`] for an object that also carries removals:
+    /// for each id, the later of its add and its removal wins (`remove.rs`).
+    ///
+    /// # Errors
+    /// Invalid ids, a failed write.
+    pub fn merge_journal_with(
+        &self,
+        object: &str,
+        groups: Vec<(BatchRecord, Vec<String>)>,
+        removals: Vec<(RemovalRecord, Vec<String>)>,
+    ) -> Result<MergeOutcome, StoreError> {
         self.refuse_read_only()?;
         let mut canon = Vec::with_capacity(groups.len());
         for (record, raw) in groups {
             canon.push((record, self.normalize_all(&raw)?));
         }
-        Ok(self.insert(&canon, false, Some(object))?.added)
+        let mut gone = Vec::with_capacity(removals.len());
+        for (record, raw) in removals {
+            gone.push((record, self.normalize_all(&raw)?));
+        }
+        // Removals first, then the adds no removal overrides, the second
+        // write with the object's merged marker: a crash in between merges
+        // the object again, and both steps are idempotent.
+        let removed = self.merge_removals(&gone)?;
+        let canon = self.drop_removed(canon)?;
+        let added = self.insert(&canon, false, Some(object))?.added;
+        Ok(MergeOutcome { added, removed })
     }
 
     fn write_guard(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -471,9 +503,13 @@ fn synced() -> WriteOptions {
 mod bulk;
 mod open;
 mod read;
+mod remove;
 mod types;
 
-pub use types::{AddOutcome, BatchRecord, EntryInfo, PendingChunk, StoreError, StoreStatus};
+pub use remove::{PendingRemovals, RemovalInfo, RemovalRecord, RemoveOutcome};
+pub use types::{
+    AddOutcome, BatchRecord, EntryInfo, MergeOutcome, PendingChunk, StoreError, StoreStatus,
+};
 
 #[cfg(test)]
 mod tests;

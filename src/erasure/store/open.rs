@@ -99,7 +99,7 @@ impl ErasureStore {
                     return Err(corrupt("it is not initialised".into()));
                 }
                 let mut batch = WriteBatch::default();
-                batch.put(K_VERSION, STORE_VERSION);
+                batch.put(K_VERSION, STORE_VERSION_NEW);
                 batch.put(K_TYPE, type_name(subject_type));
                 let st = State {
                     count: 0,
@@ -112,7 +112,7 @@ impl ErasureStore {
                 db.write_opt(batch, &synced())
                     .map_err(|e| io("initialise", e))?;
             }
-            Some(v) if v == STORE_VERSION.as_bytes() => {}
+            Some(v) if v == STORE_VERSION.as_bytes() || v == STORE_VERSION_NEW.as_bytes() => {}
             // Version 1 differs only in its pending markers, which readers
             // (restores) never look at; a writer migrates them.
             Some(v) if v == b"1" && read_only => {}
@@ -200,7 +200,7 @@ fn migrate_v1(db: &DB) -> Result<(), rocksdb::Error> {
     for (k, v) in records {
         batch.put(k, v);
     }
-    batch.put(K_VERSION, STORE_VERSION);
+    batch.put(K_VERSION, STORE_VERSION_NEW);
     db.write_opt(batch, &synced())
 }
 

@@ -353,3 +353,43 @@ fn a_version_1_store_with_pending_markers_per_id_is_migrated() {
     let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
     assert_eq!((s.state(), s.status().unwrap().pending), (state, 0));
 }
+
+#[test]
+fn a_removal_updates_count_and_digest_raises_the_version_and_survives_reopen() {
+    let dir = temp();
+    let path = dir.path().join("list");
+    let read_version = |p: &std::path::Path| {
+        let db = DB::open_for_read_only(&Options::default(), p, false).unwrap();
+        String::from_utf8(db.get(K_VERSION).unwrap().unwrap()).unwrap()
+    };
+    let only_8 = {
+        let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+        s.add(&["8"], None).unwrap();
+        s.state()
+    };
+    assert_eq!(
+        read_version(&path),
+        STORE_VERSION_NEW,
+        "no removal yet: version 2"
+    );
+    {
+        let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+        s.add(&["7", "-3"], Some("T-1")).unwrap();
+        let out = s.remove(&["7", " -3 "], "typo").unwrap();
+        assert_eq!((out.removed, out.count), (1 + 1, 1));
+        // The XOR digest is back to the list's without 7 and -3.
+        assert_eq!(s.state(), only_8);
+        s.verify_state().unwrap();
+        assert!(s.get("7").unwrap().is_none());
+        let r = s.removals().unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|r| r.reason == "typo"));
+    }
+    assert_eq!(read_version(&path), STORE_VERSION);
+    let s = ErasureStore::open(&path, SubjectType::Bigint).unwrap();
+    assert_eq!(s.state(), only_8);
+    assert_eq!(s.pending_removals().unwrap().groups.len(), 1);
+    drop(s);
+    let r = ErasureStore::open_for_restore(&path, SubjectType::Bigint).unwrap();
+    assert_eq!(r.state(), only_8);
+}

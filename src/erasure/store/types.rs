@@ -42,6 +42,12 @@ pub enum StoreError {
     InvalidId(SubjectError),
     #[error("reference is too long ({0} bytes, at most {MAX_REFERENCE}) or contains a line break")]
     BadReference(usize),
+    #[error(
+        "--reason must say why the ids are removed: it is empty, longer than {MAX_REFERENCE} bytes ({0}) or contains a line break"
+    )]
+    BadReason(usize),
+    #[error("{}", not_listed_message(.0))]
+    NotListed(Vec<String>),
     #[error("erasure list at {path}: {op} failed: {message}")]
     Io {
         path: PathBuf,
@@ -61,6 +67,35 @@ fn invalid_message(errs: &[SubjectError]) -> String {
         s.push_str(&format!("; and {} more", errs.len() - 5));
     }
     format!("{s} (nothing was added)")
+}
+
+fn not_listed_message(ids: &[String]) -> String {
+    let shown: Vec<String> = ids
+        .iter()
+        .take(5)
+        .map(|c| match crate::erasure::subject::split_subject(c) {
+            (Some(name), id) => format!("{name}:{id}"),
+            (None, id) => id.to_string(),
+        })
+        .collect();
+    let more = if ids.len() > 5 {
+        format!(" and {} more", ids.len() - 5)
+    } else {
+        String::new()
+    };
+    format!(
+        "not on the erasure list: {}{more}; nothing was removed (check the ids with `lethe erase check`)",
+        shown.join(", ")
+    )
+}
+
+/// What merging one journal object did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeOutcome {
+    /// Ids newly listed.
+    pub added: u64,
+    /// Entries removed by the object's removals.
+    pub removed: u64,
 }
 
 /// Who added a batch of ids, when, and why.
@@ -105,6 +140,7 @@ pub struct StoreStatus {
     pub subject_type: SubjectType,
     pub count: u64,
     pub digest: String,
+    /// Acknowledged adds and removed ids not yet in the journal in storage.
     pub pending: u64,
     pub last_sync: Option<DateTime<Utc>>,
 }

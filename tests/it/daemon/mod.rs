@@ -7,6 +7,7 @@
 mod health;
 mod log_level;
 mod pause;
+mod removal;
 mod rig;
 
 use crate::common::LetheCli;

@@ -1,4 +1,4 @@
-//! `lethe erase add|import|check|list|sync`: through the daemon's API when
+//! `lethe erase add|remove|import|check|list|sync`: through the daemon's API when
 //! one answers at `api.listen`, else on the store directly. Either way the
 //! same checks, the same output, the same exit codes.
 
@@ -8,8 +8,8 @@ use crate::config::Config;
 use crate::erasure::api;
 use crate::erasure::client::{ApiClient, ClientError};
 use crate::erasure::journal::{self, SyncOutcome};
-use crate::erasure::store::{AddOutcome, EntryInfo, ErasureStore, StoreError, StoreStatus};
-use std::io::{BufRead, Write};
+use crate::erasure::store::{AddOutcome, ErasureStore, StoreError, StoreStatus};
+use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,9 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(20);
 const REMOTE_CHUNK: usize = 50_000;
 const REMOTE_CHUNK_BYTES: usize = 1 << 20;
 
+mod list;
+mod remove;
+
 /// Who writes: the daemon (over its API) or this process.
 enum Writer {
     Remote(ApiClient),
@@ -29,9 +32,10 @@ enum Writer {
 
 fn store_err(e: StoreError) -> anyhow::Error {
     match e {
-        StoreError::Invalid(_) | StoreError::InvalidId(_) | StoreError::BadReference(_) => {
-            UsageError(e.to_string()).into()
-        }
+        StoreError::Invalid(_)
+        | StoreError::InvalidId(_)
+        | StoreError::BadReference(_)
+        | StoreError::BadReason(_) => UsageError(e.to_string()).into(),
         other => other.into(),
     }
 }
@@ -158,7 +162,19 @@ pub async fn run(ctx: &Ctx, command: EraseCommand) -> anyhow::Result<i32> {
             )
             .await
         }
-        EraseCommand::List { json } => list(&cfg, json).await,
+        EraseCommand::List { json } => list::list(&cfg, json).await,
+        EraseCommand::Remove {
+            subjects,
+            reason,
+            of,
+        } => {
+            let name = subject_name(&cfg, of.as_deref())?;
+            let subjects = subjects
+                .iter()
+                .map(|s| crate::erasure::subject::qualify(name.as_deref(), s))
+                .collect();
+            remove::remove(ctx, &cfg, subjects, &reason).await
+        }
         EraseCommand::Sync => {
             let out = match writer(&cfg).await? {
                 Writer::Remote(c) => c.sync().await.map_err(client_err)?,
@@ -198,6 +214,7 @@ async fn add_all(
 ) -> anyhow::Result<AddOutcome> {
     // Validate before contacting anyone: same message either way.
     validate(cfg, &subjects)?;
+    warn_unusual(cfg, &subjects);
     match writer(cfg).await? {
         Writer::Remote(c) => c.add(&subjects, reference).await.map_err(client_err),
         Writer::Local(store) => {
@@ -221,6 +238,34 @@ fn validate(cfg: &Config, subjects: &[String]) -> anyhow::Result<()> {
         return Ok(());
     }
     Err(store_err(StoreError::Invalid(errs)))
+}
+
+/// Ids 0 and below are legal bigint values (refusing them could leave a
+/// real subject unerasable), so they are accepted; but they are more often a
+/// typo than a customer, so each one gets a warning that says how to undo it.
+fn warn_unusual(cfg: &Config, subjects: &[String]) {
+    if cfg.erasure.subject_type != crate::erasure::config::SubjectType::Bigint {
+        return;
+    }
+    for s in subjects {
+        let (name, id) = crate::erasure::subject::split_subject(s);
+        if let Some(w) = unusual_bigint(id) {
+            let of = name.map(|n| format!(" --subject {n}")).unwrap_or_default();
+            eprintln!(
+                "lethe: warning: {id} is an unusual subject id ({w}); check it is not a typo \
+                 — undo with `lethe erase remove{of} {id} --reason …`"
+            );
+        }
+    }
+}
+
+/// Why a bigint id is unusual (zero or negative), if it is.
+fn unusual_bigint(id: &str) -> Option<&'static str> {
+    match id.trim().parse::<i64>() {
+        Ok(0) => Some("zero"),
+        Ok(v) if v < 0 => Some("negative"),
+        _ => None,
+    }
 }
 
 /// One bounded attempt to journal what is pending (a one-shot command must
@@ -286,85 +331,6 @@ fn shown_subject(stored: &str) -> String {
         (Some(name), id) => format!("{name}:{id}"),
         (None, id) => id.to_string(),
     }
-}
-
-/// Prints entries as tab-separated text or as one JSON array, streamed.
-struct EntryPrinter<W: Write> {
-    out: W,
-    json: bool,
-    n: u64,
-}
-
-impl<W: Write> EntryPrinter<W> {
-    fn entry(&mut self, e: &EntryInfo) -> std::io::Result<()> {
-        if self.json {
-            self.out
-                .write_all(if self.n == 0 { b"[\n  " } else { b",\n  " })?;
-            match crate::erasure::subject::split_subject(&e.subject) {
-                // A named subject's entry: `subject` is the id, and
-                // `subject_name` says whose.
-                (Some(name), id) => {
-                    let mut v = serde_json::to_value(e)?;
-                    v["subject"] = id.into();
-                    v["subject_name"] = name.into();
-                    serde_json::to_writer(&mut self.out, &v)?;
-                }
-                (None, _) => serde_json::to_writer(&mut self.out, e)?,
-            }
-        } else {
-            let state = if e.journaled { "journaled" } else { "pending" };
-            writeln!(
-                self.out,
-                "{}\t{}\t{}\t{}\t{state}",
-                shown_subject(&e.subject),
-                e.added_at.format("%Y-%m-%dT%H:%M:%SZ"),
-                e.origin,
-                e.reference.as_deref().unwrap_or("-")
-            )?;
-        }
-        self.n += 1;
-        Ok(())
-    }
-
-    fn finish(&mut self) -> std::io::Result<()> {
-        if self.json {
-            self.out
-                .write_all(if self.n == 0 { b"[]\n" } else { b"\n]\n" })?;
-        }
-        self.out.flush()
-    }
-}
-
-async fn list(cfg: &Config, json: bool) -> anyhow::Result<i32> {
-    match writer(cfg).await? {
-        Writer::Remote(c) => {
-            let mut p = EntryPrinter {
-                out: std::io::BufWriter::new(std::io::stdout()),
-                json,
-                n: 0,
-            };
-            c.list(|e| p.entry(&e)).await.map_err(client_err)?;
-            p.finish()?;
-        }
-        Writer::Local(store) => {
-            blocking(move || {
-                let mut p = EntryPrinter {
-                    out: std::io::BufWriter::new(std::io::stdout()),
-                    json,
-                    n: 0,
-                };
-                let io = |e: std::io::Error| StoreError::Io {
-                    path: "stdout".into(),
-                    op: "write",
-                    message: e.to_string(),
-                };
-                store.for_each_entry(|e| p.entry(&e).map_err(io))?;
-                p.finish().map_err(io)
-            })
-            .await?;
-        }
-    }
-    Ok(crate::exit::OK)
 }
 
 /// Canonical ids packed in one buffer (a 10M-line import stays ~100 MB).

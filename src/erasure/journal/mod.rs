@@ -1,5 +1,6 @@
 //! The erasure journal in storage: `erasures/<ULID>.json` objects that let
-//! every host rebuild and share the list (a grow-only set).
+//! every host rebuild and share the list: adds, and the removals that undo a
+//! mistyped add (see `format.rs` for the objects and how removals order).
 //!
 //! **Objects.** Each acknowledged write is first synced to the local store as
 //! *pending*; a push then uploads the pending ids as one journal object (up to
@@ -7,12 +8,9 @@
 //! of API calls becomes one object rather than one per id) and, only after
 //! the upload succeeded, marks them journaled and the object merged in one
 //! synced write. A crash between the two uploads the same ids again later:
-//! duplicates are harmless in a grow-only set. Format:
-//!
-//! ```json
-//! {"format":1,"subject_type":"bigint","groups":[
-//!   {"added_at":"2026-01-02T03:04:05Z","reference":"GDPR-17","origin":"db1","subjects":["42","43"]}]}
-//! ```
+//! duplicates are harmless (an add or removal applies once; for one id the
+//! later of its add and its removal wins). Pending removals go up the same
+//! way, in an object of their own.
 //!
 //! **Sync** ([`sync`]): list `erasures/`, merge every object the store has not
 //! merged yet (the store remembers the names), then push what is pending.
@@ -21,12 +19,11 @@
 //! **Worker** ([`run_worker`]): the daemon's loop that pushes after every add
 //! and syncs periodically, retrying with backoff until storage answers.
 
-use super::store::{BatchRecord, ErasureStore, StoreError};
-use crate::erasure::config::SubjectType;
+use super::store::{ErasureStore, StoreError};
 use crate::repo::manifest::ListState;
 use crate::storage::{Storage, StorageError, StorageExt};
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -35,8 +32,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Where journal objects live, relative to the repository.
 pub const PREFIX: &str = "erasures/";
-/// The journal object format this build writes and reads.
-pub const FORMAT: u32 = 1;
 /// Ids per journal object at most (a bigint object is then ~1.5 MB).
 pub const MAX_PER_OBJECT: usize = 100_000;
 /// Journal objects fetched concurrently during a sync.
@@ -52,6 +47,10 @@ pub enum JournalError {
         "journal object {key} is not valid: {message}; it must be repaired or removed by hand before the list can be synced"
     )]
     BadObject { key: String, message: String },
+    #[error(
+        "journal object {key} was written by a newer lethe (format {found}; this lethe reads formats up to {FORMAT}); upgrade lethe on this host to sync the list, and do not delete the object"
+    )]
+    NewerFormat { key: String, found: u32 },
     #[error("the store task failed: {0}")]
     Task(String),
 }
@@ -76,24 +75,6 @@ pub enum StaleError {
     Storage { repo: String, source: StorageError },
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JournalObject {
-    format: u32,
-    subject_type: SubjectType,
-    groups: Vec<JournalGroup>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JournalGroup {
-    added_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    reference: Option<String>,
-    origin: String,
-    subjects: Vec<String>,
-}
-
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncOutcome {
@@ -101,8 +82,11 @@ pub struct SyncOutcome {
     pub objects_merged: u64,
     /// Ids that were new to this list.
     pub new_entries: u64,
-    /// Pending ids uploaded to the journal.
+    /// Pending ids (added or removed) uploaded to the journal.
     pub pushed: u64,
+    /// Entries removed here by other hosts' removals.
+    #[serde(default)]
+    pub removed: u64,
     pub count: u64,
     pub digest: String,
 }
@@ -143,85 +127,6 @@ async fn list_names(storage: &dyn Storage) -> Result<Vec<String>, StorageError> 
     Ok(names)
 }
 
-/// The same shape as [`JournalObject`], borrowing the ids (no copy of a
-/// million strings to encode one object).
-#[derive(Serialize)]
-struct JournalObjectRef<'a> {
-    format: u32,
-    subject_type: SubjectType,
-    groups: Vec<JournalGroupRef<'a>>,
-}
-
-#[derive(Serialize)]
-struct JournalGroupRef<'a> {
-    added_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reference: Option<&'a str>,
-    origin: &'a str,
-    subjects: &'a [String],
-}
-
-fn encode(
-    subject_type: SubjectType,
-    groups: &[(BatchRecord, Vec<String>)],
-) -> Result<Vec<u8>, serde_json::Error> {
-    let obj = JournalObjectRef {
-        format: FORMAT,
-        subject_type,
-        groups: groups
-            .iter()
-            .map(|(r, s)| JournalGroupRef {
-                added_at: r.added_at,
-                reference: r.reference.as_deref(),
-                origin: &r.origin,
-                subjects: s,
-            })
-            .collect(),
-    };
-    let ids: usize = groups.iter().map(|g| g.1.len()).sum();
-    let mut out = Vec::with_capacity(ids * 16 + 256);
-    serde_json::to_writer(&mut out, &obj)?;
-    Ok(out)
-}
-
-fn decode(
-    key: &str,
-    subject_type: SubjectType,
-    data: &[u8],
-) -> Result<Vec<(BatchRecord, Vec<String>)>, JournalError> {
-    let bad = |message: String| JournalError::BadObject {
-        key: key.to_string(),
-        message,
-    };
-    let obj: JournalObject = serde_json::from_slice(data).map_err(|e| bad(e.to_string()))?;
-    if obj.format > FORMAT {
-        return Err(bad(format!(
-            "format {} is newer than this lethe reads ({FORMAT}); upgrade lethe",
-            obj.format
-        )));
-    }
-    if obj.subject_type != subject_type {
-        return Err(bad(format!(
-            "it holds {:?} ids but erasure.subject_type is {subject_type:?}",
-            obj.subject_type
-        )));
-    }
-    Ok(obj
-        .groups
-        .into_iter()
-        .map(|g| {
-            (
-                BatchRecord {
-                    added_at: g.added_at,
-                    reference: g.reference,
-                    origin: g.origin,
-                },
-                g.subjects,
-            )
-        })
-        .collect())
-}
-
 /// Uploads every pending id, [`MAX_PER_OBJECT`] per object. Returns how many
 /// were pushed. Storage errors are returned as they are (the caller decides
 /// how patiently to retry); what was pushed before an error stays pushed.
@@ -233,7 +138,16 @@ pub async fn push_pending(
     storage: &dyn Storage,
 ) -> Result<u64, JournalError> {
     let _held = store.journal_lock.lock().await;
-    push_pending_locked(store, storage).await
+    push_all_locked(store, storage).await
+}
+
+/// Pending adds, then pending removals.
+async fn push_all_locked(
+    store: &Arc<ErasureStore>,
+    storage: &dyn Storage,
+) -> Result<u64, JournalError> {
+    let adds = push_pending_locked(store, storage).await?;
+    Ok(adds + push_removals_locked(store, storage).await?)
 }
 
 async fn push_pending_locked(
@@ -247,7 +161,7 @@ async fn push_pending_locked(
         if chunk.is_empty() {
             return Ok(pushed);
         }
-        let body = encode(store.subject_type(), &chunk.groups)
+        let body = format::encode(store.subject_type(), &chunk.groups, &[])
             .map_err(|e| JournalError::Task(e.to_string()))?;
         let name = format!("{}.json", ulid::Ulid::generate());
         let key = format!("{PREFIX}{name}");
@@ -263,6 +177,32 @@ async fn push_pending_locked(
     }
 }
 
+/// Uploads every pending removal as one journal object (removals are few:
+/// each is one command). Returns how many ids it carried.
+async fn push_removals_locked(
+    store: &Arc<ErasureStore>,
+    storage: &dyn Storage,
+) -> Result<u64, JournalError> {
+    let s = Arc::clone(store);
+    let removals = blocking(move || s.pending_removals()).await?;
+    if removals.groups.is_empty() {
+        return Ok(0);
+    }
+    let body = format::encode(store.subject_type(), &[], &removals.groups)
+        .map_err(|e| JournalError::Task(e.to_string()))?;
+    let name = format!("{}.json", ulid::Ulid::generate());
+    let key = format!("{PREFIX}{name}");
+    storage
+        .put_bytes(&key, Bytes::from(body))
+        .await
+        .map_err(|e| storage_err(storage, e))?;
+    let n: u64 = removals.groups.iter().map(|g| g.1.len() as u64).sum();
+    let s = Arc::clone(store);
+    blocking(move || s.mark_removals_journaled(&name, &removals)).await?;
+    tracing::debug!(event = "erasure.journaled", object = %key, entries = n, removals = true);
+    Ok(n)
+}
+
 /// Pushes what is pending, merges every journal object this list has not
 /// merged yet, pushes again what arrived meanwhile, and records the time.
 /// Logs `erasure.synced`.
@@ -276,7 +216,7 @@ pub async fn sync(
     let _held = store.journal_lock.lock().await;
     // Upload first: this host's entries reach storage even if some other
     // journal object turns out to be unreadable below.
-    let pushed_first = push_pending_locked(store, storage).await?;
+    let pushed_first = push_all_locked(store, storage).await?;
     let names = list_names(storage)
         .await
         .map_err(|e| storage_err(storage, e))?;
@@ -292,17 +232,19 @@ pub async fn sync(
                 .get_bytes(&key)
                 .await
                 .map_err(|e| storage_err(storage, e))?;
-            let groups = decode(&key, subject_type, &data)?;
-            Ok::<_, JournalError>((name, groups))
+            let obj = format::decode(&key, subject_type, &data)?;
+            Ok::<_, JournalError>((name, obj))
         })
         .buffered(FETCH_CONCURRENCY);
-    while let Some((name, groups)) = fetches.try_next().await? {
+    while let Some((name, obj)) = fetches.try_next().await? {
         let s = Arc::clone(store);
-        out.new_entries += blocking(move || s.merge_journal(&name, groups)).await?;
+        let m = blocking(move || s.merge_journal_with(&name, obj.groups, obj.removals)).await?;
+        out.new_entries += m.added;
+        out.removed += m.removed;
         out.objects_merged += 1;
     }
     drop(fetches);
-    out.pushed = pushed_first + push_pending_locked(store, storage).await?;
+    out.pushed = pushed_first + push_all_locked(store, storage).await?;
     let s = Arc::clone(store);
     blocking(move || s.set_last_sync(Utc::now())).await?;
     let state = store.state();
@@ -311,6 +253,7 @@ pub async fn sync(
     tracing::info!(
         event = "erasure.synced",
         new_entries = out.new_entries,
+        removed = out.removed,
         total = out.count,
         objects_merged = out.objects_merged,
         pushed = out.pushed,
@@ -502,6 +445,9 @@ fn warn_retry(what: &str, store: &ErasureStore, e: &JournalError, retry_in: Dura
     );
 }
 
+mod format;
+
+pub use format::{FORMAT, FORMAT_ADDS};
+
 #[cfg(test)]
-#[path = "journal_tests.rs"]
 mod tests;

@@ -2,6 +2,7 @@
 //! the integration tests with Garage).
 
 use super::*;
+use crate::erasure::config::SubjectType;
 use crate::storage::fs::FsStorage;
 
 struct Host {
@@ -211,4 +212,138 @@ async fn a_bad_journal_object_does_not_hold_back_this_hosts_uploads() {
         .await
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_removal_reaches_every_host_and_a_later_sync_never_brings_it_back() {
+    let (_r, storage) = repo();
+    let a = host(SubjectType::Bigint);
+    let b = host(SubjectType::Bigint);
+    a.store.add(&["7", "8"], Some("T-1")).unwrap();
+    sync(&a.store, &storage).await.unwrap();
+    sync(&b.store, &storage).await.unwrap();
+    assert!(b.store.get("7").unwrap().is_some());
+
+    let out = a.store.remove(&["7"], "typo for 17").unwrap();
+    assert_eq!((out.removed, out.count), (1, 1));
+    assert_eq!(
+        a.store.status().unwrap().pending,
+        1,
+        "the removal is pending"
+    );
+    let sa = sync(&a.store, &storage).await.unwrap();
+    assert_eq!((sa.pushed, sa.count), (1, 1));
+    assert_eq!(a.store.status().unwrap().pending, 0);
+    // b is behind until it merges the removal: restores there refuse.
+    assert!(check_fresh(&b.store, &storage).await.is_err());
+    let sb = sync(&b.store, &storage).await.unwrap();
+    assert_eq!((sb.removed, sb.count), (1, 1));
+    assert!(b.store.get("7").unwrap().is_none());
+    assert_eq!(a.store.state(), b.store.state());
+    b.store.verify_state().unwrap();
+    for _ in 0..2 {
+        sync(&b.store, &storage).await.unwrap();
+        sync(&a.store, &storage).await.unwrap();
+        assert!(b.store.get("7").unwrap().is_none());
+    }
+    let removed = b.store.removals().unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(
+        (removed[0].subject.as_str(), removed[0].reason.as_str()),
+        ("7", "typo for 17")
+    );
+    // A fresh host replays add then removal: the same list.
+    let c = host(SubjectType::Bigint);
+    sync(&c.store, &storage).await.unwrap();
+    assert!(c.store.get("7").unwrap().is_none());
+    assert_eq!(c.store.state(), a.store.state());
+
+    // An add after the removal erases the id again, everywhere.
+    b.store.add(&["7"], Some("really 7")).unwrap();
+    sync(&b.store, &storage).await.unwrap();
+    sync(&a.store, &storage).await.unwrap();
+    sync(&c.store, &storage).await.unwrap();
+    for h in [&a, &b, &c] {
+        assert!(h.store.get("7").unwrap().is_some());
+        assert_eq!(h.store.state(), b.store.state());
+        h.store.verify_state().unwrap();
+    }
+}
+
+#[test]
+fn the_later_of_an_add_and_a_removal_wins_whatever_the_merge_order() {
+    use crate::erasure::store::{BatchRecord, RemovalRecord};
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let add = |t: &str| BatchRecord {
+        added_at: at(t),
+        reference: None,
+        origin: "h".into(),
+    };
+    let rm = |t: &str| RemovalRecord {
+        removed_at: at(t),
+        reason: "typo".into(),
+        origin: "h".into(),
+    };
+    let ids = || vec!["5".to_string()];
+    let early = "2026-01-01T00:00:00Z";
+    let mid = "2026-01-02T00:00:00Z";
+    let late = "2026-01-03T00:00:00Z";
+    // Removal seen before the older add: the add stays removed.
+    let x = host(SubjectType::Bigint);
+    x.store
+        .merge_journal_with("01R.json", vec![], vec![(rm(mid), ids())])
+        .unwrap();
+    x.store
+        .merge_journal("01A.json", vec![(add(early), ids())])
+        .unwrap();
+    assert!(x.store.get("5").unwrap().is_none());
+    // ... but a newer add lists it again.
+    x.store
+        .merge_journal("01B.json", vec![(add(late), ids())])
+        .unwrap();
+    assert!(x.store.get("5").unwrap().is_some());
+    // The other order: the same result.
+    let y = host(SubjectType::Bigint);
+    y.store
+        .merge_journal("01A.json", vec![(add(early), ids())])
+        .unwrap();
+    y.store
+        .merge_journal_with("01R.json", vec![], vec![(rm(mid), ids())])
+        .unwrap();
+    assert!(y.store.get("5").unwrap().is_none());
+    y.store
+        .merge_journal("01B.json", vec![(add(late), ids())])
+        .unwrap();
+    assert_eq!(x.store.state(), y.store.state());
+    // A tie is an add (fail closed).
+    let z = host(SubjectType::Bigint);
+    z.store
+        .merge_journal("01A.json", vec![(add(mid), ids())])
+        .unwrap();
+    z.store
+        .merge_journal_with("01R.json", vec![], vec![(rm(mid), ids())])
+        .unwrap();
+    assert!(z.store.get("5").unwrap().is_some());
+}
+
+#[test]
+fn removing_an_id_not_listed_changes_nothing_and_a_reason_is_required() {
+    let h = host(SubjectType::Bigint);
+    h.store.add(&["1", "2"], None).unwrap();
+    let before = h.store.state();
+    let err = h.store.remove(&["1", "3", "4"], "typo").unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotListed(ref v) if v == &["3", "4"]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("3, 4") && err.to_string().contains("nothing was removed"));
+    let err = h.store.remove(&["1"], "  ").unwrap_err();
+    assert!(matches!(err, StoreError::BadReason(_)), "{err}");
+    assert_eq!(h.store.state(), before);
+    assert!(h.store.get("1").unwrap().is_some());
+    assert_eq!(h.store.status().unwrap().pending, 2);
 }
