@@ -118,6 +118,13 @@ pub enum Command {
     Pause,
     /// Resume the running daemon's scheduled snapshots.
     Resume,
+    /// Try every connection the config names (source, pg_dump, repository,
+    /// identity, erasure list), one line per piece; exit 0 when all pass, 1
+    /// when any fails.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
     /// Last snapshot and its age, next run, snapshot count and size, erasure list, lifecycle rule.
     Status {
         #[arg(long)]

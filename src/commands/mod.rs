@@ -1,5 +1,6 @@
 //! One function per CLI verb; the daemon calls the same library functions.
 
+mod check;
 mod config_check;
 mod daemon;
 mod erase;
@@ -142,6 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Daemon => daemon::run(&ctx).await,
         Command::Prune { dry_run, json } => prune::run(&ctx, dry_run, json).await,
         Command::Status { json } => status::run(&ctx, json).await,
+        Command::Check { json } => check::run(&ctx, json).await,
         Command::Pause => pause::run(&ctx, true).await,
         Command::Resume => pause::run(&ctx, false).await,
     }

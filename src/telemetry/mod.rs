@@ -120,7 +120,7 @@ pub fn init(cfg: &LogConfig) -> Result<(), LogEnvError> {
         .with_target(false);
     let _ = match cfg.format {
         LogFormat::Json => builder
-            .with_writer(ObjectFields::default)
+            .with_writer(JsonLines(std::io::stderr))
             .json()
             .flatten_event(true)
             .with_current_span(false)
@@ -138,15 +138,59 @@ pub fn init(cfg: &LogConfig) -> Result<(), LogEnvError> {
 /// text) that the JSON log line carries as an object.
 pub const OBJECT_FIELDS: [&str; 2] = ["rows_dropped_by_table", "rows_nulled_by_table"];
 
-/// The JSON formatter writes each event whole into one writer; this one
-/// turns the [`OBJECT_FIELDS`] it holds from strings into objects, then
-/// writes the line to stderr.
-#[derive(Default)]
-struct ObjectFields(Vec<u8>);
+/// The `event` of a line logged by another crate (the S3 SDK, hyper…)
+/// without one; the line also carries that crate's `target`.
+pub const SDK_EVENT: &str = "sdk.log";
 
-impl std::io::Write for ObjectFields {
+/// Makes one [`ObjectFields`] per event, told whether the event comes from
+/// another crate without an `event` field of its own; `O` opens where the
+/// line goes (stderr; a buffer in tests).
+struct JsonLines<O>(O);
+
+impl<'a, O, W> tracing_subscriber::fmt::MakeWriter<'a> for JsonLines<O>
+where
+    O: Fn() -> W + 'a,
+    W: std::io::Write,
+{
+    type Writer = ObjectFields<W>;
+
+    fn make_writer(&'a self) -> ObjectFields<W> {
+        ObjectFields {
+            line: Vec::new(),
+            foreign_target: None,
+            out: (self.0)(),
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> ObjectFields<W> {
+        ObjectFields {
+            line: Vec::new(),
+            foreign_target: foreign_target(meta.target(), meta.fields().field("event").is_some()),
+            out: (self.0)(),
+        }
+    }
+}
+
+/// `Some(target)` for a line of another crate that has no `event`: it is
+/// given [`SDK_EVENT`] and its target. Lethe's own lines are left alone.
+fn foreign_target(target: &str, has_event: bool) -> Option<String> {
+    let ours = target == "lethe" || target.starts_with("lethe::");
+    (!has_event && !ours).then(|| target.to_string())
+}
+
+/// The JSON formatter writes each event whole into one writer; this one
+/// turns the [`OBJECT_FIELDS`] it holds from strings into objects, adds
+/// `event` and `target` to another crate's line, then writes the line to
+/// stderr.
+struct ObjectFields<W: std::io::Write> {
+    line: Vec<u8>,
+    foreign_target: Option<String>,
+    out: W,
+}
+
+impl<W: std::io::Write> std::io::Write for ObjectFields<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
+        self.line.extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -155,12 +199,29 @@ impl std::io::Write for ObjectFields {
     }
 }
 
-impl Drop for ObjectFields {
+impl<W: std::io::Write> Drop for ObjectFields<W> {
     fn drop(&mut self) {
-        use std::io::Write;
-        let line = std::mem::take(&mut self.0);
-        let _ = std::io::stderr().write_all(&objects_in_line(line));
+        let mut line = std::mem::take(&mut self.line);
+        if let Some(target) = &self.foreign_target {
+            line = with_sdk_event(line, target);
+        }
+        let _ = self.out.write_all(&objects_in_line(line));
     }
+}
+
+/// `line` (a JSON object) with `"event":"sdk.log","target":…` first, so
+/// every line has an `event`; anything that is not an object unchanged.
+fn with_sdk_event(line: Vec<u8>, target: &str) -> Vec<u8> {
+    if line.first() != Some(&b'{') {
+        return line;
+    }
+    let target = serde_json::to_string(target).unwrap_or_else(|_| "\"\"".into());
+    let mut out = format!("{{\"event\":\"{SDK_EVENT}\",\"target\":{target}").into_bytes();
+    if line.get(1) != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(&line[1..]);
+    out
 }
 
 /// `line` with each of [`OBJECT_FIELDS`] that holds a JSON object encoded

@@ -89,8 +89,14 @@ fn bind_unix(listen: &str, path: &Path) -> Result<Listener, ServeError> {
         message: m,
     };
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|e| {
+            err(format!(
+                "cannot create the socket {}: its directory {} does not exist and cannot be created ({e}); {}",
+                path.display(),
+                parent.display(),
+                DIR_HINT
+            ))
+        })?;
     }
     // Refuse a live server before creating anything.
     vacancy(listen, path)?;
@@ -100,8 +106,7 @@ fn bind_unix(listen: &str, path: &Path) -> Result<Listener, ServeError> {
         .unwrap_or_else(|| "api.sock".into());
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let listener = tokio::net::UnixListener::bind(&tmp)
-        .map_err(|e| err(format!("cannot bind {}: {e}", tmp.display())))?;
+    let listener = tokio::net::UnixListener::bind(&tmp).map_err(|e| err(bind_failed(path, &e)))?;
     // The socket's inode: shutdown removes the path only while it is ours.
     let inode = std::fs::metadata(&tmp).map(|m| m.ino()).unwrap_or(0);
     let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
@@ -114,6 +119,39 @@ fn bind_unix(listen: &str, path: &Path) -> Result<Listener, ServeError> {
         path: path.to_path_buf(),
         inode,
     })
+}
+
+/// What to do when the socket's directory is missing or not writable.
+const DIR_HINT: &str = "create the directory, writable by the user lethe runs as (under systemd, \
+     RuntimeDirectory=lethe in the unit provides /run/lethe), fix its permissions, or choose another api.listen";
+
+/// Why the socket could not be created at `path` (it is bound under a
+/// temporary name in the same directory first: the message names the
+/// configured path and its directory, not the temporary file).
+fn bind_failed(path: &Path, e: &std::io::Error) -> String {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => format!(
+            "cannot create the socket {}: its directory {} is not writable by this process ({e}); {DIR_HINT}",
+            path.display(),
+            dir.display()
+        ),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => format!(
+            "cannot create the socket {}: its directory {} does not exist ({e}); {DIR_HINT}",
+            path.display(),
+            dir.display()
+        ),
+        std::io::ErrorKind::InvalidInput => format!(
+            "cannot create the socket {}: {e}; a Unix socket path must stay under about 100 bytes \
+             (lethe adds a temporary suffix while binding): choose a shorter api.listen, e.g. unix:/run/lethe/api.sock",
+            path.display()
+        ),
+        _ => format!(
+            "cannot create the socket {} in {} ({e}); {DIR_HINT}",
+            path.display(),
+            dir.display()
+        ),
+    }
 }
 
 /// Links the bound socket `tmp` to `path`, removing a stale socket there
@@ -324,6 +362,42 @@ async fn accept(l: &Listener) -> std::io::Result<Box<dyn IoBox>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_whose_directory_cannot_exist_names_api_listen_the_path_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the directory should be: no user can create it.
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        let path = dir.path().join("file/sub/api.sock");
+        let listen = format!("unix:{}", path.display());
+        let Err(err) = bind_unix(&listen, &path) else {
+            panic!("bound under a file")
+        };
+        let err = err.to_string();
+        assert!(err.starts_with(&format!("api.listen = {listen}:")), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("RuntimeDirectory=lethe"), "{err}");
+        assert!(
+            !err.contains(".api.sock."),
+            "names no temporary file: {err}"
+        );
+    }
+
+    #[test]
+    fn binding_in_a_directory_that_is_not_writable_names_the_path_not_the_temporary_file() {
+        let path = Path::new("/run/lethe-test/api.sock");
+        let e = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let m = bind_failed(path, &e);
+        assert!(
+            m.contains("/run/lethe-test/api.sock")
+                && m.contains("directory /run/lethe-test is not writable")
+                && m.contains("RuntimeDirectory=lethe")
+                && m.contains("fix its permissions"),
+            "{m}"
+        );
+        let e = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert!(bind_failed(path, &e).contains("does not exist"));
+    }
 
     /// The check before binding and the placement are not atomic: a server
     /// that takes the path in between must not be replaced (a rename would
