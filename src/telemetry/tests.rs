@@ -64,3 +64,16 @@ fn per_table_fields_become_json_objects_and_other_lines_stay_as_they_are() {
     let plain = b"{\"event\":\"x\",\"rows_dropped_by_table\":\"nope\"}\n".to_vec();
     assert_eq!(objects_in_line(plain.clone()), plain);
 }
+
+#[test]
+fn auto_is_the_default_and_is_json_unless_stderr_is_a_terminal() {
+    assert_eq!(LogConfig::default().format, LogFormat::Auto);
+    assert_eq!(LogFormat::Auto.resolve(false), LogFormat::Json);
+    assert_eq!(LogFormat::Auto.resolve(true), LogFormat::Text);
+    for f in [LogFormat::Json, LogFormat::Text] {
+        assert_eq!(f.resolve(true), f);
+        assert_eq!(f.resolve(false), f);
+    }
+    let parsed: LogConfig = toml::from_str("format = \"auto\"").expect("auto parses");
+    assert_eq!(parsed.format, LogFormat::Auto);
+}
