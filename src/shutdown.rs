@@ -27,10 +27,13 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// Prints `message` on stderr at the first signal; nothing at the second.
+    /// Prints `message` on stderr at the first signal (above a progress
+    /// display, if one is shown); nothing at the second.
     pub fn message(message: &'static str) -> Hooks {
         Hooks {
-            first: Box::new(move |_| eprintln!("\n{message}")),
+            first: Box::new(move |_| {
+                crate::telemetry::progress::write_stderr(format!("\n{message}\n").as_bytes());
+            }),
             second: Box::new(|_| {}),
         }
     }

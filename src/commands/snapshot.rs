@@ -16,6 +16,7 @@ use crate::shutdown::{Hooks, Shutdown};
 use crate::snapshot::locked::{self, LockOptions, LockedError};
 use crate::snapshot::run::{self, SnapshotOptions};
 use crate::snapshot::stage::{Progress, Stage};
+use crate::telemetry::progress::{Display, SNAPSHOT_TEMPLATE};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,9 +48,15 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
         "lethe: stopping: aborting uploads, nothing will be committed (signal again to exit now)",
     ))?;
     let progress = Arc::new(Progress::default());
-    let ticker = std::io::stderr()
+    let (progress_for_display, started) = (progress.clone(), Instant::now());
+    let display = std::io::stderr()
         .is_terminal()
-        .then(|| tokio::spawn(show_progress(progress.clone())));
+        .then(|| Display::new(SNAPSHOT_TEMPLATE, 0))
+        .flatten()
+        .map(Arc::new);
+    let ticker = display
+        .as_ref()
+        .map(|d| tokio::spawn(show_progress(progress.clone(), Arc::downgrade(d), started)));
     let result = locked::under_lock(
         storage.clone(),
         LockOptions::default(),
@@ -70,7 +77,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     if let Some(t) = ticker {
         t.abort();
         let _ = t.await;
-        eprint!("\r\x1b[2K");
+    }
+    if let Some(d) = display {
+        // Where the snapshot stopped stays on screen, above what follows.
+        refresh(&d, &progress_for_display, started);
+        d.bar().disable_steady_tick();
     }
     let outcome = match result {
         Ok(o) => o,
@@ -108,28 +119,35 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     Ok(crate::exit::OK)
 }
 
-/// A one-line progress display on stderr, redrawn every half second.
-async fn show_progress(p: Arc<Progress>) {
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+/// The progress display on a terminal, refreshed every quarter second:
+/// stage, tables done of the total (known once the catalog is read), rows,
+/// bytes read and rate (the bytes to come are not known in advance).
+async fn show_progress(p: Arc<Progress>, display: std::sync::Weak<Display>, start: Instant) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        let raw = p.raw_bytes.load(Ordering::Relaxed);
-        let secs = start.elapsed().as_secs_f64().max(0.001);
-        let line = match p.stage() {
-            Stage::Data | Stage::Sequences | Stage::Commit => format!(
-                "{}: {}/{} tables, {} rows, {} read ({}/s)",
-                p.stage(),
-                p.tables_done.load(Ordering::Relaxed),
-                p.tables_total.load(Ordering::Relaxed),
-                p.rows.load(Ordering::Relaxed),
-                human_bytes(raw),
-                human_bytes((raw as f64 / secs) as u64),
-            ),
-            s => format!("{s}…"),
-        };
-        eprint!("\r\x1b[2K{line}");
+        let Some(d) = display.upgrade() else { return };
+        refresh(&d, &p, start);
     }
+}
+
+/// One refresh of the snapshot's display from its counters.
+fn refresh(d: &Display, p: &Progress, start: Instant) {
+    let bar = d.bar();
+    let raw = p.raw_bytes.load(Ordering::Relaxed);
+    let secs = start.elapsed().as_secs_f64().max(0.001);
+    bar.set_prefix(p.stage().to_string());
+    bar.set_length(p.tables_total.load(Ordering::Relaxed));
+    bar.set_position(p.tables_done.load(Ordering::Relaxed));
+    bar.set_message(match p.stage() {
+        Stage::Data | Stage::Sequences | Stage::Commit => format!(
+            "{} rows, {} read ({}/s)",
+            p.rows.load(Ordering::Relaxed),
+            human_bytes(raw),
+            human_bytes((raw as f64 / secs) as u64),
+        ),
+        _ => String::new(),
+    });
 }
 
 /// The erasure list at `erasure.path`, opened for reading; `None` when there

@@ -17,6 +17,7 @@ pub mod filter;
 pub mod keys;
 mod pass;
 mod pick;
+pub mod progress;
 pub use pick::human_ago;
 pub mod plan;
 pub mod report;
@@ -34,7 +35,7 @@ use report::{ListReport, RestoreReport, TableReport};
 use runner::{Progress, Shared};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -116,7 +117,7 @@ pub struct RestoreOptions {
     pub jobs: usize,
     /// Emergency override: restore with a list not proven current.
     pub allow_stale_erasure_list: bool,
-    /// A progress line on stderr.
+    /// A progress display on stderr (shown only when it is a terminal).
     pub progress: bool,
     /// Set once the target was found empty and is about to be written: from
     /// then on every row in it is this restore's, so a caller that cancels
@@ -300,25 +301,6 @@ pub fn opener_for(
         ))
     })?;
     Opener::from_identity_file(&path).map_err(|e| RestoreError::Identity(e.to_string()))
-}
-
-fn mib(n: u64) -> String {
-    format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
-}
-
-/// Prints `restore: 3/12 tables, 120.5 MiB` on stderr every second.
-fn spawn_progress(progress: Arc<Progress>, tables: usize) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let done = progress
-                .tables_done
-                .load(std::sync::atomic::Ordering::Relaxed);
-            let bytes = progress.bytes.load(std::sync::atomic::Ordering::Relaxed);
-            eprint!("\rrestore: {done}/{tables} tables, {} read   ", mib(bytes));
-        }
-    })
 }
 
 /// Runs a restore and returns its report. The caller logs `restore.failed`
@@ -516,9 +498,11 @@ async fn write(
     dest.pre_data(&source, &mut plan).await?;
 
     let progress = Arc::new(Progress::default());
-    let ticker = opts
+    let total = progress::bytes_to_read(&manifest, &plan);
+    let display = opts
         .progress
-        .then(|| spawn_progress(progress.clone(), manifest.tables.len()));
+        .then(|| progress::spawn_display(progress.clone(), manifest.clone(), total))
+        .flatten();
     let notes = plan.notes.clone();
     let loaded = dest.start_data(&source).await?;
     let shared = Arc::new(Shared {
@@ -528,14 +512,16 @@ async fn write(
         plan: Arc::new(plan),
         erasure: list.set.clone(),
         subject_type: cfg.erasure.subject_type,
-        progress,
+        progress: progress.clone(),
         loaded,
     });
     let jobs = dest.jobs(opts.jobs).max(1);
     let outcomes = runner::run_all(shared, dest.clone().tables(), jobs).await;
-    if let Some(t) = ticker {
-        t.abort();
-        eprintln!();
+    if let Some((task, display)) = display {
+        task.abort();
+        let _ = task.await;
+        progress::update(&display, &progress, &manifest, total);
+        // Dropping the display leaves its last state on screen.
     }
     let outcomes = outcomes?;
 

@@ -16,9 +16,10 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
+pub use super::progress::Progress;
 pub use crate::framed::Frame;
 
 /// How a table pass failed.
@@ -42,13 +43,6 @@ impl From<RunError> for RestoreError {
             RunError::DestinationGone(e) | RunError::Failed(e) => e,
         }
     }
-}
-
-/// Counters for the progress line.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub bytes: AtomicU64,
-    pub tables_done: AtomicUsize,
 }
 
 /// Everything a table pass needs, shared by all of them.
@@ -92,6 +86,8 @@ impl Read for ObjectsReader {
                         .progress
                         .bytes
                         .fetch_add(n as u64, Ordering::Relaxed);
+                    // Test hook: mid-table, for the progress display's test.
+                    crate::snapshot::pause::blocking("restore_data");
                     return Ok(n);
                 }
                 self.current = None;
@@ -122,6 +118,7 @@ pub(super) fn pass_blocking(
     internal: Option<Vec<bool>>,
 ) -> Result<(Vec<KeySet>, TableStats, Option<Collected>), RunError> {
     use super::filter::SetRef;
+    let _reading = shared.progress.reading(t);
     let plan = &shared.plan.tables[t];
     let not_ready = |table: usize| {
         RestoreError::Internal(format!(

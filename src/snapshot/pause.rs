@@ -9,7 +9,12 @@
 //!   least `LETHE_TEST_PAUSE_BYTES` raw bytes (default 1 MiB, or the whole
 //!   table if smaller), is flushed into its upload and not finished;
 //! - `manifest`: every object is stored, the manifest is not written;
-//! - `restore`: a restore has committed its first table into the target.
+//! - `restore`: a restore has committed its first table into the target;
+//! - `restore_data`: a restore is mid-table: its first table read has
+//!   returned its first bytes (the progress display shows that table).
+//!
+//! `LETHE_TEST_PAUSE_SECS` (default 3600) shortens the pause, for a test
+//! that lets the process go on afterwards.
 //!
 //! Compiled in only with the `test-hooks` feature (test builds); in every
 //! other build `armed` is a constant `false` and the points vanish. It
@@ -55,18 +60,33 @@ pub(crate) fn wait_for_upload(storage: &dyn Storage, rt: &tokio::runtime::Handle
     eprintln!("lethe-test-pause: the upload of {key} did not show up within 60 s");
 }
 
+/// How long a pause lasts (`LETHE_TEST_PAUSE_SECS`, default an hour).
+fn pause_for() -> Duration {
+    Duration::from_secs(
+        std::env::var("LETHE_TEST_PAUSE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3600),
+    )
+}
+
+/// The line a test waits for, above a progress display if one is shown.
+fn announce(stage: &str) {
+    crate::telemetry::progress::write_stderr(format!("lethe-test-pause: {stage}\n").as_bytes());
+}
+
 /// Pauses a blocking thread at `stage` if armed (fires once per process).
 pub(crate) fn blocking(stage: &str) {
     if armed(stage) && !FIRED.swap(true, Ordering::SeqCst) {
-        eprintln!("lethe-test-pause: {stage}");
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+        announce(stage);
+        std::thread::sleep(pause_for());
     }
 }
 
 /// Pauses an async task at `stage` if armed (fires once per process).
 pub(crate) async fn at(stage: &str) {
     if armed(stage) && !FIRED.swap(true, Ordering::SeqCst) {
-        eprintln!("lethe-test-pause: {stage}");
-        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        announce(stage);
+        tokio::time::sleep(pause_for()).await;
     }
 }

@@ -1,11 +1,14 @@
 //! Logging: one JSON object per line (or human text) on stderr, each carrying
 //! a stable `event` name that people alert on. stdout stays free for command
-//! output (`--json`).
+//! output (`--json`). `log.format = "auto"` (the default) is text on a
+//! terminal and JSON on a pipe, a file or the journal. While a progress
+//! display is shown ([`progress`]), log lines are printed above it.
 //!
 //! Convention: `tracing::info!(event = "snapshot.completed", id = %id, …)`.
 //! Never log a secret, a password or a raw subject id at info level or above.
 
 pub mod panic;
+pub mod progress;
 
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
@@ -13,8 +16,22 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
+    /// Text when stderr is a terminal, JSON otherwise (a pipe, a file, the
+    /// journal): the default.
+    Auto,
     Json,
     Text,
+}
+
+impl LogFormat {
+    /// `Auto` resolved against whether stderr is a terminal.
+    pub fn resolve(self, stderr_is_terminal: bool) -> LogFormat {
+        match self {
+            LogFormat::Auto if stderr_is_terminal => LogFormat::Text,
+            LogFormat::Auto => LogFormat::Json,
+            f => f,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -28,7 +45,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            format: LogFormat::Json,
+            format: LogFormat::Auto,
             level: "info".into(),
         }
     }
@@ -118,16 +135,19 @@ pub fn init(cfg: &LogConfig) -> Result<(), LogEnvError> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    let _ = match cfg.format {
-        LogFormat::Json => builder
-            .with_writer(JsonLines(std::io::stderr))
+    let format = cfg
+        .format
+        .resolve(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Json | LogFormat::Auto => builder
+            .with_writer(JsonLines(progress::LineWriter::default))
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
             .try_init(),
         LogFormat::Text => builder
-            .with_writer(std::io::stderr)
+            .with_writer(progress::LineWriter::default)
             .with_ansi(false)
             .try_init(),
     };

@@ -139,3 +139,16 @@ fn the_json_formatter_gives_an_sdk_warning_an_event() {
     assert_eq!(lines[1]["event"], "snapshot.completed", "{text}");
     assert!(lines[1].get("target").is_none(), "{text}");
 }
+
+#[test]
+fn auto_is_the_default_and_is_json_unless_stderr_is_a_terminal() {
+    assert_eq!(LogConfig::default().format, LogFormat::Auto);
+    assert_eq!(LogFormat::Auto.resolve(false), LogFormat::Json);
+    assert_eq!(LogFormat::Auto.resolve(true), LogFormat::Text);
+    for f in [LogFormat::Json, LogFormat::Text] {
+        assert_eq!(f.resolve(true), f);
+        assert_eq!(f.resolve(false), f);
+    }
+    let parsed: LogConfig = toml::from_str("format = \"auto\"").expect("auto parses");
+    assert_eq!(parsed.format, LogFormat::Auto);
+}

@@ -20,6 +20,7 @@ mod init;
 mod outage;
 mod panics;
 mod postdata;
+mod progress;
 mod restore;
 mod restore_pick;
 mod reuse;

@@ -15,6 +15,7 @@ const TEST_HOOKS: &[&str] = &[
     "LETHE_FAULTS",
     "LETHE_TEST_PAUSE_AT",
     "LETHE_TEST_PAUSE_BYTES",
+    "LETHE_TEST_PAUSE_SECS",
     "LETHE_CLEANUP_GRACE",
     "LETHE_LOG",
 ];
