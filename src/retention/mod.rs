@@ -7,6 +7,8 @@
 //! the erasure journal (`erasures/`), `locks/` and `restores/` are not.
 //! The bucket's lifecycle rule is the backstop for when no daemon runs.
 
+pub mod leftovers;
+
 use crate::repo::layout::{
     ERASURES_PREFIX, MARKER_KEY, SNAPSHOTS_PREFIX, manifest_key, snapshot_prefix,
 };
@@ -16,7 +18,6 @@ use crate::storage::{IncompleteUpload, Storage, StorageError};
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -31,10 +32,11 @@ impl Default for RetentionConfig {
     }
 }
 
-/// Leftovers of an interrupted snapshot are kept until its start and its
-/// last write are this old: another process may be writing that snapshot
-/// right now. The same hour the snapshot writer's own cleanup waits
-/// (`snapshot::writer::DEFAULT_CLEANUP_GRACE`).
+/// Leftovers of an interrupted snapshot are kept until its start, its
+/// last write and its unfinished uploads' starts are this old: another
+/// process may be writing that snapshot right now ([`leftovers`]). The
+/// same hour the snapshot writer's own cleanup waits
+/// (`snapshot::run::DEFAULT_CLEANUP_GRACE`).
 pub const LEFTOVER_GRACE_HOURS: i64 = 1;
 /// Unfinished multipart uploads older than this are aborted (the lifecycle
 /// rule uses the same day).
@@ -194,11 +196,13 @@ fn age_days(now: DateTime<Utc>, then: DateTime<Utc>) -> i64 {
 ///
 /// - a complete snapshot is expired once `now - started_at >= retention`,
 ///   unless a live restore lease names it;
-/// - a leftover is garbage once its start and its last write are older
-///   than the grace period and it did not start after a live snapshot
-///   lock was taken;
+/// - a leftover is garbage by [`leftovers::verdict`]: once its start, its
+///   last write and the start of every unfinished upload under its prefix
+///   (unknown starts count as `now`) are older than the grace period, and
+///   it did not start after a live snapshot lock was taken;
 /// - an unfinished upload is garbage once older than its grace period
-///   (uploads with no known start time are kept: nothing says they are old).
+///   (uploads with no known start time are kept: nothing says they are old;
+///   [`leftovers::upload_expired`]).
 pub fn plan(
     snapshots: &[SnapshotInfo],
     leftovers: &[LeftoverInfo],
@@ -259,19 +263,32 @@ pub fn plan(
             _ => None,
         })
         .min();
+    let keep = leftovers::Keep {
+        id: None,
+        writing_since,
+    };
+    let upload_prefixes = leftovers::group(
+        std::iter::empty(),
+        uploads.iter().map(UploadInfo::to_upload),
+    );
     for l in leftovers {
-        if now - l.last_write.max(l.id.started_at()) < policy.leftover_grace {
-            continue;
+        let last_activity = leftovers::last_activity(
+            &l.id,
+            Some(l.last_write),
+            upload_prefixes
+                .get(&l.id)
+                .into_iter()
+                .flat_map(|p| p.uploads.iter().map(|u| u.initiated)),
+            now,
+        );
+        if leftovers::verdict(&l.id, last_activity, now, policy.leftover_grace, keep)
+            == leftovers::Verdict::Garbage
+        {
+            out.leftovers.push(l.clone());
         }
-        // Ids carry their start time at second precision; a minute of slack
-        // covers clocks that disagree a little.
-        if writing_since.is_some_and(|since| l.id.started_at() >= since - Duration::minutes(1)) {
-            continue;
-        }
-        out.leftovers.push(l.clone());
     }
     for u in uploads {
-        if u.initiated.is_some_and(|t| now - t >= policy.upload_grace) {
+        if leftovers::upload_expired(u.initiated, now, policy.upload_grace) {
             out.uploads.push(u.clone());
         }
     }
@@ -297,48 +314,23 @@ pub enum RetentionError {
 /// # Errors
 /// Storage errors.
 pub async fn survey(storage: &dyn Storage, now: DateTime<Utc>) -> Result<Survey, RetentionError> {
-    #[derive(Default)]
-    struct Acc {
-        manifest: bool,
-        manifest_bytes: u64,
-        objects: usize,
-        bytes: u64,
-        last_write: Option<DateTime<Utc>>,
-    }
-    let mut by_id: BTreeMap<SnapshotId, Acc> = BTreeMap::new();
-    for o in storage.list(SNAPSHOTS_PREFIX).await? {
-        let Some((id, tail)) = crate::repo::layout::split_snapshot_key(&o.key) else {
-            continue;
-        };
-        let a = by_id.entry(id).or_default();
-        if tail == "manifest.json" {
-            a.manifest = true;
-            a.manifest_bytes = o.size;
-        }
-        a.objects += 1;
-        a.bytes += o.size;
-        a.last_write = Some(
-            a.last_write
-                .map_or(o.last_modified, |t| t.max(o.last_modified)),
-        );
-    }
     let mut survey = Survey::default();
-    for (id, a) in by_id {
-        if a.manifest {
+    for (id, p) in leftovers::group(storage.list(SNAPSHOTS_PREFIX).await?, []) {
+        let bytes: u64 = p.objects.iter().map(|o| o.size).sum();
+        if let Some(manifest) = &p.manifest {
             survey.snapshots.push(SnapshotInfo {
                 started_at: id.started_at(),
+                data_bytes: bytes - manifest.size,
                 id,
-                objects: a.objects,
-                bytes: a.bytes,
-                data_bytes: a.bytes - a.manifest_bytes,
+                objects: p.objects.len(),
+                bytes,
             });
         } else {
-            let last_write = a.last_write.unwrap_or(now);
             survey.leftovers.push(LeftoverInfo {
+                last_write: p.last_write().unwrap_or(now),
+                objects: p.objects.len(),
+                bytes,
                 id,
-                last_write,
-                objects: a.objects,
-                bytes: a.bytes,
             });
         }
     }

@@ -383,3 +383,35 @@ async fn survey_reports_restore_leases_and_the_writer_lock() {
     assert!(sv.protections.is_empty());
     assert_eq!(plan_from(&sv, now, Policy::days(35)).expire.len(), 1);
 }
+
+#[test]
+fn a_leftover_with_a_recent_or_undated_upload_is_kept() {
+    let now = t(NOW);
+    let id = id_at(now - Duration::days(2), 1);
+    let l = LeftoverInfo {
+        id: id.clone(),
+        last_write: now - Duration::days(2),
+        objects: 2,
+        bytes: 10,
+    };
+    let u = |initiated| UploadInfo {
+        key: format!("snapshots/{id}/data/3.public.t.0.copy.zst.age"),
+        upload_id: "u-1".into(),
+        initiated,
+    };
+    let p = |uploads: &[UploadInfo]| {
+        plan(
+            &[],
+            std::slice::from_ref(&l),
+            uploads,
+            &[],
+            now,
+            Policy::days(35),
+        )
+        .leftovers
+    };
+    assert_eq!(p(&[]), vec![l.clone()]);
+    assert_eq!(p(&[u(Some(now - Duration::hours(2)))]), vec![l.clone()]);
+    assert!(p(&[u(Some(now - Duration::minutes(5)))]).is_empty());
+    assert!(p(&[u(None)]).is_empty());
+}

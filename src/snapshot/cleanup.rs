@@ -1,22 +1,18 @@
-//! Removing what interrupted snapshots left behind: objects under a
-//! snapshot prefix that has no manifest, and unfinished (multipart) uploads.
-//!
-//! Another process (a second daemon, a manual `lethe snapshot`) may be
-//! writing a snapshot at this very moment, and its prefix looks exactly like
-//! garbage until its manifest lands. So a prefix is only removed when it
-//! has been quiet for the grace period: its id's start time, its newest
-//! object and its newest unfinished upload are all older than `grace`
-//! (default one hour, [`super::writer::DEFAULT_CLEANUP_GRACE`]). A snapshot
-//! that is still writing produces an object at least every few minutes
-//! (objects are cut at `snapshot.object_bytes`), so it is never mistaken for
-//! a dead one. Just before deleting, the manifest is looked up once more so
-//! a snapshot that committed meanwhile is kept.
+//! Removing what interrupted snapshots left behind, at the start of a
+//! snapshot: objects under a snapshot prefix that has no manifest, and
+//! unfinished (multipart) uploads. The rule is retention's
+//! ([`crate::retention::leftovers`]): a prefix is removed only when its id's
+//! start time, its newest object and its newest unfinished upload are all
+//! older than the grace period (default one hour,
+//! [`super::run::DEFAULT_CLEANUP_GRACE`]); the snapshot being taken is
+//! kept. Just before deleting, the manifest is looked up once more so a
+//! snapshot that committed meanwhile is kept.
 
 use crate::repo::layout::{SNAPSHOTS_PREFIX, manifest_key};
 use crate::repo::manifest::SnapshotId;
-use crate::storage::{IncompleteUpload, ObjectMeta, Storage, StorageError};
-use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use crate::retention::leftovers::{self, Keep, Verdict};
+use crate::storage::{Storage, StorageError};
+use chrono::Utc;
 use std::time::Duration;
 
 /// What a cleanup did.
@@ -30,17 +26,11 @@ pub struct CleanupReport {
     pub recent: Vec<SnapshotId>,
 }
 
-#[derive(Default)]
-struct Prefix {
-    complete: bool,
-    objects: Vec<ObjectMeta>,
-    uploads: Vec<IncompleteUpload>,
-}
-
 /// Deletes leftovers of incomplete snapshots quiet for `grace`, except
-/// `keep` (the snapshot being taken), and aborts unfinished uploads older
-/// than `grace` anywhere under `snapshots/` (also under complete snapshots,
-/// where a retried upload may have left one). Logs
+/// `keep` (the snapshot being taken), with their unfinished uploads, and
+/// aborts unfinished uploads older than `grace` under complete snapshots
+/// (where a retried upload may have left one; uploads with no known start
+/// time are kept). Logs
 /// `snapshot.leftovers_deleted` per snapshot removed.
 ///
 /// # Errors
@@ -52,51 +42,49 @@ pub async fn cleanup_incomplete(
 ) -> Result<CleanupReport, StorageError> {
     let now = Utc::now();
     let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-    let quiet = |t: DateTime<Utc>| now.signed_duration_since(t) >= grace;
-    let mut prefixes: BTreeMap<SnapshotId, Prefix> = BTreeMap::new();
-    for o in storage.list(SNAPSHOTS_PREFIX).await? {
-        let Some((id, tail)) = crate::repo::layout::split_snapshot_key(&o.key) else {
-            continue;
-        };
-        let p = prefixes.entry(id).or_default();
-        p.complete |= tail == "manifest.json";
-        p.objects.push(o);
-    }
-    for u in storage.list_incomplete(SNAPSHOTS_PREFIX).await? {
-        let Some((id, _)) = crate::repo::layout::split_snapshot_key(&u.key) else {
-            continue;
-        };
-        prefixes.entry(id).or_default().uploads.push(u);
-    }
+    let prefixes = leftovers::group(
+        storage.list(SNAPSHOTS_PREFIX).await?,
+        storage.list_incomplete(SNAPSHOTS_PREFIX).await?,
+    );
+    let keep = Keep {
+        id: keep,
+        writing_since: None,
+    };
 
     let mut report = CleanupReport::default();
     for (id, p) in prefixes {
-        if keep == Some(&id) {
+        if keep.id == Some(&id) {
             continue;
         }
-        if p.complete {
-            for u in p.uploads.iter().filter(|u| u.initiated.is_none_or(quiet)) {
+        if p.complete() {
+            for u in p
+                .uploads
+                .iter()
+                .filter(|u| leftovers::upload_expired(u.initiated, now, grace))
+            {
                 storage.abort_incomplete(u).await?;
                 report.uploads_aborted += 1;
             }
             continue;
         }
-        let last_activity = p
-            .objects
-            .iter()
-            .map(|o| o.last_modified)
-            .chain(p.uploads.iter().filter_map(|u| u.initiated))
-            .chain(std::iter::once(id.started_at()))
-            .max()
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        if !quiet(last_activity) {
-            tracing::info!(
-                event = "snapshot.leftovers_kept",
-                id = %id,
-                "incomplete snapshot was active less than the grace period ago; another process may be writing it"
-            );
-            report.recent.push(id);
-            continue;
+        let last_activity = leftovers::last_activity(
+            &id,
+            p.last_write(),
+            p.uploads.iter().map(|u| u.initiated),
+            now,
+        );
+        match leftovers::verdict(&id, last_activity, now, grace, keep) {
+            Verdict::Garbage => {}
+            Verdict::Protected => continue,
+            Verdict::RecentlyActive => {
+                tracing::info!(
+                    event = "snapshot.leftovers_kept",
+                    id = %id,
+                    "incomplete snapshot was active less than the grace period ago; another process may be writing it"
+                );
+                report.recent.push(id);
+                continue;
+            }
         }
         if storage.head(&manifest_key(&id)).await?.is_some() {
             continue; // committed since the listing
