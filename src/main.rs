@@ -40,8 +40,14 @@ fn main() {
         Err(e) => {
             let usage = e.downcast_ref::<commands::UsageError>().is_some();
             // A panicked task's message travels in its JoinError: redact it.
+            // Typed where the JoinError is still in the chain; by its text
+            // too, as many joins keep only `format!("…: {join_error}")`.
             let text = format!("{e:#}");
-            if text.contains("panicked") {
+            let panicked = e.chain().any(|c| {
+                c.downcast_ref::<tokio::task::JoinError>()
+                    .is_some_and(tokio::task::JoinError::is_panic)
+            });
+            if panicked || text.contains("panicked") {
                 eprintln!("lethe: error: {}", lethe::telemetry::panic::redact(&text));
             } else {
                 eprintln!("lethe: error: {text}");

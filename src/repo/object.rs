@@ -245,8 +245,9 @@ pub struct ChunkReader {
     done: bool,
 }
 
-fn invalid(msg: String) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
+/// A size or checksum mismatch; `msg` names the object `key`.
+fn invalid(key: &str, msg: String) -> std::io::Error {
+    ObjectError::named(std::io::ErrorKind::InvalidData, key, msg)
 }
 
 impl Read for ChunkReader {
@@ -261,22 +262,31 @@ impl Read for ChunkReader {
                     self.read += b.len() as u64;
                     self.cur = b;
                 }
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                // Every `StorageError` names the key it was called with.
+                Some(Err(e)) => {
+                    return Err(ObjectError::named(std::io::ErrorKind::Other, &self.key, e));
+                }
                 None => {
                     self.done = true;
                     if let Some((size, sum)) = &self.expect {
                         if self.read != *size {
-                            return Err(invalid(format!(
-                                "object {} is {} bytes, the manifest says {size}: truncated or replaced",
-                                self.key, self.read
-                            )));
+                            return Err(invalid(
+                                &self.key,
+                                format!(
+                                    "object {} is {} bytes, the manifest says {size}: truncated or replaced",
+                                    self.key, self.read
+                                ),
+                            ));
                         }
                         let got = self.hasher.finalize().to_hex().to_string();
                         if &got != sum {
-                            return Err(invalid(format!(
-                                "object {} fails its checksum (BLAKE3 {got}, manifest {sum}): it is damaged",
-                                self.key
-                            )));
+                            return Err(invalid(
+                                &self.key,
+                                format!(
+                                    "object {} fails its checksum (BLAKE3 {got}, manifest {sum}): it is damaged",
+                                    self.key
+                                ),
+                            ));
                         }
                     }
                     return Ok(0);
@@ -351,7 +361,13 @@ pub fn open_object(
         entry.key.clone(),
         Some((entry.size, entry.blake3.clone())),
     );
-    let plain = opener.open(&entry.key, r).map_err(std::io::Error::other)?;
+    let plain = opener.open(&entry.key, r).map_err(|e| match e {
+        // Its text starts with `what`, the key.
+        e @ crate::crypto::CryptoError::Decrypt { .. } => {
+            ObjectError::named(std::io::ErrorKind::Other, &entry.key, e)
+        }
+        e => std::io::Error::other(e),
+    })?;
     let dec = zstd::stream::read::Decoder::new(plain)?;
     Ok(Box::new(NamedReader {
         inner: dec,
@@ -368,12 +384,92 @@ struct NamedReader<R> {
 impl<R: Read> Read for NamedReader<R> {
     fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read(b).map_err(|e| {
-            if e.to_string().contains(&self.key) {
+            if ObjectError::of(&e).is_some_and(|o| o.key() == self.key) {
                 e
             } else {
-                std::io::Error::new(e.kind(), format!("object {}: {e}", self.key))
+                ObjectError::prefixed(&self.key, e)
             }
         })
+    }
+}
+
+/// A read error of the object layer that names its object, carried inside
+/// the `std::io::Error` the read returns (find it with [`ObjectError::of`]):
+/// its text says which object, so a caller adds no prefix of its own. Its
+/// text is the wrapped error's (which names the key: storage errors, size
+/// and checksum mismatches, a failed decrypt), or `object KEY: ERROR` for a
+/// later stage's error (age, zstd) that did not.
+#[derive(Debug)]
+pub struct ObjectError {
+    key: String,
+    cause: Cause,
+}
+
+#[derive(Debug)]
+enum Cause {
+    /// Its text names the key; shown as is.
+    Named(Box<dyn std::error::Error + Send + Sync>),
+    /// Its text does not; shown after `object KEY: `.
+    Prefixed(std::io::Error),
+}
+
+impl ObjectError {
+    /// The storage key of the object the error is about.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The `ObjectError` inside `e`, if the object layer made it.
+    pub fn of(e: &std::io::Error) -> Option<&ObjectError> {
+        e.get_ref()?.downcast_ref::<ObjectError>()
+    }
+
+    /// `e`, whose text already names `key`, marked as naming it.
+    fn named(
+        kind: std::io::ErrorKind,
+        key: &str,
+        e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> std::io::Error {
+        let cause = Cause::Named(e.into());
+        std::io::Error::new(
+            kind,
+            ObjectError {
+                key: key.to_string(),
+                cause,
+            },
+        )
+    }
+
+    /// `e`, which does not name `key`, shown after `object KEY: `.
+    fn prefixed(key: &str, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(
+            e.kind(),
+            ObjectError {
+                key: key.to_string(),
+                cause: Cause::Prefixed(e),
+            },
+        )
+    }
+}
+
+impl std::fmt::Display for ObjectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.cause {
+            Cause::Named(e) => e.fmt(f),
+            Cause::Prefixed(e) => write!(f, "object {}: {e}", self.key),
+        }
+    }
+}
+
+impl std::error::Error for ObjectError {
+    /// The chain the plain `io::Error` it replaces had: the named error's
+    /// own source (an `io::Error` reports its payload's source, not the
+    /// payload), and none under a prefixed one (that was a bare message).
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.cause {
+            Cause::Named(e) => e.source(),
+            Cause::Prefixed(_) => None,
+        }
     }
 }
 

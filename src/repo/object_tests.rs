@@ -54,3 +54,60 @@ async fn sink_then_open_round_trips_and_names_a_damaged_object() {
     .unwrap_err();
     assert!(err.to_string().contains(&entry.key), "{err}");
 }
+
+/// Read errors carry an `ObjectError` naming their key, whether their text
+/// named it already (a checksum mismatch: passed on as is) or `NamedReader`
+/// prefixed it; the texts are the ones the object layer always printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_errors_carry_the_key_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(dir.path().to_path_buf()).unwrap());
+    let key = "snapshots/x/data/2.copy".to_string();
+    let body: ByteStream = Box::pin(futures::stream::once(async {
+        Ok(Bytes::from_static(b"abc"))
+    }));
+    storage.put(&key, body).await.unwrap();
+    let (st, k) = (storage.clone(), key.clone());
+    let err = tokio::task::spawn_blocking(move || {
+        let r = download_pipe(st, k.clone(), Some((3, "00".into())));
+        NamedReader { inner: r, key: k }.read_to_end(&mut Vec::new())
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert_eq!(
+        ObjectError::of(&err).map(ObjectError::key),
+        Some(key.as_str())
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("object {key} fails its checksum (BLAKE3 ")),
+        "{err}"
+    );
+
+    let failing = std::io::Cursor::new(Vec::<u8>::new()).chain(Failing);
+    let err = NamedReader {
+        inner: failing,
+        key: key.clone(),
+    }
+    .read_to_end(&mut Vec::new())
+    .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    assert_eq!(
+        ObjectError::of(&err).map(ObjectError::key),
+        Some(key.as_str())
+    );
+    assert_eq!(err.to_string(), format!("object {key}: boom"));
+}
+
+struct Failing;
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "boom",
+        ))
+    }
+}

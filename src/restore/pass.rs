@@ -262,9 +262,13 @@ pub(super) fn object_keys(entry: &TableEntry) -> String {
 }
 
 pub(super) fn object_error(entry: &TableEntry, e: FilterError) -> RestoreError {
-    let message = e.to_string();
     // Read errors already name their object; filter errors name the table.
-    let named = entry.objects.iter().any(|o| message.contains(&o.key));
+    let named = match &e {
+        FilterError::Io(io) => crate::repo::object::ObjectError::of(io)
+            .is_some_and(|n| entry.objects.iter().any(|o| o.key == n.key())),
+        _ => false,
+    };
+    let message = e.to_string();
     RestoreError::Object {
         table: entry.qualified(),
         message: if named {
