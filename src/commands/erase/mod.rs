@@ -124,6 +124,16 @@ fn subject_name(cfg: &Config, flag: Option<&str>) -> anyhow::Result<Option<Strin
     }
 }
 
+/// `subjects` as the list stores them: under `--subject NAME` (checked
+/// against the config's subject names) or the unnamed subject.
+fn qualified(cfg: &Config, of: Option<&str>, subjects: &[String]) -> anyhow::Result<Vec<String>> {
+    let name = subject_name(cfg, of)?;
+    Ok(subjects
+        .iter()
+        .map(|s| crate::erasure::subject::qualify(name.as_deref(), s))
+        .collect())
+}
+
 pub async fn run(ctx: &Ctx, command: EraseCommand) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
     match command {
@@ -132,11 +142,7 @@ pub async fn run(ctx: &Ctx, command: EraseCommand) -> anyhow::Result<i32> {
             reference,
             of,
         } => {
-            let name = subject_name(&cfg, of.as_deref())?;
-            let subjects = subjects
-                .iter()
-                .map(|s| crate::erasure::subject::qualify(name.as_deref(), s))
-                .collect();
+            let subjects = qualified(&cfg, of.as_deref(), &subjects)?;
             let out = add_all(ctx, &cfg, subjects, reference.as_deref()).await?;
             println!(
                 "added {}, already listed {}; {}",
@@ -168,11 +174,7 @@ pub async fn run(ctx: &Ctx, command: EraseCommand) -> anyhow::Result<i32> {
             reason,
             of,
         } => {
-            let name = subject_name(&cfg, of.as_deref())?;
-            let subjects = subjects
-                .iter()
-                .map(|s| crate::erasure::subject::qualify(name.as_deref(), s))
-                .collect();
+            let subjects = qualified(&cfg, of.as_deref(), &subjects)?;
             remove::remove(ctx, &cfg, subjects, &reason).await
         }
         EraseCommand::Sync => {
