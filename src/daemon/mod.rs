@@ -21,6 +21,7 @@ use crate::pause_switch::PauseSwitch;
 use crate::repo::layout;
 use crate::schedule::{Backoff, Clock, Schedule};
 use crate::storage::Storage;
+use crate::units::rfc3339;
 use chrono::{DateTime, Duration, Utc};
 use job::{JobCtx, JobReport, SnapshotResult, Snapshotter, Trigger};
 use notify::Notifier;
@@ -479,11 +480,6 @@ impl Daemon {
             }
         });
     }
-}
-
-/// `2026-11-22T13:00:00Z`, for log fields.
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Logs the lifecycle rule's state; drift is `retention.lifecycle_drift`.

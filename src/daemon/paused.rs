@@ -3,7 +3,8 @@
 //! skips due runs and SIGUSR1 while it is on (`snapshot.skipped`, reason
 //! `paused`) and logs the changes here.
 
-use super::{Daemon, rfc3339};
+use super::Daemon;
+use crate::units::rfc3339;
 use chrono::{DateTime, Utc};
 
 impl Daemon {

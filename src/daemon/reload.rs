@@ -2,9 +2,10 @@
 //! config (`daemon.reload_failed`); sections that only change at restart
 //! are named in a warning (`daemon.reload_partial`).
 
-use super::{Daemon, rfc3339};
+use super::Daemon;
 use crate::config::Config;
 use crate::schedule::Schedule;
+use crate::units::rfc3339;
 use std::sync::Arc;
 
 impl Daemon {

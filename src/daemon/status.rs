@@ -307,14 +307,7 @@ async fn lifecycle_report(cfg: &Config) -> LifecycleReport {
 
 /// `3d 4h`-style ages for people.
 pub fn human_age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, m) => format!("{m}m"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, h, _) => format!("{d}d {h}h"),
-    }
+    crate::units::human_age(seconds, crate::units::AgeStyle::Compact)
 }
 
 #[cfg(test)]

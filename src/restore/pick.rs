@@ -5,6 +5,7 @@
 
 use crate::repo::layout::Selector;
 use crate::repo::manifest::Manifest;
+use crate::units::rfc3339;
 use chrono::{DateTime, Utc};
 
 /// Logs `restore.started`; for a snapshot picked by `latest` or `--before`
@@ -52,18 +53,7 @@ pub fn picked_line(m: &Manifest, selector: &Selector, now: DateTime<Utc>) -> Str
 
 /// `3 h 12 min`, `2 d 4 h`, `45 s`.
 pub fn human_ago(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s} s"),
-        (0, 0, m) => format!("{m} min"),
-        (0, h, m) => format!("{h} h {m} min"),
-        (d, h, _) => format!("{d} d {h} h"),
-    }
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    crate::units::human_age(seconds, crate::units::AgeStyle::Spaced)
 }
 
 #[cfg(test)]
