@@ -161,20 +161,32 @@ async fn push_pending_locked(
         if chunk.is_empty() {
             return Ok(pushed);
         }
-        let body = format::encode(store.subject_type(), &chunk.groups, &[])
-            .map_err(|e| JournalError::Task(e.to_string()))?;
-        let name = format!("{}.json", ulid::Ulid::generate());
-        let key = format!("{PREFIX}{name}");
-        storage
-            .put_bytes(&key, Bytes::from(body))
-            .await
-            .map_err(|e| storage_err(storage, e))?;
+        let (name, key) = put_object(store, storage, &chunk.groups, &[]).await?;
         let n = chunk.len() as u64;
         let s = Arc::clone(store);
         blocking(move || s.mark_journaled(&name, &chunk)).await?;
         tracing::debug!(event = "erasure.journaled", object = %key, entries = n);
         pushed += n;
     }
+}
+
+/// Encodes adds and removals into one journal object under a fresh ULID
+/// name and stores it; returns its name and key.
+async fn put_object(
+    store: &ErasureStore,
+    storage: &dyn Storage,
+    adds: &[(crate::erasure::store::BatchRecord, Vec<String>)],
+    removals: &[(crate::erasure::store::RemovalRecord, Vec<String>)],
+) -> Result<(String, String), JournalError> {
+    let body = format::encode(store.subject_type(), adds, removals)
+        .map_err(|e| JournalError::Task(e.to_string()))?;
+    let name = format!("{}.json", ulid::Ulid::generate());
+    let key = format!("{PREFIX}{name}");
+    storage
+        .put_bytes(&key, Bytes::from(body))
+        .await
+        .map_err(|e| storage_err(storage, e))?;
+    Ok((name, key))
 }
 
 /// Uploads every pending removal as one journal object (removals are few:
@@ -188,14 +200,7 @@ async fn push_removals_locked(
     if removals.groups.is_empty() {
         return Ok(0);
     }
-    let body = format::encode(store.subject_type(), &[], &removals.groups)
-        .map_err(|e| JournalError::Task(e.to_string()))?;
-    let name = format!("{}.json", ulid::Ulid::generate());
-    let key = format!("{PREFIX}{name}");
-    storage
-        .put_bytes(&key, Bytes::from(body))
-        .await
-        .map_err(|e| storage_err(storage, e))?;
+    let (name, key) = put_object(store, storage, &[], &removals.groups).await?;
     let n: u64 = removals.groups.iter().map(|g| g.1.len() as u64).sum();
     let s = Arc::clone(store);
     blocking(move || s.mark_removals_journaled(&name, &removals)).await?;
