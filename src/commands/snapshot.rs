@@ -172,18 +172,6 @@ async fn prepare(
     cfg: &crate::config::Config,
 ) -> anyhow::Result<Arc<dyn crate::storage::Storage>> {
     let storage = ctx.storage(cfg).await?;
-    match crate::repo::layout::read_marker(storage.as_ref()).await? {
-        Some(m) if m.format > crate::repo::manifest::FORMAT_VERSION => anyhow::bail!(
-            "repository {} has format {}, newer than this lethe understands; upgrade lethe",
-            storage.describe(),
-            m.format
-        ),
-        Some(_) => {}
-        None => tracing::warn!(
-            event = "repository.uninitialised",
-            storage = %storage.describe(),
-            "no repository marker: run `lethe init` to set up the lifecycle rule that backs up retention"
-        ),
-    }
+    crate::repo::layout::check_marker(storage.as_ref()).await?;
     Ok(storage)
 }

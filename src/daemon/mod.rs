@@ -203,22 +203,9 @@ impl Daemon {
             };
             self.last_ok = Some((id.to_string(), finished));
         }
-        match layout::read_marker(self.storage.as_ref()).await {
-            Ok(Some(m)) if m.format > crate::repo::manifest::FORMAT_VERSION => {
-                return Err(DaemonError::Startup(format!(
-                    "repository {} has format {}, newer than this lethe understands; upgrade lethe",
-                    self.storage.describe(),
-                    m.format
-                )));
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => tracing::warn!(
-                event = "repository.uninitialised",
-                storage = %self.storage.describe(),
-                "no repository marker: run `lethe init` to set up the lifecycle rule that backs up retention"
-            ),
-            Err(e) => return Err(DaemonError::Startup(e.to_string())),
-        }
+        layout::check_marker(self.storage.as_ref())
+            .await
+            .map_err(|e| DaemonError::Startup(e.to_string()))?;
         let now = self.clock.now();
         self.next_due = self.schedule.due(self.last_attempt, now);
 

@@ -95,6 +95,10 @@ pub enum RepoError {
     #[error("repository marker {MARKER_KEY} is damaged: {0}")]
     BadMarker(String),
     #[error(
+        "repository {storage} has format {format}, newer than this lethe understands; upgrade lethe"
+    )]
+    NewerFormat { storage: String, format: u32 },
+    #[error(
         "{storage} holds no complete snapshot of the configured source {wanted} ({others}); check source.url, or that this is the right repository"
     )]
     NoneOfSource {
@@ -387,6 +391,31 @@ pub async fn read_marker(storage: &dyn Storage) -> Result<Option<Marker>, RepoEr
         Err(StorageError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The marker as a snapshot writer (`lethe snapshot`, the daemon) checks it
+/// before it starts: a newer format refuses; no marker is allowed and
+/// logged as `repository.uninitialised`.
+///
+/// # Errors
+/// `NewerFormat`, storage errors or a damaged marker.
+pub async fn check_marker(storage: &dyn Storage) -> Result<Option<Marker>, RepoError> {
+    let marker = read_marker(storage).await?;
+    match &marker {
+        Some(m) if m.format > FORMAT_VERSION => {
+            return Err(RepoError::NewerFormat {
+                storage: storage.describe(),
+                format: m.format,
+            });
+        }
+        Some(_) => {}
+        None => tracing::warn!(
+            event = "repository.uninitialised",
+            storage = %storage.describe(),
+            "no repository marker: run `lethe init` to set up the lifecycle rule that backs up retention"
+        ),
+    }
+    Ok(marker)
 }
 
 /// A fresh marker for this build's format.

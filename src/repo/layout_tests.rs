@@ -137,3 +137,36 @@ async fn before_picks_by_finish_time_within_the_source_and_names_the_oldest() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn check_marker_refuses_a_newer_format_and_allows_none_or_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = crate::storage::fs::FsStorage::open(dir.path().to_path_buf()).unwrap();
+    assert!(check_marker(&storage).await.unwrap().is_none());
+    let mut m = new_marker(35);
+    storage
+        .put_bytes(
+            MARKER_KEY,
+            bytes::Bytes::from(serde_json::to_vec(&m).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        check_marker(&storage).await.unwrap().unwrap().format,
+        FORMAT_VERSION
+    );
+    m.format = FORMAT_VERSION + 1;
+    storage
+        .put_bytes(
+            MARKER_KEY,
+            bytes::Bytes::from(serde_json::to_vec(&m).unwrap()),
+        )
+        .await
+        .unwrap();
+    let e = check_marker(&storage).await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("has format {}", FORMAT_VERSION + 1))
+            && e.contains("newer than this lethe understands; upgrade lethe"),
+        "{e}"
+    );
+}
