@@ -12,13 +12,15 @@
 # Environment:
 #   GARAGE_BIN         garage binary (default ~/.cache/lethe-tools/bin/garage)
 #   LETHE_GARAGE_DIR   state directory (default $TMPDIR/lethe-garage, else /tmp/lethe-garage)
-#   LETHE_GARAGE_PORT  S3 port (default 39100; RPC = +1, admin = +3)
+#   LETHE_GARAGE_PORT  S3 port (default 29100; RPC = +1, admin = +3). Below the
+#                      kernel's ephemeral range (32768-60999), so an outgoing
+#                      connection can never already hold it.
 #   LETHE_GARAGE_REGION  s3_region it answers (default eu-central-1, on the EU allow-list)
 set -euo pipefail
 
 GARAGE_BIN="${GARAGE_BIN:-$HOME/.cache/lethe-tools/bin/garage}"
 DIR="${LETHE_GARAGE_DIR:-${TMPDIR:-/tmp}/lethe-garage}"
-S3_PORT="${LETHE_GARAGE_PORT:-39100}"
+S3_PORT="${LETHE_GARAGE_PORT:-29100}"
 RPC_PORT=$((S3_PORT + 1))
 ADMIN_PORT=$((S3_PORT + 3))
 REGION="${LETHE_GARAGE_REGION:-eu-central-1}"

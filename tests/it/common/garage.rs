@@ -128,7 +128,7 @@ pub fn garage_outside_eu() -> Option<Garage> {
     let started = G.get_or_init(|| {
         start_with(&[
             ("LETHE_GARAGE_DIR", dir.as_str()),
-            ("LETHE_GARAGE_PORT", "39200"),
+            ("LETHE_GARAGE_PORT", "29200"),
             ("LETHE_GARAGE_REGION", "us-east-1"),
         ])
     });
