@@ -87,10 +87,16 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
     },
-    /// Write an age identity (mode 0600) and print its public key.
+    /// Write an age identity (mode 0600) and print its public key; with
+    /// --pseudonym-key, a pseudonym key instead.
     Keygen {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Write a new key for "pseudonym" redactions (32 random bytes as
+        /// hex, mode 0600; an existing file is refused) and print the config
+        /// line that names it (erasure.pseudonym_key_file).
+        #[arg(long, value_name = "FILE", conflicts_with = "output")]
+        pseudonym_key: Option<PathBuf>,
     },
     /// Configuration commands.
     Config {

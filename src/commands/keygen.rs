@@ -2,6 +2,8 @@
 //! terminal the key comes with the line saying where it goes, both on
 //! stdout, so the two read together; piped, stdout is the key alone
 //! (`lethe keygen > recipient.txt`) and the explanation goes to stderr.
+//! `lethe keygen --pseudonym-key FILE` writes a pseudonym key instead and
+//! prints the config line that names it.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -20,5 +22,20 @@ pub fn run(output: Option<&Path>) -> anyhow::Result<i32> {
         eprintln!("{hint} (on stdout)");
         println!("{public}");
     }
+    Ok(crate::exit::OK)
+}
+
+/// `lethe keygen --pseudonym-key FILE`: writes the key (mode 0600, never
+/// over an existing file) and prints, on stdout, the one config line that
+/// names it, with the file's absolute path.
+pub fn pseudonym_key(path: &Path) -> anyhow::Result<i32> {
+    crate::erasure::pseudonym::keygen(path)?;
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let quoted = toml::Value::String(absolute.display().to_string()).to_string();
+    eprintln!(
+        "wrote pseudonym key to {} (mode 0600): keep it secret and back it up; every host that restores with \"pseudonym\" redactions needs the same key for the same pseudonyms. Add to the config (in [erasure], that is pseudonym_key_file = {quoted}):",
+        path.display()
+    );
+    println!("erasure.pseudonym_key_file = {quoted}");
     Ok(crate::exit::OK)
 }

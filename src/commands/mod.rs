@@ -97,7 +97,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check::run(&ctx),
-        Command::Keygen { output } => keygen::run(output.as_deref()),
+        Command::Keygen {
+            pseudonym_key: Some(path),
+            ..
+        } => keygen::pseudonym_key(&path),
+        Command::Keygen { output, .. } => keygen::run(output.as_deref()),
         Command::List { json } => list::list(&ctx, json).await,
         Command::Init => init::run(&ctx).await,
         Command::Snapshot => snapshot::run(&ctx).await,

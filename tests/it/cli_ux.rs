@@ -1,7 +1,7 @@
 //! What a person at a terminal sees from `config check`, `LETHE_LOG` and
 //! `keygen`: a mistyped log level is refused (it would silence every line),
 //! every unknown key is named with a suggestion, the public key comes with
-//! its explanation.
+//! its explanation, a pseudonym key comes with its config line.
 
 use crate::common::{lethe_cmd, output_within, write_config};
 
@@ -114,4 +114,52 @@ fn keygen_on_a_terminal_prints_the_public_key_under_its_explanation() {
         "{stdout}"
     );
     assert!(text(&out.stderr).contains("encryption.recipients"));
+}
+
+#[test]
+fn keygen_pseudonym_key_writes_a_private_hex_key_prints_its_config_line_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("pseudonym.key");
+    let key_arg = key.display().to_string();
+    let args = ["keygen", "--pseudonym-key", key_arg.as_str()];
+    let out = output_within(lethe_cmd(&key, &args, &[]));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stdout = text(&out.stdout);
+    let absolute = std::fs::canonicalize(&key).expect("canonicalize");
+    assert_eq!(
+        stdout,
+        format!("erasure.pseudonym_key_file = \"{}\"\n", absolute.display())
+    );
+    assert!(stderr.contains("mode 0600"), "{stderr}");
+
+    let meta = std::fs::metadata(&key).expect("key file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let body = std::fs::read_to_string(&key).expect("read key");
+    assert_eq!(body.len(), 65, "64 hex digits and a newline: {body:?}");
+    assert!(
+        body.trim_end().bytes().all(|c| c.is_ascii_hexdigit()),
+        "{body:?}"
+    );
+    lethe::erasure::pseudonym::PseudonymKey::load(&key).expect("the key loads");
+
+    // A second run refuses to overwrite it, and leaves it as it was.
+    let out = output_within(lethe_cmd(&key, &args, &[]));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&key_arg) && stderr.contains("already exists"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_eq!(std::fs::read_to_string(&key).expect("read key"), body);
+
+    // It is one or the other: an age identity or a pseudonym key.
+    let out = output_within(lethe_cmd(
+        &key,
+        &["keygen", "--pseudonym-key", "a", "--output", "b"],
+        &[],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
