@@ -17,7 +17,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lethe::config::SubjectType;
 use lethe::erasure::{ErasureSet, MemSet, key_of};
 use lethe::restore::filter::{
-    Effect, FkCheck, KeySet, Probe, Replacement, RowFilter, SetRef, TablePlan, decode_escapes,
+    Action, Effect, FkCheck, KeySet, Probe, Replacement, RowFilter, SetRef, TablePlan,
+    decode_escapes,
 };
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -139,6 +140,10 @@ fn synth(table: &str, bytes: usize) -> Vec<u8> {
                 "{id}\t{}\tSKU-5D4095-{}\tMost Answer Moon\t{}\t{}",
                 1 + r.below(USERS * 5 / 3), r.below(5000), 1 + r.below(4), 199 + r.below(20000)
             )),
+            "events" => s.push_str(&format!(
+                "{id}\t{{\"at\": \"{}\", \"kind\": \"page_view\", \"actor\": {{\"id\": {user}, \"name\": \"Anna Muller\"}}, \"target\": {{\"id\": {}, \"url\": \"/orders/{}\"}}}}\t{}",
+                ts(&mut r), r.below(USERS * 5 / 3), r.below(USERS * 5 / 3), ts(&mut r)
+            )),
             "comments" => {
                 let order = if r.below(10) < 6 { (1 + r.below(USERS * 5 / 3)).to_string() } else { "\\N".into() };
                 s.push_str(&format!("{id}\t{user}\t{order}\t"));
@@ -158,7 +163,14 @@ fn input(table: &str) -> Vec<u8> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
-    if let Ok(dir) = std::env::var("LETHE_BENCH_COPY_DIR") {
+    // No table of the benchmark database holds json documents.
+    // The policy plans read their table's data.
+    let table = ["_redact", "_keep", "_jsonpath"]
+        .iter()
+        .fold(table, |t, suffix| t.strip_suffix(suffix).unwrap_or(t));
+    if let Ok(dir) = std::env::var("LETHE_BENCH_COPY_DIR")
+        && table != "events"
+    {
         let path = std::path::Path::new(&dir).join(format!("{table}.copy"));
         let mut data =
             std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
@@ -187,6 +199,8 @@ fn fk(name: &str, col: usize, set: SetRef, effect: Effect) -> FkCheck {
         columns: vec![col],
         set,
         effect,
+        path: None,
+        redacts: false,
     }
 }
 
@@ -210,6 +224,8 @@ fn plans() -> Vec<(&'static str, TablePlan)> {
         records,
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     vec![
         (
@@ -228,7 +244,7 @@ fn plans() -> Vec<(&'static str, TablePlan)> {
                 "orders",
                 9,
                 vec![],
-                vec![fk("orders_user_id_fkey", 1, SetRef::Root, Effect::Drop)],
+                vec![fk("orders_user_id_fkey", 1, SetRef::Root, Effect::Hit)],
                 vec![vec![0]],
             ),
         ),
@@ -238,7 +254,7 @@ fn plans() -> Vec<(&'static str, TablePlan)> {
                 "sessions",
                 8,
                 vec![],
-                vec![fk("sessions_user_id_fkey", 1, SetRef::Root, Effect::Drop)],
+                vec![fk("sessions_user_id_fkey", 1, SetRef::Root, Effect::Hit)],
                 vec![],
             ),
         ),
@@ -248,7 +264,7 @@ fn plans() -> Vec<(&'static str, TablePlan)> {
                 "order_items",
                 6,
                 vec![],
-                vec![fk("order_items_order_id_fkey", 1, parent(), Effect::Drop)],
+                vec![fk("order_items_order_id_fkey", 1, parent(), Effect::Hit)],
                 vec![],
             ),
         ),
@@ -265,6 +281,44 @@ fn plans() -> Vec<(&'static str, TablePlan)> {
                 vec![],
             ),
         ),
+        // Policies (issue 18): the users root redacted instead of dropped
+        // (e-mail to a literal, name to NULL), orders kept by a keep policy,
+        // and a declared reference into a jsonb document.
+        ("users_redact", {
+            let mut p = t(
+                "users",
+                11,
+                vec![0],
+                vec![fk("users_invited_by_fkey", 9, SetRef::Root, null(9))],
+                vec![vec![0]],
+            );
+            p.action = Action::Redact(vec![
+                (2, Replacement::Value(b"erased@invalid".to_vec())),
+                (3, Replacement::Null),
+            ]);
+            p
+        }),
+        ("orders_keep", {
+            let mut p = t(
+                "orders",
+                9,
+                vec![],
+                vec![fk("orders_user_id_fkey", 1, SetRef::Root, Effect::Hit)],
+                vec![vec![0]],
+            );
+            p.action = Action::Keep;
+            p
+        }),
+        ("events_jsonpath", {
+            let mut check = fk(
+                "declared reference public.events.payload $.actor.id -> public.users.id",
+                1,
+                SetRef::Dropped(vec![(0, 0)]),
+                Effect::Hit,
+            );
+            check.path = Some(lethe::jsonpath::JsonPath::parse("$.actor.id").expect("path"));
+            t("events", 3, vec![], vec![check], vec![])
+        }),
     ]
 }
 
@@ -287,6 +341,7 @@ fn bench(c: &mut Criterion) {
             .iter()
             .map(|f| match (&f.set, f.name.as_str()) {
                 (SetRef::Root, _) => Probe::Root,
+                (_, n) if n.starts_with("declared") => Probe::Parent(&dropped_users),
                 (_, "order_items_order_id_fkey" | "comments_order_id_fkey") => {
                     Probe::Parent(&dropped_orders)
                 }

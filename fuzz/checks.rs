@@ -73,7 +73,7 @@ pub fn check_filter(data: &[u8]) {
     }
     let erasure = MemSet::from_keys(listed);
     let effect = match fk_mode {
-        1 => Some(Effect::Drop),
+        1 => Some(Effect::Hit),
         2 => Some(Effect::Rewrite(vec![(fk_col, Replacement::Null)])),
         3 => Some(Effect::Rewrite(vec![(
             fk_col,
@@ -92,11 +92,15 @@ pub fn check_filter(data: &[u8]) {
                 columns: vec![fk_col],
                 set: SetRef::Dropped(vec![(0, 0)]),
                 effect: e.clone(),
+                path: None,
+                redacts: false,
             })
             .collect(),
         records: vec![vec![root]],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let probes = plan.fks.iter().map(|_| Probe::Parent(&parent)).collect();
     let mut filter = RowFilter::new(&plan, &erasure, t, probes, vec![KeySet::default()]);
@@ -137,7 +141,7 @@ pub fn check_filter(data: &[u8]) {
             .is_some_and(|k| lethe::erasure::ErasureSet::contains(&erasure, k));
         let fk_hit = effect.is_some()
             && decoded(fields[fk_col], &mut scratch).is_some_and(|d| parent.contains(key1(d)));
-        if root_hit || (fk_hit && effect == Some(Effect::Drop)) {
+        if root_hit || (fk_hit && effect == Some(Effect::Hit)) {
             want_dropped += 1;
             if let Some(d) = decoded(fields[root], &mut scratch) {
                 dropped_keys.insert(key1(d));

@@ -33,6 +33,11 @@ pub enum Command {
     },
     /// Initialise the repository: marker, lifecycle rules (S3), residency check.
     Init,
+    /// What a restore does to erased subjects' data, table by table.
+    Erasure {
+        #[command(subcommand)]
+        command: ErasureCommand,
+    },
     /// Take one snapshot now; exits 0 once it is committed (prints its id).
     Snapshot,
     /// Restore a snapshot through the erasure filter into an empty database or a SQL file.
@@ -153,6 +158,26 @@ fn parse_before(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 pub enum ConfigCommand {
     /// Parse and validate the config; exit 2 with every problem named.
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ErasureCommand {
+    /// Per table: what a restore does to an erased subject's rows (drop,
+    /// redact, keep, rewrite) and why, and the columns that look like
+    /// subject references no key or erasure.reference reaches.
+    Map {
+        /// Snapshot id or `latest` (the default) whose tables to map.
+        #[arg(long, value_name = "ID", conflicts_with = "source")]
+        snapshot: Option<String>,
+        /// Map the source database's current tables instead of a snapshot's.
+        #[arg(long)]
+        source: bool,
+        #[arg(long)]
+        json: bool,
+        /// Also write the map as a Graphviz picture (`dot -Tsvg FILE`).
+        #[arg(long, value_name = "FILE")]
+        dot: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,13 +3,31 @@
 use super::{Ctx, UsageError};
 use crate::config::Config;
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<i32> {
+pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let cfg = Config::load(&ctx.config_path).map_err(|e| UsageError(e.to_string()))?;
     if let Ok(v) = std::env::var("LETHE_LOG")
         && let Err(message) = crate::telemetry::check_level(&v)
     {
         let e = crate::telemetry::LogEnvError { value: v, message };
         return Err(UsageError(e.to_string()).into());
+    }
+    // Policies and references name tables: check them on the source's.
+    let e = &cfg.erasure;
+    let mut unchecked = None;
+    if !e.policy.is_empty() || !e.reference.is_empty() {
+        match crate::restore::policy_check::against_source(&cfg).await {
+            Ok(problems) if problems.is_empty() => {}
+            Ok(problems) => {
+                return Err(UsageError(format!(
+                    "config file {} has {} problem(s):\n  {}",
+                    ctx.config_path.display(),
+                    problems.len(),
+                    problems.join("\n  ")
+                ))
+                .into());
+            }
+            Err(why) => unchecked = Some(why),
+        }
     }
     println!("config {} is valid", ctx.config_path.display());
     println!(
@@ -28,6 +46,23 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<i32> {
         println!(
             "  encryption: age, {} recipient(s)",
             cfg.encryption.recipients.len()
+        );
+    }
+    if !e.policy.is_empty() || !e.reference.is_empty() {
+        println!(
+            "  erasure:   {} policy(ies), {} declared reference(s){}",
+            e.policy.len(),
+            e.reference.len(),
+            if unchecked.is_some() {
+                " (NOT checked against the source's tables)"
+            } else {
+                ", checked against the source's tables"
+            }
+        );
+    }
+    if let Some(why) = unchecked {
+        eprintln!(
+            "lethe: warning: erasure.policy / erasure.reference were not checked against the source's tables, which could not be read ({why}); every restore checks them against its snapshot before it writes anything"
         );
     }
     Ok(crate::exit::OK)

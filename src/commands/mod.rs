@@ -4,6 +4,7 @@ mod check;
 mod config_check;
 mod daemon;
 mod erase;
+mod erasure_map;
 mod init;
 mod keygen;
 mod list;
@@ -96,7 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Config {
             command: ConfigCommand::Check,
-        } => config_check::run(&ctx),
+        } => config_check::run(&ctx).await,
         Command::Keygen {
             pseudonym_key: Some(path),
             ..
@@ -144,6 +145,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         } => verify::run(&ctx, id.as_deref(), all, deep, identity.as_deref()).await,
         Command::Show { id, json } => list::show(&ctx, &id, json).await,
         Command::Erase { command } => erase::run(&ctx, command).await,
+        Command::Erasure {
+            command:
+                crate::cli::ErasureCommand::Map {
+                    snapshot,
+                    source,
+                    json,
+                    dot,
+                },
+        } => erasure_map::run(&ctx, snapshot.as_deref(), source, json, dot.as_deref()).await,
         Command::Daemon => daemon::run(&ctx).await,
         Command::Prune { dry_run, json } => prune::run(&ctx, dry_run, json).await,
         Command::Status { json } => status::run(&ctx, json).await,

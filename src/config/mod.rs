@@ -252,6 +252,13 @@ impl Config {
                 issue(&format!("erasure.large_objects[{i}].table"), &r.table, &e);
             }
         }
+        for p in crate::erasure::policy::check(
+            &self.erasure.policy,
+            &self.erasure.reference,
+            self.erasure.pseudonym_key_file.is_some(),
+        ) {
+            issue(&p.key, &p.value, &p.message);
+        }
         if let Some(addr) = self.api.listen.strip_prefix("tcp:") {
             match addr.parse::<std::net::SocketAddr>() {
                 Ok(a) if a.ip().is_loopback() => {

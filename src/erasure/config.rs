@@ -59,6 +59,15 @@ pub struct ErasureConfig {
     pub reuse_grace: Duration,
     /// Columns holding large objects owned by their row.
     pub large_objects: Vec<LargeObjectRef>,
+    /// `[[erasure.policy]]`: per table, what happens to an erased
+    /// subject's rows (drop, redact, keep).
+    pub policy: Vec<super::policy::TablePolicy>,
+    /// `[[erasure.reference]]`: references the schema does not declare.
+    pub reference: Vec<super::policy::DeclaredReference>,
+    /// The key `pseudonym` redactions hash with (`lethe keygen
+    /// --pseudonym-key`); refused when group or others can read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 impl ErasureConfig {
@@ -85,6 +94,9 @@ impl Default for ErasureConfig {
             }],
             reuse_grace: Duration::from_secs(24 * 3600),
             large_objects: Vec::new(),
+            policy: Vec::new(),
+            reference: Vec::new(),
+            pseudonym_key_file: None,
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod client;
 pub mod config;
 pub mod journal;
 pub mod memset;
+pub mod policy;
 pub mod pseudonym;
 pub mod reader;
 pub mod store;

@@ -291,6 +291,56 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// The tables and keys of a live database as a manifest with no data
+    /// (id `source`): what `lethe config check` and `lethe erasure map
+    /// --source` plan against before any snapshot holds the schema.
+    pub fn of_catalog(c: &crate::pg::Catalog) -> Manifest {
+        let now = Utc::now();
+        let none = || ObjectEntry {
+            key: String::new(),
+            size: 0,
+            blake3: String::new(),
+            raw_size: 0,
+            rows: 0,
+        };
+        Manifest {
+            format: FORMAT_VERSION,
+            id: SnapshotId("source".into()),
+            server_version: c.server_version.clone(),
+            database: c.database.clone(),
+            started_at: now,
+            finished_at: now,
+            expires_at: now,
+            compression: "zstd".into(),
+            recipients: Vec::new(),
+            schema: SchemaObjects {
+                pre: none(),
+                post: none(),
+            },
+            tables: c
+                .tables
+                .iter()
+                .map(|t| TableEntry {
+                    schema: t.schema.clone(),
+                    name: t.name.clone(),
+                    columns: t.columns.clone(),
+                    rows: 0,
+                    raw_bytes: 0,
+                    objects: Vec::new(),
+                    parents: t.parents.clone(),
+                    extension_config: t.extension_rows.is_some(),
+                    large_objects: t.large_objects,
+                })
+                .collect(),
+            foreign_keys: c.foreign_keys.clone(),
+            sequences: Vec::new(),
+            erasure_list: ListState::default(),
+            partitioned: c.partitioned.clone(),
+            source: None,
+            ctype: Some(c.ctype.clone()),
+        }
+    }
+
     /// Parses and checks a manifest read from `key`.
     ///
     /// # Errors

@@ -146,6 +146,19 @@ pub fn child_form(child: &KeyClass, parent: &KeyClass, ctype: Option<&str>) -> O
     })
 }
 
+/// The form a scalar found at a declared reference's JSON path takes to
+/// meet the referenced column's keys: the text `#>>` gives, spelled as the
+/// referenced column's type prints it (a uuid in lower case, a numeric
+/// without trailing zeros, a character(n) without padding, a citext
+/// folded); `None` for types Lethe cannot compare.
+pub fn json_form(parent: &KeyClass, ctype: Option<&str>) -> Option<KeyForm> {
+    match parent {
+        KeyClass::Unsupported(_) => None,
+        KeyClass::Uuid => Some(KeyForm::LowerAscii),
+        other => Some(parent_form(other, ctype)),
+    }
+}
+
 /// The form a root column's values take before the erasure-list lookup,
 /// or `None` when values of this type can never be subject ids of `st`
 /// (or would be matched wrongly: a bigint id against `numeric(12,2)`).

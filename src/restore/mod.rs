@@ -19,7 +19,9 @@ mod pass;
 mod pick;
 pub mod progress;
 pub use pick::human_ago;
+pub mod map;
 pub mod plan;
+pub mod policy_check;
 pub mod report;
 mod rowkeys;
 pub mod runner;
@@ -27,6 +29,7 @@ pub mod runner;
 use crate::config::Config;
 use crate::crypto::Opener;
 use crate::erasure::journal::{self, StaleError};
+use crate::erasure::pseudonym::PseudonymKey;
 use crate::erasure::{ErasureSet, ErasureStore, MemSet};
 use crate::repo::layout;
 use crate::repo::manifest::{ListState, Manifest};
@@ -47,6 +50,8 @@ pub enum RestoreError {
     Plan(#[from] plan::PlanError),
     #[error("{0}")]
     Identity(String),
+    #[error("erasure.pseudonym_key_file: {0}")]
+    PseudonymKey(String),
     #[error("target {target}: {message}")]
     Target { target: String, message: String },
     #[error(
@@ -345,12 +350,8 @@ pub async fn restore(
         tracing::warn!(event = "restore.stale_erasure_list", error = %why, "RESTORING WITH AN ERASURE LIST NOT PROVEN CURRENT (--allow-stale-erasure-list): {why}");
         list.fresh = false;
     }
-    let plan = plan::RestorePlan::build_with(
-        &manifest,
-        &cfg.erasure.subjects,
-        cfg.erasure.subject_type,
-        &cfg.erasure.large_objects,
-    )?;
+    let plan = plan::RestorePlan::build_rules(&manifest, &plan::Rules::of(&cfg.erasure))?;
+    let pseudonym_key = pseudonym_key(cfg, &plan)?;
     // Reusable natural keys: an erasure applies to snapshots begun before
     // it plus the grace (the application may delete the row after calling
     // `lethe erase`); a later snapshot's row with that key is a new account.
@@ -374,6 +375,7 @@ pub async fn restore(
         list,
         plan,
         opener,
+        pseudonym_key,
     };
     // A restore lease keeps retention from deleting the snapshot while it
     // is read (best effort: a host without write access still restores).
@@ -445,6 +447,28 @@ struct Prepared {
     list: LoadedList,
     plan: plan::RestorePlan,
     opener: Opener,
+    pseudonym_key: Option<Arc<PseudonymKey>>,
+}
+
+/// The pseudonym key, when the plan redacts with pseudonyms.
+///
+/// # Errors
+/// Pseudonyms needed and no key configured, or a key file Lethe refuses.
+fn pseudonym_key(
+    cfg: &Config,
+    plan: &plan::RestorePlan,
+) -> Result<Option<Arc<PseudonymKey>>, RestoreError> {
+    if !plan.uses_pseudonyms() {
+        return Ok(None);
+    }
+    let Some(path) = &cfg.erasure.pseudonym_key_file else {
+        return Err(RestoreError::PseudonymKey(
+            "a redaction writes pseudonyms but erasure.pseudonym_key_file is not set; set it to the key file the earlier restores used (`lethe keygen --pseudonym-key FILE` makes a new one, whose pseudonyms differ)".into(),
+        ));
+    };
+    PseudonymKey::load(path)
+        .map(|k| Some(Arc::new(k)))
+        .map_err(|e| RestoreError::PseudonymKey(e.to_string()))
 }
 
 /// The destination `opts` name: the target, the SQL file, or nothing for
@@ -488,6 +512,7 @@ async fn write(
         list,
         mut plan,
         opener,
+        pseudonym_key,
     } = p;
     let source = dest::Source {
         storage: storage.clone(),
@@ -504,6 +529,8 @@ async fn write(
         .then(|| progress::spawn_display(progress.clone(), manifest.clone(), total))
         .flatten();
     let notes = plan.notes.clone();
+    let policies: Vec<Option<plan::PolicyNote>> =
+        plan.tables.iter().map(|t| t.policy.clone()).collect();
     let loaded = dest.start_data(&source).await?;
     let shared = Arc::new(Shared {
         storage,
@@ -514,6 +541,7 @@ async fn write(
         subject_type: cfg.erasure.subject_type,
         progress: progress.clone(),
         loaded,
+        pseudonym_key,
     });
     let jobs = dest.jobs(opts.jobs).max(1);
     let outcomes = runner::run_all(shared, dest.clone().tables(), jobs).await;
@@ -548,11 +576,20 @@ async fn write(
         seconds: 0.0,
         tables: outcomes
             .iter()
-            .map(|o| TableReport::new(manifest.tables[o.table].qualified(), o.stats, o.passes))
+            .map(|o| {
+                TableReport::new(
+                    manifest.tables[o.table].qualified(),
+                    o.stats,
+                    o.passes,
+                    policies[o.table].as_ref(),
+                )
+            })
             .collect(),
         rows_read: 0,
         rows_dropped: 0,
         rows_nulled: 0,
+        rows_redacted: 0,
+        rows_kept: 0,
         sequences: manifest.sequences.len(),
         notes,
     };

@@ -57,6 +57,8 @@ pub struct Shared {
     /// Told each table's index as soon as its data is committed (so its
     /// index builds can start while other tables load).
     pub loaded: Option<mpsc::UnboundedSender<usize>>,
+    /// For redactions that write pseudonyms.
+    pub pseudonym_key: Option<Arc<crate::erasure::pseudonym::PseudonymKey>>,
 }
 
 /// One table's result.
@@ -174,7 +176,8 @@ pub(super) fn pass_blocking(
         shared.subject_type,
         probes,
         own,
-    );
+    )
+    .with_pseudonym_key(shared.pseudonym_key.as_deref());
     if let Some(internal) = internal {
         filter = filter.collecting(internal);
     }

@@ -1,8 +1,10 @@
 //! What a restore did, for `--report FILE` (stable JSON) and the
-//! `restore.completed` event: per table rows read, dropped and nulled, the
-//! snapshot, the erasure list state applied, and how long it took.
+//! `restore.completed` event: per table rows read, dropped, nulled, redacted
+//! and kept, the policy applied and why, the snapshot, the erasure list
+//! state applied, and how long it took.
 
 use super::filter::TableStats;
+use super::plan::PolicyNote;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -15,18 +17,48 @@ pub struct TableReport {
     pub rows_dropped: u64,
     /// Rows kept with references set to NULL or to the column default.
     pub rows_nulled: u64,
+    /// Erased subjects' rows kept with columns overwritten.
+    pub rows_redacted: u64,
+    /// Erased subjects' rows kept unchanged (a keep policy).
+    pub rows_kept: u64,
+    /// The table's `erasure.policy`; `null` where the foreign keys' rules
+    /// apply.
+    pub policy: Option<PolicyReport>,
     /// Times the table's data was read (more than 1 for self-references
     /// and foreign-key cycles, which are settled before writing).
     pub passes: u32,
 }
 
+/// A table's policy as the report names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyReport {
+    /// `drop`, `redact` or `keep`.
+    pub action: String,
+    pub reason: Option<String>,
+    /// The redacted columns.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+}
+
 impl TableReport {
-    pub fn new(table: String, s: TableStats, passes: u32) -> TableReport {
+    pub fn new(
+        table: String,
+        s: TableStats,
+        passes: u32,
+        policy: Option<&PolicyNote>,
+    ) -> TableReport {
         TableReport {
             table,
             rows_read: s.rows_read,
             rows_dropped: s.rows_dropped,
             rows_nulled: s.rows_nulled,
+            rows_redacted: s.rows_redacted,
+            rows_kept: s.rows_kept,
+            policy: policy.map(|p| PolicyReport {
+                action: p.action.as_str().into(),
+                reason: p.reason.clone(),
+                columns: p.set.iter().map(|(c, _)| c.clone()).collect(),
+            }),
             passes,
         }
     }
@@ -61,6 +93,8 @@ pub struct RestoreReport {
     pub rows_read: u64,
     pub rows_dropped: u64,
     pub rows_nulled: u64,
+    pub rows_redacted: u64,
+    pub rows_kept: u64,
     pub sequences: usize,
     pub notes: Vec<String>,
 }
@@ -71,6 +105,22 @@ impl RestoreReport {
         self.rows_read = self.tables.iter().map(|t| t.rows_read).sum();
         self.rows_dropped = self.tables.iter().map(|t| t.rows_dropped).sum();
         self.rows_nulled = self.tables.iter().map(|t| t.rows_nulled).sum();
+        self.rows_redacted = self.tables.iter().map(|t| t.rows_redacted).sum();
+        self.rows_kept = self.tables.iter().map(|t| t.rows_kept).sum();
+    }
+
+    /// `{"billing.invoices": {"action": "keep", "reason": "…"}}` for the
+    /// tables with a policy: the `policies` field of `restore.completed`.
+    pub fn policies_json(&self) -> String {
+        let m: serde_json::Map<String, serde_json::Value> = self
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let p = t.policy.as_ref()?;
+                Some((t.table.clone(), serde_json::to_value(p).ok()?))
+            })
+            .collect();
+        serde_json::Value::Object(m).to_string()
     }
 
     pub fn to_json(&self) -> String {
@@ -101,17 +151,24 @@ impl RestoreReport {
             rows_read = self.rows_read,
             rows_dropped = self.rows_dropped,
             rows_nulled = self.rows_nulled,
+            rows_redacted = self.rows_redacted,
+            rows_kept = self.rows_kept,
             rows_dropped_by_table = %self.changed_tables_json(|t| t.rows_dropped),
             rows_nulled_by_table = %self.changed_tables_json(|t| t.rows_nulled),
+            rows_redacted_by_table = %self.changed_tables_json(|t| t.rows_redacted),
+            rows_kept_by_table = %self.changed_tables_json(|t| t.rows_kept),
+            policies = %self.policies_json(),
             list_count = self.erasure_list.count,
             list_digest = %self.erasure_list.digest,
             list_fresh = self.erasure_list.fresh,
             seconds = self.seconds,
-            "restore of {} finished: {} rows read, {} dropped, {} nulled",
+            "restore of {} finished: {} rows read, {} dropped, {} nulled, {} redacted, {} kept by policy",
             self.snapshot,
             self.rows_read,
             self.rows_dropped,
-            self.rows_nulled
+            self.rows_nulled,
+            self.rows_redacted,
+            self.rows_kept
         );
     }
 
@@ -143,18 +200,34 @@ impl RestoreReport {
             }
         ));
         s.push_str(&format!(
-            "{:<40} {:>12} {:>10} {:>10}\n",
-            "TABLE", "READ", "DROPPED", "NULLED"
+            "{:<40} {:>12} {:>10} {:>10} {:>10} {:>10}  POLICY\n",
+            "TABLE", "READ", "DROPPED", "NULLED", "REDACTED", "KEPT"
         ));
         for t in &self.tables {
             s.push_str(&format!(
-                "{:<40} {:>12} {:>10} {:>10}\n",
-                t.table, t.rows_read, t.rows_dropped, t.rows_nulled
+                "{:<40} {:>12} {:>10} {:>10} {:>10} {:>10}  {}\n",
+                t.table,
+                t.rows_read,
+                t.rows_dropped,
+                t.rows_nulled,
+                t.rows_redacted,
+                t.rows_kept,
+                t.policy
+                    .as_ref()
+                    .map_or("-".to_string(), |p| match &p.reason {
+                        Some(r) => format!("{} ({r})", p.action),
+                        None => p.action.clone(),
+                    })
             ));
         }
         s.push_str(&format!(
-            "{:<40} {:>12} {:>10} {:>10}\n",
-            "total", self.rows_read, self.rows_dropped, self.rows_nulled
+            "{:<40} {:>12} {:>10} {:>10} {:>10} {:>10}\n",
+            "total",
+            self.rows_read,
+            self.rows_dropped,
+            self.rows_nulled,
+            self.rows_redacted,
+            self.rows_kept
         ));
         for n in &self.notes {
             s.push_str(&format!("note: {n}\n"));

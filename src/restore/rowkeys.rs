@@ -76,6 +76,9 @@ pub(super) fn default_key(
     let Effect::Rewrite(entries) = &fk.effect else {
         return None;
     };
+    if fk.redacts {
+        return None;
+    }
     let mut values = Vec::with_capacity(fk.columns.len());
     for c in &fk.columns {
         match entries.iter().find(|(e, _)| e == c).map(|(_, r)| r) {

@@ -80,7 +80,7 @@ async fn run_component(
                     .fks
                     .iter()
                     .map(|f| {
-                        f.effect == super::filter::Effect::Drop
+                        f.effect == super::filter::Effect::Hit
                             && matches!(&f.set, super::filter::SetRef::Dropped(s)
                                 if s.iter().any(|(x, _)| comp.tables.contains(x)))
                     })

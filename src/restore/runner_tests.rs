@@ -163,6 +163,7 @@ async fn run(jobs: usize, listed: &[&str]) -> (HashMap<String, Vec<u8>>, Vec<Tab
         subject_type: SubjectType::Bigint,
         progress: Arc::new(Progress::default()),
         loaded: None,
+        pseudonym_key: None,
     });
     let dest = Arc::new(Collect::default());
     let outcomes = run_all(shared, Some(dest.clone() as Arc<dyn TableDest>), jobs)
@@ -233,6 +234,7 @@ async fn a_missing_object_fails_its_table_by_name() {
         subject_type: SubjectType::Bigint,
         progress: Arc::new(Progress::default()),
         loaded: None,
+        pseudonym_key: None,
     });
     let dest = Arc::new(Collect::default());
     let err = run_all(shared, Some(dest.clone() as Arc<dyn TableDest>), 2)
@@ -308,6 +310,7 @@ async fn a_deep_self_reference_settles_in_two_passes() {
         subject_type: SubjectType::Bigint,
         progress: Arc::new(Progress::default()),
         loaded: None,
+        pseudonym_key: None,
     });
     let dest = Arc::new(Collect::default());
     let outcomes = run_all(shared, Some(dest.clone() as Arc<dyn TableDest>), 2)

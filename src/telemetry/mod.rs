@@ -156,7 +156,13 @@ pub fn init(cfg: &LogConfig) -> Result<(), LogEnvError> {
 
 /// Fields logged as a JSON-encoded string (tracing records a map only as
 /// text) that the JSON log line carries as an object.
-pub const OBJECT_FIELDS: [&str; 2] = ["rows_dropped_by_table", "rows_nulled_by_table"];
+pub const OBJECT_FIELDS: [&str; 5] = [
+    "rows_dropped_by_table",
+    "rows_nulled_by_table",
+    "rows_redacted_by_table",
+    "rows_kept_by_table",
+    "policies",
+];
 
 /// The `event` of a line logged by another crate (the S3 SDK, hyper…)
 /// without one; the line also carries that crate's `target`.

@@ -11,7 +11,9 @@
 //! kept rows are copied to the output in one piece.
 
 pub use crate::copytext::escape::{decode_escapes, decoded, encode_copy_text};
-pub use crate::restore::plan::types::{Effect, FkCheck, KeyForms, Replacement, SetRef, TablePlan};
+pub use crate::restore::plan::types::{
+    Action, Effect, FkCheck, KeyForms, Replacement, SetRef, TablePlan,
+};
 use bytes::Bytes;
 pub use rowfilter::{Collected, RowFilter};
 use std::collections::HashSet;
@@ -144,6 +146,11 @@ pub struct TableStats {
     pub rows_dropped: u64,
     /// Rows kept with references rewritten (SET NULL and SET DEFAULT).
     pub rows_nulled: u64,
+    /// Erased subjects' rows kept with columns overwritten (a redact
+    /// policy, or a declared reference's `on_erase = "redact"`).
+    pub rows_redacted: u64,
+    /// Erased subjects' rows kept unchanged (a keep policy).
+    pub rows_kept: u64,
     /// Bytes of COPY text read.
     pub bytes_read: u64,
 }
@@ -177,6 +184,18 @@ pub enum FilterError {
         "{table}: foreign key {fk} is ON UPDATE RESTRICT / NO ACTION, and it references a key that an erasure's SET NULL / SET DEFAULT rewrites; PostgreSQL would refuse such a delete, so lethe refuses the restore: make {fk} ON UPDATE CASCADE or SET NULL"
     )]
     UpdateRefused { table: String, fk: String },
+    #[error(
+        "{table}: row {row} holds a document that is not valid JSON where {check} looks for a subject's key; lethe cannot tell whether it references an erased subject, so it refuses to restore (fix or remove the declared reference's path)"
+    )]
+    BadJson {
+        table: String,
+        row: u64,
+        check: String,
+    },
+    #[error(
+        "{table}: a redaction writes pseudonyms but no pseudonym key was loaded (erasure.pseudonym_key_file); this is a bug in lethe"
+    )]
+    NoPseudonymKey { table: String },
     /// The destination stopped taking rows (`emit` found it gone): its own
     /// error says why.
     #[error("the loader stopped")]

@@ -67,35 +67,57 @@ fn oracle(
                 }
             }
         };
-        let drop = plan.roots.iter().any(|&c| listed(c, &mut scratch))
+        let hit_row = plan.roots.iter().any(|&c| listed(c, &mut scratch))
             || (0..plan.fks.len())
-                .any(|f| plan.fks[f].effect == Effect::Drop && hit(f, &mut scratch, &own));
-        if drop {
-            stats.rows_dropped += 1;
+                .any(|f| plan.fks[f].effect == Effect::Hit && hit(f, &mut scratch, &own));
+        let mut new: Vec<Vec<u8>> = fields.iter().map(|f| f.to_vec()).collect();
+        let put = |new: &mut Vec<Vec<u8>>, c: usize, r: &Replacement| {
+            new[c] = match r {
+                Replacement::Null => b"\\N".to_vec(),
+                Replacement::Value(v) => v.clone(),
+                Replacement::Unresolved(_) | Replacement::Pseudonym(_) => {
+                    unreachable!("not generated")
+                }
+            };
+        };
+        let mut redacted = false;
+        if hit_row {
             for (slot, cols) in plan.records.iter().enumerate() {
                 if let Some(k) = key(&fields, cols, &mut scratch) {
                     own[slot].insert(k);
                 }
             }
-            continue;
+            match &plan.action {
+                Action::Drop => {
+                    stats.rows_dropped += 1;
+                    continue;
+                }
+                Action::Keep => stats.rows_kept += 1,
+                Action::Redact(entries) => {
+                    redacted = true;
+                    for (c, r) in entries {
+                        put(&mut new, *c, r);
+                    }
+                }
+            }
         }
-        let mut new: Vec<Vec<u8>> = fields.iter().map(|f| f.to_vec()).collect();
         let mut rewritten = false;
         for f in 0..plan.fks.len() {
             if let Effect::Rewrite(cols) = &plan.fks[f].effect
                 && hit(f, &mut scratch, &own)
             {
                 rewritten = true;
+                redacted |= plan.fks[f].redacts && !hit_row;
                 for (c, r) in cols {
-                    new[*c] = match r {
-                        Replacement::Null => b"\\N".to_vec(),
-                        Replacement::Value(v) => v.clone(),
-                        Replacement::Unresolved(_) => unreachable!("not generated"),
-                    };
+                    put(&mut new, *c, r);
                 }
             }
         }
-        stats.rows_nulled += u64::from(rewritten);
+        if redacted {
+            stats.rows_redacted += 1;
+        } else if rewritten && !hit_row {
+            stats.rows_nulled += 1;
+        }
         out.extend_from_slice(&new.join(&b'\t'));
         out.push(b'\n');
     }
@@ -125,7 +147,7 @@ fn random_field(rng: &mut impl rand::Rng) -> String {
 fn block_filter_matches_a_row_at_a_time_oracle_on_random_data() {
     use rand::RngExt;
     let mut rng = rand::rng();
-    let (mut dropped, mut nulled) = (0, 0);
+    let (mut dropped, mut nulled, mut redacted, mut kept) = (0, 0, 0, 0);
     for round in 0..300 {
         let ncols = rng.random_range(3..7usize);
         let rows = rng.random_range(0..400usize);
@@ -163,9 +185,10 @@ fn block_filter_matches_a_row_at_a_time_oracle_on_random_data() {
         }
         let mut c = |n: usize| rng.random_range(0..n);
         let (c1, c2, c3) = (c(ncols), c(ncols), c(ncols));
-        let (c4, c5) = (c(ncols), c(ncols));
+        let (c4, c5, c6) = (c(ncols), c(ncols), c(ncols));
+        let redacts = rng.random_bool(0.2);
         let effect = |rng: &mut rand::rngs::ThreadRng, col: usize| match rng.random_range(0..3) {
-            0 => Effect::Drop,
+            0 => Effect::Hit,
             1 => Effect::Rewrite(vec![(col, Replacement::Null)]),
             // A default no row holds: one that points at a dropped row
             // stops the restore (tested on its own).
@@ -181,29 +204,51 @@ fn block_filter_matches_a_row_at_a_time_oracle_on_random_data() {
                     columns: vec![c2],
                     set: SetRef::Root,
                     effect: effect(&mut rng, c2),
+                    path: None,
+                    redacts,
                 },
                 FkCheck {
                     name: "parent".into(),
                     columns: vec![c3],
                     set: SetRef::Dropped(vec![(1, 0)]),
                     effect: effect(&mut rng, c3),
+                    path: None,
+                    redacts: false,
                 },
                 FkCheck {
                     name: "composite".into(),
                     columns: vec![c4, c5],
                     set: SetRef::Dropped(vec![(1, 0)]),
                     effect: effect(&mut rng, c4),
+                    path: None,
+                    redacts: false,
                 },
                 FkCheck {
                     name: "own".into(),
                     columns: vec![c5],
                     set: SetRef::Dropped(vec![(0, 0)]),
                     effect: effect(&mut rng, c5),
+                    path: None,
+                    redacts: false,
                 },
             ],
             records: vec![vec![c1], vec![c4, c5]],
             forms: Default::default(),
             rewrites: vec![],
+            // Every action of a policy: drop, keep, redact a column.
+            action: match round % 3 {
+                0 => Action::Drop,
+                1 => Action::Keep,
+                _ => Action::Redact(vec![(
+                    c6,
+                    if round % 2 == 0 {
+                        Replacement::Null
+                    } else {
+                        Replacement::Value(b"[erased]".to_vec())
+                    },
+                )]),
+            },
+            policy: None,
         };
         let oracle_probes = [
             OracleProbe::Root,
@@ -241,6 +286,8 @@ fn block_filter_matches_a_row_at_a_time_oracle_on_random_data() {
                     assert_eq!(stats, *want_stats, "round {round}");
                     dropped += stats.rows_dropped;
                     nulled += stats.rows_nulled;
+                    redacted += stats.rows_redacted;
+                    kept += stats.rows_kept;
                     for (slot, set) in want_own.iter().enumerate() {
                         assert_eq!(sets[slot].len(), set.len(), "round {round} slot {slot}");
                         assert!(set.iter().all(|k| sets[slot].contains(*k)), "round {round}");
@@ -254,8 +301,8 @@ fn block_filter_matches_a_row_at_a_time_oracle_on_random_data() {
     }
     // The random data exercised both outcomes, not only "keep".
     assert!(
-        dropped > 1000 && nulled > 1000,
-        "{dropped} dropped, {nulled} nulled"
+        dropped > 1000 && nulled > 1000 && redacted > 1000 && kept > 1000,
+        "{dropped} dropped, {nulled} nulled, {redacted} redacted, {kept} kept"
     );
 }
 
@@ -270,6 +317,8 @@ fn short_row_in_a_later_block_names_its_row_number() {
         records: vec![],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let mut input: Vec<u8> = (0..150)
         .flat_map(|i| format!("{i}\tx\t{i}\n").into_bytes())

@@ -1,10 +1,14 @@
 //! The row-at-a-time core of the COPY filter, run a block of rows at a
 //! time: split, look up the erasure list in one batch, decide and emit.
 
-use super::{Effect, FilterError, KeySet, Probe, Replacement, TablePlan, TableStats, decoded};
+use super::{
+    Action, Effect, FilterError, KeySet, Probe, Replacement, TablePlan, TableStats, decoded,
+};
 use crate::copytext::scan::{Fields, Scanner, fields_near, prefetch_ahead};
 use crate::erasure::config::SubjectType;
+use crate::erasure::pseudonym::PseudonymKey;
 use crate::erasure::{ErasureSet, SubjectKey, key_of};
+use crate::jsonpath::Lookup;
 use crate::restore::keys::{self, KeyForm};
 use crate::restore::rowkeys::{default_key, key_of_formed, key_of_tuple};
 
@@ -73,7 +77,13 @@ pub struct RowFilter<'a> {
     keybuf: Vec<u8>,
     /// Per column: 0 = keep, k = `repl_vals[k - 1]`.
     repl: Vec<u32>,
-    repl_vals: Vec<(usize, usize)>,
+    repl_vals: Vec<Repl>,
+    /// The key `Replacement::Pseudonym` hashes with.
+    pseudonym_key: Option<&'a PseudonymKey>,
+    /// A JSON document a declared reference's path could not be read in:
+    /// `(check, row)`, reported once the block is decided.
+    bad_json: Option<(usize, u64)>,
+    jscratch: Vec<u8>,
     /// Set for a collecting pass (see [`Collected`]).
     collect: Option<Collected>,
     /// Per check: the key its SET DEFAULT gives the referencing columns,
@@ -189,12 +199,22 @@ impl<'a> RowFilter<'a> {
             keybuf: Vec::with_capacity(256),
             repl: vec![0; width],
             repl_vals: Vec::new(),
+            pseudonym_key: None,
+            bad_json: None,
+            jscratch: Vec::new(),
             stats: TableStats::default(),
         }
     }
 
     pub fn stats(&self) -> TableStats {
         self.stats
+    }
+
+    /// The key `pseudonym` redactions hash with; without it, writing such
+    /// a row fails (planning refuses such a config first).
+    pub fn with_pseudonym_key(mut self, key: Option<&'a PseudonymKey>) -> Self {
+        self.pseudonym_key = key;
+        self
     }
 
     /// Makes this a collecting pass: `internal[i]` says whether check `i`
@@ -270,6 +290,13 @@ impl<'a> RowFilter<'a> {
             let more = self.rows.len() == BLOCK_ROWS;
             self.look_up(input);
             for i in 0..self.rows.len() {
+                if let Some((f, row)) = self.bad_json {
+                    return Err(FilterError::BadJson {
+                        table: self.plan.table.clone(),
+                        row,
+                        check: self.plan.fks[f].name.clone(),
+                    });
+                }
                 let (row_start, nl) = self.rows[i];
                 self.stats.rows_read += 1;
                 match self.decide(input, i) {
@@ -295,7 +322,6 @@ impl<'a> RowFilter<'a> {
                         });
                     }
                     Verdict::Rewrite => {
-                        self.stats.rows_nulled += 1;
                         if let Some(o) = out.as_deref_mut() {
                             o.extend_from_slice(&input[pending..row_start]);
                             self.write_rewritten(input, i, o)?;
@@ -417,7 +443,7 @@ impl<'a> RowFilter<'a> {
         let plan = self.plan;
         let mut direct = (0..plan.roots.len()).any(|j| self.listed(i, j));
         for (f, fk) in plan.fks.iter().enumerate() {
-            if !matches!(fk.effect, Effect::Drop) {
+            if !matches!(fk.effect, Effect::Hit) {
                 continue;
             }
             if c.internal[f] {
@@ -446,22 +472,34 @@ impl<'a> RowFilter<'a> {
             return Verdict::Keep;
         }
         let plan = self.plan;
-        let mut drop = (0..plan.roots.len()).any(|j| self.listed(i, j));
-        if !drop {
+        let mut hit = (0..plan.roots.len()).any(|j| self.listed(i, j));
+        if !hit {
             for (f, fk) in plan.fks.iter().enumerate() {
-                if matches!(fk.effect, Effect::Drop) && self.references_dropped(input, i, f) {
-                    drop = true;
+                if matches!(fk.effect, Effect::Hit) && self.references_dropped(input, i, f) {
+                    hit = true;
                     break;
                 }
             }
         }
-        if drop {
+        let mut redact = false;
+        if hit {
             self.record(input, i);
-            return Verdict::Drop;
+            match &plan.action {
+                Action::Drop => return Verdict::Drop,
+                Action::Keep => self.stats.rows_kept += 1,
+                Action::Redact(entries) => {
+                    for (j, (c, _)) in entries.iter().enumerate() {
+                        self.repl_vals.push(Repl::Policy(j));
+                        self.repl[*c] = self.repl_vals.len() as u32;
+                    }
+                    redact = true;
+                }
+            }
         }
         if self.has_refuse {
             for (f, fk) in plan.fks.iter().enumerate() {
                 if matches!(fk.effect, Effect::Refuse) && self.references_dropped(input, i, f) {
+                    self.clear_rewrite();
                     return Verdict::Refused(f);
                 }
             }
@@ -472,16 +510,23 @@ impl<'a> RowFilter<'a> {
                 && self.references_dropped(input, i, f)
             {
                 if self.default_dropped(f) {
+                    self.clear_rewrite();
                     return Verdict::DefaultDropped(f);
                 }
                 for (j, (c, _)) in cols.iter().enumerate() {
-                    self.repl_vals.push((f, j));
+                    self.repl_vals.push(Repl::Fk(f, j));
                     self.repl[*c] = self.repl_vals.len() as u32;
                 }
+                redact |= fk.redacts && !hit;
                 rewrite = true;
             }
         }
-        if rewrite {
+        if redact {
+            self.stats.rows_redacted += 1;
+        } else if rewrite && !hit {
+            self.stats.rows_nulled += 1;
+        }
+        if redact || rewrite {
             self.record_rewrites(input, i);
             Verdict::Rewrite
         } else {
@@ -527,6 +572,9 @@ impl<'a> RowFilter<'a> {
     #[inline(always)]
     fn check_key(&mut self, input: &[u8], i: usize, f: usize) -> Option<u128> {
         let fk = &self.plan.fks[f];
+        if fk.path.is_some() {
+            return self.json_key(input, i, f);
+        }
         let base = i * self.width;
         let spans = &self.spans[base..base + self.width];
         match &self.fk_forms[f] {
@@ -540,6 +588,32 @@ impl<'a> RowFilter<'a> {
                 &mut self.keybuf,
                 &mut self.canon,
             ),
+        }
+    }
+
+    /// The key of the scalar at check `f`'s JSON path in block row `i`'s
+    /// document (`doc #>> path`, spelled in the check's form); `None` when
+    /// the document is NULL, or the path leads to nothing, JSON null, an
+    /// object or an array. A document that is not JSON is noted in
+    /// `bad_json` and the restore stops.
+    #[cold]
+    fn json_key(&mut self, input: &[u8], i: usize, f: usize) -> Option<u128> {
+        let fk = &self.plan.fks[f];
+        let (path, &c) = (fk.path.as_ref()?, fk.columns.first()?);
+        let (a, b) = self.spans[i * self.width + c];
+        let doc = decoded(&input[a..b], &mut self.dec)?;
+        let form = self.fk_forms[f]
+            .as_ref()
+            .and_then(|f| f.first().copied())
+            .unwrap_or(KeyForm::Plain);
+        match path.scalar(doc, &mut self.jscratch) {
+            Lookup::Found(v) => Some(super::value_key(keys::canonical(form, v, &mut self.canon))),
+            Lookup::Absent | Lookup::NotScalar => None,
+            Lookup::Invalid => {
+                let row = self.stats.rows_read + i as u64 + 1;
+                self.bad_json.get_or_insert((f, row));
+                None
+            }
         }
     }
 
@@ -615,21 +689,8 @@ impl<'a> RowFilter<'a> {
                     out.extend_from_slice(&input[a..b]);
                 }
                 k => {
-                    let (fk, j) = self.repl_vals[k as usize - 1];
-                    let Effect::Rewrite(cols) = &self.plan.fks[fk].effect else {
-                        unreachable!("rewrite of a drop check")
-                    };
-                    match &cols[j].1 {
-                        Replacement::Null => out.extend_from_slice(b"\\N"),
-                        Replacement::Value(v) => out.extend_from_slice(v),
-                        Replacement::Unresolved(expr) => {
-                            return Err(FilterError::UnresolvedDefault {
-                                table: self.plan.table.clone(),
-                                fk: self.plan.fks[fk].name.clone(),
-                                expr: expr.clone(),
-                            });
-                        }
-                    }
+                    let (a, b) = spans[c];
+                    self.write_replacement(self.repl_vals[k as usize - 1], &input[a..b], out)?;
                 }
             }
         }
@@ -637,11 +698,66 @@ impl<'a> RowFilter<'a> {
         Ok(())
     }
 
-    fn clear_rewrite(&mut self) {
-        for &(fk, j) in &self.repl_vals {
-            if let Effect::Rewrite(cols) = &self.plan.fks[fk].effect {
-                self.repl[cols[j].0] = 0;
+    /// Writes what `src` puts in a field that held `old` (COPY text).
+    fn write_replacement(
+        &self,
+        src: Repl,
+        old: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), FilterError> {
+        let (name, r) = match src {
+            Repl::Fk(fk, j) => {
+                let Effect::Rewrite(cols) = &self.plan.fks[fk].effect else {
+                    unreachable!("rewrite of a drop check")
+                };
+                (&self.plan.fks[fk].name, &cols[j].1)
             }
+            Repl::Policy(j) => {
+                let Action::Redact(entries) = &self.plan.action else {
+                    unreachable!("redaction without a redact policy")
+                };
+                (&self.plan.table, &entries[j].1)
+            }
+        };
+        match r {
+            Replacement::Null => out.extend_from_slice(b"\\N"),
+            Replacement::Value(v) => out.extend_from_slice(v),
+            Replacement::Unresolved(expr) => {
+                return Err(FilterError::UnresolvedDefault {
+                    table: self.plan.table.clone(),
+                    fk: name.clone(),
+                    expr: expr.clone(),
+                });
+            }
+            Replacement::Pseudonym(kind) => {
+                let Some(key) = self.pseudonym_key else {
+                    return Err(FilterError::NoPseudonymKey {
+                        table: self.plan.table.clone(),
+                    });
+                };
+                let mut dec = Vec::new();
+                match decoded(old, &mut dec) {
+                    None => out.extend_from_slice(b"\\N"),
+                    Some(v) => key.pseudonym(*kind, v, out),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn clear_rewrite(&mut self) {
+        for &src in &self.repl_vals {
+            let c = match src {
+                Repl::Fk(fk, j) => match &self.plan.fks[fk].effect {
+                    Effect::Rewrite(cols) => cols[j].0,
+                    _ => continue,
+                },
+                Repl::Policy(j) => match &self.plan.action {
+                    Action::Redact(entries) => entries[j].0,
+                    _ => continue,
+                },
+            };
+            self.repl[c] = 0;
         }
         self.repl_vals.clear();
     }
@@ -666,6 +782,15 @@ enum Cursor<'i> {
     Masks(Scanner<'i>),
     /// Each separator probed for from where the last one was.
     Near,
+}
+
+/// Where a rewritten field's value comes from.
+#[derive(Debug, Clone, Copy)]
+enum Repl {
+    /// Entry `.1` of check `.0`'s rewrite.
+    Fk(usize, usize),
+    /// Entry `.0` of the table's redaction.
+    Policy(usize),
 }
 
 enum Verdict {

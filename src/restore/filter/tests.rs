@@ -69,6 +69,8 @@ fn users_plan() -> TablePlan {
         records: vec![vec![0]],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     }
 }
 
@@ -116,7 +118,8 @@ fn drops_listed_bigint_subjects_and_records_their_keys() {
             rows_read: 4,
             rows_dropped: 2,
             rows_nulled: 0,
-            bytes_read: input.len() as u64
+            bytes_read: input.len() as u64,
+            ..TableStats::default()
         }
     );
     assert_eq!(sets[0].len(), 2);
@@ -136,6 +139,8 @@ fn uuid_subjects_match_whatever_the_case() {
         records: vec![],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Uuid, vec![], vec![]);
     let input = format!(
@@ -158,6 +163,8 @@ fn text_subjects_are_compared_after_decoding_escapes() {
         records: vec![],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Text, vec![], vec![]);
     let input =
@@ -185,11 +192,15 @@ fn cascade_child_is_dropped_and_null_reference_is_kept() {
             name: "orders_user_fk".into(),
             columns: vec![1],
             set: SetRef::Dropped(vec![(0, 0)]),
-            effect: Effect::Drop,
+            effect: Effect::Hit,
+            path: None,
+            redacts: false,
         }],
         records: vec![vec![0]],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let mut f = RowFilter::new(
         &plan,
@@ -228,6 +239,8 @@ fn composite_keys_hash_as_one_tuple() {
         records: vec![vec![0, 1]],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let mut f = RowFilter::new(
         &parent,
@@ -249,11 +262,15 @@ fn composite_keys_hash_as_one_tuple() {
             name: "fk".into(),
             columns: vec![1, 2],
             set: SetRef::Dropped(vec![(0, 0)]),
-            effect: Effect::Drop,
+            effect: Effect::Hit,
+            path: None,
+            redacts: false,
         }],
         records: vec![],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let mut f = RowFilter::new(
         &child,
@@ -286,17 +303,23 @@ fn set_null_and_set_default_rewrite_only_the_referencing_fields() {
                 columns: vec![1],
                 set: SetRef::Dropped(vec![(0, 0)]),
                 effect: Effect::Rewrite(vec![(1, Replacement::Null)]),
+                path: None,
+                redacts: false,
             },
             FkCheck {
                 name: "editor_fk".into(),
                 columns: vec![2],
                 set: SetRef::Dropped(vec![(0, 0)]),
                 effect: Effect::Rewrite(vec![(2, Replacement::Value(b"0".to_vec()))]),
+                path: None,
+                redacts: false,
             },
         ],
         records: vec![],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let probes = vec![Probe::Parent(&users), Probe::Parent(&users)];
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Bigint, probes, vec![]);
@@ -324,10 +347,14 @@ fn unresolved_default_counts_in_a_dry_run_but_refuses_to_write() {
             columns: vec![1],
             set: SetRef::Dropped(vec![(0, 0)]),
             effect: Effect::Rewrite(vec![(1, Replacement::Unresolved("f()".into()))]),
+            path: None,
+            redacts: false,
         }],
         records: vec![],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let mut f = RowFilter::new(
         &plan,
@@ -364,10 +391,14 @@ fn self_reference_to_the_root_column_checks_the_list() {
             columns: vec![1],
             set: SetRef::Root,
             effect: Effect::Rewrite(vec![(1, Replacement::Null)]),
+            path: None,
+            redacts: false,
         }],
         records: vec![vec![0]],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let mut f = RowFilter::new(
         &plan,
@@ -393,11 +424,15 @@ fn self_referencing_cascade_reaches_a_fixpoint_over_passes() {
             name: "parent_fk".into(),
             columns: vec![1],
             set: SetRef::Dropped(vec![(0, 0)]),
-            effect: Effect::Drop,
+            effect: Effect::Hit,
+            path: None,
+            redacts: false,
         }],
         records: vec![vec![0]],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let input = b"4\t3\n3\t2\n2\t1\n1\t\\N\n5\t\\N\n6\t5\n";
     let mut own = vec![KeySet::default()];
@@ -456,6 +491,8 @@ fn truncated_and_short_rows_fail_by_name() {
         records: vec![],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Bigint, vec![], vec![]);
     let err = run_all(&mut f, b"1\t2\t3\n1\t2\n", None).unwrap_err();
@@ -609,10 +646,14 @@ fn a_set_default_pointing_at_a_dropped_row_stops_the_filter() {
             columns: vec![1],
             set: SetRef::Dropped(vec![(0, 0)]),
             effect: Effect::Rewrite(vec![(1, Replacement::Value(default.to_vec()))]),
+            path: None,
+            redacts: false,
         }],
         records: vec![],
         forms: Default::default(),
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     // Default 1 is kept: the row moves to user 1.
     let ok = plan(b"1");
@@ -674,7 +715,9 @@ fn numeric_padded_and_case_folded_keys_meet_their_parents() {
                 name: n.to_string(),
                 columns: vec![i],
                 set: SetRef::Dropped(vec![(0, 0)]),
-                effect: Effect::Drop,
+                effect: Effect::Hit,
+                path: None,
+                redacts: false,
             })
             .collect(),
         records: vec![],
@@ -687,6 +730,8 @@ fn numeric_padded_and_case_folded_keys_meet_their_parents() {
             ..Default::default()
         },
         rewrites: vec![],
+        action: Default::default(),
+        policy: None,
     };
     let probes = vec![Probe::Parent(&parent); 3];
     let mut f = RowFilter::new(&plan, &erasure, SubjectType::Bigint, probes, vec![]);

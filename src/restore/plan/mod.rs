@@ -14,6 +14,7 @@
 mod defaults;
 mod on_update;
 mod order;
+pub mod policy;
 mod relations;
 pub mod types;
 
@@ -21,15 +22,38 @@ use super::keys::{self, KeyForm};
 use crate::erasure::config::LargeObjectRef;
 use crate::erasure::config::SubjectRoot;
 use crate::erasure::config::SubjectType;
+use crate::erasure::policy::{DeclaredReference, OnErase, TablePolicy};
 use crate::repo::manifest::{FkAction, Manifest};
 pub use defaults::constant_default;
 use defaults::rewrite_entries;
 use order::order;
 use relations::Relations;
 pub use types::{
-    Component, Edge, Effect, FkCheck, KeyForms, PendingDefault, PlanError, PrePass, Replacement,
-    SetRef, TablePlan,
+    Action, Component, Edge, Effect, FkCheck, KeyForms, PendingDefault, PlanError, PolicyNote,
+    PrePass, Replacement, SetRef, TablePlan,
 };
+
+/// Everything in `[erasure]` a plan is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub roots: &'a [SubjectRoot],
+    pub subject_type: SubjectType,
+    pub large_objects: &'a [LargeObjectRef],
+    pub policies: &'a [TablePolicy],
+    pub references: &'a [DeclaredReference],
+}
+
+impl<'a> Rules<'a> {
+    pub fn of(cfg: &'a crate::erasure::config::ErasureConfig) -> Rules<'a> {
+        Rules {
+            roots: &cfg.subjects,
+            subject_type: cfg.subject_type,
+            large_objects: &cfg.large_objects,
+            policies: &cfg.policy,
+            references: &cfg.reference,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestorePlan {
@@ -85,18 +109,50 @@ impl RestorePlan {
         subject_type: SubjectType,
         large_objects: &[LargeObjectRef],
     ) -> Result<RestorePlan, PlanError> {
+        Self::build_rules(
+            m,
+            &Rules {
+                roots,
+                subject_type,
+                large_objects,
+                policies: &[],
+                references: &[],
+            },
+        )
+    }
+
+    /// The plan for all of `[erasure]`: roots, large objects, per-table
+    /// policies and declared references.
+    ///
+    /// A table without a policy follows its foreign keys as PostgreSQL's
+    /// `DELETE` of the erased rows would: a row goes when a CASCADE /
+    /// RESTRICT / NO ACTION key points at a dropped row, SET NULL / SET
+    /// DEFAULT keys are rewritten. A table with a policy applies it to
+    /// every row that belongs to an erased subject: a listed root value, or
+    /// an owning key (CASCADE / RESTRICT / NO ACTION, or a declared
+    /// reference) to such a row, whatever the parent's own action. A
+    /// redacted or kept parent's rows stay, so the keys of tables without a
+    /// policy under it never fire, as in the application's own SQL
+    /// (`UPDATE` the parent, nothing else). A declared reference fires when
+    /// the row it points at is the erased subject's, dropped or not.
+    ///
+    /// # Errors
+    /// As [`RestorePlan::build`]; also unknown policy or reference tables
+    /// and columns, redactions of keys, generated columns or into types
+    /// that cannot hold a pseudonym, and a redacted or kept table whose
+    /// owning key points at rows that are dropped (`Dangling`).
+    pub fn build_rules(m: &Manifest, rules: &Rules<'_>) -> Result<RestorePlan, PlanError> {
+        let (roots, subject_type, large_objects) =
+            (rules.roots, rules.subject_type, rules.large_objects);
         let rels = Relations::new(m);
         let mut foreign_keys = m.foreign_keys.clone();
         if let Some(lo) = m.tables.iter().find(|t| t.large_objects) {
             for r in large_objects {
-                let table = crate::pg::parse_table(&r.table)
-                    .map(|(s, n)| format!("{s}.{n}"))
-                    .unwrap_or_else(|_| r.table.clone());
                 foreign_keys.push(crate::repo::manifest::ForeignKey {
                     name: format!("large objects in {}.{}", r.table, r.column),
                     table: lo.qualified(),
                     columns: vec!["oid".into()],
-                    ref_table: table,
+                    ref_table: policy::qualified(&r.table),
                     ref_columns: vec![r.column.clone()],
                     on_delete: FkAction::Cascade,
                     set_columns: Vec::new(),
@@ -104,23 +160,29 @@ impl RestorePlan {
                 });
             }
         }
+        let first_declared = foreign_keys.len();
+        let declared = policy::declare(m, &rels, rules.references, &mut foreign_keys)?;
+        let declared_of = |fk: usize| fk.checked_sub(first_declared).map(|i| &declared[i]);
+        let referenced = policy::referenced_columns(m, &rels, &foreign_keys);
+        let policies = policy::resolve_policies(m, &rels, rules.policies, &referenced)?;
         let ctype = m.ctype.as_deref();
         let col = |t: usize, name: &str| m.tables[t].columns.iter().position(|c| c.name == name);
         let mut tables: Vec<TablePlan> = m
             .tables
             .iter()
-            .map(|t| TablePlan {
+            .zip(&policies)
+            .map(|(t, p)| TablePlan {
                 table: t.qualified(),
                 ncols: t.columns.len(),
+                action: p.as_ref().map(|p| p.action.clone()).unwrap_or_default(),
+                policy: p.as_ref().map(|p| p.note.clone()),
                 ..Default::default()
             })
             .collect();
         let mut notes = Vec::new();
 
         for r in roots {
-            let name = crate::pg::parse_table(&r.table)
-                .map(|(s, n)| format!("{s}.{n}"))
-                .unwrap_or_else(|_| r.table.clone());
+            let name = policy::qualified(&r.table);
             let Some(cover) = rels.root_cover(&name, &mut notes) else {
                 let mut names: Vec<String> = rels.names().collect();
                 names.sort();
@@ -196,19 +258,40 @@ impl RestorePlan {
             }
         }
 
-        // Which tables can lose rows at all: roots, and children of such
-        // tables through drop-propagating keys. Keys into other tables can
-        // never match, so they cost nothing at restore time.
-        let mut can_drop: Vec<bool> = tables.iter().map(|t| !t.roots.is_empty()).collect();
+        // Which tables hold rows of erased subjects: roots, and tables an
+        // owning key leads to from such rows (see `build_rules`). Keys into
+        // other tables can never match, so they cost nothing at restore time.
+        let has_policy = |t: usize| policies[t].is_some();
+        let owning = |a: FkAction| {
+            matches!(
+                a,
+                FkAction::Cascade | FkAction::Restrict | FkAction::NoAction
+            )
+        };
+        let mut can_hit: Vec<bool> = tables.iter().map(|t| !t.roots.is_empty()).collect();
+        let keeps_rows: Vec<bool> = policies
+            .iter()
+            .map(|p| p.as_ref().is_some_and(policy::Resolved::keeps_rows))
+            .collect();
+        let drops = |can_hit: &[bool], t: usize| can_hit[t] && !keeps_rows[t];
         loop {
             let mut changed = false;
             for e in &edges {
-                let drops = matches!(
-                    foreign_keys[e.fk].on_delete,
-                    FkAction::Cascade | FkAction::Restrict | FkAction::NoAction
-                );
-                if drops && e.parents.iter().any(|&p| can_drop[p]) && !can_drop[e.child] {
-                    can_drop[e.child] = true;
+                let fk = &foreign_keys[e.fk];
+                let hit_parent = e.parents.iter().any(|&p| can_hit[p]);
+                let hits = match declared_of(e.fk) {
+                    Some(d) => hit_parent && (has_policy(e.child) || d.on_erase == OnErase::Drop),
+                    None if owning(fk.on_delete) => {
+                        if has_policy(e.child) {
+                            hit_parent
+                        } else {
+                            e.parents.iter().any(|&p| drops(&can_hit, p))
+                        }
+                    }
+                    None => false,
+                };
+                if hits && !can_hit[e.child] {
+                    can_hit[e.child] = true;
                     changed = true;
                 }
             }
@@ -219,12 +302,46 @@ impl RestorePlan {
 
         let mut pending_defaults = Vec::new();
         for e in &edges {
-            let sources_t: Vec<usize> =
-                e.parents.iter().copied().filter(|&p| can_drop[p]).collect();
+            let fk = &foreign_keys[e.fk];
+            let decl = declared_of(e.fk);
+            let hitting: Vec<usize> = e.parents.iter().copied().filter(|&p| can_hit[p]).collect();
+            let dropping: Vec<usize> = e
+                .parents
+                .iter()
+                .copied()
+                .filter(|&p| drops(&can_hit, p))
+                .collect();
+            // Which parents' sets the check reads, and whether a match makes
+            // the row the subject's (`Hit`) or only rewrites it.
+            let (sources_t, hit) = match decl {
+                Some(d) => (hitting, has_policy(e.child) || d.on_erase == OnErase::Drop),
+                None if owning(fk.on_delete) => {
+                    if let Some(p) = &policies[e.child]
+                        && p.keeps_rows()
+                        && let Some(&parent) = dropping.first()
+                    {
+                        return Err(PlanError::Dangling {
+                            key: p.key.clone(),
+                            fk: fk.name.clone(),
+                            child: m.tables[e.child].qualified(),
+                            parent: m.tables[parent].qualified(),
+                            action: p.note.action.as_str().into(),
+                        });
+                    }
+                    (
+                        if has_policy(e.child) {
+                            hitting
+                        } else {
+                            dropping
+                        },
+                        true,
+                    )
+                }
+                None => (dropping, false),
+            };
             if sources_t.is_empty() {
                 continue;
             }
-            let fk = &foreign_keys[e.fk];
             let cols = |t: usize, names: &[String]| -> Result<Vec<usize>, PlanError> {
                 names
                     .iter()
@@ -238,6 +355,7 @@ impl RestorePlan {
                     .collect()
             };
             let child_cols = cols(e.child, &fk.columns)?;
+            let path = decl.and_then(|d| d.path.clone());
             let mut child_forms = Vec::new();
             let mut sources = Vec::new();
             for &p in &sources_t {
@@ -247,7 +365,11 @@ impl RestorePlan {
                 for (&cc, &pc) in child_cols.iter().zip(&ref_cols) {
                     let (cdef, pdef) = (&m.tables[e.child].columns[cc], &m.tables[p].columns[pc]);
                     let (ck, pk) = (keys::classify(cdef), keys::classify(pdef));
-                    let Some(form) = keys::child_form(&ck, &pk, ctype) else {
+                    let form = match &path {
+                        Some(_) => keys::json_form(&pk, ctype),
+                        None => keys::child_form(&ck, &pk, ctype),
+                    };
+                    let Some(form) = form else {
                         let shown = |t: usize, c: &crate::repo::manifest::Column| {
                             format!(
                                 "{}.{} ({})",
@@ -276,29 +398,37 @@ impl RestorePlan {
                 };
                 sources.push((p, slot));
             }
-            let effect = match fk.on_delete {
-                FkAction::Cascade | FkAction::Restrict | FkAction::NoAction => Effect::Drop,
-                FkAction::SetNull | FkAction::SetDefault => {
-                    let targets = if fk.set_columns.is_empty() {
-                        child_cols.clone()
-                    } else {
-                        cols(e.child, &fk.set_columns)?
-                    };
-                    Effect::Rewrite(rewrite_entries(
-                        m,
-                        (e.child, tables[e.child].fks.len()),
-                        &fk.name,
-                        &targets,
-                        fk.on_delete == FkAction::SetDefault,
-                        &mut pending_defaults,
-                    ))
+            let effect = if hit {
+                Effect::Hit
+            } else if let Some(d) = decl {
+                match d.on_erase {
+                    OnErase::SetNull => Effect::Rewrite(
+                        child_cols.iter().map(|&c| (c, Replacement::Null)).collect(),
+                    ),
+                    _ => Effect::Rewrite(d.set.get(&e.child).cloned().unwrap_or_default()),
                 }
+            } else {
+                let targets = if fk.set_columns.is_empty() {
+                    child_cols.clone()
+                } else {
+                    cols(e.child, &fk.set_columns)?
+                };
+                Effect::Rewrite(rewrite_entries(
+                    m,
+                    (e.child, tables[e.child].fks.len()),
+                    &fk.name,
+                    &targets,
+                    fk.on_delete == FkAction::SetDefault,
+                    &mut pending_defaults,
+                ))
             };
             tables[e.child].fks.push(FkCheck {
                 name: fk.name.clone(),
                 columns: child_cols,
                 set: SetRef::Dropped(sources),
                 effect,
+                path,
+                redacts: !hit && decl.is_some_and(|d| d.on_erase == OnErase::Redact),
             });
             tables[e.child].forms.fks.push(child_forms);
         }
@@ -321,7 +451,7 @@ impl RestorePlan {
                     && p.forms.root(0) == KeyForm::Plain
                     && !p.forms.reusable(0)
                     && p.forms.subject(0).is_none()
-                    && p.fks.iter().all(|f| f.effect != Effect::Drop))
+                    && p.fks.iter().all(|f| f.effect != Effect::Hit))
                 .then(|| (p.roots[0], p.records.clone()))
             })
             .collect();
@@ -341,6 +471,7 @@ impl RestorePlan {
                     && records[slot] == [*root]
                     && record_plain[table][slot]
                     && f.columns.len() == 1
+                    && f.path.is_none()
                     && plan.forms.fk(i).is_none()
                 {
                     f.set = SetRef::Root;
@@ -407,6 +538,20 @@ impl RestorePlan {
         forms
     }
 
+    /// Whether some redaction writes pseudonyms (the key must be loaded).
+    pub fn uses_pseudonyms(&self) -> bool {
+        let pseudo = |e: &[(usize, Replacement)]| {
+            e.iter()
+                .any(|(_, r)| matches!(r, Replacement::Pseudonym(_)))
+        };
+        self.tables.iter().any(|t| {
+            matches!(&t.action, Action::Redact(e) if pseudo(e))
+                || t.fks
+                    .iter()
+                    .any(|f| matches!(&f.effect, Effect::Rewrite(e) if pseudo(e)))
+        })
+    }
+
     /// Whether a root is a reusable natural key (the list must then be read
     /// with each erasure's time).
     pub fn has_reusable(&self) -> bool {
@@ -441,3 +586,6 @@ pub(super) mod tests;
 
 #[cfg(test)]
 mod partition_tests;
+
+#[cfg(test)]
+mod policy_tests;

@@ -147,6 +147,8 @@ pub(super) fn model_on_update(
                 columns: child_cols,
                 set: SetRef::Dropped(sources),
                 effect,
+                path: None,
+                redacts: false,
             });
             tables[e.child].forms.fks.push(child_forms);
             added = true;

@@ -43,7 +43,7 @@ pub(super) fn order(tables: &[TablePlan], notes: &mut Vec<String>, m: &Manifest)
             if let SetRef::Dropped(sources) = &f.set
                 && sources.iter().any(|&(table, _)| comp_of[table] == c)
             {
-                let kind = if f.effect == Effect::Drop {
+                let kind = if f.effect == Effect::Hit {
                     PrePass::UntilStable
                 } else {
                     PrePass::Once

@@ -212,10 +212,10 @@ fn shop_schema_is_planned_parents_first_with_every_action() {
 
     let items = &p.tables[0];
     assert_eq!(items.fks[0].set, SetRef::Dropped(vec![(2, 0)]));
-    assert_eq!(items.fks[0].effect, Effect::Drop);
+    assert_eq!(items.fks[0].effect, Effect::Hit);
     let payments = &p.tables[4];
     assert_eq!(payments.fks.len(), 2);
-    assert!(payments.fks.iter().all(|f| f.effect == Effect::Drop));
+    assert!(payments.fks.iter().all(|f| f.effect == Effect::Hit));
     assert_eq!(
         p.tables[3].fks[0].effect,
         Effect::Rewrite(vec![(1, Replacement::Null)])

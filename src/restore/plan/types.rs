@@ -14,13 +14,46 @@ pub enum Replacement {
     /// A default not evaluated yet (`--dry-run` counts rows without it;
     /// writing such a row is refused).
     Unresolved(String),
+    /// A redaction's keyed hash of the value the field held (NULL stays
+    /// NULL), spelled for the column's type.
+    Pseudonym(crate::erasure::pseudonym::PseudonymKind),
+}
+
+/// What happens to a row that belongs to an erased subject: its root
+/// value is listed, or a check whose effect is [`Effect::Hit`] matched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Action {
+    /// The row goes, and its keys go into the table's record sets (what
+    /// the foreign keys' rules do; `drop` policies and tables without one).
+    #[default]
+    Drop,
+    /// The row stays with these columns overwritten (a `redact` policy);
+    /// its keys stay, so rows referencing it keep their references. Its
+    /// keys go into the record sets all the same: there they mean "an
+    /// erased subject's row", which only tables with a policy of their own
+    /// check against (see `plan`).
+    Redact(Vec<(usize, Replacement)>),
+    /// The row stays as it is (a `keep` policy), counted in the report; its
+    /// keys are recorded as for `Redact`.
+    Keep,
+}
+
+/// A table's configured policy, for reports and the erasure map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyNote {
+    pub action: crate::erasure::policy::PolicyAction,
+    pub reason: Option<String>,
+    /// The redacted columns by name, with what they get as configured.
+    pub set: Vec<(String, String)>,
 }
 
 /// What a hit on a foreign-key check does to the child row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// CASCADE, RESTRICT, NO ACTION.
-    Drop,
+    /// The row is the erased subject's (CASCADE, RESTRICT, NO ACTION, a
+    /// declared reference that drops, or any owning key into a table with
+    /// a policy): the table's [`Action`] applies.
+    Hit,
     /// SET NULL / SET DEFAULT: these columns get these values.
     Rewrite(Vec<(usize, Replacement)>),
     /// ON UPDATE RESTRICT / NO ACTION under a rewritten key: PostgreSQL
@@ -48,6 +81,12 @@ pub struct FkCheck {
     pub columns: Vec<usize>,
     pub set: SetRef,
     pub effect: Effect,
+    /// For a declared reference into a json/jsonb column: the path of the
+    /// key inside the document (`columns` is then that one column).
+    pub path: Option<crate::jsonpath::JsonPath>,
+    /// A declared reference's `on_erase = "redact"` (its rewrite is a
+    /// redaction, counted as one, and never a SET DEFAULT).
+    pub redacts: bool,
 }
 
 /// What the filter does to one table's rows.
@@ -70,6 +109,10 @@ pub struct TablePlan {
     /// action applies: when a kept row's SET NULL / SET DEFAULT rewrites
     /// one of them, its old key goes into set `records.len() + i`.
     pub rewrites: Vec<Vec<usize>>,
+    /// What happens to the rows of erased subjects.
+    pub action: Action,
+    /// The configured policy, if any (`Action::Drop` without one).
+    pub policy: Option<PolicyNote>,
 }
 
 /// Per key of a [`TablePlan`], the [`KeyForm`] of each of its columns; an
@@ -131,14 +174,19 @@ impl TablePlan {
     pub(crate) fn max_col(&self) -> Option<usize> {
         let fk = self.fks.iter().flat_map(|f| {
             f.columns.iter().copied().chain(match &f.effect {
-                Effect::Drop | Effect::Refuse => Vec::new(),
+                Effect::Hit | Effect::Refuse => Vec::new(),
                 Effect::Rewrite(r) => r.iter().map(|(c, _)| *c).collect(),
             })
         });
+        let redacted = match &self.action {
+            Action::Redact(entries) => entries.iter().map(|(c, _)| *c).collect(),
+            Action::Drop | Action::Keep => Vec::new(),
+        };
         self.roots
             .iter()
             .copied()
             .chain(fk)
+            .chain(redacted)
             .chain(self.records.iter().flatten().copied())
             .chain(self.rewrites.iter().flatten().copied())
             .max()
@@ -147,6 +195,67 @@ impl TablePlan {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
+    #[error(
+        "{key} names table {table}, which is not in snapshot {snapshot}; fix the config (tables in the snapshot: {available})"
+    )]
+    UnknownTable {
+        key: String,
+        table: String,
+        snapshot: String,
+        available: String,
+    },
+    #[error(
+        "{key} names column {column} of {table}, which has no such column (columns: {available})"
+    )]
+    UnknownColumn {
+        key: String,
+        table: String,
+        column: String,
+        available: String,
+    },
+    #[error(
+        "{key}: {table}.{column} is part of a key that {referenced_by} references; a redaction keeps the row's keys so that references to it stay valid: redact other columns, or drop the row"
+    )]
+    RedactKey {
+        key: String,
+        table: String,
+        column: String,
+        referenced_by: String,
+    },
+    #[error(
+        "{key}: {table}.{column} is a generated column; PostgreSQL computes it, so it cannot be redacted: redact the columns it is computed from"
+    )]
+    RedactGenerated {
+        key: String,
+        table: String,
+        column: String,
+    },
+    #[error("{key}: {table}.{column} cannot hold a pseudonym: {message}")]
+    PseudonymType {
+        key: String,
+        table: String,
+        column: String,
+        message: String,
+    },
+    #[error(
+        "{key}: {fk} makes rows of {child} belong to rows of {parent}, which a restore drops for an erased subject, but the policy {action}s the rows of {child}: the kept rows would reference rows that are gone. Either give {parent} a redact or keep policy too (its rows then stay), or make the policy of {child} drop (or the key ON DELETE SET NULL)"
+    )]
+    Dangling {
+        key: String,
+        fk: String,
+        child: String,
+        parent: String,
+        action: String,
+    },
+    #[error(
+        "{key}: {table}.{column} is of type {type_name}; a path can only be followed inside a json or jsonb column"
+    )]
+    PathType {
+        key: String,
+        table: String,
+        column: String,
+        type_name: String,
+    },
     #[error(
         "erasure.subjects names table {table}, which is not in snapshot {snapshot}; fix the config (tables in the snapshot: {available})"
     )]

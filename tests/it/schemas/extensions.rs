@@ -44,6 +44,8 @@ INSERT INTO jobs VALUES (2, 3, 'report for 3', false), (3, 4, 'cleanup', false);
 "#,
         subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["3"]),
     };
     let c = case.check();
@@ -84,6 +86,8 @@ SELECT lo_from_bytea(0, 'orphan');
         subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]\n\
                         large_objects = [ { table = \"public.documents\", column = \"content\" } ]",
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["3", "7"]),
     };
     let c = case.check();

@@ -32,6 +32,13 @@ pub(super) struct Case {
     source_sql: &'static str,
     subjects_toml: &'static str,
     subject_type: &'static str,
+    /// More of `[erasure]` (policies, references, the pseudonym key),
+    /// after `subjects`; `{dir}` is the case's temporary directory.
+    erasure_toml: &'static str,
+    /// The application's own erasure procedure, run on the truth instead
+    /// of the default one (RESTRICT / NO ACTION as CASCADE, then a DELETE
+    /// per root); `{dir}` as above.
+    procedure: Option<&'static str>,
     erased: Vec<String>,
 }
 
@@ -58,6 +65,11 @@ struct Checked {
     report: Value,
 }
 
+/// The pseudonym key every case gets, as hex (the procedures' pgcrypto
+/// `hmac` uses the same bytes).
+pub(super) const PSEUDONYM_KEY_HEX: &str =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
 }
@@ -79,13 +91,28 @@ impl Case {
     /// table and partition is created after the config was written), takes
     /// a snapshot and lists the erased ids (`erase add -- …`).
     fn prepare(&self) -> Env {
+        let mut env = self.setup();
+        env.id = env.ok(&["snapshot"]).trim().to_string();
+        let mut args = vec!["erase", "add", "--"];
+        args.extend(self.erased.iter().map(String::as_str));
+        env.ok(&args);
+        env
+    }
+
+    /// The source with its tables and the config, no snapshot yet.
+    fn setup(&self) -> Env {
         let src = TestDb::create(self.tag);
         let dir = tempfile::tempdir().expect("tempdir");
         let public = lethe::crypto::keygen(&dir.path().join("restore.key")).expect("keygen");
+        // For cases that redact with pseudonyms (`{dir}/pseudonym.key`).
+        let key = dir.path().join("pseudonym.key");
+        std::fs::write(&key, PSEUDONYM_KEY_HEX).expect("write pseudonym key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod pseudonym key");
         let config = format!(
             "[source]\nurl = \"{src}\"\njobs = 2\n\n[storage]\nurl = \"file://{repo}\"\n\n\
              [encryption]\nrecipients = [\"{public}\"]\nidentity_file = \"{key}\"\n\n\
-             [erasure]\npath = \"{erasure}\"\nsubject_type = \"{st}\"\nsubjects = {subjects}\n\n\
+             [erasure]\npath = \"{erasure}\"\nsubject_type = \"{st}\"\nsubjects = {subjects}\n{extra}\n\n\
              [api]\nlisten = \"unix:{sock}\"\n\n[log]\nformat = \"json\"\n",
             src = src.url,
             repo = dir.path().join("repo").display(),
@@ -93,21 +120,19 @@ impl Case {
             erasure = dir.path().join("erasure").display(),
             st = self.subject_type,
             subjects = self.subjects_toml,
+            extra = self
+                .erasure_toml
+                .replace("{dir}", &dir.path().display().to_string()),
             sock = dir.path().join("api.sock").display(),
         );
         let cfg = write_config(dir.path(), &config);
         src.sql(self.source_sql);
-        let mut env = Env {
+        Env {
             dir,
             src,
             cfg,
             id: String::new(),
-        };
-        env.id = env.ok(&["snapshot"]).trim().to_string();
-        let mut args = vec!["erase", "add", "--"];
-        args.extend(self.erased.iter().map(String::as_str));
-        env.ok(&args);
-        env
+        }
     }
 
     /// Prepares the case, restores into a new database and into a SQL file
@@ -163,6 +188,10 @@ impl Case {
             url: format!("{}/{name}", pg_base()),
             name,
         };
+        if let Some(procedure) = self.procedure {
+            truth.sql(&procedure.replace("{dir}", &env.dir.path().display().to_string()));
+            return truth;
+        }
         truth.sql(
             r#"CREATE TEMP TABLE lethe_fks AS
                  SELECT conrelid::regclass::text AS tbl, quote_ident(conname) AS name,
@@ -496,5 +525,6 @@ const USERS_ROOT: &str = "[ { table = \"public.users\", column = \"id\" } ]";
 
 mod extensions;
 mod partitions;
+mod policies;
 mod refusals;
 mod types;

@@ -43,6 +43,8 @@ REFRESH MATERIALIZED VIEW order_counts;
 "#,
         subjects_toml: USERS_ROOT,
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001", "990002", "990003"]),
     };
     let c = case.check();
@@ -114,6 +116,8 @@ INSERT INTO audit SELECT row_number() OVER (ORDER BY u.id, u.region), u.id, u.re
 "#,
         subjects_toml: USERS_ROOT,
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001", "990002", "990003", "990004"]),
     };
     let c = case.check();
@@ -161,6 +165,8 @@ INSERT INTO admin_notes SELECT row_number() OVER (ORDER BY a.id, g), a.id, 'note
 "#,
         subjects_toml: USERS_ROOT,
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001", "990002", "990003", "990011", "990012"]),
     };
     let c = case.check();

@@ -12,6 +12,8 @@ fn a_bigint_subject_on_a_text_root_is_refused_before_anything_is_written() {
                      INSERT INTO users VALUES ('990001', 'erased');",
         subjects_toml: "[ { table = \"public.users\", column = \"handle\" } ]",
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001"]),
     };
     let err = case.refused();
@@ -30,6 +32,8 @@ fn a_bigint_subject_on_a_numeric_root_with_scale_is_refused() {
                      INSERT INTO users VALUES (990001, 'erased');",
         subjects_toml: "[ { table = \"public.users\", column = \"account_no\" } ]",
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001"]),
     };
     let err = case.refused();
@@ -51,6 +55,8 @@ fn a_foreign_key_over_a_float_column_is_refused_naming_it() {
                      INSERT INTO ratings SELECT id, score FROM users;",
         subjects_toml: USERS_ROOT,
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001"]),
     };
     let err = case.refused();
@@ -81,6 +87,8 @@ CREATE INDEX notes_norm ON notes (outer_norm(body));
 "#,
         subjects_toml: USERS_ROOT,
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001"]),
     };
     let env = case.prepare();
@@ -123,6 +131,8 @@ INSERT INTO orders SELECT i, i % 50 + 1 FROM generate_series(1, 200) i;
 "#,
         subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["7"]),
     };
     let env = case.prepare();

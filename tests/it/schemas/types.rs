@@ -26,6 +26,8 @@ INSERT INTO newsletters SELECT row_number() OVER (ORDER BY a.email), upper(a.ema
 "#,
         subjects_toml: "[ { table = \"public.accounts\", column = \"email\" } ]",
         subject_type: "text",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["Erased.Person@Example.COM", "SECOND.GONE@example.org"]),
     };
     let c = case.check();
@@ -57,6 +59,8 @@ INSERT INTO usages SELECT row_number() OVER (ORDER BY c.code, g), rtrim(c.code) 
 "#,
         subjects_toml: USERS_ROOT,
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001", "990002"]),
     };
     let c = case.check();
@@ -87,6 +91,8 @@ INSERT INTO notes SELECT row_number() OVER (ORDER BY u.id), u.id * 1.0, 'note' F
 "#,
         subjects_toml: USERS_ROOT,
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001", "990002", "990003"]),
     };
     let c = case.check();
@@ -118,6 +124,8 @@ INSERT INTO profiles SELECT id, 'bio of ' || id FROM users;
 "#,
         subjects_toml: USERS_ROOT,
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001", "990002"]),
     };
     let c = case.check();
@@ -153,6 +161,8 @@ INSERT INTO public.users SELECT id, name FROM "app.v2".users;
 "#,
         subjects_toml: "[ { table = '\"app.v2\".users', column = \"id\" } ]",
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001", "990002"]),
     };
     let c = case.check();
@@ -192,6 +202,8 @@ INSERT INTO tasks SELECT row_number() OVER (ORDER BY u.tenant_id, u.id, g), u.te
 "#,
         subjects_toml: USERS_ROOT,
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001", "990002"]),
     };
     let c = case.check();
@@ -225,6 +237,8 @@ INSERT INTO shares SELECT i, i FROM generate_series(1, 100) i;
 "#,
         subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001", "990002"]),
     };
     let c = case.check();
@@ -263,6 +277,8 @@ fn a_set_null_on_a_referenced_key_applies_the_on_update_actions() {
         source_sql: ON_UPDATE_SQL,
         subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["990001"]),
     };
     let c = case.check();
@@ -290,6 +306,8 @@ INSERT INTO ledger SELECT i, i FROM generate_series(1, 10) i;
 "#,
         subjects_toml: "[ { table = \"public.users\", column = \"id\" } ]",
         subject_type: "bigint",
+        erasure_toml: "",
+        procedure: None,
         erased: ids(&["4"]),
     };
     let env = case.prepare();
