@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod erasure;
 pub mod framed;
+pub mod leak_state;
 pub mod pause_switch;
 pub mod pg;
 pub(crate) mod prefetch;
