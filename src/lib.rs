@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod erasure;
 pub mod framed;
 pub mod jsonpath;
+pub mod leak_state;
 pub mod pause_switch;
 pub mod pg;
 pub(crate) mod prefetch;

@@ -38,6 +38,11 @@ fn main() {
     }) {
         Ok(code) => code,
         Err(e) => {
+            // An error its logged event already showed is not printed again.
+            let (e, shown) = match e.downcast::<commands::Reported>() {
+                Ok(commands::Reported(inner)) => (inner, true),
+                Err(e) => (e, false),
+            };
             let usage = e.downcast_ref::<commands::UsageError>().is_some();
             // A panicked task's message travels in its JoinError: redact it.
             // Typed where the JoinError is still in the chain; by its text
@@ -47,7 +52,9 @@ fn main() {
                 c.downcast_ref::<tokio::task::JoinError>()
                     .is_some_and(tokio::task::JoinError::is_panic)
             });
-            if panicked || text.contains("panicked") {
+            if shown {
+                // Said once, in the event.
+            } else if panicked || text.contains("panicked") {
                 eprintln!("lethe: error: {}", lethe::telemetry::panic::redact(&text));
             } else {
                 eprintln!("lethe: error: {text}");

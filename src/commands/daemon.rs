@@ -10,8 +10,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
         Ok(code) => Ok(code),
         Err(DaemonError::Config(m)) => Err(UsageError(m).into()),
         Err(e) => {
-            tracing::error!(event = "daemon.failed", error = %e);
-            Err(e.into())
+            let mark = crate::telemetry::LogMark::now();
+            tracing::error!(event = "daemon.failed", error = %e, "the daemon could not start");
+            Err(super::reported(&mark, tracing::Level::ERROR, e.into()))
         }
     }
 }

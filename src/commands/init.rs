@@ -57,10 +57,14 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
         ),
     }
     for c in &report.conflicts {
-        eprintln!(
-            "warning: {c}; the erasure journal must outlive every snapshot, narrow that rule's prefix"
-        );
-        tracing::warn!(event = "init.lifecycle_conflict", conflict = %c);
+        const WHY: &str =
+            "the erasure journal must outlive every snapshot, narrow that rule's prefix";
+        // Said once: in the event, or here when warnings are not logged.
+        let mark = crate::telemetry::LogMark::now();
+        tracing::warn!(event = "init.lifecycle_conflict", conflict = %c, "{WHY}");
+        if !mark.logged_since(tracing::Level::WARN) {
+            eprintln!("lethe: warning: {c}; {WHY}");
+        }
     }
 
     match marker {

@@ -24,6 +24,37 @@ use std::path::PathBuf;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// An error a person has already read on stderr, in the event a command (or
+/// the library it called) logged for it (`restore.failed`,
+/// `snapshot.failed`, `daemon.failed`…): `main` prints no `lethe: error:`
+/// line for it, so each error is shown once. The exit code is the wrapped
+/// error's (1, or 2 for a [`UsageError`]).
+#[derive(Debug)]
+pub struct Reported(pub anyhow::Error);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
+
+/// `e` as [`Reported`] when a line at `level` (the event that carries it)
+/// reached stderr after `mark`; else `e` as it is, for `main` to print
+/// (logging off, or the event filtered out).
+pub fn reported(
+    mark: &crate::telemetry::LogMark,
+    level: tracing::Level,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    if mark.logged_since(level) {
+        Reported(e).into()
+    } else {
+        e
+    }
+}
+
 /// Loaded lazily: `keygen` runs without a config.
 pub struct Ctx {
     pub config_path: PathBuf,

@@ -65,8 +65,11 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(event = "restore.failed", snapshot = %a.selector, dry_run = a.dry_run, error = %format!("{e:#}"), "restore failed: {e:#}");
-            return Err(e);
+            // The error is the event's `error` field, not also its message:
+            // a person reads it once (and `main` does not print it again).
+            let mark = crate::telemetry::LogMark::now();
+            tracing::error!(event = "restore.failed", snapshot = %a.selector, dry_run = a.dry_run, error = %format!("{e:#}"), "restore failed");
+            return Err(super::reported(&mark, tracing::Level::ERROR, e));
         }
     };
     if let Some(path) = &a.report {

@@ -9,18 +9,20 @@
 //! snapshot must have been quiet before this run deletes its leftovers;
 //! tests set it to `0s`.
 
-use super::Ctx;
+use super::{Ctx, reported};
 use crate::commands::list::human_bytes;
 use crate::repo::lease::{SKEW_ALLOWANCE_SECS, SNAPSHOT_LOCK_KEY};
 use crate::shutdown::{Hooks, Shutdown};
 use crate::snapshot::locked::{self, LockOptions, LockedError};
 use crate::snapshot::run::{self, SnapshotOptions};
 use crate::snapshot::stage::{Progress, Stage};
+use crate::telemetry::LogMark;
 use crate::telemetry::progress::{Display, SNAPSHOT_TEMPLATE};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tracing::Level;
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
@@ -29,8 +31,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let storage = match prepare(ctx, &cfg).await {
         Ok(s) => s,
         Err(e) => {
+            let mark = LogMark::now();
             tracing::error!(event = "snapshot.failed", stage = "start", error = %format!("{e:#}"));
-            return Err(e);
+            return Err(reported(&mark, Level::ERROR, e));
         }
     };
     let cleanup_grace = match std::env::var("LETHE_CLEANUP_GRACE")
@@ -49,6 +52,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     ))?;
     let progress = Arc::new(Progress::default());
     let (progress_for_display, started) = (progress.clone(), Instant::now());
+    let stop = shutdown.token();
     let display = std::io::stderr()
         .is_terminal()
         .then(|| Display::new(SNAPSHOT_TEMPLATE, 0))
@@ -57,6 +61,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     let ticker = display
         .as_ref()
         .map(|d| tokio::spawn(show_progress(progress.clone(), Arc::downgrade(d), started)));
+    // The snapshot logs how it ended (`snapshot.failed`, `snapshot.cancelled`);
+    // what it logged is not printed again.
+    let mark = LogMark::now();
     let result = locked::under_lock(
         storage.clone(),
         LockOptions::default(),
@@ -85,7 +92,16 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     }
     let outcome = match result {
         Ok(o) => o,
-        Err(LockedError::Work(e) | LockedError::Lost { work: e, .. }) => return Err(e.into()),
+        Err(LockedError::Work(e) | LockedError::Lost { work: e, .. }) => {
+            // A stop is `snapshot.cancelled` at INFO, a failure
+            // `snapshot.failed` at ERROR (and a lost lock `lease.lost`).
+            let level = if e.is_cancelled() || stop.is_cancelled() {
+                Level::INFO
+            } else {
+                Level::ERROR
+            };
+            return Err(reported(&mark, level, e.into()));
+        }
         Err(LockedError::Cancelled) => {
             anyhow::bail!("snapshot cancelled before it started; nothing was committed")
         }
@@ -93,26 +109,32 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
             holder,
             expires_at: Some(expires_at),
         }) => {
-            tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder, lock_expires_at = %expires_at);
-            anyhow::bail!(
+            let why = format!(
                 "another lethe ({holder}) is taking a snapshot of {}: its lock {SNAPSHOT_LOCK_KEY} is held until \
                  {expires_at} and that process is running (or ran on another host: if it is gone, the lock is \
                  taken over {SKEW_ALLOWANCE_SECS}s after that); try again then",
                 storage.describe()
             );
+            let mark = LogMark::now();
+            tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder, lock_expires_at = %expires_at, "{why}");
+            return Err(reported(&mark, Level::WARN, anyhow::anyhow!(why)));
         }
         Err(LockedError::Held {
             holder,
             expires_at: None,
         }) => {
-            tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder);
-            anyhow::bail!(
+            let why = format!(
                 "another lethe ({holder}) took the snapshot lock {SNAPSHOT_LOCK_KEY} at the same moment; try again"
             );
+            let mark = LogMark::now();
+            tracing::warn!(event = "snapshot.skipped", reason = "lock_held", holder = %holder, "{why}");
+            return Err(reported(&mark, Level::WARN, anyhow::anyhow!(why)));
         }
         Err(LockedError::Lock(e)) => {
-            tracing::error!(event = "snapshot.failed", stage = "lock", error = %e);
-            anyhow::bail!("cannot take the snapshot lock {SNAPSHOT_LOCK_KEY}: {e}");
+            let why = format!("cannot take the snapshot lock {SNAPSHOT_LOCK_KEY}: {e}");
+            let mark = LogMark::now();
+            tracing::error!(event = "snapshot.failed", stage = "lock", error = %why);
+            return Err(reported(&mark, Level::ERROR, anyhow::anyhow!(why)));
         }
     };
     println!("{}", outcome.manifest.id);

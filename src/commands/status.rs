@@ -1,11 +1,12 @@
 //! `lethe status [--json]`: the last snapshot and its age, the next run,
-//! snapshot count and size, the erasure list and the lifecycle rule.
+//! snapshot count and size, the erasure list, the daemon's last leak check
+//! and the lifecycle rule.
 //! Exit 0 healthy, 1 degraded, 2 down (no daemon answers): a health check
 //! can run it as is (`crate::daemon::status::Health`).
 
 use super::Ctx;
 use super::list::human_bytes;
-use crate::daemon::status::{Health, StatusReport, gather, human_age};
+use crate::daemon::status::{Health, StatusReport, gather, human_age, leaked_tables};
 use chrono::{DateTime, Utc};
 
 pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
@@ -88,6 +89,22 @@ fn render(r: &StatusReport, now: DateTime<Utc>) -> String {
             let _ = writeln!(s, "erasure list  unavailable");
         }
     }
+    let leak = match (&r.leak_check, r.daemon_running) {
+        (Some(l), _) if !l.checked => format!(
+            "not run by the last snapshot {} (it could not read the erasure list)",
+            l.snapshot
+        ),
+        (Some(l), _) if l.rows == 0 => format!("none found by the last snapshot {}", l.snapshot),
+        (Some(l), _) => format!(
+            "LEAK: the last snapshot {} found {} row(s) of erased subjects in {}",
+            l.snapshot,
+            l.rows,
+            leaked_tables(l)
+        ),
+        (None, true) => "unknown (the daemon has taken no snapshot since it started)".into(),
+        (None, false) => "unknown (no daemon answering)".into(),
+    };
+    let _ = writeln!(s, "leak check    {leak}");
     let l = &r.lifecycle;
     let lifecycle = match l.state.as_str() {
         "present" => "present".to_string(),

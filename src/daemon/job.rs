@@ -26,6 +26,8 @@ pub struct SnapshotDone {
     /// Rows of erased subjects found while snapshotting, per table: the
     /// application did not delete them. Counts only, never ids.
     pub leaks: Vec<crate::snapshot::run::Leak>,
+    /// Whether the leak check ran (it needs the erasure list).
+    pub leak_checked: bool,
 }
 
 /// The seam between the scheduler and the snapshot writer, so the
@@ -67,10 +69,10 @@ impl Snapshotter for WriterSnapshotter {
             ..SnapshotOptions::default()
         };
         let out = crate::snapshot::locked::take(&cfg, storage, erasure, opts).await?;
-        let leaks = out.leaks;
         Ok(SnapshotDone {
             manifest: out.manifest,
-            leaks,
+            leaks: out.leaks,
+            leak_checked: out.leak_checked,
         })
     }
 }

@@ -17,6 +17,7 @@ pub use signals::Control;
 
 use crate::config::Config;
 use crate::erasure::ErasureStore;
+use crate::leak_state::{LeakReport, LeakState};
 use crate::pause_switch::PauseSwitch;
 use crate::repo::layout;
 use crate::schedule::{Backoff, Clock, Schedule};
@@ -91,6 +92,8 @@ pub struct Daemon {
     next_due: DateTime<Utc>,
     /// `lethe pause` / `lethe resume` (through the API); memory only.
     pause: PauseSwitch,
+    /// The last snapshot's leak check, reported by the API; memory only.
+    leaks: LeakState,
 }
 
 enum Wake {
@@ -138,13 +141,22 @@ impl Daemon {
             failures: 0,
             next_due: now,
             pause: PauseSwitch::new(),
+            leaks: LeakState::default(),
         })
     }
 
     /// Serves the erasure API from this daemon (needs the erasure list).
     pub fn with_api(mut self, api: crate::erasure::api::ApiServer) -> Daemon {
-        self.api = Some(api.with_pause(self.pause.clone()));
+        self.api = Some(
+            api.with_pause(self.pause.clone())
+                .with_leaks(self.leaks.clone()),
+        );
         self
+    }
+
+    /// The last snapshot's leak check, as the API reports it.
+    pub fn leak_state(&self) -> LeakState {
+        self.leaks.clone()
     }
 
     /// The switch `lethe pause` flips (tests flip it directly).
@@ -417,6 +429,12 @@ impl Daemon {
                 self.failures = 0;
                 let m = &done.manifest;
                 self.last_ok = Some((m.id.to_string(), m.finished_at));
+                self.leaks.record(LeakReport::new(
+                    m.id.to_string(),
+                    m.finished_at,
+                    done.leak_checked,
+                    done.leaks.clone(),
+                ));
                 self.next_due = self.schedule.due(Some(report.started_at), now);
             }
             Some(SnapshotResult::LockHeld { holder, expires_at }) => {

@@ -4,6 +4,7 @@
 //! lifecycle rule. The JSON form is stable: fields are only ever added.
 
 use crate::config::Config;
+use crate::leak_state::LeakReport;
 use crate::repo::layout;
 use crate::retention::{self, Policy};
 use crate::schedule::Schedule;
@@ -36,6 +37,11 @@ pub struct StatusReport {
     /// to say).
     pub paused: Option<bool>,
     pub paused_since: Option<DateTime<Utc>>,
+    /// The leak check of the daemon's last snapshot since it started
+    /// (`rows` > 0: erased subjects' rows are still in the live database,
+    /// `erasure.leak_detected`); `null` when no daemon answered or it has
+    /// taken no snapshot since it started.
+    pub leak_check: Option<LeakReport>,
     /// `healthy`, `degraded` or `down`: what `lethe status` exits with
     /// (0, 1, 2). See [`Health`].
     pub health: Health,
@@ -51,7 +57,8 @@ pub enum Health {
     Healthy,
     /// Exit 1: the daemon answers but something needs a look (a snapshot
     /// overdue, lifecycle rule missing or drifted, an incomplete snapshot
-    /// quiet for longer than the cleanup grace, the erasure list unreadable).
+    /// quiet for longer than the cleanup grace, the erasure list unreadable,
+    /// a leak found by the last snapshot's check).
     Degraded,
     /// Exit 2: no daemon answers on `api.listen`.
     Down,
@@ -104,6 +111,16 @@ pub fn assess(r: &StatusReport, stale_incomplete: usize) -> (Health, Vec<String>
             r.erasure.error.as_deref().unwrap_or("unavailable")
         ));
     }
+    if let Some(l) = r.leak_check.as_ref().filter(|l| l.rows > 0) {
+        problems.push(format!(
+            "the last snapshot ({}) found {} row(s) of erased subjects in the live database ({}): \
+             the application did not delete them (erasure.leak_detected; restores still drop them); \
+             this clears when a later snapshot of the daemon finds none",
+            l.snapshot,
+            l.rows,
+            leaked_tables(l)
+        ));
+    }
     let health = if !r.daemon_running {
         Health::Down
     } else if problems.is_empty() {
@@ -112,6 +129,15 @@ pub fn assess(r: &StatusReport, stale_incomplete: usize) -> (Health, Vec<String>
         Health::Degraded
     };
     (health, problems)
+}
+
+/// `public.users (3), public.staff (1)`
+pub fn leaked_tables(l: &LeakReport) -> String {
+    l.tables
+        .iter()
+        .map(|t| format!("{} ({})", t.table, t.rows))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,7 +244,8 @@ pub async fn gather(
         lifecycle: lifecycle_report(cfg).await,
         daemon_running,
         paused: pause.as_ref().map(|p| p.paused),
-        paused_since: pause.and_then(|p| p.paused_since),
+        paused_since: pause.as_ref().and_then(|p| p.paused_since),
+        leak_check: pause.and_then(|p| p.last_leak_check),
         health: Health::Healthy,
         problems: Vec::new(),
     };
@@ -226,7 +253,7 @@ pub async fn gather(
     Ok(report)
 }
 
-/// The daemon's pause switch, `None` if it cannot say.
+/// The daemon's pause switch and last leak check, `None` if it cannot say.
 async fn pause_state(cfg: &Config) -> Option<crate::erasure::api::ScheduleState> {
     let client =
         crate::erasure::client::ApiClient::for_config(&cfg.api, &cfg.erasure, &cfg.storage.url)

@@ -24,6 +24,7 @@ fn report(daemon_running: bool, overdue: bool, lifecycle: &str) -> StatusReport 
         daemon_running,
         paused: None,
         paused_since: None,
+        leak_check: None,
         health: Health::Healthy,
         problems: Vec::new(),
     }
@@ -55,4 +56,31 @@ fn health_is_down_without_a_daemon_degraded_on_any_problem_else_healthy() {
         [Health::Healthy, Health::Degraded, Health::Down].map(Health::exit_code),
         [0, 1, 2]
     );
+}
+
+#[test]
+fn a_leak_found_by_the_last_snapshot_is_degraded_naming_the_snapshot_and_tables() {
+    use crate::leak_state::{Leak, LeakReport};
+    let mut r = report(true, false, "present");
+    let at = Utc::now();
+    r.leak_check = Some(LeakReport::new("S1".into(), at, true, vec![]));
+    assert_eq!(assess(&r, 0), (Health::Healthy, vec![]));
+    r.leak_check = Some(LeakReport::new(
+        "S2".into(),
+        at,
+        true,
+        vec![Leak {
+            table: "public.users".into(),
+            column: "id".into(),
+            rows: 3,
+        }],
+    ));
+    let (h, p) = assess(&r, 0);
+    assert_eq!(h, Health::Degraded);
+    assert!(
+        p[0].contains("S2") && p[0].contains("3 row(s)") && p[0].contains("public.users (3)"),
+        "{p:?}"
+    );
+    r.daemon_running = false;
+    assert_eq!(assess(&r, 0).0, Health::Down);
 }

@@ -31,6 +31,8 @@ struct Fake {
     fail_first: Mutex<u32>,
     runs: Runs,
     cancelled: Arc<Mutex<u32>>,
+    /// Rows of erased subjects each successful run finds (none once empty).
+    leak_rows: Mutex<std::collections::VecDeque<u64>>,
 }
 
 fn entry(key: String) -> ObjectEntry {
@@ -104,9 +106,18 @@ impl Snapshotter for Fake {
                 manifest.to_json().into(),
             )
             .await?;
+        let rows = self.leak_rows.lock().unwrap().pop_front().unwrap_or(0);
         Ok(SnapshotDone {
             manifest,
-            leaks: vec![],
+            leaks: (rows > 0)
+                .then(|| crate::snapshot::run::Leak {
+                    table: "public.users".into(),
+                    column: "id".into(),
+                    rows,
+                })
+                .into_iter()
+                .collect(),
+            leak_checked: true,
         })
     }
 }
@@ -217,6 +228,17 @@ fn config_text(repo: &std::path::Path, every: &str) -> String {
 }
 
 async fn daemon(every: &str, duration_s: u64, fail_first: u32) -> (Harness, Daemon) {
+    daemon_finding(every, duration_s, fail_first, &[]).await
+}
+
+/// [`daemon`], whose successive snapshots find `leak_rows` rows of erased
+/// subjects.
+async fn daemon_finding(
+    every: &str,
+    duration_s: u64,
+    fail_first: u32,
+    leak_rows: &[u64],
+) -> (Harness, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let config_path = dir.path().join("lethe.toml");
@@ -231,6 +253,7 @@ async fn daemon(every: &str, duration_s: u64, fail_first: u32) -> (Harness, Daem
         fail_first: Mutex::new(fail_first),
         runs: runs.clone(),
         cancelled: cancelled.clone(),
+        leak_rows: Mutex::new(leak_rows.iter().copied().collect()),
     };
     let opts = DaemonOptions {
         lock_settle: std::time::Duration::ZERO,
@@ -398,6 +421,7 @@ async fn two_daemons_on_one_repository_never_snapshot_at_once() {
         fail_first: Mutex::new(0),
         runs: h.runs.clone(),
         cancelled: h.cancelled.clone(),
+        leak_rows: Mutex::default(),
     };
     let opts = DaemonOptions {
         lock_settle: std::time::Duration::ZERO,
@@ -457,4 +481,26 @@ async fn while_paused_neither_the_schedule_nor_usr1_snapshot_and_resume_runs_the
     assert_eq!(starts.len(), 2, "{starts:?}");
     assert!(starts[0] < 5, "{starts:?}");
     assert!((5000..5005).contains(&starts[1]), "{starts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_snapshots_leak_check_is_kept_for_the_api_until_the_next_one() {
+    // The first snapshot finds 3 rows of erased subjects, the next none.
+    let (_h, d) = daemon_finding("1h", 60, 0, &[3, 0]).await;
+    let leaks = d.leak_state();
+    assert_eq!(leaks.last(), None, "nothing before the first snapshot");
+    let root = CancellationToken::new();
+    let (_tx, rx) = mpsc::channel(4);
+    let run = tokio::spawn(d.run(root.clone(), rx));
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    let first = leaks.last().expect("a report after the first snapshot");
+    assert!(first.checked, "{first:?}");
+    assert_eq!(first.rows, 3, "{first:?}");
+    assert_eq!(first.tables[0].table, "public.users", "{first:?}");
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    let second = leaks.last().expect("a report after the second snapshot");
+    assert_ne!(second.snapshot, first.snapshot);
+    assert_eq!((second.rows, second.tables.len()), (0, 0), "{second:?}");
+    root.cancel();
+    run.await.unwrap().unwrap();
 }

@@ -159,9 +159,9 @@ pub async fn load_list(
         .await
         .map_err(|e| RestoreError::Internal(format!("erasure list task: {e}")))?
         .map_err(|e| {
+            // `e` names the path and what to do (e.g. `lethe erase sync`).
             RestoreError::ErasureList(format!(
-                "refusing to restore: the erasure list at {shown} (erasure.path) cannot be used: {e}; \
-                 a restore never runs without it (run `lethe erase sync` on this host to build it from the journal)"
+                "refusing to restore: a restore never runs without the erasure list (erasure.path): {e}"
             ))
         })?;
     let store = Arc::new(store);

@@ -72,12 +72,7 @@ pub struct LeakCheck {
 }
 
 /// Rows of erased subjects found in one root table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leak {
-    pub table: String,
-    pub column: String,
-    pub rows: u64,
-}
+pub use crate::leak_state::Leak;
 
 /// How to take one snapshot.
 pub struct SnapshotOptions {
@@ -111,6 +106,8 @@ pub struct SnapshotOutcome {
     /// check, only tables with at least one such row). The caller logs
     /// `erasure.leak_detected`.
     pub leaks: Vec<Leak>,
+    /// Whether the leak check ran (`opts.leak_check` was given).
+    pub leak_checked: bool,
     pub cleanup: cleanup::CleanupReport,
 }
 
@@ -343,6 +340,7 @@ async fn run(
     Ok(SnapshotOutcome {
         manifest,
         leaks,
+        leak_checked: opts.leak_check.is_some(),
         cleanup,
     })
 }

@@ -11,7 +11,10 @@ pub mod panic;
 pub mod progress;
 
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,13 +148,60 @@ pub fn init(cfg: &LogConfig) -> Result<(), LogEnvError> {
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .finish()
+            .with(Counted)
             .try_init(),
         LogFormat::Text => builder
             .with_writer(progress::LineWriter::default)
             .with_ansi(false)
+            .finish()
+            .with(Counted)
             .try_init(),
     };
     Ok(())
+}
+
+/// Lines logged so far, per level (ERROR, WARN, INFO, DEBUG, TRACE), counted
+/// after the filter: what reached stderr.
+static LOGGED: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+fn level_index(level: tracing::Level) -> usize {
+    match level {
+        tracing::Level::ERROR => 0,
+        tracing::Level::WARN => 1,
+        tracing::Level::INFO => 2,
+        tracing::Level::DEBUG => 3,
+        tracing::Level::TRACE => 4,
+    }
+}
+
+/// Counts each event the filter let through (it sees only those) in
+/// [`LOGGED`].
+struct Counted;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Counted {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        LOGGED[level_index(*event.metadata().level())].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Where the log stood at one moment: whether an event logged after it
+/// (by this code or by the library it called) reached stderr. A command
+/// uses it to print an error only when no logged event already showed it
+/// (`log.level = "off"`, or a failure before logging was set up).
+#[derive(Debug, Clone, Copy)]
+pub struct LogMark([u64; 5]);
+
+impl LogMark {
+    pub fn now() -> LogMark {
+        LogMark(LOGGED.each_ref().map(|c| c.load(Ordering::Relaxed)))
+    }
+
+    /// Whether a line at `level` was logged since the mark.
+    pub fn logged_since(&self, level: tracing::Level) -> bool {
+        let i = level_index(level);
+        LOGGED[i].load(Ordering::Relaxed) > self.0[i]
+    }
 }
 
 /// Fields logged as a JSON-encoded string (tracing records a map only as

@@ -152,3 +152,20 @@ fn auto_is_the_default_and_is_json_unless_stderr_is_a_terminal() {
     let parsed: LogConfig = toml::from_str("format = \"auto\"").expect("auto parses");
     assert_eq!(parsed.format, LogFormat::Auto);
 }
+
+#[test]
+fn a_log_mark_sees_only_the_lines_the_filter_let_through() {
+    use tracing::Level;
+    let subscriber = tracing_subscriber::registry()
+        .with(EnvFilter::new("warn"))
+        .with(Counted);
+    tracing::subscriber::with_default(subscriber, || {
+        let mark = LogMark::now();
+        tracing::info!(event = "test.filtered");
+        assert!(!mark.logged_since(Level::INFO));
+        tracing::error!(event = "test.shown");
+        assert!(mark.logged_since(Level::ERROR));
+        assert!(!mark.logged_since(Level::WARN));
+        assert!(!LogMark::now().logged_since(Level::ERROR));
+    });
+}

@@ -83,11 +83,31 @@ fn refused_credentials_are_a_clear_permanent_error_for_snapshot_and_init() {
                 n,
                 "{verb}, {what}: a refused request was retried: {seen:#?}"
             );
-            let last = err
+            // Shown once: `snapshot` in its `snapshot.failed` event (no
+            // `lethe: error:` line after it), `init` as a `lethe: error:` line.
+            let error_lines: Vec<&str> = err
                 .lines()
-                .rev()
-                .find(|l| l.starts_with("lethe: error:"))
-                .unwrap_or_else(|| panic!("{verb}, {what}: no error line: {err}"));
+                .filter(|l| l.starts_with("lethe: error:"))
+                .collect();
+            let failed: Vec<String> = err
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["event"] == "snapshot.failed")
+                .filter_map(|v| v["error"].as_str().map(str::to_string))
+                .collect();
+            let last = match verb {
+                "snapshot" => {
+                    assert!(error_lines.is_empty(), "{verb}, {what}: shown twice: {err}");
+                    failed.first().map(String::as_str)
+                }
+                _ => error_lines.last().copied(),
+            }
+            .unwrap_or_else(|| panic!("{verb}, {what}: no error: {err}"));
+            assert_eq!(
+                err.matches("AWS_SECRET_ACCESS_KEY").count(),
+                last.matches("AWS_SECRET_ACCESS_KEY").count(),
+                "{verb}, {what}: the error is shown once: {err}"
+            );
             for (needle, why) in [
                 (bucket.as_str(), "names the bucket"),
                 (proxy.url.as_str(), "names the endpoint"),

@@ -13,6 +13,7 @@ mod daemon;
 mod erasure;
 mod erasure_import;
 mod erasure_remove;
+mod errors_once;
 mod faults;
 mod faults_http;
 mod hostile;

@@ -31,6 +31,7 @@ pub struct ApiServer {
     listen: String,
     timeouts: Timeouts,
     pause: Option<crate::pause_switch::PauseSwitch>,
+    leaks: Option<crate::leak_state::LeakState>,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -239,6 +240,7 @@ impl ApiServer {
             listen: api.listen.clone(),
             timeouts: Timeouts::default(),
             pause: None,
+            leaks: None,
         })
     }
 
@@ -251,6 +253,12 @@ impl ApiServer {
     /// Serves the `schedule` routes with the daemon's switch.
     pub fn with_pause(mut self, pause: crate::pause_switch::PauseSwitch) -> Self {
         self.pause = Some(pause);
+        self
+    }
+
+    /// Reports the daemon's last leak check on the `schedule` routes.
+    pub fn with_leaks(mut self, leaks: crate::leak_state::LeakState) -> Self {
+        self.leaks = Some(leaks);
         self
     }
 
@@ -281,6 +289,7 @@ impl ApiServer {
             storage,
             serves,
             pause: self.pause.clone(),
+            leaks: self.leaks.clone(),
         });
         let header_timeout = self.timeouts.header;
         let token = match &self.listener {

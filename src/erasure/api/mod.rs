@@ -35,7 +35,7 @@
 //! - `GET /v1/status` → [`StoreStatus`] (`path` canonicalised) plus
 //!   `storage`. `POST /v1/sync` → [`SyncOutcome`].
 //! - `GET /v1/schedule`, `POST /v1/schedule/{pause,resume}` → [`ScheduleState`]
-//!   (a daemon's only; see `schedule`).
+//!   (a daemon's only: its pause and its last leak check; see `schedule`).
 //!
 //! Bodies over [`MAX_BODY`] get 413; a client that does not send its headers
 //! within 10 s or its body within 30 s is cut off.
@@ -279,8 +279,10 @@ struct ApiState {
     store: Arc<ErasureStore>,
     storage: Arc<dyn Storage>,
     serves: Serves,
-    /// The daemon's scheduled-snapshot switch (`schedule` routes).
+    /// The daemon's scheduled-snapshot switch and last leak check
+    /// (`schedule` routes).
     pause: Option<crate::pause_switch::PauseSwitch>,
+    leaks: Option<crate::leak_state::LeakState>,
 }
 
 type Shared = State<Arc<ApiState>>;

@@ -494,7 +494,8 @@ async fn binding_leaves_no_temporary_name_behind() {
 }
 
 #[tokio::test]
-async fn schedule_routes_flip_the_daemons_switch_and_a_plain_server_has_none() {
+async fn schedule_routes_flip_the_daemons_switch_report_its_last_leak_check_and_a_plain_server_has_none()
+ {
     let r = start(None, None).await;
     let c = ApiClient::from_config(&r.api).unwrap();
     let err = c.set_paused(true).await.unwrap_err();
@@ -513,14 +514,30 @@ async fn schedule_routes_flip_the_daemons_switch_and_a_plain_server_has_none() {
         token_file: None,
     };
     let switch = crate::pause_switch::PauseSwitch::new();
+    let leaks = crate::leak_state::LeakState::default();
     let server = ApiServer::bind(&api)
         .await
         .unwrap()
-        .with_pause(switch.clone());
+        .with_pause(switch.clone())
+        .with_leaks(leaks.clone());
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run(Arc::clone(&store), storage, stop.clone()));
     let c = ApiClient::from_config(&api).unwrap();
-    assert!(!c.schedule().await.unwrap().paused);
+    let s = c.schedule().await.unwrap();
+    assert!(!s.paused && s.last_leak_check.is_none());
+    // The daemon's last leak check is in every schedule answer.
+    let report = crate::leak_state::LeakReport::new(
+        "20260301T000000Z-0001".into(),
+        chrono::Utc::now(),
+        true,
+        vec![crate::leak_state::Leak {
+            table: "public.users".into(),
+            column: "id".into(),
+            rows: 2,
+        }],
+    );
+    leaks.record(report.clone());
+    assert_eq!(c.schedule().await.unwrap().last_leak_check, Some(report));
     let p = c.set_paused(true).await.unwrap();
     assert!(p.paused && p.changed && !p.survives_restart && p.paused_since.is_some());
     assert!(switch.paused_since().is_some());

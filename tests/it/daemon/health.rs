@@ -1,5 +1,6 @@
 //! `lethe status`: what it reports; as a health check it exits 0 healthy,
-//! 1 degraded, 2 down; the text form shows what `--json` reports; `status`
+//! 1 degraded (a leak found by the last snapshot included), 2 down; the
+//! text form shows what `--json` reports; `status`
 //! and `list` agree on the stored size.
 
 use super::rig::*;
@@ -160,4 +161,83 @@ fn status_reports_last_snapshot_next_run_sizes_and_the_list() {
     assert_eq!(v["erasure"]["source"], "store", "{v}");
     assert_eq!(v["erasure"]["count"], 0);
     assert!(v["erasure"]["last_sync"].is_string(), "{v}");
+}
+
+/// `lethe status` (both forms, as [`status`]) once its `--json` form
+/// satisfies `done` (polled for 60 s at most, JSON only: the two forms of
+/// one poll may straddle a snapshot).
+fn status_until(s: &Rig, done: impl Fn(&Value) -> bool) -> (Option<i32>, Value, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = crate::common::output_within(s.cmd_with(&s.cfg, &["status", "--json"]));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if done(&v) {
+            return status(s, &s.cfg);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never got there: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn status_exits_1_while_the_daemons_last_snapshot_found_a_leak_and_0_once_one_finds_none() {
+    let s = Rig::new("dmnleak", SMALL_SQL);
+    daemon_config(&s, "every = \"1h\"");
+    let mut d = start(&s, &[]);
+    d.wait_for("daemon.ready", 1, Duration::from_secs(60));
+    // The start-up snapshot (the repository is empty): nothing erased yet.
+    let (code, v, human) = status_until(&s, |v| v["leak_check"].is_object());
+    assert_eq!(code, Some(0), "{v}\n{human}");
+    assert_eq!(v["leak_check"]["rows"], 0, "{v}");
+    assert_eq!(v["leak_check"]["checked"], true, "{v}");
+    assert!(human.contains("leak check    none found"), "{human}");
+    let first = v["leak_check"]["snapshot"].clone();
+
+    // User 5 is erased, but the application keeps its row: the next
+    // snapshot's leak check finds it, and status says so until fixed.
+    let out = s.run(&["erase", "add", "5"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    d.signal(libc::SIGUSR1);
+    let (code, v, human) = status_until(&s, |v| v["leak_check"]["snapshot"] != first);
+    assert_eq!(code, Some(1), "{v}\n{human}");
+    assert_eq!(v["health"], "degraded", "{v}");
+    let leak = &v["leak_check"];
+    assert_eq!(
+        (&leak["rows"], &leak["tables"][0]["table"]),
+        (&1.into(), &"public.users".into()),
+        "{v}"
+    );
+    let leaky = leak["snapshot"].as_str().expect("snapshot id").to_string();
+    assert_eq!(d.first("erasure.leak_detected")["id"], leaky.as_str());
+    assert!(
+        v["problems"].as_array().is_some_and(|p| p.iter().any(|p| p
+            .as_str()
+            .is_some_and(|p| p.contains(&leaky) && p.contains("erased subjects")))),
+        "{v}"
+    );
+    assert!(
+        human.contains(&format!(
+            "leak check    LEAK: the last snapshot {leaky} found 1 row(s)"
+        )) && human.contains("degraded (exit 1)"),
+        "{human}"
+    );
+
+    // The application deletes the row: the next snapshot finds none.
+    s._db.sql("DELETE FROM users WHERE id = 5");
+    d.signal(libc::SIGUSR1);
+    let (code, v, human) = status_until(&s, |v| v["leak_check"]["snapshot"] != leaky.as_str());
+    assert_eq!(code, Some(0), "{v}\n{human}");
+    assert_eq!(v["leak_check"]["rows"], 0, "{v}");
+
+    d.signal(libc::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(30)).0,
+        Some(0),
+        "{}",
+        d.log()
+    );
+    check_log_lines(&d, &[]);
 }
