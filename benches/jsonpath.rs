@@ -8,32 +8,10 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lethe::jsonpath::{JsonPath, Lookup};
-use std::hint::black_box;
-use std::time::{Duration, Instant};
 
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn timed(iters: u64, mut f: impl FnMut() -> usize) -> Duration {
-    let wall = std::env::var_os("LETHE_BENCH_WALL").is_some();
-    let (c0, w0) = (thread_cpu(), Instant::now());
-    for _ in 0..iters {
-        black_box(f());
-    }
-    if wall {
-        w0.elapsed()
-    } else {
-        thread_cpu() - c0
-    }
-}
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::timed;
 
 /// 4096 documents in jsonb's output form (keys by length, `": "` and `", "`
 /// separators), 190–230 bytes each; one in eight has an escaped string.
