@@ -136,10 +136,30 @@ pub async fn take(
     if let Some((state, set)) = crate::erasure::reader::for_snapshot(store, &cfg.erasure.path).await
     {
         opts.erasure_list = state;
+        // A root a policy redacts or keeps holds its erased subjects' rows
+        // on purpose (the application anonymises them): not a leak.
+        let qualified = |t: &str| {
+            crate::pg::parse_table(t)
+                .map(|(s, n)| format!("{s}.{n}"))
+                .unwrap_or_else(|_| t.to_string())
+        };
+        let kept: Vec<String> = cfg
+            .erasure
+            .policy
+            .iter()
+            .filter(|p| p.action != crate::erasure::policy::PolicyAction::Drop)
+            .map(|p| qualified(&p.table))
+            .collect();
         opts.leak_check = Some(super::run::LeakCheck {
             set,
             subject_type: cfg.erasure.subject_type,
-            roots: cfg.erasure.subjects.clone(),
+            roots: cfg
+                .erasure
+                .subjects
+                .iter()
+                .filter(|r| !kept.contains(&qualified(&r.table)))
+                .cloned()
+                .collect(),
         });
     }
     take_snapshot(cfg, storage, opts).await

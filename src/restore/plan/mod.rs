@@ -365,9 +365,17 @@ impl RestorePlan {
                 for (&cc, &pc) in child_cols.iter().zip(&ref_cols) {
                     let (cdef, pdef) = (&m.tables[e.child].columns[cc], &m.tables[p].columns[pc]);
                     let (ck, pk) = (keys::classify(cdef), keys::classify(pdef));
-                    let form = match &path {
-                        Some(_) => keys::json_form(&pk, ctype),
-                        None => keys::child_form(&ck, &pk, ctype),
+                    // A declared reference may hold ids as text (an event
+                    // log's `actor text`): its value is then compared as the
+                    // referenced column spells it, as one in a document is.
+                    let form = match (&path, decl) {
+                        (Some(_), _) => keys::json_form(&pk, ctype),
+                        (None, Some(_)) => keys::child_form(&ck, &pk, ctype).or_else(|| {
+                            matches!(ck, keys::KeyClass::Text)
+                                .then(|| keys::json_form(&pk, ctype))
+                                .flatten()
+                        }),
+                        (None, None) => keys::child_form(&ck, &pk, ctype),
                     };
                     let Some(form) = form else {
                         let shown = |t: usize, c: &crate::repo::manifest::Column| {

@@ -177,6 +177,27 @@ fn declared_references_become_checks_and_a_path_needs_json() {
         Effect::Rewrite(vec![(1, Replacement::Null)])
     );
 
+    // Ids kept as text in a plain column: compared as the key spells them.
+    let manifest = manifest(
+        vec![
+            table("public.customers", &["id"]),
+            table("public.events", &["id", "actor:text"]),
+        ],
+        vec![],
+    );
+    let p = RestorePlan::build_rules(
+        &manifest,
+        &Rules {
+            roots: &[root("public.customers")],
+            subject_type: SubjectType::Bigint,
+            large_objects: &[],
+            policies: &[],
+            references: &[reference("actor", None, OnErase::Drop)],
+        },
+    )
+    .unwrap();
+    assert_eq!(p.tables[1].fks.len(), 1);
+
     let err = plan(&[], &[reference("actor", Some("$.id"), OnErase::Drop)]).unwrap_err();
     assert!(matches!(err, PlanError::PathType { .. }), "{err}");
     let err = plan(
