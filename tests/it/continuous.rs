@@ -137,7 +137,7 @@ fn tables_without_a_replica_identity_are_all_named_with_both_fixes_and_left_unch
     // Nothing changed on the source: identities as created, no publication, no slot.
     assert_eq!(
         db.sql(
-            "SELECT string_agg(relname || '=' || relreplident, ',' ORDER BY relname) FROM pg_class \
+            "SELECT string_agg(relname || '=' || relreplident::text, ',' ORDER BY relname) FROM pg_class \
                 WHERE relname IN ('logs', 'blobs', 'Odd Name')"
         )
         .trim(),
