@@ -113,6 +113,11 @@ pub enum Command {
         #[command(subcommand)]
         command: EraseCommand,
     },
+    /// Continuous capture from a logical replication slot.
+    Continuous {
+        #[command(subcommand)]
+        command: ContinuousCommand,
+    },
     /// Run the scheduler, retention, journal sync and the erasure API until SIGTERM.
     Daemon,
     /// Apply retention now: expired snapshots, leftovers, unfinished uploads.
@@ -157,6 +162,15 @@ fn parse_before(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Parse and validate the config; exit 2 with every problem named.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContinuousCommand {
+    /// Check that the source allows continuous capture (wal_level, the
+    /// role's REPLICATION, a replica identity on every table) without
+    /// changing it; exit 0 when ready, 2 naming every problem and its fix.
+    /// Warnings go to stderr.
     Check,
 }
 

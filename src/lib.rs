@@ -7,6 +7,7 @@
 //! `daemon` schedules it all and `retention` forgets on time.
 
 pub mod config;
+pub mod continuous;
 pub mod copytext;
 pub mod crypto;
 pub mod daemon;

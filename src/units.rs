@@ -74,3 +74,75 @@ pub mod humantime_opt {
         })
     }
 }
+
+/// A byte size as people write it: a whole number of bytes, optionally
+/// followed by a binary unit `B`, `KiB`, `MiB`, `GiB` or `TiB` (case-
+/// insensitive, space allowed): `"8GiB"`, `"512 MiB"`, `"1048576"`.
+///
+/// # Errors
+/// Not a whole number, an unknown unit, or a size past `u64`: the message
+/// says what is accepted.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let hint = "use a whole number with a unit, e.g. \"8GiB\", \"512MiB\"";
+    if digits.is_empty() {
+        return Err(format!("invalid size {s:?}: {hint}"));
+    }
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "kib" => 10,
+        "mib" => 20,
+        "gib" => 30,
+        "tib" => 40,
+        other => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {other:?} (B, KiB, MiB, GiB or TiB); {hint}"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: too large"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))
+}
+
+/// `bytes` in the largest binary unit that divides it exactly (`"8GiB"`):
+/// what [`parse_bytes`] reads back to the same value.
+pub fn format_bytes(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// A byte size in config: a string for [`parse_bytes`] or a bare integer.
+pub mod bytes_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(b: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_bytes(*b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(n),
+            Raw::Text(t) => super::parse_bytes(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "units_tests.rs"]
+mod tests;

@@ -2,6 +2,7 @@
 
 mod check;
 mod config_check;
+mod continuous;
 mod daemon;
 mod erase;
 mod erasure_map;
@@ -185,6 +186,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     dot,
                 },
         } => erasure_map::run(&ctx, snapshot.as_deref(), source, json, dot.as_deref()).await,
+        Command::Continuous {
+            command: crate::cli::ContinuousCommand::Check,
+        } => continuous::check(&ctx).await,
         Command::Daemon => daemon::run(&ctx).await,
         Command::Prune { dry_run, json } => prune::run(&ctx, dry_run, json).await,
         Command::Status { json } => status::run(&ctx, json).await,

@@ -1,6 +1,7 @@
 //! Configuration: the TOML file, its defaults, and the validation that names
 //! the offending key, its value and what would be valid.
 
+pub use crate::continuous::ContinuousConfig;
 pub use crate::crypto::EncryptionConfig;
 pub use crate::erasure::config::{
     ApiConfig, ErasureConfig, LargeObjectRef, SubjectRoot, SubjectType,
@@ -29,6 +30,7 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub retention: RetentionConfig,
     pub snapshot: SnapshotConfig,
+    pub continuous: ContinuousConfig,
     pub encryption: EncryptionConfig,
     pub erasure: ErasureConfig,
     pub api: ApiConfig,
@@ -197,6 +199,9 @@ impl Config {
                 &self.snapshot.object_bytes,
                 "must be at least 1048576 (1 MiB)",
             );
+        }
+        for i in self.continuous.check(self.retention.days) {
+            issue(i.key, &i.value, &i.message);
         }
         if self.encryption.disabled {
             if !self.encryption.recipients.is_empty() {

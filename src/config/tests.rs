@@ -179,3 +179,45 @@ fn a_mistyped_log_level_is_a_config_issue_naming_the_valid_levels() {
     }
     assert_eq!(issues_for("[log]\nlevel = \"lethe=debug\"\n"), vec![]);
 }
+
+#[test]
+fn continuous_section_parses_sizes_and_durations_and_names_each_bad_key() {
+    let cfg = Config::parse(&format!(
+        "{}\n[continuous]\nenabled = true\nflush_every = \"2s\"\nbase_every = \"12h\"\nslot = \"s1\"\npublication = \"p1\"\nmax_lag = \"512MiB\"\n",
+        valid_base()
+    ))
+    .expect("parses");
+    assert_eq!(cfg.continuous.flush_every, Duration::from_secs(2));
+    assert_eq!(cfg.continuous.max_lag, 512 << 20);
+    assert_eq!(cfg.validate(), vec![]);
+
+    let i = issues_for(
+        "[retention]\ndays = 1\n[continuous]\nenabled = true\nbase_every = \"2d\"\nslot = \"Lethe\"\npublication = \"a-b\"\nmax_lag = \"1KiB\"\nflush_every = \"0s\"\n",
+    );
+    let keys: Vec<&str> = i.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "continuous.flush_every",
+            "continuous.base_every",
+            "continuous.slot",
+            "continuous.publication",
+            "continuous.max_lag"
+        ],
+        "{i:?}"
+    );
+    let err = Config::parse(&format!(
+        "{}\n[continuous]\nmax_lag = \"8GB\"\n",
+        valid_base()
+    ))
+    .unwrap_err();
+    assert!(err.contains("8GB") && err.contains("GiB"), "{err}");
+}
+
+#[test]
+fn unknown_keys_in_continuous_are_named_with_a_suggestion() {
+    let i = keys::unknown_keys("[continuous]\nflush_evry = \"5s\"\n");
+    assert_eq!(i.len(), 1, "{i:?}");
+    assert_eq!(i[0].key, "continuous.flush_evry");
+    assert!(i[0].message.contains("`flush_every`"), "{i:?}");
+}

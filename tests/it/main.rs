@@ -6,6 +6,7 @@ mod api_identity;
 mod check;
 mod cli_ux;
 mod common;
+mod continuous;
 mod crash;
 mod crash_daemon;
 mod credentials;

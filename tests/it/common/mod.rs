@@ -20,6 +20,20 @@ pub fn pg_base() -> String {
     std::env::var("LETHE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// Where tests reach the cluster with `wal_level = logical` that
+/// `scripts/pg-logical-test.sh` starts (override with LETHE_TEST_PG_LOGICAL,
+/// a URL to its `postgres` database, as the script prints it).
+pub fn pg_logical_base() -> String {
+    let url = std::env::var("LETHE_TEST_PG_LOGICAL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5499/postgres".into());
+    match url.rsplit_once('/') {
+        Some((base, _db)) if base.contains("://") && base.len() > "postgres://".len() => {
+            base.to_string()
+        }
+        _ => url,
+    }
+}
+
 /// A numeric knob for longer runs (trials, seeds, iterations): the
 /// variable's value when it is set and parses, else `default`.
 pub fn env_u64(name: &str, default: u64) -> u64 {
@@ -67,6 +81,11 @@ impl Drop for TestDb {
 
 /// Runs SQL with psql against database `db`, panicking with psql's stderr on failure.
 pub fn psql(db: &str, sql: &str) -> String {
+    psql_at(&pg_base(), db, sql)
+}
+
+/// [`psql`] on the server at `base` (a URL without a database).
+pub fn psql_at(base: &str, db: &str, sql: &str) -> String {
     let mut cmd = Command::new("psql");
     cmd.args([
         "-X",
@@ -76,7 +95,7 @@ pub fn psql(db: &str, sql: &str) -> String {
         "-v",
         "ON_ERROR_STOP=1",
         "-d",
-        &format!("{}/{db}", pg_base()),
+        &format!("{base}/{db}"),
         "-c",
         sql,
     ]);
