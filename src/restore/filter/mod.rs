@@ -289,6 +289,8 @@ pub fn run_stream<R: Read>(
 mod rowfilter;
 
 #[cfg(test)]
+mod json_tests;
+#[cfg(test)]
 mod oracle_tests;
 #[cfg(test)]
 mod tests;

@@ -290,6 +290,11 @@ impl<'a> RowFilter<'a> {
             let more = self.rows.len() == BLOCK_ROWS;
             self.look_up(input);
             for i in 0..self.rows.len() {
+                let (row_start, nl) = self.rows[i];
+                self.stats.rows_read += 1;
+                let verdict = self.decide(input, i);
+                // A document a path could not be read in: nothing is known
+                // about whom the row references, so the pass stops here.
                 if let Some((f, row)) = self.bad_json {
                     return Err(FilterError::BadJson {
                         table: self.plan.table.clone(),
@@ -297,9 +302,7 @@ impl<'a> RowFilter<'a> {
                         check: self.plan.fks[f].name.clone(),
                     });
                 }
-                let (row_start, nl) = self.rows[i];
-                self.stats.rows_read += 1;
-                match self.decide(input, i) {
+                match verdict {
                     Verdict::Keep => {}
                     Verdict::Drop => {
                         self.stats.rows_dropped += 1;
@@ -610,7 +613,8 @@ impl<'a> RowFilter<'a> {
             Lookup::Found(v) => Some(super::value_key(keys::canonical(form, v, &mut self.canon))),
             Lookup::Absent | Lookup::NotScalar => None,
             Lookup::Invalid => {
-                let row = self.stats.rows_read + i as u64 + 1;
+                // `rows_read` already counts this row.
+                let row = self.stats.rows_read;
                 self.bad_json.get_or_insert((f, row));
                 None
             }
