@@ -172,6 +172,11 @@ pub enum ContinuousCommand {
     /// changing it; exit 0 when ready, 2 naming every problem and its fix.
     /// Warnings go to stderr.
     Check,
+    /// Drop continuous capture's replication slot and publication from the
+    /// source (continuous.slot, continuous.publication): one line per thing
+    /// removed, or "nothing to remove". A slot a session is reading is
+    /// refused (exit 1, naming its pid); lethe terminates nothing.
+    Disable,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,7 @@
-//! `lethe continuous check`
+//! `lethe continuous check` and `lethe continuous disable`
 
 use super::{Ctx, UsageError};
-use crate::continuous::{PreflightError, preflight};
+use crate::continuous::{PreflightError, preflight, slot};
 
 /// Runs the preflight checks against `source.url`: exit 0 when the source
 /// is ready (warnings on stderr), 2 with every refusal, 1 when the source
@@ -31,4 +31,25 @@ pub async fn check(ctx: &Ctx) -> anyhow::Result<i32> {
         Err(e @ PreflightError::Refused(_)) => Err(UsageError(e.to_string()).into()),
         Err(e @ PreflightError::Source(_)) => Err(e.into()),
     }
+}
+
+/// Drops the slot and the publication: exit 0 with one line per object
+/// removed (or "nothing to remove"), 1 with the error.
+pub async fn disable(ctx: &Ctx) -> anyhow::Result<i32> {
+    let cfg = ctx.config()?;
+    let c = &cfg.continuous;
+    let removed = slot::disable(&cfg.source.url, c).await?;
+    if removed.slot {
+        println!("removed replication slot {}", c.slot);
+    }
+    if removed.publication {
+        println!("removed publication {}", c.publication);
+    }
+    if !removed.slot && !removed.publication {
+        println!(
+            "nothing to remove: no replication slot {} and no publication {} on the source",
+            c.slot, c.publication
+        );
+    }
+    Ok(crate::exit::OK)
 }

@@ -189,6 +189,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Continuous {
             command: crate::cli::ContinuousCommand::Check,
         } => continuous::check(&ctx).await,
+        Command::Continuous {
+            command: crate::cli::ContinuousCommand::Disable,
+        } => continuous::disable(&ctx).await,
         Command::Daemon => daemon::run(&ctx).await,
         Command::Prune { dry_run, json } => prune::run(&ctx, dry_run, json).await,
         Command::Status { json } => status::run(&ctx, json).await,

@@ -5,9 +5,11 @@
 
 pub mod config;
 pub mod preflight;
+pub mod slot;
 
 pub use config::ContinuousConfig;
 pub use preflight::{Preflight, PreflightError, PreflightWarning, Refusal, preflight};
+pub use slot::{Ensured, Removed, SlotError, disable, ensure};
 
 #[cfg(test)]
 mod tests;

@@ -204,3 +204,269 @@ fn a_server_with_wal_level_replica_is_refused_saying_how_to_enable_logical() {
     assert!(stderr.contains("restart"), "{stderr}");
     assert!(stderr.contains("PostgreSQL 19"), "{stderr}");
 }
+
+// ---- ensure / disable: the slot and the publication ----
+
+/// A unique slot and publication name for one test; on `Drop` the slot is
+/// dropped if it is still there (declare it after its `LogicalDb`, so it
+/// goes first: a database with a logical slot cannot be dropped).
+struct Names {
+    cfg: lethe::continuous::ContinuousConfig,
+}
+
+impl Names {
+    fn new() -> Names {
+        let tag = format!("{:08x}", rand::random::<u32>());
+        Names {
+            cfg: lethe::continuous::ContinuousConfig {
+                enabled: true,
+                slot: format!("lethe_slot_{tag}"),
+                publication: format!("lethe_pub_{tag}"),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn slot_rows(&self) -> String {
+        psql_at(
+            &pg_logical_base(),
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+                self.cfg.slot
+            ),
+        )
+        .trim()
+        .to_string()
+    }
+}
+
+impl Drop for Names {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args(["-X", "-q", "-d", &format!("{}/postgres", pg_logical_base()), "-c"])
+            .arg(format!(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}'",
+                self.cfg.slot
+            ))
+            .output();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// `lethe continuous disable` with a config whose source is `url` and
+/// whose slot and publication are `names`'.
+fn disable_cli(url: &str, names: &Names) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[source]\nurl = \"{url}\"\n\
+             [storage]\nurl = \"file://{d}/repo\"\n\
+             [encryption]\ndisabled = true\n\
+             [erasure]\npath = \"{d}/erasure\"\n\
+             [api]\nlisten = \"unix:{d}/api.sock\"\n\
+             [continuous]\nenabled = true\nslot = \"{}\"\npublication = \"{}\"\n",
+            names.cfg.slot, names.cfg.publication
+        ),
+    );
+    lethe(&cfg, &["continuous", "disable"])
+}
+
+const PARTS: &str = "CREATE TABLE parts (id int PRIMARY KEY) PARTITION BY RANGE (id); \
+    CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (100);";
+
+#[test]
+fn ensure_creates_the_slot_and_publication_once() {
+    let db = LogicalDb::create("cont_ensure");
+    let names = Names::new();
+    db.sql(&format!("{USERS} {PARTS}"));
+    let rt = rt();
+    let first = rt
+        .block_on(lethe::continuous::ensure(&db.url(), &names.cfg))
+        .expect("ensure");
+    assert_eq!(
+        first,
+        lethe::continuous::Ensured {
+            slot: true,
+            publication: true
+        }
+    );
+    let second = rt
+        .block_on(lethe::continuous::ensure(&db.url(), &names.cfg))
+        .expect("ensure again");
+    assert_eq!(
+        second,
+        lethe::continuous::Ensured {
+            slot: false,
+            publication: false
+        }
+    );
+    assert_eq!(
+        db.sql(&format!(
+            "SELECT slot_type || ',' || plugin || ',' || database FROM pg_replication_slots WHERE slot_name = '{}'",
+            names.cfg.slot
+        ))
+        .trim(),
+        format!("logical,pgoutput,{}", db.name)
+    );
+    assert_eq!(
+        db.sql(&format!(
+            "SELECT count(*) FROM pg_publication WHERE pubname = '{}'",
+            names.cfg.publication
+        ))
+        .trim(),
+        "1"
+    );
+    assert_eq!(
+        db.sql(&format!(
+            "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY tablename) \
+             FROM pg_publication_tables WHERE pubname = '{}'",
+            names.cfg.publication
+        ))
+        .trim(),
+        "public.parts_1,public.users"
+    );
+    let out = disable_cli(&db.url(), &names);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(names.slot_rows(), "0");
+}
+
+#[test]
+fn ensure_refuses_a_source_the_preflight_refuses_and_creates_nothing() {
+    let db = LogicalDb::create("cont_ensure_no");
+    let names = Names::new();
+    db.sql(&format!("{USERS} CREATE TABLE logs (msg text);"));
+    let err = rt()
+        .block_on(lethe::continuous::ensure(&db.url(), &names.cfg))
+        .expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            lethe::continuous::SlotError::Preflight(lethe::continuous::PreflightError::Refused(_))
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("\"public\".\"logs\""), "{err}");
+    assert_eq!(names.slot_rows(), "0");
+    assert_eq!(db.sql("SELECT count(*) FROM pg_publication").trim(), "0");
+}
+
+#[test]
+fn disable_removes_both_then_has_nothing_to_remove_and_leaves_no_slot() {
+    let db = LogicalDb::create("cont_disable");
+    let names = Names::new();
+    db.sql(USERS);
+    rt().block_on(lethe::continuous::ensure(&db.url(), &names.cfg))
+        .expect("ensure");
+    assert_eq!(names.slot_rows(), "1");
+
+    let out = disable_cli(&db.url(), &names);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(
+        stdout,
+        format!(
+            "removed replication slot {}\nremoved publication {}\n",
+            names.cfg.slot, names.cfg.publication
+        )
+    );
+    // Lethe never leaves a slot behind.
+    assert_eq!(names.slot_rows(), "0");
+    assert_eq!(
+        db.sql(&format!(
+            "SELECT count(*) FROM pg_publication WHERE pubname = '{}'",
+            names.cfg.publication
+        ))
+        .trim(),
+        "0"
+    );
+
+    let again = disable_cli(&db.url(), &names);
+    let stdout = text(&again.stdout);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&again.stderr)
+    );
+    assert!(stdout.starts_with("nothing to remove"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+}
+
+#[test]
+fn disable_refuses_a_slot_in_use_naming_its_pid_and_terminates_nothing() {
+    let db = LogicalDb::create("cont_active");
+    let names = Names::new();
+    db.sql(USERS);
+    rt().block_on(lethe::continuous::ensure(&db.url(), &names.cfg))
+        .expect("ensure");
+    let mut reader = std::process::Command::new("pg_recvlogical")
+        .args([
+            "-d",
+            &db.url(),
+            "--slot",
+            &names.cfg.slot,
+            "--start",
+            "-f",
+            "/dev/null",
+        ])
+        .args(["-o", "proto_version=1", "-o"])
+        .arg(format!("publication_names={}", names.cfg.publication))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pg_recvlogical runs");
+    let pid_sql = format!(
+        "SELECT coalesce(active_pid::text, '') FROM pg_replication_slots WHERE slot_name = '{}'",
+        names.cfg.slot
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pid = loop {
+        let pid = db.sql(&pid_sql).trim().to_string();
+        if !pid.is_empty() {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never became active"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let out = disable_cli(&db.url(), &names);
+    let _ = reader.kill();
+    let _ = reader.wait();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}{stderr}", text(&out.stdout));
+    assert!(stderr.contains(&format!("pid {pid}")), "{stderr}");
+    assert!(stderr.contains(&names.cfg.slot), "{stderr}");
+    // Nothing was dropped, nothing terminated.
+    assert_eq!(names.slot_rows(), "1");
+    assert_eq!(
+        db.sql(&format!(
+            "SELECT count(*) FROM pg_publication WHERE pubname = '{}'",
+            names.cfg.publication
+        ))
+        .trim(),
+        "1"
+    );
+    // Once the reader is gone, disable succeeds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !db.sql(&pid_sql).trim().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot stayed active"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = disable_cli(&db.url(), &names);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(names.slot_rows(), "0");
+}
