@@ -60,6 +60,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
             }
         );
     }
+    if cfg.continuous.enabled {
+        eprintln!(
+            "lethe: warning: continuous.enabled = true, but this version of lethe does not capture changes yet; the daemon takes the scheduled snapshots only (`lethe continuous check` tells whether the source could be captured)"
+        );
+    }
     if let Some(why) = unchecked {
         eprintln!(
             "lethe: warning: erasure.policy / erasure.reference were not checked against the source's tables, which could not be read ({why}); every restore checks them against its snapshot before it writes anything"

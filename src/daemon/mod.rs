@@ -257,6 +257,14 @@ impl Daemon {
         let mut paused_since = *pause_rx.borrow_and_update();
         lifecycle_tick.tick().await; // the first tick is immediate; the check above covers it
         self.notifier.ready(&self.status_line());
+        if self.cfg.continuous.enabled {
+            // Not silent: the setting asks for something this version
+            // does not do yet.
+            tracing::warn!(
+                event = "continuous.unavailable",
+                "continuous.enabled = true, but this version of lethe does not capture changes yet (only `lethe continuous check` and `lethe continuous disable` act on [continuous]); the daemon takes the scheduled snapshots only, so the recovery point is the schedule's interval"
+            );
+        }
         tracing::info!(
             event = "daemon.ready",
             repository = %self.storage.describe(),

@@ -470,3 +470,29 @@ fn disable_refuses_a_slot_in_use_naming_its_pid_and_terminates_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(names.slot_rows(), "0");
 }
+
+/// `continuous.enabled = true` asks for capture this version does not do:
+/// `config check` says so instead of passing in silence.
+#[test]
+fn enabling_continuous_capture_is_not_silent_while_it_is_not_built() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[source]\nurl = \"postgres://postgres@127.0.0.1:5432/postgres\"\n\
+             [storage]\nurl = \"file://{d}/repo\"\n\
+             [encryption]\ndisabled = true\n\
+             [erasure]\npath = \"{d}/erasure\"\n\
+             [api]\nlisten = \"unix:{d}/api.sock\"\n\
+             [continuous]\nenabled = true\n"
+        ),
+    );
+    let out = lethe(&cfg, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("continuous.enabled = true") && err.contains("does not capture changes yet"),
+        "{err}"
+    );
+}

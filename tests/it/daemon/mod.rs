@@ -584,6 +584,25 @@ fn a_stuck_snapshot_is_abandoned_at_the_deadline_and_a_second_sigterm_exits_now(
     assert!(s.listed().is_empty());
 }
 
+/// `continuous.enabled = true` before the capture exists: a WARN at start
+/// (`continuous.unavailable`), and the daemon runs its schedule as before.
+#[test]
+fn continuous_enabled_before_the_capture_exists_is_a_warning_at_start() {
+    let s = Rig::new("dmncont", SMALL_SQL);
+    daemon_config(&s, "every = \"1h\"\n\n[continuous]\nenabled = true");
+    let mut d = start(&s, &[]);
+    d.wait_for("continuous.unavailable", 1, Duration::from_secs(60));
+    d.wait_for("daemon.ready", 1, Duration::from_secs(60));
+    d.signal(libc::SIGTERM);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(30)).0,
+        Some(0),
+        "{}",
+        d.log()
+    );
+    check_log_lines(&d, &[]);
+}
+
 #[test]
 fn a_cron_schedule_with_seconds_drives_snapshots() {
     let s = Rig::new("dmncron", SMALL_SQL);
