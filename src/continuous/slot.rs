@@ -58,6 +58,15 @@ fn query_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> SlotError 
     move |e| SlotError::Source(pg::query_err(what, &e))
 }
 
+/// Whether the source has a publication of this name.
+async fn publication_exists(conn: &pg::PgConn, name: &str) -> Result<bool, SlotError> {
+    Ok(conn
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+        .await
+        .map_err(query_err("reading publications"))?
+        .is_some())
+}
+
 /// Creates the publication and the slot when absent, after the preflight
 /// passes; an existing publication is left as it is, and an existing slot
 /// is reused when it is lethe's kind (the preflight refuses any other).
@@ -70,15 +79,7 @@ pub async fn ensure(url: &str, cfg: &ContinuousConfig) -> Result<Ensured, SlotEr
     let conn = pg::connect(url).await?;
     let cat = catalog::read(&conn).await?;
 
-    let publication = if conn
-        .query_opt(
-            "SELECT 1 FROM pg_publication WHERE pubname = $1",
-            &[&cfg.publication],
-        )
-        .await
-        .map_err(query_err("reading publications"))?
-        .is_some()
-    {
+    let publication = if publication_exists(&conn, &cfg.publication).await? {
         false
     } else {
         let mut tables: Vec<String> = cat
@@ -218,15 +219,7 @@ pub async fn disable(url: &str, cfg: &ContinuousConfig) -> Result<Removed, SlotE
             }
         },
     };
-    let publication = if conn
-        .query_opt(
-            "SELECT 1 FROM pg_publication WHERE pubname = $1",
-            &[&cfg.publication],
-        )
-        .await
-        .map_err(query_err("reading publications"))?
-        .is_some()
-    {
+    let publication = if publication_exists(&conn, &cfg.publication).await? {
         conn.batch_execute(&format!(
             "DROP PUBLICATION IF EXISTS {}",
             pg::quote_ident(&cfg.publication)

@@ -103,6 +103,15 @@ pub fn parse_table(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A table name from the config as manifests spell it, `schema.table`
+/// (unquoted); a name [`parse_table`] refuses is returned as written (the
+/// config check has named it already).
+pub fn qualified(s: &str) -> String {
+    parse_table(s)
+        .map(|(schema, name)| format!("{schema}.{name}"))
+        .unwrap_or_else(|_| s.to_string())
+}
+
 /// The oldest server this code's catalog queries were written for.
 pub const MIN_SERVER_VERSION_NUM: i32 = 120000;
 

@@ -433,14 +433,7 @@ fn replacement_text(r: &super::plan::Replacement) -> String {
 fn suspects(m: &Manifest, plan: &RestorePlan, references: &[DeclaredReference]) -> Vec<Suspect> {
     let mut covered: BTreeSet<(String, String)> = references
         .iter()
-        .map(|r| {
-            (
-                crate::pg::parse_table(&r.table)
-                    .map(|(s, n)| format!("{s}.{n}"))
-                    .unwrap_or_else(|_| r.table.clone()),
-                r.column.clone(),
-            )
-        })
+        .map(|r| (crate::pg::qualified(&r.table), r.column.clone()))
         .collect();
     for fk in &m.foreign_keys {
         for c in &fk.columns {

@@ -138,11 +138,7 @@ pub async fn take(
         opts.erasure_list = state;
         // A root a policy redacts or keeps holds its erased subjects' rows
         // on purpose (the application anonymises them): not a leak.
-        let qualified = |t: &str| {
-            crate::pg::parse_table(t)
-                .map(|(s, n)| format!("{s}.{n}"))
-                .unwrap_or_else(|_| t.to_string())
-        };
+        let qualified = crate::pg::qualified;
         let kept: Vec<String> = cfg
             .erasure
             .policy

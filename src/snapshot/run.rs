@@ -382,9 +382,7 @@ fn plan_jobs(catalog: &pg::Catalog, leak: Option<&LeakCheck>) -> Vec<Job> {
         false
     };
     for root in &check.roots {
-        let name = crate::pg::parse_table(&root.table)
-            .map(|(s, n)| format!("{s}.{n}"))
-            .unwrap_or_else(|_| root.table.clone());
+        let name = crate::pg::qualified(&root.table);
         let mut found = false;
         for job in jobs
             .iter_mut()

@@ -152,7 +152,7 @@ impl RestorePlan {
                     name: format!("large objects in {}.{}", r.table, r.column),
                     table: lo.qualified(),
                     columns: vec!["oid".into()],
-                    ref_table: policy::qualified(&r.table),
+                    ref_table: crate::pg::qualified(&r.table),
                     ref_columns: vec![r.column.clone()],
                     on_delete: FkAction::Cascade,
                     set_columns: Vec::new(),
@@ -182,7 +182,7 @@ impl RestorePlan {
         let mut notes = Vec::new();
 
         for r in roots {
-            let name = policy::qualified(&r.table);
+            let name = crate::pg::qualified(&r.table);
             let Some(cover) = rels.root_cover(&name, &mut notes) else {
                 let mut names: Vec<String> = rels.names().collect();
                 names.sort();

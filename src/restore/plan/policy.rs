@@ -37,12 +37,7 @@ pub(crate) struct Declared {
     pub set: BTreeMap<usize, Vec<(usize, Replacement)>>,
 }
 
-/// `schema.table` as the manifest spells it.
-pub(super) fn qualified(table: &str) -> String {
-    crate::pg::parse_table(table)
-        .map(|(s, n)| format!("{s}.{n}"))
-        .unwrap_or_else(|_| table.to_string())
-}
+use crate::pg::qualified;
 
 pub(super) fn unknown_table(rels: &Relations, m: &Manifest, key: String, table: &str) -> PlanError {
     let mut names: Vec<String> = rels.names().collect();
