@@ -1,16 +1,20 @@
 //! The row-at-a-time core of the COPY filter, run a block of rows at a
 //! time: split, look up the erasure list in one batch, decide and emit.
+//! The keys of checks and records are computed in `rowkey`; rows with
+//! replaced fields are written by `rewrite`.
 
-use super::{
-    Action, Effect, FilterError, KeySet, Probe, Replacement, TablePlan, TableStats, decoded,
-};
+use super::{Action, Effect, FilterError, KeySet, Probe, TablePlan, TableStats, decoded};
 use crate::copytext::scan::{Fields, Scanner, fields_near, prefetch_ahead};
 use crate::erasure::config::SubjectType;
 use crate::erasure::pseudonym::PseudonymKey;
 use crate::erasure::{ErasureSet, SubjectKey, key_of};
-use crate::jsonpath::Lookup;
 use crate::restore::keys::{self, KeyForm};
-use crate::restore::rowkeys::{default_key, key_of_formed, key_of_tuple};
+use crate::restore::rowkeys::default_key;
+
+mod rewrite;
+mod rowkey;
+
+use rewrite::Repl;
 
 /// Rows split and looked up together: enough erasure-list lookups to overlap
 /// their cache misses, few enough that the block's spans stay in L1. Plans
@@ -569,202 +573,6 @@ impl<'a> RowFilter<'a> {
             Probe::OwnOr(slot, others) => self.own[slot].contains(tuple) || others.contains(tuple),
         }
     }
-
-    /// The key of block row `i`'s referencing columns of check `f`; `None`
-    /// if one is NULL.
-    #[inline(always)]
-    fn check_key(&mut self, input: &[u8], i: usize, f: usize) -> Option<u128> {
-        let fk = &self.plan.fks[f];
-        if fk.path.is_some() {
-            return self.json_key(input, i, f);
-        }
-        let base = i * self.width;
-        let spans = &self.spans[base..base + self.width];
-        match &self.fk_forms[f] {
-            None => key_of_tuple(input, spans, &fk.columns, &mut self.dec, &mut self.keybuf),
-            Some(forms) => key_of_formed(
-                input,
-                spans,
-                &fk.columns,
-                forms,
-                &mut self.dec,
-                &mut self.keybuf,
-                &mut self.canon,
-            ),
-        }
-    }
-
-    /// The key of the scalar at check `f`'s JSON path in block row `i`'s
-    /// document (`doc #>> path`, spelled in the check's form); `None` when
-    /// the document is NULL, or the path leads to nothing, JSON null, an
-    /// object or an array. A document that is not JSON is noted in
-    /// `bad_json` and the restore stops.
-    #[cold]
-    fn json_key(&mut self, input: &[u8], i: usize, f: usize) -> Option<u128> {
-        let fk = &self.plan.fks[f];
-        let (path, &c) = (fk.path.as_ref()?, fk.columns.first()?);
-        let (a, b) = self.spans[i * self.width + c];
-        let doc = decoded(&input[a..b], &mut self.dec)?;
-        let form = self.fk_forms[f]
-            .as_ref()
-            .and_then(|f| f.first().copied())
-            .unwrap_or(KeyForm::Plain);
-        match path.scalar(doc, &mut self.jscratch) {
-            Lookup::Found(v) => Some(super::value_key(keys::canonical(form, v, &mut self.canon))),
-            Lookup::Absent | Lookup::NotScalar => None,
-            Lookup::Invalid => {
-                // `rows_read` already counts this row.
-                let row = self.stats.rows_read;
-                self.bad_json.get_or_insert((f, row));
-                None
-            }
-        }
-    }
-
-    /// The key block row `i` records in slot `slot` when dropped.
-    fn record_key(&mut self, input: &[u8], i: usize, slot: usize) -> Option<u128> {
-        let plan = self.plan;
-        self.record_key_of(input, i, &plan.records[slot], slot)
-    }
-
-    /// The key of columns `cols` of block row `i`, in the forms of set `slot`.
-    fn record_key_of(
-        &mut self,
-        input: &[u8],
-        i: usize,
-        cols: &[usize],
-        slot: usize,
-    ) -> Option<u128> {
-        let base = i * self.width;
-        let spans = &self.spans[base..base + self.width];
-        match &self.record_forms[slot] {
-            None => key_of_tuple(input, spans, cols, &mut self.dec, &mut self.keybuf),
-            Some(forms) => key_of_formed(
-                input,
-                spans,
-                cols,
-                forms,
-                &mut self.dec,
-                &mut self.keybuf,
-                &mut self.canon,
-            ),
-        }
-    }
-
-    /// Records the old key of each rewrite slot whose columns the pending
-    /// rewrite of block row `i` changes (see `TablePlan::rewrites`).
-    fn record_rewrites(&mut self, input: &[u8], i: usize) {
-        let plan = self.plan;
-        for (r, cols) in plan.rewrites.iter().enumerate() {
-            if cols.iter().any(|&c| self.repl[c] != 0) {
-                let slot = plan.records.len() + r;
-                if let Some(k) = self.record_key_of(input, i, cols, slot) {
-                    self.own[slot].insert(k);
-                }
-            }
-        }
-    }
-
-    fn record(&mut self, input: &[u8], i: usize) {
-        for slot in 0..self.plan.records.len() {
-            if let Some(k) = self.record_key(input, i, slot) {
-                self.own[slot].insert(k);
-            }
-        }
-    }
-
-    fn write_rewritten(
-        &self,
-        input: &[u8],
-        i: usize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), FilterError> {
-        let spans = &self.spans[i * self.width..][..self.width];
-        let last = self.repl.iter().rposition(|&r| r != 0).unwrap_or(0);
-        // Indexes both `spans` and `repl`, column by column.
-        #[allow(clippy::needless_range_loop)]
-        for c in 0..=last {
-            if c > 0 {
-                out.push(b'\t');
-            }
-            match self.repl[c] {
-                0 => {
-                    let (a, b) = spans[c];
-                    out.extend_from_slice(&input[a..b]);
-                }
-                k => {
-                    let (a, b) = spans[c];
-                    self.write_replacement(self.repl_vals[k as usize - 1], &input[a..b], out)?;
-                }
-            }
-        }
-        out.extend_from_slice(&input[spans[last].1..=self.rows[i].1]);
-        Ok(())
-    }
-
-    /// Writes what `src` puts in a field that held `old` (COPY text).
-    fn write_replacement(
-        &self,
-        src: Repl,
-        old: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), FilterError> {
-        let (name, r) = match src {
-            Repl::Fk(fk, j) => {
-                let Effect::Rewrite(cols) = &self.plan.fks[fk].effect else {
-                    unreachable!("rewrite of a drop check")
-                };
-                (&self.plan.fks[fk].name, &cols[j].1)
-            }
-            Repl::Policy(j) => {
-                let Action::Redact(entries) = &self.plan.action else {
-                    unreachable!("redaction without a redact policy")
-                };
-                (&self.plan.table, &entries[j].1)
-            }
-        };
-        match r {
-            Replacement::Null => out.extend_from_slice(b"\\N"),
-            Replacement::Value(v) => out.extend_from_slice(v),
-            Replacement::Unresolved(expr) => {
-                return Err(FilterError::UnresolvedDefault {
-                    table: self.plan.table.clone(),
-                    fk: name.clone(),
-                    expr: expr.clone(),
-                });
-            }
-            Replacement::Pseudonym(kind) => {
-                let Some(key) = self.pseudonym_key else {
-                    return Err(FilterError::NoPseudonymKey {
-                        table: self.plan.table.clone(),
-                    });
-                };
-                let mut dec = Vec::new();
-                match decoded(old, &mut dec) {
-                    None => out.extend_from_slice(b"\\N"),
-                    Some(v) => key.pseudonym(*kind, v, out),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn clear_rewrite(&mut self) {
-        for &src in &self.repl_vals {
-            let c = match src {
-                Repl::Fk(fk, j) => match &self.plan.fks[fk].effect {
-                    Effect::Rewrite(cols) => cols[j].0,
-                    _ => continue,
-                },
-                Repl::Policy(j) => match &self.plan.action {
-                    Action::Redact(entries) => entries[j].0,
-                    _ => continue,
-                },
-            };
-            self.repl[c] = 0;
-        }
-        self.repl_vals.clear();
-    }
 }
 
 /// Adds one lookup's key (or `NO_KEY`) to the block's batch.
@@ -786,15 +594,6 @@ enum Cursor<'i> {
     Masks(Scanner<'i>),
     /// Each separator probed for from where the last one was.
     Near,
-}
-
-/// Where a rewritten field's value comes from.
-#[derive(Debug, Clone, Copy)]
-enum Repl {
-    /// Entry `.1` of check `.0`'s rewrite.
-    Fk(usize, usize),
-    /// Entry `.0` of the table's redaction.
-    Policy(usize),
 }
 
 enum Verdict {
