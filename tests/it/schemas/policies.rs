@@ -437,3 +437,71 @@ fn a_dangling_policy_is_refused_by_the_restore_before_it_writes() {
     let err = case.refused();
     assert!(err.contains("invoices_customer_id_fkey"), "{err}");
 }
+
+/// A restore that stops mid-data under policies (a json document the path
+/// cannot be read in, after redacted and kept tables were loaded) leaves no
+/// rows in the target: no redacted row without its erasure finished.
+#[test]
+fn a_restore_stopped_by_a_bad_document_leaves_no_rows_in_the_target() {
+    let case = Case {
+        tag: "s_policy_fail",
+        source_sql: r#"
+CREATE TABLE customers (id bigint PRIMARY KEY, name text);
+CREATE TABLE invoices (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers ON DELETE RESTRICT, name text);
+CREATE TABLE zz_events (id bigint PRIMARY KEY, payload json);
+INSERT INTO customers SELECT i, 'Customer ' || i FROM generate_series(1, 40) i;
+INSERT INTO invoices SELECT i, (i % 40) + 1, 'Customer ' || ((i % 40) + 1) FROM generate_series(1, 100) i;
+-- The json type keeps \u0000, which PostgreSQL's own #>> refuses to read.
+INSERT INTO zz_events SELECT i, ('{"actor": {"id": ' || (i % 40) + 1 || '}}')::json FROM generate_series(1, 50) i;
+INSERT INTO zz_events VALUES (51, '{"actor": {"id": "\u0000"}}');
+"#,
+        subjects_toml: "[ { table = \"public.customers\", column = \"id\" } ]",
+        subject_type: "bigint",
+        erasure_toml: r#"
+[[erasure.policy]]
+table = "public.customers"
+action = "redact"
+set = { name = "NULL" }
+reason = "law"
+
+[[erasure.policy]]
+table = "public.invoices"
+action = "keep"
+reason = "law"
+
+[[erasure.reference]]
+table = "public.zz_events"
+column = "payload"
+path = "$.actor.id"
+references = "public.customers.id"
+"#,
+        procedure: None,
+        erased: ids(&["3"]),
+    };
+    let env = case.prepare();
+    for jobs in ["1", "3"] {
+        let target = TestDb::create("s_policy_fail_dst");
+        let out = env.run(&["restore", &env.id, "--target", &target.url, "--jobs", jobs]);
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "--jobs {jobs}: not refused:\n{err}"
+        );
+        assert!(
+            err.contains("not valid JSON") && err.contains("row 51"),
+            "--jobs {jobs}: failed, but not at the document:\n{err}"
+        );
+        let left: Vec<String> = relations(&target)
+            .into_iter()
+            .filter_map(|t| {
+                let n = scalar(&target, &format!("SELECT count(*) FROM {t}"));
+                (n != "0").then(|| format!("{t}: {n} rows"))
+            })
+            .collect();
+        assert!(
+            left.is_empty(),
+            "--jobs {jobs}: the failed restore left rows in the target: {left:?}\n{err}"
+        );
+    }
+}
