@@ -8,6 +8,9 @@
 #   scripts/pg-logical-test.sh stop           # stop the cluster (kept on disk)
 #   scripts/pg-logical-test.sh status         # exit 0 if it answers
 #
+# Only the export line goes to stdout (pg_ctlcluster's own messages, such as
+# "Removed stale pid file." on a fresh machine, are sent to stderr).
+#
 # Idempotent: when the cluster is up with these settings, a run changes
 # nothing. Settings live in conf.d/lethe.conf; a changed file restarts it.
 # Local TCP connections (127.0.0.1) by `root` and `postgres` are trusted,
@@ -40,7 +43,7 @@ status)
     ;;
 stop)
     if exists && online; then
-        as_root pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" stop
+        as_root pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" stop >&2
         say "stopped $VERSION/$NAME"
     fi
     exit 0
@@ -88,11 +91,11 @@ done
 if online; then
     if ((changed)); then
         say "settings changed: restarting $VERSION/$NAME"
-        as_root pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" restart
+        as_root pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" restart >&2
     fi
 else
     say "starting $VERSION/$NAME on port $PORT"
-    as_root pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" start
+    as_root pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" start >&2
 fi
 
 for _ in $(seq 1 100); do answers && break; sleep 0.2; done
