@@ -6,6 +6,7 @@
 //! filter, loader) with `erasure` (the list) and `crypto` (age) beside them;
 //! `daemon` schedules it all and `retention` forgets on time.
 
+pub mod capture;
 pub mod config;
 pub mod continuous;
 pub mod copytext;

@@ -62,7 +62,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<i32> {
     }
     if cfg.continuous.enabled {
         eprintln!(
-            "lethe: warning: continuous.enabled = true, but this version of lethe does not capture changes yet; the daemon takes the scheduled snapshots only (`lethe continuous check` tells whether the source could be captured)"
+            "lethe: warning: continuous.enabled = true: the daemon captures every committed change into storage, but `lethe restore` does not read the changes yet (point-in-time restore comes next), so a restore still uses the newest base or scheduled snapshot; `lethe continuous check` tells whether the source can be captured"
         );
     }
     if let Some(why) = unchecked {

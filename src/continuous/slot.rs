@@ -77,9 +77,22 @@ async fn publication_exists(conn: &pg::PgConn, name: &str) -> Result<bool, SlotE
 pub async fn ensure(url: &str, cfg: &ContinuousConfig) -> Result<Ensured, SlotError> {
     preflight(url, cfg).await?;
     let conn = pg::connect(url).await?;
-    let cat = catalog::read(&conn).await?;
+    let publication = ensure_publication(&conn, cfg).await?;
+    let slot = ensure_slot(&conn, cfg).await?;
+    Ok(Ensured { slot, publication })
+}
 
-    let publication = if publication_exists(&conn, &cfg.publication).await? {
+/// Creates the publication (`FOR TABLE` every table a snapshot copies)
+/// when absent; true when it was created. Run the preflight first.
+///
+/// # Errors
+/// `CreatePublication` naming it; `Source` for other queries.
+pub async fn ensure_publication(
+    conn: &pg::PgConn,
+    cfg: &ContinuousConfig,
+) -> Result<bool, SlotError> {
+    let cat = catalog::read(conn).await?;
+    let publication = if publication_exists(conn, &cfg.publication).await? {
         false
     } else {
         let mut tables: Vec<String> = cat
@@ -107,6 +120,10 @@ pub async fn ensure(url: &str, cfg: &ContinuousConfig) -> Result<Ensured, SlotEr
         }
     };
 
+    Ok(publication)
+}
+
+async fn ensure_slot(conn: &pg::PgConn, cfg: &ContinuousConfig) -> Result<bool, SlotError> {
     let slot = if conn
         .query_opt(
             "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
@@ -135,7 +152,7 @@ pub async fn ensure(url: &str, cfg: &ContinuousConfig) -> Result<Ensured, SlotEr
             }
         }
     };
-    Ok(Ensured { slot, publication })
+    Ok(slot)
 }
 
 /// Drops the slot and the publication when present. A slot some session

@@ -220,6 +220,7 @@ impl Daemon {
             .map_err(|e| DaemonError::Startup(e.to_string()))?;
         let now = self.clock.now();
         self.next_due = self.schedule.due(self.last_attempt, now);
+        let capture = self.start_capture(&root).await?;
 
         let mut aux: JoinSet<()> = JoinSet::new();
         let journal = self.erasure.clone().map(|store| {
@@ -257,14 +258,6 @@ impl Daemon {
         let mut paused_since = *pause_rx.borrow_and_update();
         lifecycle_tick.tick().await; // the first tick is immediate; the check above covers it
         self.notifier.ready(&self.status_line());
-        if self.cfg.continuous.enabled {
-            // Not silent: the setting asks for something this version
-            // does not do yet.
-            tracing::warn!(
-                event = "continuous.unavailable",
-                "continuous.enabled = true, but this version of lethe does not capture changes yet (only `lethe continuous check` and `lethe continuous disable` act on [continuous]); the daemon takes the scheduled snapshots only, so the recovery point is the schedule's interval"
-            );
-        }
         tracing::info!(
             event = "daemon.ready",
             repository = %self.storage.describe(),
@@ -394,6 +387,9 @@ impl Daemon {
                 );
             }
         }
+        if let Some(handle) = capture {
+            await_task("capture", handle, deadline).await;
+        }
         if let Some(handle) = journal {
             await_task("erasure_journal", handle, deadline).await;
         }
@@ -407,6 +403,49 @@ impl Daemon {
             seconds = started.elapsed().as_secs_f64()
         );
         Ok(())
+    }
+
+    /// With `continuous.enabled`: the preflight (a refused source stops the
+    /// start, exit 2, naming each problem and its fix), then the capture
+    /// task, which retries on its own while the source or storage is away.
+    async fn start_capture(
+        &self,
+        root: &CancellationToken,
+    ) -> Result<Option<JoinHandle<()>>, DaemonError> {
+        let cont = &self.cfg.continuous;
+        if !cont.enabled {
+            return Ok(None);
+        }
+        let url = &self.cfg.source.url;
+        match crate::continuous::preflight(url, cont).await {
+            Ok(p) => {
+                for w in &p.warnings {
+                    tracing::warn!(event = "continuous.warning", warning = %w);
+                }
+            }
+            Err(e @ crate::continuous::PreflightError::Refused(_)) => {
+                return Err(DaemonError::Config(e.to_string()));
+            }
+            // The source is away: the capture retries until it is back.
+            Err(e) => {
+                tracing::warn!(event = "continuous.interrupted", error = %e, "the source cannot be checked now; capture retries")
+            }
+        }
+        let source = crate::pg::source_identity(url)
+            .map_err(|e| DaemonError::Config(e.to_string()))?
+            .0;
+        let s = crate::capture::SessionCfg {
+            cfg: self.cfg.clone(),
+            storage: self.storage.clone(),
+            store: self.erasure.clone(),
+            source,
+        };
+        let token = root.child_token();
+        Ok(Some(tokio::spawn(async move {
+            // A fatal failure is logged (continuous.failed) by the capture;
+            // the scheduled snapshots go on.
+            let _ = crate::capture::run(s, token).await;
+        })))
     }
 
     fn backoff(&self) -> Duration {

@@ -98,6 +98,7 @@ impl Snapshotter for Fake {
             erasure_list: ListState::default(),
             partitioned: vec![],
             ctype: None,
+            continuous: None,
             source: None,
         };
         storage

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod copy;
 pub mod dump;
 mod pgpass;
+pub mod replication;
 pub mod tls;
 
 pub use catalog::{Catalog, SourceTable};
@@ -357,6 +358,26 @@ impl Coordinator {
             .map_err(|e| query_err("pg_export_snapshot()", &e))?;
         let snapshot_id: String = row.get(0);
         Ok(Coordinator { conn, snapshot_id })
+    }
+
+    /// Connects and begins a transaction on a snapshot another session
+    /// exported (a replication slot's, for a base of continuous capture):
+    /// the workers and `pg_dump --snapshot` then use the same name.
+    ///
+    /// # Errors
+    /// Connection failures; `Query` when the snapshot is gone.
+    pub async fn import(url: &str, snapshot: &str) -> Result<Coordinator, SourceError> {
+        let conn = connect(url).await?;
+        conn.batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            quote_literal(snapshot)
+        ))
+        .await
+        .map_err(|e| query_err("SET TRANSACTION SNAPSHOT (the replication slot's)", &e))?;
+        Ok(Coordinator {
+            conn,
+            snapshot_id: snapshot.to_string(),
+        })
     }
 
     /// Reads the catalog inside the snapshot (see `catalog`).

@@ -70,6 +70,7 @@ fn stored_manifest(id: &str, finished: &str, source: &str) -> Manifest {
         partitioned: vec![],
         source: Some(source.into()),
         ctype: None,
+        continuous: None,
         id,
     }
 }

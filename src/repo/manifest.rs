@@ -259,6 +259,26 @@ pub struct Manifest {
     /// and so `citext`, folds case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctype: Option<String>,
+    /// Set on a base of continuous capture: the snapshot a replication
+    /// slot exported, so the stream's changes from `consistent_lsn` on
+    /// continue exactly where this snapshot ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous: Option<BaseInfo>,
+}
+
+/// Where a base stands in its change stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseInfo {
+    /// The stream (`changes/<source>/<epoch>/`).
+    pub epoch: crate::repo::changes::Epoch,
+    /// The snapshot holds every transaction that committed before this
+    /// LSN and none after.
+    pub consistent_lsn: crate::repo::changes::Lsn,
+    /// The slot that exported the snapshot.
+    pub slot: String,
+    /// A temporary slot (a later base of the epoch) or the stream's own.
+    pub temporary: bool,
 }
 
 /// A relation that holds no rows of its own: a partitioned table.
@@ -338,6 +358,7 @@ impl Manifest {
             partitioned: c.partitioned.clone(),
             source: None,
             ctype: Some(c.ctype.clone()),
+            continuous: None,
         }
     }
 

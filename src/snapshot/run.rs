@@ -84,6 +84,18 @@ pub struct SnapshotOptions {
     /// See [`DEFAULT_CLEANUP_GRACE`].
     pub cleanup_grace: Duration,
     pub progress: Arc<Progress>,
+    /// Take the snapshot from this exported snapshot (a base of continuous
+    /// capture) instead of exporting one.
+    pub base: Option<BaseSource>,
+}
+
+/// An exported snapshot to take a base from, and where it stands.
+#[derive(Debug, Clone)]
+pub struct BaseSource {
+    /// The name `CREATE_REPLICATION_SLOT … EXPORT_SNAPSHOT` returned; the
+    /// exporting connection must stay idle until the base is taken.
+    pub snapshot: String,
+    pub info: crate::repo::manifest::BaseInfo,
 }
 
 impl Default for SnapshotOptions {
@@ -94,6 +106,7 @@ impl Default for SnapshotOptions {
             leak_check: None,
             cleanup_grace: DEFAULT_CLEANUP_GRACE,
             progress: Arc::new(Progress::default()),
+            base: None,
         }
     }
 }
@@ -199,9 +212,11 @@ async fn run(
     })
     .await?;
     let coord = guard(cancel, Stage::Connect, async {
-        Coordinator::open(url)
-            .await
-            .map_err(|e| SnapshotError::source(Stage::Connect, e))
+        match &opts.base {
+            None => Coordinator::open(url).await,
+            Some(b) => Coordinator::import(url, &b.snapshot).await,
+        }
+        .map_err(|e| SnapshotError::source(Stage::Connect, e))
     })
     .await?;
 
@@ -318,6 +333,7 @@ async fn run(
         erasure_list: opts.erasure_list.clone(),
         partitioned: catalog.partitioned.clone(),
         ctype: Some(catalog.ctype.clone()),
+        continuous: opts.base.as_ref().map(|b| b.info.clone()),
         source: crate::pg::source_identity(&cfg.source.url)
             .ok()
             .map(|(identity, _)| identity),

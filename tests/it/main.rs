@@ -3,6 +3,7 @@
 
 mod api_abuse;
 mod api_identity;
+mod capture;
 mod check;
 mod cli_ux;
 mod common;

@@ -68,13 +68,16 @@ pub enum Record {
     Begin {
         /// The commit record's LSN.
         commit_lsn: Lsn,
-        /// The end LSN as received with the Begin.
-        end_lsn: Lsn,
         /// Transaction id.
         xid: u32,
         /// Commit time, µs since 2000-01-01 UTC (as pgoutput sends it).
         commit_time: i64,
     },
+    /// The shape of a relation from here on in this segment (written
+    /// before the relation's first change in a segment, and again when a
+    /// Relation message changes it): each change has the shape of the
+    /// last `R` of its relid before it.
+    Relation(crate::repo::changes::manifest::RelationDesc),
     /// A row inserted.
     Insert {
         /// Relation oid.
@@ -128,6 +131,7 @@ impl Record {
     pub fn tag(&self) -> char {
         match self {
             Record::Begin { .. } => 'B',
+            Record::Relation(_) => 'R',
             Record::Insert { .. } => 'I',
             Record::Update { .. } => 'U',
             Record::Delete { .. } => 'D',
@@ -207,11 +211,15 @@ pub fn write_record(out: &mut impl Write, r: &Record) -> io::Result<()> {
     match r {
         Record::Begin {
             commit_lsn,
-            end_lsn,
             xid,
             commit_time,
         } => {
-            return writeln!(out, "B\t{commit_lsn}\t{end_lsn}\t{xid}\t{commit_time}");
+            return writeln!(out, "B\t{commit_lsn}\t{xid}\t{commit_time}");
+        }
+        Record::Relation(desc) => {
+            out.write_all(b"R\t")?;
+            let json = serde_json::to_vec(desc).map_err(io::Error::other)?;
+            write_escaped(out, &json)?;
         }
         Record::Insert { relid, new } => {
             write!(out, "I\t{relid}")?;
@@ -519,13 +527,21 @@ fn parse_record(fields: &[&[u8]]) -> Result<Record, CodecErrorKind> {
     };
     Ok(match tag {
         b"B" => {
-            exactly('B', 5)?;
+            exactly('B', 4)?;
             Record::Begin {
                 commit_lsn: lsn(fields, 1)?,
-                end_lsn: lsn(fields, 2)?,
-                xid: number(fields, 3, "xid", false)?,
-                commit_time: number(fields, 4, "commit time", true)?,
+                xid: number(fields, 2, "xid", false)?,
+                commit_time: number(fields, 3, "commit time", true)?,
             }
+        }
+        b"R" => {
+            exactly('R', 2)?;
+            let json = text(fields, 1)?;
+            let desc = serde_json::from_slice(&json).map_err(|_| CodecErrorKind::BadField {
+                field: 2,
+                what: "a relation record's description is not the JSON lethe writes",
+            })?;
+            Record::Relation(desc)
         }
         b"I" => {
             at_least('I', 2)?;

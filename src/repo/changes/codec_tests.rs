@@ -54,7 +54,6 @@ fn every_kind() -> Vec<Record> {
     vec![
         Record::Begin {
             commit_lsn: Lsn(0x16_B374_D848),
-            end_lsn: Lsn(u64::MAX),
             xid: u32::MAX,
             commit_time: -1,
         },
@@ -147,6 +146,21 @@ fn every_kind() -> Vec<Record> {
             commit_lsn: Lsn(0x16_B374_D848),
             end_lsn: Lsn(0),
         },
+        Record::Relation(crate::repo::changes::manifest::RelationDesc {
+            relid: 16384,
+            schema: "odd\tschema".into(),
+            name: "line\nbreak \\N".into(),
+            replident: "d".into(),
+            columns: vec![crate::repo::changes::manifest::RelColumn {
+                name: "id".into(),
+                type_oid: 20,
+                typmod: -1,
+                type_name: Some("bigint".into()),
+                base_type: None,
+                attnum: Some(1),
+                key: true,
+            }],
+        }),
     ]
 }
 
@@ -172,7 +186,7 @@ fn lines_are_as_the_design_writes_them() {
     };
     assert_eq!(
         line(&mut out, every_kind()[0].clone()),
-        "B\t16/B374D848\tFFFFFFFF/FFFFFFFF\t4294967295\t-1\n"
+        "B\t16/B374D848\t4294967295\t-1\n"
     );
     assert_eq!(
         line(
@@ -292,7 +306,7 @@ fn headers_are_checked() {
         (b"lethe-changes 1 \n", false),
         (b"lethe-changes +1\n", false),
         (b"lethe-changes one\n", false),
-        (b"B\t0/1\t0/2\t3\t4\n", false),
+        (b"B\t0/1\t3\t4\n", false),
         (b"lethe-changes 2\n", true),
         (b"lethe-changes 99999999999999999999\n", true),
     ] {
@@ -318,7 +332,7 @@ type Want = fn(&CodecErrorKind) -> bool;
 
 #[test]
 fn hostile_lines_name_their_line() {
-    let good = "B\t0/1\t0/2\t3\t4\n";
+    let good = "B\t0/1\t3\t4\n";
     let cases: &[(&str, Want)] = &[
         ("C\t0/1\t0/2", |k| matches!(k, CodecErrorKind::Truncated)),
         (
@@ -329,20 +343,20 @@ fn hostile_lines_name_their_line() {
             "\n",
             |k| matches!(k, CodecErrorKind::UnknownTag(t) if t.is_empty()),
         ),
-        ("BB\t0/1\t0/2\t3\t4\n", |k| {
+        ("BB\t0/1\t3\t4\n", |k| {
             matches!(k, CodecErrorKind::UnknownTag(_))
         }),
-        ("B\t0/1\t0/2\t3\n", |k| {
+        ("B\t0/1\t3\n", |k| {
             matches!(
                 k,
                 CodecErrorKind::FieldCount {
                     tag: 'B',
-                    found: 4,
+                    found: 3,
                     ..
                 }
             )
         }),
-        ("B\t0/1\t0/2\t3\t4\t5\n", |k| {
+        ("B\t0/1\t3\t4\t5\n", |k| {
             matches!(k, CodecErrorKind::FieldCount { tag: 'B', .. })
         }),
         ("C\t0/1\n", |k| {
@@ -403,26 +417,26 @@ fn hostile_lines_name_their_line() {
         ("M\t\\xff\tx\n", |k| {
             matches!(k, CodecErrorKind::BadField { field: 2, .. })
         }),
-        ("B\t01\t0/2\t3\t4\n", |k| {
+        ("B\t01\t3\t4\n", |k| {
             matches!(k, CodecErrorKind::BadLsn { field: 2, .. })
         }),
         ("C\t0/1\tG/2\n", |k| {
             matches!(k, CodecErrorKind::BadLsn { field: 3, .. })
         }),
-        ("B\t0/1\t0/2\t-3\t4\n", |k| {
+        ("B\t0/1\t-3\t4\n", |k| {
+            matches!(k, CodecErrorKind::BadNumber { field: 3, .. })
+        }),
+        ("B\t0/1\t+3\t4\n", |k| {
+            matches!(k, CodecErrorKind::BadNumber { field: 3, .. })
+        }),
+        ("B\t0/1\t3\t4x\n", |k| {
             matches!(k, CodecErrorKind::BadNumber { field: 4, .. })
         }),
-        ("B\t0/1\t0/2\t+3\t4\n", |k| {
+        ("B\t0/1\t3\t-\n", |k| {
             matches!(k, CodecErrorKind::BadNumber { field: 4, .. })
         }),
-        ("B\t0/1\t0/2\t3\t4x\n", |k| {
-            matches!(k, CodecErrorKind::BadNumber { field: 5, .. })
-        }),
-        ("B\t0/1\t0/2\t3\t-\n", |k| {
-            matches!(k, CodecErrorKind::BadNumber { field: 5, .. })
-        }),
-        ("B\t0/1\t0/2\t4294967296\t4\n", |k| {
-            matches!(k, CodecErrorKind::BadNumber { field: 4, .. })
+        ("B\t0/1\t4294967296\t4\n", |k| {
+            matches!(k, CodecErrorKind::BadNumber { field: 3, .. })
         }),
         ("I\t\t1\n", |k| {
             matches!(k, CodecErrorKind::BadNumber { field: 2, .. })
@@ -499,7 +513,6 @@ impl Rng {
         match self.below(7) {
             0 => Record::Begin {
                 commit_lsn: Lsn(self.next()),
-                end_lsn: Lsn(self.next()),
                 xid: self.next() as u32,
                 commit_time: self.next() as i64,
             },

@@ -60,7 +60,7 @@ fn invalid(what: &'static str, key: &str, rule: String) -> ChangesError {
 }
 
 /// One column of a relation as pgoutput described it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelColumn {
     /// Column name.
@@ -81,7 +81,7 @@ pub struct RelColumn {
 
 /// A relation a segment's payload uses, with the shape every change of it
 /// in the segment has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelationDesc {
     /// The relation's oid, as the payload's records name it.
@@ -166,7 +166,6 @@ impl SegmentManifest {
             &self.epoch,
             self.first_commit_at,
             self.first_commit_lsn,
-            self.last_commit_lsn,
         )
     }
 
@@ -217,11 +216,9 @@ impl SegmentManifest {
             ));
         }
         let stem = self.stem();
-        if stem.manifest_key() != key || parse_manifest_key(key).is_none() {
-            return bad(format!(
-                "its fields name segment {}, not this key",
-                stem.manifest_key()
-            ));
+        let own = stem.manifest_key(self.last_commit_lsn);
+        if own != key || parse_manifest_key(key).is_none() {
+            return bad(format!("its fields name segment {own}, not this key"));
         }
         if self.parts.is_empty() {
             return bad("it lists no payload parts".into());
@@ -269,7 +266,10 @@ pub struct Head {
     pub source: String,
     /// The stream.
     pub epoch: Epoch,
-    /// The stream is complete up to here (the last segment's `end_lsn`).
+    /// The epoch's first consistent point (its first base's).
+    pub base_lsn: Lsn,
+    /// The stream is complete up to here: the last segment's `end_lsn`, or
+    /// further when lethe saw the source idle past it (a heartbeat).
     pub end_lsn: Lsn,
     /// The last commit stored, if any.
     pub last_commit_lsn: Option<Lsn>,
@@ -289,7 +289,7 @@ impl Head {
     /// Bad JSON, a newer format, a broken rule; each names `key`.
     pub fn from_json(key: &str, data: &[u8]) -> Result<Head, ChangesError> {
         let h: Head = parse_versioned(HEAD, HEAD_FORMAT, key, data)?;
-        let want = head_key(&h.source, &h.epoch);
+        let want = head_key(&h.source);
         if want != key {
             return Err(invalid(HEAD, key, format!("it names stream head {want}")));
         }

@@ -81,7 +81,7 @@ fn segment() -> (String, SegmentManifest) {
     };
     let stem = m.stem();
     m.parts = vec![part(stem.part_key(0, true)), part(stem.part_key(1, true))];
-    (stem.manifest_key(), m)
+    (stem.manifest_key(m.last_commit_lsn), m)
 }
 
 fn broken(f: impl FnOnce(&mut SegmentManifest)) -> String {
@@ -198,13 +198,14 @@ fn head() -> (String, Head) {
         format: HEAD_FORMAT,
         source: SRC.into(),
         epoch: epoch(),
+        base_lsn: Lsn(0x16_0000_0000),
         end_lsn: Lsn(0x16_B374_D848),
         last_commit_lsn: Some(Lsn(0x16_B374_D800)),
         last_commit_at: Some(at("2026-11-22T13:04:09Z")),
         verified_at: at("2026-11-22T13:05:00Z"),
         base_ids: vec!["20261122T130000Z-3f9a".into()],
     };
-    (head_key(SRC, &h.epoch), h)
+    (head_key(SRC), h)
 }
 
 #[test]

@@ -213,9 +213,11 @@ pub fn stream_prefix(src: &str, epoch: &Epoch) -> String {
     format!("{CHANGES_PREFIX}{}/{epoch}/", key_safe(src))
 }
 
-/// `changes/<src>/<epoch>/head.json`: the stream's head, rewritten.
-pub fn head_key(src: &str, epoch: &Epoch) -> String {
-    format!("{}head.json", stream_prefix(src, epoch))
+/// `changes/<src>/head.json`: the source's stream head, rewritten after
+/// every segment (and at least once a minute while idle); it names the
+/// current epoch, so finding it needs no listing.
+pub fn head_key(src: &str) -> String {
+    format!("{}head.json", source_prefix(src))
 }
 
 /// `changes/<src>/gaps/`: the source's gap records.
@@ -235,29 +237,27 @@ pub fn new_gap_id() -> String {
 }
 
 /// The common stem of a segment's keys,
-/// `changes/<src>/<epoch>/<YYYYMMDD>/<HH>/<first:016X>-<last:016X>`: the
-/// hour is the first commit's (UTC) and the LSNs are fixed-width, so keys
-/// sort in commit order.
+/// `changes/<src>/<epoch>/<YYYYMMDD>/<HH>/<first:016X>`: the hour is the
+/// first commit's (UTC) and the LSN is fixed-width, so keys sort in commit
+/// order. Parts are named from the stem alone (they are written before the
+/// last commit is known); the manifest adds `-<last:016X>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SegmentStem(String);
 
 impl SegmentStem {
-    /// The stem of the segment of `src`'s stream `epoch` whose commits run
-    /// from `first_commit_lsn` (committed at `first_commit_at`) to
-    /// `last_commit_lsn`.
+    /// The stem of the segment of `src`'s stream `epoch` whose first
+    /// commit is at `first_commit_lsn` (committed at `first_commit_at`).
     pub fn new(
         src: &str,
         epoch: &Epoch,
         first_commit_at: DateTime<Utc>,
         first_commit_lsn: Lsn,
-        last_commit_lsn: Lsn,
     ) -> SegmentStem {
         SegmentStem(format!(
-            "{}{}/{}-{}",
+            "{}{}/{}",
             stream_prefix(src, epoch),
             first_commit_at.format("%Y%m%d/%H"),
             first_commit_lsn.hex16(),
-            last_commit_lsn.hex16()
         ))
     }
 
@@ -266,9 +266,9 @@ impl SegmentStem {
         &self.0
     }
 
-    /// The segment manifest's key: stem + `.json`.
-    pub fn manifest_key(&self) -> String {
-        format!("{}.json", self.0)
+    /// The segment manifest's key: stem + `-<last:016X>.json`.
+    pub fn manifest_key(&self, last_commit_lsn: Lsn) -> String {
+        format!("{}-{}.json", self.0, last_commit_lsn.hex16())
     }
 
     /// Payload part `n`'s key: stem + `.NNN.chg.zst`, + `.age` when sealed

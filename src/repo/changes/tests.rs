@@ -99,7 +99,7 @@ fn keys_are_built_from_the_key_safe_source() {
     let s = "127=2E0=2E0=2E1=3A5432=2Fapp";
     assert_eq!(source_prefix(src), format!("changes/{s}/"));
     assert_eq!(stream_prefix(src, &e), format!("changes/{s}/{e}/"));
-    assert_eq!(head_key(src, &e), format!("changes/{s}/{e}/head.json"));
+    assert_eq!(head_key(src), format!("changes/{s}/head.json"));
     assert_eq!(gaps_prefix(src), format!("changes/{s}/gaps/"));
     let id = new_gap_id();
     assert_eq!(gap_key(src, &id), format!("changes/{s}/gaps/{id}.json"));
@@ -107,22 +107,16 @@ fn keys_are_built_from_the_key_safe_source() {
         gap_key(src, "../x"),
         format!("changes/{s}/gaps/=2E=2E=2Fx.json")
     );
-    let stem = SegmentStem::new(
-        src,
-        &e,
-        at("2026-11-22T13:59:59.9Z"),
-        Lsn(0x16_B374_D848),
-        Lsn(0x17_0000_0001),
-    );
-    let base = format!("changes/{s}/{e}/20261122/13/00000016B374D848-0000001700000001");
+    let stem = Stem2(SegmentStem::new(src, &e, at("2026-11-22T13:59:59.9Z"), Lsn(0x16_B374_D848)), Lsn(0x17_0000_0001));
+    let base = format!("changes/{s}/{e}/20261122/13/00000016B374D848");
     assert_eq!(stem.as_str(), base);
-    assert_eq!(stem.manifest_key(), format!("{base}.json"));
+    assert_eq!(stem.manifest_key(), format!("{base}-0000001700000001.json"));
     assert_eq!(stem.part_key(0, true), format!("{base}.000.chg.zst.age"));
     assert_eq!(stem.part_key(12, false), format!("{base}.012.chg.zst"));
     for k in [
         stem.manifest_key(),
         stem.part_key(3, true),
-        head_key(src, &e),
+        head_key(src),
         gap_key(src, &id),
     ] {
         crate::storage::validate_key(&k).unwrap();
@@ -133,13 +127,7 @@ fn keys_are_built_from_the_key_safe_source() {
 fn manifest_keys_parse_back_exactly() {
     let e = epoch();
     let src = "db.example:5432/app data";
-    let stem = SegmentStem::new(
-        src,
-        &e,
-        at("2026-01-02T03:04:05Z"),
-        Lsn(7),
-        Lsn(0x1_0000_0000),
-    );
+    let stem = Stem2(SegmentStem::new(src, &e, at("2026-01-02T03:04:05Z"), Lsn(7)), Lsn(0x1_0000_0000));
     let k = parse_manifest_key(&stem.manifest_key()).unwrap();
     assert_eq!(
         k,
@@ -151,7 +139,7 @@ fn manifest_keys_parse_back_exactly() {
             last: Lsn(0x1_0000_0000),
         }
     );
-    let empty = SegmentStem::new("", &e, at("2026-01-02T03:04:05Z"), Lsn(1), Lsn(1));
+    let empty = Stem2(SegmentStem::new("", &e, at("2026-01-02T03:04:05Z"), Lsn(1)), Lsn(1));
     assert_eq!(
         parse_manifest_key(&empty.manifest_key()).unwrap().src_safe,
         "="
@@ -161,12 +149,12 @@ fn manifest_keys_parse_back_exactly() {
 #[test]
 fn manifest_keys_refuse_everything_else() {
     let e = epoch();
-    let stem = SegmentStem::new("s", &e, at("2026-01-02T03:04:05Z"), Lsn(1), Lsn(2));
+    let stem = Stem2(SegmentStem::new("s", &e, at("2026-01-02T03:04:05Z"), Lsn(1)), Lsn(2));
     let good = stem.manifest_key();
     let first = "0000000000000001";
     let last = "0000000000000002";
     let bad = [
-        head_key("s", &e),
+        head_key("s"),
         stem.part_key(0, true),
         stem.part_key(0, false),
         gap_key("s", &new_gap_id()),
@@ -207,27 +195,36 @@ fn keys_sort_in_commit_order() {
     let e = epoch();
     let t = at("2026-01-02T03:04:05Z");
     let keys = [
-        SegmentStem::new("s", &e, at("2026-01-01T23:59:59Z"), Lsn(0xF), Lsn(0xFF)),
-        SegmentStem::new("s", &e, t, Lsn(0x100), Lsn(0x100)),
-        SegmentStem::new("s", &e, t, Lsn(0x101), Lsn(0xFFF)),
-        SegmentStem::new("s", &e, t, Lsn(0x1000), Lsn(0x1000)),
-        SegmentStem::new("s", &e, t, Lsn(0x1_0000_0000), Lsn(0x1_0000_0000)),
-        SegmentStem::new(
-            "s",
-            &e,
-            at("2026-01-02T04:00:00Z"),
-            Lsn(0x2_0000_0000),
-            Lsn(u64::MAX),
-        ),
+        Stem2(SegmentStem::new("s", &e, at("2026-01-01T23:59:59Z"), Lsn(0xF)), Lsn(0xFF)),
+        Stem2(SegmentStem::new("s", &e, t, Lsn(0x100)), Lsn(0x100)),
+        Stem2(SegmentStem::new("s", &e, t, Lsn(0x101)), Lsn(0xFFF)),
+        Stem2(SegmentStem::new("s", &e, t, Lsn(0x1000)), Lsn(0x1000)),
+        Stem2(SegmentStem::new("s", &e, t, Lsn(0x1_0000_0000)), Lsn(0x1_0000_0000)),
+        Stem2(SegmentStem::new("s", &e, at("2026-01-02T04:00:00Z"), Lsn(0x2_0000_0000)), Lsn(u64::MAX)),
     ]
     .map(|s| s.manifest_key());
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(sorted, keys);
     let parts: Vec<String> = (0..12)
-        .map(|n| keys[0].replace(".json", "") + &format!(".{n:03}"))
+        .map(|n| keys[0].replace("-00000000000000FF.json", "") + &format!(".{n:03}"))
         .collect();
     let mut p = parts.clone();
     p.sort();
     assert_eq!(p, parts);
+}
+
+/// A stem with the last commit its manifest key needs.
+struct Stem2(SegmentStem, Lsn);
+
+impl Stem2 {
+    fn manifest_key(&self) -> String {
+        self.0.manifest_key(self.1)
+    }
+    fn part_key(&self, n: u32, sealed: bool) -> String {
+        self.0.part_key(n, sealed)
+    }
+    fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
 }

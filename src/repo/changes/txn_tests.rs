@@ -4,7 +4,6 @@ use crate::repo::changes::codec::Record;
 fn begin(lsn: u64) -> Record {
     Record::Begin {
         commit_lsn: Lsn(lsn),
-        end_lsn: Lsn(lsn),
         xid: 1,
         commit_time: 77,
     }

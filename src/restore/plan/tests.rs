@@ -85,6 +85,7 @@ pub fn manifest(tables: Vec<TableEntry>, fks: Vec<ForeignKey>) -> Manifest {
         erasure_list: ListState::default(),
         partitioned: vec![],
         ctype: None,
+        continuous: None,
         source: None,
     }
 }

@@ -584,23 +584,23 @@ fn a_stuck_snapshot_is_abandoned_at_the_deadline_and_a_second_sigterm_exits_now(
     assert!(s.listed().is_empty());
 }
 
-/// `continuous.enabled = true` before the capture exists: a WARN at start
-/// (`continuous.unavailable`), and the daemon runs its schedule as before.
+/// `continuous.enabled = true` on a source with `wal_level = replica`
+/// (the machine's main cluster): the daemon does not start (exit 2), and
+/// says why and how to fix it.
 #[test]
-fn continuous_enabled_before_the_capture_exists_is_a_warning_at_start() {
+fn continuous_capture_on_a_replica_level_source_refuses_to_start() {
     let s = Rig::new("dmncont", SMALL_SQL);
     daemon_config(&s, "every = \"1h\"\n\n[continuous]\nenabled = true");
     let mut d = start(&s, &[]);
-    d.wait_for("continuous.unavailable", 1, Duration::from_secs(60));
-    d.wait_for("daemon.ready", 1, Duration::from_secs(60));
-    d.signal(libc::SIGTERM);
-    assert_eq!(
-        d.wait_exit(Duration::from_secs(30)).0,
-        Some(0),
-        "{}",
-        d.log()
+    let (code, _) = d.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(2), "{}", d.log());
+    let log = d.log();
+    assert!(
+        log.contains("wal_level is replica")
+            && log.contains("ALTER SYSTEM SET wal_level = logical"),
+        "{log}"
     );
-    check_log_lines(&d, &[]);
+    assert_eq!(d.count("daemon.ready"), 0, "{log}");
 }
 
 #[test]

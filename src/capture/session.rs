@@ -1,0 +1,523 @@
+//! One capture session: find where the stored stream ends (or start a new
+//! epoch with a base), open the slot there, and run the receiver, the
+//! writer, the heartbeat and the lag poll until a stop or an error.
+
+use super::segment::StreamCtx;
+use super::writer::{self, Input, SequenceSampler, Stored, WriterOptions};
+use super::{CaptureError, SlotState};
+use crate::config::Config;
+use crate::crypto::Sealer;
+use crate::pg::replication::{self, Confirmer, Options, ReplicationConn};
+use crate::pg::{self, PgConn};
+use crate::repo::changes::manifest::{
+    GAP_FORMAT, GapReason, GapRecord, HEAD_FORMAT, Head, SegmentManifest,
+};
+use crate::repo::changes::{self, Epoch, Lsn};
+use crate::repo::manifest::{BaseInfo, SequenceValue};
+use crate::storage::{Storage, StorageExt};
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How often the writer is woken to close a due segment.
+const TICK: Duration = Duration::from_millis(100);
+/// How often a heartbeat message is emitted on the source.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How often the slot's lag is read.
+const LAG_POLL: Duration = Duration::from_secs(30);
+/// How often `continuous.lag` is logged while under `max_lag`.
+const LAG_LOG: Duration = Duration::from_secs(300);
+/// Frames in flight between receiver and writer.
+const CHANNEL: usize = 1024;
+
+/// The stored stream's head, if any.
+pub async fn read_head(storage: &dyn Storage, source: &str) -> Result<Option<Head>, CaptureError> {
+    let key = changes::head_key(source);
+    match storage
+        .head(&key)
+        .await
+        .map_err(CaptureError::storage(&key))?
+    {
+        None => Ok(None),
+        Some(_) => {
+            let data = storage
+                .get_bytes(&key)
+                .await
+                .map_err(CaptureError::storage(&key))?;
+            Ok(Some(
+                Head::from_json(&key, &data).map_err(CaptureError::Format)?,
+            ))
+        }
+    }
+}
+
+/// Where the stored stream of `head`'s epoch really ends: `head.json` is
+/// written after each segment manifest, so a crash between the two leaves
+/// a listed segment past the head.
+pub async fn stored_end(
+    storage: &dyn Storage,
+    head: &Head,
+    base_lsn: Lsn,
+) -> Result<Stored, CaptureError> {
+    let prefix = changes::stream_prefix(&head.source, &head.epoch);
+    let listed = storage
+        .list(&prefix)
+        .await
+        .map_err(CaptureError::storage(&prefix))?;
+    let mut out = Stored {
+        head: head.clone(),
+        chain_end: base_lsn,
+    };
+    // Keys sort in commit order: the newest manifest is the chain's end.
+    if let Some(o) = listed
+        .iter()
+        .rev()
+        .find(|o| changes::parse_manifest_key(&o.key).is_some())
+    {
+        let data = storage
+            .get_bytes(&o.key)
+            .await
+            .map_err(CaptureError::storage(&o.key))?;
+        let m = SegmentManifest::from_json(&o.key, &data).map_err(CaptureError::Format)?;
+        out.chain_end = m.end_lsn;
+        if m.end_lsn > out.head.end_lsn {
+            out.head.end_lsn = m.end_lsn;
+            out.head.last_commit_lsn = Some(m.last_commit_lsn);
+            out.head.last_commit_at = Some(m.last_commit_at);
+        }
+    }
+    Ok(out)
+}
+
+/// The slot as `pg_replication_slots` shows it.
+pub async fn slot_state(conn: &PgConn, slot: &str) -> Result<Option<SlotState>, CaptureError> {
+    let row = conn
+        .query_opt(
+            "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint, wal_status, active_pid, \
+                    (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(|e| CaptureError::Source(pg::query_err("reading the replication slot", &e)))?;
+    Ok(row.map(|r| SlotState {
+        confirmed: r
+            .get::<_, Option<i64>>(0)
+            .and_then(|v| u64::try_from(v).ok()),
+        wal_status: r.get(1),
+        active_pid: r.get(2),
+        lag_bytes: r
+            .get::<_, Option<i64>>(3)
+            .and_then(|v| u64::try_from(v).ok()),
+    }))
+}
+
+/// `(system identifier, timeline)` of the source, `("", 0)` where the role
+/// may not read them.
+async fn system_identity(conn: &PgConn) -> (String, u32) {
+    let row = conn
+        .query_opt(
+            "SELECT s.system_identifier::text, c.timeline_id FROM pg_control_system() s, pg_control_checkpoint() c",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten();
+    row.map_or((String::new(), 0), |r| {
+        (r.get(0), u32::try_from(r.get::<_, i32>(1)).unwrap_or(0))
+    })
+}
+
+/// Reads the sequences the base listed, on a connection of its own.
+struct PgSampler {
+    conn: PgConn,
+    seqs: Vec<(String, String)>,
+    rt: tokio::runtime::Handle,
+}
+
+impl SequenceSampler for PgSampler {
+    fn sample(&mut self) -> Result<Vec<SequenceValue>, String> {
+        self.rt
+            .block_on(pg::catalog::sequence_values(&self.conn, &self.seqs))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Everything a session needs from the config.
+pub struct SessionCfg {
+    pub cfg: Arc<Config>,
+    pub storage: Arc<dyn Storage>,
+    pub store: Option<Arc<crate::erasure::ErasureStore>>,
+    pub source: String,
+}
+
+/// Runs one session. `Ok` when `cancel` stopped it.
+///
+/// # Errors
+/// Anything that ended the session; the caller decides whether to retry.
+pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), CaptureError> {
+    let cfg = &s.cfg;
+    let cont = &cfg.continuous;
+    let url = cfg.source.url.as_str();
+    crate::continuous::preflight(url, cont)
+        .await
+        .map_err(CaptureError::Preflight)?;
+    let conn = pg::connect(url).await?;
+    crate::continuous::slot::ensure_publication(&conn, cont)
+        .await
+        .map_err(CaptureError::Slot)?;
+
+    let stored = match read_head(s.storage.as_ref(), &s.source).await? {
+        Some(h) => Some(stored_end(s.storage.as_ref(), &h, h.base_lsn).await?),
+        None => None,
+    };
+    let slot = slot_state(&conn, &cont.slot).await?;
+    let (mut rconn, stored) = match (stored, slot) {
+        (Some(stored), Some(slot))
+            if slot.confirmed.is_some_and(|c| c <= stored.head.end_lsn.0)
+                && slot.wal_status.as_deref() != Some("lost") =>
+        {
+            if let Some(pid) = slot.active_pid {
+                return Err(CaptureError::SlotBusy {
+                    slot: cont.slot.clone(),
+                    pid,
+                });
+            }
+            let rconn = ReplicationConn::open(url, &options(cont, false)).await?;
+            (rconn, stored)
+        }
+        (stored, slot) => {
+            if let Some(Stored { head, .. }) = &stored {
+                let reason = match &slot {
+                    None => GapReason::SlotMissing,
+                    Some(st) if st.wal_status.as_deref() == Some("lost") => GapReason::WalRemoved,
+                    Some(_) => GapReason::SlotMissing,
+                };
+                record_gap(s, head, reason).await?;
+            }
+            if let Some(st) = &slot {
+                if let Some(pid) = st.active_pid {
+                    return Err(CaptureError::SlotBusy {
+                        slot: cont.slot.clone(),
+                        pid,
+                    });
+                }
+                drop_slot(&conn, &cont.slot).await?;
+            }
+            new_epoch(s, cancel).await?
+        }
+    };
+
+    let (system_id, timeline) = system_identity(&conn).await;
+    let catalog = pg::catalog::read(&conn).await?;
+    let sampler = PgSampler {
+        conn: pg::connect(url).await?,
+        seqs: catalog.sequences.clone(),
+        rt: tokio::runtime::Handle::current(),
+    };
+    let head = stored.head.clone();
+    let start = head.end_lsn;
+    rconn.start(start.0).await?;
+    // The slot the server streams from must be the one the stored stream
+    // continues: a slot dropped and created again in between starts later.
+    if let Some(st) = slot_state(&conn, &cont.slot).await?
+        && st.confirmed.is_some_and(|c| c > start.0)
+    {
+        return Err(CaptureError::SlotMoved {
+            slot: cont.slot.clone(),
+            stored: start,
+            confirmed: Lsn(st.confirmed.unwrap_or_default()),
+        });
+    }
+    tracing::info!(
+        event = "continuous.started",
+        slot = %cont.slot,
+        epoch = %head.epoch,
+        from_lsn = %start,
+        last_commit_at = ?head.last_commit_at,
+    );
+
+    let sealer =
+        Sealer::from_config(&cfg.encryption).map_err(|e| CaptureError::Crypto(e.to_string()))?;
+    let ctx = StreamCtx {
+        storage: s.storage.clone(),
+        sealer,
+        zstd_level: cfg.snapshot.zstd_level,
+        part_bytes: cfg.snapshot.object_bytes,
+        source: s.source.clone(),
+        system_id,
+        timeline,
+        epoch: head.epoch.clone(),
+        base_lsn: head.base_lsn,
+        rt: tokio::runtime::Handle::current(),
+    };
+    let opts = WriterOptions {
+        flush_every: cont.flush_every,
+        segment_bytes: cfg.snapshot.object_bytes,
+        head_every: Duration::from_secs(60),
+    };
+    let confirmer = rconn.confirmer();
+    let (tx, rx) = mpsc::channel::<Input>(CHANNEL);
+    let stop = cancel.child_token();
+
+    let writer = {
+        let confirmer = confirmer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut sampler = sampler;
+            writer::run(rx, &ctx, stored, &confirmer, &mut sampler, &opts)
+        })
+    };
+    let receiver = {
+        let tx = tx.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let r = loop {
+                match rconn.next(&stop).await {
+                    Ok(f) => {
+                        if tx.send(Input::Frame(f)).await.is_err() {
+                            break Ok(());
+                        }
+                    }
+                    Err(replication::ReplicationFailure::Cancelled { .. }) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            };
+            rconn.close().await;
+            r
+        })
+    };
+    let ticker = {
+        let tx = tx.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TICK);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = every.tick() => if tx.send(Input::Tick).await.is_err() { break },
+                }
+            }
+        })
+    };
+    drop(tx);
+    let watch = watch_source(url, cont, &confirmer, &stop);
+
+    let mut receiver = receiver;
+    let mut writer = writer;
+    let result = tokio::select! {
+        r = &mut receiver => {
+            stop.cancel();
+            let w = (&mut writer).await;
+            match (r, w) {
+                (Ok(Err(e)), _) => Err(CaptureError::Replication(e)),
+                (_, Ok(Err(e))) => Err(CaptureError::Writer(e)),
+                (Err(e), _) | (_, Err(e)) => Err(CaptureError::Task(e.to_string())),
+                (Ok(Ok(())), Ok(Ok(_))) => Ok(()),
+            }
+        }
+        w = &mut writer => {
+            stop.cancel();
+            let _ = (&mut receiver).await;
+            match w {
+                Ok(Err(e)) => Err(CaptureError::Writer(e)),
+                Err(e) => Err(CaptureError::Task(e.to_string())),
+                Ok(Ok(_)) => Ok(()),
+            }
+        }
+        r = watch => {
+            stop.cancel();
+            let _ = (&mut receiver).await;
+            let _ = (&mut writer).await;
+            r
+        }
+    };
+    stop.cancel();
+    let _ = ticker.await;
+    result
+}
+
+fn options(cont: &crate::continuous::ContinuousConfig, temporary: bool) -> Options {
+    Options {
+        slot: cont.slot.clone(),
+        publication: cont.publication.clone(),
+        temporary,
+    }
+}
+
+/// Heartbeats and the lag poll, until `stop`: returns only on a stop
+/// (`Ok`) or when the source cannot be reached for the poll.
+async fn watch_source(
+    url: &str,
+    cont: &crate::continuous::ContinuousConfig,
+    confirmer: &Confirmer,
+    stop: &CancellationToken,
+) -> Result<(), CaptureError> {
+    let conn = pg::connect(url).await?;
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    let mut poll = tokio::time::interval(LAG_POLL);
+    let mut last_log: Option<std::time::Instant> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            _ = beat.tick() => {
+                if let Err(e) = conn.execute("SELECT pg_logical_emit_message(false, 'lethe.heartbeat', '')", &[]).await {
+                    tracing::warn!(event = "continuous.heartbeat_failed", error = %pg::pg_message(&e));
+                }
+            }
+            _ = poll.tick() => {
+                let Some(st) = slot_state(&conn, &cont.slot).await? else {
+                    return Err(CaptureError::SlotVanished { slot: cont.slot.clone() });
+                };
+                if st.wal_status.as_deref() == Some("lost") {
+                    return Err(CaptureError::SlotVanished { slot: cont.slot.clone() });
+                }
+                let lag = st.lag_bytes.unwrap_or(0);
+                let over = lag > cont.max_lag;
+                if over || last_log.is_none_or(|t| t.elapsed() >= LAG_LOG) {
+                    last_log = Some(std::time::Instant::now());
+                    if over {
+                        tracing::warn!(event = "continuous.lag", slot = %cont.slot, lag_bytes = lag, confirmed_lsn = %Lsn(confirmer.confirmed()), max_lag = cont.max_lag, "the slot holds more WAL than continuous.max_lag: storage slow or down?");
+                    } else {
+                        tracing::info!(event = "continuous.lag", slot = %cont.slot, lag_bytes = lag, confirmed_lsn = %Lsn(confirmer.confirmed()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn drop_slot(conn: &PgConn, slot: &str) -> Result<(), CaptureError> {
+    conn.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .map_err(|e| {
+            CaptureError::Source(pg::query_err("dropping the stale replication slot", &e))
+        })?;
+    Ok(())
+}
+
+/// Writes a gap record from what is stored to now.
+async fn record_gap(s: &SessionCfg, head: &Head, reason: GapReason) -> Result<(), CaptureError> {
+    let id = changes::new_gap_id();
+    tracing::error!(
+        event = "continuous.gap",
+        reason = %reason,
+        last_commit_at = ?head.last_commit_at,
+        last_commit_lsn = ?head.last_commit_lsn.map(|l| l.to_string()),
+        epoch = %head.epoch,
+        "the replication slot cannot continue the stored stream: changes after the last stored commit are lost until a new base; restores into the gap are refused"
+    );
+    let gap = GapRecord {
+        format: GAP_FORMAT,
+        id: id.clone(),
+        source: s.source.clone(),
+        epoch_before: Some(head.epoch.clone()),
+        last_commit_lsn: head.last_commit_lsn,
+        last_commit_at: head.last_commit_at,
+        epoch_after: None,
+        resumed_lsn: None,
+        resumed_at: None,
+        base_id: None,
+        reason,
+        detected_at: Utc::now(),
+    };
+    let key = changes::gap_key(&s.source, &id);
+    s.storage
+        .put_bytes(&key, bytes::Bytes::from(gap.to_json()))
+        .await
+        .map_err(CaptureError::storage(&key))?;
+    Ok(())
+}
+
+/// A new epoch: the slot created with an exported snapshot, a base taken
+/// from it, and the head written. The slot's connection stays idle until
+/// the base is stored (the snapshot lives until its next command).
+async fn new_epoch(
+    s: &SessionCfg,
+    cancel: &CancellationToken,
+) -> Result<(ReplicationConn, Stored), CaptureError> {
+    let cfg = &s.cfg;
+    let cont = &cfg.continuous;
+    let url = cfg.source.url.as_str();
+    let mut rconn = ReplicationConn::open(url, &options(cont, false)).await?;
+    let created = rconn.create_slot(url).await?;
+    let epoch = Epoch::new();
+    let consistent = Lsn(created.consistent_lsn);
+    let base = crate::snapshot::run::BaseSource {
+        snapshot: created.snapshot.clone(),
+        info: BaseInfo {
+            epoch: epoch.clone(),
+            consistent_lsn: consistent,
+            slot: cont.slot.clone(),
+            temporary: false,
+        },
+    };
+    let taken = crate::snapshot::locked::under_lock(
+        s.storage.clone(),
+        crate::snapshot::locked::LockOptions::default(),
+        &Utc::now,
+        cancel,
+        |cancel| {
+            let opts = crate::snapshot::run::SnapshotOptions {
+                cancel,
+                base: Some(base),
+                ..Default::default()
+            };
+            crate::snapshot::locked::take(cfg, s.storage.clone(), s.store.clone(), opts)
+        },
+    )
+    .await;
+    let outcome = match taken {
+        Ok(o) => o,
+        Err(e) => {
+            // No base: the slot is of no use (nothing continues from it).
+            let conn = pg::connect(url).await?;
+            drop(rconn);
+            let _ = drop_slot_when_idle(&conn, &cont.slot).await;
+            return Err(CaptureError::Base(format!("{e:?}")));
+        }
+    };
+    let id = outcome.manifest.id.as_str().to_string();
+    let head = Head {
+        format: HEAD_FORMAT,
+        source: s.source.clone(),
+        epoch: epoch.clone(),
+        base_lsn: consistent,
+        end_lsn: consistent,
+        last_commit_lsn: None,
+        last_commit_at: None,
+        verified_at: Utc::now(),
+        base_ids: vec![id.clone()],
+    };
+    let key = changes::head_key(&s.source);
+    s.storage
+        .put_bytes(&key, bytes::Bytes::from(head.to_json()))
+        .await
+        .map_err(CaptureError::storage(&key))?;
+    tracing::info!(
+        event = "continuous.base_completed",
+        id = %id,
+        epoch = %epoch,
+        consistent_lsn = %consistent,
+        rows = outcome.manifest.total_rows(),
+    );
+    Ok((
+        rconn,
+        Stored {
+            head,
+            chain_end: consistent,
+        },
+    ))
+}
+
+async fn drop_slot_when_idle(conn: &PgConn, slot: &str) -> Result<(), CaptureError> {
+    for _ in 0..50 {
+        match slot_state(conn, slot).await? {
+            None => return Ok(()),
+            Some(st) if st.active_pid.is_none() => return drop_slot(conn, slot).await,
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The capture's writer: decoded messages in, segments out, positions
+//! confirmed back. Runs on one blocking thread; the receiver task and a
+//! ticker feed it through one channel.
+//!
+//! The order that makes a crash lose nothing (docs/design/continuous.md §3):
+//! every part stored → the segment manifest → `head.json` → confirm the
+//! segment's end to the server. A transaction stored before a crash but
+//! not yet confirmed comes again after it; the writer skips every
+//! transaction whose commit lies below where the stored stream ends.
+
+use super::segment::{Change, OpenSegment, SegmentError, StreamCtx};
+use crate::pg::replication::{self, Change as Msg, Confirmer, Frame, RelationMsg};
+use crate::repo::changes::codec::commit_time_to_utc;
+use crate::repo::changes::manifest::{HEAD_FORMAT, Head, SegmentManifest};
+use crate::repo::changes::{self, Lsn};
+use crate::repo::manifest::SequenceValue;
+use crate::storage::{StorageError, StorageExt};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the writer receives.
+pub enum Input {
+    Frame(Frame),
+    /// Time passed: close a segment that is due.
+    Tick,
+}
+
+/// Reads the sequences' current values (between transactions, after the
+/// last commit of a segment arrived).
+pub trait SequenceSampler: Send {
+    fn sample(&mut self) -> Result<Vec<SequenceValue>, String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error("storing the stream head {key}: {source}")]
+    Head {
+        key: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("reading sequence values for a change segment: {0}")]
+    Sequences(String),
+    #[error("the replication stream broke its order: {0}")]
+    Order(String),
+    #[error("a commit time lethe cannot represent ({0} µs after 2000-01-01)")]
+    Time(i64),
+}
+
+/// Where the stored stream stands.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// `end_lsn`: everything before it is stored (or was nothing of ours).
+    pub head: Head,
+    /// The last stored segment's `end_lsn` (the base's consistent point
+    /// before the first): the next segment's `prev_end_lsn`.
+    pub chain_end: Lsn,
+}
+
+/// The writer's settings.
+pub struct WriterOptions {
+    pub flush_every: Duration,
+    /// A segment is closed at the next commit past this many raw bytes.
+    pub segment_bytes: u64,
+    /// `head.json` is rewritten at least this often while idle.
+    pub head_every: Duration,
+}
+
+/// One flushed segment, for events and tests.
+#[derive(Debug, Clone)]
+pub struct Flushed {
+    pub end_lsn: Lsn,
+    pub last_commit_at: DateTime<Utc>,
+    pub xacts: u64,
+    pub changes: u64,
+    pub bytes: u64,
+}
+
+/// Runs until the input closes (the receiver stopped) or an error.
+///
+/// # Errors
+/// A segment or head that cannot be stored, a stream out of order.
+pub fn run(
+    mut input: mpsc::Receiver<Input>,
+    ctx: &StreamCtx,
+    mut stored: Stored,
+    confirmer: &Confirmer,
+    sampler: &mut dyn SequenceSampler,
+    opts: &WriterOptions,
+) -> Result<Stored, WriterError> {
+    let mut relations: BTreeMap<u32, RelationMsg> = BTreeMap::new();
+    let mut open: Option<OpenSegment> = None;
+    let mut due: Option<Instant> = None;
+    // Inside a transaction that was stored before (sent again): skipped.
+    let mut skipping = false;
+    let mut in_txn = false;
+    let mut txn_commit_lsn = Lsn(0);
+    let mut last_head = Instant::now();
+    let mut idle_confirm: Option<Lsn> = None;
+    confirmer.confirm(stored.head.end_lsn.0);
+
+    while let Some(msg) = input.blocking_recv() {
+        match msg {
+            Input::Tick => {}
+            Input::Frame(f) => match f.change {
+                Msg::Begin {
+                    final_lsn,
+                    commit_time,
+                    xid,
+                } => {
+                    if in_txn {
+                        return Err(WriterError::Order(format!(
+                            "Begin of {} inside the transaction committing at {}",
+                            replication::lsn_text(final_lsn),
+                            txn_commit_lsn
+                        )));
+                    }
+                    in_txn = true;
+                    txn_commit_lsn = Lsn(final_lsn);
+                    skipping = txn_commit_lsn < stored.head.end_lsn;
+                    if !skipping {
+                        let at = commit_time_to_utc(commit_time)
+                            .ok_or(WriterError::Time(commit_time))?;
+                        let seg = open.get_or_insert_with(|| {
+                            OpenSegment::begin(stored.chain_end, txn_commit_lsn, at, ctx)
+                        });
+                        seg.begin_txn(txn_commit_lsn, xid, commit_time, ctx)?;
+                    }
+                }
+                Msg::Relation(r) => {
+                    relations.insert(r.relid, r);
+                }
+                Msg::Insert { relid, ref new } if in_txn => {
+                    if !skipping && let Some(seg) = open.as_mut() {
+                        seg.change(Change::Insert { relid, new }, &relations, ctx)?;
+                    }
+                }
+                Msg::Update {
+                    relid,
+                    ref old,
+                    ref new,
+                } if in_txn => {
+                    if !skipping && let Some(seg) = open.as_mut() {
+                        let old = old.as_ref().map(|(k, c)| (*k, c.as_slice()));
+                        seg.change(Change::Update { relid, old, new }, &relations, ctx)?;
+                    }
+                }
+                Msg::Delete {
+                    relid,
+                    kind,
+                    ref old,
+                } if in_txn => {
+                    if !skipping && let Some(seg) = open.as_mut() {
+                        seg.change(Change::Delete { relid, kind, old }, &relations, ctx)?;
+                    }
+                }
+                Msg::Truncate { flags, ref relids } if in_txn => {
+                    if !skipping && let Some(seg) = open.as_mut() {
+                        seg.change(Change::Truncate { flags, relids }, &relations, ctx)?;
+                    }
+                }
+                Msg::Message {
+                    transactional: true,
+                    ref prefix,
+                    ref content,
+                    ..
+                } if in_txn => {
+                    if !skipping && let Some(seg) = open.as_mut() {
+                        seg.change(Change::Message { prefix, content }, &relations, ctx)?;
+                    }
+                }
+                Msg::Commit {
+                    commit_lsn,
+                    end_lsn,
+                    commit_time,
+                } => {
+                    if !in_txn || Lsn(commit_lsn) != txn_commit_lsn {
+                        return Err(WriterError::Order(format!(
+                            "Commit at {} without its Begin",
+                            replication::lsn_text(commit_lsn)
+                        )));
+                    }
+                    in_txn = false;
+                    if !skipping && let Some(seg) = open.as_mut() {
+                        let at = commit_time_to_utc(commit_time)
+                            .ok_or(WriterError::Time(commit_time))?;
+                        seg.commit(Lsn(commit_lsn), Lsn(end_lsn), at, ctx)?;
+                        if due.is_none() {
+                            due = Some(Instant::now() + opts.flush_every);
+                        }
+                        if seg.raw_bytes() >= opts.segment_bytes {
+                            due = Some(Instant::now());
+                        }
+                    }
+                    skipping = false;
+                }
+                Msg::Message {
+                    transactional: false,
+                    ..
+                } => {
+                    // A heartbeat (or another tool's message) between
+                    // transactions: with nothing unstored, the server may
+                    // forget everything before it.
+                    if !in_txn && open.is_none() {
+                        idle_confirm = Some(Lsn(f.wal_end));
+                    }
+                }
+                Msg::Skipped => {}
+                other => {
+                    return Err(WriterError::Order(format!(
+                        "{other:?} outside a transaction"
+                    )));
+                }
+            },
+        }
+
+        // Close a due segment between transactions.
+        if !in_txn && due.is_some_and(|d| Instant::now() >= d) {
+            if let Some(seg) = open.take() {
+                let f = flush(seg, ctx, &mut stored, sampler)?;
+                confirmer.confirm(f.end_lsn.0);
+                last_head = Instant::now();
+                tracing::debug!(
+                    event = "continuous.flushed",
+                    end_lsn = %f.end_lsn,
+                    last_commit_at = %f.last_commit_at,
+                    xacts = f.xacts,
+                    changes = f.changes,
+                    bytes_raw = f.bytes,
+                );
+            }
+            due = None;
+        }
+        // Idle: the head vouches for the heartbeat's position first, then
+        // the server may let go of the WAL before it (a restart must never
+        // find the slot ahead of the head).
+        if let Some(lsn) = idle_confirm.take()
+            && open.is_none()
+            && !in_txn
+            && lsn > stored.head.end_lsn
+            && last_head.elapsed() >= opts.head_every
+        {
+            stored.head.end_lsn = lsn;
+            stored.head.verified_at = Utc::now();
+            put_head(ctx, &stored.head)?;
+            confirmer.confirm(lsn.0);
+            last_head = Instant::now();
+        }
+    }
+    Ok(stored)
+}
+
+fn flush(
+    seg: OpenSegment,
+    ctx: &StreamCtx,
+    stored: &mut Stored,
+    sampler: &mut dyn SequenceSampler,
+) -> Result<Flushed, WriterError> {
+    let bytes = seg.raw_bytes();
+    let sequences = sampler.sample().map_err(WriterError::Sequences)?;
+    let m: SegmentManifest = seg.close(sequences, Some(Utc::now()), ctx)?;
+    crate::snapshot::pause::blocking("capture.after_manifest");
+    stored.head.end_lsn = m.end_lsn;
+    stored.chain_end = m.end_lsn;
+    stored.head.last_commit_lsn = Some(m.last_commit_lsn);
+    stored.head.last_commit_at = Some(m.last_commit_at);
+    stored.head.verified_at = Utc::now();
+    put_head(ctx, &stored.head)?;
+    crate::snapshot::pause::blocking("capture.after_head");
+    Ok(Flushed {
+        end_lsn: m.end_lsn,
+        last_commit_at: m.last_commit_at,
+        xacts: m.xacts,
+        changes: m.changes,
+        bytes,
+    })
+}
+
+/// Writes `head.json`.
+///
+/// # Errors
+/// `Head` naming the key.
+pub fn put_head(ctx: &StreamCtx, head: &Head) -> Result<(), WriterError> {
+    let key = changes::head_key(&ctx.source);
+    debug_assert_eq!(head.format, HEAD_FORMAT);
+    ctx.rt
+        .block_on(
+            ctx.storage
+                .put_bytes(&key, bytes::Bytes::from(head.to_json())),
+        )
+        .map_err(|source| WriterError::Head { key, source })?;
+    Ok(())
+}
