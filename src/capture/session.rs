@@ -29,6 +29,8 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 const LAG_POLL: Duration = Duration::from_secs(30);
 /// How often `continuous.lag` is logged while under `max_lag`.
 const LAG_LOG: Duration = Duration::from_secs(300);
+/// How long a new base waits for a running snapshot to release the lock.
+const BASE_LOCK_WAIT: Duration = Duration::from_secs(3 * 3600);
 /// Frames in flight between receiver and writer.
 const CHANNEL: usize = 1024;
 
@@ -453,21 +455,39 @@ async fn new_epoch(
             temporary: false,
         },
     };
-    let taken = crate::snapshot::locked::under_lock(
-        s.storage.clone(),
-        crate::snapshot::locked::LockOptions::default(),
-        &Utc::now,
-        cancel,
-        |cancel| {
-            let opts = crate::snapshot::run::SnapshotOptions {
-                cancel,
-                base: Some(base),
-                ..Default::default()
-            };
-            crate::snapshot::locked::take(cfg, s.storage.clone(), s.store.clone(), opts)
-        },
-    )
-    .await;
+    // A scheduled snapshot holding the lock is waited for (the slot's
+    // snapshot stays valid while its connection is idle).
+    let waited = std::time::Instant::now();
+    let taken = loop {
+        let base = base.clone();
+        let r = crate::snapshot::locked::under_lock(
+            s.storage.clone(),
+            crate::snapshot::locked::LockOptions::default(),
+            &Utc::now,
+            cancel,
+            |cancel| {
+                let opts = crate::snapshot::run::SnapshotOptions {
+                    cancel,
+                    base: Some(base),
+                    ..Default::default()
+                };
+                crate::snapshot::locked::take(cfg, s.storage.clone(), s.store.clone(), opts)
+            },
+        )
+        .await;
+        match r {
+            Err(crate::snapshot::locked::LockedError::Held { holder, .. })
+                if waited.elapsed() < BASE_LOCK_WAIT =>
+            {
+                tracing::debug!(event = "continuous.base_waiting", holder = %holder, "a snapshot holds the lock; the base waits");
+                tokio::select! {
+                    () = cancel.cancelled() => break Err(crate::snapshot::locked::LockedError::Cancelled),
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            other => break other,
+        }
+    };
     let outcome = match taken {
         Ok(o) => o,
         Err(e) => {
@@ -475,7 +495,17 @@ async fn new_epoch(
             let conn = pg::connect(url).await?;
             drop(rconn);
             let _ = drop_slot_when_idle(&conn, &cont.slot).await;
-            return Err(CaptureError::Base(format!("{e:?}")));
+            use crate::snapshot::locked::LockedError;
+            let why = match e {
+                LockedError::Cancelled => "stopped".to_string(),
+                LockedError::Held { holder, .. } => {
+                    format!("the snapshot lock stayed held by {holder}")
+                }
+                LockedError::Lock(e) => e.to_string(),
+                LockedError::Lost { lease, .. } => format!("the snapshot lock was lost: {lease}"),
+                LockedError::Work(e) => e.to_string(),
+            };
+            return Err(CaptureError::Base(why));
         }
     };
     let id = outcome.manifest.id.as_str().to_string();

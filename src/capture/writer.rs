@@ -251,6 +251,12 @@ pub fn run(
             last_head = Instant::now();
         }
     }
+    // Stopped between transactions: store what is complete rather than
+    // have the server send it again.
+    if !in_txn && let Some(seg) = open.take() {
+        let f = flush(seg, ctx, &mut stored, sampler)?;
+        confirmer.confirm(f.end_lsn.0);
+    }
     Ok(stored)
 }
 

@@ -105,6 +105,22 @@ fn render(r: &StatusReport, now: DateTime<Utc>) -> String {
         (None, false) => "unknown (no daemon answering)".into(),
     };
     let _ = writeln!(s, "leak check    {leak}");
+    if let Some(c) = &r.continuous {
+        let line = match (&c.error, c.verified_at) {
+            (Some(e), _) => format!("unreadable: {e}"),
+            (None, None) => "on; nothing stored yet (first base not complete)".to_string(),
+            (None, Some(v)) => format!(
+                "on; storage complete up to {} ago (verified {}), last commit {}, epoch {}",
+                human_age(c.rpo_s.unwrap_or(0)),
+                v.format("%Y-%m-%d %H:%M:%SZ"),
+                c.last_commit_at.map_or("none yet".to_string(), |t| t
+                    .format("%Y-%m-%d %H:%M:%SZ")
+                    .to_string()),
+                c.epoch.as_deref().unwrap_or("?")
+            ),
+        };
+        let _ = writeln!(s, "continuous    {line}");
+    }
     let l = &r.lifecycle;
     let lifecycle = match l.state.as_str() {
         "present" => "present".to_string(),

@@ -94,6 +94,14 @@ pub struct Daemon {
     pause: PauseSwitch,
     /// The last snapshot's leak check, reported by the API; memory only.
     leaks: LeakState,
+    /// Continuous capture, while `continuous.enabled`.
+    capture: Option<CaptureTask>,
+}
+
+/// The running capture and what stops it.
+struct CaptureTask {
+    handle: JoinHandle<()>,
+    stop: CancellationToken,
 }
 
 enum Wake {
@@ -142,6 +150,7 @@ impl Daemon {
             next_due: now,
             pause: PauseSwitch::new(),
             leaks: LeakState::default(),
+            capture: None,
         })
     }
 
@@ -220,7 +229,7 @@ impl Daemon {
             .map_err(|e| DaemonError::Startup(e.to_string()))?;
         let now = self.clock.now();
         self.next_due = self.schedule.due(self.last_attempt, now);
-        let capture = self.start_capture(&root).await?;
+        self.start_capture().await?;
 
         let mut aux: JoinSet<()> = JoinSet::new();
         let journal = self.erasure.clone().map(|store| {
@@ -387,8 +396,9 @@ impl Daemon {
                 );
             }
         }
-        if let Some(handle) = capture {
-            await_task("capture", handle, deadline).await;
+        if let Some(t) = self.capture.take() {
+            t.stop.cancel();
+            await_task("capture", t.handle, deadline).await;
         }
         if let Some(handle) = journal {
             await_task("erasure_journal", handle, deadline).await;
@@ -408,13 +418,10 @@ impl Daemon {
     /// With `continuous.enabled`: the preflight (a refused source stops the
     /// start, exit 2, naming each problem and its fix), then the capture
     /// task, which retries on its own while the source or storage is away.
-    async fn start_capture(
-        &self,
-        root: &CancellationToken,
-    ) -> Result<Option<JoinHandle<()>>, DaemonError> {
+    pub(super) async fn start_capture(&mut self) -> Result<(), DaemonError> {
         let cont = &self.cfg.continuous;
         if !cont.enabled {
-            return Ok(None);
+            return Ok(());
         }
         let url = &self.cfg.source.url;
         match crate::continuous::preflight(url, cont).await {
@@ -440,12 +447,23 @@ impl Daemon {
             store: self.erasure.clone(),
             source,
         };
-        let token = root.child_token();
-        Ok(Some(tokio::spawn(async move {
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let handle = tokio::spawn(async move {
             // A fatal failure is logged (continuous.failed) by the capture;
             // the scheduled snapshots go on.
             let _ = crate::capture::run(s, token).await;
-        })))
+        });
+        self.capture = Some(CaptureTask { handle, stop });
+        Ok(())
+    }
+
+    /// Stops the capture (it stores what is complete) within `deadline`.
+    pub(super) async fn stop_capture(&mut self, deadline: std::time::Duration) {
+        if let Some(t) = self.capture.take() {
+            t.stop.cancel();
+            await_task("capture", t.handle, tokio::time::Instant::now() + deadline).await;
+        }
     }
 
     fn backoff(&self) -> Duration {

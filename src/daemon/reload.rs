@@ -35,7 +35,8 @@ impl Daemon {
     pub(super) async fn try_reload(&mut self) -> Result<(), String> {
         let new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
         let schedule = Schedule::from_config(&new.schedule)?;
-        let old = self.cfg.as_ref();
+        let old_cfg = self.cfg.clone();
+        let old = old_cfg.as_ref();
         let storage = if format!("{:?}", new.storage) != format!("{:?}", old.storage) {
             let open = crate::storage::open(&new.storage);
             match tokio::time::timeout(std::time::Duration::from_secs(30), open).await {
@@ -63,10 +64,44 @@ impl Daemon {
                 "these sections change only at restart; the running values stay"
             );
         }
+        // Continuous capture: a changed [continuous] or source restarts it;
+        // turned off, the slot and publication go (lethe never leaves a
+        // slot behind). A source the preflight refuses keeps the old config.
+        let capture_changed = format!("{:?}", new.continuous) != format!("{:?}", old.continuous)
+            || new.source.url != old.source.url
+            || storage.is_some();
+        if capture_changed
+            && new.continuous.enabled
+            && let Err(e @ crate::continuous::PreflightError::Refused(_)) =
+                crate::continuous::preflight(&new.source.url, &new.continuous).await
+        {
+            return Err(e.to_string());
+        }
+        if capture_changed {
+            self.stop_capture(std::time::Duration::from_secs(10)).await;
+            if old.continuous.enabled && !new.continuous.enabled {
+                match crate::continuous::disable(&old.source.url, &old.continuous).await {
+                    Ok(r) => tracing::info!(
+                        event = "continuous.disabled",
+                        slot = %old.continuous.slot,
+                        slot_dropped = r.slot,
+                        publication_dropped = r.publication,
+                    ),
+                    Err(e) => tracing::error!(
+                        event = "continuous.disable_failed",
+                        error = %e,
+                        "continuous.enabled was turned off but the slot could not be dropped: run `lethe continuous disable`"
+                    ),
+                }
+            }
+        }
         if let Some(s) = storage {
             self.storage = s;
         }
         self.cfg = Arc::new(new);
+        if capture_changed && let Err(e) = self.start_capture().await {
+            return Err(e.to_string());
+        }
         self.schedule = schedule;
         let now = self.clock.now();
         self.next_due = if self.failures > 0 {

@@ -42,12 +42,38 @@ pub struct StatusReport {
     /// `erasure.leak_detected`); `null` when no daemon answered or it has
     /// taken no snapshot since it started.
     pub leak_check: Option<LeakReport>,
+    /// Continuous capture as stored (`changes/<source>/head.json`); `null`
+    /// when `continuous.enabled` is off.
+    pub continuous: Option<ContinuousReport>,
     /// `healthy`, `degraded` or `down`: what `lethe status` exits with
     /// (0, 1, 2). See [`Health`].
     pub health: Health,
     /// Why it is not `healthy`, one sentence each.
     pub problems: Vec<String>,
 }
+
+/// Where the stored change stream stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContinuousReport {
+    /// The stream (a new one starts after a gap).
+    pub epoch: Option<String>,
+    /// The newest commit stored.
+    pub last_commit_at: Option<DateTime<Utc>>,
+    /// When the capture last vouched that storage holds everything up to
+    /// the server's position (each segment, and every minute while idle).
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Seconds since `verified_at`: the most a crash of the source now
+    /// could lose (the recovery point).
+    pub rpo_s: Option<i64>,
+    /// Bases taken in this epoch.
+    pub base_ids: Vec<String>,
+    /// Reading the head failed.
+    pub error: Option<String>,
+}
+
+/// A stored stream older than this (`rpo_s`) makes `status` degraded: the
+/// capture writes the head at least once a minute while it runs.
+pub const CONTINUOUS_STALE_S: i64 = 300;
 
 /// What a health check reads from `lethe status`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,6 +136,19 @@ pub fn assess(r: &StatusReport, stale_incomplete: usize) -> (Health, Vec<String>
             "the erasure list is unreadable: {}",
             r.erasure.error.as_deref().unwrap_or("unavailable")
         ));
+    }
+    if let Some(c) = &r.continuous {
+        match (&c.error, c.rpo_s) {
+            (Some(e), _) => problems.push(format!("continuous capture: the stored stream is unreadable: {e}")),
+            (None, None) => problems.push(
+                "continuous capture: nothing stored yet (the first base is not complete)".to_string(),
+            ),
+            (None, Some(rpo)) if rpo > CONTINUOUS_STALE_S => problems.push(format!(
+                "continuous capture: storage last confirmed complete {} ago (recovery point); is the capture running (continuous.interrupted, continuous.gap)?",
+                human_age(rpo)
+            )),
+            _ => {}
+        }
     }
     if let Some(l) = r.leak_check.as_ref().filter(|l| l.rows > 0) {
         problems.push(format!(
@@ -246,11 +285,56 @@ pub async fn gather(
         paused: pause.as_ref().map(|p| p.paused),
         paused_since: pause.as_ref().and_then(|p| p.paused_since),
         leak_check: pause.and_then(|p| p.last_leak_check),
+        continuous: continuous_report(cfg, storage, now).await,
         health: Health::Healthy,
         problems: Vec::new(),
     };
     (report.health, report.problems) = assess(&report, stale_incomplete);
     Ok(report)
+}
+
+async fn continuous_report(
+    cfg: &Config,
+    storage: &dyn Storage,
+    now: DateTime<Utc>,
+) -> Option<ContinuousReport> {
+    if !cfg.continuous.enabled {
+        return None;
+    }
+    let empty = ContinuousReport {
+        epoch: None,
+        last_commit_at: None,
+        verified_at: None,
+        rpo_s: None,
+        base_ids: Vec::new(),
+        error: None,
+    };
+    let source = match crate::pg::source_identity(&cfg.source.url) {
+        Ok((s, _)) => s,
+        Err(e) => {
+            return Some(ContinuousReport {
+                error: Some(e.to_string()),
+                ..empty
+            });
+        }
+    };
+    Some(
+        match crate::capture::session::read_head(storage, &source).await {
+            Ok(None) => empty,
+            Ok(Some(h)) => ContinuousReport {
+                epoch: Some(h.epoch.to_string()),
+                last_commit_at: h.last_commit_at,
+                verified_at: Some(h.verified_at),
+                rpo_s: Some((now - h.verified_at).num_seconds().max(0)),
+                base_ids: h.base_ids,
+                error: None,
+            },
+            Err(e) => ContinuousReport {
+                error: Some(e.to_string()),
+                ..empty
+            },
+        },
+    )
 }
 
 /// The daemon's pause switch and last leak check, `None` if it cannot say.

@@ -25,6 +25,7 @@ fn report(daemon_running: bool, overdue: bool, lifecycle: &str) -> StatusReport 
         paused: None,
         paused_since: None,
         leak_check: None,
+        continuous: None,
         health: Health::Healthy,
         problems: Vec::new(),
     }

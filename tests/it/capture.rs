@@ -49,8 +49,10 @@ impl Capture {
                  [api]\nlisten = \"unix:{d}/api.sock\"\n\
                  [schedule]\nevery = \"24h\"\n\
                  [log]\nlevel = \"debug\"\n\
-                 [continuous]\nenabled = true\nflush_every = \"{flush_every}\"\n",
-                db.url()
+                 [continuous]\nenabled = true\nflush_every = \"{flush_every}\"\n\
+                 slot = \"{}\"\n",
+                db.url(),
+                db.name
             ),
         );
         Capture {
@@ -386,7 +388,7 @@ fn a_slot_dropped_behind_lethes_back_is_a_gap_and_a_new_base() {
     c.db.sql("INSERT INTO ledger (id) VALUES (1)");
     c.wait_for("continuous.flushed", 1, Duration::from_secs(30));
     assert_eq!(c.stop(), Some(0), "{}", c.log());
-    c.db.sql("SELECT pg_drop_replication_slot('lethe')");
+    c.db.sql(&format!("SELECT pg_drop_replication_slot('{}')", c.db.name));
     c.db.sql("INSERT INTO ledger (id) VALUES (2)");
     c.start();
     c.wait_for("continuous.gap", 1, Duration::from_secs(60));

@@ -107,7 +107,10 @@ fn keys_are_built_from_the_key_safe_source() {
         gap_key(src, "../x"),
         format!("changes/{s}/gaps/=2E=2E=2Fx.json")
     );
-    let stem = Stem2(SegmentStem::new(src, &e, at("2026-11-22T13:59:59.9Z"), Lsn(0x16_B374_D848)), Lsn(0x17_0000_0001));
+    let stem = Stem2(
+        SegmentStem::new(src, &e, at("2026-11-22T13:59:59.9Z"), Lsn(0x16_B374_D848)),
+        Lsn(0x17_0000_0001),
+    );
     let base = format!("changes/{s}/{e}/20261122/13/00000016B374D848");
     assert_eq!(stem.as_str(), base);
     assert_eq!(stem.manifest_key(), format!("{base}-0000001700000001.json"));
@@ -127,7 +130,10 @@ fn keys_are_built_from_the_key_safe_source() {
 fn manifest_keys_parse_back_exactly() {
     let e = epoch();
     let src = "db.example:5432/app data";
-    let stem = Stem2(SegmentStem::new(src, &e, at("2026-01-02T03:04:05Z"), Lsn(7)), Lsn(0x1_0000_0000));
+    let stem = Stem2(
+        SegmentStem::new(src, &e, at("2026-01-02T03:04:05Z"), Lsn(7)),
+        Lsn(0x1_0000_0000),
+    );
     let k = parse_manifest_key(&stem.manifest_key()).unwrap();
     assert_eq!(
         k,
@@ -139,7 +145,10 @@ fn manifest_keys_parse_back_exactly() {
             last: Lsn(0x1_0000_0000),
         }
     );
-    let empty = Stem2(SegmentStem::new("", &e, at("2026-01-02T03:04:05Z"), Lsn(1)), Lsn(1));
+    let empty = Stem2(
+        SegmentStem::new("", &e, at("2026-01-02T03:04:05Z"), Lsn(1)),
+        Lsn(1),
+    );
     assert_eq!(
         parse_manifest_key(&empty.manifest_key()).unwrap().src_safe,
         "="
@@ -149,7 +158,10 @@ fn manifest_keys_parse_back_exactly() {
 #[test]
 fn manifest_keys_refuse_everything_else() {
     let e = epoch();
-    let stem = Stem2(SegmentStem::new("s", &e, at("2026-01-02T03:04:05Z"), Lsn(1)), Lsn(2));
+    let stem = Stem2(
+        SegmentStem::new("s", &e, at("2026-01-02T03:04:05Z"), Lsn(1)),
+        Lsn(2),
+    );
     let good = stem.manifest_key();
     let first = "0000000000000001";
     let last = "0000000000000002";
@@ -195,12 +207,21 @@ fn keys_sort_in_commit_order() {
     let e = epoch();
     let t = at("2026-01-02T03:04:05Z");
     let keys = [
-        Stem2(SegmentStem::new("s", &e, at("2026-01-01T23:59:59Z"), Lsn(0xF)), Lsn(0xFF)),
+        Stem2(
+            SegmentStem::new("s", &e, at("2026-01-01T23:59:59Z"), Lsn(0xF)),
+            Lsn(0xFF),
+        ),
         Stem2(SegmentStem::new("s", &e, t, Lsn(0x100)), Lsn(0x100)),
         Stem2(SegmentStem::new("s", &e, t, Lsn(0x101)), Lsn(0xFFF)),
         Stem2(SegmentStem::new("s", &e, t, Lsn(0x1000)), Lsn(0x1000)),
-        Stem2(SegmentStem::new("s", &e, t, Lsn(0x1_0000_0000)), Lsn(0x1_0000_0000)),
-        Stem2(SegmentStem::new("s", &e, at("2026-01-02T04:00:00Z"), Lsn(0x2_0000_0000)), Lsn(u64::MAX)),
+        Stem2(
+            SegmentStem::new("s", &e, t, Lsn(0x1_0000_0000)),
+            Lsn(0x1_0000_0000),
+        ),
+        Stem2(
+            SegmentStem::new("s", &e, at("2026-01-02T04:00:00Z"), Lsn(0x2_0000_0000)),
+            Lsn(u64::MAX),
+        ),
     ]
     .map(|s| s.manifest_key());
     let mut sorted = keys.clone();
