@@ -15,6 +15,7 @@
 //! outage ends a session, and the next one resumes from what is stored; the
 //! slot holds the changes meanwhile.
 
+pub mod base;
 pub mod segment;
 pub mod session;
 pub mod writer;

@@ -9,11 +9,9 @@ use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::pg::replication::{self, Confirmer, Options, ReplicationConn};
 use crate::pg::{self, PgConn};
-use crate::repo::changes::manifest::{
-    GAP_FORMAT, GapReason, GapRecord, HEAD_FORMAT, Head, SegmentManifest,
-};
-use crate::repo::changes::{self, Epoch, Lsn};
-use crate::repo::manifest::{BaseInfo, SequenceValue};
+use crate::repo::changes::manifest::{GAP_FORMAT, GapReason, GapRecord, Head, SegmentManifest};
+use crate::repo::changes::{self, Lsn};
+use crate::repo::manifest::SequenceValue;
 use crate::storage::{Storage, StorageExt};
 use chrono::Utc;
 use std::sync::Arc;
@@ -29,8 +27,6 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 const LAG_POLL: Duration = Duration::from_secs(30);
 /// How often `continuous.lag` is logged while under `max_lag`.
 const LAG_LOG: Duration = Duration::from_secs(300);
-/// How long a new base waits for a running snapshot to release the lock.
-const BASE_LOCK_WAIT: Duration = Duration::from_secs(3 * 3600);
 /// Frames in flight between receiver and writer.
 const CHANNEL: usize = 1024;
 
@@ -191,13 +187,14 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
             (rconn, stored)
         }
         (stored, slot) => {
+            let mut gap = None;
             if let Some(Stored { head, .. }) = &stored {
                 let reason = match &slot {
                     None => GapReason::SlotMissing,
                     Some(st) if st.wal_status.as_deref() == Some("lost") => GapReason::WalRemoved,
                     Some(_) => GapReason::SlotMissing,
                 };
-                record_gap(s, head, reason).await?;
+                gap = Some(record_gap(s, head, reason).await?);
             }
             if let Some(st) = &slot {
                 if let Some(pid) = st.active_pid {
@@ -208,7 +205,22 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
                 }
                 drop_slot(&conn, &cont.slot).await?;
             }
-            new_epoch(s, cancel).await?
+            let (rconn, stored) = super::base::new_epoch(s, cancel).await?;
+            // The gap closes where the new epoch's base begins.
+            if let Some(mut g) = gap {
+                g.epoch_after = Some(stored.head.epoch.clone());
+                g.resumed_lsn = Some(stored.head.base_lsn);
+                g.resumed_at = stored
+                    .head
+                    .base_ids
+                    .first()
+                    .and_then(|id| id.parse::<crate::repo::manifest::SnapshotId>().ok())
+                    .map(|id| id.started_at())
+                    .or(Some(stored.head.verified_at));
+                g.base_id = stored.head.base_ids.first().cloned();
+                put_gap(s, &g).await?;
+            }
+            (rconn, stored)
         }
     };
 
@@ -303,6 +315,7 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
             }
         })
     };
+    let bases = super::base::later_bases(s, &head, tx.clone(), &stop);
     drop(tx);
     let watch = watch_source(url, cont, &confirmer, &stop);
 
@@ -334,13 +347,19 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
             let _ = (&mut writer).await;
             r
         }
+        r = bases => {
+            stop.cancel();
+            let _ = (&mut receiver).await;
+            let _ = (&mut writer).await;
+            r
+        }
     };
     stop.cancel();
     let _ = ticker.await;
     result
 }
 
-fn options(cont: &crate::continuous::ContinuousConfig, temporary: bool) -> Options {
+pub(super) fn options(cont: &crate::continuous::ContinuousConfig, temporary: bool) -> Options {
     Options {
         slot: cont.slot.clone(),
         publication: cont.publication.clone(),
@@ -390,7 +409,7 @@ async fn watch_source(
     }
 }
 
-async fn drop_slot(conn: &PgConn, slot: &str) -> Result<(), CaptureError> {
+pub(super) async fn drop_slot(conn: &PgConn, slot: &str) -> Result<(), CaptureError> {
     conn.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .map_err(|e| {
@@ -399,8 +418,38 @@ async fn drop_slot(conn: &PgConn, slot: &str) -> Result<(), CaptureError> {
     Ok(())
 }
 
-/// Writes a gap record from what is stored to now.
-async fn record_gap(s: &SessionCfg, head: &Head, reason: GapReason) -> Result<(), CaptureError> {
+/// The open gap record of `head`'s epoch (written by an earlier session
+/// whose new base did not complete), or a new one; logs `continuous.gap`.
+async fn record_gap(
+    s: &SessionCfg,
+    head: &Head,
+    reason: GapReason,
+) -> Result<GapRecord, CaptureError> {
+    let prefix = changes::gaps_prefix(&s.source);
+    for o in s
+        .storage
+        .list(&prefix)
+        .await
+        .map_err(CaptureError::storage(&prefix))?
+    {
+        let data = s
+            .storage
+            .get_bytes(&o.key)
+            .await
+            .map_err(CaptureError::storage(&o.key))?;
+        let g = GapRecord::from_json(&o.key, &data).map_err(CaptureError::Format)?;
+        if g.epoch_before.as_ref() == Some(&head.epoch) && g.epoch_after.is_none() {
+            tracing::error!(
+                event = "continuous.gap",
+                reason = %g.reason,
+                last_commit_at = ?head.last_commit_at,
+                last_commit_lsn = ?head.last_commit_lsn.map(|l| l.to_string()),
+                epoch = %head.epoch,
+                "still open: no new base yet"
+            );
+            return Ok(g);
+        }
+    }
     let id = changes::new_gap_id();
     tracing::error!(
         event = "continuous.gap",
@@ -412,7 +461,7 @@ async fn record_gap(s: &SessionCfg, head: &Head, reason: GapReason) -> Result<()
     );
     let gap = GapRecord {
         format: GAP_FORMAT,
-        id: id.clone(),
+        id,
         source: s.source.clone(),
         epoch_before: Some(head.epoch.clone()),
         last_commit_lsn: head.last_commit_lsn,
@@ -424,130 +473,15 @@ async fn record_gap(s: &SessionCfg, head: &Head, reason: GapReason) -> Result<()
         reason,
         detected_at: Utc::now(),
     };
-    let key = changes::gap_key(&s.source, &id);
+    put_gap(s, &gap).await?;
+    Ok(gap)
+}
+
+async fn put_gap(s: &SessionCfg, gap: &GapRecord) -> Result<(), CaptureError> {
+    let key = changes::gap_key(&s.source, &gap.id);
     s.storage
         .put_bytes(&key, bytes::Bytes::from(gap.to_json()))
         .await
         .map_err(CaptureError::storage(&key))?;
-    Ok(())
-}
-
-/// A new epoch: the slot created with an exported snapshot, a base taken
-/// from it, and the head written. The slot's connection stays idle until
-/// the base is stored (the snapshot lives until its next command).
-async fn new_epoch(
-    s: &SessionCfg,
-    cancel: &CancellationToken,
-) -> Result<(ReplicationConn, Stored), CaptureError> {
-    let cfg = &s.cfg;
-    let cont = &cfg.continuous;
-    let url = cfg.source.url.as_str();
-    let mut rconn = ReplicationConn::open(url, &options(cont, false)).await?;
-    let created = rconn.create_slot(url).await?;
-    let epoch = Epoch::new();
-    let consistent = Lsn(created.consistent_lsn);
-    let base = crate::snapshot::run::BaseSource {
-        snapshot: created.snapshot.clone(),
-        info: BaseInfo {
-            epoch: epoch.clone(),
-            consistent_lsn: consistent,
-            slot: cont.slot.clone(),
-            temporary: false,
-        },
-    };
-    // A scheduled snapshot holding the lock is waited for (the slot's
-    // snapshot stays valid while its connection is idle).
-    let waited = std::time::Instant::now();
-    let taken = loop {
-        let base = base.clone();
-        let r = crate::snapshot::locked::under_lock(
-            s.storage.clone(),
-            crate::snapshot::locked::LockOptions::default(),
-            &Utc::now,
-            cancel,
-            |cancel| {
-                let opts = crate::snapshot::run::SnapshotOptions {
-                    cancel,
-                    base: Some(base),
-                    ..Default::default()
-                };
-                crate::snapshot::locked::take(cfg, s.storage.clone(), s.store.clone(), opts)
-            },
-        )
-        .await;
-        match r {
-            Err(crate::snapshot::locked::LockedError::Held { holder, .. })
-                if waited.elapsed() < BASE_LOCK_WAIT =>
-            {
-                tracing::debug!(event = "continuous.base_waiting", holder = %holder, "a snapshot holds the lock; the base waits");
-                tokio::select! {
-                    () = cancel.cancelled() => break Err(crate::snapshot::locked::LockedError::Cancelled),
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-            other => break other,
-        }
-    };
-    let outcome = match taken {
-        Ok(o) => o,
-        Err(e) => {
-            // No base: the slot is of no use (nothing continues from it).
-            let conn = pg::connect(url).await?;
-            drop(rconn);
-            let _ = drop_slot_when_idle(&conn, &cont.slot).await;
-            use crate::snapshot::locked::LockedError;
-            let why = match e {
-                LockedError::Cancelled => "stopped".to_string(),
-                LockedError::Held { holder, .. } => {
-                    format!("the snapshot lock stayed held by {holder}")
-                }
-                LockedError::Lock(e) => e.to_string(),
-                LockedError::Lost { lease, .. } => format!("the snapshot lock was lost: {lease}"),
-                LockedError::Work(e) => e.to_string(),
-            };
-            return Err(CaptureError::Base(why));
-        }
-    };
-    let id = outcome.manifest.id.as_str().to_string();
-    let head = Head {
-        format: HEAD_FORMAT,
-        source: s.source.clone(),
-        epoch: epoch.clone(),
-        base_lsn: consistent,
-        end_lsn: consistent,
-        last_commit_lsn: None,
-        last_commit_at: None,
-        verified_at: Utc::now(),
-        base_ids: vec![id.clone()],
-    };
-    let key = changes::head_key(&s.source);
-    s.storage
-        .put_bytes(&key, bytes::Bytes::from(head.to_json()))
-        .await
-        .map_err(CaptureError::storage(&key))?;
-    tracing::info!(
-        event = "continuous.base_completed",
-        id = %id,
-        epoch = %epoch,
-        consistent_lsn = %consistent,
-        rows = outcome.manifest.total_rows(),
-    );
-    Ok((
-        rconn,
-        Stored {
-            head,
-            chain_end: consistent,
-        },
-    ))
-}
-
-async fn drop_slot_when_idle(conn: &PgConn, slot: &str) -> Result<(), CaptureError> {
-    for _ in 0..50 {
-        match slot_state(conn, slot).await? {
-            None => return Ok(()),
-            Some(st) if st.active_pid.is_none() => return drop_slot(conn, slot).await,
-            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
     Ok(())
 }

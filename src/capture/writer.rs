@@ -25,6 +25,8 @@ pub enum Input {
     Frame(Frame),
     /// Time passed: close a segment that is due.
     Tick,
+    /// A later base of this epoch is stored: the head lists it.
+    BaseStored(String),
 }
 
 /// Reads the sequences' current values (between transactions, after the
@@ -106,6 +108,10 @@ pub fn run(
     while let Some(msg) = input.blocking_recv() {
         match msg {
             Input::Tick => {}
+            Input::BaseStored(id) => {
+                stored.head.base_ids.push(id);
+                put_head(ctx, &stored.head)?;
+            }
             Input::Frame(f) => match f.change {
                 Msg::Begin {
                     final_lsn,

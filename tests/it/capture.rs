@@ -69,7 +69,14 @@ impl Capture {
     }
 
     fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    fn start_with(&mut self, env: &[(&str, &str)]) {
         let mut cmd = Command::new(lethe_bin());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.args(["--config", self.cfg.to_str().expect("utf-8"), "daemon"])
             .env("RUST_LOG", "lethe=debug,pg_walstream=warn")
             .stdin(Stdio::null())
@@ -407,6 +414,16 @@ fn a_slot_dropped_behind_lethes_back_is_a_gap_and_a_new_base() {
     assert_eq!(gaps.len(), 1, "{files:?}");
     let epochs = event_json(&c, "continuous.base_completed");
     assert_ne!(epochs[0]["epoch"], epochs[1]["epoch"]);
+    // The record names both edges: the last stored commit and the new base.
+    let g: Json = serde_json::from_slice(&std::fs::read(gaps[0]).expect("gap")).expect("json");
+    assert_eq!(g["epoch_before"], epochs[0]["epoch"], "{g}");
+    assert_eq!(g["epoch_after"], epochs[1]["epoch"], "{g}");
+    assert_eq!(g["resumed_lsn"], epochs[1]["consistent_lsn"], "{g}");
+    assert_eq!(g["base_id"], epochs[1]["id"], "{g}");
+    assert!(
+        g["last_commit_at"].is_string() && g["resumed_at"].is_string(),
+        "{g}"
+    );
     assert_eq!(c.stop(), Some(0), "{}", c.log());
 }
 
@@ -446,4 +463,63 @@ fn a_storage_outage_mid_capture_is_caught_up_with_nothing_lost() {
     }
     assert_eq!(c.count("continuous.base_completed"), 1, "{}", c.log());
     assert_eq!(c.stop(), Some(0), "{}", c.log());
+}
+
+/// Every `base_every` a later base of the same epoch is taken from a
+/// temporary slot while the stream runs on: the head lists it, its
+/// manifest says where in the stream it stands, and no slot is left behind
+/// but the stream's own.
+#[test]
+fn later_bases_come_from_temporary_slots_without_stopping_the_stream() {
+    let mut c = Capture::new("cap_bases", "500ms");
+    c.start_with(&[("LETHE_TEST_BASE_EVERY_SECS", "3")]);
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(c.db.url(), stop.clone(), 1);
+    c.wait_for("continuous.base_completed", 3, Duration::from_secs(120));
+    stop.store(true, Ordering::Relaxed);
+    let acked = w.join().expect("writer");
+    let bases = event_json(&c, "continuous.base_completed");
+    assert!(
+        bases.iter().all(|b| b["epoch"] == bases[0]["epoch"]),
+        "{bases:?}"
+    );
+    let lsns: Vec<&str> = bases
+        .iter()
+        .map(|b| b["consistent_lsn"].as_str().unwrap_or(""))
+        .collect();
+    let mut distinct = lsns.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), lsns.len(), "{lsns:?}");
+    // Only the stream's own slot remains once the bases are done.
+    let slots = c.db.sql(&format!(
+        "SELECT slot_name FROM pg_replication_slots WHERE database = '{}' AND NOT temporary",
+        c.db.name
+    ));
+    assert_eq!(slots.trim(), c.db.name, "{slots}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    // The head lists every base; each later one is marked temporary in its manifest.
+    let source = format!("127.0.0.1:5499/{}", c.db.name);
+    let head_path = c.repo().join(lethe::repo::changes::head_key(&source));
+    let head: Json =
+        serde_json::from_slice(&std::fs::read(&head_path).expect("head")).expect("json");
+    let ids: Vec<&str> = head["base_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    assert!(ids.len() >= 3, "{head}");
+    for (n, id) in ids.iter().enumerate() {
+        let m: Json = serde_json::from_slice(
+            &std::fs::read(c.repo().join(format!("snapshots/{id}/manifest.json")))
+                .expect("manifest"),
+        )
+        .expect("json");
+        assert_eq!(m["continuous"]["temporary"], n > 0, "{m}");
+        assert_eq!(m["continuous"]["epoch"], head["epoch"], "{m}");
+    }
+    let s = stored(&c.repo(), "ledger");
+    assert!(acked.iter().all(|id| s.ledger.get(id) == Some(&1)));
 }
