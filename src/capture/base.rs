@@ -7,7 +7,7 @@
 
 use super::CaptureError;
 use super::session::{SessionCfg, drop_slot, options, slot_state};
-use super::writer::{Input, Stored};
+use super::writer::{Input, SchemaChange, Stored};
 use crate::pg::replication::{Options, ReplicationConn};
 use crate::pg::{self, PgConn};
 use crate::repo::changes::manifest::{HEAD_FORMAT, Head};
@@ -31,6 +31,7 @@ pub(super) async fn later_bases(
     s: &SessionCfg,
     head: &Head,
     tx: mpsc::Sender<Input>,
+    mut changed: mpsc::Receiver<SchemaChange>,
     stop: &CancellationToken,
 ) -> Result<(), CaptureError> {
     let mut every = s.cfg.continuous.base_every;
@@ -50,19 +51,58 @@ pub(super) async fn later_bases(
     loop {
         let due = last + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::days(1));
         let wait = (due - Utc::now()).to_std().unwrap_or_default();
+        let mut change = None;
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             () = tokio::time::sleep(wait.min(Duration::from_secs(60))) => {}
+            c = changed.recv() => change = c,
         }
-        if Utc::now() < due {
+        if change.is_none() && Utc::now() < due {
             continue;
         }
+        // Several changes at once make one gap and one base.
+        while let Ok(more) = changed.try_recv() {
+            let first = change.take();
+            change = Some(match first {
+                Some(c) => SchemaChange {
+                    since: match (c.since, more.since) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                    what: format!("{}; {}", c.what, more.what),
+                },
+                None => more,
+            });
+        }
+        let gap = match &change {
+            Some(c) => Some(super::session::open_schema_gap(s, head, c).await?),
+            None => None,
+        };
         let id = later_base(s, &head.epoch, stop).await?;
+        if let Some(mut g) = gap {
+            g.resumed_at = id
+                .parse::<crate::repo::manifest::SnapshotId>()
+                .ok()
+                .map(|i| i.started_at());
+            g.base_id = Some(id.clone());
+            g.epoch_after = Some(head.epoch.clone());
+            g.resumed_lsn = last_consistent(s, &id).await;
+            super::session::put_gap(s, &g).await?;
+        }
         last = Utc::now();
         if tx.send(Input::BaseStored(id)).await.is_err() {
             return Ok(());
         }
     }
+}
+
+/// The consistent point a stored base records.
+async fn last_consistent(s: &SessionCfg, id: &str) -> Option<Lsn> {
+    let id = id.parse::<crate::repo::manifest::SnapshotId>().ok()?;
+    let m = crate::repo::layout::load_manifest(s.storage.as_ref(), &id)
+        .await
+        .ok()?;
+    m.continuous.map(|c| c.consistent_lsn)
 }
 
 /// One later base, from a temporary slot.
@@ -162,6 +202,7 @@ pub(super) async fn new_epoch(
         Stored {
             head,
             chain_end: consistent,
+            shapes: std::collections::BTreeMap::new(),
         },
     ))
 }

@@ -3,7 +3,7 @@
 //! writer, the heartbeat and the lag poll until a stop or an error.
 
 use super::segment::StreamCtx;
-use super::writer::{self, Input, SequenceSampler, Stored, WriterOptions};
+use super::writer::{self, Input, SchemaChange, SequenceSampler, Stored, WriterOptions};
 use super::{CaptureError, SlotState};
 use crate::config::Config;
 use crate::crypto::Sealer;
@@ -23,8 +23,20 @@ use tokio_util::sync::CancellationToken;
 const TICK: Duration = Duration::from_millis(100);
 /// How often a heartbeat message is emitted on the source.
 const HEARTBEAT: Duration = Duration::from_secs(10);
-/// How often the slot's lag is read.
+/// How often the slot's lag and the publication's tables are read.
 const LAG_POLL: Duration = Duration::from_secs(30);
+
+fn poll_every() -> Duration {
+    // Tests shorten it.
+    if cfg!(feature = "test-hooks")
+        && let Some(ms) = std::env::var("LETHE_TEST_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    LAG_POLL
+}
 /// How often `continuous.lag` is logged while under `max_lag`.
 const LAG_LOG: Duration = Duration::from_secs(300);
 /// Frames in flight between receiver and writer.
@@ -67,6 +79,7 @@ pub async fn stored_end(
     let mut out = Stored {
         head: head.clone(),
         chain_end: base_lsn,
+        shapes: std::collections::BTreeMap::new(),
     };
     // Keys sort in commit order: the newest manifest is the chain's end.
     if let Some(o) = listed
@@ -80,6 +93,7 @@ pub async fn stored_end(
             .map_err(CaptureError::storage(&o.key))?;
         let m = SegmentManifest::from_json(&o.key, &data).map_err(CaptureError::Format)?;
         out.chain_end = m.end_lsn;
+        out.shapes = m.relations.iter().map(|r| (r.relid, r.clone())).collect();
         if m.end_lsn > out.head.end_lsn {
             out.head.end_lsn = m.end_lsn;
             out.head.last_commit_lsn = Some(m.last_commit_lsn);
@@ -166,6 +180,14 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
     crate::continuous::slot::ensure_publication(&conn, cont)
         .await
         .map_err(CaptureError::Slot)?;
+    // Tables created while lethe was stopped join the publication now.
+    let (added, _) = crate::continuous::slot::sync_publication(&conn, cont)
+        .await
+        .map_err(CaptureError::Slot)?;
+    let known = crate::continuous::slot::published(&conn, &cont.publication)
+        .await
+        .map_err(CaptureError::Slot)?;
+    let (schema_tx, schema_rx) = mpsc::channel::<SchemaChange>(16);
 
     let stored = match read_head(s.storage.as_ref(), &s.source).await? {
         Some(h) => Some(stored_end(s.storage.as_ref(), &h, h.base_lsn).await?),
@@ -233,6 +255,17 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
     };
     let head = stored.head.clone();
     let start = head.end_lsn;
+    if !added.is_empty() && head.last_commit_at.is_some() {
+        let what = format!(
+            "table(s) created while the capture was stopped: {}",
+            added.join(", ")
+        );
+        tracing::warn!(event = "continuous.schema_changed", change = %what, "a base is taken now; restores between the last stored commit and that base are refused");
+        let _ = schema_tx.try_send(SchemaChange {
+            since: head.last_commit_at,
+            what,
+        });
+    }
     rconn.start(start.0).await?;
     // The slot the server streams from must be the one the stored stream
     // continues: a slot dropped and created again in between starts later.
@@ -278,9 +311,10 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
 
     let writer = {
         let confirmer = confirmer.clone();
+        let changed = schema_tx.clone();
         tokio::task::spawn_blocking(move || {
             let mut sampler = sampler;
-            writer::run(rx, &ctx, stored, &confirmer, &mut sampler, &opts)
+            writer::run(rx, &ctx, stored, &confirmer, &mut sampler, &opts, &changed)
         })
     };
     let receiver = {
@@ -315,9 +349,9 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
             }
         })
     };
-    let bases = super::base::later_bases(s, &head, tx.clone(), &stop);
+    let bases = super::base::later_bases(s, &head, tx.clone(), schema_rx, &stop);
     drop(tx);
-    let watch = watch_source(url, cont, &confirmer, &stop);
+    let watch = watch_source(url, cont, &confirmer, known, &head, schema_tx, &stop);
 
     let mut receiver = receiver;
     let mut writer = writer;
@@ -369,16 +403,22 @@ pub(super) fn options(cont: &crate::continuous::ContinuousConfig, temporary: boo
 
 /// Heartbeats and the lag poll, until `stop`: returns only on a stop
 /// (`Ok`) or when the source cannot be reached for the poll.
+#[allow(clippy::too_many_arguments)] // one call site; the session's parts
 async fn watch_source(
     url: &str,
     cont: &crate::continuous::ContinuousConfig,
     confirmer: &Confirmer,
+    mut known: std::collections::BTreeMap<u32, String>,
+    head: &Head,
+    changed: mpsc::Sender<SchemaChange>,
     stop: &CancellationToken,
 ) -> Result<(), CaptureError> {
     let conn = pg::connect(url).await?;
     let mut beat = tokio::time::interval(HEARTBEAT);
-    let mut poll = tokio::time::interval(LAG_POLL);
+    let mut poll = tokio::time::interval(poll_every());
     let mut last_log: Option<std::time::Instant> = None;
+    let mut unpublished = std::collections::BTreeSet::new();
+    let mut last_good = head.last_commit_at;
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -393,6 +433,30 @@ async fn watch_source(
                 };
                 if st.wal_status.as_deref() == Some("lost") {
                     return Err(CaptureError::SlotVanished { slot: cont.slot.clone() });
+                }
+                // Tables created or dropped: no DDL is captured, so a base now.
+                let (added, want) = crate::continuous::slot::sync_publication(&conn, cont)
+                    .await
+                    .map_err(CaptureError::Slot)?;
+                let now_published = crate::continuous::slot::published(&conn, &cont.publication)
+                    .await
+                    .map_err(CaptureError::Slot)?;
+                let dropped: Vec<String> = known
+                    .iter()
+                    .filter(|(oid, _)| !now_published.contains_key(oid))
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                if !added.is_empty() || !dropped.is_empty() {
+                    let what = format!("table(s) created: [{}], dropped: [{}]", added.join(", "), dropped.join(", "));
+                    tracing::warn!(event = "continuous.schema_changed", change = %what, "a base is taken now; restores between the last commit before the change and that base are refused");
+                    let _ = changed.send(SchemaChange { since: last_good, what }).await;
+                }
+                known = now_published;
+                last_good = Some(chrono::Utc::now());
+                for t in want.no_identity {
+                    if unpublished.insert(t.clone()) {
+                        tracing::warn!(event = "continuous.unpublished_table", table = %t, "a table without a replica identity is not captured (publishing it would make the application's UPDATE and DELETE fail): add a primary key, or ALTER TABLE … REPLICA IDENTITY FULL; until then only base snapshots carry it");
+                    }
                 }
                 let lag = st.lag_bytes.unwrap_or(0);
                 let over = lag > cont.max_lag;
@@ -477,7 +541,40 @@ async fn record_gap(
     Ok(gap)
 }
 
-async fn put_gap(s: &SessionCfg, gap: &GapRecord) -> Result<(), CaptureError> {
+/// A gap inside the running epoch: a schema change no DDL was captured
+/// for. Closed by the base taken for it.
+pub(super) async fn open_schema_gap(
+    s: &SessionCfg,
+    head: &Head,
+    change: &SchemaChange,
+) -> Result<GapRecord, CaptureError> {
+    let gap = GapRecord {
+        format: GAP_FORMAT,
+        id: changes::new_gap_id(),
+        source: s.source.clone(),
+        epoch_before: Some(head.epoch.clone()),
+        last_commit_lsn: None,
+        last_commit_at: change.since,
+        epoch_after: None,
+        resumed_lsn: None,
+        resumed_at: None,
+        base_id: None,
+        reason: GapReason::SchemaUndetected,
+        detected_at: Utc::now(),
+    };
+    tracing::error!(
+        event = "continuous.gap",
+        reason = %gap.reason,
+        last_commit_at = ?gap.last_commit_at,
+        epoch = %head.epoch,
+        change = %change.what,
+        "a schema change without captured DDL: restores between the last commit before it and the base taken now are refused"
+    );
+    put_gap(s, &gap).await?;
+    Ok(gap)
+}
+
+pub(super) async fn put_gap(s: &SessionCfg, gap: &GapRecord) -> Result<(), CaptureError> {
     let key = changes::gap_key(&s.source, &gap.id);
     s.storage
         .put_bytes(&key, bytes::Bytes::from(gap.to_json()))

@@ -11,7 +11,7 @@
 use super::segment::{Change, OpenSegment, SegmentError, StreamCtx};
 use crate::pg::replication::{self, Change as Msg, Confirmer, Frame, RelationMsg};
 use crate::repo::changes::codec::commit_time_to_utc;
-use crate::repo::changes::manifest::{HEAD_FORMAT, Head, SegmentManifest};
+use crate::repo::changes::manifest::{HEAD_FORMAT, Head, RelationDesc, SegmentManifest};
 use crate::repo::changes::{self, Lsn};
 use crate::repo::manifest::SequenceValue;
 use crate::storage::{StorageError, StorageExt};
@@ -61,6 +61,18 @@ pub struct Stored {
     /// The last stored segment's `end_lsn` (the base's consistent point
     /// before the first): the next segment's `prev_end_lsn`.
     pub chain_end: Lsn,
+    /// The shapes of the relations the last stored segment used: a
+    /// Relation message that differs is a schema change.
+    pub shapes: BTreeMap<u32, RelationDesc>,
+}
+
+/// A schema change the capture saw: the window from `since` to the next
+/// base cannot be restored (no DDL is captured), so a base is taken now.
+#[derive(Debug, Clone)]
+pub struct SchemaChange {
+    /// The last commit known to be in the old shape.
+    pub since: Option<DateTime<Utc>>,
+    pub what: String,
 }
 
 /// The writer's settings.
@@ -93,6 +105,7 @@ pub fn run(
     confirmer: &Confirmer,
     sampler: &mut dyn SequenceSampler,
     opts: &WriterOptions,
+    changed: &mpsc::Sender<SchemaChange>,
 ) -> Result<Stored, WriterError> {
     let mut relations: BTreeMap<u32, RelationMsg> = BTreeMap::new();
     let mut open: Option<OpenSegment> = None;
@@ -138,6 +151,25 @@ pub fn run(
                     }
                 }
                 Msg::Relation(r) => {
+                    let desc = super::segment::relation_desc(&r);
+                    if let Some(prev) = stored.shapes.get(&r.relid)
+                        && !same_shape(prev, &desc)
+                    {
+                        let what = format!(
+                            "{}.{} changed shape ({} → {} columns)",
+                            desc.schema,
+                            desc.name,
+                            prev.columns.len(),
+                            desc.columns.len()
+                        );
+                        tracing::warn!(event = "continuous.schema_changed", change = %what, "a table changed shape without a captured DDL: a base is taken now; restores between the last commit before it and that base are refused");
+                        // Full means a base is already coming for earlier changes.
+                        let _ = changed.try_send(SchemaChange {
+                            since: stored.head.last_commit_at,
+                            what,
+                        });
+                    }
+                    stored.shapes.insert(r.relid, desc);
                     relations.insert(r.relid, r);
                 }
                 Msg::Insert { relid, ref new } if in_txn => {
@@ -264,6 +296,14 @@ pub fn run(
         confirmer.confirm(f.end_lsn.0);
     }
     Ok(stored)
+}
+
+/// Same columns (names, types, modifiers, key flags) in the same order.
+fn same_shape(a: &RelationDesc, b: &RelationDesc) -> bool {
+    a.columns.len() == b.columns.len()
+        && a.columns.iter().zip(&b.columns).all(|(x, y)| {
+            x.name == y.name && x.type_oid == y.type_oid && x.typmod == y.typmod && x.key == y.key
+        })
 }
 
 fn flush(

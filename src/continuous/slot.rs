@@ -91,16 +91,10 @@ pub async fn ensure_publication(
     conn: &pg::PgConn,
     cfg: &ContinuousConfig,
 ) -> Result<bool, SlotError> {
-    let cat = catalog::read(conn).await?;
     let publication = if publication_exists(conn, &cfg.publication).await? {
         false
     } else {
-        let mut tables: Vec<String> = cat
-            .tables
-            .iter()
-            .filter(|t| !t.large_objects)
-            .map(|t| pg::quote_qualified(&t.schema, &t.name))
-            .collect();
+        let mut tables: Vec<String> = publishable(conn).await?.published.into_values().collect();
         tables.sort();
         let mut sql = format!("CREATE PUBLICATION {}", pg::quote_ident(&cfg.publication));
         if !tables.is_empty() {
@@ -121,6 +115,121 @@ pub async fn ensure_publication(
     };
 
     Ok(publication)
+}
+
+/// The tables a snapshot copies, split by whether the publication can
+/// carry them: logged tables with a replica identity (oid → quoted name),
+/// and the rest by name (unlogged tables have no changes in the WAL; a
+/// table without a replica identity would make the application's UPDATE
+/// and DELETE fail once published).
+#[derive(Debug, Clone, Default)]
+pub struct Publishable {
+    pub published: std::collections::BTreeMap<u32, String>,
+    pub unlogged: Vec<String>,
+    pub no_identity: Vec<String>,
+}
+
+/// Reads [`Publishable`] from the source's catalog.
+///
+/// # Errors
+/// `Source` when the catalog cannot be read.
+pub async fn publishable(conn: &pg::PgConn) -> Result<Publishable, SlotError> {
+    let cat = catalog::read(conn).await?;
+    let oids: Vec<u32> = cat
+        .tables
+        .iter()
+        .filter(|t| !t.large_objects)
+        .map(|t| t.oid)
+        .collect();
+    let rows = conn
+        .query(
+            "SELECT c.oid, c.relpersistence = 'u', \
+                    c.relreplident = 'n' \
+                    OR (c.relreplident = 'd' AND NOT EXISTS \
+                        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
+                    OR (c.relreplident = 'i' AND NOT EXISTS \
+                        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)) \
+             FROM pg_class c WHERE c.oid = ANY($1::oid[])",
+            &[&oids],
+        )
+        .await
+        .map_err(query_err("reading the tables' replica identities"))?;
+    let mut out = Publishable::default();
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        let Some(t) = cat.tables.iter().find(|t| t.oid == oid) else {
+            continue;
+        };
+        let name = pg::quote_qualified(&t.schema, &t.name);
+        if r.get::<_, bool>(1) {
+            out.unlogged.push(name);
+        } else if r.get::<_, bool>(2) {
+            out.no_identity.push(name);
+        } else {
+            out.published.insert(oid, name);
+        }
+    }
+    Ok(out)
+}
+
+/// The relations the publication carries now (oid → quoted name).
+///
+/// # Errors
+/// `Source` when it cannot be read.
+pub async fn published(
+    conn: &pg::PgConn,
+    publication: &str,
+) -> Result<std::collections::BTreeMap<u32, String>, SlotError> {
+    let rows = conn
+        .query(
+            "SELECT c.oid, format('%I.%I', n.nspname, c.relname) FROM pg_publication p \
+             JOIN pg_publication_rel pr ON pr.prpubid = p.oid \
+             JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE p.pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(query_err("reading the publication's tables"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Adds the tables the publication should carry but does not (tables
+/// created since); returns their names. Tables without a replica identity
+/// are left out (see [`Publishable`]).
+///
+/// # Errors
+/// `Source` for the catalog; `CreatePublication` when a table cannot be
+/// added.
+pub async fn sync_publication(
+    conn: &pg::PgConn,
+    cfg: &ContinuousConfig,
+) -> Result<(Vec<String>, Publishable), SlotError> {
+    let want = publishable(conn).await?;
+    let have = published(conn, &cfg.publication).await?;
+    let mut added = Vec::new();
+    for (oid, name) in &want.published {
+        if have.contains_key(oid) {
+            continue;
+        }
+        let sql = format!(
+            "ALTER PUBLICATION {} ADD TABLE {name}",
+            pg::quote_ident(&cfg.publication)
+        );
+        match conn.batch_execute(&sql).await {
+            Ok(()) => added.push(name.clone()),
+            // Dropped or added meanwhile: the next check sees it.
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
+                    || e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => {}
+            Err(e) => {
+                return Err(SlotError::CreatePublication {
+                    publication: cfg.publication.clone(),
+                    message: format!("adding {name}: {}", pg::pg_message(&e)),
+                });
+            }
+        }
+    }
+    Ok((added, want))
 }
 
 async fn ensure_slot(conn: &pg::PgConn, cfg: &ContinuousConfig) -> Result<bool, SlotError> {
