@@ -9,8 +9,8 @@ mod commands;
 
 // The library's modules, under the names the commands use (`crate::config`).
 use lethe::{
-    config, continuous, crypto, daemon, erasure, exit, pg, repo, restore, retention, shutdown,
-    snapshot, storage, telemetry,
+    capture, config, continuous, crypto, daemon, erasure, exit, pg, repo, restore, retention,
+    shutdown, snapshot, storage, telemetry,
 };
 
 use clap::Parser;

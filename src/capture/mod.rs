@@ -16,6 +16,7 @@
 //! slot holds the changes meanwhile.
 
 pub mod base;
+pub mod expiry;
 pub mod segment;
 pub mod session;
 pub mod writer;

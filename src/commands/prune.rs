@@ -15,15 +15,24 @@ pub async fn run(ctx: &Ctx, dry_run: bool, json: bool) -> anyhow::Result<i32> {
     if !json {
         print!("{}", retention::describe(&plan));
     }
+    let grace = crate::capture::expiry::LEFTOVER_GRACE;
     if dry_run {
+        let listing = storage.list(crate::repo::changes::CHANGES_PREFIX).await?;
+        let changes = crate::capture::expiry::plan(&listing, now, cfg.retention.days, grace);
         if json {
             println!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &serde_json::json!({ "dry_run": true, "plan": plan })
+                    &serde_json::json!({ "dry_run": true, "plan": plan, "changes": changes })
                 )?
             );
         } else {
+            println!(
+                "change stream: would delete {} segment(s), {} leftover part(s), {} gap record(s)",
+                changes.segments.len(),
+                changes.leftovers.len(),
+                changes.gaps.len()
+            );
             println!("dry run: nothing was deleted");
         }
         return Ok(crate::exit::OK);
@@ -34,12 +43,15 @@ pub async fn run(ctx: &Ctx, dry_run: bool, json: bool) -> anyhow::Result<i32> {
     ))?;
     let applied = retention::apply(storage.as_ref(), &plan, &shutdown.token()).await;
     shutdown.stop().await;
-    let applied = applied?;
+    let mut applied = applied?;
+    let changes =
+        crate::capture::expiry::run(storage.as_ref(), now, cfg.retention.days, grace).await?;
+    applied.errors.extend(changes.errors.iter().cloned());
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "dry_run": false, "plan": plan, "applied": applied })
+                &serde_json::json!({ "dry_run": false, "plan": plan, "applied": applied, "changes": changes })
             )?
         );
     } else {
@@ -50,6 +62,10 @@ pub async fn run(ctx: &Ctx, dry_run: bool, json: bool) -> anyhow::Result<i32> {
             applied.objects_deleted,
             applied.bytes_freed,
             applied.uploads_aborted
+        );
+        println!(
+            "change stream: deleted {} segment(s), {} leftover part(s), {} gap record(s) ({} bytes)",
+            changes.segments, changes.leftovers, changes.gaps, changes.bytes_freed
         );
     }
     for e in &applied.errors {

@@ -254,14 +254,28 @@ async fn apply_retention(ctx: &JobCtx, cancel: &CancellationToken) -> Result<App
             "expired snapshot kept while a restore reads it"
         );
     }
-    let applied = retention::apply(ctx.storage.as_ref(), &plan, cancel)
+    let mut applied = retention::apply(ctx.storage.as_ref(), &plan, cancel)
         .await
         .map_err(|e| e.to_string())?;
+    // The change stream (continuous capture) expires beside the snapshots.
+    let changes = crate::capture::expiry::run(
+        ctx.storage.as_ref(),
+        now,
+        ctx.cfg.retention.days,
+        crate::capture::expiry::LEFTOVER_GRACE,
+    )
+    .await
+    .map_err(|e| format!("listing the change stream: {e}"))?;
+    applied.errors.extend(changes.errors.iter().cloned());
+    applied.bytes_freed += changes.bytes_freed;
     tracing::info!(
         event = "retention.completed",
         kept = plan.keep.len() + plan.held_for_restore.len(),
         deleted = applied.snapshots_deleted.len(),
         leftovers_deleted = applied.leftovers_deleted.len(),
+        segments_deleted = changes.segments,
+        segment_leftovers_deleted = changes.leftovers,
+        gaps_deleted = changes.gaps,
         uploads_aborted = applied.uploads_aborted,
         bytes_freed = applied.bytes_freed,
         errors = applied.errors.len(),

@@ -479,6 +479,20 @@ impl Daemon {
         root: &CancellationToken,
     ) -> (JoinHandle<JobReport>, CancellationToken) {
         let cancel = root.child_token();
+        // With continuous capture the bases replace the scheduled
+        // snapshots: the schedule runs retention only (SIGUSR1 still takes
+        // a snapshot).
+        let trigger = if self.cfg.continuous.enabled
+            && matches!(
+                trigger,
+                Trigger::Schedule | Trigger::Startup | Trigger::Retry
+            ) {
+            let now = self.clock.now();
+            self.next_due = self.schedule.due(Some(now), now);
+            Trigger::RetentionOnly
+        } else {
+            trigger
+        };
         if trigger != Trigger::RetentionOnly {
             self.last_attempt = Some(self.clock.now());
         }

@@ -242,6 +242,23 @@ pub async fn gather(
         }
     };
     let (schedule, next_run, overdue) = match Schedule::from_config(&cfg.schedule) {
+        // Continuous capture: bases come every base_every (the schedule runs
+        // retention only); overdue when the last is older than that and an
+        // hour.
+        Ok(s) if cfg.continuous.enabled => {
+            let every = chrono::Duration::from_std(cfg.continuous.base_every)
+                .unwrap_or(chrono::Duration::days(1));
+            let next = last.as_ref().map_or(now, |l| l.started_at + every);
+            (
+                format!(
+                    "continuous capture, a base every {}; retention {}",
+                    humantime::format_duration(cfg.continuous.base_every),
+                    s.describe()
+                ),
+                Some(next),
+                next + chrono::Duration::hours(1) <= now,
+            )
+        }
         Ok(s) => {
             let next = s.due(last.as_ref().map(|l| l.started_at), now);
             (s.describe(), Some(next), next <= now)

@@ -536,12 +536,14 @@ pub fn describe(plan: &Plan) -> String {
 }
 
 /// The bucket lifecycle rules that back retention up when no daemon runs:
-/// snapshots expire after `days`; the erasure journal and the repository
+/// snapshots and the change stream of continuous capture expire after
+/// `days`; the erasure journal and the repository
 /// marker, which live as long as the repository, never do.
 pub fn lifecycle_policy(days: u32) -> crate::storage::lifecycle::Policy {
     crate::storage::lifecycle::Policy {
         days,
         expire: SNAPSHOTS_PREFIX,
+        also_expire: &[crate::repo::changes::CHANGES_PREFIX],
         protected: &[ERASURES_PREFIX, MARKER_KEY],
     }
 }

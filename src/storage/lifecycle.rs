@@ -38,13 +38,20 @@ pub enum LifecycleError {
 pub struct Policy {
     pub days: u32,
     pub expire: &'static str,
+    /// Further prefixes that expire after `days` (one rule each).
+    pub also_expire: &'static [&'static str],
     pub protected: &'static [&'static str],
 }
 
 /// Rule ID for expiring a repository's snapshots; names the filter prefix so
 /// several repositories can share one bucket.
 pub fn expire_rule_id(repo_prefix: &str, policy: &Policy) -> String {
-    format!("lethe-expire-snapshots:{repo_prefix}{}", policy.expire)
+    expire_rule_id_for(repo_prefix, policy.expire)
+}
+
+/// Rule ID for expiring `prefix` of a repository.
+pub fn expire_rule_id_for(repo_prefix: &str, prefix: &str) -> String {
+    format!("lethe-expire-snapshots:{repo_prefix}{prefix}")
 }
 
 /// Rule ID for aborting a repository's incomplete uploads.
@@ -94,7 +101,28 @@ pub fn desired_rules(
     let build = |b: aws_sdk_s3::types::builders::LifecycleRuleBuilder| {
         b.build().map_err(|e| LifecycleError::Build(e.to_string()))
     };
-    Ok(vec![build(expire)?, build(abort)?])
+    let mut rules = vec![build(expire)?];
+    for prefix in policy.also_expire {
+        let mut more = LifecycleRule::builder()
+            .id(expire_rule_id_for(repo_prefix, prefix))
+            .status(ExpirationStatus::Enabled)
+            .filter(
+                LifecycleRuleFilter::builder()
+                    .prefix(format!("{repo_prefix}{prefix}"))
+                    .build(),
+            )
+            .expiration(LifecycleExpiration::builder().days(days).build());
+        if versioned {
+            more = more.noncurrent_version_expiration(
+                NoncurrentVersionExpiration::builder()
+                    .noncurrent_days(1)
+                    .build(),
+            );
+        }
+        rules.push(build(more)?);
+    }
+    rules.push(build(abort)?);
+    Ok(rules)
 }
 
 /// The filter prefix a rule applies to (`""` = the whole bucket), or `None`

@@ -15,20 +15,23 @@ fn ours(days: u32) -> Vec<LifecycleRule> {
 }
 
 #[test]
-fn desired_rules_cover_snapshots_and_incomplete_uploads_only() {
+fn desired_rules_cover_snapshots_changes_and_incomplete_uploads_only() {
     let r = ours(35);
-    assert_eq!(r.len(), 2);
+    assert_eq!(r.len(), 3);
     assert_eq!(r[0].id(), Some("lethe-expire-snapshots:prod/snapshots/"));
     assert_eq!(rule_prefix(&r[0]).as_deref(), Some("prod/snapshots/"));
     assert_eq!(r[0].expiration().and_then(|e| e.days()), Some(35));
-    assert_eq!(r[1].id(), Some("lethe-abort-incomplete:prod/"));
-    assert_eq!(rule_prefix(&r[1]).as_deref(), Some("prod/"));
+    assert_eq!(r[1].id(), Some("lethe-expire-snapshots:prod/changes/"));
+    assert_eq!(rule_prefix(&r[1]).as_deref(), Some("prod/changes/"));
+    assert_eq!(r[1].expiration().and_then(|e| e.days()), Some(35));
+    assert_eq!(r[2].id(), Some("lethe-abort-incomplete:prod/"));
+    assert_eq!(rule_prefix(&r[2]).as_deref(), Some("prod/"));
     assert!(
-        r[1].expiration().is_none(),
+        r[2].expiration().is_none(),
         "the abort rule must never expire objects (erasures/ lives under it)"
     );
     assert_eq!(
-        r[1].abort_incomplete_multipart_upload()
+        r[2].abort_incomplete_multipart_upload()
             .and_then(|a| a.days_after_initiation()),
         Some(1)
     );
@@ -38,7 +41,7 @@ fn desired_rules_cover_snapshots_and_incomplete_uploads_only() {
 fn merge_into_empty_adds_both() {
     let m = merge(&[], &ours(35));
     assert_eq!(m.rules, ours(35));
-    assert_eq!(m.added.len(), 2);
+    assert_eq!(m.added.len(), 3);
     assert!(m.replaced.is_empty());
 }
 
@@ -67,13 +70,13 @@ fn merge_replaces_a_drifted_rule_in_place() {
     let m = merge(&old, &ours(35));
     assert_eq!(
         m.replaced,
-        vec![expire_rule_id(
-            "prod/",
-            &crate::retention::lifecycle_policy(35)
-        )]
+        vec![
+            expire_rule_id("prod/", &crate::retention::lifecycle_policy(35)),
+            expire_rule_id_for("prod/", "changes/"),
+        ]
     );
     assert!(m.added.is_empty());
-    assert_eq!(m.rules.len(), 3);
+    assert_eq!(m.rules.len(), 4);
     assert_eq!(m.rules[0], user[0]);
     assert_eq!(m.rules[1].expiration().and_then(|e| e.days()), Some(35));
 }
@@ -107,16 +110,17 @@ fn status_reports_missing_drifted_present() {
         status_of(&[], &ours(35)),
         LifecycleStatus::Missing(vec![
             expire_rule_id("prod/", &crate::retention::lifecycle_policy(35)),
+            expire_rule_id_for("prod/", "changes/"),
             abort_rule_id("prod/")
         ])
     );
     assert_eq!(status_of(&ours(35), &ours(35)), LifecycleStatus::Present);
     assert_eq!(
         status_of(&ours(30), &ours(35)),
-        LifecycleStatus::Drifted(vec![expire_rule_id(
-            "prod/",
-            &crate::retention::lifecycle_policy(35)
-        )])
+        LifecycleStatus::Drifted(vec![
+            expire_rule_id("prod/", &crate::retention::lifecycle_policy(35)),
+            expire_rule_id_for("prod/", "changes/"),
+        ])
     );
 }
 
@@ -125,8 +129,8 @@ fn repositories_in_one_bucket_get_distinct_rules() {
     let prod = desired_rules("prod/", &crate::retention::lifecycle_policy(35), false).unwrap();
     let staging = desired_rules("staging/", &crate::retention::lifecycle_policy(7), false).unwrap();
     let m = merge(&merge(&[], &prod).rules, &staging);
-    assert_eq!(m.rules.len(), 4);
-    assert_eq!(m.added.len(), 2);
+    assert_eq!(m.rules.len(), 6);
+    assert_eq!(m.added.len(), 3);
 }
 
 #[test]

@@ -625,7 +625,11 @@ fn inserted_rows(repo: &Path, table: &str) -> usize {
 /// is stored twice, whichever step the crash cut.
 #[test]
 fn kill_9_between_each_step_of_a_flush_loses_nothing_and_stores_nothing_twice() {
-    for stage in ["capture.after_parts", "capture.after_manifest", "capture.after_head"] {
+    for stage in [
+        "capture.after_parts",
+        "capture.after_manifest",
+        "capture.after_head",
+    ] {
         let mut c = Capture::new("cap_step", "300ms");
         c.start_with(&[("LETHE_TEST_PAUSE_AT", stage)]);
         c.wait_for("continuous.started", 1, Duration::from_secs(120));
@@ -645,13 +649,89 @@ fn kill_9_between_each_step_of_a_flush_loses_nothing_and_stores_nothing_twice() 
             if (1..=150).all(|id| s.ledger.contains_key(&id)) {
                 let twice: Vec<_> = s.ledger.iter().filter(|(_, n)| **n > 1).collect();
                 assert!(twice.is_empty(), "{stage}: stored twice: {twice:?}");
-                assert!(s.commits.values().all(|n| *n == 1), "{stage}: a commit stored twice");
+                assert!(
+                    s.commits.values().all(|n| *n == 1),
+                    "{stage}: a commit stored twice"
+                );
                 break;
             }
-            assert!(Instant::now() < end, "{stage}: rows missing after restart:\n{}", c.log());
+            assert!(
+                Instant::now() < end,
+                "{stage}: rows missing after restart:\n{}",
+                c.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         assert_eq!(c.count("continuous.gap"), 0, "{stage}: {}", c.log());
         assert_eq!(c.stop(), Some(0), "{stage}: {}", c.log());
     }
+}
+
+/// Retention: segments (manifest and parts) and gap records older than
+/// `retention.days` go at `lethe prune`, as snapshots do; younger ones and
+/// the head stay, and parts of no segment go after a day.
+#[test]
+fn prune_expires_old_segments_and_leaves_young_ones() {
+    let mut c = Capture::new("cap_expire", "300ms");
+    c.start();
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    c.db.sql("INSERT INTO ledger (id) VALUES (1)");
+    c.wait_for("continuous.flushed", 1, Duration::from_secs(30));
+    c.db.sql("INSERT INTO ledger (id) VALUES (2)");
+    c.wait_for("continuous.flushed", 2, Duration::from_secs(30));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    let mut files = Vec::new();
+    walk(&c.repo().join("changes"), &mut files);
+    let mut manifests: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.to_string_lossy().ends_with(".json") && !f.ends_with("head.json"))
+        .collect();
+    manifests.sort();
+    assert!(manifests.len() >= 2, "{files:?}");
+    // The oldest segment, as if written 40 days ago; a stray part 2 days ago.
+    let old = manifests[0].to_string_lossy().into_owned();
+    let stem = old[..old.len() - ".json".len() - 17].to_string();
+    let aged: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.to_string_lossy().starts_with(&stem))
+        .collect();
+    assert!(aged.len() >= 2, "manifest and part: {aged:?}");
+    let stray = PathBuf::from(format!(
+        "{}00000000DEADBEEF.000.chg.zst",
+        &stem[..stem.len() - 16]
+    ));
+    std::fs::write(&stray, b"cut by a crash").expect("stray part");
+    let touch = |p: &Path, when: &str| {
+        let st = Command::new("touch")
+            .args(["-d", when])
+            .arg(p)
+            .status()
+            .expect("touch");
+        assert!(st.success());
+    };
+    for f in &aged {
+        touch(f, "40 days ago");
+    }
+    touch(&stray, "2 days ago");
+    let out = crate::common::lethe(&c.cfg, &["prune"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("change stream: deleted 1 segment(s), 1 leftover part(s)"),
+        "{text}"
+    );
+    for f in &aged {
+        assert!(!f.exists(), "{} was kept", f.display());
+    }
+    assert!(!stray.exists());
+    for m in &manifests[1..] {
+        assert!(m.exists(), "{} (young) was deleted", m.display());
+    }
+    let source = format!("127.0.0.1:5499/{}", c.db.name);
+    assert!(
+        c.repo()
+            .join(lethe::repo::changes::head_key(&source))
+            .exists()
+    );
 }

@@ -66,7 +66,7 @@ async fn init_merges_lifecycle_rules_and_is_idempotent() {
     assert!(out.contains("wrote lethe.json"), "{out}");
 
     let conf = lifecycle_json(&g, &bucket);
-    assert_eq!(conf["Rules"].as_array().map(Vec::len), Some(3), "{conf:#}");
+    assert_eq!(conf["Rules"].as_array().map(Vec::len), Some(4), "{conf:#}");
     let user = rule(&conf, "user-logs");
     assert_eq!(user["Filter"]["Prefix"], "logs/");
     assert_eq!(user["Expiration"]["Days"], 7);
@@ -74,6 +74,10 @@ async fn init_merges_lifecycle_rules_and_is_idempotent() {
     assert_eq!(expire["Status"], "Enabled");
     assert_eq!(expire["Filter"]["Prefix"], "prod/snapshots/");
     assert_eq!(expire["Expiration"]["Days"], 35);
+    // The change stream of continuous capture expires the same way.
+    let changes = rule(&conf, "lethe-expire-snapshots:prod/changes/");
+    assert_eq!(changes["Filter"]["Prefix"], "prod/changes/");
+    assert_eq!(changes["Expiration"]["Days"], 35);
     let abort = rule(&conf, "lethe-abort-incomplete:prod/");
     assert_eq!(abort["Filter"]["Prefix"], "prod/");
     assert_eq!(
@@ -142,7 +146,7 @@ async fn drifted_rules_are_reported_and_repaired_without_touching_others() {
     .await
     .expect("status");
     assert!(
-        matches!(status, LifecycleStatus::Missing(ref ids) if ids.len() == 2),
+        matches!(status, LifecycleStatus::Missing(ref ids) if ids.len() == 3),
         "{status:?}"
     );
     assert_eq!(g.lethe(&cfg, &["init"]).status.code(), Some(0));
@@ -150,6 +154,7 @@ async fn drifted_rules_are_reported_and_repaired_without_touching_others() {
     // Someone edits Lethe's rule (90 days) and adds their own.
     let edited = json!({"Rules": [
         {"ID": "lethe-expire-snapshots:snapshots/", "Status": "Enabled", "Filter": {"Prefix": "snapshots/"}, "Expiration": {"Days": 90}},
+        {"ID": "lethe-expire-snapshots:changes/", "Status": "Enabled", "Filter": {"Prefix": "changes/"}, "Expiration": {"Days": 35}},
         {"ID": "lethe-abort-incomplete:", "Status": "Enabled", "Filter": {"Prefix": ""}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
         {"ID": "theirs", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 2}},
     ]});
@@ -185,7 +190,7 @@ async fn drifted_rules_are_reported_and_repaired_without_touching_others() {
         35
     );
     assert_eq!(rule(&conf, "theirs")["Expiration"]["Days"], 2);
-    assert_eq!(conf["Rules"].as_array().map(Vec::len), Some(3));
+    assert_eq!(conf["Rules"].as_array().map(Vec::len), Some(4));
 }
 
 #[test]
