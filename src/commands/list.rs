@@ -21,6 +21,7 @@ pub async fn list(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
                     "expires_at": m.expires_at, "database": m.database, "tables": m.tables.len(),
                     "rows": m.total_rows(), "stored_bytes": m.stored_bytes(), "raw_bytes": m.raw_bytes(),
                     "duration_s": (m.finished_at - m.started_at).num_seconds(),
+                    "base": m.continuous,
                 })
             })
             .collect();
@@ -46,7 +47,78 @@ pub async fn list(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
             );
         }
     }
+    if !json && cfg.continuous.enabled {
+        print!(
+            "{}",
+            continuous_section(&cfg, storage.as_ref(), &rows).await?
+        );
+    }
     Ok(crate::exit::OK)
+}
+
+/// The change stream as stored: bases, restorable windows and gaps.
+async fn continuous_section(
+    cfg: &crate::config::Config,
+    storage: &dyn crate::storage::Storage,
+    snapshots: &[crate::repo::manifest::Manifest],
+) -> anyhow::Result<String> {
+    use crate::repo::changes::{self, manifest::GapRecord};
+    use crate::storage::StorageExt;
+    use std::fmt::Write as _;
+    let (source, _) = crate::pg::source_identity(&cfg.source.url)?;
+    let head = crate::capture::session::read_head(storage, &source).await?;
+    let mut gaps = Vec::new();
+    for o in storage.list(&changes::gaps_prefix(&source)).await? {
+        let data = storage.get_bytes(&o.key).await?;
+        gaps.push(GapRecord::from_json(&o.key, &data)?);
+    }
+    let bases: Vec<crate::capture::window::Base> = snapshots
+        .iter()
+        .filter_map(|m| {
+            m.continuous.as_ref().map(|c| crate::capture::window::Base {
+                epoch: c.epoch.clone(),
+                at: m.started_at,
+            })
+        })
+        .collect();
+    let windows = crate::capture::window::windows(&bases, head.as_ref(), &gaps);
+    let t = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%d %H:%M:%S").to_string();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\ncontinuous capture: {} base(s); changes stored through {}",
+        bases.len(),
+        head.as_ref().map_or("nothing yet".to_string(), |h| format!(
+            "{} (last commit {})",
+            t(h.verified_at),
+            h.last_commit_at.map_or("none yet".to_string(), t)
+        ))
+    );
+    for w in &windows {
+        let _ = writeln!(
+            s,
+            "  window {} → {}  ({} base(s), epoch {})",
+            t(w.from),
+            t(w.to),
+            w.bases,
+            w.epoch
+        );
+    }
+    gaps.sort_by_key(|g| g.detected_at);
+    for g in &gaps {
+        let _ = writeln!(
+            s,
+            "  GAP    {} → {}  ({})",
+            g.last_commit_at.map_or("?".to_string(), t),
+            g.resumed_at.map_or("not closed yet".to_string(), t),
+            g.reason
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  (`lethe restore` reads snapshots and bases; restoring to a time inside a window comes with point-in-time restore)"
+    );
+    Ok(s)
 }
 
 pub async fn show(ctx: &Ctx, selector: &str, json: bool) -> anyhow::Result<i32> {

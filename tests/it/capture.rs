@@ -320,6 +320,13 @@ fn every_committed_transaction_is_stored_once_within_the_flush_interval() {
     );
     assert!(s.commits.values().all(|n| *n == 1), "a commit stored twice");
     assert!(c.count("continuous.flushed") >= 1, "{}", c.log());
+    // `lethe status --json` reports the stored stream and its recovery point.
+    let out = crate::common::lethe(&c.cfg, &["status", "--json"]);
+    let st: Json = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let cont = &st["continuous"];
+    assert!(cont["rpo_s"].as_i64().is_some_and(|s| s <= 5), "{st}");
+    assert_eq!(cont["epoch"], base["epoch"], "{st}");
+    assert!(cont["last_commit_at"].is_string(), "{st}");
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     assert_eq!(c.count("continuous.stopped"), 1, "{}", c.log());
 }
@@ -425,6 +432,13 @@ fn a_slot_dropped_behind_lethes_back_is_a_gap_and_a_new_base() {
         "{g}"
     );
     assert_eq!(c.stop(), Some(0), "{}", c.log());
+    // `lethe list` shows both windows and the gap between them.
+    let out = crate::common::lethe(&c.cfg, &["list"]);
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{list}");
+    assert_eq!(list.matches("  window ").count(), 2, "{list}");
+    assert_eq!(list.matches("  GAP ").count(), 1, "{list}");
+    assert!(list.contains("(slot_missing)"), "{list}");
 }
 
 /// Storage refuses writes mid-capture (the `changes/` directory replaced

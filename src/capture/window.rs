@@ -1,0 +1,86 @@
+//! The restorable windows of the change stream, from what is stored: each
+//! epoch runs from its oldest kept base to where the stream is vouched for
+//! (the head for the running epoch, the gap that ended it otherwise), less
+//! the gaps inside it (schema changes no DDL was captured for).
+
+use crate::repo::changes::Epoch;
+use crate::repo::changes::manifest::{GapRecord, Head};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A stretch of time a point-in-time restore can reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub epoch: Epoch,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Bases kept in this window.
+    pub bases: usize,
+}
+
+/// A base of continuous capture: its epoch and when it was taken.
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub epoch: Epoch,
+    pub at: DateTime<Utc>,
+}
+
+/// The windows, oldest first. `head` is the running epoch's; gaps are every
+/// gap record kept.
+pub fn windows(bases: &[Base], head: Option<&Head>, gaps: &[GapRecord]) -> Vec<Window> {
+    let mut epochs: Vec<&Epoch> = bases.iter().map(|b| &b.epoch).collect();
+    epochs.sort();
+    epochs.dedup();
+    let mut out = Vec::new();
+    for epoch in epochs {
+        let mut mine: Vec<&Base> = bases.iter().filter(|b| &b.epoch == epoch).collect();
+        mine.sort_by_key(|b| b.at);
+        let Some(first) = mine.first() else { continue };
+        // Where the epoch ends: the head, else the gap that closed it.
+        let end = match head {
+            Some(h) if &h.epoch == epoch => Some(h.verified_at),
+            _ => gaps
+                .iter()
+                .filter(|g| {
+                    g.epoch_before.as_ref() == Some(epoch) && g.epoch_after.as_ref() != Some(epoch)
+                })
+                .filter_map(|g| g.last_commit_at.or(Some(g.detected_at)))
+                .min(),
+        };
+        let Some(end) = end else { continue };
+        // Gaps inside the epoch split it.
+        let mut inner: Vec<(DateTime<Utc>, DateTime<Utc>)> = gaps
+            .iter()
+            .filter(|g| {
+                g.epoch_before.as_ref() == Some(epoch) && g.epoch_after.as_ref() == Some(epoch)
+            })
+            .filter_map(|g| Some((g.last_commit_at.unwrap_or(g.detected_at), g.resumed_at?)))
+            .collect();
+        inner.sort();
+        let mut from = first.at;
+        for (gap_from, gap_to) in inner {
+            if gap_from > from {
+                out.push(window(epoch, from, gap_from.min(end), &mine));
+            }
+            from = from.max(gap_to);
+        }
+        if end > from {
+            out.push(window(epoch, from, end, &mine));
+        }
+    }
+    out.retain(|w| w.from < w.to);
+    out
+}
+
+fn window(epoch: &Epoch, from: DateTime<Utc>, to: DateTime<Utc>, bases: &[&Base]) -> Window {
+    Window {
+        epoch: epoch.clone(),
+        from,
+        to,
+        bases: bases.iter().filter(|b| b.at >= from && b.at <= to).count(),
+    }
+}
+
+#[cfg(test)]
+#[path = "window_tests.rs"]
+mod tests;
