@@ -749,3 +749,38 @@ fn prune_expires_old_segments_and_leaves_young_ones() {
             .exists()
     );
 }
+
+/// `continuous.enabled` turned off and the config reloaded (SIGHUP): the
+/// capture stops and drops its slot and publication; lethe never leaves a
+/// slot behind. The daemon keeps running.
+#[test]
+fn turning_capture_off_and_reloading_drops_the_slot_and_the_publication() {
+    let mut c = Capture::new("cap_off", "300ms");
+    c.start();
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    let count = |c: &Capture, sql: &str| c.db.sql(sql).trim().to_string();
+    let slot_sql = format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+        c.db.name
+    );
+    assert_eq!(count(&c, &slot_sql), "1");
+    let text = std::fs::read_to_string(&c.cfg).expect("config");
+    std::fs::write(&c.cfg, text.replace("enabled = true", "enabled = false")).expect("config");
+    let pid = c.child.as_ref().expect("running").id();
+    // SAFETY: signalling our own child by pid.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGHUP);
+    }
+    c.wait_for("continuous.disabled", 1, Duration::from_secs(60));
+    c.wait_for("daemon.reloaded", 1, Duration::from_secs(60));
+    assert_eq!(count(&c, &slot_sql), "0", "{}", c.log());
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM pg_publication WHERE pubname = 'lethe'"
+        ),
+        "0"
+    );
+    assert_eq!(c.count("continuous.stopped"), 1, "{}", c.log());
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+}
