@@ -34,6 +34,8 @@ pub struct StreamCtx {
     pub epoch: Epoch,
     pub base_lsn: Lsn,
     pub rt: tokio::runtime::Handle,
+    /// Unix time of the last head written: storage was complete then.
+    pub vouched: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl StreamCtx {

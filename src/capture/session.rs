@@ -286,6 +286,9 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         last_commit_at = ?head.last_commit_at,
     );
 
+    let vouched = Arc::new(std::sync::atomic::AtomicI64::new(
+        head.verified_at.timestamp(),
+    ));
     let sealer =
         Sealer::from_config(&cfg.encryption).map_err(|e| CaptureError::Crypto(e.to_string()))?;
     let ctx = StreamCtx {
@@ -299,6 +302,7 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         epoch: head.epoch.clone(),
         base_lsn: head.base_lsn,
         rt: tokio::runtime::Handle::current(),
+        vouched: vouched.clone(),
     };
     let opts = WriterOptions {
         flush_every: cont.flush_every,
@@ -351,7 +355,9 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
     };
     let bases = super::base::later_bases(s, &head, tx.clone(), schema_rx, &stop);
     drop(tx);
-    let watch = watch_source(url, cont, &confirmer, known, &head, schema_tx, &stop);
+    let watch = watch_source(
+        url, cont, &confirmer, known, &head, &vouched, schema_tx, &stop,
+    );
 
     let mut receiver = receiver;
     let mut writer = writer;
@@ -410,6 +416,7 @@ async fn watch_source(
     confirmer: &Confirmer,
     mut known: std::collections::BTreeMap<u32, String>,
     head: &Head,
+    vouched: &std::sync::atomic::AtomicI64,
     changed: mpsc::Sender<SchemaChange>,
     stop: &CancellationToken,
 ) -> Result<(), CaptureError> {
@@ -459,13 +466,14 @@ async fn watch_source(
                     }
                 }
                 let lag = st.lag_bytes.unwrap_or(0);
+                let lag_s = (chrono::Utc::now().timestamp() - vouched.load(std::sync::atomic::Ordering::Relaxed)).max(0);
                 let over = lag > cont.max_lag;
                 if over || last_log.is_none_or(|t| t.elapsed() >= LAG_LOG) {
                     last_log = Some(std::time::Instant::now());
                     if over {
-                        tracing::warn!(event = "continuous.lag", slot = %cont.slot, lag_bytes = lag, confirmed_lsn = %Lsn(confirmer.confirmed()), max_lag = cont.max_lag, "the slot holds more WAL than continuous.max_lag: storage slow or down?");
+                        tracing::warn!(event = "continuous.lag", slot = %cont.slot, lag_bytes = lag, lag_s, confirmed_lsn = %Lsn(confirmer.confirmed()), max_lag = cont.max_lag, "the slot holds more WAL than continuous.max_lag: storage slow or down?");
                     } else {
-                        tracing::info!(event = "continuous.lag", slot = %cont.slot, lag_bytes = lag, confirmed_lsn = %Lsn(confirmer.confirmed()));
+                        tracing::info!(event = "continuous.lag", slot = %cont.slot, lag_bytes = lag, lag_s, confirmed_lsn = %Lsn(confirmer.confirmed()));
                     }
                 }
             }

@@ -345,5 +345,9 @@ pub fn put_head(ctx: &StreamCtx, head: &Head) -> Result<(), WriterError> {
                 .put_bytes(&key, bytes::Bytes::from(head.to_json())),
         )
         .map_err(|source| WriterError::Head { key, source })?;
+    ctx.vouched.store(
+        head.verified_at.timestamp(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     Ok(())
 }

@@ -67,6 +67,10 @@ pub struct ContinuousReport {
     pub rpo_s: Option<i64>,
     /// Bases taken in this epoch.
     pub base_ids: Vec<String>,
+    /// WAL the source keeps for the slot (`pg_current_wal_lsn()` −
+    /// `confirmed_flush_lsn`); `null` when the source could not be asked
+    /// within 5 s or the slot does not exist.
+    pub slot_lag_bytes: Option<u64>,
     /// Reading the head failed.
     pub error: Option<String>,
 }
@@ -324,6 +328,7 @@ async fn continuous_report(
         verified_at: None,
         rpo_s: None,
         base_ids: Vec::new(),
+        slot_lag_bytes: None,
         error: None,
     };
     let source = match crate::pg::source_identity(&cfg.source.url) {
@@ -335,15 +340,20 @@ async fn continuous_report(
             });
         }
     };
+    let slot_lag_bytes = slot_lag(cfg).await;
     Some(
         match crate::capture::session::read_head(storage, &source).await {
-            Ok(None) => empty,
+            Ok(None) => ContinuousReport {
+                slot_lag_bytes,
+                ..empty
+            },
             Ok(Some(h)) => ContinuousReport {
                 epoch: Some(h.epoch.to_string()),
                 last_commit_at: h.last_commit_at,
                 verified_at: Some(h.verified_at),
                 rpo_s: Some((now - h.verified_at).num_seconds().max(0)),
                 base_ids: h.base_ids,
+                slot_lag_bytes,
                 error: None,
             },
             Err(e) => ContinuousReport {
@@ -352,6 +362,22 @@ async fn continuous_report(
             },
         },
     )
+}
+
+/// The slot's lag on the source, asked with a 5 s bound.
+async fn slot_lag(cfg: &Config) -> Option<u64> {
+    let ask = async {
+        let conn = crate::pg::connect(&cfg.source.url).await.ok()?;
+        crate::capture::session::slot_state(&conn, &cfg.continuous.slot)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.lag_bytes)
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The daemon's pause switch and last leak check, `None` if it cannot say.

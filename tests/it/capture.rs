@@ -590,6 +590,9 @@ fn schema_changes_during_capture_take_a_base_and_capture_goes_on() {
         );
         assert_eq!(g["epoch_before"], g["epoch_after"], "{g}");
     }
+    // The lag poll ran and says how far behind storage is, in bytes and seconds.
+    let lag = &event_json(&c, "continuous.lag")[0];
+    assert!(lag["lag_bytes"].is_u64() && lag["lag_s"].is_i64(), "{lag}");
     // The new table joined the publication: its rows are in the stream.
     assert_eq!(inserted_rows(&c.repo(), "later"), 10, "{}", c.log());
     assert_eq!(c.count("continuous.interrupted"), 0, "{}", c.log());
