@@ -150,7 +150,20 @@ struct PgSampler {
 }
 
 impl SequenceSampler for PgSampler {
+    /// A sequence created or dropped since the list was read makes the
+    /// read fail or miss it: the list is read again and the read retried.
     fn sample(&mut self) -> Result<Vec<SequenceValue>, String> {
+        if let Ok(v) = self
+            .rt
+            .block_on(pg::catalog::sequence_values(&self.conn, &self.seqs))
+        {
+            return Ok(v);
+        }
+        let cat = self
+            .rt
+            .block_on(pg::catalog::read(&self.conn))
+            .map_err(|e| e.to_string())?;
+        self.seqs = cat.sequences;
         self.rt
             .block_on(pg::catalog::sequence_values(&self.conn, &self.seqs))
             .map_err(|e| e.to_string())

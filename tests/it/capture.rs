@@ -536,6 +536,32 @@ fn later_bases_come_from_temporary_slots_without_stopping_the_stream() {
     }
     let s = stored(&c.repo(), "ledger");
     assert!(acked.iter().all(|id| s.ledger.get(id) == Some(&1)));
+    // A base is an ordinary snapshot: it verifies and restores (filtered) as one.
+    let out = crate::common::lethe(&c.cfg, &["verify", "latest", "--deep"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sql = c.dir.path().join("base.sql");
+    let out = crate::common::lethe(
+        &c.cfg,
+        &[
+            "restore",
+            "latest",
+            "--to-file",
+            sql.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = std::fs::read_to_string(&sql).expect("restored file");
+    assert!(dump.contains("ledger"), "{}", &dump[..dump.len().min(2000)]);
 }
 
 /// Schema changes during capture (no DDL is captured without event
