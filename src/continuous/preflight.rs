@@ -73,6 +73,63 @@ pub enum Refusal {
     SlotTaken { slot: String, kind: String },
 }
 
+/// The tables a snapshot copies, split by whether the publication can
+/// carry them: logged tables with a replica identity (oid → quoted name),
+/// and the rest by name (unlogged tables have no changes in the WAL; a
+/// table without a replica identity would make the application's UPDATE
+/// and DELETE fail once published).
+#[derive(Debug, Clone, Default)]
+pub struct Publishable {
+    pub published: std::collections::BTreeMap<u32, String>,
+    pub unlogged: Vec<String>,
+    pub no_identity: Vec<String>,
+}
+
+/// Reads [`Publishable`] for the tables of `cat`.
+///
+/// # Errors
+/// `Query` when the catalog cannot be read.
+pub async fn publishable(
+    conn: &pg::PgConn,
+    cat: &catalog::Catalog,
+) -> Result<Publishable, SourceError> {
+    let oids: Vec<u32> = cat
+        .tables
+        .iter()
+        .filter(|t| !t.large_objects)
+        .map(|t| t.oid)
+        .collect();
+    let rows = conn
+        .query(
+            "SELECT c.oid, c.relpersistence = 'u', \
+                    c.relreplident = 'n' \
+                    OR (c.relreplident = 'd' AND NOT EXISTS \
+                        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
+                    OR (c.relreplident = 'i' AND NOT EXISTS \
+                        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)) \
+             FROM pg_class c WHERE c.oid = ANY($1::oid[])",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| pg::query_err("reading the tables' replica identities", &e))?;
+    let mut out = Publishable::default();
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        let Some(t) = cat.tables.iter().find(|t| t.oid == oid) else {
+            continue;
+        };
+        let name = pg::quote_qualified(&t.schema, &t.name);
+        if r.get::<_, bool>(1) {
+            out.unlogged.push(name);
+        } else if r.get::<_, bool>(2) {
+            out.no_identity.push(name);
+        } else {
+            out.published.insert(oid, name);
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
     #[error(transparent)]
@@ -120,42 +177,12 @@ pub async fn preflight(url: &str, cfg: &ContinuousConfig) -> Result<Preflight, P
 
     // Tables the snapshot copies, as a publication would carry them: each
     // leaf (a partitioned table publishes through its partitions).
-    let oids: Vec<u32> = cat
-        .tables
-        .iter()
-        .filter(|t| !t.large_objects)
-        .map(|t| t.oid)
-        .collect();
-    let rows = conn
-        .query(
-            "SELECT c.oid, c.relpersistence = 'u', \
-                    c.relreplident = 'n' \
-                    OR (c.relreplident = 'd' AND NOT EXISTS \
-                        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
-                    OR (c.relreplident = 'i' AND NOT EXISTS \
-                        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)) \
-             FROM pg_class c WHERE c.oid = ANY($1::oid[])",
-            &[&oids],
-        )
-        .await
-        .map_err(q("reading the tables' replica identities"))?;
-    let name = |oid: u32| {
-        cat.tables
-            .iter()
-            .find(|t| t.oid == oid)
-            .map(|t| pg::quote_qualified(&t.schema, &t.name))
-            .unwrap_or_default()
-    };
-    let mut unlogged = Vec::new();
-    let mut no_identity = Vec::new();
-    for r in &rows {
-        let oid: u32 = r.get(0);
-        if r.get::<_, bool>(1) {
-            unlogged.push(name(oid));
-        } else if r.get::<_, bool>(2) {
-            no_identity.push(name(oid));
-        }
-    }
+    let Publishable {
+        published,
+        mut unlogged,
+        mut no_identity,
+    } = publishable(&conn, &cat).await?;
+    let copied = published.len() + unlogged.len() + no_identity.len();
     unlogged.sort();
     no_identity.sort();
     if let Some(example) = no_identity.first().cloned() {
@@ -206,7 +233,7 @@ pub async fn preflight(url: &str, cfg: &ContinuousConfig) -> Result<Preflight, P
         server_version: cat.server_version,
         database: cat.database,
         role: cat.role,
-        tables: oids.len(),
+        tables: copied,
         warnings,
     })
 }

@@ -4,6 +4,7 @@
 //! passes; [`disable`] drops both, and refuses rather than terminate a
 //! session that is reading the slot. Nothing else on the source changes.
 
+use super::preflight::Publishable;
 use super::{ContinuousConfig, PreflightError, preflight};
 use crate::pg::{self, SourceError, catalog};
 
@@ -117,59 +118,13 @@ pub async fn ensure_publication(
     Ok(publication)
 }
 
-/// The tables a snapshot copies, split by whether the publication can
-/// carry them: logged tables with a replica identity (oid → quoted name),
-/// and the rest by name (unlogged tables have no changes in the WAL; a
-/// table without a replica identity would make the application's UPDATE
-/// and DELETE fail once published).
-#[derive(Debug, Clone, Default)]
-pub struct Publishable {
-    pub published: std::collections::BTreeMap<u32, String>,
-    pub unlogged: Vec<String>,
-    pub no_identity: Vec<String>,
-}
-
 /// Reads [`Publishable`] from the source's catalog.
 ///
 /// # Errors
 /// `Source` when the catalog cannot be read.
 pub async fn publishable(conn: &pg::PgConn) -> Result<Publishable, SlotError> {
     let cat = catalog::read(conn).await?;
-    let oids: Vec<u32> = cat
-        .tables
-        .iter()
-        .filter(|t| !t.large_objects)
-        .map(|t| t.oid)
-        .collect();
-    let rows = conn
-        .query(
-            "SELECT c.oid, c.relpersistence = 'u', \
-                    c.relreplident = 'n' \
-                    OR (c.relreplident = 'd' AND NOT EXISTS \
-                        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
-                    OR (c.relreplident = 'i' AND NOT EXISTS \
-                        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)) \
-             FROM pg_class c WHERE c.oid = ANY($1::oid[])",
-            &[&oids],
-        )
-        .await
-        .map_err(query_err("reading the tables' replica identities"))?;
-    let mut out = Publishable::default();
-    for r in &rows {
-        let oid: u32 = r.get(0);
-        let Some(t) = cat.tables.iter().find(|t| t.oid == oid) else {
-            continue;
-        };
-        let name = pg::quote_qualified(&t.schema, &t.name);
-        if r.get::<_, bool>(1) {
-            out.unlogged.push(name);
-        } else if r.get::<_, bool>(2) {
-            out.no_identity.push(name);
-        } else {
-            out.published.insert(oid, name);
-        }
-    }
-    Ok(out)
+    Ok(super::preflight::publishable(conn, &cat).await?)
 }
 
 /// The relations the publication carries now (oid → quoted name).

@@ -73,22 +73,28 @@ pub fn desired_rules(
     let retention_days = policy.days;
     let days = i32::try_from(retention_days)
         .map_err(|_| LifecycleError::Build(format!("retention of {retention_days} days")))?;
-    let mut expire = LifecycleRule::builder()
-        .id(expire_rule_id(repo_prefix, policy))
-        .status(ExpirationStatus::Enabled)
-        .filter(
-            LifecycleRuleFilter::builder()
-                .prefix(format!("{repo_prefix}{}", policy.expire))
-                .build(),
-        )
-        .expiration(LifecycleExpiration::builder().days(days).build());
-    if versioned {
-        expire = expire.noncurrent_version_expiration(
-            NoncurrentVersionExpiration::builder()
-                .noncurrent_days(1)
-                .build(),
-        );
-    }
+    // One expiry rule per prefix (snapshots first); in a versioned bucket
+    // expiration only adds a delete marker, so noncurrent versions go
+    // after a day.
+    let expire = |prefix: &str| {
+        let mut rule = LifecycleRule::builder()
+            .id(expire_rule_id_for(repo_prefix, prefix))
+            .status(ExpirationStatus::Enabled)
+            .filter(
+                LifecycleRuleFilter::builder()
+                    .prefix(format!("{repo_prefix}{prefix}"))
+                    .build(),
+            )
+            .expiration(LifecycleExpiration::builder().days(days).build());
+        if versioned {
+            rule = rule.noncurrent_version_expiration(
+                NoncurrentVersionExpiration::builder()
+                    .noncurrent_days(1)
+                    .build(),
+            );
+        }
+        rule
+    };
     let abort = LifecycleRule::builder()
         .id(abort_rule_id(repo_prefix))
         .status(ExpirationStatus::Enabled)
@@ -101,25 +107,9 @@ pub fn desired_rules(
     let build = |b: aws_sdk_s3::types::builders::LifecycleRuleBuilder| {
         b.build().map_err(|e| LifecycleError::Build(e.to_string()))
     };
-    let mut rules = vec![build(expire)?];
+    let mut rules = vec![build(expire(policy.expire))?];
     for prefix in policy.also_expire {
-        let mut more = LifecycleRule::builder()
-            .id(expire_rule_id_for(repo_prefix, prefix))
-            .status(ExpirationStatus::Enabled)
-            .filter(
-                LifecycleRuleFilter::builder()
-                    .prefix(format!("{repo_prefix}{prefix}"))
-                    .build(),
-            )
-            .expiration(LifecycleExpiration::builder().days(days).build());
-        if versioned {
-            more = more.noncurrent_version_expiration(
-                NoncurrentVersionExpiration::builder()
-                    .noncurrent_days(1)
-                    .build(),
-            );
-        }
-        rules.push(build(more)?);
+        rules.push(build(expire(prefix))?);
     }
     rules.push(build(abort)?);
     Ok(rules)

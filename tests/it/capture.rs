@@ -185,11 +185,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Reads every listed segment (manifest present) of the repository.
-fn stored(repo: &Path, ledger_relname: &str) -> Stored {
+/// Calls `each` with every listed segment (manifest present) of the
+/// repository and every record of its parts, in order.
+fn each_record(repo: &Path, mut each: impl FnMut(&SegmentManifest, Record)) -> usize {
     let mut files = Vec::new();
     walk(&repo.join("changes"), &mut files);
-    let mut out = Stored::default();
+    let mut segments = 0;
     for f in files {
         let key = f
             .strip_prefix(repo)
@@ -201,34 +202,43 @@ fn stored(repo: &Path, ledger_relname: &str) -> Stored {
         }
         let m = SegmentManifest::from_json(&key, &std::fs::read(&f).expect("read manifest"))
             .unwrap_or_else(|e| panic!("{key}: {e}"));
-        out.segments += 1;
-        let ledger_relid = m
-            .relations
-            .iter()
-            .find(|r| r.name == ledger_relname)
-            .map(|r| r.relid);
+        segments += 1;
         // Each part starts with its own header line: read them one by one.
         for p in &m.parts {
             let raw = std::fs::read(repo.join(&p.key)).expect("part");
             let data = zstd::decode_all(&raw[..]).expect("zstd");
             let mut r = RecordReader::new(BufReader::new(&data[..])).expect("header");
             while let Some(rec) = r.next_record().unwrap_or_else(|e| panic!("{key}: {e}")) {
-                match rec {
-                    Record::Begin { commit_lsn, .. } => {
-                        *out.commits.entry(commit_lsn.0).or_default() += 1;
-                    }
-                    Record::Insert { relid, new } if Some(relid) == ledger_relid => {
-                        let Value::Text(id) = &new[0] else {
-                            panic!("ledger id not text: {new:?}")
-                        };
-                        let id: i64 = String::from_utf8_lossy(id).parse().expect("id");
-                        *out.ledger.entry(id).or_default() += 1;
-                    }
-                    _ => {}
-                }
+                each(&m, rec);
             }
         }
     }
+    segments
+}
+
+/// Reads every listed segment: commits, and the inserts into `ledger_relname`.
+fn stored(repo: &Path, ledger_relname: &str) -> Stored {
+    let mut out = Stored::default();
+    let (mut commits, mut ledger) = (BTreeMap::new(), BTreeMap::new());
+    out.segments = each_record(repo, |m, rec| match rec {
+        Record::Begin { commit_lsn, .. } => {
+            *commits.entry(commit_lsn.0).or_default() += 1;
+        }
+        Record::Insert { relid, new }
+            if m.relations
+                .iter()
+                .any(|r| r.relid == relid && r.name == ledger_relname) =>
+        {
+            let Value::Text(id) = &new[0] else {
+                panic!("ledger id not text: {new:?}")
+            };
+            let id: i64 = String::from_utf8_lossy(id).parse().expect("id");
+            *ledger.entry(id).or_default() += 1;
+        }
+        _ => {}
+    });
+    out.commits = commits;
+    out.ledger = ledger;
     out
 }
 
@@ -627,39 +637,16 @@ fn schema_changes_during_capture_take_a_base_and_capture_goes_on() {
 
 /// Inserts stored for a table, across every listed segment.
 fn inserted_rows(repo: &Path, table: &str) -> usize {
-    let mut files = Vec::new();
-    walk(&repo.join("changes"), &mut files);
     let mut n = 0;
-    for f in files {
-        let key = f
-            .strip_prefix(repo)
-            .expect("under repo")
-            .to_string_lossy()
-            .into_owned();
-        if parse_manifest_key(&key).is_none() {
-            continue;
+    each_record(repo, |m, rec| {
+        if let Record::Insert { relid, .. } = rec
+            && m.relations
+                .iter()
+                .any(|r| r.relid == relid && r.name == table)
+        {
+            n += 1;
         }
-        let m =
-            SegmentManifest::from_json(&key, &std::fs::read(&f).expect("read")).expect("manifest");
-        let Some(relid) = m
-            .relations
-            .iter()
-            .find(|r| r.name == table)
-            .map(|r| r.relid)
-        else {
-            continue;
-        };
-        for p in &m.parts {
-            let data = zstd::decode_all(&std::fs::read(repo.join(&p.key)).expect("part")[..])
-                .expect("zstd");
-            let mut r = RecordReader::new(BufReader::new(&data[..])).expect("header");
-            while let Some(rec) = r.next_record().expect("record") {
-                if matches!(rec, Record::Insert { relid: id, .. } if id == relid) {
-                    n += 1;
-                }
-            }
-        }
-    }
+    });
     n
 }
 
