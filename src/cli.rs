@@ -80,11 +80,15 @@ pub enum Command {
     /// Check stored objects against the manifest (`--deep`: decrypt and parse too).
     Verify {
         /// Snapshot id or `latest`.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        #[arg(required_unless_present_any = ["all", "changes"], conflicts_with_all = ["all", "changes"])]
         id: Option<String>,
         /// Verify every complete snapshot.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "changes")]
         all: bool,
+        /// Verify the change stream of continuous capture: every segment's
+        /// parts, and that the segments chain without a hole.
+        #[arg(long)]
+        changes: bool,
         /// Also decrypt, decompress and parse every object, counting rows.
         #[arg(long)]
         deep: bool,

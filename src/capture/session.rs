@@ -81,11 +81,14 @@ pub async fn stored_end(
         chain_end: base_lsn,
         shapes: std::collections::BTreeMap::new(),
     };
-    // Keys sort in commit order: the newest manifest is the chain's end.
+    // The chain's end is the segment with the highest last commit (keys
+    // sort by the first commit's hour, and commit times are not strictly
+    // in LSN order across an hour's edge).
     if let Some(o) = listed
         .iter()
-        .rev()
-        .find(|o| changes::parse_manifest_key(&o.key).is_some())
+        .filter_map(|o| changes::parse_manifest_key(&o.key).map(|k| (k.last, o)))
+        .max_by_key(|(last, _)| *last)
+        .map(|(_, o)| o)
     {
         let data = storage
             .get_bytes(&o.key)

@@ -170,10 +170,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
         }
         Command::Verify {
+            changes: true,
+            deep,
+            identity,
+            ..
+        } => verify::changes(&ctx, deep, identity.as_deref()).await,
+        Command::Verify {
             id,
             all,
             deep,
             identity,
+            ..
         } => verify::run(&ctx, id.as_deref(), all, deep, identity.as_deref()).await,
         Command::Show { id, json } => list::show(&ctx, &id, json).await,
         Command::Erase { command } => erase::run(&ctx, command).await,

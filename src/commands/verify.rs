@@ -121,3 +121,69 @@ pub async fn run(
     }
     Ok(crate::exit::OK)
 }
+
+/// `lethe verify --changes [--deep]`: the configured source's change
+/// stream. Logs `verify.completed` / `verify.failed` with `id = "changes"`.
+pub async fn changes(ctx: &Ctx, deep: bool, identity: Option<&Path>) -> anyhow::Result<i32> {
+    let cfg = ctx.config()?;
+    let storage = ctx.storage(&cfg).await?;
+    let (source, _) = crate::pg::source_identity(&cfg.source.url)?;
+    let opener = if !deep {
+        None
+    } else if cfg.encryption.disabled {
+        Some(Opener::Plain)
+    } else {
+        let Some(p) = identity
+            .map(Path::to_path_buf)
+            .or_else(|| cfg.encryption.identity_file.clone())
+        else {
+            return Err(UsageError(
+                "--deep decrypts the change stream and needs the age identity: pass --identity FILE \
+                 or set encryption.identity_file"
+                    .into(),
+            )
+            .into());
+        };
+        Some(Opener::from_identity_file(&p).map_err(|e| UsageError(e.to_string()))?)
+    };
+    let r = crate::repo::verify_changes::verify_changes(storage.clone(), &source, opener.as_ref())
+        .await?;
+    if r.ok() {
+        tracing::info!(
+            event = "verify.completed",
+            id = "changes",
+            deep,
+            objects = r.parts,
+            bytes = r.bytes,
+            rows = r.xacts
+        );
+        println!(
+            "changes of {source}: OK ({} segments, {} parts, {}{})",
+            r.segments,
+            r.parts,
+            human_bytes(r.bytes),
+            if deep {
+                format!(", {} transactions read", r.xacts)
+            } else {
+                String::new()
+            }
+        );
+        Ok(crate::exit::OK)
+    } else {
+        let first = r
+            .problems
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        tracing::error!(event = "verify.failed", id = "changes", deep, problems = r.problems.len(), first = %first);
+        println!(
+            "changes of {source}: {} problem(s) in {} segments:",
+            r.problems.len(),
+            r.segments
+        );
+        for p in &r.problems {
+            println!("  {p}");
+        }
+        Ok(crate::exit::FAILURE)
+    }
+}

@@ -14,3 +14,4 @@ pub mod lease;
 pub mod manifest;
 pub mod object;
 pub mod verify;
+pub mod verify_changes;

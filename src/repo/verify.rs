@@ -250,7 +250,7 @@ async fn check_object(
 }
 
 /// Streams the stored bytes through BLAKE3 and compares with the manifest.
-async fn shallow(storage: &dyn Storage, entry: &ObjectEntry) -> Option<Problem> {
+pub(crate) async fn shallow(storage: &dyn Storage, entry: &ObjectEntry) -> Option<Problem> {
     let key = entry.key.clone();
     let mut stream = match storage.get(&key).await {
         Ok(s) => s,
