@@ -86,11 +86,23 @@ pub async fn verify_changes(
             Err(e) => out.problems.push(manifest_problem(&o.key, e)),
         }
     }
+    // The first segment must start at the epoch's first base, as long as
+    // that base is kept (once it expired, so may have the segments after it).
+    let first_base_kept = match head.as_ref().and_then(|h| h.base_ids.first()) {
+        Some(id) => match id.parse::<super::manifest::SnapshotId>() {
+            Ok(id) => storage
+                .head(&super::layout::manifest_key(&id))
+                .await?
+                .is_some(),
+            Err(_) => false,
+        },
+        None => false,
+    };
     for (epoch, mut segs) in epochs {
         segs.sort_by_key(|m| m.first_commit_lsn);
         let mut prev: Option<(Lsn, Lsn, String)> = head
             .as_ref()
-            .filter(|h| h.epoch == epoch)
+            .filter(|h| h.epoch == epoch && first_base_kept)
             .map(|h| (h.base_lsn, Lsn(0), "the epoch's base".to_string()));
         for m in &segs {
             let key = m.stem().manifest_key(m.last_commit_lsn);
