@@ -104,6 +104,20 @@ impl Capture {
             .count()
     }
 
+    /// Every line is documented JSON: event in the README's table, with
+    /// its fields (the pause marker and the SDK's debug lines aside).
+    fn check_log(&self) {
+        let lines: Vec<String> = self
+            .lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|l| !l.contains("\"event\":\"sdk.log\""))
+            .cloned()
+            .collect();
+        crate::daemon::rig::check_lines(&lines, &["lethe-test-pause: "]);
+    }
+
     fn log(&self) -> String {
         self.lines.lock().expect("lines").join("\n")
     }
@@ -339,6 +353,7 @@ fn every_committed_transaction_is_stored_once_within_the_flush_interval() {
     assert!(cont["last_commit_at"].is_string(), "{st}");
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     assert_eq!(c.count("continuous.stopped"), 1, "{}", c.log());
+    c.check_log();
 
     // Every byte checked: the stream verifies, deep; a segment taken out of
     // the middle is named as a hole in the chain.
@@ -488,6 +503,7 @@ fn a_slot_dropped_behind_lethes_back_is_a_gap_and_a_new_base() {
     assert_eq!(list.matches("  window ").count(), 2, "{list}");
     assert_eq!(list.matches("  GAP ").count(), 1, "{list}");
     assert!(list.contains("(slot_missing)"), "{list}");
+    c.check_log();
 }
 
 /// Storage refuses writes mid-capture (the `changes/` directory replaced
@@ -671,6 +687,7 @@ fn schema_changes_during_capture_take_a_base_and_capture_goes_on() {
     // The new table joined the publication: its rows are in the stream.
     assert_eq!(inserted_rows(&c.repo(), "later"), 10, "{}", c.log());
     assert_eq!(c.count("continuous.interrupted"), 0, "{}", c.log());
+    c.check_log();
     assert_eq!(c.stop(), Some(0), "{}", c.log());
 }
 
@@ -845,4 +862,5 @@ fn turning_capture_off_and_reloading_drops_the_slot_and_the_publication() {
     );
     assert_eq!(c.count("continuous.stopped"), 1, "{}", c.log());
     assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.check_log();
 }

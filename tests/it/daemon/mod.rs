@@ -8,7 +8,7 @@ mod health;
 mod log_level;
 mod pause;
 mod removal;
-mod rig;
+pub(crate) mod rig;
 
 use crate::common::LetheCli;
 use rig::*;

@@ -206,7 +206,7 @@ impl Drop for Running {
 }
 
 /// `README.md (section "Log events")`: event name → fields always present.
-pub(super) fn documented_events() -> HashMap<String, Vec<String>> {
+pub(crate) fn documented_events() -> HashMap<String, Vec<String>> {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .expect("README.md");
     let mut out = HashMap::new();
@@ -235,15 +235,20 @@ pub(super) fn documented_events() -> HashMap<String, Vec<String>> {
 /// documented `event` carrying its documented fields. `allow_raw` lines
 /// (the test-only pause marker) are skipped.
 pub(super) fn check_log_lines(r: &Running, allow_raw: &[&str]) {
+    let lines = r.lines.lock().expect("lines").clone();
+    check_lines(&lines, allow_raw);
+}
+
+/// [`check_log_lines`] over lines collected elsewhere (the capture tests).
+pub(crate) fn check_lines(lines: &[String], allow_raw: &[&str]) {
     let doc = documented_events();
     assert!(
         doc.len() > 40,
         "README Log events parsed to only {} events",
         doc.len()
     );
-    let lines = r.lines.lock().expect("lines").clone();
     assert!(!lines.is_empty());
-    for line in &lines {
+    for line in lines {
         if allow_raw.iter().any(|a| line.starts_with(a)) {
             continue;
         }
