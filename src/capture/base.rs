@@ -6,7 +6,8 @@
 //! consistent point and the stream carries every one after it.
 
 use super::CaptureError;
-use super::session::{SessionCfg, drop_slot, options, slot_state};
+use super::session::{SessionCfg, drop_slot, options};
+use super::watch::slot_state;
 use super::writer::{Input, SchemaChange, Stored};
 use crate::pg::replication::{Options, ReplicationConn};
 use crate::pg::{self, PgConn};

@@ -19,6 +19,7 @@ pub mod base;
 pub mod expiry;
 pub mod segment;
 pub mod session;
+pub mod watch;
 pub mod window;
 pub mod writer;
 

@@ -368,7 +368,7 @@ async fn continuous_report(
 async fn slot_lag(cfg: &Config) -> Option<u64> {
     let ask = async {
         let conn = crate::pg::connect(&cfg.source.url).await.ok()?;
-        crate::capture::session::slot_state(&conn, &cfg.continuous.slot)
+        crate::capture::watch::slot_state(&conn, &cfg.continuous.slot)
             .await
             .ok()
             .flatten()

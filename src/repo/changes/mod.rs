@@ -18,6 +18,7 @@
 
 pub mod codec;
 pub mod manifest;
+pub mod read;
 pub mod txn;
 
 pub use manifest::{

@@ -1,0 +1,145 @@
+//! What the capture watches on the source besides the stream: a heartbeat
+//! message every 10 s (it moves an idle stream along), and every 30 s the
+//! slot (its lag, or that it is gone) and the publication's tables (new
+//! ones join it; a created or dropped table is a schema change).
+
+use super::writer::SchemaChange;
+use super::{CaptureError, SlotState};
+use crate::pg::replication::Confirmer;
+use crate::pg::{self, PgConn};
+use crate::repo::changes::Lsn;
+use crate::repo::changes::manifest::Head;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How often a heartbeat message is emitted on the source.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How often the slot's lag and the publication's tables are read.
+const LAG_POLL: Duration = Duration::from_secs(30);
+
+fn poll_every() -> Duration {
+    // Tests shorten it.
+    if cfg!(feature = "test-hooks")
+        && let Some(ms) = std::env::var("LETHE_TEST_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    LAG_POLL
+}
+/// How often `continuous.lag` is logged while under `max_lag`.
+const LAG_LOG: Duration = Duration::from_secs(300);
+/// The slot as `pg_replication_slots` shows it.
+pub async fn slot_state(conn: &PgConn, slot: &str) -> Result<Option<SlotState>, CaptureError> {
+    let row = conn
+        .query_opt(
+            "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint, wal_status, active_pid, \
+                    (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(|e| CaptureError::Source(pg::query_err("reading the replication slot", &e)))?;
+    Ok(row.map(|r| SlotState {
+        confirmed: r
+            .get::<_, Option<i64>>(0)
+            .and_then(|v| u64::try_from(v).ok()),
+        wal_status: r.get(1),
+        active_pid: r.get(2),
+        lag_bytes: r
+            .get::<_, Option<i64>>(3)
+            .and_then(|v| u64::try_from(v).ok()),
+    }))
+}
+
+/// `(system identifier, timeline)` of the source, `("", 0)` where the role
+/// may not read them.
+pub(super) async fn system_identity(conn: &PgConn) -> (String, u32) {
+    let row = conn
+        .query_opt(
+            "SELECT s.system_identifier::text, c.timeline_id FROM pg_control_system() s, pg_control_checkpoint() c",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten();
+    row.map_or((String::new(), 0), |r| {
+        (r.get(0), u32::try_from(r.get::<_, i32>(1)).unwrap_or(0))
+    })
+}
+
+/// Heartbeats and the lag poll, until `stop`: returns only on a stop
+/// (`Ok`) or when the source cannot be reached for the poll.
+#[allow(clippy::too_many_arguments)] // one call site; the session's parts
+pub(super) async fn watch_source(
+    url: &str,
+    cont: &crate::continuous::ContinuousConfig,
+    confirmer: &Confirmer,
+    mut known: std::collections::BTreeMap<u32, String>,
+    head: &Head,
+    vouched: &std::sync::atomic::AtomicI64,
+    changed: mpsc::Sender<SchemaChange>,
+    stop: &CancellationToken,
+) -> Result<(), CaptureError> {
+    let conn = pg::connect(url).await?;
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    let mut poll = tokio::time::interval(poll_every());
+    let mut last_log: Option<std::time::Instant> = None;
+    let mut unpublished = std::collections::BTreeSet::new();
+    let mut last_good = head.last_commit_at;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            _ = beat.tick() => {
+                if let Err(e) = conn.execute("SELECT pg_logical_emit_message(false, 'lethe.heartbeat', '')", &[]).await {
+                    tracing::warn!(event = "continuous.heartbeat_failed", error = %pg::pg_message(&e));
+                }
+            }
+            _ = poll.tick() => {
+                let Some(st) = slot_state(&conn, &cont.slot).await? else {
+                    return Err(CaptureError::SlotVanished { slot: cont.slot.clone() });
+                };
+                if st.wal_status.as_deref() == Some("lost") {
+                    return Err(CaptureError::SlotVanished { slot: cont.slot.clone() });
+                }
+                // Tables created or dropped: no DDL is captured, so a base now.
+                let (added, want) = crate::continuous::slot::sync_publication(&conn, cont)
+                    .await
+                    .map_err(CaptureError::Slot)?;
+                let now_published = crate::continuous::slot::published(&conn, &cont.publication)
+                    .await
+                    .map_err(CaptureError::Slot)?;
+                let dropped: Vec<String> = known
+                    .iter()
+                    .filter(|(oid, _)| !now_published.contains_key(oid))
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                if !added.is_empty() || !dropped.is_empty() {
+                    let what = format!("table(s) created: [{}], dropped: [{}]", added.join(", "), dropped.join(", "));
+                    tracing::warn!(event = "continuous.schema_changed", change = %what, "a base is taken now; restores between the last commit before the change and that base are refused");
+                    let _ = changed.send(SchemaChange { since: last_good, what }).await;
+                }
+                known = now_published;
+                last_good = Some(chrono::Utc::now());
+                for t in want.no_identity {
+                    if unpublished.insert(t.clone()) {
+                        tracing::warn!(event = "continuous.unpublished_table", table = %t, "a table without a replica identity is not captured (publishing it would make the application's UPDATE and DELETE fail): add a primary key, or ALTER TABLE … REPLICA IDENTITY FULL; until then only base snapshots carry it");
+                    }
+                }
+                let lag = st.lag_bytes.unwrap_or(0);
+                let lag_s = (chrono::Utc::now().timestamp() - vouched.load(std::sync::atomic::Ordering::Relaxed)).max(0);
+                let over = lag > cont.max_lag;
+                if over || last_log.is_none_or(|t| t.elapsed() >= LAG_LOG) {
+                    last_log = Some(std::time::Instant::now());
+                    if over {
+                        tracing::warn!(event = "continuous.lag", slot = %cont.slot, lag_bytes = lag, lag_s, confirmed_lsn = %Lsn(confirmer.confirmed()), max_lag = cont.max_lag, "the slot holds more WAL than continuous.max_lag: storage slow or down?");
+                    } else {
+                        tracing::info!(event = "continuous.lag", slot = %cont.slot, lag_bytes = lag, lag_s, confirmed_lsn = %Lsn(confirmer.confirmed()));
+                    }
+                }
+            }
+        }
+    }
+}
