@@ -864,3 +864,47 @@ fn turning_capture_off_and_reloading_drops_the_slot_and_the_publication() {
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     c.check_log();
 }
+
+/// A table without a replica identity: the daemon does not start (exit 2,
+/// naming the table and both fixes), creates no slot and no publication,
+/// and the application's UPDATE and DELETE on that table still work.
+#[test]
+fn a_table_without_a_replica_identity_stops_the_start_and_the_source_is_untouched() {
+    let mut c = Capture::new("cap_noid", "1s");
+    c.db.sql("CREATE TABLE audit_log (at timestamptz DEFAULT now(), msg text); INSERT INTO audit_log (msg) VALUES ('a'), ('b')");
+    c.start();
+    let end = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(Ok(Some(st))) = c.child.as_mut().map(Child::try_wait) {
+            break st.code();
+        }
+        assert!(Instant::now() < end, "still running:\n{}", c.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    c.child = None;
+    assert_eq!(code, Some(2), "{}", c.log());
+    let log = c.log();
+    assert!(
+        log.contains("\"public\".\"audit_log\"")
+            && log.contains("REPLICA IDENTITY FULL")
+            && log.contains("PRIMARY KEY"),
+        "{log}"
+    );
+    assert_eq!(
+        c.db.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+            c.db.name
+        ))
+        .trim(),
+        "0"
+    );
+    assert_eq!(c.db.sql("SELECT count(*) FROM pg_publication").trim(), "0");
+    c.db.sql(
+        "UPDATE audit_log SET msg = 'c' WHERE msg = 'a'; DELETE FROM audit_log WHERE msg = 'b'",
+    );
+    assert_eq!(
+        c.db.sql("SELECT string_agg(msg, ',') FROM audit_log")
+            .trim(),
+        "c"
+    );
+}
