@@ -417,6 +417,37 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Tables whose file changed since the snapshot (a TRUNCATE, VACUUM
+    /// FULL, CLUSTER or table rewrite committed after it): a COPY reads the
+    /// current file, so in an imported snapshot (a base of continuous
+    /// capture) such a table would read as of the rewrite, not the
+    /// snapshot. Call after `lock_tables`, which blocks further rewrites.
+    ///
+    /// # Errors
+    /// Query failures.
+    pub async fn rewritten_since_snapshot(
+        &self,
+        tables: &[SourceTable],
+    ) -> Result<Vec<String>, SourceError> {
+        let oids: Vec<u32> = tables
+            .iter()
+            .filter(|t| !t.large_objects)
+            .map(|t| t.oid)
+            .collect();
+        let rows = self
+            .conn
+            .query(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = ANY($1::oid[]) AND c.relfilenode <> 0 \
+                   AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid)",
+                &[&oids],
+            )
+            .await
+            .map_err(|e| query_err("comparing the tables' files with the snapshot", &e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Sequence values, read while the snapshot is held. Sequences are not
     /// transactional: like pg_dump, this reads their current values.
     ///

@@ -236,6 +236,13 @@ async fn run(
         .store(catalog.tables.len() as u64, Ordering::Relaxed);
 
     progress.set_stage(Stage::Lock);
+    if opts.base.is_some() {
+        guard(cancel, Stage::Lock, async {
+            pause::at("base.before_lock").await;
+            Ok(())
+        })
+        .await?;
+    }
     guard(cancel, Stage::Lock, async {
         coord
             .lock_tables(&catalog.tables)
@@ -243,6 +250,25 @@ async fn run(
             .map_err(|e| SnapshotError::source(Stage::Lock, e))
     })
     .await?;
+    if opts.base.is_some() {
+        let rewritten = guard(cancel, Stage::Lock, async {
+            coord
+                .rewritten_since_snapshot(&catalog.tables)
+                .await
+                .map_err(|e| SnapshotError::source(Stage::Lock, e))
+        })
+        .await?;
+        if !rewritten.is_empty() {
+            return Err(SnapshotError::Internal {
+                stage: Stage::Lock,
+                message: format!(
+                    "table(s) {} were rewritten (TRUNCATE, VACUUM FULL, CLUSTER, ALTER … TYPE) after the slot's consistent point: \
+                     their files no longer hold the rows this base must read; the base is taken again from a new slot",
+                    rewritten.join(", ")
+                ),
+            });
+        }
+    }
 
     progress.set_stage(Stage::Schema);
     let sealed = !matches!(sealer, Sealer::Disabled);

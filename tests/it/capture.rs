@@ -908,3 +908,33 @@ fn a_table_without_a_replica_identity_stops_the_start_and_the_source_is_untouche
         "c"
     );
 }
+
+/// A table truncated between the slot's consistent point and the base's
+/// lock: its file no longer holds the rows the base must read, so that
+/// base is refused (naming the table) and taken again from a new slot;
+/// the stored base then matches the source.
+#[test]
+fn a_table_rewritten_before_the_base_locks_it_makes_the_base_start_again() {
+    let mut c = Capture::new("cap_rewrite", "500ms");
+    c.start_with(&[
+        ("LETHE_TEST_PAUSE_AT", "base.before_lock"),
+        ("LETHE_TEST_PAUSE_SECS", "3"),
+    ]);
+    let end = Instant::now() + Duration::from_secs(60);
+    while !c.log().contains("lethe-test-pause: base.before_lock") {
+        assert!(Instant::now() < end, "pause not reached:\n{}", c.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.db.sql("TRUNCATE orders");
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    let log = c.log();
+    assert!(
+        log.contains("table(s) public.orders were rewritten"),
+        "{log}"
+    );
+    let bases = event_json(&c, "continuous.base_completed");
+    assert_eq!(bases.len(), 1, "{log}");
+    // The stored base holds what the source holds: 50 users, no orders.
+    assert_eq!(bases[0]["rows"], 50, "{}", bases[0]);
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+}
