@@ -11,6 +11,10 @@
 # Only the export line goes to stdout (pg_ctlcluster's own messages, such as
 # "Removed stale pid file." on a fresh machine, are sent to stderr).
 #
+# max_slot_wal_keep_size is 4GB: above the WAL of the benchmark's 1 GB
+# transaction (PostgreSQL keeps all of a transaction's WAL for a slot until
+# it commits), and still a limit, so a slot left behind cannot fill the disk.
+#
 # Idempotent: when the cluster is up with these settings, a run changes
 # nothing. Settings live in conf.d/lethe.conf; a changed file restarts it.
 # Local TCP connections (127.0.0.1) by `root` and `postgres` are trusted,
@@ -68,7 +72,7 @@ listen_addresses = '127.0.0.1'
 wal_level = logical
 max_replication_slots = 16
 max_wal_senders = 16
-max_slot_wal_keep_size = 256MB
+max_slot_wal_keep_size = 4GB
 "
 changed=0
 if [[ "$(as_root cat "$CONF_DIR/conf.d/lethe.conf" 2>/dev/null)" != "${settings%$'\n'}" ]]; then

@@ -113,7 +113,7 @@ fn a_database_whose_tables_all_have_a_replica_identity_passes() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("ready for continuous capture"), "{stdout}");
     assert!(stdout.contains("4 table(s)"), "{stdout}");
-    // The cluster limits slot WAL (256MB): no warning about it.
+    // The cluster limits slot WAL (4GB, scripts/pg-logical-test.sh): no warning about it.
     assert!(!stderr.contains("max_slot_wal_keep_size"), "{stderr}");
 }
 
