@@ -242,7 +242,7 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         slot = %cont.slot,
         epoch = %head.epoch,
         from_lsn = %start,
-        last_commit_at = ?head.last_commit_at,
+        last_commit_at = head.last_commit_at.map(|t| t.to_rfc3339()),
     );
 
     let vouched = Arc::new(std::sync::atomic::AtomicI64::new(
@@ -399,8 +399,8 @@ async fn record_gap(
             tracing::error!(
                 event = "continuous.gap",
                 reason = %g.reason,
-                last_commit_at = ?head.last_commit_at,
-                last_commit_lsn = ?head.last_commit_lsn.map(|l| l.to_string()),
+                last_commit_at = head.last_commit_at.map(|t| t.to_rfc3339()),
+                last_commit_lsn = head.last_commit_lsn.map(|l| l.to_string()),
                 epoch = %head.epoch,
                 "still open: no new base yet"
             );
@@ -411,8 +411,8 @@ async fn record_gap(
     tracing::error!(
         event = "continuous.gap",
         reason = %reason,
-        last_commit_at = ?head.last_commit_at,
-        last_commit_lsn = ?head.last_commit_lsn.map(|l| l.to_string()),
+        last_commit_at = head.last_commit_at.map(|t| t.to_rfc3339()),
+        last_commit_lsn = head.last_commit_lsn.map(|l| l.to_string()),
         epoch = %head.epoch,
         "the replication slot cannot continue the stored stream: changes after the last stored commit are lost until a new base; restores into the gap are refused"
     );
@@ -458,7 +458,7 @@ pub(super) async fn open_schema_gap(
     tracing::error!(
         event = "continuous.gap",
         reason = %gap.reason,
-        last_commit_at = ?gap.last_commit_at,
+        last_commit_at = gap.last_commit_at.map(|t| t.to_rfc3339()),
         epoch = %head.epoch,
         change = %change.what,
         "a schema change without captured DDL: restores between the last commit before it and the base taken now are refused"

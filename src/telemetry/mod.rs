@@ -58,8 +58,10 @@ impl Default for LogConfig {
 /// line at the configured level carries an `event`. The S3 SDK warns on each
 /// GET of a multipart object that it cannot check the object's composite
 /// (part-level) checksum; lethe checks every object itself (BLAKE3 in the
-/// manifest, zstd's frame checksum, age's authenticated encryption).
-const QUIET: &str = "aws_sdk_s3::http_response_checksum=error";
+/// manifest, zstd's frame checksum, age's authenticated encryption). The
+/// replication crate logs every standby status update (each 30 s) at
+/// INFO; its warnings and errors still come through.
+const QUIET: &str = "aws_sdk_s3::http_response_checksum=error,pg_walstream=warn";
 
 /// The filter for `log.level`: the level plus [`QUIET`].
 fn filter_spec(level: &str) -> String {
