@@ -64,8 +64,6 @@ pub struct OpenSegment {
     parts: Vec<ObjectEntry>,
     part: Option<Part>,
     buf: Vec<u8>,
-    /// Changes written in the open transaction.
-    in_txn: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +175,6 @@ impl OpenSegment {
             parts: Vec::new(),
             part: None,
             buf: Vec::with_capacity(LINE_BUFFER * 2),
-            in_txn: false,
         }
     }
 
@@ -193,14 +190,6 @@ impl OpenSegment {
         self.parts.iter().map(|p| p.raw_size).sum::<u64>()
             + self.part.as_ref().map_or(0, |p| p.sink.raw_bytes())
             + self.buf.len() as u64
-    }
-
-    pub fn xacts(&self) -> u64 {
-        self.xacts
-    }
-
-    pub fn in_transaction(&self) -> bool {
-        self.in_txn
     }
 
     fn write(&mut self, r: &Record, ctx: &StreamCtx) -> Result<(), SegmentError> {
@@ -253,7 +242,6 @@ impl OpenSegment {
         commit_time: i64,
         ctx: &StreamCtx,
     ) -> Result<(), SegmentError> {
-        self.in_txn = true;
         self.write(
             &Record::Begin {
                 commit_lsn,
@@ -347,7 +335,6 @@ impl OpenSegment {
             },
             ctx,
         )?;
-        self.in_txn = false;
         self.xacts += 1;
         self.last_commit_lsn = Some(commit_lsn);
         self.last_commit_at = self.last_commit_at.max(commit_at);
@@ -364,7 +351,6 @@ impl OpenSegment {
         sequences_at: Option<DateTime<Utc>>,
         ctx: &StreamCtx,
     ) -> Result<SegmentManifest, SegmentError> {
-        debug_assert!(!self.in_txn);
         self.drain(ctx)?;
         self.close_part(ctx)?;
         let last = self
@@ -404,10 +390,5 @@ impl OpenSegment {
             ))
             .map_err(|source| SegmentError::Manifest { key, source })?;
         Ok(m)
-    }
-
-    /// Abandons the segment: open uploads fail, nothing is listed.
-    pub fn abort(self) {
-        drop(self);
     }
 }

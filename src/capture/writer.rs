@@ -9,7 +9,7 @@
 //! transaction whose commit lies below where the stored stream ends.
 
 use super::segment::{Change, OpenSegment, SegmentError, StreamCtx};
-use crate::pg::replication::{self, Change as Msg, Confirmer, Frame, RelationMsg};
+use crate::pg::replication::{Change as Msg, Confirmer, Frame, RelationMsg};
 use crate::repo::changes::codec::commit_time_to_utc;
 use crate::repo::changes::manifest::{HEAD_FORMAT, Head, RelationDesc, SegmentManifest};
 use crate::repo::changes::{self, Lsn};
@@ -134,7 +134,7 @@ pub fn run(
                     if in_txn {
                         return Err(WriterError::Order(format!(
                             "Begin of {} inside the transaction committing at {}",
-                            replication::lsn_text(final_lsn),
+                            Lsn(final_lsn),
                             txn_commit_lsn
                         )));
                     }
@@ -219,7 +219,7 @@ pub fn run(
                     if !in_txn || Lsn(commit_lsn) != txn_commit_lsn {
                         return Err(WriterError::Order(format!(
                             "Commit at {} without its Begin",
-                            replication::lsn_text(commit_lsn)
+                            Lsn(commit_lsn)
                         )));
                     }
                     in_txn = false;

@@ -58,27 +58,6 @@ pub enum ReplicationFailure {
     Cancelled { slot: String },
 }
 
-impl ReplicationFailure {
-    /// The server says the slot cannot serve changes any more (its WAL was
-    /// removed, it was invalidated, or it was dropped): a gap, not a retry.
-    pub fn slot_lost(&self) -> bool {
-        let text = self.to_string();
-        [
-            "can no longer get changes",
-            "does not exist",
-            "has been invalidated",
-            "this slot has been invalidated",
-        ]
-        .iter()
-        .any(|m| text.contains(m))
-    }
-}
-
-/// `xxxxxxxx/xxxxxxxx` as PostgreSQL prints an LSN.
-pub fn lsn_text(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
-
 /// One column of a row as pgoutput sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Col {
@@ -378,14 +357,14 @@ impl ReplicationConn {
     /// slot that is new or ahead of what is stored is a gap.
     ///
     /// # Errors
-    /// `Start` with the server's message (see [`ReplicationFailure::slot_lost`]).
+    /// `Start` with the server's message.
     pub async fn start(&mut self, lsn: u64) -> Result<(), ReplicationFailure> {
         self.stream
             .start(Some(lsn))
             .await
             .map_err(|e| ReplicationFailure::Start {
                 slot: self.slot.clone(),
-                lsn: lsn_text(lsn),
+                lsn: crate::repo::changes::Lsn(lsn).to_string(),
                 message: e.to_string(),
             })
     }
@@ -393,20 +372,6 @@ impl ReplicationConn {
     /// A handle that confirms positions from another task.
     pub fn confirmer(&self) -> Confirmer {
         Confirmer(self.stream.shared_lsn_feedback.clone())
-    }
-
-    /// Sends the confirmed position now rather than at the next feedback.
-    ///
-    /// # Errors
-    /// `Stream` when the status update cannot be written.
-    pub async fn send_feedback(&mut self) -> Result<(), ReplicationFailure> {
-        self.stream
-            .send_feedback()
-            .await
-            .map_err(|e| ReplicationFailure::Stream {
-                slot: self.slot.clone(),
-                message: e.to_string(),
-            })
     }
 
     /// The next message. Keepalives are answered inside.
