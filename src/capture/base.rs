@@ -79,16 +79,9 @@ pub(super) async fn later_bases(
             Some(c) => Some(super::session::open_schema_gap(s, head, c).await?),
             None => None,
         };
-        let id = later_base(s, &head.epoch, stop).await?;
-        if let Some(mut g) = gap {
-            g.resumed_at = id
-                .parse::<crate::repo::manifest::SnapshotId>()
-                .ok()
-                .map(|i| i.started_at());
-            g.base_id = Some(id.clone());
-            g.epoch_after = Some(head.epoch.clone());
-            g.resumed_lsn = last_consistent(s, &id).await;
-            super::session::put_gap(s, &g).await?;
+        let (id, consistent) = later_base(s, &head.epoch, stop).await?;
+        if let Some(g) = gap {
+            super::session::close_gap(s, g, &head.epoch, &id, consistent).await?;
         }
         last = Utc::now();
         if tx.send(Input::BaseStored(id)).await.is_err() {
@@ -97,21 +90,12 @@ pub(super) async fn later_bases(
     }
 }
 
-/// The consistent point a stored base records.
-async fn last_consistent(s: &SessionCfg, id: &str) -> Option<Lsn> {
-    let id = id.parse::<crate::repo::manifest::SnapshotId>().ok()?;
-    let m = crate::repo::layout::load_manifest(s.storage.as_ref(), &id)
-        .await
-        .ok()?;
-    m.continuous.map(|c| c.consistent_lsn)
-}
-
-/// One later base, from a temporary slot.
+/// One later base, from a temporary slot: its id and consistent point.
 async fn later_base(
     s: &SessionCfg,
     epoch: &Epoch,
     stop: &CancellationToken,
-) -> Result<String, CaptureError> {
+) -> Result<(String, Lsn), CaptureError> {
     let cont = &s.cfg.continuous;
     let url = s.cfg.source.url.as_str();
     let mut name = format!("{}_base", cont.slot);
@@ -129,19 +113,11 @@ async fn later_base(
         slot: name,
         temporary: true,
     };
-    let outcome = take_base(s, created.snapshot, info.clone(), stop).await;
+    let consistent = info.consistent_lsn;
+    let outcome = take_base(s, created.snapshot, info, stop).await;
     // Closing the connection drops the temporary slot.
     drop(rconn);
-    let manifest = outcome?;
-    let id = manifest.id.as_str().to_string();
-    tracing::info!(
-        event = "continuous.base_completed",
-        id = %id,
-        epoch = %epoch,
-        consistent_lsn = %info.consistent_lsn,
-        rows = manifest.total_rows(),
-    );
-    Ok(id)
+    Ok((outcome?.id.as_str().to_string(), consistent))
 }
 
 /// A new epoch: the slot created with an exported snapshot, a base taken
@@ -191,13 +167,6 @@ pub(super) async fn new_epoch(
         .put_bytes(&key, bytes::Bytes::from(head.to_json()))
         .await
         .map_err(CaptureError::storage(&key))?;
-    tracing::info!(
-        event = "continuous.base_completed",
-        id = %id,
-        epoch = %epoch,
-        consistent_lsn = %consistent,
-        rows = manifest.total_rows(),
-    );
     Ok((
         rconn,
         Stored {
@@ -248,6 +217,15 @@ async fn take_base(
             other => break other,
         }
     };
+    if let Ok(o) = &taken {
+        tracing::info!(
+            event = "continuous.base_completed",
+            id = %o.manifest.id,
+            epoch = %base.info.epoch,
+            consistent_lsn = %base.info.consistent_lsn,
+            rows = o.manifest.total_rows(),
+        );
+    }
     taken.map(|o| o.manifest).map_err(|e| {
         CaptureError::Base(match e {
             LockedError::Cancelled => "stopped".to_string(),

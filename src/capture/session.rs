@@ -140,10 +140,11 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         .await
         .map_err(CaptureError::Slot)?;
     // Tables created while lethe was stopped join the publication now.
-    let (added, _) = crate::continuous::slot::sync_publication(&conn, cont)
-        .await
-        .map_err(CaptureError::Slot)?;
-    let known = crate::continuous::slot::published(&conn, &cont.publication)
+    let crate::continuous::slot::Synced {
+        added,
+        published: known,
+        ..
+    } = crate::continuous::slot::sync_publication(&conn, cont)
         .await
         .map_err(CaptureError::Slot)?;
     let (schema_tx, schema_rx) = mpsc::channel::<SchemaChange>(16);
@@ -188,18 +189,8 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
             }
             let (rconn, stored) = super::base::new_epoch(s, cancel).await?;
             // The gap closes where the new epoch's base begins.
-            if let Some(mut g) = gap {
-                g.epoch_after = Some(stored.head.epoch.clone());
-                g.resumed_lsn = Some(stored.head.base_lsn);
-                g.resumed_at = stored
-                    .head
-                    .base_ids
-                    .first()
-                    .and_then(|id| id.parse::<crate::repo::manifest::SnapshotId>().ok())
-                    .map(|id| id.started_at())
-                    .or(Some(stored.head.verified_at));
-                g.base_id = stored.head.base_ids.first().cloned();
-                put_gap(s, &g).await?;
+            if let (Some(g), Some(base_id)) = (gap, stored.head.base_ids.first()) {
+                close_gap(s, g, &stored.head.epoch, base_id, stored.head.base_lsn).await?;
             }
             (rconn, stored)
         }
@@ -407,7 +398,6 @@ async fn record_gap(
             return Ok(g);
         }
     }
-    let id = changes::new_gap_id();
     tracing::error!(
         event = "continuous.gap",
         reason = %reason,
@@ -416,22 +406,53 @@ async fn record_gap(
         epoch = %head.epoch,
         "the replication slot cannot continue the stored stream: changes after the last stored commit are lost until a new base; restores into the gap are refused"
     );
-    let gap = GapRecord {
+    let gap = new_gap(s, head, head.last_commit_lsn, head.last_commit_at, reason);
+    put_gap(s, &gap).await?;
+    Ok(gap)
+}
+
+/// A gap record opened now: `head`'s epoch was complete up to the given
+/// commit; what follows it cannot be restored until a base closes it.
+fn new_gap(
+    s: &SessionCfg,
+    head: &Head,
+    last_commit_lsn: Option<Lsn>,
+    last_commit_at: Option<chrono::DateTime<Utc>>,
+    reason: GapReason,
+) -> GapRecord {
+    GapRecord {
         format: GAP_FORMAT,
-        id,
+        id: changes::new_gap_id(),
         source: s.source.clone(),
         epoch_before: Some(head.epoch.clone()),
-        last_commit_lsn: head.last_commit_lsn,
-        last_commit_at: head.last_commit_at,
+        last_commit_lsn,
+        last_commit_at,
         epoch_after: None,
         resumed_lsn: None,
         resumed_at: None,
         base_id: None,
         reason,
         detected_at: Utc::now(),
-    };
-    put_gap(s, &gap).await?;
-    Ok(gap)
+    }
+}
+
+/// Closes `gap` at a base (`epoch`, its snapshot id and consistent point)
+/// and stores it: restores can reach the stream again from that base.
+pub(super) async fn close_gap(
+    s: &SessionCfg,
+    mut gap: GapRecord,
+    epoch: &crate::repo::changes::Epoch,
+    base_id: &str,
+    consistent: Lsn,
+) -> Result<(), CaptureError> {
+    gap.epoch_after = Some(epoch.clone());
+    gap.resumed_lsn = Some(consistent);
+    gap.resumed_at = base_id
+        .parse::<crate::repo::manifest::SnapshotId>()
+        .ok()
+        .map(|id| id.started_at());
+    gap.base_id = Some(base_id.to_string());
+    put_gap(s, &gap).await
 }
 
 /// A gap inside the running epoch: a schema change no DDL was captured
@@ -441,20 +462,7 @@ pub(super) async fn open_schema_gap(
     head: &Head,
     change: &SchemaChange,
 ) -> Result<GapRecord, CaptureError> {
-    let gap = GapRecord {
-        format: GAP_FORMAT,
-        id: changes::new_gap_id(),
-        source: s.source.clone(),
-        epoch_before: Some(head.epoch.clone()),
-        last_commit_lsn: None,
-        last_commit_at: change.since,
-        epoch_after: None,
-        resumed_lsn: None,
-        resumed_at: None,
-        base_id: None,
-        reason: GapReason::SchemaUndetected,
-        detected_at: Utc::now(),
-    };
+    let gap = new_gap(s, head, None, change.since, GapReason::SchemaUndetected);
     tracing::error!(
         event = "continuous.gap",
         reason = %gap.reason,
@@ -467,7 +475,7 @@ pub(super) async fn open_schema_gap(
     Ok(gap)
 }
 
-pub(super) async fn put_gap(s: &SessionCfg, gap: &GapRecord) -> Result<(), CaptureError> {
+async fn put_gap(s: &SessionCfg, gap: &GapRecord) -> Result<(), CaptureError> {
     let key = changes::gap_key(&s.source, &gap.id);
     s.storage
         .put_bytes(&key, bytes::Bytes::from(gap.to_json()))

@@ -105,12 +105,10 @@ pub(super) async fn watch_source(
                     return Err(CaptureError::SlotVanished { slot: cont.slot.clone() });
                 }
                 // Tables created or dropped: no DDL is captured, so a base now.
-                let (added, want) = crate::continuous::slot::sync_publication(&conn, cont)
+                let synced = crate::continuous::slot::sync_publication(&conn, cont)
                     .await
                     .map_err(CaptureError::Slot)?;
-                let now_published = crate::continuous::slot::published(&conn, &cont.publication)
-                    .await
-                    .map_err(CaptureError::Slot)?;
+                let (added, now_published) = (synced.added, synced.published);
                 let dropped: Vec<String> = known
                     .iter()
                     .filter(|(oid, _)| !now_published.contains_key(oid))
@@ -123,7 +121,7 @@ pub(super) async fn watch_source(
                 }
                 known = now_published;
                 last_good = Some(chrono::Utc::now());
-                for t in want.no_identity {
+                for t in synced.no_identity {
                     if unpublished.insert(t.clone()) {
                         tracing::warn!(event = "continuous.unpublished_table", table = %t, "a table without a replica identity is not captured (publishing it would make the application's UPDATE and DELETE fail): add a primary key, or ALTER TABLE … REPLICA IDENTITY FULL; until then only base snapshots carry it");
                     }

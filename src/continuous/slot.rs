@@ -148,9 +148,20 @@ pub async fn published(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// What [`sync_publication`] found and did.
+#[derive(Debug, Clone, Default)]
+pub struct Synced {
+    /// Tables it added (created since the last sync).
+    pub added: Vec<String>,
+    /// What the publication carries now (oid → quoted name).
+    pub published: std::collections::BTreeMap<u32, String>,
+    /// Tables left out: they have no replica identity.
+    pub no_identity: Vec<String>,
+}
+
 /// Adds the tables the publication should carry but does not (tables
-/// created since); returns their names. Tables without a replica identity
-/// are left out (see [`Publishable`]).
+/// created since). Tables without a replica identity are left out (see
+/// [`Publishable`]).
 ///
 /// # Errors
 /// `Source` for the catalog; `CreatePublication` when a table cannot be
@@ -158,12 +169,12 @@ pub async fn published(
 pub async fn sync_publication(
     conn: &pg::PgConn,
     cfg: &ContinuousConfig,
-) -> Result<(Vec<String>, Publishable), SlotError> {
+) -> Result<Synced, SlotError> {
     let want = publishable(conn).await?;
-    let have = published(conn, &cfg.publication).await?;
+    let mut published = published(conn, &cfg.publication).await?;
     let mut added = Vec::new();
     for (oid, name) in &want.published {
-        if have.contains_key(oid) {
+        if published.contains_key(oid) {
             continue;
         }
         let sql = format!(
@@ -171,11 +182,16 @@ pub async fn sync_publication(
             pg::quote_ident(&cfg.publication)
         );
         match conn.batch_execute(&sql).await {
-            Ok(()) => added.push(name.clone()),
-            // Dropped or added meanwhile: the next check sees it.
-            Err(e)
-                if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
-                    || e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => {}
+            Ok(()) => {
+                added.push(name.clone());
+                published.insert(*oid, name.clone());
+            }
+            // Added meanwhile: it is published.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => {
+                published.insert(*oid, name.clone());
+            }
+            // Dropped meanwhile: the next check sees it gone.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {}
             Err(e) => {
                 return Err(SlotError::CreatePublication {
                     publication: cfg.publication.clone(),
@@ -184,7 +200,11 @@ pub async fn sync_publication(
             }
         }
     }
-    Ok((added, want))
+    Ok(Synced {
+        added,
+        published,
+        no_identity: want.no_identity,
+    })
 }
 
 async fn ensure_slot(conn: &pg::PgConn, cfg: &ContinuousConfig) -> Result<bool, SlotError> {
