@@ -59,16 +59,7 @@ pub async fn run(
                 Some(Opener::Plain)
             } else {
                 if age_opener.is_none() {
-                    let Some(p) = &identity_path else {
-                        return Err(UsageError(
-                            "--deep decrypts the snapshot and needs the age identity: pass --identity FILE \
-                             or set encryption.identity_file"
-                                .into(),
-                        )
-                        .into());
-                    };
-                    age_opener =
-                        Some(Opener::from_identity_file(p).map_err(|e| UsageError(e.to_string()))?);
+                    age_opener = Some(age_identity(identity_path.as_deref(), "the snapshot")?);
                 }
                 age_opener.clone()
             }
@@ -133,18 +124,10 @@ pub async fn changes(ctx: &Ctx, deep: bool, identity: Option<&Path>) -> anyhow::
     } else if cfg.encryption.disabled {
         Some(Opener::Plain)
     } else {
-        let Some(p) = identity
+        let path = identity
             .map(Path::to_path_buf)
-            .or_else(|| cfg.encryption.identity_file.clone())
-        else {
-            return Err(UsageError(
-                "--deep decrypts the change stream and needs the age identity: pass --identity FILE \
-                 or set encryption.identity_file"
-                    .into(),
-            )
-            .into());
-        };
-        Some(Opener::from_identity_file(&p).map_err(|e| UsageError(e.to_string()))?)
+            .or_else(|| cfg.encryption.identity_file.clone());
+        Some(age_identity(path.as_deref(), "the change stream")?)
     };
     let r = crate::repo::verify_changes::verify_changes(storage.clone(), &source, opener.as_ref())
         .await?;
@@ -186,4 +169,16 @@ pub async fn changes(ctx: &Ctx, deep: bool, identity: Option<&Path>) -> anyhow::
         }
         Ok(crate::exit::FAILURE)
     }
+}
+
+/// The age identity `--deep` needs to decrypt `what`, from `--identity` or
+/// `encryption.identity_file`.
+fn age_identity(path: Option<&Path>, what: &str) -> Result<Opener, UsageError> {
+    let Some(p) = path else {
+        return Err(UsageError(format!(
+            "--deep decrypts {what} and needs the age identity: pass --identity FILE \
+             or set encryption.identity_file"
+        )));
+    };
+    Opener::from_identity_file(p).map_err(|e| UsageError(e.to_string()))
 }
