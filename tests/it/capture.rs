@@ -38,20 +38,13 @@ impl Capture {
         let db = LogicalDb::create(tag);
         db.sql(SCHEMA);
         let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display();
-        let cfg = crate::common::write_config(
+        let cfg = crate::continuous::continuous_config(
             dir.path(),
+            &db.url(),
             &format!(
-                "[source]\nurl = \"{}\"\n\
-                 [storage]\nurl = \"file://{d}/repo\"\n\
-                 [encryption]\ndisabled = true\n\
-                 [erasure]\npath = \"{d}/erasure\"\n\
-                 [api]\nlisten = \"unix:{d}/api.sock\"\n\
+                "flush_every = \"{flush_every}\"\nslot = \"{}\"\n\
                  [schedule]\nevery = \"24h\"\n\
-                 [log]\nlevel = \"debug\"\n\
-                 [continuous]\nenabled = true\nflush_every = \"{flush_every}\"\n\
-                 slot = \"{}\"\n",
-                db.url(),
+                 [log]\nlevel = \"debug\"\n",
                 db.name
             ),
         );

@@ -73,21 +73,31 @@ impl Drop for LogicalDb {
     }
 }
 
-/// `lethe continuous check` with a config whose source is `url`.
-fn check(url: &str) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().display();
-    let cfg = write_config(
-        dir.path(),
+/// A config in `dir` whose source is `url`, with `[continuous]` enabled,
+/// followed by `more`: further keys of that section, then any tables.
+pub(crate) fn continuous_config(
+    dir: &std::path::Path,
+    url: &str,
+    more: &str,
+) -> std::path::PathBuf {
+    let d = dir.display();
+    write_config(
+        dir,
         &format!(
             "[source]\nurl = \"{url}\"\n\
              [storage]\nurl = \"file://{d}/repo\"\n\
              [encryption]\ndisabled = true\n\
              [erasure]\npath = \"{d}/erasure\"\n\
              [api]\nlisten = \"unix:{d}/api.sock\"\n\
-             [continuous]\nenabled = true\n"
+             [continuous]\nenabled = true\n{more}"
         ),
-    );
+    )
+}
+
+/// `lethe continuous check` with a config whose source is `url`.
+fn check(url: &str) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = continuous_config(dir.path(), url, "");
     lethe(&cfg, &["continuous", "check"])
 }
 
@@ -272,16 +282,11 @@ fn rt() -> tokio::runtime::Runtime {
 /// whose slot and publication are `names`'.
 fn disable_cli(url: &str, names: &Names) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().display();
-    let cfg = write_config(
+    let cfg = continuous_config(
         dir.path(),
+        url,
         &format!(
-            "[source]\nurl = \"{url}\"\n\
-             [storage]\nurl = \"file://{d}/repo\"\n\
-             [encryption]\ndisabled = true\n\
-             [erasure]\npath = \"{d}/erasure\"\n\
-             [api]\nlisten = \"unix:{d}/api.sock\"\n\
-             [continuous]\nenabled = true\nslot = \"{}\"\npublication = \"{}\"\n",
+            "slot = \"{}\"\npublication = \"{}\"\n",
             names.cfg.slot, names.cfg.publication
         ),
     );
