@@ -69,6 +69,9 @@ pub fn windows(bases: &[Base], head: Option<&Head>, gaps: &[GapRecord]) -> Vec<W
         }
     }
     out.retain(|w| w.from < w.to);
+    // Oldest first by time: epoch ids minted in the same millisecond do not
+    // sort by time.
+    out.sort_by_key(|w| w.from);
     out
 }
 
