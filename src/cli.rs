@@ -42,14 +42,20 @@ pub enum Command {
     Snapshot,
     /// Restore a snapshot through the erasure filter into an empty database or a SQL file.
     Restore {
-        /// Snapshot id or `latest` (or use --before instead).
-        #[arg(required_unless_present = "before", conflicts_with = "before")]
+        /// Snapshot id or `latest` (or use --before or --at instead).
+        #[arg(required_unless_present_any = ["before", "at"], conflicts_with_all = ["before", "at"])]
         id: Option<String>,
         /// Instead of an id: the newest complete snapshot of the configured
         /// database that finished strictly before this RFC 3339 time, e.g.
         /// 2026-12-06T09:00:00Z (before the damage).
-        #[arg(long, value_name = "TIME", value_parser = parse_before)]
+        #[arg(long, value_name = "TIME", value_parser = parse_before, conflicts_with = "at")]
         before: Option<chrono::DateTime<chrono::Utc>>,
+        /// Point-in-time restore from continuous capture: the database as
+        /// it was at this RFC 3339 time (the last commit at or before it),
+        /// at an LSN (0/16B3748), or at `latest` (the last flushed commit);
+        /// a base plus the changes after it, through the same filter.
+        #[arg(long, value_name = "TIME|LSN|latest", value_parser = parse_at)]
+        at: Option<crate::repo::changes::Point>,
         /// An empty PostgreSQL database (postgres://…); refused if it holds any table.
         #[arg(long, value_name = "URL", conflicts_with = "to_file")]
         target: Option<String>,
@@ -153,6 +159,10 @@ pub enum Command {
 }
 
 /// `--before`: an RFC 3339 time (a date alone is refused: say which moment).
+fn parse_at(s: &str) -> Result<crate::repo::changes::Point, String> {
+    s.trim().parse()
+}
+
 fn parse_before(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s.trim())
         .map(|t| t.with_timezone(&chrono::Utc))

@@ -116,7 +116,7 @@ async fn continuous_section(
     }
     let _ = writeln!(
         s,
-        "  (`lethe restore` reads snapshots and bases; restoring to a time inside a window comes with point-in-time restore)"
+        "  (`lethe restore --at TIME` restores the database as it was at any time inside a window)"
     );
     Ok(s)
 }

@@ -141,6 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Restore {
             id,
             before,
+            at,
             target,
             to_file,
             identity,
@@ -152,9 +153,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             restore::run(
                 &ctx,
                 restore::Args {
-                    selector: match (before, id) {
-                        (Some(t), _) => crate::repo::layout::Selector::Before(t),
-                        (None, id) => crate::repo::layout::Selector::from_arg(
+                    selector: match (at, before, id) {
+                        (Some(p), _, _) => crate::repo::layout::Selector::At(p),
+                        (None, Some(t), _) => crate::repo::layout::Selector::Before(t),
+                        (None, None, id) => crate::repo::layout::Selector::from_arg(
                             id.as_deref().unwrap_or("latest"),
                         ),
                     },

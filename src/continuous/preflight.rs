@@ -67,6 +67,14 @@ pub enum Refusal {
         example: String,
     },
     #[error(
+        "the replication connection writes values with the role's default output settings, which must render them as \
+         snapshots do, or a point-in-time restore would read dates, intervals or floats differently: {}; \
+         run ALTER ROLE {role} SET … for each (e.g. ALTER ROLE {role} SET DateStyle = 'ISO, MDY'), \
+         or set them server-wide in postgresql.conf",
+        settings.join(", ")
+    )]
+    OutputSettings { role: String, settings: Vec<String> },
+    #[error(
         "replication slot {slot} exists but is not lethe's: it is {kind}; \
          set continuous.slot to another name, or drop that slot if nothing uses it (SELECT pg_drop_replication_slot('{slot}'))"
     )]
@@ -189,6 +197,41 @@ pub async fn preflight(url: &str, cfg: &ContinuousConfig) -> Result<Preflight, P
         refusals.push(Refusal::NoReplicaIdentity {
             tables: no_identity,
             example,
+        });
+    }
+
+    // pgoutput renders values in the walsender, with the role's defaults
+    // (`reset_val`), where snapshots set ISO dates, `postgres` intervals
+    // and exact floats for their own session.
+    let mut wrong = Vec::new();
+    for r in conn
+        .query(
+            "SELECT name, reset_val FROM pg_settings \
+             WHERE name IN ('DateStyle', 'IntervalStyle', 'extra_float_digits') ORDER BY name",
+            &[],
+        )
+        .await
+        .map_err(q("reading the output settings"))?
+    {
+        let (name, value): (String, String) = (r.get(0), r.get(1));
+        let ok = match name.as_str() {
+            "DateStyle" => value.starts_with("ISO"),
+            "IntervalStyle" => value == "postgres",
+            _ => value.parse::<i32>().is_ok_and(|v| v >= 1),
+        };
+        if !ok {
+            let want = match name.as_str() {
+                "DateStyle" => "ISO, …",
+                "IntervalStyle" => "postgres",
+                _ => "1 or more",
+            };
+            wrong.push(format!("{name} is '{value}' (needs {want})"));
+        }
+    }
+    if !wrong.is_empty() {
+        refusals.push(Refusal::OutputSettings {
+            role: pg::quote_ident(&cat.role),
+            settings: wrong,
         });
     }
 

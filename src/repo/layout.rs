@@ -205,6 +205,9 @@ pub enum Selector {
     /// The newest complete snapshot of the source whose manifest's
     /// `finished_at` is strictly before this time.
     Before(chrono::DateTime<chrono::Utc>),
+    /// A point of continuous capture (`restore --at`): a base and the
+    /// changes after it, not one snapshot (`restore::pitr` resolves it).
+    At(crate::repo::changes::Point),
 }
 
 impl Selector {
@@ -224,6 +227,7 @@ impl std::fmt::Display for Selector {
             Selector::Latest => f.write_str("latest"),
             Selector::Id(id) => f.write_str(id),
             Selector::Before(t) => write!(f, "before {}", rfc3339(*t)),
+            Selector::At(p) => write!(f, "at {p}"),
         }
     }
 }
@@ -248,6 +252,11 @@ pub async fn resolve_selected(
         Selector::Latest => return resolve_in(storage, "latest", scope).await,
         Selector::Id(id) => return resolve_in(storage, id, scope).await,
         Selector::Before(t) => *t,
+        Selector::At(p) => {
+            return Err(RepoError::BadSelector(format!(
+                "at {p}: a point of continuous capture is a base and its changes, not one snapshot"
+            )));
+        }
     };
     // Newest first by id (start time); finish times need not be in the same
     // order, so every manifest of the source is read.

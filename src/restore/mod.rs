@@ -17,6 +17,7 @@ pub mod filter;
 pub mod keys;
 mod pass;
 mod pick;
+pub mod pitr;
 pub mod progress;
 pub use pick::human_ago;
 pub mod map;
@@ -96,6 +97,10 @@ pub enum RestoreError {
     },
     #[error("cancelled because another table failed")]
     Cancelled,
+    /// `--at` names a point that cannot be restored (or its stream is
+    /// damaged); says which points can.
+    #[error("{0}")]
+    Point(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -322,8 +327,14 @@ pub async fn restore(
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
     let scope = source_scope(cfg)?;
-    let manifest =
-        Arc::new(layout::resolve_selected(storage.as_ref(), &opts.selector, &scope).await?);
+    let chosen = match &opts.selector {
+        layout::Selector::At(point) => Some(pitr::choose(storage.as_ref(), &scope, point).await?),
+        _ => None,
+    };
+    let manifest = Arc::new(match &chosen {
+        Some(c) => c.base.clone(),
+        None => layout::resolve_selected(storage.as_ref(), &opts.selector, &scope).await?,
+    });
     let id = manifest.id.clone();
     pick::announce(&manifest, &opts.selector, opts.dry_run, started_at);
 
@@ -357,9 +368,11 @@ pub async fn restore(
     // `lethe erase`); a later snapshot's row with that key is a new account.
     let grace =
         chrono::Duration::from_std(cfg.erasure.reuse_grace).unwrap_or(chrono::Duration::MAX);
+    // A point's rows are as of the point, so an erasure applies to them as
+    // to a snapshot begun then.
+    let taken_at = chosen.as_ref().map_or(manifest.started_at, |c| c.at);
     let reuse = plan.has_reusable().then(|| {
-        manifest
-            .started_at
+        taken_at
             .checked_sub_signed(grace)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
     });
@@ -367,10 +380,27 @@ pub async fn restore(
         .await?;
     plan.check_defaults(list.set.as_ref(), cfg.erasure.subject_type)?;
     let opener = opener_for(&manifest, opts.identity.as_deref(), cfg)?;
+    // Pass A of a point: the changes after the base, replayed before
+    // anything is written (a damaged segment refuses here).
+    let (manifest, replayed) = match &chosen {
+        None => (manifest, None),
+        Some(c) => {
+            let seg_opener = pitr::segments_opener(c, opts.identity.as_deref(), cfg)?;
+            let mut r = pitr::replay(storage.clone(), c, seg_opener).await?;
+            r.log(c);
+            let mut m = (*manifest).clone();
+            if let Some(seqs) = r.sequences.take() {
+                m.sequences = seqs;
+            }
+            let deltas = std::mem::take(&mut r.deltas);
+            (Arc::new(m), Some((deltas, r.report(c))))
+        }
+    };
     let dest = destination(cfg, opts)?;
     dest.check(&plan).await?;
     let prepared = Prepared {
         id,
+        point: replayed,
         manifest,
         list,
         plan,
@@ -443,6 +473,9 @@ impl Drop for RestoreLease {
 /// What the checks produced.
 struct Prepared {
     id: crate::repo::manifest::SnapshotId,
+    /// A point-in-time restore's replay (pass A) and what the report says
+    /// of the point.
+    point: Option<(pitr::Deltas, report::PointReport)>,
     manifest: Arc<Manifest>,
     list: LoadedList,
     plan: plan::RestorePlan,
@@ -508,6 +541,7 @@ async fn write(
 ) -> Result<RestoreReport, RestoreError> {
     let Prepared {
         id,
+        point,
         manifest,
         list,
         mut plan,
@@ -532,7 +566,13 @@ async fn write(
     let policies: Vec<Option<plan::PolicyNote>> =
         plan.tables.iter().map(|t| t.policy.clone()).collect();
     let loaded = dest.start_data(&source).await?;
+    let (deltas, mut point) = match point {
+        Some((d, p)) => (d, Some(p)),
+        None => (Default::default(), None),
+    };
     let shared = Arc::new(Shared {
+        deltas,
+        merged: Default::default(),
         storage,
         opener,
         manifest: manifest.clone(),
@@ -544,7 +584,10 @@ async fn write(
         pseudonym_key,
     });
     let jobs = dest.jobs(opts.jobs).max(1);
-    let outcomes = runner::run_all(shared, dest.clone().tables(), jobs).await;
+    let outcomes = runner::run_all(shared.clone(), dest.clone().tables(), jobs).await;
+    if let Some(p) = point.as_mut() {
+        p.tables = pitr::table_reports(&shared);
+    }
     if let Some((task, display)) = display {
         task.abort();
         let _ = task.await;
@@ -592,6 +635,7 @@ async fn write(
         rows_kept: 0,
         sequences: manifest.sequences.len(),
         notes,
+        point,
     };
     report.total();
     Ok(report)

@@ -37,6 +37,9 @@ pub fn picked_line(m: &Manifest, selector: &Selector, now: DateTime<Utc>) -> Str
             t.format("%Y-%m-%d %H:%M:%S UTC")
         ),
         Selector::Id(_) => "named by id".to_string(),
+        Selector::At(p) => format!(
+            "the newest base at or before {p}, with the changes after it replayed to that point"
+        ),
     };
     let finished = if m.finished_at.date_naive() == m.started_at.date_naive() {
         m.finished_at.format("%H:%M:%S UTC").to_string()
@@ -44,7 +47,12 @@ pub fn picked_line(m: &Manifest, selector: &Selector, now: DateTime<Utc>) -> Str
         m.finished_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
     };
     format!(
-        "lethe: restoring snapshot {}, taken {} ({} ago), finished {finished}; picked as {why}",
+        "lethe: restoring {}{}, taken {} ({} ago), finished {finished}; picked as {why}",
+        if matches!(selector, Selector::At(_)) {
+            "base "
+        } else {
+            "snapshot "
+        },
         m.id,
         m.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
         human_ago((now - m.started_at).num_seconds()),

@@ -97,6 +97,50 @@ pub struct RestoreReport {
     pub rows_kept: u64,
     pub sequences: usize,
     pub notes: Vec<String>,
+    /// A point-in-time restore (`--at`): the base is `snapshot`, this says
+    /// what was replayed after it. Absent for a snapshot restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point: Option<PointReport>,
+}
+
+/// What a point-in-time restore replayed after its base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PointReport {
+    /// The point as asked for (`--at`).
+    pub at: String,
+    /// The restorable window it lies in.
+    pub window_from: DateTime<Utc>,
+    pub window_to: DateTime<Utc>,
+    /// The base's consistent point: changes from it on were replayed.
+    pub base_lsn: String,
+    /// The first and last commit applied (none when nothing committed
+    /// between the base and the point).
+    pub first_lsn: Option<String>,
+    pub last_lsn: Option<String>,
+    /// The commit time of the last transaction applied.
+    pub last_commit_at: Option<DateTime<Utc>>,
+    pub segments: usize,
+    pub transactions: u64,
+    pub changes: u64,
+    /// Transactions stored twice (resent after a capture crash), applied once.
+    pub duplicates: u64,
+    /// Per table the replay touched.
+    pub tables: Vec<PointTable>,
+}
+
+/// One table's share of a replay; its rows then went through the filter
+/// with the base's (its `rows_dropped` etc. count both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PointTable {
+    pub table: String,
+    /// Row changes replayed (inserts, updates, deletes, truncates).
+    pub changes: u64,
+    /// Base rows replaced by their version at the point, or gone by then.
+    pub base_rows_replaced: u64,
+    /// Rows at the point that came from the changes (inserted or updated
+    /// after the base), before the filter.
+    pub rows_from_changes: u64,
+    pub truncated: bool,
 }
 
 impl RestoreReport {
@@ -162,6 +206,11 @@ impl RestoreReport {
             list_digest = %self.erasure_list.digest,
             list_fresh = self.erasure_list.fresh,
             seconds = self.seconds,
+            point = self.point.as_ref().map(|p| p.at.as_str()),
+            point_last_commit_at = self.point.as_ref().and_then(|p| p.last_commit_at).map(crate::units::rfc3339),
+            point_last_lsn = self.point.as_ref().and_then(|p| p.last_lsn.as_deref()),
+            point_transactions = self.point.as_ref().map(|p| p.transactions),
+            point_changes = self.point.as_ref().map(|p| p.changes),
             "restore of {} finished: {} rows read, {} dropped, {} nulled, {} redacted, {} kept by policy",
             self.snapshot,
             self.rows_read,
@@ -180,6 +229,22 @@ impl RestoreReport {
         } else {
             "restored"
         };
+        if let Some(p) = &self.point {
+            s.push_str(&format!(
+                "{verb} the database as it was at {} ({}): base {} + {} transaction(s), {} change(s) replayed \
+                 ({} → {}{})\n",
+                p.at,
+                self.database,
+                self.snapshot,
+                p.transactions,
+                p.changes,
+                p.first_lsn.as_deref().unwrap_or(&p.base_lsn),
+                p.last_lsn.as_deref().unwrap_or(&p.base_lsn),
+                p.last_commit_at
+                    .map(|t| format!(", last commit {}", t.format("%Y-%m-%d %H:%M:%S%.6f UTC")))
+                    .unwrap_or_default()
+            ));
+        }
         s.push_str(&format!(
             "{verb} snapshot {} ({}){}\n",
             self.snapshot,

@@ -155,6 +155,8 @@ async fn run(jobs: usize, listed: &[&str]) -> (HashMap<String, Vec<u8>>, Vec<Tab
         .map(|s| crate::erasure::key_of(SubjectType::Bigint, s.as_bytes()).unwrap())
         .collect();
     let shared = Arc::new(Shared {
+        deltas: Default::default(),
+        merged: Default::default(),
         storage,
         opener: crate::crypto::Opener::Plain,
         manifest: Arc::new(m),
@@ -226,6 +228,8 @@ async fn a_missing_object_fails_its_table_by_name() {
     }];
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let shared = Arc::new(Shared {
+        deltas: Default::default(),
+        merged: Default::default(),
         storage,
         opener: crate::crypto::Opener::Plain,
         manifest: Arc::new(m),
@@ -300,6 +304,8 @@ async fn a_deep_self_reference_settles_in_two_passes() {
     }];
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let shared = Arc::new(Shared {
+        deltas: Default::default(),
+        merged: Default::default(),
         storage,
         opener: crate::crypto::Opener::Plain,
         manifest: Arc::new(m),

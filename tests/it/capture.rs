@@ -25,15 +25,26 @@ const SCHEMA: &str = "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT N
     INSERT INTO orders (user_id, total) SELECT 1 + g % 50, g FROM generate_series(1, 200) g;";
 
 /// A daemon with continuous capture on a fresh database.
-struct Capture {
-    db: LogicalDb,
-    dir: tempfile::TempDir,
-    cfg: PathBuf,
+pub(crate) struct Capture {
+    pub(crate) db: LogicalDb,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) cfg: PathBuf,
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Capture {
+    /// A daemon for `db` with the config `cfg` written in `dir`.
+    pub(crate) fn with_config(db: LogicalDb, dir: tempfile::TempDir, cfg: PathBuf) -> Capture {
+        Capture {
+            db,
+            dir,
+            cfg,
+            child: None,
+            lines: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
     fn new(tag: &str, flush_every: &str) -> Capture {
         let db = LogicalDb::create(tag);
         db.sql(SCHEMA);
@@ -65,7 +76,7 @@ impl Capture {
         self.start_with(&[]);
     }
 
-    fn start_with(&mut self, env: &[(&str, &str)]) {
+    pub(crate) fn start_with(&mut self, env: &[(&str, &str)]) {
         let mut cmd = Command::new(lethe_bin());
         for (k, v) in env {
             cmd.env(k, v);
@@ -87,7 +98,7 @@ impl Capture {
         self.child = Some(child);
     }
 
-    fn count(&self, event: &str) -> usize {
+    pub(crate) fn count(&self, event: &str) -> usize {
         let needle = format!("\"event\":\"{event}\"");
         self.lines
             .lock()
@@ -99,7 +110,7 @@ impl Capture {
 
     /// Every line is documented JSON: event in the README's table, with
     /// its fields (the pause marker and the SDK's debug lines aside).
-    fn check_log(&self) {
+    pub(crate) fn check_log(&self) {
         let lines: Vec<String> = self
             .lines
             .lock()
@@ -111,11 +122,11 @@ impl Capture {
         crate::daemon::rig::check_lines(&lines, &["lethe-test-pause: "]);
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.lines.lock().expect("lines").join("\n")
     }
 
-    fn wait_for(&mut self, event: &str, n: usize, timeout: Duration) {
+    pub(crate) fn wait_for(&mut self, event: &str, n: usize, timeout: Duration) {
         let end = Instant::now() + timeout;
         while self.count(event) < n {
             if let Some(c) = self.child.as_mut()
@@ -142,7 +153,7 @@ impl Capture {
         }
     }
 
-    fn stop(&mut self) -> Option<i32> {
+    pub(crate) fn stop(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
         // SAFETY: signalling our own child by pid.
         unsafe {

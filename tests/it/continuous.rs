@@ -199,6 +199,41 @@ fn a_role_without_replication_is_refused_naming_the_fix() {
     assert!(!stderr.contains("wal_level"), "{stderr}");
 }
 
+/// pgoutput renders values with the role's defaults: a role whose dates
+/// come out as `SQL, DMY` or whose floats are rounded would make a
+/// point-in-time restore read them differently from the base.
+#[test]
+fn a_role_whose_defaults_render_values_unlike_a_snapshot_is_refused() {
+    let mut db = LogicalDb::create("cont_style");
+    let role = format!("lethe_style_{:08x}", rand::random::<u32>());
+    psql_at(
+        &pg_logical_base(),
+        "postgres",
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'pw' REPLICATION; \
+             ALTER ROLE {role} SET DateStyle = 'SQL, DMY'; ALTER ROLE {role} SET extra_float_digits = 0"
+        ),
+    );
+    db.role = Some(role.clone());
+    db.sql(USERS);
+    db.sql(&format!(
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"
+    ));
+    let out = check(&db.url());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}{stderr}", text(&out.stdout));
+    assert!(
+        stderr.contains("DateStyle is 'SQL, DMY' (needs ISO"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("extra_float_digits is '0'"), "{stderr}");
+    assert!(!stderr.contains("IntervalStyle"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ALTER ROLE \"{role}\" SET")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_server_with_wal_level_replica_is_refused_saying_how_to_enable_logical() {
     let db = TestDb::create("cont_replica");

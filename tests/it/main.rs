@@ -22,6 +22,7 @@ mod hostile;
 mod init;
 mod outage;
 mod panics;
+mod pitr;
 mod postdata;
 mod progress;
 mod restore;

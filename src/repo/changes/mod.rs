@@ -18,6 +18,7 @@
 
 pub mod codec;
 pub mod manifest;
+pub mod point;
 pub mod read;
 pub mod txn;
 
@@ -31,6 +32,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Where every continuous-capture object lives.
+pub use point::Point;
+
 pub const CHANGES_PREFIX: &str = "changes/";
 
 /// What went wrong with a change-stream name, key or JSON document.

@@ -192,29 +192,7 @@ impl Case {
             truth.sql(&procedure.replace("{dir}", &env.dir.path().display().to_string()));
             return truth;
         }
-        truth.sql(
-            r#"CREATE TEMP TABLE lethe_fks AS
-                 SELECT conrelid::regclass::text AS tbl, quote_ident(conname) AS name,
-                        regexp_replace(
-                          regexp_replace(pg_get_constraintdef(oid), ' ON DELETE (RESTRICT|NO ACTION)', ''),
-                          '(REFERENCES [^)]*\)( MATCH (FULL|PARTIAL|SIMPLE))?)', '\1 ON DELETE CASCADE') AS def
-                 FROM pg_constraint
-                 WHERE contype = 'f' AND confdeltype IN ('r', 'a') AND conparentid = 0;
-               DO $$
-               DECLARE r record;
-               BEGIN
-                 FOR r IN SELECT * FROM lethe_fks LOOP
-                   EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %s', r.tbl, r.name);
-                 END LOOP;
-                 FOR r IN SELECT * FROM lethe_fks LOOP
-                   EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %s %s', r.tbl, r.name, r.def);
-                 END LOOP;
-               END $$;"#,
-        );
-        let left = truth.sql(
-            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confdeltype IN ('r', 'a')",
-        );
-        assert_eq!(left.trim(), "0", "truth: RESTRICT / NO ACTION keys remain");
+        cascade_restricts(&truth);
 
         let list = format!(
             "ARRAY[{}]::text[]",
@@ -303,6 +281,34 @@ impl Env {
     }
 }
 
+/// Turns every RESTRICT / NO ACTION foreign key of `db` into CASCADE, as
+/// the truth has it (lethe drops such children with their parent).
+pub(crate) fn cascade_restricts(truth: &TestDb) {
+    truth.sql(
+        r#"CREATE TEMP TABLE lethe_fks AS
+             SELECT conrelid::regclass::text AS tbl, quote_ident(conname) AS name,
+                    regexp_replace(
+                      regexp_replace(pg_get_constraintdef(oid), ' ON DELETE (RESTRICT|NO ACTION)', ''),
+                      '(REFERENCES [^)]*\)( MATCH (FULL|PARTIAL|SIMPLE))?)', '\1 ON DELETE CASCADE') AS def
+             FROM pg_constraint
+             WHERE contype = 'f' AND confdeltype IN ('r', 'a') AND conparentid = 0;
+           DO $$
+           DECLARE r record;
+           BEGIN
+             FOR r IN SELECT * FROM lethe_fks LOOP
+               EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %s', r.tbl, r.name);
+             END LOOP;
+             FOR r IN SELECT * FROM lethe_fks LOOP
+               EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %s %s', r.tbl, r.name, r.def);
+             END LOOP;
+           END $$;"#,
+    );
+    let left = truth.sql(
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confdeltype IN ('r', 'a')",
+    );
+    assert_eq!(left.trim(), "0", "truth: RESTRICT / NO ACTION keys remain");
+}
+
 /// `(table, column)` of every root in a TOML array of subjects.
 fn roots(subjects_toml: &str) -> Vec<(String, String)> {
     let v: toml::Table = toml::from_str(&format!("subjects = {subjects_toml}")).expect("toml");
@@ -344,7 +350,7 @@ fn create_from_template(name: &str, template: &str) {
 }
 
 /// Loads a `--to-file` output as the docs say: `psql -v ON_ERROR_STOP=1 -f`.
-fn load_file(db: &TestDb, file: &str) {
+pub(crate) fn load_file(db: &TestDb, file: &str) {
     let out = Command::new("psql")
         .args([
             "-X",
@@ -367,7 +373,7 @@ fn load_file(db: &TestDb, file: &str) {
 
 /// Ordinary tables and populated materialized views outside the system
 /// schemas and extensions, as `schema.name` quoted for SQL.
-fn relations(db: &TestDb) -> Vec<String> {
+pub(crate) fn relations(db: &TestDb) -> Vec<String> {
     db.sql(
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -384,7 +390,7 @@ fn relations(db: &TestDb) -> Vec<String> {
 }
 
 /// Per relation: its row count and the md5 of its rows as text, sorted.
-fn fingerprints(db: &TestDb) -> BTreeMap<String, (u64, String)> {
+pub(crate) fn fingerprints(db: &TestDb) -> BTreeMap<String, (u64, String)> {
     let rels = relations(db);
     if rels.is_empty() {
         return BTreeMap::new();
@@ -412,7 +418,7 @@ fn fingerprints(db: &TestDb) -> BTreeMap<String, (u64, String)> {
 }
 
 /// A relation's rows as text, sorted.
-fn rows(db: &TestDb, t: &str) -> Vec<String> {
+pub(crate) fn rows(db: &TestDb, t: &str) -> Vec<String> {
     db.sql(&format!("SELECT x::text FROM ONLY {t} x ORDER BY 1"))
         .lines()
         .map(str::to_string)
@@ -421,7 +427,12 @@ fn rows(db: &TestDb, t: &str) -> Vec<String> {
 
 /// Asserts `db` holds the truth's relations with the truth's rows; a
 /// mismatch names the relation, both counts and a few differing rows.
-fn compare(truth: &TestDb, want: &BTreeMap<String, (u64, String)>, db: &TestDb, what: &str) {
+pub(crate) fn compare(
+    truth: &TestDb,
+    want: &BTreeMap<String, (u64, String)>,
+    db: &TestDb,
+    what: &str,
+) {
     let got = fingerprints(db);
     assert_eq!(
         got.keys().collect::<Vec<_>>(),

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Point-in-time restore (issue 20): replay throughput and memory, on the
+# wal_level = logical cluster of scripts/pg-logical-test.sh (127.0.0.1:5499).
+# Needs a release build of lethe.
+#
+#   scripts/bench/pitr.sh
+#
+# 1. Database $DB: users (10,000) and events (id bigint PRIMARY KEY,
+#    user_id bigint REFERENCES users ON DELETE CASCADE, v text), $BASE_ROWS
+#    events. `lethe daemon` with continuous capture takes the base.
+# 2. Insert-heavy window: $INSERTS events inserted in transactions of
+#    10,000 rows. Waits until capture has stored them; `lethe restore --at
+#    <after the inserts> --dry-run` against `lethe restore <base> --dry-run`
+#    (the same base, nothing replayed), $RUNS runs each, alternating.
+# 3. Update-heavy window: $UPDATES event rows updated (10 statements over
+#    disjoint tenths of the table, each row once), then the same pair.
+# Replay throughput = row changes replayed / (point restore − base restore)
+# seconds (medians); peak RSS of each restore from /usr/bin/time -v.
+# 100 users are erased first, so the filter works as it would in use.
+# Raw results: $OUT (key = value lines).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$HERE/../.." && pwd)
+export PGHOST=127.0.0.1 PGPORT=${PGPORT:-5499} PGUSER=postgres
+DB=${DB:-lethe_bench_pitr}
+BASE_ROWS=${BASE_ROWS:-1000000}
+INSERTS=${INSERTS:-1000000}
+UPDATES=${UPDATES:-1000000}
+RUNS=${RUNS:-3}
+LETHE=${LETHE:-${CARGO_TARGET_DIR:-$HOME/.cache/lethe-target}/release/lethe}
+OUT=${OUT:-$REPO_ROOT/scripts/bench/results/pitr-$(date -u +%F).txt}
+W=$(mktemp -d /tmp/lethe-pitr-bench.XXXXXX)
+DPID=""
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+rec() { printf '%s = %s\n' "$1" "$2" | tee -a "$OUT" >&2; }
+sql() { psql -XAtq -v ON_ERROR_STOP=1 -d "$DB" -c "$1"; }
+utc() { sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"; }
+
+cleanup() {
+  set +e
+  [[ -n $DPID ]] && kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+  psql -Xq -c "select pg_terminate_backend(active_pid) from pg_replication_slots where database = '$DB' and active_pid is not null" postgres >/dev/null
+  sleep 0.5
+  psql -Xq -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = '$DB'" postgres >/dev/null
+  dropdb --if-exists --force "$DB"
+  if [[ ${KEEP:-0} == 1 ]]; then log "kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+
+[[ -x $LETHE ]] || { echo "no release build at $LETHE" >&2; exit 1; }
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (Debian package time)" >&2; exit 1; }
+mkdir -p "$(dirname "$OUT")"
+: > "$OUT"
+rec started "$(date -u +%FT%TZ)"
+rec machine "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+rec lethe "$(git -C "$REPO_ROOT" rev-parse --short HEAD)"
+rec settings "base $BASE_ROWS events, inserts $INSERTS, updates $UPDATES, $RUNS runs per restore"
+
+dropdb --if-exists --force "$DB"
+createdb "$DB"
+sql "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);
+     CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE, v text);
+     INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 10000) g;
+     INSERT INTO events SELECT g, 1 + g % 10000, md5(g::text) FROM generate_series(1, $BASE_ROWS) g;
+     VACUUM ANALYZE"
+
+cat > "$W/lethe.toml" <<CONF
+[source]
+url = "postgres://postgres@127.0.0.1:$PGPORT/$DB"
+jobs = 2
+
+[storage]
+url = "file://$W/repo"
+
+[encryption]
+disabled = true
+
+[erasure]
+path = "$W/erasure"
+subject_type = "bigint"
+subjects = [ { table = "public.users", column = "id" } ]
+
+[api]
+listen = "unix:$W/api.sock"
+
+[schedule]
+every = "24h"
+
+[continuous]
+enabled = true
+flush_every = "5s"
+slot = "$DB"
+CONF
+
+"$LETHE" --config "$W/lethe.toml" daemon 2> "$W/daemon.log" &
+DPID=$!
+until grep -q '"event":"continuous.started"' "$W/daemon.log"; do
+  kill -0 "$DPID" || { cat "$W/daemon.log" >&2; exit 1; }
+  sleep 0.5
+done
+BASE=$(grep -o '"event":"continuous.base_completed"[^}]*' "$W/daemon.log" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
+rec base "$BASE"
+
+# Waits until the head holds every commit so far.
+stored() {
+  local lp h
+  lp=$(psql -XAtc 'select pg_current_wal_lsn()' postgres)
+  sql "INSERT INTO users VALUES (-1, 'marker') ON CONFLICT (id) DO UPDATE SET name = 'marker ' || clock_timestamp()"
+  while :; do
+    h=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("last_commit_lsn") or "0/0")' \
+      "$(find "$W/repo/changes" -name head.json | head -1)" 2>/dev/null || echo 0/0)
+    [[ $(psql -XAtc "select '$h'::pg_lsn >= '$lp'::pg_lsn" postgres) == t ]] && return
+    sleep 0.5
+  done
+}
+
+# restore_pair NAME POINT CHANGES: RUNS × (base, point), alternating.
+restore_pair() {
+  local name=$1 at=$2 changes=$3 i
+  for i in $(seq 1 "$RUNS"); do
+    for what in base point; do
+      local args=(restore "$BASE" --dry-run)
+      [[ $what == point ]] && args=(restore --at "$at" --dry-run)
+      /usr/bin/time -f '%e %M' -o "$W/time" "$LETHE" --config "$W/lethe.toml" "${args[@]}" > "$W/out" 2> "$W/err" \
+        || { cat "$W/err" >&2; exit 1; }
+      read -r secs kb < "$W/time"
+      rec "${name}_${what}_run$i" "$secs s, $kb kB peak RSS"
+      echo "$secs" >> "$W/${name}_$what"
+      echo "$kb" >> "$W/${name}_${what}_kb"
+    done
+  done
+  local mb mp
+  mb=$(sort -n "$W/${name}_base" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  mp=$(sort -n "$W/${name}_point" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  rec "${name}_median_base_s" "$mb"
+  rec "${name}_median_point_s" "$mp"
+  rec "${name}_peak_rss_point_kb" "$(sort -n "$W/${name}_point_kb" | tail -1)"
+  rec "${name}_changes" "$changes"
+  rec "${name}_changes_per_s" "$(echo "$changes / ($mp - $mb)" | bc)"
+}
+
+log "insert-heavy window: $INSERTS rows"
+for ((s = 0; s < INSERTS; s += 10000)); do
+  sql "INSERT INTO events SELECT $BASE_ROWS + $s + g, 1 + g % 10000, md5(g::text) FROM generate_series(1, 10000) g"
+done
+stored
+sleep 1.1
+P1=$(utc)
+sleep 1.1
+log "update-heavy window: $UPDATES rows"
+for k in $(seq 0 9); do
+  sql "UPDATE events SET v = v || 'u' WHERE id % 10 = $k AND id <= $UPDATES"
+done
+stored
+P2=$(utc)
+kill -TERM "$DPID"; wait "$DPID" || true; DPID=""
+"$LETHE" --config "$W/lethe.toml" erase add -- $(seq 1 100) > /dev/null
+
+restore_pair insert "$P1" "$INSERTS"
+restore_pair update "$P2" "$((INSERTS + UPDATES))"
+rec finished "$(date -u +%FT%TZ)"

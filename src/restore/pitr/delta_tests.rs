@@ -1,0 +1,242 @@
+use super::*;
+use crate::repo::changes::manifest::RelColumn;
+use crate::repo::manifest::Column;
+use crate::restore::pitr::merge::{MergeCounts, MergedReader};
+use std::io::Read;
+use std::sync::Arc;
+
+fn col(name: &str, key: bool) -> RelColumn {
+    RelColumn {
+        name: name.into(),
+        type_oid: 25,
+        typmod: -1,
+        type_name: Some("text".into()),
+        base_type: None,
+        attnum: None,
+        key,
+    }
+}
+
+fn entry(cols: &[&str], rows: u64) -> TableEntry {
+    TableEntry {
+        schema: "public".into(),
+        name: "t".into(),
+        columns: cols
+            .iter()
+            .map(|c| Column {
+                name: (*c).into(),
+                type_name: "text".into(),
+                default: None,
+                base_type: None,
+                nondeterministic: false,
+                generated: false,
+            })
+            .collect(),
+        rows,
+        raw_bytes: 0,
+        objects: Vec::new(),
+        parents: Vec::new(),
+        extension_config: false,
+        large_objects: false,
+    }
+}
+
+fn rel(replident: &str, cols: &[(&str, bool)]) -> RelationDesc {
+    RelationDesc {
+        relid: 1,
+        schema: "public".into(),
+        name: "t".into(),
+        replident: replident.into(),
+        columns: cols.iter().map(|(n, k)| col(n, *k)).collect(),
+    }
+}
+
+fn t(s: &str) -> Value {
+    match s {
+        "NULL" => Value::Null,
+        "TOAST" => Value::Unchanged,
+        s => Value::Text(s.as_bytes().to_vec()),
+    }
+}
+
+fn row(vals: &[&str]) -> Vec<Value> {
+    vals.iter().map(|v| t(v)).collect()
+}
+
+/// The merged stream of `base` (COPY text) and `d`, and its counts.
+fn merge(base: &str, rows: u64, d: TableDelta) -> Result<(String, MergeCounts), std::io::Error> {
+    let mut r = MergedReader::new(base.as_bytes(), Arc::new(d.seal()), rows, "public.t".into());
+    let mut out = String::new();
+    r.read_to_string(&mut out)?;
+    Ok((out, r.counts))
+}
+
+fn sorted(s: &str) -> Vec<&str> {
+    let mut v: Vec<&str> = s.lines().collect();
+    v.sort_unstable();
+    v
+}
+
+fn keyed() -> TableDelta {
+    let e = entry(&["id", "owner", "body"], 3);
+    TableDelta::new(
+        Shape::of(
+            &rel("d", &[("id", true), ("owner", false), ("body", false)]),
+            &e,
+        )
+        .unwrap(),
+    )
+}
+
+const BASE: &str = "1\ta\tx\n2\tb\ty\n3\tc\tz\n";
+
+#[test]
+fn insert_update_delete_give_the_table_at_the_point() {
+    let mut d = keyed();
+    d.insert(&row(&["4", "d", "w"])).unwrap();
+    d.update(None, &row(&["2", "B", "y2"])).unwrap();
+    d.delete(OldKind::Key, &row(&["3", "NULL", "NULL"]))
+        .unwrap();
+    let (out, c) = merge(BASE, 3, d).unwrap();
+    assert_eq!(sorted(&out), vec!["1\ta\tx", "2\tB\ty2", "4\td\tw"]);
+    assert_eq!(
+        c,
+        MergeCounts {
+            base_rows: 3,
+            base_replaced: 2,
+            delta_rows: 2
+        }
+    );
+}
+
+#[test]
+fn a_key_change_moves_the_row_and_an_insert_after_a_delete_brings_it_back() {
+    let mut d = keyed();
+    d.update(
+        Some((OldKind::Key, &row(&["1", "NULL", "NULL"]))),
+        &row(&["10", "a", "x"]),
+    )
+    .unwrap();
+    d.delete(OldKind::Key, &row(&["2", "NULL", "NULL"]))
+        .unwrap();
+    d.insert(&row(&["2", "b2", "new"])).unwrap();
+    let (out, _) = merge(BASE, 3, d).unwrap();
+    assert_eq!(sorted(&out), vec!["10\ta\tx", "2\tb2\tnew", "3\tc\tz"]);
+}
+
+#[test]
+fn unchanged_toast_values_come_from_the_base_row_or_the_earlier_version() {
+    let mut d = keyed();
+    // Row 1: owner changes, body not sent: the base's body.
+    d.update(None, &row(&["1", "A", "TOAST"])).unwrap();
+    // Row 4: inserted, then updated without its body: the inserted body.
+    d.insert(&row(&["4", "d", "long"])).unwrap();
+    d.update(None, &row(&["4", "D", "TOAST"])).unwrap();
+    // Row 2: its key changes and its body is not sent: base row 2's body.
+    d.update(
+        Some((OldKind::Key, &row(&["2", "NULL", "NULL"]))),
+        &row(&["20", "b", "TOAST"]),
+    )
+    .unwrap();
+    let (out, _) = merge(BASE, 3, d).unwrap();
+    assert_eq!(
+        sorted(&out),
+        vec!["1\tA\tx", "20\tb\ty", "3\tc\tz", "4\tD\tlong"]
+    );
+    assert!(!out.contains("\\u"), "{out}");
+}
+
+#[test]
+fn a_value_kept_from_a_base_row_that_does_not_exist_is_refused() {
+    let mut d = keyed();
+    d.update(None, &row(&["9", "x", "TOAST"])).unwrap();
+    let e = merge(BASE, 3, d).unwrap_err();
+    assert!(
+        e.to_string().contains("which the base does not hold"),
+        "{e}"
+    );
+}
+
+#[test]
+fn truncate_drops_the_base_and_what_came_before_it() {
+    let mut d = keyed();
+    d.insert(&row(&["4", "d", "w"])).unwrap();
+    d.truncate();
+    d.insert(&row(&["5", "e", "v"])).unwrap();
+    let (out, c) = merge(BASE, 3, d).unwrap();
+    assert_eq!(sorted(&out), vec!["5\te\tv"]);
+    assert_eq!(c.base_replaced, 3);
+}
+
+#[test]
+fn whole_row_tables_count_equal_rows_apart() {
+    let e = entry(&["a", "b"], 3);
+    let shape = Shape::of(&rel("f", &[("a", true), ("b", true)]), &e).unwrap();
+    assert!(shape.whole_row());
+    let mut d = TableDelta::new(shape);
+    // Base holds (x,1) twice and (y,2) once; delete one (x,1), update
+    // (y,2) to (y,3), insert (z,4) twice and delete it once.
+    d.delete(OldKind::Full, &row(&["x", "1"])).unwrap();
+    d.update(Some((OldKind::Full, &row(&["y", "2"]))), &row(&["y", "3"]))
+        .unwrap();
+    d.insert(&row(&["z", "4"])).unwrap();
+    d.insert(&row(&["z", "4"])).unwrap();
+    d.delete(OldKind::Full, &row(&["z", "4"])).unwrap();
+    let (out, _) = merge("x\t1\nx\t1\ny\t2\n", 3, d).unwrap();
+    assert_eq!(sorted(&out), vec!["x\t1", "y\t3", "z\t4"]);
+}
+
+#[test]
+fn a_delete_of_a_row_the_base_does_not_hold_is_refused() {
+    let e = entry(&["a", "b"], 1);
+    let mut d = TableDelta::new(Shape::of(&rel("f", &[("a", true), ("b", true)]), &e).unwrap());
+    d.delete(OldKind::Full, &row(&["q", "9"])).unwrap();
+    let e = merge("x\t1\n", 1, d).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("deletes a row the base does not hold"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_base_row_count_is_checked_against_the_manifest() {
+    let d = keyed();
+    let e = merge(BASE, 4, d).unwrap_err();
+    assert!(
+        e.to_string().contains("says 4 rows but its objects hold 3"),
+        "{e}"
+    );
+}
+
+#[test]
+fn values_are_escaped_as_copy_writes_them() {
+    let mut d = keyed();
+    d.insert(&row(&["5", "tab\there", "line\nbreak\\"]))
+        .unwrap();
+    let (out, _) = merge("", 0, d).unwrap();
+    assert_eq!(out, "5\ttab\\there\tline\\nbreak\\\\\n");
+}
+
+#[test]
+fn a_shape_other_than_the_bases_is_refused() {
+    let e = entry(&["id", "owner"], 0);
+    let err = Shape::of(
+        &rel("d", &[("id", true), ("owner", false), ("extra", false)]),
+        &e,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("changed shape"), "{err}");
+    let err = Shape::of(&rel("d", &[("id", true), ("renamed", false)]), &e).unwrap_err();
+    assert!(err.to_string().contains("renamed"), "{err}");
+}
+
+#[test]
+fn columns_map_by_name_when_the_order_differs() {
+    let e = entry(&["id", "owner"], 1);
+    let mut d =
+        TableDelta::new(Shape::of(&rel("d", &[("owner", false), ("id", true)]), &e).unwrap());
+    d.update(None, &row(&["z", "1"])).unwrap();
+    let (out, _) = merge("1\ta\n", 1, d).unwrap();
+    assert_eq!(out, "1\tz\n");
+}

@@ -1,0 +1,302 @@
+//! Point-in-time restore (`lethe restore --at`) against the ground truth:
+//! an application workload runs on the logical test cluster while the
+//! daemon captures it; at several points the source is dumped. Then
+//! subjects of every kind are erased (present in the base, created after
+//! it, deleted by the application during the window, whose children were
+//! moved to another user, a manager others point at). For each point,
+//! `restore --at` must give exactly the dump of that point with the erased
+//! subjects deleted by SQL (RESTRICT / NO ACTION as CASCADE), table by
+//! table, and no erased id anywhere. Points outside the stored windows are
+//! refused with nothing written.
+
+use crate::capture::Capture;
+use crate::common::{TestDb, lethe};
+use crate::continuous::LogicalDb;
+use crate::schemas::{cascade_restricts, compare, fingerprints, load_file};
+use serde_json::Value as Json;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const SCHEMA: &str = "\
+    CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL, \
+                        manager_id bigint REFERENCES users(id) ON DELETE SET NULL); \
+    CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE, note text); \
+    CREATE TABLE items (id bigint PRIMARY KEY, order_id bigint NOT NULL REFERENCES orders(id) ON DELETE RESTRICT, sku text); \
+    CREATE TABLE reviews (id bigint PRIMARY KEY, user_id bigint REFERENCES users(id) ON DELETE SET NULL, body text); \
+    CREATE TABLE docs (id bigint PRIMARY KEY, user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE, \
+                       title text, body text); \
+    CREATE TABLE audit (at bigint, msg text); ALTER TABLE audit REPLICA IDENTITY FULL; \
+    INSERT INTO users SELECT g, 'user ' || g, CASE WHEN g > 10 THEN 1 + g % 10 END FROM generate_series(1, 30) g; \
+    INSERT INTO orders SELECT g, 1 + g % 30, 'order ' || g FROM generate_series(1, 90) g; \
+    INSERT INTO items SELECT g, 1 + g % 90, 'sku ' || g FROM generate_series(1, 180) g; \
+    INSERT INTO reviews SELECT g, 1 + g % 30, 'review ' || g FROM generate_series(1, 60) g; \
+    INSERT INTO docs SELECT g, 1 + g % 30, 'doc ' || g, \
+        (SELECT string_agg(md5(g::text || '-' || i), '') FROM generate_series(1, 400) i) \
+      FROM generate_series(1, 30) g; \
+    INSERT INTO audit SELECT g, 'boot' FROM generate_series(1, 5) g; \
+    INSERT INTO audit VALUES (1, 'boot');";
+
+/// Inserts after the base, children moved from 3 to 4, documents whose
+/// TOASTed body is unchanged by an update, keys changed, user 5 deleted by
+/// the application, one of two equal rows of a whole-row table deleted.
+const PHASE_1: &str = "\
+    INSERT INTO users SELECT g, 'user ' || g, 2 FROM generate_series(31, 45) g; \
+    INSERT INTO orders SELECT g, 31 + g % 15, 'late order ' || g FROM generate_series(91, 120) g; \
+    INSERT INTO items SELECT g, 91 + g % 30, 'sku ' || g FROM generate_series(181, 240) g; \
+    UPDATE orders SET user_id = 4 WHERE user_id = 3; \
+    UPDATE docs SET title = title || ' v2' WHERE user_id IN (1, 4, 9); \
+    UPDATE items SET id = id + 10000 WHERE order_id IN (SELECT id FROM orders WHERE user_id = 9); \
+    BEGIN; DELETE FROM items WHERE order_id IN (SELECT id FROM orders WHERE user_id = 5); \
+           DELETE FROM users WHERE id = 5; COMMIT; \
+    DELETE FROM audit WHERE ctid = (SELECT ctid FROM audit WHERE at = 1 LIMIT 1); \
+    INSERT INTO audit VALUES (100, 'phase 1'); \
+    UPDATE reviews SET user_id = 6 WHERE id IN (1, 2);";
+
+/// A TRUNCATE, children moved from 6 to 7, a user created after the base
+/// (42 gets an order), user 8 deleted by the application, a second
+/// TOAST-keeping update.
+const PHASE_2: &str = "\
+    TRUNCATE audit; INSERT INTO audit VALUES (200, 'after truncate'), (200, 'after truncate'); \
+    UPDATE orders SET user_id = 7 WHERE user_id = 6; \
+    UPDATE docs SET user_id = 7 WHERE user_id = 6; \
+    INSERT INTO users VALUES (46, 'user 46', 6); \
+    INSERT INTO orders VALUES (121, 42, 'order of 42'), (122, 46, 'order of 46'); \
+    INSERT INTO items VALUES (241, 121, 'sku of 42'); \
+    BEGIN; DELETE FROM items WHERE order_id IN (SELECT id FROM orders WHERE user_id = 8); \
+           DELETE FROM users WHERE id = 8; COMMIT; \
+    UPDATE docs SET title = 'again ' || id WHERE user_id = 1; \
+    UPDATE users SET name = 'renamed' WHERE id = 12;";
+
+/// After a column was added (a gap and a new base).
+const PHASE_3: &str = "\
+    INSERT INTO users VALUES (47, 'user 47', 1, 'e47'); \
+    UPDATE orders SET user_id = 47 WHERE id = 10; \
+    DELETE FROM reviews WHERE id = 3; \
+    UPDATE docs SET title = 'third' WHERE id = 4;";
+
+const ERASED: &[&str] = &["1", "2", "3", "5", "6", "8", "42"];
+
+/// The source's clock, in UTC, to the microsecond.
+fn now(db: &LogicalDb) -> String {
+    db.sql(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    )
+    .trim()
+    .to_string()
+}
+
+/// The source as it is now, as a plain SQL dump.
+fn dump(db: &LogicalDb, path: &Path) {
+    let out = Command::new("pg_dump")
+        .args([
+            "--no-publications",
+            "--no-subscriptions",
+            "--no-owner",
+            "-f",
+        ])
+        .arg(path)
+        .args(["-d", &db.url()])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The truth for a point: its dump loaded, RESTRICT / NO ACTION as
+/// CASCADE, the erased users deleted by SQL.
+fn truth(dump: &Path) -> TestDb {
+    let t = TestDb::create("pitr_truth");
+    load_file(&t, dump.to_str().expect("utf-8"));
+    cascade_restricts(&t);
+    t.sql(&format!(
+        "DELETE FROM users WHERE id IN ({})",
+        ERASED.join(", ")
+    ));
+    t
+}
+
+fn no_erased_id(db: &TestDb, what: &str) {
+    let list = ERASED.join(", ");
+    let n = db.sql(&format!(
+        "SELECT (SELECT count(*) FROM users WHERE id IN ({list}) OR manager_id IN ({list})) \
+              + (SELECT count(*) FROM orders WHERE user_id IN ({list})) \
+              + (SELECT count(*) FROM reviews WHERE user_id IN ({list})) \
+              + (SELECT count(*) FROM docs WHERE user_id IN ({list}))"
+    ));
+    assert_eq!(
+        n.trim(),
+        "0",
+        "{what}: an erased id is in the restored database"
+    );
+}
+
+fn run(cfg: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = lethe(cfg, args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tables_in(db: &TestDb) -> String {
+    db.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn restore_at_each_point_equals_the_source_then_with_the_erased_deleted() {
+    let db = LogicalDb::create("pitr");
+    db.sql(SCHEMA);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_path_buf();
+    let public = lethe::crypto::keygen(&d.join("restore.key")).expect("keygen");
+    let cfg = crate::common::write_config(
+        &d,
+        &format!(
+            "[source]\nurl = \"{url}\"\njobs = 2\n\
+             [storage]\nurl = \"file://{d}/repo\"\n\
+             [encryption]\nrecipients = [\"{public}\"]\nidentity_file = \"{d}/restore.key\"\n\
+             [erasure]\npath = \"{d}/erasure\"\nsubject_type = \"bigint\"\n\
+             subjects = [ {{ table = \"public.users\", column = \"id\" }} ]\n\
+             [api]\nlisten = \"unix:{d}/api.sock\"\n\
+             [continuous]\nenabled = true\nflush_every = \"300ms\"\nslot = \"{slot}\"\n\
+             [schedule]\nevery = \"24h\"\n\
+             [log]\nlevel = \"debug\"\n",
+            url = db.url(),
+            d = d.display(),
+            slot = db.name,
+        ),
+    );
+    let before_base = now(&db);
+    let mut c = Capture::with_config(db, dir, cfg.clone());
+    c.start_with(&[("LETHE_TEST_POLL_MS", "300")]);
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    let gap = Duration::from_millis(1100);
+
+    c.db.sql(PHASE_1);
+    std::thread::sleep(gap);
+    let t1 = now(&c.db);
+    dump(&c.db, &d.join("p1.sql"));
+    std::thread::sleep(gap);
+
+    c.db.sql(PHASE_2);
+    std::thread::sleep(gap);
+    let t2 = now(&c.db);
+    dump(&c.db, &d.join("p2.sql"));
+    std::thread::sleep(gap);
+    // A commit after the point, so the window runs past it.
+    c.db.sql("INSERT INTO audit VALUES (300, 'marker')");
+    std::thread::sleep(gap);
+
+    // A column added: capture records a gap and takes a new base.
+    c.db.sql("ALTER TABLE users ADD COLUMN email text");
+    let in_gap = now(&c.db);
+    c.db.sql("UPDATE users SET email = 'x' WHERE id = 13");
+    c.wait_for("continuous.base_completed", 2, Duration::from_secs(120));
+    std::thread::sleep(gap);
+
+    c.db.sql(PHASE_3);
+    std::thread::sleep(gap);
+    let t3 = now(&c.db);
+    dump(&c.db, &d.join("p3.sql"));
+    std::thread::sleep(gap);
+    c.db.sql("INSERT INTO audit VALUES (400, 'marker')");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.check_log();
+
+    let mut add = vec!["erase", "add", "--"];
+    add.extend(ERASED);
+    let (code, _, err) = run(&cfg, &add);
+    assert_eq!(code, 0, "{err}");
+
+    for (n, (t, file)) in [(&t1, "p1.sql"), (&t2, "p2.sql"), (&t3, "p3.sql")]
+        .into_iter()
+        .enumerate()
+    {
+        let what = format!("point {} ({t})", n + 1);
+        let truth = truth(&d.join(file));
+        let want = fingerprints(&truth);
+        let dst = TestDb::create("pitr_dst");
+        let report = d.join(format!("report{n}.json"));
+        let (code, out, err) = run(
+            &cfg,
+            &[
+                "restore",
+                "--at",
+                t,
+                "--target",
+                &dst.url,
+                "--report",
+                report.to_str().expect("utf-8"),
+            ],
+        );
+        assert_eq!(code, 0, "{what}: {err}");
+        assert!(out.contains("as it was at"), "{what}: {out}");
+        compare(&truth, &want, &dst, &what);
+        no_erased_id(&dst, &what);
+        let r: Json =
+            serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+        assert!(
+            r["point"]["transactions"].as_u64().unwrap_or(0) > 0,
+            "{what}: {r}"
+        );
+        assert_eq!(r["point"]["at"], *t, "{what}: {r}");
+        assert!(
+            r["point"]["tables"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()),
+            "{what}: {r}"
+        );
+        if n == 1 {
+            // The same point as a SQL file, loaded by psql.
+            let sql = d.join("p2-restored.sql");
+            let (code, _, err) = run(
+                &cfg,
+                &[
+                    "restore",
+                    "--at",
+                    t,
+                    "--to-file",
+                    sql.to_str().expect("utf-8"),
+                ],
+            );
+            assert_eq!(code, 0, "{what} --to-file: {err}");
+            let loaded = TestDb::create("pitr_file");
+            load_file(&loaded, sql.to_str().expect("utf-8"));
+            compare(&truth, &want, &loaded, &format!("{what} --to-file"));
+            no_erased_id(&loaded, &format!("{what} --to-file"));
+        }
+    }
+
+    // Refused with exit 1 and nothing written: before the first base, in
+    // the gap, after the last flushed commit; each names what is restorable.
+    let dst = TestDb::create("pitr_refused");
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    for (at, says) in [
+        (
+            before_base.as_str(),
+            "older than the oldest restorable time",
+        ),
+        (in_gap.as_str(), "inside a gap of the change stream"),
+        (later.as_str(), "newer than the last flushed commit"),
+    ] {
+        let (code, _, err) = run(&cfg, &["restore", "--at", at, "--target", &dst.url]);
+        assert_eq!(code, 1, "--at {at}: {err}");
+        assert!(err.contains(says), "--at {at}: {err}");
+        assert_eq!(tables_in(&dst), "0", "--at {at} wrote to the target");
+    }
+    // `latest` and a dry run: the report without a database.
+    let (code, out, err) = run(&cfg, &["restore", "--at", "latest", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("would restore the database as it was at latest"),
+        "{out}"
+    );
+}
