@@ -570,9 +570,16 @@ async fn write(
         Some((d, p)) => (d, Some(p)),
         None => (Default::default(), None),
     };
+    // The report's per-table replay counts, read after the run (holding
+    // `shared` itself would keep its `loaded` sender, and post-data, open).
+    let merged: Arc<pitr::Merged> = Default::default();
+    let replayed_tables: Vec<(usize, Arc<pitr::delta::SealedDelta>)> = plan
+        .load_order()
+        .filter_map(|t| Some((t, deltas.get(&t)?.clone())))
+        .collect();
     let shared = Arc::new(Shared {
         deltas,
-        merged: Default::default(),
+        merged: merged.clone(),
         storage,
         opener,
         manifest: manifest.clone(),
@@ -584,9 +591,9 @@ async fn write(
         pseudonym_key,
     });
     let jobs = dest.jobs(opts.jobs).max(1);
-    let outcomes = runner::run_all(shared.clone(), dest.clone().tables(), jobs).await;
+    let outcomes = runner::run_all(shared, dest.clone().tables(), jobs).await;
     if let Some(p) = point.as_mut() {
-        p.tables = pitr::table_reports(&shared);
+        p.tables = pitr::table_reports(&manifest, &replayed_tables, &merged);
     }
     if let Some((task, display)) = display {
         task.abort();

@@ -63,7 +63,7 @@ pub struct Shared {
     /// with the replayed changes (`pitr::merge`); empty otherwise.
     pub deltas: super::pitr::Deltas,
     /// What each merged table's last pass held.
-    pub merged: std::sync::Mutex<HashMap<usize, super::pitr::merge::MergeCounts>>,
+    pub merged: Arc<super::pitr::Merged>,
 }
 
 /// One table's result.

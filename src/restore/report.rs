@@ -231,10 +231,14 @@ impl RestoreReport {
         };
         if let Some(p) = &self.point {
             s.push_str(&format!(
-                "{verb} the database as it was at {} ({}): base {} + {} transaction(s), {} change(s) replayed \
+                "{verb} the database {} as it was at {}{}: base {} + {} transaction(s), {} change(s) replayed \
                  ({} → {}{})\n",
-                p.at,
                 self.database,
+                p.at,
+                self.destination
+                    .as_deref()
+                    .map(|d| format!(" into {d}"))
+                    .unwrap_or_default(),
                 self.snapshot,
                 p.transactions,
                 p.changes,
@@ -245,15 +249,17 @@ impl RestoreReport {
                     .unwrap_or_default()
             ));
         }
-        s.push_str(&format!(
-            "{verb} snapshot {} ({}){}\n",
-            self.snapshot,
-            self.database,
-            self.destination
-                .as_deref()
-                .map(|d| format!(" into {d}"))
-                .unwrap_or_default()
-        ));
+        let into = self
+            .destination
+            .as_deref()
+            .map(|d| format!(" into {d}"))
+            .unwrap_or_default();
+        if self.point.is_none() {
+            s.push_str(&format!(
+                "{verb} snapshot {} ({}){into}\n",
+                self.snapshot, self.database
+            ));
+        }
         s.push_str(&format!(
             "erasure list: {} entries, digest {}{}\n",
             self.erasure_list.count,

@@ -472,23 +472,28 @@ impl Replayed {
     }
 }
 
-/// Per table the replay touched: its changes and what the merge did, in
-/// load order.
-pub fn table_reports(shared: &super::runner::Shared) -> Vec<super::report::PointTable> {
-    let merged = shared.merged.lock().map(|m| m.clone()).unwrap_or_default();
-    shared
-        .plan
-        .load_order()
-        .filter_map(|t| {
-            let d = shared.deltas.get(&t)?;
-            let m = merged.get(&t).copied().unwrap_or_default();
-            Some(super::report::PointTable {
-                table: shared.manifest.tables[t].qualified(),
+/// What each merged table's last pass held, by manifest table index.
+pub type Merged = std::sync::Mutex<HashMap<usize, merge::MergeCounts>>;
+
+/// Per table the replay touched (`tables`, in load order): its changes
+/// and what the merge did.
+pub fn table_reports(
+    manifest: &Manifest,
+    tables: &[(usize, Arc<SealedDelta>)],
+    merged: &Merged,
+) -> Vec<super::report::PointTable> {
+    let merged = merged.lock().map(|m| m.clone()).unwrap_or_default();
+    tables
+        .iter()
+        .map(|(t, d)| {
+            let m = merged.get(t).copied().unwrap_or_default();
+            super::report::PointTable {
+                table: manifest.tables[*t].qualified(),
                 changes: d.changes,
                 base_rows_replaced: m.base_replaced,
                 rows_from_changes: m.delta_rows,
                 truncated: d.truncated,
-            })
+            }
         })
         .collect()
 }
