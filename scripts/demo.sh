@@ -4,6 +4,11 @@
 # restores the snapshot into a new database through the erasure filter, and
 # shows that the erased users and everything that referenced them are gone.
 #
+# Where a PostgreSQL with wal_level = logical answers (by default the test
+# cluster of scripts/pg-logical-test.sh on 127.0.0.1:5499), it then shows
+# continuous capture and a point-in-time restore: a delete that went wrong
+# is undone by restoring the second before it, minus the erased users.
+#
 # Usage: scripts/demo.sh            (re-runnable; state lives in ./.lethe-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,3 +87,48 @@ printf 'erased users present in the restore: %s (expected 0)\n' "$(q $DST 'selec
 printf 'orders of erased users in the restore: %s (expected 0)\n' "$(q $DST 'select count(*) from orders where user_id in (3,7)')"
 printf 'comments kept with author set to NULL: %s\n' "$(q $DST 'select count(*) from comments where author_id is null')"
 echo "report: $DEMO/report.json"
+
+# ---- point-in-time restore (needs wal_level = logical) ----------------------
+LPG="${LETHE_DEMO_LOGICAL_PG:-postgres://postgres@127.0.0.1:5499}"
+if [[ $(psql -X -q -A -t -d "$LPG/postgres" -c 'show wal_level' 2>/dev/null) != logical ]]; then
+  say "point-in-time restore: skipped"
+  echo "no PostgreSQL with wal_level = logical at $LPG; run scripts/pg-logical-test.sh (a second cluster on port 5499) and the demo again to see it"
+  exit 0
+fi
+PSRC=lethe_demo_pitr
+PDST=lethe_demo_pitr_restored
+say "continuous capture of $PSRC on $LPG"
+psql -X -q -d "$LPG/postgres" -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'lethe_demo' AND NOT active" >/dev/null
+psql -X -q -d "$LPG/postgres" -c "DROP DATABASE IF EXISTS $PSRC WITH (FORCE)" -c "DROP DATABASE IF EXISTS $PDST WITH (FORCE)" -c "CREATE DATABASE $PSRC"
+pg_dump --no-owner -d "$PG/$SRC" | psql -X -q -v ON_ERROR_STOP=1 -d "$LPG/$PSRC" >/dev/null
+sed -e "s|$PG/$SRC|$LPG/$PSRC|" -e "s|$DEMO/repo|$DEMO/repo-pitr|" -e "s|$DEMO/api.sock|$DEMO/api-pitr.sock|" \
+    -e 's|format = "text"|format = "json"|' "$DEMO/lethe.toml" > "$DEMO/pitr.toml"
+printf '[continuous]\nenabled = true\nflush_every = "1s"\nslot = "lethe_demo"\npublication = "lethe_demo"\n[schedule]\nevery = "24h"\n' >> "$DEMO/pitr.toml"
+export LETHE_CONFIG="$DEMO/pitr.toml"
+"$LETHE" daemon 2> "$DEMO/daemon.log" &
+DAEMON=$!
+trap 'kill $DAEMON 2>/dev/null || true' EXIT
+until grep -q '"event":"continuous.started"' "$DEMO/daemon.log"; do
+  kill -0 $DAEMON 2>/dev/null || { cat "$DEMO/daemon.log"; exit 1; }
+  sleep 0.5
+done
+echo "base taken; every commit is in storage within flush_every (1 s)"
+psql -X -q -d "$LPG/$PSRC" -c "INSERT INTO users VALUES (1001, 'new@example.eu', 'New', 7); INSERT INTO orders (user_id, total) VALUES (1001, 12.50), (42, 99.00)"
+sleep 1.2
+ql() { psql -X -q -A -t -d "$LPG/$1" -c "$2"; }
+AT=$(ql $PSRC "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+BEFORE=$(ql $PSRC 'select count(*) from orders')
+sleep 1.2
+say "at $AT all is well ($BEFORE orders); then a bad delete"
+psql -X -q -d "$LPG/$PSRC" -c "DELETE FROM orders WHERE total < 50"
+sleep 2.5
+kill $DAEMON; wait $DAEMON 2>/dev/null || true; trap - EXIT
+"$LETHE" list
+say "erasing user 1001 (created after the base; 3 and 7 are still erased); restoring to $AT"
+"$LETHE" erase add 1001 --reference DEMO-TICKET-2
+psql -X -q -d "$LPG/postgres" -c "CREATE DATABASE $PDST"
+"$LETHE" restore --at "$AT" --target "$LPG/$PDST"
+printf 'orders now %s, at %s %s, restored %s (the point minus the erased users'"'"' orders)\n' \
+  "$(ql $PSRC 'select count(*) from orders')" "$AT" "$BEFORE" "$(ql $PDST 'select count(*) from orders')"
+printf 'erased users present in the restore: %s (expected 0)\n' "$(ql $PDST 'select count(*) from users where id in (3, 7, 1001)')"
+"$LETHE" continuous disable

@@ -303,13 +303,36 @@ pub fn opener_for(
     if m.recipients.is_empty() {
         return Ok(Opener::Plain);
     }
-    let path = identity.map(PathBuf::from).or_else(|| cfg.encryption.identity_file.clone()).ok_or_else(|| {
-        RestoreError::Identity(format!(
-            "snapshot {} is encrypted (recipients {}); pass --identity FILE or set encryption.identity_file to the age identity from `lethe keygen`",
+    identity_opener(
+        identity,
+        cfg,
+        &format!(
+            "snapshot {} is encrypted (recipients {})",
             m.id,
             m.recipients.join(", ")
-        ))
-    })?;
+        ),
+    )
+}
+
+/// The opener of the age identity from `--identity` or
+/// `encryption.identity_file`, for what `encrypted` describes.
+///
+/// # Errors
+/// No identity configured (naming `encrypted` and both ways to give one),
+/// or it cannot be read.
+pub fn identity_opener(
+    identity: Option<&std::path::Path>,
+    cfg: &Config,
+    encrypted: &str,
+) -> Result<Opener, RestoreError> {
+    let path = identity
+        .map(PathBuf::from)
+        .or_else(|| cfg.encryption.identity_file.clone())
+        .ok_or_else(|| {
+            RestoreError::Identity(format!(
+                "{encrypted}; pass --identity FILE or set encryption.identity_file to the age identity from `lethe keygen`"
+            ))
+        })?;
     Opener::from_identity_file(&path).map_err(|e| RestoreError::Identity(e.to_string()))
 }
 

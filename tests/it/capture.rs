@@ -59,13 +59,7 @@ impl Capture {
                 db.name
             ),
         );
-        Capture {
-            db,
-            dir,
-            cfg,
-            child: None,
-            lines: Arc::new(Mutex::new(Vec::new())),
-        }
+        Capture::with_config(db, dir, cfg)
     }
 
     fn repo(&self) -> PathBuf {

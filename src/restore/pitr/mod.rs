@@ -419,16 +419,14 @@ pub fn segments_opener(
     let Some(sealed) = c.segments.iter().find(|s| !s.recipients.is_empty()) else {
         return Ok(Opener::Plain);
     };
-    let path = identity
-        .map(std::path::PathBuf::from)
-        .or_else(|| cfg.encryption.identity_file.clone())
-        .ok_or_else(|| {
-            RestoreError::Identity(format!(
-                "the change stream is encrypted (recipients {}); pass --identity FILE or set encryption.identity_file",
-                sealed.recipients.join(", ")
-            ))
-        })?;
-    Opener::from_identity_file(&path).map_err(|e| RestoreError::Identity(e.to_string()))
+    super::identity_opener(
+        identity,
+        cfg,
+        &format!(
+            "the change stream is encrypted (recipients {})",
+            sealed.recipients.join(", ")
+        ),
+    )
 }
 
 impl Replayed {
