@@ -409,7 +409,7 @@ pub async fn restore(
         None => (manifest, None),
         Some(c) => {
             let seg_opener = pitr::segments_opener(c, opts.identity.as_deref(), cfg)?;
-            let mut r = pitr::replay(storage.clone(), c, seg_opener).await?;
+            let mut r = pitr::replay(storage.clone(), c, seg_opener, opts.progress).await?;
             r.log(c);
             let mut m = (*manifest).clone();
             if let Some(seqs) = r.sequences.take() {

@@ -17,6 +17,11 @@ use std::time::Duration;
 pub const RESTORE_TEMPLATE: &str = "{spinner} restore {percent:>3}% [{bar:20}] {bytes}/{total_bytes} \
      · ETA {eta}\n  {bytes_per_sec} · {wide_msg}";
 
+/// `lethe restore --at`, pass A: bytes of the change stream replayed of
+/// its total; the commit time reached and transactions in the message.
+pub const REPLAY_TEMPLATE: &str = "{spinner} replay {percent:>3}% [{bar:20}] {bytes}/{total_bytes} \
+     · ETA {eta}\n  {wide_msg}";
+
 /// `lethe snapshot`: tables done of the total, its stage (prefix); rows,
 /// bytes and rate in the message (the bytes to come are not known).
 pub const SNAPSHOT_TEMPLATE: &str =

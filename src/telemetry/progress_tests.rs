@@ -2,7 +2,7 @@ use super::*;
 
 #[test]
 fn the_templates_parse() {
-    for t in [RESTORE_TEMPLATE, SNAPSHOT_TEMPLATE] {
+    for t in [RESTORE_TEMPLATE, REPLAY_TEMPLATE, SNAPSHOT_TEMPLATE] {
         assert!(ProgressStyle::with_template(t).is_ok(), "{t}");
     }
 }

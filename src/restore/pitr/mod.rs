@@ -57,6 +57,7 @@ impl Stop {
 }
 
 /// The base and segments a point needs.
+#[derive(Clone)]
 pub struct Chosen {
     /// The point as asked for.
     pub point: Point,
@@ -521,28 +522,113 @@ pub async fn replay(
     storage: Arc<dyn Storage>,
     chosen: &Chosen,
     opener: Opener,
+    show_progress: bool,
 ) -> Result<Replayed, RestoreError> {
-    let segments = chosen.segments.clone();
-    let base = chosen.base.clone();
-    let (consistent, stop, must_reach) = (chosen.consistent, chosen.stop, chosen.must_reach);
-    tokio::task::spawn_blocking(move || {
-        replay_blocking(
-            storage, &segments, &base, consistent, stop, must_reach, &opener,
-        )
-    })
-    .await
-    .map_err(|e| RestoreError::Internal(format!("replay task: {e}")))?
+    let progress = Arc::new(ReplayProgress::default());
+    let total: u64 = chosen
+        .segments
+        .iter()
+        .flat_map(|s| &s.parts)
+        .map(|p| p.raw_size)
+        .sum();
+    let display = show_progress
+        .then(|| ReplayProgress::spawn_display(progress.clone(), total))
+        .flatten();
+    let (p, c) = (progress.clone(), chosen.clone());
+    let out = tokio::task::spawn_blocking(move || replay_blocking(storage, &c, &opener, &p))
+        .await
+        .map_err(|e| RestoreError::Internal(format!("replay task: {e}")));
+    if let Some((task, d)) = display {
+        task.abort();
+        let _ = task.await;
+        progress.update(&d, total);
+    }
+    out?
+}
+
+/// Pass A's counters, for the progress display: change-stream bytes read,
+/// the commit time reached (µs since 2000, 0 before the first), and the
+/// transactions applied.
+#[derive(Debug, Default)]
+struct ReplayProgress {
+    bytes: std::sync::atomic::AtomicU64,
+    commit_time: std::sync::atomic::AtomicI64,
+    xacts: std::sync::atomic::AtomicU64,
+}
+
+type Shown = (
+    tokio::task::JoinHandle<()>,
+    Arc<crate::telemetry::progress::Display>,
+);
+
+impl ReplayProgress {
+    /// Shows the display on a terminal (`None` when stderr is not one),
+    /// refreshed four times a second until the task is aborted.
+    fn spawn_display(p: Arc<ReplayProgress>, total: u64) -> Option<Shown> {
+        let d = Arc::new(crate::telemetry::progress::Display::new(
+            crate::telemetry::progress::REPLAY_TEMPLATE,
+            total,
+        )?);
+        let weak = Arc::downgrade(&d);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let Some(d) = weak.upgrade() else { return };
+                p.update(&d, total);
+            }
+        });
+        Some((task, d))
+    }
+
+    fn update(&self, d: &crate::telemetry::progress::Display, total: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let bytes = self.bytes.load(Relaxed);
+        d.bar().set_length(total.max(bytes));
+        d.bar().set_position(bytes);
+        let t = self.commit_time.load(Relaxed);
+        let reached = changes::codec::commit_time_to_utc(t)
+            .filter(|_| t != 0)
+            .map_or("the base".to_string(), |t| {
+                t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+            });
+        d.bar().set_message(format!(
+            "reached {reached} · {} transaction(s) replayed",
+            self.xacts.load(Relaxed)
+        ));
+    }
+}
+
+/// A change-stream object read through, counted for the display.
+struct Counted<'a, R> {
+    inner: R,
+    bytes: &'a std::sync::atomic::AtomicU64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 fn replay_blocking(
     storage: Arc<dyn Storage>,
-    segments: &[SegmentManifest],
-    base: &Manifest,
-    consistent: Lsn,
-    stop: Stop,
-    must_reach: Option<Lsn>,
+    chosen: &Chosen,
     opener: &Opener,
+    progress: &ReplayProgress,
 ) -> Result<Replayed, RestoreError> {
+    let Chosen {
+        base,
+        segments,
+        consistent,
+        stop,
+        must_reach,
+        ..
+    } = chosen;
+    let (consistent, stop, must_reach) = (*consistent, *stop, *must_reach);
     let tables: HashMap<(&str, &str), usize> = base
         .tables
         .iter()
@@ -576,6 +662,10 @@ fn replay_blocking(
         for part in &seg.parts {
             let r = crate::repo::object::open_object(storage.clone(), part, opener)
                 .map_err(|e| damaged(format!("{}: {e}", part.key)))?;
+            let r = Counted {
+                inner: r,
+                bytes: &progress.bytes,
+            };
             let mut rr = RecordReader::new(BufReader::with_capacity(1 << 16, r))
                 .map_err(|e| damaged(format!("{}: {e}", part.key)))?;
             while let Some(rec) = rr
@@ -619,11 +709,17 @@ fn replay_blocking(
                         applying = *commit_lsn >= consistent && !dup;
                         if applying {
                             out.last_commit_at = Some(at);
+                            progress
+                                .commit_time
+                                .store(*commit_time, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
                     Record::Commit { commit_lsn, .. } => {
                         if applying {
                             out.xacts += 1;
+                            progress
+                                .xacts
+                                .store(out.xacts, std::sync::atomic::Ordering::Relaxed);
                             out.first_lsn.get_or_insert(*commit_lsn);
                             out.last_lsn = Some(*commit_lsn);
                             applied_here = true;
