@@ -13,11 +13,16 @@
 //! Tables with `REPLICA IDENTITY FULL` (or no key) have no key that tells
 //! two equal rows apart: their delta is a multiset of whole rows with a
 //! count each (+1 insert, −1 delete, an update both).
+//!
+//! The delta lives in the restore's sealed temporary store
+//! ([`super::store`]), so memory does not grow with the window.
 
+use super::store::{DeltaDb, KEY_LEN, Key, StoreError};
 use crate::repo::changes::codec::{OldKind, Value};
 use crate::repo::changes::manifest::RelationDesc;
 use crate::repo::manifest::TableEntry;
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 /// A change the delta cannot take; names what and why.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +31,16 @@ pub struct DeltaError {
     pub table: String,
     pub message: String,
 }
+
+/// Kinds of stored keys: a key-identified row, a whole row's count, an
+/// entry of the index from a base key to the rows that take unchanged
+/// values from that base row.
+const ROW: u8 = b'r';
+const COUNT: u8 = b'c';
+const FILL: u8 = b'f';
+
+/// Entries read at once when a table's delta is walked.
+const SCAN: usize = 1024;
 
 /// How a relation's changes map onto its base table's COPY columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,9 +159,76 @@ pub enum Entry {
     /// TOAST value pgoutput did not send) and come from the base row with
     /// that key.
     Row {
-        line: Box<[u8]>,
-        fill: Option<Box<[u8]>>,
+        line: Vec<u8>,
+        fill: Option<Vec<u8>>,
     },
+}
+
+/// An entry as stored: the row's key (for messages) and its version.
+fn encode(key: &[u8], e: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + key.len());
+    let put = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    match e {
+        Entry::Gone => {
+            out.push(0);
+            put(&mut out, key);
+        }
+        Entry::Row { line, fill } => {
+            out.push(1);
+            put(&mut out, key);
+            match fill {
+                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+                Some(f) => put(&mut out, f),
+            }
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+/// The row's key and version; `None` for bytes this module did not write.
+pub(super) fn decode(v: &[u8]) -> Option<(Vec<u8>, Entry)> {
+    fn take(v: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+        let (n, rest) = v.split_at_checked(4)?;
+        let n = u32::from_le_bytes(n.try_into().ok()?);
+        if n == u32::MAX {
+            return Some((None, rest));
+        }
+        let (b, rest) = rest.split_at_checked(n as usize)?;
+        Some((Some(b), rest))
+    }
+    let (&tag, rest) = v.split_first()?;
+    let (key, rest) = take(rest)?;
+    let key = key?.to_vec();
+    match tag {
+        0 => Some((key, Entry::Gone)),
+        1 => {
+            let (fill, line) = take(rest)?;
+            Some((
+                key,
+                Entry::Row {
+                    line: line.to_vec(),
+                    fill: fill.map(<[u8]>::to_vec),
+                },
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn count_of(v: &[u8]) -> Option<(i64, &[u8])> {
+    let (c, row) = v.split_at_checked(8)?;
+    Some((i64::from_le_bytes(c.try_into().ok()?), row))
+}
+
+fn damaged(table: &str) -> DeltaError {
+    DeltaError {
+        table: table.to_string(),
+        message: "the replay's temporary store returned a value it did not write".into(),
+    }
 }
 
 /// One table's delta.
@@ -155,23 +237,27 @@ pub struct TableDelta {
     pub shape: Shape,
     /// A TRUNCATE was replayed: no base row survives.
     pub truncated: bool,
-    rows: HashMap<Box<[u8]>, Entry>,
-    counts: HashMap<Box<[u8]>, i64>,
     /// Changes replayed into this table.
     pub changes: u64,
+    db: Arc<DeltaDb>,
+    table: u32,
+    /// Base keys (their stored hashes) some row takes unchanged values from.
+    fill_bases: HashSet<Key>,
 }
 
 /// The field that marks an unchanged TOAST value.
 pub const UNCHANGED: &[u8] = b"\\u";
 
 impl TableDelta {
-    pub fn new(shape: Shape) -> TableDelta {
+    /// The delta of table `table` (its manifest index), kept in `db`.
+    pub fn new(shape: Shape, db: Arc<DeltaDb>, table: u32) -> TableDelta {
         TableDelta {
             shape,
             truncated: false,
-            rows: HashMap::new(),
-            counts: HashMap::new(),
             changes: 0,
+            db,
+            table,
+            fill_bases: HashSet::new(),
         }
     }
 
@@ -180,6 +266,10 @@ impl TableDelta {
             table: self.shape.table.clone(),
             message: message.into(),
         }
+    }
+
+    fn store(&self) -> impl Fn(StoreError) -> DeltaError + '_ {
+        |e| self.err(e.to_string())
     }
 
     /// The COPY fields of a change's columns, in base order (`\N` for the
@@ -219,7 +309,50 @@ impl TableDelta {
         Ok(key)
     }
 
+    fn get_row(&self, key: &[u8]) -> Result<Option<Entry>, DeltaError> {
+        let stored = self
+            .db
+            .get(&self.db.key(self.table, ROW, key))
+            .map_err(self.store())?;
+        stored
+            .map(|v| {
+                decode(&v)
+                    .map(|(_, e)| e)
+                    .ok_or_else(|| damaged(&self.shape.table))
+            })
+            .transpose()
+    }
+
+    fn put_row(&mut self, key: &[u8], e: &Entry) -> Result<(), DeltaError> {
+        let row_key = self.db.key(self.table, ROW, key);
+        if let Entry::Row {
+            fill: Some(from), ..
+        } = e
+        {
+            let base = self.db.key(self.table, FILL, from);
+            let mut index = base.to_vec();
+            index.extend_from_slice(&row_key);
+            self.db.put(&index, &[]).map_err(self.store())?;
+            self.fill_bases.insert(base);
+        }
+        self.db.put(&row_key, &encode(key, e)).map_err(self.store())
+    }
+
+    fn add_count(&self, row: &[u8], by: i64) -> Result<(), DeltaError> {
+        let k = self.db.key(self.table, COUNT, row);
+        let now = match self.db.get(&k).map_err(self.store())? {
+            None => 0,
+            Some(v) => count_of(&v).ok_or_else(|| damaged(&self.shape.table))?.0,
+        };
+        let mut v = (now + by).to_le_bytes().to_vec();
+        v.extend_from_slice(row);
+        self.db.put(&k, &v).map_err(self.store())
+    }
+
     /// An INSERT.
+    ///
+    /// # Errors
+    /// A change the table's shape cannot take; the store failed.
     pub fn insert(&mut self, new: &[Value]) -> Result<(), DeltaError> {
         self.changes += 1;
         let fields = self.fields(new)?;
@@ -228,20 +361,17 @@ impl TableDelta {
         }
         let key = self.key(&fields)?;
         if self.shape.whole_row() {
-            *self.counts.entry(key.into()).or_default() += 1;
+            self.add_count(&key, 1)
         } else {
-            self.rows.insert(
-                key.into(),
-                Entry::Row {
-                    line: join(fields.iter().map(Vec::as_slice)).into(),
-                    fill: None,
-                },
-            );
+            let line = join(fields.iter().map(Vec::as_slice));
+            self.put_row(&key, &Entry::Row { line, fill: None })
         }
-        Ok(())
     }
 
     /// A DELETE of the row with this old key (or whole old row).
+    ///
+    /// # Errors
+    /// As [`TableDelta::insert`].
     pub fn delete(&mut self, kind: OldKind, old: &[Value]) -> Result<(), DeltaError> {
         self.changes += 1;
         let fields = self.fields(old)?;
@@ -252,15 +382,17 @@ impl TableDelta {
                     self.err("a DELETE without the old row, on a table keyed by its whole row")
                 );
             }
-            *self.counts.entry(key.into()).or_default() -= 1;
+            self.add_count(&key, -1)
         } else {
-            self.rows.insert(key.into(), Entry::Gone);
+            self.put_row(&key, &Entry::Gone)
         }
-        Ok(())
     }
 
     /// An UPDATE: `old` when pgoutput sent the old key (it changed) or the
     /// old row (REPLICA IDENTITY FULL).
+    ///
+    /// # Errors
+    /// As [`TableDelta::insert`].
     pub fn update(
         &mut self,
         old: Option<(OldKind, &[Value])>,
@@ -282,11 +414,8 @@ impl TableDelta {
                     f.clone_from(o);
                 }
             }
-            let old_key = self.key(&old_fields)?;
-            *self.counts.entry(old_key.into()).or_default() -= 1;
-            let new_key = self.key(&fields)?;
-            *self.counts.entry(new_key.into()).or_default() += 1;
-            return Ok(());
+            self.add_count(&self.key(&old_fields)?, -1)?;
+            return self.add_count(&self.key(&fields)?, 1);
         }
         let new_key = self.key(&fields)?;
         let old_key = match old {
@@ -298,15 +427,14 @@ impl TableDelta {
         };
         let mut fill = None;
         if fields.iter().any(|f| f == UNCHANGED) {
-            match self.rows.get(old_key.as_slice()) {
+            match self.get_row(&old_key)? {
                 Some(Entry::Row { line, fill: before }) => {
-                    let prev: Vec<&[u8]> = line.split(|&b| b == b'\t').collect();
-                    for (f, p) in fields.iter_mut().zip(prev) {
+                    for (f, p) in fields.iter_mut().zip(line.split(|&b| b == b'\t')) {
                         if f == UNCHANGED {
                             *f = p.to_vec();
                         }
                     }
-                    fill = before.clone();
+                    fill = before;
                 }
                 Some(Entry::Gone) => {
                     return Err(self.err(
@@ -318,56 +446,42 @@ impl TableDelta {
                         "an UPDATE after a TRUNCATE keeps values that were not sent (unchanged TOAST)",
                     ));
                 }
-                None => fill = Some(old_key.clone().into()),
+                None => fill = Some(old_key.clone()),
             }
             if !fields.iter().any(|f| f == UNCHANGED) {
                 fill = None;
             }
         }
         if old_key != new_key {
-            self.rows.insert(old_key.into(), Entry::Gone);
+            self.put_row(&old_key, &Entry::Gone)?;
         }
-        self.rows.insert(
-            new_key.into(),
-            Entry::Row {
-                line: join(fields.iter().map(Vec::as_slice)).into(),
-                fill,
-            },
-        );
-        Ok(())
+        let line = join(fields.iter().map(Vec::as_slice));
+        self.put_row(&new_key, &Entry::Row { line, fill })
     }
 
     /// A TRUNCATE: every row so far is gone, the base's included.
-    pub fn truncate(&mut self) {
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn truncate(&mut self) -> Result<(), DeltaError> {
         self.changes += 1;
         self.truncated = true;
-        self.rows.clear();
-        self.counts.clear();
+        self.fill_bases.clear();
+        for kind in [ROW, COUNT, FILL] {
+            self.db.delete_all(self.table, kind).map_err(self.store())?;
+        }
+        Ok(())
     }
 
     /// Done replaying: the delta in the form pass B reads.
     pub fn seal(self) -> SealedDelta {
-        let mut rows: Vec<(Box<[u8]>, Entry)> = self.rows.into_iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut counts: Vec<(Box<[u8]>, i64)> =
-            self.counts.into_iter().filter(|(_, c)| *c != 0).collect();
-        counts.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut fills: HashMap<Box<[u8]>, Vec<usize>> = HashMap::new();
-        for (i, (_, e)) in rows.iter().enumerate() {
-            if let Entry::Row {
-                fill: Some(from), ..
-            } = e
-            {
-                fills.entry(from.clone()).or_default().push(i);
-            }
-        }
         SealedDelta {
             shape: self.shape,
             truncated: self.truncated,
-            rows,
-            counts,
-            fills,
             changes: self.changes,
+            db: self.db,
+            table: self.table,
+            fill_bases: self.fill_bases,
         }
     }
 }
@@ -377,32 +491,129 @@ impl TableDelta {
 pub struct SealedDelta {
     pub shape: Shape,
     pub truncated: bool,
-    /// Key-identified rows, sorted by key.
-    pub rows: Vec<(Box<[u8]>, Entry)>,
-    /// Whole-row tables: net count per row, sorted, none zero.
-    pub counts: Vec<(Box<[u8]>, i64)>,
-    /// Base key → rows (indexes into `rows`) that take their unchanged
-    /// values from that base row.
-    pub fills: HashMap<Box<[u8]>, Vec<usize>>,
     pub changes: u64,
+    db: Arc<DeltaDb>,
+    table: u32,
+    fill_bases: HashSet<Key>,
 }
 
+/// A key-identified row of the delta, as walked: its stored key, its key
+/// and its version.
+pub type Walked = (Vec<u8>, Vec<u8>, Entry);
+
+/// A counted row of the delta, as walked: its stored key, its count and
+/// the row.
+pub type Counted = (Vec<u8>, i64, Vec<u8>);
+
 impl SealedDelta {
-    /// The entry for a key, if the delta touched it.
-    pub fn entry(&self, key: &[u8]) -> Option<&Entry> {
-        self.rows
-            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
-            .ok()
-            .map(|i| &self.rows[i].1)
+    fn store(&self) -> impl Fn(StoreError) -> std::io::Error + '_ {
+        |e| std::io::Error::other(format!("{}: {e}", self.shape.table))
     }
 
-    /// A whole-row table's net count for a row (0 if untouched), and its
-    /// index into `counts`.
-    pub fn count(&self, row: &[u8]) -> Option<(usize, i64)> {
-        self.counts
-            .binary_search_by(|(k, _)| k.as_ref().cmp(row))
-            .ok()
-            .map(|i| (i, self.counts[i].1))
+    fn damaged(&self) -> std::io::Error {
+        std::io::Error::other(damaged(&self.shape.table).to_string())
+    }
+
+    /// The stored key of a row's key (key-identified tables).
+    pub fn row_key(&self, key: &[u8]) -> Key {
+        self.db.key(self.table, ROW, key)
+    }
+
+    /// Whether the delta holds a version of the row with this key.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn holds(&self, key: &[u8]) -> std::io::Result<bool> {
+        Ok(self
+            .db
+            .get(&self.row_key(key))
+            .map_err(self.store())?
+            .is_some())
+    }
+
+    /// A whole-row table's net count for a row, with its stored key.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn count(&self, row: &[u8]) -> std::io::Result<(Key, i64)> {
+        let k = self.db.key(self.table, COUNT, row);
+        let c = match self.db.get(&k).map_err(self.store())? {
+            None => 0,
+            Some(v) => count_of(&v).ok_or_else(|| self.damaged())?.0,
+        };
+        Ok((k, c))
+    }
+
+    /// The rows that take their unchanged values from the base row with
+    /// `base_key`: each one's stored key and line (with `\u` fields).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn fills(&self, base_key: &[u8]) -> std::io::Result<Vec<(Key, Vec<u8>)>> {
+        let base = self.db.key(self.table, FILL, base_key);
+        if !self.fill_bases.contains(&base) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for (k, _) in self
+            .db
+            .scan_prefix(&base, None, usize::MAX)
+            .map_err(self.store())?
+        {
+            let Some(row_key) = k.get(KEY_LEN..).and_then(|r| Key::try_from(r).ok()) else {
+                return Err(self.damaged());
+            };
+            let Some(v) = self.db.get(&row_key).map_err(self.store())? else {
+                continue;
+            };
+            // The index is never pruned: a row later deleted or updated
+            // with all its values no longer takes them from this base row.
+            if let Some((
+                _,
+                Entry::Row {
+                    line,
+                    fill: Some(f),
+                },
+            )) = decode(&v)
+                && f == base_key
+            {
+                out.push((row_key, line));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to [`SCAN`] rows of the delta after the stored key `after`.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn rows_after(&self, after: Option<&[u8]>) -> std::io::Result<Vec<Walked>> {
+        self.db
+            .scan(self.table, ROW, after, SCAN)
+            .map_err(self.store())?
+            .into_iter()
+            .map(|(k, v)| {
+                let (key, e) = decode(&v).ok_or_else(|| self.damaged())?;
+                Ok((k, key, e))
+            })
+            .collect()
+    }
+
+    /// Up to [`SCAN`] counted rows after the stored key `after`: stored
+    /// key, count, row.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn counts_after(&self, after: Option<&[u8]>) -> std::io::Result<Vec<Counted>> {
+        self.db
+            .scan(self.table, COUNT, after, SCAN)
+            .map_err(self.store())?
+            .into_iter()
+            .map(|(k, v)| {
+                let (c, row) = count_of(&v).ok_or_else(|| self.damaged())?;
+                Ok((k, c, row.to_vec()))
+            })
+            .collect()
     }
 }
 

@@ -77,9 +77,15 @@ fn sorted(s: &str) -> Vec<&str> {
     v
 }
 
+/// A delta of table 0 in a store of its own.
+fn delta(shape: Shape) -> TableDelta {
+    let db = Arc::new(crate::restore::pitr::store::DeltaDb::create(None).unwrap());
+    TableDelta::new(shape, db, 0)
+}
+
 fn keyed() -> TableDelta {
     let e = entry(&["id", "owner", "body"], 3);
-    TableDelta::new(
+    delta(
         Shape::of(
             &rel("d", &[("id", true), ("owner", false), ("body", false)]),
             &e,
@@ -161,7 +167,7 @@ fn a_value_kept_from_a_base_row_that_does_not_exist_is_refused() {
 fn truncate_drops_the_base_and_what_came_before_it() {
     let mut d = keyed();
     d.insert(&row(&["4", "d", "w"])).unwrap();
-    d.truncate();
+    d.truncate().unwrap();
     d.insert(&row(&["5", "e", "v"])).unwrap();
     let (out, c) = merge(BASE, 3, d).unwrap();
     assert_eq!(sorted(&out), vec!["5\te\tv"]);
@@ -173,7 +179,7 @@ fn whole_row_tables_count_equal_rows_apart() {
     let e = entry(&["a", "b"], 3);
     let shape = Shape::of(&rel("f", &[("a", true), ("b", true)]), &e).unwrap();
     assert!(shape.whole_row());
-    let mut d = TableDelta::new(shape);
+    let mut d = delta(shape);
     // Base holds (x,1) twice and (y,2) once; delete one (x,1), update
     // (y,2) to (y,3), insert (z,4) twice and delete it once.
     d.delete(OldKind::Full, &row(&["x", "1"])).unwrap();
@@ -189,7 +195,7 @@ fn whole_row_tables_count_equal_rows_apart() {
 #[test]
 fn a_delete_of_a_row_the_base_does_not_hold_is_refused() {
     let e = entry(&["a", "b"], 1);
-    let mut d = TableDelta::new(Shape::of(&rel("f", &[("a", true), ("b", true)]), &e).unwrap());
+    let mut d = delta(Shape::of(&rel("f", &[("a", true), ("b", true)]), &e).unwrap());
     d.delete(OldKind::Full, &row(&["q", "9"])).unwrap();
     let e = merge("x\t1\n", 1, d).unwrap_err();
     assert!(
@@ -234,9 +240,74 @@ fn a_shape_other_than_the_bases_is_refused() {
 #[test]
 fn columns_map_by_name_when_the_order_differs() {
     let e = entry(&["id", "owner"], 1);
-    let mut d =
-        TableDelta::new(Shape::of(&rel("d", &[("owner", false), ("id", true)]), &e).unwrap());
+    let mut d = delta(Shape::of(&rel("d", &[("owner", false), ("id", true)]), &e).unwrap());
     d.update(None, &row(&["z", "1"])).unwrap();
     let (out, _) = merge("1\ta\n", 1, d).unwrap();
     assert_eq!(out, "1\tz\n");
+}
+
+#[test]
+fn nothing_of_a_row_is_readable_in_the_store_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Arc::new(crate::restore::pitr::store::DeltaDb::create(Some(tmp.path())).unwrap());
+    let e = entry(&["id", "owner", "body"], 0);
+    let shape = Shape::of(
+        &rel("d", &[("id", true), ("owner", false), ("body", false)]),
+        &e,
+    )
+    .unwrap();
+    let mut d = TableDelta::new(shape, db.clone(), 0);
+    for i in 0..2000 {
+        d.insert(&row(&[
+            &format!("id-{i}"),
+            "erased-subject@example.eu",
+            "secret body",
+        ]))
+        .unwrap();
+    }
+    let sealed = Arc::new(d.seal());
+    // Force what RocksDB holds in memory onto disk, then read every file.
+    drop(sealed);
+    db.flush();
+    let mut files = vec![tmp.path().to_path_buf()];
+    let mut found = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                files.push(e.unwrap().path());
+            }
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            for needle in [&b"erased-subject"[..], b"secret body", b"id-1999"] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds {}",
+                    p.display(),
+                    String::from_utf8_lossy(needle)
+                );
+            }
+            found += 1;
+        }
+    }
+    let sst = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .filter(|f| {
+            f.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sst")
+        })
+        .count();
+    assert!(
+        found > 0 && sst > 0,
+        "the store wrote no table file ({found} files)"
+    );
+    drop(db);
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the store's directory is left behind"
+    );
 }

@@ -10,6 +10,8 @@
 //! against the manifest, as a snapshot restore counts them.
 
 use super::delta::{Entry, SealedDelta, UNCHANGED};
+use super::store::Key;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 
@@ -27,6 +29,12 @@ pub struct MergeCounts {
     pub delta_rows: u64,
 }
 
+/// Delta entries read from the store and not yet emitted.
+enum Pending {
+    Rows(std::vec::IntoIter<super::delta::Walked>),
+    Counts(std::vec::IntoIter<super::delta::Counted>),
+}
+
 /// The merged COPY stream of one table.
 pub struct MergedReader<R: Read> {
     base: Option<BufReader<R>>,
@@ -34,12 +42,13 @@ pub struct MergedReader<R: Read> {
     /// Rows the manifest says the base holds.
     expected: u64,
     table: String,
-    /// Negative counts still to cancel, per index into `delta.counts`.
-    cancel: Vec<i64>,
-    /// Rows filled from the base so far (their indexes).
-    filled: Vec<bool>,
-    /// The next delta entry to emit after the base.
-    next: usize,
+    /// Whole-row tables: negative counts still to cancel, per stored key.
+    cancel: HashMap<Key, i64>,
+    /// Rows completed from their base row in this pass (stored keys).
+    filled: HashSet<Key>,
+    /// The walk of the delta after the base: the last stored key read.
+    after: Option<Vec<u8>>,
+    pending: Option<Pending>,
     line: Vec<u8>,
     out: Vec<u8>,
     pos: usize,
@@ -50,16 +59,15 @@ pub struct MergedReader<R: Read> {
 
 impl<R: Read> MergedReader<R> {
     pub fn new(base: R, delta: Arc<SealedDelta>, expected: u64, table: String) -> Self {
-        let cancel = delta.counts.iter().map(|&(_, c)| c.min(0)).collect();
-        let filled = vec![false; delta.rows.len()];
         MergedReader {
             base: Some(BufReader::with_capacity(1 << 16, base)),
             delta,
             expected,
             table,
-            cancel,
-            filled,
-            next: 0,
+            cancel: HashMap::new(),
+            filled: HashSet::new(),
+            after: None,
+            pending: None,
             line: Vec::new(),
             out: Vec::new(),
             pos: 0,
@@ -82,18 +90,28 @@ impl<R: Read> MergedReader<R> {
         )
     }
 
-    /// One base row (without its newline) into `out`, or not.
+    /// One base row (in `self.line`) into `out`, or not.
     fn base_row(&mut self) -> io::Result<()> {
         let line = std::mem::take(&mut self.line);
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         self.counts.base_rows += 1;
         let fields: Vec<&[u8]> = body.split(|&b| b == b'\t').collect();
         let key = self.delta.shape.key_of_line(&fields);
-        if let Some(fills) = self.delta.fills.get(key.as_slice()) {
-            for &i in fills {
-                let Entry::Row { line: row, .. } = &self.delta.rows[i].1 else {
-                    continue;
-                };
+        let keep = if self.delta.shape.whole_row() {
+            if self.delta.truncated {
+                false
+            } else {
+                let (k, c) = self.delta.count(&key)?;
+                let left = self.cancel.entry(k).or_insert(c.min(0));
+                if *left < 0 {
+                    *left += 1;
+                    false
+                } else {
+                    true
+                }
+            }
+        } else {
+            for (row_key, row) in self.delta.fills(&key)? {
                 for (n, f) in row.split(|&b| b == b'\t').enumerate() {
                     if n > 0 {
                         self.out.push(b'\t');
@@ -106,22 +124,10 @@ impl<R: Read> MergedReader<R> {
                     }
                 }
                 self.out.push(b'\n');
-                self.filled[i] = true;
+                self.filled.insert(row_key);
                 self.counts.delta_rows += 1;
             }
-        }
-        let keep = if self.delta.truncated {
-            false
-        } else if self.delta.shape.whole_row() {
-            match self.delta.count(&key) {
-                Some((i, _)) if self.cancel[i] < 0 => {
-                    self.cancel[i] += 1;
-                    false
-                }
-                _ => true,
-            }
-        } else {
-            self.delta.entry(&key).is_none()
+            !self.delta.truncated && !self.delta.holds(&key)?
         };
         if keep {
             self.out.extend_from_slice(body);
@@ -133,54 +139,80 @@ impl<R: Read> MergedReader<R> {
         Ok(())
     }
 
-    /// The next delta row(s) into `out`; false when there are none left.
+    /// The next delta entry into `out`; false when there are none left.
     fn delta_row(&mut self) -> io::Result<bool> {
-        let d = self.delta.clone();
-        if d.shape.whole_row() {
-            let Some((row, count)) = d.counts.get(self.next) else {
-                return Ok(false);
+        if self.pending.as_ref().is_none_or(|p| match p {
+            Pending::Rows(i) => i.len() == 0,
+            Pending::Counts(i) => i.len() == 0,
+        }) {
+            let after = self.after.as_deref();
+            let next = if self.delta.shape.whole_row() {
+                Pending::Counts(self.delta.counts_after(after)?.into_iter())
+            } else {
+                Pending::Rows(self.delta.rows_after(after)?.into_iter())
             };
-            if self.cancel[self.next] < 0 {
-                return Err(self.invalid(format!(
-                    "the change stream deletes a row the base does not hold ({row:?} in COPY text); the stream or the base is damaged",
-                    row = String::from_utf8_lossy(row)
-                )));
-            }
-            for _ in 0..(*count).max(0) {
-                self.out.extend_from_slice(row);
-                // Whole-row keys hold the columns pgoutput sends; the
-                // generated tail (never filled by changes) is NULL.
-                for _ in d.shape.map.len()..d.shape.ncols {
-                    self.out.extend_from_slice(b"\t\\N");
-                }
-                self.out.push(b'\n');
-                self.counts.delta_rows += 1;
-            }
-        } else {
-            let Some((key, entry)) = d.rows.get(self.next) else {
-                return Ok(false);
-            };
-            match entry {
-                Entry::Gone => {}
-                Entry::Row { line, fill: None } => {
-                    self.out.extend_from_slice(line);
-                    self.out.push(b'\n');
-                    self.counts.delta_rows += 1;
-                }
-                Entry::Row {
-                    fill: Some(from), ..
-                } => {
-                    if !self.filled[self.next] {
+            self.pending = Some(next);
+        }
+        let ncols = self.delta.shape.ncols;
+        let sent = self.delta.shape.map.len();
+        match self.pending.as_mut() {
+            Some(Pending::Counts(i)) => {
+                let Some((k, count, row)) = i.next() else {
+                    return Ok(false);
+                };
+                if count < 0 {
+                    let left = Key::try_from(k.as_slice())
+                        .ok()
+                        .and_then(|k| self.cancel.get(&k).copied())
+                        .unwrap_or(count);
+                    if left < 0 {
                         return Err(self.invalid(format!(
-                            "the row with key {} kept values from the base row with key {}, which the base does not hold; the stream or the base is damaged",
-                            String::from_utf8_lossy(key),
-                            String::from_utf8_lossy(from)
+                            "the change stream deletes a row the base does not hold ({}, in COPY text); the stream or the base is damaged",
+                            String::from_utf8_lossy(&row)
                         )));
                     }
                 }
+                for _ in 0..count.max(0) {
+                    self.out.extend_from_slice(&row);
+                    // Whole-row keys hold the columns pgoutput sends; the
+                    // generated tail (never filled by changes) is NULL.
+                    for _ in sent..ncols {
+                        self.out.extend_from_slice(b"\t\\N");
+                    }
+                    self.out.push(b'\n');
+                    self.counts.delta_rows += 1;
+                }
+                self.after = Some(k);
             }
+            Some(Pending::Rows(i)) => {
+                let Some((k, key, entry)) = i.next() else {
+                    return Ok(false);
+                };
+                match entry {
+                    Entry::Gone => {}
+                    Entry::Row { line, fill: None } => {
+                        self.out.extend_from_slice(&line);
+                        self.out.push(b'\n');
+                        self.counts.delta_rows += 1;
+                    }
+                    Entry::Row {
+                        fill: Some(from), ..
+                    } => {
+                        let filled =
+                            Key::try_from(k.as_slice()).is_ok_and(|k| self.filled.contains(&k));
+                        if !filled {
+                            return Err(self.invalid(format!(
+                                "the row with key {} kept values from the base row with key {}, which the base does not hold; the stream or the base is damaged",
+                                String::from_utf8_lossy(&key),
+                                String::from_utf8_lossy(&from)
+                            )));
+                        }
+                    }
+                }
+                self.after = Some(k);
+            }
+            None => return Ok(false),
         }
-        self.next += 1;
         Ok(true)
     }
 

@@ -20,6 +20,7 @@
 
 pub mod delta;
 pub mod merge;
+pub mod store;
 
 use super::RestoreError;
 use crate::capture::window::{self, Window};
@@ -636,6 +637,8 @@ fn replay_blocking(
         .map(|(i, t)| ((t.schema.as_str(), t.name.as_str()), i))
         .collect();
     let mut shapes: HashMap<u32, Result<(usize, Shape), String>> = HashMap::new();
+    // Rows at the point live here, sealed, not in memory (see `store`).
+    let db = Arc::new(store::DeltaDb::create(None).map_err(|e| refuse(e.to_string()))?);
     let mut deltas: HashMap<usize, TableDelta> = HashMap::new();
     let mut out = Replayed {
         deltas: HashMap::new(),
@@ -731,7 +734,8 @@ fn replay_blocking(
                     | Record::Delete { relid, .. }
                         if applying =>
                     {
-                        let d = delta_for(&mut deltas, &shapes, base, *relid).map_err(&damaged)?;
+                        let d =
+                            delta_for(&mut deltas, &shapes, base, &db, *relid).map_err(&damaged)?;
                         out.changes += 1;
                         let r = match &rec {
                             Record::Insert { new, .. } => d.insert(new),
@@ -746,9 +750,10 @@ fn replay_blocking(
                     Record::Truncate { relids, .. } if applying => {
                         for relid in relids {
                             out.changes += 1;
-                            delta_for(&mut deltas, &shapes, base, *relid)
+                            delta_for(&mut deltas, &shapes, base, &db, *relid)
                                 .map_err(&damaged)?
-                                .truncate();
+                                .truncate()
+                                .map_err(|e| damaged(e.to_string()))?;
                         }
                     }
                     _ => {}
@@ -782,6 +787,7 @@ fn delta_for<'a>(
     deltas: &'a mut HashMap<usize, TableDelta>,
     shapes: &HashMap<u32, Result<(usize, Shape), String>>,
     base: &Manifest,
+    db: &Arc<store::DeltaDb>,
     relid: u32,
 ) -> Result<&'a mut TableDelta, String> {
     let (t, shape) = match shapes.get(&relid) {
@@ -809,7 +815,7 @@ fn delta_for<'a>(
     }
     let d = deltas
         .entry(*t)
-        .or_insert_with(|| TableDelta::new(shape.clone()));
+        .or_insert_with(|| TableDelta::new(shape.clone(), db.clone(), *t as u32));
     if &d.shape != shape {
         return Err(format!(
             "{} changed shape inside the window without a recorded gap",
