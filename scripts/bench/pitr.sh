@@ -63,8 +63,8 @@ createdb "$DB"
 sql "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);
      CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE, v text);
      INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 10000) g;
-     INSERT INTO events SELECT g, 1 + g % 10000, md5(g::text) FROM generate_series(1, $BASE_ROWS) g;
-     VACUUM ANALYZE"
+     INSERT INTO events SELECT g, 1 + g % 10000, md5(g::text) FROM generate_series(1, $BASE_ROWS) g"
+sql "VACUUM ANALYZE"
 
 cat > "$W/lethe.toml" <<CONF
 [source]
@@ -153,8 +153,10 @@ log "update-heavy window: $UPDATES rows"
 for k in $(seq 0 9); do
   sql "UPDATE events SET v = v || 'u' WHERE id % 10 = $k AND id <= $UPDATES"
 done
-stored
+sleep 1.1
 P2=$(utc)
+sleep 1.1
+stored
 kill -TERM "$DPID"; wait "$DPID" || true; DPID=""
 "$LETHE" --config "$W/lethe.toml" erase add -- $(seq 1 100) > /dev/null
 

@@ -268,7 +268,7 @@ fn nothing_of_a_row_is_readable_in_the_store_directory() {
     let sealed = Arc::new(d.seal());
     // Force what RocksDB holds in memory onto disk, then read every file.
     drop(sealed);
-    db.flush();
+    db.flush().unwrap();
     let mut files = vec![tmp.path().to_path_buf()];
     let mut found = 0;
     while let Some(p) = files.pop() {

@@ -775,6 +775,7 @@ fn replay_blocking(
             last_seen.map_or("the base".into(), |l| l.to_string())
         )));
     }
+    db.flush().map_err(|e| refuse(e.to_string()))?;
     out.deltas = deltas
         .into_iter()
         .map(|(t, d)| (t, Arc::new(d.seal())))

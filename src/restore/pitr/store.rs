@@ -161,11 +161,23 @@ impl DeltaDb {
         }
     }
 
-    /// Writes what RocksDB holds in memory to its files (for tests that
-    /// read the files).
-    #[cfg(test)]
-    pub fn flush(&self) {
-        self.db.flush().expect("flush");
+    /// Writes what RocksDB holds in memory to its table files, where bloom
+    /// filters answer most lookups of keys it does not hold (a memtable
+    /// lookup walks a skip list): done once the replay is written, before
+    /// pass B looks up every base row.
+    ///
+    /// # Errors
+    /// RocksDB failed.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(err("flushing"))
+    }
+
+    /// Whether a value is stored under `key` (it is not opened).
+    ///
+    /// # Errors
+    /// RocksDB failed.
+    pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.db.get_pinned(key).map_err(err("reading"))?.is_some())
     }
 
     /// Removes every key of `kind` in `table`.
