@@ -17,6 +17,14 @@
 # Replay throughput = row changes replayed / (point restore − base restore)
 # seconds (medians); peak RSS of each restore from /usr/bin/time -v.
 # 100 users are erased first, so the filter works as it would in use.
+# 4. With PGBR=1 (as root; Debian's pgbackrest): a pgBackRest full backup
+#    (posix repo, zst) before the windows, their WAL received with
+#    pg_receivewal and pushed with `archive-push` (the cluster runs with
+#    archive_mode off), then `pgbackrest restore --type=time --target=<the
+#    insert window's point>` and a postmaster on $PGBR_PORT until it has
+#    recovered and promoted, against `lethe restore --at <the same point>
+#    --target` into a new database on the same cluster: wall time each,
+#    $RUNS runs alternating. pgBackRest restores the whole cluster.
 # Raw results: $OUT (key = value lines).
 set -euo pipefail
 
@@ -32,6 +40,10 @@ LETHE=${LETHE:-${CARGO_TARGET_DIR:-$HOME/.cache/lethe-target}/release/lethe}
 OUT=${OUT:-$REPO_ROOT/scripts/bench/results/pitr-$(date -u +%F).txt}
 W=$(mktemp -d /tmp/lethe-pitr-bench.XXXXXX)
 DPID=""
+RWPID=""
+PGBR=${PGBR:-0}
+PGBR_PORT=${PGBR_PORT:-5436}
+PGBIN=/usr/lib/postgresql/15/bin
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 rec() { printf '%s = %s\n' "$1" "$2" | tee -a "$OUT" >&2; }
@@ -41,6 +53,9 @@ utc() { sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD\"T
 cleanup() {
   set +e
   [[ -n $DPID ]] && kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+  [[ -n $RWPID ]] && kill -TERM "$RWPID" 2>/dev/null && wait "$RWPID" 2>/dev/null
+  [[ -d $W/pgr ]] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pgr" -m immediate stop >/dev/null 2>&1
+  for d in $(psql -XAtc "select datname from pg_database where datname like '${DB}_at_%'" postgres); do dropdb --force "$d"; done
   psql -Xq -c "select pg_terminate_backend(active_pid) from pg_replication_slots where database = '$DB' and active_pid is not null" postgres >/dev/null
   sleep 0.5
   psql -Xq -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = '$DB'" postgres >/dev/null
@@ -93,6 +108,37 @@ enabled = true
 flush_every = "5s"
 slot = "$DB"
 CONF
+
+if [[ $PGBR == 1 ]]; then
+  chmod 755 "$W"
+  mkdir -p "$W/pgbr"/{repo,log,lock,spool,wal}
+  cat > "$W/pgbr/pgbackrest.conf" <<CONF
+[global]
+repo1-path=$W/pgbr/repo
+compress-type=zst
+process-max=2
+start-fast=y
+archive-check=n
+log-path=$W/pgbr/log
+lock-path=$W/pgbr/lock
+spool-path=$W/pgbr/spool
+log-level-console=warn
+
+[pitr]
+pg1-path=$(psql -XAtc 'show data_directory' postgres)
+pg1-port=$PGPORT
+pg1-socket-path=/var/run/postgresql
+CONF
+  chown -R postgres: "$W/pgbr"
+  pgbr() { runuser -u postgres -- pgbackrest --config="$W/pgbr/pgbackrest.conf" --stanza=pitr "$@"; }
+  # WAL from before the backup on: recovery needs the backup's own WAL.
+  runuser -u postgres -- "$PGBIN/pg_receivewal" -h 127.0.0.1 -p "$PGPORT" -D "$W/pgbr/wal" --no-loop &
+  RWPID=$!
+  sleep 1
+  pgbr stanza-create
+  pgbr backup --type=full
+  rec pgbackrest "$(pgbackrest version), posix repo, zst, full backup of the whole cluster ($(psql -XAtc 'select pg_size_pretty(sum(pg_database_size(datname))) from pg_database' postgres))"
+fi
 
 "$LETHE" --config "$W/lethe.toml" daemon 2> "$W/daemon.log" &
 DPID=$!
@@ -161,5 +207,44 @@ kill -TERM "$DPID"; wait "$DPID" || true; DPID=""
 "$LETHE" --config "$W/lethe.toml" erase add -- $(seq 1 100) > /dev/null
 
 restore_pair insert "$P1" "$INSERTS"
+
+if [[ $PGBR == 1 ]]; then
+  # The window's WAL into the archive: the last segment completed first.
+  psql -XAtqc 'select pg_switch_wal()' postgres >/dev/null
+  sleep 2
+  kill -TERM "$RWPID"; wait "$RWPID" || true; RWPID=""
+  for f in "$W/pgbr/wal"/*; do
+    [[ $f == *.partial ]] && continue
+    pgbr archive-push "$f"
+  done
+  for i in $(seq 1 "$RUNS"); do
+    rm -rf "$W/pgr"; mkdir -m 700 "$W/pgr"; chown postgres: "$W/pgr"
+    t0=$(date +%s.%N)
+    pgbr restore --type=time --target="$P1" --target-action=promote --pg1-path="$W/pgr" >/dev/null
+    printf "port = $PGBR_PORT\nunix_socket_directories = '$W'\nlisten_addresses = ''\n" > "$W/pgr/postgresql.conf"
+    printf 'local all all trust\n' > "$W/pgr/pg_hba.conf"
+    : > "$W/pgr/pg_ident.conf"
+    chown postgres: "$W/pgr"/*.conf
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pgr" -l "$W/pgr.log" -w -t 3600 start >/dev/null
+    until [[ $(psql -XAtq -h "$W" -p "$PGBR_PORT" -c 'select pg_is_in_recovery()' postgres 2>/dev/null) == f ]]; do sleep 0.1; done
+    t1=$(date +%s.%N)
+    rec "pgbackrest_restore_run$i" "$(echo "$t1 - $t0" | bc) s ($(psql -XAtq -h "$W" -p "$PGBR_PORT" -d "$DB" -c 'select count(*) from events') events)"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pgr" -m fast stop >/dev/null
+    echo "$t1 - $t0" | bc >> "$W/pgbr_s"
+    createdb "${DB}_at_$i"
+    t0=$(date +%s.%N)
+    "$LETHE" --config "$W/lethe.toml" restore --at "$P1" --target "postgres://postgres@127.0.0.1:$PGPORT/${DB}_at_$i" > /dev/null 2> "$W/err" \
+      || { cat "$W/err" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    rec "lethe_restore_at_run$i" "$(echo "$t1 - $t0" | bc) s ($(psql -XAtq -d "${DB}_at_$i" -c 'select count(*) from events') events)"
+    echo "$t1 - $t0" | bc >> "$W/lethe_at_s"
+    dropdb --force "${DB}_at_$i"
+  done
+  mp=$(sort -n "$W/pgbr_s" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  ml=$(sort -n "$W/lethe_at_s" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  rec pgbackrest_median_s "$mp"
+  rec lethe_at_median_s "$ml"
+  rec lethe_vs_pgbackrest "$(echo "scale=2; $ml / $mp" | bc)"
+fi
 restore_pair update "$P2" "$((INSERTS + UPDATES))"
 rec finished "$(date -u +%FT%TZ)"
