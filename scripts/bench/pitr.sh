@@ -220,15 +220,17 @@ if [[ $PGBR == 1 ]]; then
   for i in $(seq 1 "$RUNS"); do
     rm -rf "$W/pgr"; mkdir -m 700 "$W/pgr"; chown postgres: "$W/pgr"
     t0=$(date +%s.%N)
-    pgbr restore --type=time --target="$P1" --target-action=promote --pg1-path="$W/pgr" >/dev/null
-    printf "port = $PGBR_PORT\nunix_socket_directories = '$W'\nlisten_addresses = ''\n" > "$W/pgr/postgresql.conf"
+    pgbr restore --type=time --target="$(sed 's/T/ /; s/Z$/+00/' <<<"$P1")" --target-action=promote --pg1-path="$W/pgr" >/dev/null
+    printf "port = $PGBR_PORT\nunix_socket_directories = '$W/pgbr'\nlisten_addresses = ''\n" > "$W/pgr/postgresql.conf"
+    # Recovery refuses settings below the primary's.
+    psql -XAtc "select name || ' = ' || setting from pg_settings where name in ('max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions', 'max_locks_per_transaction')" postgres >> "$W/pgr/postgresql.conf"
     printf 'local all all trust\n' > "$W/pgr/pg_hba.conf"
     : > "$W/pgr/pg_ident.conf"
     chown postgres: "$W/pgr"/*.conf
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pgr" -l "$W/pgr.log" -w -t 3600 start >/dev/null
-    until [[ $(psql -XAtq -h "$W" -p "$PGBR_PORT" -c 'select pg_is_in_recovery()' postgres 2>/dev/null) == f ]]; do sleep 0.1; done
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pgr" -l "$W/pgbr/pgr.log" -w -t 3600 start >/dev/null
+    until [[ $(psql -XAtq -h "$W/pgbr" -p "$PGBR_PORT" -c 'select pg_is_in_recovery()' postgres 2>/dev/null) == f ]]; do sleep 0.1; done
     t1=$(date +%s.%N)
-    rec "pgbackrest_restore_run$i" "$(echo "$t1 - $t0" | bc) s ($(psql -XAtq -h "$W" -p "$PGBR_PORT" -d "$DB" -c 'select count(*) from events') events)"
+    rec "pgbackrest_restore_run$i" "$(echo "$t1 - $t0" | bc) s ($(psql -XAtq -h "$W/pgbr" -p "$PGBR_PORT" -d "$DB" -c 'select count(*) from events') events)"
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$W/pgr" -m fast stop >/dev/null
     echo "$t1 - $t0" | bc >> "$W/pgbr_s"
     createdb "${DB}_at_$i"
