@@ -86,7 +86,7 @@ pub enum CaptureError {
 }
 
 impl CaptureError {
-    fn storage(key: &str) -> impl Fn(StorageError) -> CaptureError + '_ {
+    pub(crate) fn storage(key: &str) -> impl Fn(StorageError) -> CaptureError + '_ {
         move |source| CaptureError::Storage {
             key: key.to_string(),
             source,

@@ -3,8 +3,11 @@
 //! (the head for the running epoch, the gap that ended it otherwise), less
 //! the gaps inside it (schema changes no DDL was captured for).
 
-use crate::repo::changes::Epoch;
+use super::CaptureError;
 use crate::repo::changes::manifest::{GapRecord, Head};
+use crate::repo::changes::{self, Epoch};
+use crate::repo::manifest::Manifest;
+use crate::storage::{Storage, StorageExt};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -23,6 +26,61 @@ pub struct Window {
 pub struct Base {
     pub epoch: Epoch,
     pub at: DateTime<Utc>,
+}
+
+/// What is stored of a source's change stream.
+#[derive(Debug)]
+pub struct Stored {
+    /// The running epoch's head, if any.
+    pub head: Option<Head>,
+    /// Every gap record kept.
+    pub gaps: Vec<GapRecord>,
+    /// The bases among the manifests given.
+    pub bases: Vec<Base>,
+    /// The restorable windows, oldest first.
+    pub windows: Vec<Window>,
+}
+
+/// Reads the head and the gap records of `source` (`host:port/dbname`) and
+/// computes its windows from the bases among `manifests`.
+///
+/// # Errors
+/// Storage fails, or a head or gap record does not parse.
+pub async fn stored(
+    storage: &dyn Storage,
+    source: &str,
+    manifests: &[Manifest],
+) -> Result<Stored, CaptureError> {
+    let head = super::session::read_head(storage, source).await?;
+    let mut gaps = Vec::new();
+    let prefix = changes::gaps_prefix(source);
+    for o in storage
+        .list(&prefix)
+        .await
+        .map_err(CaptureError::storage(&prefix))?
+    {
+        let data = storage
+            .get_bytes(&o.key)
+            .await
+            .map_err(CaptureError::storage(&o.key))?;
+        gaps.push(GapRecord::from_json(&o.key, &data).map_err(CaptureError::Format)?);
+    }
+    let bases: Vec<Base> = manifests
+        .iter()
+        .filter_map(|m| {
+            Some(Base {
+                epoch: m.continuous.as_ref()?.epoch.clone(),
+                at: m.started_at,
+            })
+        })
+        .collect();
+    let windows = windows(&bases, head.as_ref(), &gaps);
+    Ok(Stored {
+        head,
+        gaps,
+        bases,
+        windows,
+    })
 }
 
 /// The windows, oldest first. `head` is the running epoch's; gaps are every

@@ -62,26 +62,14 @@ async fn continuous_section(
     storage: &dyn crate::storage::Storage,
     snapshots: &[crate::repo::manifest::Manifest],
 ) -> anyhow::Result<String> {
-    use crate::repo::changes::{self, manifest::GapRecord};
-    use crate::storage::StorageExt;
     use std::fmt::Write as _;
     let (source, _) = crate::pg::source_identity(&cfg.source.url)?;
-    let head = crate::capture::session::read_head(storage, &source).await?;
-    let mut gaps = Vec::new();
-    for o in storage.list(&changes::gaps_prefix(&source)).await? {
-        let data = storage.get_bytes(&o.key).await?;
-        gaps.push(GapRecord::from_json(&o.key, &data)?);
-    }
-    let bases: Vec<crate::capture::window::Base> = snapshots
-        .iter()
-        .filter_map(|m| {
-            m.continuous.as_ref().map(|c| crate::capture::window::Base {
-                epoch: c.epoch.clone(),
-                at: m.started_at,
-            })
-        })
-        .collect();
-    let windows = crate::capture::window::windows(&bases, head.as_ref(), &gaps);
+    let crate::capture::window::Stored {
+        head,
+        mut gaps,
+        bases,
+        windows,
+    } = crate::capture::window::stored(storage, &source, snapshots).await?;
     let t = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%d %H:%M:%S").to_string();
     let mut s = String::new();
     let _ = writeln!(
