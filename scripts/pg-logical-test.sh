@@ -23,10 +23,21 @@
 # Environment:
 #   LETHE_PG_LOGICAL_VERSION  major version (default: the newest installed)
 #   LETHE_PG_LOGICAL_PORT     port (default 5499)
+#   LETHE_PG_LOGICAL_NAME     cluster name (default lethe_logical)
+#   LETHE_PG_LOGICAL_KEEP     max_slot_wal_keep_size (default 4GB)
+#   LETHE_PG_LOGICAL_VAR      the variable the export line sets
+#                             (default LETHE_TEST_PG_LOGICAL)
+#
+# The slot-invalidation test runs a second, small cluster with it:
+#   LETHE_PG_LOGICAL_NAME=lethe_tiny_keep LETHE_PG_LOGICAL_PORT=5498 \
+#   LETHE_PG_LOGICAL_KEEP=48MB LETHE_PG_LOGICAL_VAR=LETHE_TEST_PG_TINY_KEEP \
+#   scripts/pg-logical-test.sh
 set -euo pipefail
 
-NAME=lethe_logical
+NAME="${LETHE_PG_LOGICAL_NAME:-lethe_logical}"
 PORT="${LETHE_PG_LOGICAL_PORT:-5499}"
+KEEP="${LETHE_PG_LOGICAL_KEEP:-4GB}"
+VAR="${LETHE_PG_LOGICAL_VAR:-LETHE_TEST_PG_LOGICAL}"
 VERSION="${LETHE_PG_LOGICAL_VERSION:-$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n1)}"
 URL="postgres://postgres@127.0.0.1:$PORT/postgres"
 
@@ -36,6 +47,11 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 answers() { pg_isready -q -h 127.0.0.1 -p "$PORT"; }
 exists() { [[ -f "/etc/postgresql/$VERSION/$NAME/postgresql.conf" ]]; }
 online() { pg_lsclusters -h "$VERSION" "$NAME" 2>/dev/null | awk '{print $4}' | grep -q '^online'; }
+
+[[ "$NAME" =~ ^[a-z_][a-z0-9_]*$ ]] || die "LETHE_PG_LOGICAL_NAME=$NAME: use lower-case letters, digits and _"
+[[ "$PORT" =~ ^[0-9]+$ ]] || die "LETHE_PG_LOGICAL_PORT=$PORT: not a port number"
+[[ "$KEEP" =~ ^[0-9]+(kB|MB|GB|TB)$ ]] || die "LETHE_PG_LOGICAL_KEEP=$KEEP: a size such as 48MB or 4GB"
+[[ "$VAR" =~ ^[A-Z_][A-Z0-9_]*$ ]] || die "LETHE_PG_LOGICAL_VAR=$VAR: an upper-case variable name"
 
 [[ -n "$VERSION" ]] || die "no PostgreSQL server installed (/usr/lib/postgresql is empty); apt-get install postgresql"
 command -v pg_createcluster >/dev/null || die "pg_createcluster not found; apt-get install postgresql-common"
@@ -72,7 +88,7 @@ listen_addresses = '127.0.0.1'
 wal_level = logical
 max_replication_slots = 16
 max_wal_senders = 16
-max_slot_wal_keep_size = 4GB
+max_slot_wal_keep_size = $KEEP
 "
 changed=0
 if [[ "$(as_root cat "$CONF_DIR/conf.d/lethe.conf" 2>/dev/null)" != "${settings%$'\n'}" ]]; then
@@ -108,4 +124,4 @@ answers || die "cluster $VERSION/$NAME does not answer on 127.0.0.1:$PORT; see /
 level="$(psql -X -A -t -d "$URL" -c 'SHOW wal_level' 2>&1)" || die "cannot connect as postgres to $URL: $level"
 [[ "$level" == logical ]] || die "wal_level is $level on $URL, expected logical"
 
-echo "export LETHE_TEST_PG_LOGICAL=$URL"
+echo "export $VAR=$URL"

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "lethe",
-    version,
+    version = lethe::VERSION_LINE,
     about = "PostgreSQL snapshots into EU storage; restores that keep erased subjects erased"
 )]
 pub struct Cli {
@@ -128,6 +128,19 @@ pub enum Command {
         #[command(subcommand)]
         command: ContinuousCommand,
     },
+    /// The evidence log: a hash-chained record of every restore, drill,
+    /// prune, erasure batch and leak detection, for auditors.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+    /// Run one restore drill now: restore the latest snapshot (or point)
+    /// into a scratch database it creates (drill.target), check the rows and
+    /// that no erased subject is there, drop it. Exit 0 passed, 1 failed.
+    Drill {
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the scheduler, retention, journal sync and the erasure API until SIGTERM.
     Daemon,
     /// Apply retention now: expired snapshots, leftovers, unfinished uploads.
@@ -177,6 +190,31 @@ fn parse_before(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 pub enum ConfigCommand {
     /// Parse and validate the config; exit 2 with every problem named.
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Check the whole chain: every record hashes to its name and names the
+    /// one before it, none is missing or doubled. Exit 0 when it holds, 1
+    /// naming the first broken link.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The records, oldest first.
+    List {
+        /// Only records of the last DURATION (e.g. 30d, 12h).
+        #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+        since: Option<std::time::Duration>,
+        /// One JSON record per line, as stored.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}: --since takes a duration such as 30d, 12h or 90m"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ pub mod continuous;
 pub mod copytext;
 pub mod crypto;
 pub mod daemon;
+pub mod drill_config;
 pub mod erasure;
 pub mod framed;
 pub mod jsonpath;
@@ -30,6 +31,17 @@ pub mod snapshot;
 pub mod storage;
 pub mod telemetry;
 pub mod units;
+
+/// The commit this binary was built from (see `build.rs`).
+pub const BUILD_COMMIT: &str = env!("LETHE_COMMIT");
+
+/// `lethe --version`: the version and the commit.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LETHE_COMMIT"),
+    ")"
+);
 
 /// Exit codes: the CLI contract.
 pub mod exit {

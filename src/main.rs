@@ -10,7 +10,7 @@ mod commands;
 // The library's modules, under the names the commands use (`crate::config`).
 use lethe::{
     capture, config, continuous, crypto, daemon, erasure, exit, pg, repo, restore, retention,
-    shutdown, snapshot, storage, telemetry,
+    shutdown, snapshot, storage, telemetry, units,
 };
 
 use clap::Parser;

@@ -4,8 +4,10 @@ mod check;
 mod config_check;
 mod continuous;
 mod daemon;
+mod drill;
 mod erase;
 mod erasure_map;
+mod evidence;
 mod init;
 mod keygen;
 mod list;
@@ -201,6 +203,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Continuous {
             command: crate::cli::ContinuousCommand::Disable,
         } => continuous::disable(&ctx).await,
+        Command::Evidence {
+            command: crate::cli::EvidenceCommand::Verify { json },
+        } => evidence::verify(&ctx, json).await,
+        Command::Evidence {
+            command: crate::cli::EvidenceCommand::List { since, json },
+        } => evidence::list(&ctx, since, json).await,
+        Command::Drill { json } => drill::run(&ctx, json).await,
         Command::Daemon => daemon::run(&ctx).await,
         Command::Prune { dry_run, json } => prune::run(&ctx, dry_run, json).await,
         Command::Status { json } => status::run(&ctx, json).await,

@@ -47,6 +47,19 @@ pub async fn run(ctx: &Ctx, dry_run: bool, json: bool) -> anyhow::Result<i32> {
     let changes =
         crate::capture::expiry::run(storage.as_ref(), now, cfg.retention.days, grace).await?;
     applied.errors.extend(changes.errors.iter().cloned());
+    let expired = retention::ChangesExpired {
+        segments: changes.segments,
+        gaps: changes.gaps,
+    };
+    retention::record_prune(
+        std::sync::Arc::clone(&storage),
+        cfg.evidence.keep_days,
+        now,
+        &applied,
+        expired,
+        true,
+    )
+    .await;
     if json {
         println!(
             "{}",

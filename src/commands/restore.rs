@@ -2,6 +2,7 @@
 //! a snapshot through the erasure filter, with a report of what was dropped.
 
 use super::{Ctx, UsageError};
+use crate::repo::evidence::{Entry, Kind};
 use crate::restore::{Destination, RestoreOptions};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -58,7 +59,7 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     };
     let shutdown = crate::shutdown::Shutdown::install(crate::shutdown::Hooks::quiet())?;
     let result = tokio::select! {
-        r = crate::restore::restore(&cfg, storage, &opts) => r.map_err(anyhow::Error::from),
+        r = crate::restore::restore(&cfg, std::sync::Arc::clone(&storage), &opts) => r.map_err(anyhow::Error::from),
         sig = shutdown.stopped() => Err(cancelled(sig, &opts).await),
     };
     shutdown.stop().await;
@@ -69,6 +70,12 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             // a person reads it once (and `main` does not print it again).
             let mark = crate::telemetry::LogMark::now();
             tracing::error!(event = "restore.failed", snapshot = %a.selector, dry_run = a.dry_run, error = %format!("{e:#}"), "restore failed");
+            // Evidence of the attempt: what was asked, never the error's
+            // text (a database error can quote a row).
+            let entry = Entry::new(Kind::Restore, "failed")
+                .snapshot(&a.selector)
+                .note("dry_run", if a.dry_run { "true" } else { "false" });
+            crate::repo::evidence::record(storage, entry).await;
             return Err(super::reported(&mark, tracing::Level::ERROR, e));
         }
     };
@@ -81,6 +88,7 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         })?;
     }
     report.log_completed();
+    crate::repo::evidence::record(storage, report.evidence(Kind::Restore)).await;
     print!("{}", report.human());
     Ok(crate::exit::OK)
 }

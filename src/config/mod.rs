@@ -3,15 +3,18 @@
 
 pub use crate::continuous::ContinuousConfig;
 pub use crate::crypto::EncryptionConfig;
+pub use crate::drill_config::DrillConfig;
 pub use crate::erasure::config::{
     ApiConfig, ErasureConfig, LargeObjectRef, SubjectRoot, SubjectType,
 };
 pub use crate::pg::{SourceConfig, parse_table};
+pub use crate::repo::evidence::EvidenceConfig;
 pub use crate::residency::{EU_REGIONS, check_endpoint, check_region, is_loopback_host};
 pub use crate::retention::RetentionConfig;
 pub use crate::schedule::ScheduleConfig;
 pub use crate::secrets::{read_secret_file, redact_url};
 pub use crate::storage::{ChecksumMode, StorageConfig};
+pub use crate::telemetry::metrics::MetricsConfig;
 pub use crate::telemetry::{LogConfig, LogFormat};
 
 mod keys;
@@ -34,6 +37,9 @@ pub struct Config {
     pub encryption: EncryptionConfig,
     pub erasure: ErasureConfig,
     pub api: ApiConfig,
+    pub evidence: EvidenceConfig,
+    pub drill: DrillConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -184,6 +190,32 @@ impl Config {
                 "retention.days",
                 &self.retention.days,
                 "must be between 1 and 3650 (the promise is 35)",
+            );
+        }
+        for (key, message) in self.drill.check() {
+            let value = match key {
+                "drill.every" => self.drill.every.clone().unwrap_or_default(),
+                _ => self
+                    .drill
+                    .target
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or_else(|| "(unset)".into()),
+            };
+            issue(key, &value, &message);
+        }
+        if let Err(e) = self.metrics.addr() {
+            issue(
+                "metrics.listen",
+                &self.metrics.listen.as_deref().unwrap_or_default(),
+                &e,
+            );
+        }
+        if self.evidence.keep_days < self.retention.days || self.evidence.keep_days > 36_500 {
+            issue(
+                "evidence.keep_days",
+                &self.evidence.keep_days,
+                "must be at least retention.days (evidence outlives the backups it describes) and at most 36500; the default is 1825 (5 years)",
             );
         }
         if !(1..=19).contains(&self.snapshot.zstd_level) {

@@ -268,6 +268,18 @@ async fn apply_retention(ctx: &JobCtx, cancel: &CancellationToken) -> Result<App
     .map_err(|e| format!("listing the change stream: {e}"))?;
     applied.errors.extend(changes.errors.iter().cloned());
     applied.bytes_freed += changes.bytes_freed;
+    retention::record_prune(
+        Arc::clone(&ctx.storage),
+        ctx.cfg.evidence.keep_days,
+        now,
+        &applied,
+        retention::ChangesExpired {
+            segments: changes.segments,
+            gaps: changes.gaps,
+        },
+        false,
+    )
+    .await;
     tracing::info!(
         event = "retention.completed",
         kept = plan.keep.len() + plan.held_for_restore.len(),

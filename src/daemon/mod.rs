@@ -6,7 +6,9 @@
 //! open, retention (and a snapshot if the last one is older than the
 //! interval), lifecycle check; then `READY=1` and `daemon.ready`.
 
+mod drills;
 pub mod job;
+mod metrics;
 pub mod notify;
 mod paused;
 mod reload;
@@ -258,6 +260,15 @@ impl Daemon {
         let mut job: Option<(JoinHandle<JobReport>, CancellationToken)> =
             Some(self.start_job(first, &root));
         self.spawn_lifecycle_check(&mut aux);
+        // Drills on their own schedule (validated with the config).
+        if let Ok(Some(schedule)) = self.cfg.drill.schedule() {
+            aux.spawn(drills::run(
+                self.cfg.clone(),
+                self.storage.clone(),
+                schedule,
+                root.child_token(),
+            ));
+        }
 
         let watchdog = self.notifier.watchdog_interval();
         let mut watchdog_tick =
@@ -643,6 +654,16 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<i32, DaemonError> 
         let api = crate::erasure::api::ApiServer::bind(&cfg.api)
             .await
             .map_err(|e| DaemonError::Startup(format!("erasure API: {e}")))?;
+        let metrics = match cfg.metrics.addr() {
+            Ok(Some(addr)) => Some(metrics::bind(addr).await.map_err(|e| {
+                DaemonError::Startup(format!(
+                    "metrics.listen {addr}: {e}; pick a free port or leave metrics.listen out"
+                ))
+            })?),
+            Ok(None) => None,
+            Err(e) => return Err(DaemonError::Startup(e)),
+        };
+        let served = metrics.map(|l| tokio::spawn(metrics::serve(l, root.child_token())));
         let daemon = Daemon::new(
             config_path,
             cfg,
@@ -653,7 +674,12 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> Result<i32, DaemonError> 
             DaemonOptions::default(),
         )?
         .with_api(api);
-        daemon.run(root, rx).await
+        let out = daemon.run(root.clone(), rx).await;
+        root.cancel();
+        if let Some(task) = served {
+            let _ = task.await;
+        }
+        out
     }
     .await;
     signals.stop().await;

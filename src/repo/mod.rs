@@ -8,6 +8,7 @@
 //! nothing here knows about PostgreSQL or the erasure filter.
 
 pub mod changes;
+pub mod evidence;
 pub mod holder;
 pub mod layout;
 pub mod lease;

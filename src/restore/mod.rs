@@ -13,6 +13,7 @@
 //! sequences. Nothing touches the target before every check has passed.
 
 pub mod dest;
+pub mod drill;
 pub mod filter;
 pub mod keys;
 mod pass;

@@ -184,6 +184,43 @@ impl RestoreReport {
         serde_json::Value::Object(m).to_string()
     }
 
+    /// The evidence record of this restore (or drill): the snapshot, the
+    /// point, the list state applied and the counts; no table data, no id.
+    pub fn evidence(&self, kind: crate::repo::evidence::Kind) -> crate::repo::evidence::Entry {
+        let mut e = crate::repo::evidence::Entry::new(kind, "completed")
+            .snapshot(&self.snapshot)
+            .list(crate::repo::manifest::ListState {
+                count: self.erasure_list.count,
+                digest: self.erasure_list.digest.clone(),
+            })
+            .count("tables", self.tables.len() as u64)
+            .count("rows_read", self.rows_read)
+            .count("rows_dropped", self.rows_dropped)
+            .count("rows_nulled", self.rows_nulled)
+            .count("rows_redacted", self.rows_redacted)
+            .count("rows_kept", self.rows_kept)
+            .count("milliseconds", (self.seconds * 1000.0) as u64)
+            .note("mode", &self.mode)
+            .note(
+                "list_fresh",
+                if self.erasure_list.fresh {
+                    "true"
+                } else {
+                    "false"
+                },
+            );
+        if let Some(p) = &self.point {
+            e.point = Some(match p.last_commit_at {
+                Some(t) => format!("{} (last commit {})", p.at, crate::units::rfc3339(t)),
+                None => p.at.clone(),
+            });
+            e = e
+                .count("point_transactions", p.transactions)
+                .count("point_changes", p.changes);
+        }
+        e
+    }
+
     /// Emits `restore.completed`.
     pub fn log_completed(&self) {
         tracing::info!(

@@ -8,6 +8,8 @@
 //! The bucket's lifecycle rule is the backstop for when no daemon runs.
 
 pub mod leftovers;
+mod record;
+pub use record::{ChangesExpired, record_prune};
 
 use crate::repo::layout::{
     ERASURES_PREFIX, MARKER_KEY, SNAPSHOTS_PREFIX, manifest_key, snapshot_prefix,
@@ -544,7 +546,7 @@ pub fn lifecycle_policy(days: u32) -> crate::storage::lifecycle::Policy {
         days,
         expire: SNAPSHOTS_PREFIX,
         also_expire: &[crate::repo::changes::CHANGES_PREFIX],
-        protected: &[ERASURES_PREFIX, MARKER_KEY],
+        protected: &[ERASURES_PREFIX, MARKER_KEY, crate::repo::evidence::PREFIX],
     }
 }
 

@@ -144,7 +144,7 @@ pub async fn take_snapshot(
     let id = SnapshotId::new(started);
     let clock = Instant::now();
     tracing::info!(event = "snapshot.started", id = %id, storage = %storage.describe());
-    let result = run(cfg, storage, &opts, &id, started).await;
+    let result = run(cfg, Arc::clone(&storage), &opts, &id, started).await;
     match &result {
         Ok(o) => {
             let m = &o.manifest;
@@ -166,6 +166,17 @@ pub async fn take_snapshot(
                     rows = leak.rows,
                     "the snapshot holds rows of erased subjects: the application did not delete them (restores still drop them)"
                 );
+            }
+            if !o.leaks.is_empty() {
+                let rows = o.leaks.iter().map(|l| l.rows).sum::<u64>();
+                let entry = crate::repo::evidence::Entry::new(
+                    crate::repo::evidence::Kind::Leak,
+                    "detected",
+                )
+                .snapshot(&id)
+                .count("tables", o.leaks.len() as u64)
+                .count("rows", rows);
+                crate::repo::evidence::record(Arc::clone(&storage), entry).await;
             }
         }
         // A stop (SIGTERM, SIGINT, the daemon stopping, the lock lost) is

@@ -7,12 +7,14 @@
 //! Convention: `tracing::info!(event = "snapshot.completed", id = %id, …)`.
 //! Never log a secret, a password or a raw subject id at info level or above.
 
+pub mod metrics;
 pub mod panic;
 pub mod progress;
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -137,29 +139,32 @@ pub fn init(cfg: &LogConfig) -> Result<(), LogEnvError> {
         Err(_) => filter_spec(&cfg.level),
     };
     let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new(filter_spec("info")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
     let format = cfg
         .format
         .resolve(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        LogFormat::Json | LogFormat::Auto => builder
+    let lines = match format {
+        LogFormat::Json | LogFormat::Auto => tracing_subscriber::fmt::layer()
+            .with_target(false)
             .with_writer(JsonLines(progress::LineWriter::default))
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .finish()
-            .with(Counted)
-            .try_init(),
-        LogFormat::Text => builder
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_target(false)
             .with_writer(progress::LineWriter::default)
             .with_ansi(false)
-            .finish()
-            .with(Counted)
-            .try_init(),
+            .boxed(),
     };
+    // The log lines (and their count) pass `log.level`; the metrics see
+    // every lethe event down to DEBUG, whatever the level.
+    let metrics_filter =
+        tracing_subscriber::filter::Targets::new().with_target("lethe", tracing::Level::DEBUG);
+    let _ = tracing_subscriber::registry()
+        .with(lines.and_then(Counted).with_filter(filter))
+        .with(metrics::MetricsLayer.with_filter(metrics_filter))
+        .try_init();
     Ok(())
 }
 

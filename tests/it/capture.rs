@@ -46,7 +46,11 @@ impl Capture {
     }
 
     fn new(tag: &str, flush_every: &str) -> Capture {
-        let db = LogicalDb::create(tag);
+        Capture::new_on(LogicalDb::create(tag), flush_every)
+    }
+
+    /// A daemon for a fresh database `db` (on any logical cluster).
+    fn new_on(db: LogicalDb, flush_every: &str) -> Capture {
         db.sql(SCHEMA);
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = crate::continuous::continuous_config(
@@ -506,6 +510,93 @@ fn a_slot_dropped_behind_lethes_back_is_a_gap_and_a_new_base() {
     assert_eq!(list.matches("  window ").count(), 2, "{list}");
     assert_eq!(list.matches("  GAP ").count(), 1, "{list}");
     assert!(list.contains("(slot_missing)"), "{list}");
+    c.check_log();
+}
+
+/// PostgreSQL itself invalidates the slot (the small cluster's
+/// `max_slot_wal_keep_size = 48MB`, the daemon stopped, WAL written past
+/// it, a checkpoint): the source keeps accepting writes throughout, and the
+/// next start says so (`continuous.gap`, `wal_removed`, at ERROR), drops the
+/// lost slot, and takes a new base on a new slot that holds the rows written
+/// while the slot was lost.
+#[test]
+fn a_slot_the_server_invalidates_is_a_gap_and_a_new_base_while_the_source_keeps_writing() {
+    let db = LogicalDb::create_at(&crate::common::pg_tiny_keep_base(), "cap_lost");
+    let mut c = Capture::new_on(db, "500ms");
+    c.start();
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    c.db.sql("INSERT INTO ledger (id) VALUES (1)");
+    c.wait_for("continuous.flushed", 1, Duration::from_secs(30));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    // Four 16 MB segments past the slot and a checkpoint: PostgreSQL
+    // invalidates it. Every write is accepted.
+    for id in 10..15 {
+        c.db.sql(&format!("INSERT INTO ledger (id) VALUES ({id})"));
+        c.db.sql("SELECT pg_switch_wal()");
+    }
+    c.db.sql("CHECKPOINT");
+    let status = c.db.sql(&format!(
+        "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'",
+        c.db.name
+    ));
+    assert_eq!(
+        status.trim(),
+        "lost",
+        "the server did not invalidate the slot"
+    );
+    assert_eq!(c.db.sql("SELECT count(*) FROM ledger").trim(), "6");
+
+    c.start();
+    c.wait_for("continuous.gap", 1, Duration::from_secs(60));
+    c.wait_for("continuous.base_completed", 2, Duration::from_secs(120));
+    c.wait_for("continuous.started", 2, Duration::from_secs(60));
+    let gap = &event_json(&c, "continuous.gap")[0];
+    assert_eq!(gap["level"], "ERROR", "{gap}");
+    assert_eq!(gap["reason"], "wal_removed", "{gap}");
+    // A new slot, alive, and the source still writes through it.
+    let status = c.db.sql(&format!(
+        "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'",
+        c.db.name
+    ));
+    assert_ne!(status.trim(), "lost", "the lost slot was kept");
+    assert!(!status.trim().is_empty(), "no slot after the restart");
+    c.db.sql("INSERT INTO ledger (id) VALUES (20)");
+    let flushed = c.count("continuous.flushed");
+    c.wait_for("continuous.flushed", flushed + 1, Duration::from_secs(30));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    // The rows written while the slot was lost are in the new base; the
+    // one written after it is in a segment.
+    let out = crate::common::lethe(&c.cfg, &["list"]);
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{list}");
+    assert_eq!(list.matches("  GAP ").count(), 1, "{list}");
+    assert!(list.contains("(wal_removed)"), "{list}");
+    let s = stored(&c.repo(), "ledger");
+    assert_eq!(s.ledger.get(&20), Some(&1), "{s:?}");
+    // Restored to the latest point: exactly the source's ledger.
+    let sql = c.dir.path().join("latest.sql");
+    let out = crate::common::lethe(
+        &c.cfg,
+        &[
+            "restore",
+            "--at",
+            "latest",
+            "--to-file",
+            sql.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let loaded = crate::common::TestDb::create("cap_lost_restored");
+    crate::schemas::load_file(&loaded, sql.to_str().expect("utf-8"));
+    let ids = |sql: String| sql.lines().map(str::to_string).collect::<Vec<_>>();
+    let want = ids(c.db.sql("SELECT id FROM ledger ORDER BY id"));
+    assert_eq!(want, ["1", "10", "11", "12", "13", "14", "20"]);
+    assert_eq!(ids(loaded.sql("SELECT id FROM ledger ORDER BY id")), want);
     c.check_log();
 }
 

@@ -11,29 +11,36 @@ use std::process::Output;
 pub(crate) struct LogicalDb {
     pub(crate) name: String,
     pub(crate) role: Option<String>,
+    /// The cluster's URL without a database.
+    base: String,
 }
 
 impl LogicalDb {
     pub(crate) fn create(tag: &str) -> LogicalDb {
+        LogicalDb::create_at(&pg_logical_base(), tag)
+    }
+
+    /// A database on the cluster at `base` (a URL without a database).
+    pub(crate) fn create_at(base: &str, tag: &str) -> LogicalDb {
         let name = format!("lethe_{tag}_{:08x}", rand::random::<u32>());
-        psql_at(
-            &pg_logical_base(),
-            "postgres",
-            &format!("CREATE DATABASE {name}"),
-        );
-        LogicalDb { name, role: None }
+        psql_at(base, "postgres", &format!("CREATE DATABASE {name}"));
+        LogicalDb {
+            name,
+            role: None,
+            base: base.to_string(),
+        }
     }
 
     pub(crate) fn sql(&self, sql: &str) -> String {
-        psql_at(&pg_logical_base(), &self.name, sql)
+        psql_at(&self.base, &self.name, sql)
     }
 
     /// The URL lethe connects with: as `postgres`, or as the test's role.
     pub(crate) fn url(&self) -> String {
         match &self.role {
-            None => format!("{}/{}", pg_logical_base(), self.name),
+            None => format!("{}/{}", self.base, self.name),
             Some(role) => {
-                let base = pg_logical_base();
+                let base = &self.base;
                 let hostport = base.rsplit_once('@').map_or("127.0.0.1:5499", |(_, h)| h);
                 format!("postgres://{role}:pw@{hostport}/{}", self.name)
             }
@@ -45,13 +52,7 @@ impl Drop for LogicalDb {
     fn drop(&mut self) {
         let run = |sql: String| {
             let _ = std::process::Command::new("psql")
-                .args([
-                    "-X",
-                    "-q",
-                    "-d",
-                    &format!("{}/postgres", pg_logical_base()),
-                    "-c",
-                ])
+                .args(["-X", "-q", "-d", &format!("{}/postgres", self.base), "-c"])
                 .arg(sql)
                 .output();
         };

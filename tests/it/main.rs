@@ -16,6 +16,7 @@ mod erasure;
 mod erasure_import;
 mod erasure_remove;
 mod errors_once;
+mod evidence;
 mod faults;
 mod faults_http;
 mod hostile;

@@ -182,7 +182,7 @@ pub async fn run(ctx: &Ctx, command: EraseCommand) -> anyhow::Result<i32> {
                 Writer::Remote(c) => c.sync().await.map_err(client_err)?,
                 Writer::Local(store) => {
                     let storage = ctx.storage(&cfg).await?;
-                    journal::sync(&store, storage.as_ref()).await?
+                    journal::sync(&store, &storage).await?
                 }
             };
             print_sync(&out);
@@ -275,7 +275,7 @@ fn unusual_bigint(id: &str) -> Option<&'static str> {
 async fn push_now(ctx: &Ctx, cfg: &Config, store: &Arc<ErasureStore>) {
     let attempt = async {
         let storage = ctx.storage(cfg).await?;
-        Ok::<_, anyhow::Error>(journal::push_pending(store, storage.as_ref()).await?)
+        Ok::<_, anyhow::Error>(journal::push_pending(store, &storage).await?)
     };
     let result = tokio::time::timeout(Duration::from_secs(60), attempt).await;
     let pending = store.status().map(|s| s.pending).unwrap_or(0);

@@ -459,9 +459,7 @@ fn check_expectation(serves: &Serves, headers: &HeaderMap) -> Option<Response> {
 }
 
 async fn sync(State(st): Shared) -> Result<axum::Json<SyncOutcome>, ApiError> {
-    Ok(axum::Json(
-        journal::sync(&st.store, st.storage.as_ref()).await?,
-    ))
+    Ok(axum::Json(journal::sync(&st.store, &st.storage).await?))
 }
 
 async fn not_found() -> ApiError {

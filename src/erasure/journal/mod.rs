@@ -135,36 +135,73 @@ async fn list_names(storage: &dyn Storage) -> Result<Vec<String>, StorageError> 
 /// Storage or store failure.
 pub async fn push_pending(
     store: &Arc<ErasureStore>,
-    storage: &dyn Storage,
+    storage: &Arc<dyn Storage>,
 ) -> Result<u64, JournalError> {
     let _held = store.journal_lock.lock().await;
     push_all_locked(store, storage).await
 }
 
-/// Pending adds, then pending removals.
+/// Pending adds, then pending removals; each batch that reached storage is
+/// recorded in the evidence log.
 async fn push_all_locked(
     store: &Arc<ErasureStore>,
-    storage: &dyn Storage,
+    storage: &Arc<dyn Storage>,
 ) -> Result<u64, JournalError> {
-    let adds = push_pending_locked(store, storage).await?;
-    Ok(adds + push_removals_locked(store, storage).await?)
+    let adds = push_pending_locked(store, storage.as_ref()).await;
+    let (Ok(n) | Err((n, _))) = &adds;
+    record(storage, store, "add", &[("entries", *n)]).await;
+    let adds = adds.map_err(|(_, e)| e)?;
+    let removals = push_removals_locked(store, storage.as_ref()).await?;
+    record(storage, store, "remove", &[("entries", removals)]).await;
+    Ok(adds + removals)
 }
 
+/// An erasure batch in the evidence log (when it moved anything): the
+/// action, its counts, and the list's count and digest after it. Never an id.
+async fn record(
+    storage: &Arc<dyn Storage>,
+    store: &ErasureStore,
+    action: &str,
+    counts: &[(&str, u64)],
+) {
+    if counts.iter().all(|(_, n)| *n == 0) {
+        return;
+    }
+    let state = store.state();
+    let mut entry = crate::repo::evidence::Entry::new(crate::repo::evidence::Kind::Erasure, action)
+        .list(ListState {
+            count: state.count,
+            digest: state.digest,
+        });
+    for (name, n) in counts {
+        entry = entry.count(name, *n);
+    }
+    crate::repo::evidence::record(Arc::clone(storage), entry).await;
+}
+
+/// Returns how many ids were pushed, also on an error (with it): what was
+/// pushed before the error stays pushed, and is recorded as evidence.
 async fn push_pending_locked(
     store: &Arc<ErasureStore>,
     storage: &dyn Storage,
-) -> Result<u64, JournalError> {
+) -> Result<u64, (u64, JournalError)> {
     let mut pushed = 0u64;
     loop {
         let s = Arc::clone(store);
-        let chunk = blocking(move || s.pending_chunk(MAX_PER_OBJECT)).await?;
+        let chunk = blocking(move || s.pending_chunk(MAX_PER_OBJECT))
+            .await
+            .map_err(|e| (pushed, e))?;
         if chunk.is_empty() {
             return Ok(pushed);
         }
-        let (name, key) = put_object(store, storage, &chunk.groups, &[]).await?;
+        let (name, key) = put_object(store, storage, &chunk.groups, &[])
+            .await
+            .map_err(|e| (pushed, e))?;
         let n = chunk.len() as u64;
         let s = Arc::clone(store);
-        blocking(move || s.mark_journaled(&name, &chunk)).await?;
+        blocking(move || s.mark_journaled(&name, &chunk))
+            .await
+            .map_err(|e| (pushed, e))?;
         tracing::debug!(event = "erasure.journaled", object = %key, entries = n);
         pushed += n;
     }
@@ -216,12 +253,13 @@ async fn push_removals_locked(
 /// Storage failure, an invalid journal object (named), store failure.
 pub async fn sync(
     store: &Arc<ErasureStore>,
-    storage: &dyn Storage,
+    storage_arc: &Arc<dyn Storage>,
 ) -> Result<SyncOutcome, JournalError> {
     let _held = store.journal_lock.lock().await;
+    let storage = storage_arc.as_ref();
     // Upload first: this host's entries reach storage even if some other
     // journal object turns out to be unreadable below.
-    let pushed_first = push_all_locked(store, storage).await?;
+    let pushed_first = push_all_locked(store, storage_arc).await?;
     let names = list_names(storage)
         .await
         .map_err(|e| storage_err(storage, e))?;
@@ -249,12 +287,23 @@ pub async fn sync(
         out.objects_merged += 1;
     }
     drop(fetches);
-    out.pushed = pushed_first + push_all_locked(store, storage).await?;
+    out.pushed = pushed_first + push_all_locked(store, storage_arc).await?;
     let s = Arc::clone(store);
     blocking(move || s.set_last_sync(Utc::now())).await?;
     let state = store.state();
     out.count = state.count;
     out.digest = state.digest;
+    record(
+        storage_arc,
+        store,
+        "sync",
+        &[
+            ("objects_merged", out.objects_merged),
+            ("new_entries", out.new_entries),
+            ("removed", out.removed),
+        ],
+    )
+    .await;
     tracing::info!(
         event = "erasure.synced",
         new_entries = out.new_entries,
@@ -381,7 +430,7 @@ pub async fn run_worker(
     let mut push_retry: Option<Duration>;
     loop {
         if now() >= next_sync {
-            match sync(&store, storage.as_ref()).await {
+            match sync(&store, &storage).await {
                 Ok(_) => {
                     sync_backoff = opts.min_backoff;
                     next_sync = now() + opts.sync_every;
@@ -396,7 +445,7 @@ pub async fn run_worker(
                 }
             }
         } else {
-            match push_pending(&store, storage.as_ref()).await {
+            match push_pending(&store, &storage).await {
                 Ok(_) => {
                     push_backoff = opts.min_backoff;
                     push_retry = None;
@@ -421,12 +470,7 @@ pub async fn run_worker(
         }
     }
     if store.status().map(|s| s.pending).unwrap_or(0) > 0 {
-        match tokio::time::timeout(
-            Duration::from_secs(5),
-            push_pending(&store, storage.as_ref()),
-        )
-        .await
-        {
+        match tokio::time::timeout(Duration::from_secs(5), push_pending(&store, &storage)).await {
             Ok(Ok(n)) => tracing::debug!(event = "erasure.journaled", entries = n),
             Ok(Err(e)) => {
                 tracing::warn!(event = "erasure.journal_retry", error = %e, "stopping with entries pending; the next start pushes them")

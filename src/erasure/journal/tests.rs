@@ -16,10 +16,10 @@ fn host(t: SubjectType) -> Host {
     Host { store, _dir: dir }
 }
 
-fn repo() -> (tempfile::TempDir, FsStorage) {
+fn repo() -> (tempfile::TempDir, Arc<dyn Storage>) {
     let dir = tempfile::tempdir().unwrap();
     let s = FsStorage::open(dir.path().to_path_buf()).unwrap();
-    (dir, s)
+    (dir, Arc::new(s))
 }
 
 #[tokio::test]
@@ -32,11 +32,11 @@ async fn two_hosts_converge_and_a_fresh_host_rebuilds() {
     b.store.add(&["5"], None).unwrap();
 
     // a is behind nothing yet (b has not pushed), b is fresh too.
-    check_fresh(&a.store, &storage).await.unwrap();
+    check_fresh(&a.store, storage.as_ref()).await.unwrap();
     let sa = sync(&a.store, &storage).await.unwrap();
     assert_eq!((sa.pushed, sa.new_entries), (3, 0));
     // b has not merged a's object: a restore on b must refuse.
-    let err = check_fresh(&b.store, &storage).await.unwrap_err();
+    let err = check_fresh(&b.store, storage.as_ref()).await.unwrap_err();
     assert!(
         matches!(err, StaleError::Behind { missing: 1, .. }),
         "{err}"
@@ -49,7 +49,7 @@ async fn two_hosts_converge_and_a_fresh_host_rebuilds() {
     assert_eq!((sa.new_entries, sa.objects_merged, sa.count), (2, 1, 5));
     assert_eq!(a.store.state(), b.store.state());
     assert_eq!(
-        check_fresh(&a.store, &storage).await.unwrap(),
+        check_fresh(&a.store, storage.as_ref()).await.unwrap(),
         b.store.state()
     );
 
@@ -78,7 +78,7 @@ async fn pushes_split_into_bounded_objects_and_resume_after_failure() {
     a.store.add(&ids[half as usize..], None).unwrap();
 
     // Storage unusable: the push fails and nothing is lost from pending.
-    let blocked = FsStorage::open(dir.path().join("blocked")).unwrap();
+    let blocked: Arc<dyn Storage> = Arc::new(FsStorage::open(dir.path().join("blocked")).unwrap());
     std::fs::remove_dir_all(dir.path().join("blocked")).unwrap();
     std::fs::write(dir.path().join("blocked"), b"not a dir").unwrap();
     assert!(push_pending(&a.store, &blocked).await.is_err());
@@ -88,7 +88,7 @@ async fn pushes_split_into_bounded_objects_and_resume_after_failure() {
         push_pending(&a.store, &storage).await.unwrap(),
         ids.len() as u64
     );
-    let names = list_names(&storage).await.unwrap();
+    let names = list_names(storage.as_ref()).await.unwrap();
     assert_eq!(names.len(), 2);
     assert_eq!(a.store.status().unwrap().pending, 0);
 }
@@ -135,7 +135,6 @@ async fn bad_journal_objects_are_named_and_stop_the_sync() {
 #[tokio::test]
 async fn worker_pushes_after_adds_and_stops_on_cancel() {
     let (_r, storage) = repo();
-    let storage: Arc<dyn Storage> = Arc::new(storage);
     let a = host(SubjectType::Text);
     let stop = CancellationToken::new();
     let opts = WorkerOptions {
@@ -168,7 +167,6 @@ async fn worker_pushes_after_adds_and_stops_on_cancel() {
 #[tokio::test]
 async fn a_bad_journal_object_does_not_hold_back_this_hosts_uploads() {
     let (_r, storage) = repo();
-    let storage: Arc<dyn Storage> = Arc::new(storage);
     storage
         .put_bytes(
             "erasures/01HZZZZZZZZZZZZZZZZZZZZZZZ.json",
@@ -179,7 +177,7 @@ async fn a_bad_journal_object_does_not_hold_back_this_hosts_uploads() {
     let a = host(SubjectType::Bigint);
     a.store.add(&["1"], None).unwrap();
     // A manual sync fails naming the object, but has uploaded "1" first.
-    let err = sync(&a.store, storage.as_ref()).await.unwrap_err();
+    let err = sync(&a.store, &storage).await.unwrap_err();
     assert!(
         err.to_string().contains("01HZZZZZZZZZZZZZZZZZZZZZZZ"),
         "{err}"
@@ -235,7 +233,7 @@ async fn a_removal_reaches_every_host_and_a_later_sync_never_brings_it_back() {
     assert_eq!((sa.pushed, sa.count), (1, 1));
     assert_eq!(a.store.status().unwrap().pending, 0);
     // b is behind until it merges the removal: restores there refuse.
-    assert!(check_fresh(&b.store, &storage).await.is_err());
+    assert!(check_fresh(&b.store, storage.as_ref()).await.is_err());
     let sb = sync(&b.store, &storage).await.unwrap();
     assert_eq!((sb.removed, sb.count), (1, 1));
     assert!(b.store.get("7").unwrap().is_none());

@@ -24,8 +24,19 @@ pub fn pg_base() -> String {
 /// `scripts/pg-logical-test.sh` starts (override with LETHE_TEST_PG_LOGICAL,
 /// a URL to its `postgres` database, as the script prints it).
 pub fn pg_logical_base() -> String {
-    let url = std::env::var("LETHE_TEST_PG_LOGICAL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5499/postgres".into());
+    cluster_base("LETHE_TEST_PG_LOGICAL", "127.0.0.1:5499")
+}
+
+/// The small logical cluster (`max_slot_wal_keep_size = 48MB`) that
+/// `.ci/run` starts for the slot-invalidation test (LETHE_TEST_PG_TINY_KEEP).
+pub fn pg_tiny_keep_base() -> String {
+    cluster_base("LETHE_TEST_PG_TINY_KEEP", "127.0.0.1:5498")
+}
+
+/// The URL in `var` without its database, or `postgres@hostport`'s.
+fn cluster_base(var: &str, hostport: &str) -> String {
+    let url =
+        std::env::var(var).unwrap_or_else(|_| format!("postgres://postgres@{hostport}/postgres"));
     match url.rsplit_once('/') {
         Some((base, _db)) if base.contains("://") && base.len() > "postgres://".len() => {
             base.to_string()
