@@ -54,6 +54,7 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         identity: a.identity,
         jobs,
         allow_stale_erasure_list: a.allow_stale_erasure_list,
+        announce: true,
         progress: std::io::stderr().is_terminal(),
         target_claimed: Default::default(),
     };

@@ -328,6 +328,7 @@ async fn restore_and_check(
         identity: None,
         jobs: cfg.source.jobs,
         allow_stale_erasure_list: false,
+        announce: false,
         progress: false,
         target_claimed: Default::default(),
     };

@@ -130,6 +130,10 @@ pub struct RestoreOptions {
     pub allow_stale_erasure_list: bool,
     /// A progress display on stderr (shown only when it is a terminal).
     pub progress: bool,
+    /// Print which snapshot `latest`/`--before` picked on stderr (a person
+    /// runs the restore); off for a drill in the daemon, whose stderr
+    /// carries only log events.
+    pub announce: bool,
     /// Set once the target was found empty and is about to be written: from
     /// then on every row in it is this restore's, so a caller that cancels
     /// the restore (a signal) can empty it (`dest::target::purge_rows`).
@@ -360,7 +364,13 @@ pub async fn restore(
         None => layout::resolve_selected(storage.as_ref(), &opts.selector, &scope).await?,
     });
     let id = manifest.id.clone();
-    pick::announce(&manifest, &opts.selector, opts.dry_run, started_at);
+    pick::announce(
+        &manifest,
+        &opts.selector,
+        opts.dry_run,
+        opts.announce,
+        started_at,
+    );
 
     // Every check that can refuse runs before anything is written.
     let mut list = load_list(cfg, storage.as_ref(), opts.allow_stale_erasure_list).await?;

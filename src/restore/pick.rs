@@ -9,10 +9,10 @@ use crate::units::rfc3339;
 use chrono::{DateTime, Utc};
 
 /// Logs `restore.started`; for a snapshot picked by `latest` or `--before`
-/// (not named by id) also prints [`picked_line`] on stderr.
-pub fn announce(m: &Manifest, selector: &Selector, dry_run: bool, now: DateTime<Utc>) {
+/// (not named by id) also prints [`picked_line`] on stderr when `print`.
+pub fn announce(m: &Manifest, selector: &Selector, dry_run: bool, print: bool, now: DateTime<Utc>) {
     let id = &m.id;
-    if !matches!(selector, Selector::Id(_)) {
+    if print && !matches!(selector, Selector::Id(_)) {
         eprintln!("{}", picked_line(m, selector, now));
     }
     tracing::info!(

@@ -4,6 +4,7 @@
 //! SIGTERM mid-upload, SIGHUP with a broken config, SIGUSR1, two daemons on
 //! one repository, systemd notifications, and `lethe prune` (`lethe status`: `health.rs`).
 
+mod drill;
 mod health;
 mod log_level;
 mod pause;
