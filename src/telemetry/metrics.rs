@@ -469,4 +469,59 @@ mod tests {
         assert!(text.contains("lethe_build_info{"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
     }
+
+    /// Every metric the shipped alert rules and dashboard name is one the
+    /// daemon exports (a renamed metric would silence an alert).
+    #[test]
+    fn the_alert_rules_and_the_dashboard_name_only_exported_metrics() {
+        // Families show once they have a member: give each one.
+        with_layer(|| {
+            tracing::error!(event = "drill.failed", step = "restore", error = "x");
+            tracing::info!(
+                event = "retention.completed",
+                deleted = 0u64,
+                bytes_freed = 0u64
+            );
+        });
+        let text = metrics().render();
+        let exported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(exported.len() > 15, "{text}");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dash =
+            std::fs::read_to_string(root.join("deploy/grafana/lethe.json")).expect("dashboard");
+        let dash_json: serde_json::Value =
+            serde_json::from_str(&dash).expect("the dashboard is JSON");
+        assert!(
+            dash_json["panels"]
+                .as_array()
+                .is_some_and(|p| p.len() >= 10)
+        );
+        for file in [
+            "deploy/alerts/lethe-metrics-rules.yaml",
+            "deploy/grafana/lethe.json",
+        ] {
+            let body = std::fs::read_to_string(root.join(file)).expect(file);
+            let mut named = 0;
+            for (i, _) in body.match_indices("lethe_") {
+                let name: String = body[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name == "lethe_" || body[..i].ends_with('-') {
+                    continue;
+                }
+                named += 1;
+                let base = name.strip_suffix("_total").unwrap_or(&name);
+                assert!(
+                    exported.contains(&name.as_str()) || exported.contains(&base),
+                    "{file} names {name}, which lethe does not export: {exported:?}"
+                );
+            }
+            assert!(named > 5, "{file}");
+        }
+    }
 }
