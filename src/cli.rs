@@ -143,6 +143,13 @@ pub enum Command {
     },
     /// Run the scheduler, retention, journal sync and the erasure API until SIGTERM.
     Daemon,
+    /// Write the man pages (lethe.1 and one per subcommand) and the bash,
+    /// zsh and fish completions into DIR (for packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Apply retention now: expired snapshots, leftovers, unfinished uploads.
     Prune {
         /// Print the plan and delete nothing.

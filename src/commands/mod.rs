@@ -8,6 +8,7 @@ mod drill;
 mod erase;
 mod erasure_map;
 mod evidence;
+mod generate;
 mod init;
 mod keygen;
 mod list;
@@ -211,6 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         } => evidence::list(&ctx, since, json).await,
         Command::Drill { json } => drill::run(&ctx, json).await,
         Command::Daemon => daemon::run(&ctx).await,
+        Command::GenerateAssets { out } => generate::run(&out),
         Command::Prune { dry_run, json } => prune::run(&ctx, dry_run, json).await,
         Command::Status { json } => status::run(&ctx, json).await,
         Command::Check { json } => check::run(&ctx, json).await,

@@ -600,6 +600,51 @@ fn a_slot_the_server_invalidates_is_a_gap_and_a_new_base_while_the_source_keeps_
     c.check_log();
 }
 
+/// A damaged segment part: `restore --at latest` refuses before anything
+/// is written, naming the part, and the target stays empty.
+#[test]
+fn a_damaged_segment_refuses_a_point_restore_naming_it_and_writes_nothing() {
+    let mut c = Capture::new("cap_damaged", "500ms");
+    c.start();
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    c.db.sql(
+        "INSERT INTO ledger (id, note) SELECT g, repeat('x', 200) FROM generate_series(1, 500) g",
+    );
+    c.wait_for("continuous.flushed", 1, Duration::from_secs(30));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    let mut files = Vec::new();
+    walk(&c.repo().join("changes"), &mut files);
+    let part = files
+        .iter()
+        .find(|f| {
+            let n = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.ends_with(".chg.zst.age") || n.ends_with(".chg.zst")
+        })
+        .unwrap_or_else(|| panic!("no segment part in {files:?}"))
+        .clone();
+    let mut bytes = std::fs::read(&part).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&part, bytes).expect("write");
+    let target = crate::common::TestDb::create("cap_damaged_target");
+    let out = crate::common::lethe(
+        &c.cfg,
+        &["restore", "--at", "latest", "--target", &target.url],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let name = part.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(err.contains(name), "the error does not name {name}: {err}");
+    assert!(err.contains("damaged") || err.contains("checksum"), "{err}");
+    assert_eq!(
+        target
+            .sql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
+            .trim(),
+        "0",
+        "the target was written: {err}"
+    );
+}
+
 /// Storage refuses writes mid-capture (the `changes/` directory replaced
 /// by a plain file, which stops root too): the session ends, nothing is
 /// confirmed past what is stored, and when storage is back the capture

@@ -180,6 +180,13 @@ fn replay_blocking(
         let mut applying = false;
         let mut applied_here = false;
         for part in &seg.parts {
+            // A record that makes no sense: a damaged part (read it to its
+            // end, where size and BLAKE3 are checked) or, if it is intact,
+            // what the record says, naming the part either way.
+            let in_part = |what: String| match intact(&storage, part, opener) {
+                Err(why) => damaged(why),
+                Ok(()) => damaged(format!("{}: {what}", part.key)),
+            };
             let r = crate::repo::object::open_object(storage.clone(), part, opener)
                 .map_err(|e| damaged(format!("{}: {e}", part.key)))?;
             let r = Counted {
@@ -205,8 +212,7 @@ fn replay_blocking(
                     shapes.insert(desc.relid, shape);
                     continue;
                 }
-                txns.feed(&rec)
-                    .map_err(|e| damaged(format!("{}: {e}", part.key)))?;
+                txns.feed(&rec).map_err(|e| in_part(e.to_string()))?;
                 match &rec {
                     Record::Begin {
                         commit_lsn,
@@ -215,7 +221,7 @@ fn replay_blocking(
                     } => {
                         let at =
                             changes::codec::commit_time_to_utc(*commit_time).ok_or_else(|| {
-                                damaged(format!("commit time {commit_time} out of range"))
+                                in_part(format!("commit time {commit_time} out of range"))
                             })?;
                         if stop.past(*commit_lsn, at) {
                             stopped = true;
@@ -252,7 +258,7 @@ fn replay_blocking(
                         if applying =>
                     {
                         let d =
-                            delta_for(&mut deltas, &shapes, base, &db, *relid).map_err(&damaged)?;
+                            delta_for(&mut deltas, &shapes, base, &db, *relid).map_err(&in_part)?;
                         out.changes += 1;
                         let r = match &rec {
                             Record::Insert { new, .. } => d.insert(new),
@@ -262,15 +268,15 @@ fn replay_blocking(
                             Record::Delete { kind, old, .. } => d.delete(*kind, old),
                             _ => Ok(()),
                         };
-                        r.map_err(|e| damaged(e.to_string()))?;
+                        r.map_err(|e| in_part(e.to_string()))?;
                     }
                     Record::Truncate { relids, .. } if applying => {
                         for relid in relids {
                             out.changes += 1;
                             delta_for(&mut deltas, &shapes, base, &db, *relid)
-                                .map_err(&damaged)?
+                                .map_err(&in_part)?
                                 .truncate()
-                                .map_err(|e| damaged(e.to_string()))?;
+                                .map_err(|e| in_part(e.to_string()))?;
                         }
                     }
                     _ => {}
@@ -382,4 +388,18 @@ impl Replayed {
             tables: Vec::new(),
         }
     }
+}
+
+/// Reads `part` to its end, where its size and BLAKE3 are checked against
+/// the segment's manifest: `Err` (naming it) when it is damaged.
+fn intact(
+    storage: &Arc<dyn Storage>,
+    part: &crate::repo::manifest::ObjectEntry,
+    opener: &Opener,
+) -> Result<(), String> {
+    let mut r = crate::repo::object::open_object(Arc::clone(storage), part, opener)
+        .map_err(|e| e.to_string())?;
+    std::io::copy(&mut r, &mut std::io::sink())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

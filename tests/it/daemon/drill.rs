@@ -277,13 +277,14 @@ fn the_daemon_drills_on_schedule_and_its_metrics_match_the_events() {
     let mut d = start(&s, &[]);
     d.wait_for("daemon.ready", 1, Duration::from_secs(60));
     d.wait_for("metrics.listening", 1, Duration::from_secs(10));
-    // Scraped while the daemon works (its first snapshot, its first drill).
+    // One snapshot by this daemon (SIGUSR1: now), so its metrics have one
+    // event to match; scraped while it runs, and after.
+    d.signal(libc::SIGUSR1);
+    d.wait_for("snapshot.started", 1, Duration::from_secs(60));
     let (ct, during) = scrape(port);
     assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
-    parsed(&during);
-    // One snapshot by this daemon (SIGUSR1: now), so its metrics have one
-    // event to match.
-    d.signal(libc::SIGUSR1);
+    let m = parsed(&during);
+    assert_eq!(sample(&m, "lethe_build_info"), Some(1.0), "{during}");
     d.wait_for("snapshot.completed", 1, Duration::from_secs(120));
     d.wait_for("drill.completed", 1, Duration::from_secs(180));
     let (_, after) = scrape(port);
@@ -297,8 +298,8 @@ fn the_daemon_drills_on_schedule_and_its_metrics_match_the_events() {
     let last = |name: &str| {
         d.events()
             .into_iter()
-            .filter(|e| e["event"] == name)
-            .last()
+            .rev()
+            .find(|e| e["event"] == name)
             .expect("event")
     };
     let snap_last = last("snapshot.completed");
