@@ -574,23 +574,7 @@ fn a_slot_the_server_invalidates_is_a_gap_and_a_new_base_while_the_source_keeps_
     let s = stored(&c.repo(), "ledger");
     assert_eq!(s.ledger.get(&20), Some(&1), "{s:?}");
     // Restored to the latest point: exactly the source's ledger.
-    let sql = c.dir.path().join("latest.sql");
-    let out = crate::common::lethe(
-        &c.cfg,
-        &[
-            "restore",
-            "--at",
-            "latest",
-            "--to-file",
-            sql.to_str().expect("utf-8"),
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sql = restored_file(&c, "latest.sql", &["--at", "latest"]);
     let loaded = crate::common::TestDb::create("cap_lost_restored");
     crate::schemas::load_file(&loaded, sql.to_str().expect("utf-8"));
     let ids = |sql: String| sql.lines().map(str::to_string).collect::<Vec<_>>();
@@ -748,22 +732,7 @@ fn later_bases_come_from_temporary_slots_without_stopping_the_stream() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let sql = c.dir.path().join("base.sql");
-    let out = crate::common::lethe(
-        &c.cfg,
-        &[
-            "restore",
-            "latest",
-            "--to-file",
-            sql.to_str().expect("utf-8"),
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sql = restored_file(&c, "base.sql", &["latest"]);
     let dump = std::fs::read_to_string(&sql).expect("restored file");
     assert!(dump.contains("ledger"), "{}", &dump[..dump.len().min(2000)]);
 }
@@ -831,6 +800,22 @@ fn schema_changes_during_capture_take_a_base_and_capture_goes_on() {
 }
 
 /// Inserts stored for a table, across every listed segment.
+/// `lethe restore <what> --to-file <dir>/<name>`, which must succeed.
+fn restored_file(c: &Capture, name: &str, what: &[&str]) -> PathBuf {
+    let sql = c.dir.path().join(name);
+    let mut args = vec!["restore"];
+    args.extend_from_slice(what);
+    args.extend(["--to-file", sql.to_str().expect("utf-8")]);
+    let out = crate::common::lethe(&c.cfg, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sql
+}
+
 fn inserted_rows(repo: &Path, table: &str) -> usize {
     let mut n = 0;
     each_record(repo, |m, rec| {

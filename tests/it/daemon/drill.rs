@@ -48,6 +48,23 @@ fn events(stderr: &[u8], name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `lethe drill` must fail (exit 1) at `step`, its error saying `says`;
+/// returns the `drill.failed` event.
+fn fails_at(s: &Rig, step: &str, says: &str) -> Value {
+    let o = s.run(&["drill"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o.stderr));
+    let failed = events(&o.stderr, "drill.failed")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no drill.failed: {}", text_of(&o.stderr)));
+    assert_eq!(failed["step"], step, "{failed}");
+    assert!(
+        failed["error"].as_str().is_some_and(|e| e.contains(says)),
+        "{failed}"
+    );
+    failed
+}
+
 fn target(db: &str) -> String {
     format!("{}/{db}", crate::common::pg_base())
 }
@@ -92,16 +109,7 @@ fn a_drill_by_hand_restores_checks_and_drops_its_scratch_database() {
 fn a_target_on_the_source_server_is_refused_unless_allowed() {
     let db = scratch_name();
     let s = drilled("drill_same", &format!("target = \"{}\"", target(&db)));
-    let o = s.run(&["drill"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o.stderr));
-    let failed = &events(&o.stderr, "drill.failed")[0];
-    assert_eq!(failed["step"], "target", "{failed}");
-    assert!(
-        failed["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("allow_same_server")),
-        "{failed}"
-    );
+    fails_at(&s, "target", "allow_same_server");
     assert!(!exists(&db));
 }
 
@@ -116,16 +124,7 @@ fn an_existing_unmarked_database_is_refused_and_left_untouched() {
             target(&keep.name)
         ),
     );
-    let o = s.run(&["drill"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o.stderr));
-    let failed = &events(&o.stderr, "drill.failed")[0];
-    assert_eq!(failed["step"], "target", "{failed}");
-    assert!(
-        failed["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("was not created by a lethe drill")),
-        "{failed}"
-    );
+    fails_at(&s, "target", "was not created by a lethe drill");
     assert_eq!(keep.sql("SELECT x FROM precious").trim(), "42");
     assert_eq!(
         psql(
@@ -143,15 +142,7 @@ fn an_existing_unmarked_database_is_refused_and_left_untouched() {
     let mut text = std::fs::read_to_string(&s.cfg).expect("config");
     text = text.replace(&keep.name, &src);
     std::fs::write(&s.cfg, text).expect("config");
-    let o = s.run(&["drill"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o.stderr));
-    let failed = &events(&o.stderr, "drill.failed")[0];
-    assert!(
-        failed["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("source database")),
-        "{failed}"
-    );
+    fails_at(&s, "target", "source database");
 }
 
 #[test]
@@ -178,15 +169,8 @@ fn a_damaged_object_fails_the_drill_naming_it_and_the_scratch_database_goes() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&objects[0], bytes).expect("write");
-    let o = s.run(&["drill"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o.stderr));
-    let failed = &events(&o.stderr, "drill.failed")[0];
-    assert_eq!(failed["step"], "restore", "{failed}");
     let name = objects[0].file_name().unwrap().to_str().unwrap();
-    assert!(
-        failed["error"].as_str().is_some_and(|e| e.contains(name)),
-        "the error does not name {name}: {failed}"
-    );
+    fails_at(&s, "restore", name);
     assert!(!exists(&db), "the scratch database was left behind");
     let o = s.run(&["evidence", "list", "--json"]);
     assert!(
