@@ -112,6 +112,7 @@ async fn later_base(
         consistent_lsn: Lsn(created.consistent_lsn),
         slot: name,
         temporary: true,
+        not_captured: not_captured(url, &cont.publication).await?,
     };
     let consistent = info.consistent_lsn;
     let outcome = take_base(s, created.snapshot, info, stop).await;
@@ -139,6 +140,7 @@ pub(super) async fn new_epoch(
         consistent_lsn: consistent,
         slot: cont.slot.clone(),
         temporary: false,
+        not_captured: not_captured(url, &cont.publication).await?,
     };
     let manifest = match take_base(s, created.snapshot.clone(), info, cancel).await {
         Ok(m) => m,
@@ -175,6 +177,14 @@ pub(super) async fn new_epoch(
             shapes: std::collections::BTreeMap::new(),
         },
     ))
+}
+
+/// The tables the publication leaves out as the base is taken.
+async fn not_captured(url: &str, publication: &str) -> Result<Vec<String>, CaptureError> {
+    let conn = pg::connect(url).await?;
+    crate::continuous::slot::not_published(&conn, publication)
+        .await
+        .map_err(CaptureError::Slot)
 }
 
 /// Takes a base from an exported snapshot under the snapshot lock,

@@ -148,6 +148,30 @@ pub async fn published(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// Ordinary tables (`schema.name`, unquoted) outside the system schemas
+/// that the publication does not carry (unlogged, no replica identity): a
+/// base records them, so a point restore can say they are as of the base.
+///
+/// # Errors
+/// `Source` when the catalog cannot be read.
+pub async fn not_published(conn: &pg::PgConn, publication: &str) -> Result<Vec<String>, SlotError> {
+    let rows = conn
+        .query(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND c.relpersistence IN ('p', 'u') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg\\_%' \
+               AND NOT EXISTS (SELECT 1 FROM pg_publication_tables t \
+                               WHERE t.pubname = $1 AND t.schemaname = n.nspname AND t.tablename = c.relname) \
+             ORDER BY 1",
+            &[&publication],
+        )
+        .await
+        .map_err(query_err("reading which tables the publication leaves out"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// What [`sync_publication`] found and did.
 #[derive(Debug, Clone, Default)]
 pub struct Synced {

@@ -279,6 +279,11 @@ pub struct BaseInfo {
     pub slot: String,
     /// A temporary slot (a later base of the epoch) or the stream's own.
     pub temporary: bool,
+    /// Tables (`schema.name`) the publication did not carry when the base
+    /// was taken (unlogged, or without a replica identity): the stream has
+    /// no changes for them, so a point restore gives them as of this base.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_captured: Vec<String>,
 }
 
 /// A relation that holds no rows of its own: a partitioned table.

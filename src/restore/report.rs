@@ -126,6 +126,11 @@ pub struct PointReport {
     pub duplicates: u64,
     /// Per table the replay touched.
     pub tables: Vec<PointTable>,
+    /// Tables the change stream does not carry (unlogged, or without a
+    /// replica identity when the base was taken): restored as of the base,
+    /// not as of the point.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_captured: Vec<String>,
 }
 
 /// One table's share of a replay; its rows then went through the filter
@@ -337,6 +342,12 @@ impl RestoreReport {
             self.rows_redacted,
             self.rows_kept
         ));
+        if let Some(p) = self.point.as_ref().filter(|p| !p.not_captured.is_empty()) {
+            s.push_str(&format!(
+                "note: not in the change stream, so as of the base, not the point: {}\n",
+                p.not_captured.join(", ")
+            ));
+        }
         for n in &self.notes {
             s.push_str(&format!("note: {n}\n"));
         }

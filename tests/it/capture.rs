@@ -629,6 +629,64 @@ fn a_damaged_segment_refuses_a_point_restore_naming_it_and_writes_nothing() {
     );
 }
 
+/// An unlogged table is not in the change stream: the base records it,
+/// and a point restore says it is as of the base (`restore.not_captured`,
+/// `point.not_captured`), while captured tables are as of the point.
+#[test]
+fn a_point_restore_names_the_tables_the_stream_does_not_carry() {
+    let mut c = Capture::new("cap_unlogged", "500ms");
+    c.db.sql("CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1);");
+    c.start();
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    c.db.sql("INSERT INTO scratch VALUES (2); INSERT INTO ledger (id) VALUES (77);");
+    let flushed = c.count("continuous.flushed");
+    c.wait_for("continuous.flushed", flushed + 1, Duration::from_secs(30));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    let report = c.dir.path().join("report.json");
+    let sql = restored_file(
+        &c,
+        "point.sql",
+        &[
+            "--at",
+            "latest",
+            "--report",
+            report.to_str().expect("utf-8"),
+        ],
+    );
+    let r: Json = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert_eq!(
+        r["point"]["not_captured"],
+        serde_json::json!(["public.scratch"]),
+        "{r}"
+    );
+    let loaded = crate::common::TestDb::create("cap_unlogged_restored");
+    crate::schemas::load_file(&loaded, sql.to_str().expect("utf-8"));
+    assert_eq!(
+        loaded
+            .sql("SELECT string_agg(id::text, ',') FROM scratch")
+            .trim(),
+        "1"
+    );
+    assert_eq!(
+        loaded
+            .sql("SELECT count(*) FROM ledger WHERE id = 77")
+            .trim(),
+        "1"
+    );
+    let out = crate::common::lethe(&c.cfg, &["restore", "--at", "latest", "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("restore.not_captured") && err.contains("public.scratch"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("as of the base, not the point: public.scratch"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// Storage refuses writes mid-capture (the `changes/` directory replaced
 /// by a plain file, which stops root too): the session ends, nothing is
 /// confirmed past what is stored, and when storage is back the capture

@@ -352,6 +352,18 @@ fn delta_for<'a>(
 impl Replayed {
     /// Logs `restore.replayed` (pass A done).
     pub fn log(&self, c: &Chosen) {
+        let stale = not_captured(c);
+        if !stale.is_empty() {
+            tracing::warn!(
+                event = "restore.not_captured",
+                tables = %stale.join(", "),
+                base = %c.base.id,
+                "{} table(s) are not in the change stream (unlogged, or without a replica identity): they are restored as of base {} ({}), not as of the point",
+                stale.len(),
+                c.base.id,
+                crate::units::rfc3339(c.base.finished_at)
+            );
+        }
         tracing::info!(
             event = "restore.replayed",
             point = %c.point,
@@ -386,6 +398,7 @@ impl Replayed {
             changes: self.changes,
             duplicates: self.duplicates,
             tables: Vec::new(),
+            not_captured: not_captured(c),
         }
     }
 }
@@ -402,4 +415,17 @@ fn intact(
     std::io::copy(&mut r, &mut std::io::sink())
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// The base's tables the stream does not carry, as the base recorded them.
+fn not_captured(c: &Chosen) -> Vec<String> {
+    let Some(info) = &c.base.continuous else {
+        return Vec::new();
+    };
+    c.base
+        .tables
+        .iter()
+        .map(|t| t.qualified())
+        .filter(|t| info.not_captured.contains(t))
+        .collect()
 }
