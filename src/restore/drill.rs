@@ -74,6 +74,8 @@ pub struct DrillReport {
     pub tables: usize,
     pub rows: u64,
     pub dropped: u64,
+    /// The erasure list the drill's restore applied.
+    pub erasure_list: crate::repo::manifest::ListState,
 }
 
 /// The source's host, port and database, as the drill compares them.
@@ -133,6 +135,7 @@ pub async fn run(cfg: &Config, storage: Arc<dyn Storage>) -> Result<DrillReport,
             );
             let mut e = Entry::new(Kind::Drill, "completed")
                 .snapshot(&r.snapshot)
+                .list(r.erasure_list.clone())
                 .count("tables", r.tables as u64)
                 .count("rows", r.rows)
                 .count("rows_dropped", r.dropped)
@@ -401,6 +404,10 @@ async fn restore_and_check(
         tables: report.tables.len(),
         rows: report.rows_read - report.rows_dropped,
         dropped: report.rows_dropped,
+        erasure_list: crate::repo::manifest::ListState {
+            count: report.erasure_list.count,
+            digest: report.erasure_list.digest.clone(),
+        },
     })
 }
 

@@ -687,6 +687,50 @@ fn a_point_restore_names_the_tables_the_stream_does_not_carry() {
     );
 }
 
+/// With continuous capture on, a drill restores the latest point (not just
+/// the base): rows committed after the base are in the scratch database,
+/// the erased user and their orders are not, and it is dropped again.
+#[test]
+fn a_drill_with_continuous_capture_restores_the_latest_point() {
+    let mut c = Capture::new("cap_drill", "500ms");
+    let scratch = format!("lethe_drill_{:08x}", rand::random::<u32>());
+    let mut text = std::fs::read_to_string(&c.cfg).expect("config");
+    text.push_str(&format!(
+        "\n[drill]\ntarget = \"{}/{scratch}\"\nallow_same_server = true\n",
+        crate::common::pg_base()
+    ));
+    std::fs::write(&c.cfg, text).expect("config");
+    c.start();
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    c.db.sql("INSERT INTO ledger (id) SELECT g FROM generate_series(1, 25) g");
+    let flushed = c.count("continuous.flushed");
+    c.wait_for("continuous.flushed", flushed + 1, Duration::from_secs(30));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    let out = crate::common::lethe(&c.cfg, &["erase", "add", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = crate::common::lethe(&c.cfg, &["drill", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Json = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["point"], "latest", "{r}");
+    // 50 users + 200 orders + 25 ledger rows; user 3 and its 4 orders dropped.
+    assert_eq!(r["dropped"], 5, "{r}");
+    assert_eq!(r["rows"], 50 + 200 + 25 - 5, "{r}");
+    let left = crate::common::psql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{scratch}'"),
+    );
+    assert_eq!(left.trim(), "0", "the scratch database was left behind");
+}
+
 /// Storage refuses writes mid-capture (the `changes/` directory replaced
 /// by a plain file, which stops root too): the session ends, nothing is
 /// confirmed past what is stored, and when storage is back the capture

@@ -102,6 +102,7 @@ fn a_drill_by_hand_restores_checks_and_drops_its_scratch_database() {
         .unwrap_or_else(|| panic!("no drill record: {recs:?}"));
     assert_eq!(drill["action"], "completed");
     assert_eq!(drill["counts"]["rows_dropped"], 4, "{drill}");
+    assert_eq!(drill["erasure_list"]["count"], 1, "{drill}");
     assert!(s.run(&["evidence", "verify"]).status.success());
 }
 
