@@ -123,6 +123,24 @@ fn render(r: &StatusReport, now: DateTime<Utc>) -> String {
         };
         let _ = writeln!(s, "continuous    {line}");
     }
+    if let Some(d) = &r.last_drill {
+        let line = match (&d.error, d.outcome.as_str(), d.at) {
+            (Some(e), _, _) => format!("unknown: the evidence log is unreadable: {e}"),
+            (None, "completed", Some(t)) => format!(
+                "passed {} ago (RTO {:.1} s, snapshot {})",
+                human_age((now - t).num_seconds()),
+                d.seconds.unwrap_or(0.0),
+                d.snapshot.as_deref().unwrap_or("?")
+            ),
+            (None, "failed", Some(t)) => format!(
+                "FAILED {} ago at {}",
+                human_age((now - t).num_seconds()),
+                d.step.as_deref().unwrap_or("?")
+            ),
+            _ => "none yet (drill.target is set: `lethe drill` runs one)".to_string(),
+        };
+        let _ = writeln!(s, "last drill    {line}");
+    }
     let l = &r.lifecycle;
     let lifecycle = match l.state.as_str() {
         "present" => "present".to_string(),

@@ -45,11 +45,28 @@ pub struct StatusReport {
     /// Continuous capture as stored (`changes/<source>/head.json`); `null`
     /// when `continuous.enabled` is off.
     pub continuous: Option<ContinuousReport>,
+    /// The last restore drill as the evidence log has it (among its last
+    /// 500 records); `null` when `drill.target` is not set.
+    pub last_drill: Option<DrillSeen>,
     /// `healthy`, `degraded` or `down`: what `lethe status` exits with
     /// (0, 1, 2). See [`Health`].
     pub health: Health,
     /// Why it is not `healthy`, one sentence each.
     pub problems: Vec<String>,
+}
+
+/// The last drill's evidence record, as `lethe status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillSeen {
+    pub at: Option<DateTime<Utc>>,
+    /// `completed`, `failed`, or `none` (no drill record yet).
+    pub outcome: String,
+    pub snapshot: Option<String>,
+    /// The RTO of a completed drill.
+    pub seconds: Option<f64>,
+    /// Where a failed drill stopped.
+    pub step: Option<String>,
+    pub error: Option<String>,
 }
 
 /// Where the stored change stream stands.
@@ -139,6 +156,15 @@ pub fn assess(r: &StatusReport, stale_incomplete: usize) -> (Health, Vec<String>
         problems.push(format!(
             "the erasure list is unreadable: {}",
             r.erasure.error.as_deref().unwrap_or("unavailable")
+        ));
+    }
+    if let Some(d) = &r.last_drill
+        && d.outcome == "failed"
+    {
+        problems.push(format!(
+            "the last restore drill{} failed at {}: run `lethe drill` and read its drill.failed event",
+            d.at.map_or(String::new(), |t| format!(" ({})", crate::units::rfc3339(t))),
+            d.step.as_deref().unwrap_or("an unknown step")
         ));
     }
     if let Some(c) = &r.continuous {
@@ -307,11 +333,47 @@ pub async fn gather(
         paused_since: pause.as_ref().and_then(|p| p.paused_since),
         leak_check: pause.and_then(|p| p.last_leak_check),
         continuous: continuous_report(cfg, storage, now).await,
+        last_drill: last_drill(cfg, storage).await,
         health: Health::Healthy,
         problems: Vec::new(),
     };
     (report.health, report.problems) = assess(&report, stale_incomplete);
     Ok(report)
+}
+
+async fn last_drill(cfg: &Config, storage: &dyn Storage) -> Option<DrillSeen> {
+    cfg.drill.target.as_ref()?;
+    let none = DrillSeen {
+        at: None,
+        outcome: "none".into(),
+        snapshot: None,
+        seconds: None,
+        step: None,
+        error: None,
+    };
+    Some(
+        match crate::repo::evidence::newest_of(storage, crate::repo::evidence::Kind::Drill, 500)
+            .await
+        {
+            Ok(None) => none,
+            Ok(Some(r)) => DrillSeen {
+                at: Some(r.at),
+                outcome: r.entry.action.clone(),
+                snapshot: r.entry.snapshot.clone(),
+                seconds: r
+                    .entry
+                    .counts
+                    .get("milliseconds")
+                    .map(|ms| *ms as f64 / 1000.0),
+                step: r.entry.notes.get("step").cloned(),
+                error: None,
+            },
+            Err(e) => DrillSeen {
+                error: Some(e.to_string()),
+                ..none
+            },
+        },
+    )
 }
 
 async fn continuous_report(

@@ -26,6 +26,7 @@ fn report(daemon_running: bool, overdue: bool, lifecycle: &str) -> StatusReport 
         paused_since: None,
         leak_check: None,
         continuous: None,
+        last_drill: None,
         health: Health::Healthy,
         problems: Vec::new(),
     }
@@ -84,4 +85,26 @@ fn a_leak_found_by_the_last_snapshot_is_degraded_naming_the_snapshot_and_tables(
     );
     r.daemon_running = false;
     assert_eq!(assess(&r, 0).0, Health::Down);
+}
+
+#[test]
+fn a_failed_last_drill_is_degraded_naming_its_step_and_a_passed_one_is_not() {
+    let mut r = report(true, false, "present");
+    let seen = |outcome: &str, step: Option<&str>| DrillSeen {
+        at: Some(Utc::now()),
+        outcome: outcome.into(),
+        snapshot: Some("S1".into()),
+        seconds: Some(12.5),
+        step: step.map(str::to_string),
+        error: None,
+    };
+    r.last_drill = Some(seen("completed", None));
+    assert_eq!(assess(&r, 0), (Health::Healthy, vec![]));
+    r.last_drill = Some(seen("failed", Some("check_rows")));
+    let (h, p) = assess(&r, 0);
+    assert_eq!(h, Health::Degraded);
+    assert!(
+        p[0].contains("drill") && p[0].contains("check_rows"),
+        "{p:?}"
+    );
 }

@@ -291,3 +291,36 @@ pub async fn expire(
     }
     Ok(removed)
 }
+
+/// The newest record of `kind` among the last `look_back` records (newest
+/// first), `None` when there is none that recent or it cannot be read.
+///
+/// # Errors
+/// Storage errors.
+pub async fn newest_of(
+    storage: &dyn Storage,
+    kind: super::Kind,
+    look_back: usize,
+) -> Result<Option<Record>, EvidenceError> {
+    let listed = storage
+        .list(PREFIX)
+        .await
+        .map_err(|e| storage_err(storage, e))?;
+    let mut keys: Vec<(u64, String)> = listed
+        .iter()
+        .filter_map(|m| parse_record_key(&m.key).map(|(s, _)| (s, m.key.clone())))
+        .collect();
+    keys.sort();
+    for (_, key) in keys.iter().rev().take(look_back) {
+        let bytes = storage
+            .get_bytes(key)
+            .await
+            .map_err(|e| storage_err(storage, e))?;
+        if let Ok(r) = serde_json::from_slice::<Record>(&bytes)
+            && r.entry.kind == kind
+        {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}

@@ -37,7 +37,7 @@ mod chain;
 #[cfg(test)]
 mod tests;
 
-pub use chain::{Broken, Chain, Verified, expire, read_chain, verify};
+pub use chain::{Broken, Chain, Verified, expire, newest_of, read_chain, verify};
 
 use super::lease::{Lease, LeaseError};
 use super::manifest::ListState;

@@ -104,6 +104,15 @@ fn a_drill_by_hand_restores_checks_and_drops_its_scratch_database() {
     assert_eq!(drill["counts"]["rows_dropped"], 4, "{drill}");
     assert_eq!(drill["erasure_list"]["count"], 1, "{drill}");
     assert!(s.run(&["evidence", "verify"]).status.success());
+    // `lethe status` shows it.
+    let st: Value = serde_json::from_slice(&s.run(&["status", "--json"]).stdout).expect("status");
+    assert_eq!(st["last_drill"]["outcome"], "completed", "{st}");
+    assert!(
+        st["last_drill"]["seconds"]
+            .as_f64()
+            .is_some_and(|x| x > 0.0),
+        "{st}"
+    );
 }
 
 #[test]
@@ -178,6 +187,16 @@ fn a_damaged_object_fails_the_drill_naming_it_and_the_scratch_database_goes() {
         text_of(&o.stdout).contains("\"kind\":\"drill\",\"action\":\"failed\""),
         "{}",
         text_of(&o.stdout)
+    );
+    // `lethe status` names the failed drill as a problem.
+    let st: Value = serde_json::from_slice(&s.run(&["status", "--json"]).stdout).expect("status");
+    assert_eq!(st["last_drill"]["outcome"], "failed", "{st}");
+    assert_eq!(st["last_drill"]["step"], "restore", "{st}");
+    assert!(
+        st["problems"].as_array().is_some_and(|p| p
+            .iter()
+            .any(|x| x.as_str().is_some_and(|x| x.contains("drill")))),
+        "{st}"
     );
 }
 
