@@ -184,6 +184,6 @@ if ((lintian)); then
     command -v lintian >/dev/null || die "lintian not found; apt-get install lintian (or pass --no-lintian)"
     say "lintian $deb"
     # Errors fail; warnings and notes are shown.
-    lintian --fail-on error --no-tag-display-limit "$deb" >&2
+    lintian --fail-on error --tag-display-limit 0 "$deb" >&2
 fi
 echo "$deb"
