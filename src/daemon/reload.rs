@@ -54,6 +54,12 @@ impl Daemon {
         if format!("{:?}", new.api) != format!("{:?}", old.api) {
             restart.push("api");
         }
+        if format!("{:?}", new.drill) != format!("{:?}", old.drill) {
+            restart.push("drill");
+        }
+        if format!("{:?}", new.metrics) != format!("{:?}", old.metrics) {
+            restart.push("metrics");
+        }
         if format!("{:?}", new.log) != format!("{:?}", old.log) {
             restart.push("log");
         }

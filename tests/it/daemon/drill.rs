@@ -365,3 +365,36 @@ fn the_daemon_drills_on_schedule_and_its_metrics_match_the_events() {
         text_of(&o.stdout)
     );
 }
+
+/// `[metrics]` and `[drill]` change only at restart: a SIGHUP that changes
+/// them says so (`daemon.reload_partial`), and /metrics stays where it was.
+#[test]
+fn a_reload_keeps_the_running_metrics_and_drill_settings_and_says_so() {
+    let (old, new) = (free_port(), free_port());
+    let s = Rig::new("drill_reload", SCHEMA);
+    let mut text = std::fs::read_to_string(&s.cfg).expect("config");
+    text.push_str(&format!("\n[metrics]\nlisten = \"127.0.0.1:{old}\"\n"));
+    std::fs::write(&s.cfg, &text).expect("config");
+    daemon_config(&s, "every = \"24h\"");
+    let mut d = start(&s, &[]);
+    d.wait_for("metrics.listening", 1, Duration::from_secs(60));
+    d.wait_for("daemon.ready", 1, Duration::from_secs(60));
+    let text = std::fs::read_to_string(&s.cfg)
+        .expect("config")
+        .replace(&format!("127.0.0.1:{old}"), &format!("127.0.0.1:{new}"))
+        + &format!(
+            "\n[drill]\nevery = \"24h\"\ntarget = \"{}\"\n",
+            target(&scratch_name())
+        );
+    std::fs::write(&s.cfg, text).expect("config");
+    d.signal(libc::SIGHUP);
+    d.wait_for("daemon.reload_partial", 1, Duration::from_secs(30));
+    let partial = d.first("daemon.reload_partial");
+    assert_eq!(partial["sections"], "drill,metrics", "{partial}");
+    let (_, body) = scrape(old);
+    assert!(body.contains("lethe_build_info"), "{body}");
+    d.signal(libc::SIGTERM);
+    let (code, _) = d.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{}", d.log());
+    check_log_lines(&d, &[]);
+}
