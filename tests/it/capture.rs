@@ -470,13 +470,7 @@ fn a_slot_dropped_behind_lethes_back_is_a_gap_and_a_new_base() {
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     c.db.sql(&format!("SELECT pg_drop_replication_slot('{}')", c.db.name));
     c.db.sql("INSERT INTO ledger (id) VALUES (2)");
-    c.start();
-    c.wait_for("continuous.gap", 1, Duration::from_secs(60));
-    c.wait_for("continuous.base_completed", 2, Duration::from_secs(120));
-    c.wait_for("continuous.started", 2, Duration::from_secs(60));
-    let gap = &event_json(&c, "continuous.gap")[0];
-    assert_eq!(gap["level"], "ERROR", "{gap}");
-    assert_eq!(gap["reason"], "slot_missing", "{gap}");
+    let gap = &restarted_after_a_gap(&mut c, "slot_missing");
     assert!(
         gap["last_commit_at"]
             .as_str()
@@ -546,13 +540,7 @@ fn a_slot_the_server_invalidates_is_a_gap_and_a_new_base_while_the_source_keeps_
     );
     assert_eq!(c.db.sql("SELECT count(*) FROM ledger").trim(), "6");
 
-    c.start();
-    c.wait_for("continuous.gap", 1, Duration::from_secs(60));
-    c.wait_for("continuous.base_completed", 2, Duration::from_secs(120));
-    c.wait_for("continuous.started", 2, Duration::from_secs(60));
-    let gap = &event_json(&c, "continuous.gap")[0];
-    assert_eq!(gap["level"], "ERROR", "{gap}");
-    assert_eq!(gap["reason"], "wal_removed", "{gap}");
+    restarted_after_a_gap(&mut c, "wal_removed");
     // A new slot, alive, and the source still writes through it.
     let status = c.db.sql(&format!(
         "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'",
@@ -902,6 +890,19 @@ fn schema_changes_during_capture_take_a_base_and_capture_goes_on() {
 }
 
 /// Inserts stored for a table, across every listed segment.
+/// Starts the daemon again after its slot went: a `continuous.gap` at
+/// ERROR for `reason`, a second base, capture started again. Returns the gap.
+fn restarted_after_a_gap(c: &mut Capture, reason: &str) -> Json {
+    c.start();
+    c.wait_for("continuous.gap", 1, Duration::from_secs(60));
+    c.wait_for("continuous.base_completed", 2, Duration::from_secs(120));
+    c.wait_for("continuous.started", 2, Duration::from_secs(60));
+    let gap = event_json(c, "continuous.gap").remove(0);
+    assert_eq!(gap["level"], "ERROR", "{gap}");
+    assert_eq!(gap["reason"], reason, "{gap}");
+    gap
+}
+
 /// `lethe restore <what> --to-file <dir>/<name>`, which must succeed.
 fn restored_file(c: &Capture, name: &str, what: &[&str]) -> PathBuf {
     let sql = c.dir.path().join(name);
