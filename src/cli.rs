@@ -165,7 +165,7 @@ pub enum Command {
     /// Resume the running daemon's scheduled snapshots.
     Resume,
     /// Try every connection the config names (source, pg_dump, repository,
-    /// identity, erasure list), one line per piece; exit 0 when all pass, 1
+    /// identity, erasure list, drill.target), one line per piece; exit 0 when all pass, 1
     /// when any fails.
     Check {
         #[arg(long)]

@@ -2,8 +2,9 @@
 //! `pgbackrest check`, and reports each piece on its own line, going on
 //! past failures: the source and its `pg_dump`, the repository, the
 //! identity (when configured) and the erasure list (fresh against the
-//! journal, as a restore checks it). Exit 0 when every piece passes, 1 when
-//! any fails, 2 for a config error (from `Ctx::config`).
+//! journal, as a restore checks it), and `drill.target` when set. Exit 0
+//! when every piece passes, 1 when any fails, 2 for a config error (from
+//! `Ctx::config`).
 
 use super::Ctx;
 use crate::config::Config;
@@ -55,6 +56,9 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<i32> {
         pieces.push(p);
     }
     pieces.push(timed_piece("erasure_list", erasure_list(&cfg, storage)).await);
+    if cfg.drill.target.is_some() {
+        pieces.push(timed_piece("drill_target", drill_target(&cfg)).await);
+    }
 
     for p in &pieces {
         if json {
@@ -290,5 +294,13 @@ async fn erasure_list(cfg: &Config, storage: Option<Arc<dyn Storage>>) -> Piece 
             ),
         ),
         Err(e) => failed(format!("the erasure list at {shown} cannot be read: {e}")),
+    }
+}
+
+/// `drill.target`, as a drill would judge it, without creating anything.
+async fn drill_target(cfg: &Config) -> Piece {
+    match crate::restore::drill::preflight(cfg).await {
+        Ok(detail) => Piece::ok("drill_target", detail),
+        Err(e) => Piece::failed("drill_target", e.message),
     }
 }

@@ -176,6 +176,62 @@ async fn drill(cfg: &Config, storage: Arc<dyn Storage>) -> Result<DrillReport, D
     Ok(report)
 }
 
+/// What `lethe check` asks of `drill.target` without touching it: a URL
+/// it accepts, a server it may use (not the source's unless allowed, never
+/// the source database), a role that may create databases, and a name that
+/// is free or a marked leftover. Returns a line saying what it found.
+///
+/// # Errors
+/// The first thing a drill would refuse, as the drill would say it.
+pub async fn preflight(cfg: &Config) -> Result<String, DrillError> {
+    let raw = cfg
+        .drill
+        .target
+        .as_deref()
+        .ok_or_else(|| fail(Step::Target, "drill.target is not set"))?;
+    let target =
+        Target::parse(raw).map_err(|e| fail(Step::Target, format!("drill.target: {e}")))?;
+    let admin = crate::pg::connect(&target.maintenance())
+        .await
+        .map_err(|e| fail(Step::Target, e.to_string()))?;
+    check_not_source(cfg, &target, &admin).await?;
+    let may: bool = admin
+        .client
+        .query_one(
+            "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| fail(Step::Create, crate::pg::pg_message(&e)))?
+        .get(0);
+    if !may {
+        return Err(fail(
+            Step::Create,
+            "the role of drill.target cannot create databases: ALTER ROLE … CREATEDB",
+        ));
+    }
+    let db = &target.database;
+    let state = match comment(&admin, db)
+        .await
+        .map_err(|e| fail(Step::Create, e))?
+    {
+        None => "free",
+        Some(c) if marked(&c) => "a leftover of an earlier drill (dropped by the next)",
+        Some(_) => {
+            return Err(fail(
+                Step::Target,
+                format!(
+                    "drill.target names database {db}, which exists and was not created by a lethe drill:                      name a database that does not exist"
+                ),
+            ));
+        }
+    };
+    Ok(format!(
+        "{}: the role may create it; the name is {state}",
+        crate::secrets::redact_url(raw)
+    ))
+}
+
 /// Refuses the source database always, and its server unless allowed.
 async fn check_not_source(
     cfg: &Config,

@@ -115,12 +115,40 @@ fn a_drill_by_hand_restores_checks_and_drops_its_scratch_database() {
     );
 }
 
+/// `lethe check --json`'s `drill_target` piece.
+fn checked(s: &Rig) -> Value {
+    let o = s.run(&["check", "--json"]);
+    text_of(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|p| p["name"] == "drill_target")
+        .unwrap_or_else(|| panic!("no drill_target piece: {}", text_of(&o.stdout)))
+}
+
 #[test]
 fn a_target_on_the_source_server_is_refused_unless_allowed() {
     let db = scratch_name();
     let s = drilled("drill_same", &format!("target = \"{}\"", target(&db)));
+    // `lethe check` says so before any drill runs.
+    let piece = checked(&s);
+    assert_eq!(piece["ok"], false, "{piece}");
+    assert!(
+        piece["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("allow_same_server")),
+        "{piece}"
+    );
     fails_at(&s, "target", "allow_same_server");
     assert!(!exists(&db));
+    let text = std::fs::read_to_string(&s.cfg).expect("config");
+    std::fs::write(
+        &s.cfg,
+        text.replace("\n[drill]\n", "\n[drill]\nallow_same_server = true\n"),
+    )
+    .expect("config");
+    let piece = checked(&s);
+    assert_eq!(piece["ok"], true, "{piece}");
+    assert!(!exists(&db), "check created the database");
 }
 
 #[test]
@@ -135,6 +163,7 @@ fn an_existing_unmarked_database_is_refused_and_left_untouched() {
         ),
     );
     fails_at(&s, "target", "was not created by a lethe drill");
+    assert_eq!(checked(&s)["ok"], false);
     assert_eq!(keep.sql("SELECT x FROM precious").trim(), "42");
     assert_eq!(
         psql(
