@@ -154,6 +154,21 @@ pub async fn run(cfg: &Config, storage: Arc<dyn Storage>) -> Result<DrillReport,
 
 async fn drill(cfg: &Config, storage: Arc<dyn Storage>) -> Result<DrillReport, DrillError> {
     let started = Instant::now();
+    let (target, admin) = open_target(cfg).await?;
+    claim(&admin, &target).await?;
+    let result = restore_and_check(cfg, storage, &target).await;
+    // Drop what was created, whatever happened.
+    let dropped = drop_marked(&admin, &target.database).await;
+    let mut report = result?;
+    dropped?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// `drill.target` parsed, a session on its server's `postgres` database,
+/// and the server judged: not the source's unless allowed, never the
+/// source database. What a drill and `lethe check` both start with.
+async fn open_target(cfg: &Config) -> Result<(Target, crate::pg::PgConn), DrillError> {
     let raw = cfg.drill.target.as_deref().ok_or_else(|| {
         fail(
             Step::Target,
@@ -166,14 +181,7 @@ async fn drill(cfg: &Config, storage: Arc<dyn Storage>) -> Result<DrillReport, D
         .await
         .map_err(|e| fail(Step::Target, e.to_string()))?;
     check_not_source(cfg, &target, &admin).await?;
-    claim(&admin, &target).await?;
-    let result = restore_and_check(cfg, storage, &target).await;
-    // Drop what was created, whatever happened.
-    let dropped = drop_marked(&admin, &target.database).await;
-    let mut report = result?;
-    dropped?;
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok((target, admin))
 }
 
 /// What `lethe check` asks of `drill.target` without touching it: a URL
@@ -184,17 +192,7 @@ async fn drill(cfg: &Config, storage: Arc<dyn Storage>) -> Result<DrillReport, D
 /// # Errors
 /// The first thing a drill would refuse, as the drill would say it.
 pub async fn preflight(cfg: &Config) -> Result<String, DrillError> {
-    let raw = cfg
-        .drill
-        .target
-        .as_deref()
-        .ok_or_else(|| fail(Step::Target, "drill.target is not set"))?;
-    let target =
-        Target::parse(raw).map_err(|e| fail(Step::Target, format!("drill.target: {e}")))?;
-    let admin = crate::pg::connect(&target.maintenance())
-        .await
-        .map_err(|e| fail(Step::Target, e.to_string()))?;
-    check_not_source(cfg, &target, &admin).await?;
+    let (target, admin) = open_target(cfg).await?;
     let may: bool = admin
         .client
         .query_one(
@@ -210,25 +208,13 @@ pub async fn preflight(cfg: &Config) -> Result<String, DrillError> {
             "the role of drill.target cannot create databases: ALTER ROLE … CREATEDB",
         ));
     }
-    let db = &target.database;
-    let state = match comment(&admin, db)
-        .await
-        .map_err(|e| fail(Step::Create, e))?
-    {
-        None => "free",
-        Some(c) if marked(&c) => "a leftover of an earlier drill (dropped by the next)",
-        Some(_) => {
-            return Err(fail(
-                Step::Target,
-                format!(
-                    "drill.target names database {db}, which exists and was not created by a lethe drill:                      name a database that does not exist"
-                ),
-            ));
-        }
+    let state = match existing(&admin, &target.database).await? {
+        Existing::Free => "free",
+        Existing::Leftover => "a leftover of an earlier drill (dropped by the next)",
     };
     Ok(format!(
         "{}: the role may create it; the name is {state}",
-        crate::secrets::redact_url(raw)
+        crate::secrets::redact_url(target.url.as_str())
     ))
 }
 
@@ -239,9 +225,14 @@ async fn check_not_source(
     admin: &crate::pg::PgConn,
 ) -> Result<(), DrillError> {
     let (host, port) = target.host_port();
-    let mut same_server = source_place(cfg).is_some_and(|(h, p, _)| h == host && p == port);
-    let mut same_db =
-        source_place(cfg).is_some_and(|(h, p, d)| h == host && p == port && d == target.database);
+    let source = source_place(cfg);
+    let mut same_server = source
+        .as_ref()
+        .is_some_and(|(h, p, _)| *h == host && *p == port);
+    let mut same_db = same_server
+        && source
+            .as_ref()
+            .is_some_and(|(_, _, d)| *d == target.database);
     // The servers' own ids say it better than names, when readable.
     if let Ok(src) = crate::pg::connect(&cfg.source.url).await
         && let (Some(a), Some(b)) = (system_id(&src).await, system_id(admin).await)
@@ -274,6 +265,47 @@ async fn check_not_source(
     Ok(())
 }
 
+/// What stands at the scratch database's name.
+enum Existing {
+    Free,
+    /// A database an earlier drill created and marked.
+    Leftover,
+}
+
+/// Judges the scratch database's name; a database there without the
+/// drill's mark is refused (and never touched).
+async fn existing(admin: &crate::pg::PgConn, db: &str) -> Result<Existing, DrillError> {
+    match comment(admin, db)
+        .await
+        .map_err(|e| fail(Step::Create, e))?
+    {
+        None => Ok(Existing::Free),
+        Some(c) if marked(&c) => Ok(Existing::Leftover),
+        Some(_) => Err(fail(
+            Step::Target,
+            format!(
+                "drill.target names database {db}, which exists and was not created by a lethe drill (it has no \
+                 {MARK_PREFIX} comment): lethe never writes into or drops a database it did not create; name a \
+                 database that does not exist"
+            ),
+        )),
+    }
+}
+
+/// Runs `sql` on the maintenance session; a failure is `step`'s, saying `what`.
+async fn exec(
+    admin: &crate::pg::PgConn,
+    step: Step,
+    what: &str,
+    sql: &str,
+) -> Result<(), DrillError> {
+    admin
+        .client
+        .batch_execute(sql)
+        .await
+        .map_err(|e| fail(step, format!("{what}: {}", crate::pg::pg_message(&e))))
+}
+
 /// The database's comment, `None` when it does not exist.
 async fn comment(admin: &crate::pg::PgConn, db: &str) -> Result<Option<Option<String>>, String> {
     let rows = admin
@@ -295,72 +327,45 @@ fn marked(c: &Option<String>) -> bool {
 /// drill is dropped first; an unmarked database is refused, untouched.
 async fn claim(admin: &crate::pg::PgConn, target: &Target) -> Result<(), DrillError> {
     let db = &target.database;
-    match comment(admin, db)
-        .await
-        .map_err(|e| fail(Step::Create, e))?
-    {
-        Some(c) if marked(&c) => {
-            tracing::warn!(event = "drill.leftover_dropped", database = %db, "a scratch database left by an earlier drill is dropped");
-            drop_marked(admin, db).await?;
-        }
-        Some(_) => {
-            return Err(fail(
-                Step::Target,
-                format!(
-                    "drill.target names database {db}, which exists and was not created by a lethe drill (it has no \
-                     {MARK_PREFIX} comment): lethe never writes into or drops a database it did not create; name a \
-                     database that does not exist"
-                ),
-            ));
-        }
-        None => {}
+    if let Existing::Leftover = existing(admin, db).await? {
+        tracing::warn!(event = "drill.leftover_dropped", database = %db, "a scratch database left by an earlier drill is dropped");
+        drop_marked(admin, db).await?;
     }
     let mark = format!(
         "{MARK_PREFIX} created by {} at {} for a restore drill; dropped when it ends",
         crate::repo::lease::holder_name(),
         crate::units::rfc3339(chrono::Utc::now())
     );
-    admin
-        .client
-        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(db)))
-        .await
-        .map_err(|e| {
-            fail(
-                Step::Create,
-                format!("CREATE DATABASE {db}: {}", crate::pg::pg_message(&e)),
-            )
-        })?;
-    admin
-        .client
-        .batch_execute(&format!(
-            "COMMENT ON DATABASE {} IS {}",
-            quote_ident(db),
-            quote_literal(&mark)
-        ))
-        .await
-        .map_err(|e| {
-            fail(
-                Step::Create,
-                format!("marking {db}: {}", crate::pg::pg_message(&e)),
-            )
-        })?;
-    Ok(())
+    let name = quote_ident(db);
+    exec(
+        admin,
+        Step::Create,
+        &format!("CREATE DATABASE {db}"),
+        &format!("CREATE DATABASE {name}"),
+    )
+    .await?;
+    exec(
+        admin,
+        Step::Create,
+        &format!("marking {db}"),
+        &format!("COMMENT ON DATABASE {name} IS {}", quote_literal(&mark)),
+    )
+    .await
 }
 
 /// Drops `db` if (and only if) it carries the drill's mark.
 async fn drop_marked(admin: &crate::pg::PgConn, db: &str) -> Result<(), DrillError> {
     match comment(admin, db).await.map_err(|e| fail(Step::Drop, e))? {
         None => Ok(()),
-        Some(c) if marked(&c) => admin
-            .client
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", quote_ident(db)))
+        Some(c) if marked(&c) => {
+            exec(
+                admin,
+                Step::Drop,
+                &format!("DROP DATABASE {db}"),
+                &format!("DROP DATABASE {} WITH (FORCE)", quote_ident(db)),
+            )
             .await
-            .map_err(|e| {
-                fail(
-                    Step::Drop,
-                    format!("DROP DATABASE {db}: {}", crate::pg::pg_message(&e)),
-                )
-            }),
+        }
         Some(_) => Err(fail(
             Step::Drop,
             format!(
