@@ -4,10 +4,10 @@
 //! breaking what is kept.
 
 use super::{
-    EvidenceError, HEAD_KEY, HORIZON_KEY, Link, PREFIX, Record, hash, parse_record_key, read_link,
+    EvidenceError, HEAD_KEY, HORIZON_KEY, Link, Record, fetch, hash, list_records, read_link,
     storage_err, write_link,
 };
-use crate::storage::{Storage, StorageExt};
+use crate::storage::Storage;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
@@ -61,33 +61,15 @@ pub struct Broken {
 /// # Errors
 /// Storage errors, a damaged head or horizon.
 pub async fn read_chain(storage: &dyn Storage) -> Result<Chain, EvidenceError> {
-    let listed = storage
-        .list(PREFIX)
-        .await
-        .map_err(|e| storage_err(storage, e))?;
-    let mut chain = Chain::default();
-    let mut keys = Vec::new();
-    for m in listed {
-        if m.key == HEAD_KEY || m.key == HORIZON_KEY {
-            continue;
-        }
-        match parse_record_key(&m.key) {
-            Some((seq, h)) => keys.push((m.key.clone(), seq, h.to_string())),
-            None => chain.strays.push(m.key),
-        }
-    }
-    keys.sort();
-    chain.records = futures::stream::iter(keys)
-        .map(|(key, seq, named_hash)| async move {
-            let bytes = storage
-                .get_bytes(&key)
-                .await
-                .map_err(|e| storage_err(storage, e))?;
+    let listing = list_records(storage).await?;
+    let records = futures::stream::iter(listing.records)
+        .map(|r| async move {
+            let bytes = fetch(storage, &r.meta.key).await?;
             let record = serde_json::from_slice::<Record>(&bytes).map_err(|e| e.to_string());
             Ok::<_, EvidenceError>(Stored {
-                key,
-                seq,
-                named_hash,
+                key: r.meta.key,
+                seq: r.seq,
+                named_hash: r.hash,
                 actual_hash: hash(&bytes),
                 record,
             })
@@ -95,10 +77,12 @@ pub async fn read_chain(storage: &dyn Storage) -> Result<Chain, EvidenceError> {
         .buffered(FETCH_CONCURRENCY)
         .try_collect()
         .await?;
-    chain.head = read_link(storage, HEAD_KEY).await?;
-    chain.horizon = read_link(storage, HORIZON_KEY).await?;
-    chain.strays.sort();
-    Ok(chain)
+    Ok(Chain {
+        records,
+        head: read_link(storage, HEAD_KEY).await?,
+        horizon: read_link(storage, HORIZON_KEY).await?,
+        strays: listing.strays,
+    })
 }
 
 /// Judges a chain: every record hashes to its name, says its own sequence
@@ -234,49 +218,35 @@ pub async fn expire(
     now: DateTime<Utc>,
 ) -> Result<u64, EvidenceError> {
     let cutoff = now - chrono::Duration::days(i64::from(keep_days));
-    let listed = storage
-        .list(PREFIX)
-        .await
-        .map_err(|e| storage_err(storage, e))?;
+    let records = list_records(storage).await?.records;
     let horizon = read_link(storage, HORIZON_KEY).await?;
     let start = horizon.as_ref().map_or(1, |h| h.seq + 1);
-    let mut keys: Vec<(u64, String, String, DateTime<Utc>)> = listed
-        .iter()
-        .filter_map(|m| {
-            parse_record_key(&m.key)
-                .map(|(s, h)| (s, m.key.clone(), h.to_string(), m.last_modified))
-        })
-        .collect();
-    keys.sort();
     // Leftovers of an expiry that stopped half-way go first.
-    let mut doomed: Vec<String> = keys
+    let mut doomed: Vec<String> = records
         .iter()
-        .filter(|k| k.0 < start)
-        .map(|k| k.1.clone())
+        .filter(|r| r.seq < start)
+        .map(|r| r.meta.key.clone())
         .collect();
     let mut last: Option<Link> = None;
-    for (seq, key, h, modified) in keys.iter().filter(|k| k.0 >= start) {
-        if *modified >= cutoff {
+    for r in records.iter().filter(|r| r.seq >= start) {
+        if r.meta.last_modified >= cutoff {
             break;
         }
         // The stored time, not the object's: a copied bucket keeps it.
-        let bytes = storage
-            .get_bytes(key)
-            .await
-            .map_err(|e| storage_err(storage, e))?;
+        let bytes = fetch(storage, &r.meta.key).await?;
         let at = serde_json::from_slice::<Record>(&bytes).map(|r| r.at).ok();
         if at.is_none_or(|at| at >= cutoff) {
             break;
         }
-        if last.as_ref().is_some_and(|l| l.seq + 1 != *seq) {
+        if last.as_ref().is_some_and(|l| l.seq + 1 != r.seq) {
             break;
         }
         last = Some(Link {
-            seq: *seq,
-            hash: h.clone(),
+            seq: r.seq,
+            hash: r.hash.clone(),
             at: now,
         });
-        doomed.push(key.clone());
+        doomed.push(r.meta.key.clone());
     }
     if let Some(link) = &last {
         write_link(storage, HORIZON_KEY, link).await?;
@@ -302,20 +272,9 @@ pub async fn newest_of(
     kind: super::Kind,
     look_back: usize,
 ) -> Result<Option<Record>, EvidenceError> {
-    let listed = storage
-        .list(PREFIX)
-        .await
-        .map_err(|e| storage_err(storage, e))?;
-    let mut keys: Vec<(u64, String)> = listed
-        .iter()
-        .filter_map(|m| parse_record_key(&m.key).map(|(s, _)| (s, m.key.clone())))
-        .collect();
-    keys.sort();
-    for (_, key) in keys.iter().rev().take(look_back) {
-        let bytes = storage
-            .get_bytes(key)
-            .await
-            .map_err(|e| storage_err(storage, e))?;
+    let records = list_records(storage).await?.records;
+    for r in records.iter().rev().take(look_back) {
+        let bytes = fetch(storage, &r.meta.key).await?;
         if let Ok(r) = serde_json::from_slice::<Record>(&bytes)
             && r.entry.kind == kind
         {

@@ -263,27 +263,67 @@ async fn write_link(storage: &dyn Storage, key: &str, link: &Link) -> Result<(),
         .map_err(|e| storage_err(storage, e))
 }
 
-/// The newest record as the repository shows it: the highest listed
-/// sequence number, or the head when it is ahead (its record was removed:
-/// the next record chains onto the head, so the hole stays visible).
-async fn tip(storage: &dyn Storage) -> Result<Option<(u64, String)>, EvidenceError> {
+/// One record as listed: its number, the hash its name gives, the object.
+pub(crate) struct Listed {
+    pub seq: u64,
+    pub hash: String,
+    pub meta: crate::storage::ObjectMeta,
+}
+
+/// What `evidence/` holds: the records sorted by key (so by number, then
+/// hash), and the objects that are neither records nor head nor horizon.
+pub(crate) struct Listing {
+    pub records: Vec<Listed>,
+    pub strays: Vec<String>,
+}
+
+/// Lists `evidence/` once, for every reader of the chain.
+pub(crate) async fn list_records(storage: &dyn Storage) -> Result<Listing, EvidenceError> {
     let listed = storage
         .list(PREFIX)
         .await
         .map_err(|e| storage_err(storage, e))?;
-    let mut best: Option<(u64, String)> = None;
-    for m in &listed {
-        if let Some((seq, h)) = parse_record_key(&m.key) {
-            // The smallest key at the highest sequence: one rule for every writer.
-            let better = match &best {
-                None => true,
-                Some((s, bh)) => seq > *s || (seq == *s && h < bh.as_str()),
-            };
-            if better {
-                best = Some((seq, h.to_string()));
-            }
+    let mut out = Listing {
+        records: Vec::new(),
+        strays: Vec::new(),
+    };
+    for meta in listed {
+        if meta.key == HEAD_KEY || meta.key == HORIZON_KEY {
+            continue;
+        }
+        match parse_record_key(&meta.key) {
+            Some((seq, h)) => out.records.push(Listed {
+                seq,
+                hash: h.to_string(),
+                meta,
+            }),
+            None => out.strays.push(meta.key),
         }
     }
+    out.records.sort_by(|a, b| a.meta.key.cmp(&b.meta.key));
+    out.strays.sort();
+    Ok(out)
+}
+
+/// One object's bytes.
+pub(crate) async fn fetch(storage: &dyn Storage, key: &str) -> Result<bytes::Bytes, EvidenceError> {
+    storage
+        .get_bytes(key)
+        .await
+        .map_err(|e| storage_err(storage, e))
+}
+
+/// The newest record as the repository shows it: the highest listed
+/// sequence number, or the head when it is ahead (its record was removed:
+/// the next record chains onto the head, so the hole stays visible).
+async fn tip(storage: &dyn Storage) -> Result<Option<(u64, String)>, EvidenceError> {
+    let records = list_records(storage).await?.records;
+    // The smallest key at the highest number: one rule for every writer.
+    let top = records.last().map(|r| r.seq);
+    let best = records
+        .iter()
+        .find(|r| Some(r.seq) == top)
+        .map(|r| (r.seq, r.hash.clone()));
     let head = read_link(storage, HEAD_KEY).await?;
     let horizon = read_link(storage, HORIZON_KEY).await?;
     Ok([
