@@ -79,25 +79,30 @@ pub(super) async fn later_bases(
             Some(c) => Some(super::session::open_schema_gap(s, head, c).await?),
             None => None,
         };
-        let (id, consistent) = later_base(s, &head.epoch, stop).await?;
+        let (id, consistent, digest) = later_base(s, &head.epoch, stop).await?;
         if let Some(g) = gap {
             super::session::close_gap(s, g, &head.epoch, &id, consistent).await?;
         }
         last = Utc::now();
-        if tx.send(Input::BaseStored(id)).await.is_err() {
+        if tx.send(Input::BaseStored { id, digest }).await.is_err() {
             return Ok(());
         }
     }
 }
 
-/// One later base, from a temporary slot: its id and consistent point.
+/// One later base, from a temporary slot: its id, consistent point and
+/// schema digest. Tables created since the last poll join the publication
+/// first, so the stream carries every change after the base.
 async fn later_base(
     s: &SessionCfg,
     epoch: &Epoch,
     stop: &CancellationToken,
-) -> Result<(String, Lsn), CaptureError> {
+) -> Result<(String, Lsn, Option<String>), CaptureError> {
     let cont = &s.cfg.continuous;
     let url = s.cfg.source.url.as_str();
+    crate::continuous::slot::sync_publication(&pg::connect(url).await?, cont)
+        .await
+        .map_err(CaptureError::Slot)?;
     let mut name = format!("{}_base", cont.slot);
     name.truncate(63);
     let opts = Options {
@@ -113,12 +118,18 @@ async fn later_base(
         slot: name,
         temporary: true,
         not_captured: not_captured(url, &cont.publication).await?,
+        schema_digest: None,
     };
     let consistent = info.consistent_lsn;
     let outcome = take_base(s, created.snapshot, info, stop).await;
     // Closing the connection drops the temporary slot.
     drop(rconn);
-    Ok((outcome?.id.as_str().to_string(), consistent))
+    let m = outcome?;
+    Ok((
+        m.id.as_str().to_string(),
+        consistent,
+        m.continuous.and_then(|c| c.schema_digest),
+    ))
 }
 
 /// A new epoch: the slot created with an exported snapshot, a base taken
@@ -141,6 +152,7 @@ pub(super) async fn new_epoch(
         slot: cont.slot.clone(),
         temporary: false,
         not_captured: not_captured(url, &cont.publication).await?,
+        schema_digest: None,
     };
     let manifest = match take_base(s, created.snapshot.clone(), info, cancel).await {
         Ok(m) => m,
@@ -162,6 +174,9 @@ pub(super) async fn new_epoch(
         last_commit_lsn: None,
         last_commit_at: None,
         verified_at: Utc::now(),
+        // The window starts at the base: the first read of the schema
+        // moves this on, or finds it changed since.
+        schema_checked_at: Some(manifest.started_at),
         base_ids: vec![id.clone()],
     };
     let key = changes::head_key(&s.source);

@@ -114,6 +114,40 @@ impl SequenceSampler for PgSampler {
             .block_on(pg::catalog::sequence_values(&self.conn, &self.seqs))
             .map_err(|e| e.to_string())
     }
+
+    fn schema(&mut self) -> Result<(String, chrono::DateTime<Utc>), String> {
+        self.rt
+            .block_on(pg::digest::schema_digest(&self.conn))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What the capture compares the source's schema with: the newest base's
+/// digest. A schema gap left open by an earlier session (stopped before its
+/// base) is a change to take a base for now.
+async fn schema_reference(
+    s: &SessionCfg,
+    head: &Head,
+) -> Result<(super::schema::SchemaWatch, Option<SchemaChange>), CaptureError> {
+    let mut digest = None;
+    if let Some(id) = head.base_ids.last()
+        && let Ok(id) = id.parse::<crate::repo::manifest::SnapshotId>()
+    {
+        let m = crate::repo::layout::load_manifest(s.storage.as_ref(), &id)
+            .await
+            .map_err(|e| {
+                CaptureError::Base(format!("reading the newest base's manifest {id}: {e}"))
+            })?;
+        digest = m.continuous.and_then(|c| c.schema_digest);
+    }
+    let open = open_gap(s, &head.epoch)
+        .await?
+        .filter(|g| g.reason == GapReason::SchemaUndetected)
+        .map(|g| SchemaChange {
+            since: g.last_commit_at,
+            what: "a schema change seen before a restart, whose base was not taken".to_string(),
+        });
+    Ok((super::schema::SchemaWatch::new(digest), open))
 }
 
 /// Everything a session needs from the config.
@@ -140,13 +174,10 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         .await
         .map_err(CaptureError::Slot)?;
     // Tables created while lethe was stopped join the publication now.
-    let crate::continuous::slot::Synced {
-        added,
-        published: known,
-        ..
-    } = crate::continuous::slot::sync_publication(&conn, cont)
-        .await
-        .map_err(CaptureError::Slot)?;
+    let crate::continuous::slot::Synced { added, .. } =
+        crate::continuous::slot::sync_publication(&conn, cont)
+            .await
+            .map_err(CaptureError::Slot)?;
     let (schema_tx, schema_rx) = mpsc::channel::<SchemaChange>(16);
 
     let stored = match read_head(s.storage.as_ref(), &s.source).await? {
@@ -205,7 +236,13 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
     };
     let head = stored.head.clone();
     let start = head.end_lsn;
-    if !added.is_empty() && head.last_commit_at.is_some() {
+    let (schema, reopened) = schema_reference(s, &head).await?;
+    if let Some(c) = reopened {
+        let _ = schema_tx.try_send(c);
+    }
+    // Bases of older lethe have no digest to compare: tables created while
+    // stopped are the change then.
+    if !added.is_empty() && head.last_commit_at.is_some() && !schema.has_reference() {
         let what = format!(
             "table(s) created while the capture was stopped: {}",
             added.join(", ")
@@ -268,7 +305,16 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         let changed = schema_tx.clone();
         tokio::task::spawn_blocking(move || {
             let mut sampler = sampler;
-            writer::run(rx, &ctx, stored, &confirmer, &mut sampler, &opts, &changed)
+            writer::run(
+                rx,
+                &ctx,
+                stored,
+                &confirmer,
+                &mut sampler,
+                &opts,
+                &changed,
+                schema,
+            )
         })
     };
     let receiver = {
@@ -305,9 +351,8 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
     };
     let bases = super::base::later_bases(s, &head, tx.clone(), schema_rx, &stop);
     drop(tx);
-    let watch = super::watch::watch_source(
-        url, cont, &confirmer, known, &head, &vouched, schema_tx, &stop,
-    );
+    drop(schema_tx);
+    let watch = super::watch::watch_source(url, cont, &confirmer, &vouched, &stop);
 
     let mut receiver = receiver;
     let mut writer = writer;
@@ -373,6 +418,35 @@ async fn record_gap(
     head: &Head,
     reason: GapReason,
 ) -> Result<GapRecord, CaptureError> {
+    if let Some(g) = open_gap(s, &head.epoch).await? {
+        tracing::error!(
+            event = "continuous.gap",
+            reason = %g.reason,
+            last_commit_at = head.last_commit_at.map(|t| t.to_rfc3339()),
+            last_commit_lsn = head.last_commit_lsn.map(|l| l.to_string()),
+            epoch = %head.epoch,
+            "still open: no new base yet"
+        );
+        return Ok(g);
+    }
+    tracing::error!(
+        event = "continuous.gap",
+        reason = %reason,
+        last_commit_at = head.last_commit_at.map(|t| t.to_rfc3339()),
+        last_commit_lsn = head.last_commit_lsn.map(|l| l.to_string()),
+        epoch = %head.epoch,
+        "the replication slot cannot continue the stored stream: changes after the last stored commit are lost until a new base; restores into the gap are refused"
+    );
+    let gap = new_gap(s, head, head.last_commit_lsn, head.last_commit_at, reason);
+    put_gap(s, &gap).await?;
+    Ok(gap)
+}
+
+/// The gap record of `epoch` not yet closed by a base, if any.
+async fn open_gap(
+    s: &SessionCfg,
+    epoch: &crate::repo::changes::Epoch,
+) -> Result<Option<GapRecord>, CaptureError> {
     let prefix = changes::gaps_prefix(&s.source);
     for o in s
         .storage
@@ -386,29 +460,11 @@ async fn record_gap(
             .await
             .map_err(CaptureError::storage(&o.key))?;
         let g = GapRecord::from_json(&o.key, &data).map_err(CaptureError::Format)?;
-        if g.epoch_before.as_ref() == Some(&head.epoch) && g.epoch_after.is_none() {
-            tracing::error!(
-                event = "continuous.gap",
-                reason = %g.reason,
-                last_commit_at = head.last_commit_at.map(|t| t.to_rfc3339()),
-                last_commit_lsn = head.last_commit_lsn.map(|l| l.to_string()),
-                epoch = %head.epoch,
-                "still open: no new base yet"
-            );
-            return Ok(g);
+        if g.epoch_before.as_ref() == Some(epoch) && g.epoch_after.is_none() {
+            return Ok(Some(g));
         }
     }
-    tracing::error!(
-        event = "continuous.gap",
-        reason = %reason,
-        last_commit_at = head.last_commit_at.map(|t| t.to_rfc3339()),
-        last_commit_lsn = head.last_commit_lsn.map(|l| l.to_string()),
-        epoch = %head.epoch,
-        "the replication slot cannot continue the stored stream: changes after the last stored commit are lost until a new base; restores into the gap are refused"
-    );
-    let gap = new_gap(s, head, head.last_commit_lsn, head.last_commit_at, reason);
-    put_gap(s, &gap).await?;
-    Ok(gap)
+    Ok(None)
 }
 
 /// A gap record opened now: `head`'s epoch was complete up to the given
@@ -462,7 +518,17 @@ pub(super) async fn open_schema_gap(
     head: &Head,
     change: &SchemaChange,
 ) -> Result<GapRecord, CaptureError> {
-    let gap = new_gap(s, head, None, change.since, GapReason::SchemaUndetected);
+    // One left open by a session stopped before its base is this one.
+    let gap = match open_gap(s, &head.epoch).await? {
+        Some(mut g) if g.reason == GapReason::SchemaUndetected => {
+            g.last_commit_at = match (g.last_commit_at, change.since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            g
+        }
+        _ => new_gap(s, head, None, change.since, GapReason::SchemaUndetected),
+    };
     tracing::error!(
         event = "continuous.gap",
         reason = %gap.reason,

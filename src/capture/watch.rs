@@ -1,16 +1,14 @@
 //! What the capture watches on the source besides the stream: a heartbeat
 //! message every 10 s (it moves an idle stream along), and every 30 s the
 //! slot (its lag, or that it is gone) and the publication's tables (new
-//! ones join it; a created or dropped table is a schema change).
+//! ones join it). Schema changes are judged by the writer
+//! (`capture::schema`).
 
-use super::writer::SchemaChange;
 use super::{CaptureError, SlotState};
 use crate::pg::replication::Confirmer;
 use crate::pg::{self, PgConn};
 use crate::repo::changes::Lsn;
-use crate::repo::changes::manifest::Head;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How often a heartbeat message is emitted on the source.
@@ -71,16 +69,14 @@ pub(super) async fn system_identity(conn: &PgConn) -> (String, u32) {
 }
 
 /// Heartbeats and the lag poll, until `stop`: returns only on a stop
-/// (`Ok`) or when the source cannot be reached for the poll.
-#[allow(clippy::too_many_arguments)] // one call site; the session's parts
+/// (`Ok`) or when the source cannot be reached for the poll. Schema changes
+/// are the writer's to see (`capture::schema`); the poll adds new tables to
+/// the publication and names those it cannot carry.
 pub(super) async fn watch_source(
     url: &str,
     cont: &crate::continuous::ContinuousConfig,
     confirmer: &Confirmer,
-    mut known: std::collections::BTreeMap<u32, String>,
-    head: &Head,
     vouched: &std::sync::atomic::AtomicI64,
-    changed: mpsc::Sender<SchemaChange>,
     stop: &CancellationToken,
 ) -> Result<(), CaptureError> {
     let conn = pg::connect(url).await?;
@@ -88,7 +84,6 @@ pub(super) async fn watch_source(
     let mut poll = tokio::time::interval(poll_every());
     let mut last_log: Option<std::time::Instant> = None;
     let mut unpublished = std::collections::BTreeSet::new();
-    let mut last_good = head.last_commit_at;
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -104,23 +99,9 @@ pub(super) async fn watch_source(
                 if st.wal_status.as_deref() == Some("lost") {
                     return Err(CaptureError::SlotVanished { slot: cont.slot.clone() });
                 }
-                // Tables created or dropped: no DDL is captured, so a base now.
                 let synced = crate::continuous::slot::sync_publication(&conn, cont)
                     .await
                     .map_err(CaptureError::Slot)?;
-                let (added, now_published) = (synced.added, synced.published);
-                let dropped: Vec<String> = known
-                    .iter()
-                    .filter(|(oid, _)| !now_published.contains_key(oid))
-                    .map(|(_, n)| n.clone())
-                    .collect();
-                if !added.is_empty() || !dropped.is_empty() {
-                    let what = format!("table(s) created: [{}], dropped: [{}]", added.join(", "), dropped.join(", "));
-                    tracing::warn!(event = "continuous.schema_changed", change = %what, "a base is taken now; restores between the last commit before the change and that base are refused");
-                    let _ = changed.send(SchemaChange { since: last_good, what }).await;
-                }
-                known = now_published;
-                last_good = Some(chrono::Utc::now());
                 for t in synced.no_identity {
                     if unpublished.insert(t.clone()) {
                         tracing::warn!(event = "continuous.unpublished_table", table = %t, "a table without a replica identity is not captured (publishing it would make the application's UPDATE and DELETE fail): add a primary key, or ALTER TABLE … REPLICA IDENTITY FULL; until then only base snapshots carry it");

@@ -1,7 +1,9 @@
 //! The restorable windows of the change stream, from what is stored: each
 //! epoch runs from its oldest kept base to where the stream is vouched for
 //! (the head for the running epoch, the gap that ended it otherwise), less
-//! the gaps inside it (schema changes no DDL was captured for).
+//! the gaps inside it (schema changes no DDL was captured for). The running
+//! epoch ends no later than its head's `schema_checked_at` (past it, the
+//! schema may differ from the bases') and the start of a gap still open.
 
 use super::CaptureError;
 use crate::repo::changes::manifest::{GapRecord, Head};
@@ -94,9 +96,20 @@ pub fn windows(bases: &[Base], head: Option<&Head>, gaps: &[GapRecord]) -> Vec<W
         let mut mine: Vec<&Base> = bases.iter().filter(|b| &b.epoch == epoch).collect();
         mine.sort_by_key(|b| b.at);
         let Some(first) = mine.first() else { continue };
-        // Where the epoch ends: the head, else the gap that closed it.
+        // Where the epoch ends: the head (no later than the schema is known
+        // unchanged, nor than a gap still open), else the gap that closed it.
         let end = match head {
-            Some(h) if &h.epoch == epoch => Some(h.verified_at),
+            Some(h) if &h.epoch == epoch => {
+                let open = gaps
+                    .iter()
+                    .filter(|g| g.epoch_before.as_ref() == Some(epoch) && g.epoch_after.is_none())
+                    .map(|g| g.last_commit_at.unwrap_or(g.detected_at));
+                [Some(h.verified_at), h.schema_checked_at]
+                    .into_iter()
+                    .flatten()
+                    .chain(open)
+                    .min()
+            }
             _ => gaps
                 .iter()
                 .filter(|g| {

@@ -16,6 +16,7 @@ fn head(epoch: &Epoch, verified: &str) -> Head {
         last_commit_lsn: None,
         last_commit_at: None,
         verified_at: at(verified),
+        schema_checked_at: None,
         base_ids: Vec::new(),
     }
 }
@@ -113,4 +114,41 @@ fn an_epoch_without_a_kept_base_or_an_end_has_no_window() {
     let bases = [base(&b, "2026-12-01T00:00:00Z")];
     let w = windows(&bases, Some(&head(&a, "2026-12-03T00:00:00Z")), &[]);
     assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn the_running_epoch_ends_where_the_schema_was_last_seen_unchanged() {
+    let e = Epoch::new();
+    let bases = [base(&e, "2026-12-01T00:00:00Z")];
+    let mut h = head(&e, "2026-12-02T00:00:10Z");
+    h.schema_checked_at = Some(at("2026-12-02T00:00:04Z"));
+    let w = windows(&bases, Some(&h), &[]);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].to, at("2026-12-02T00:00:04Z"));
+    // Checked after the head was written: the head bounds it.
+    h.schema_checked_at = Some(at("2026-12-02T00:00:30Z"));
+    assert_eq!(
+        windows(&bases, Some(&h), &[])[0].to,
+        at("2026-12-02T00:00:10Z")
+    );
+}
+
+#[test]
+fn a_schema_gap_still_open_ends_the_running_epoch_at_its_start() {
+    let e = Epoch::new();
+    let bases = [base(&e, "2026-12-01T00:00:00Z")];
+    let mut open = gap(
+        &e,
+        &e,
+        "2026-12-01T12:00:00Z",
+        "2026-12-01T12:00:05Z",
+        GapReason::SchemaUndetected,
+    );
+    open.epoch_after = None;
+    open.resumed_at = None;
+    open.resumed_lsn = None;
+    // The head goes on (the stream is stored) while the base is taken.
+    let w = windows(&bases, Some(&head(&e, "2026-12-01T18:00:00Z")), &[open]);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].to, at("2026-12-01T12:00:00Z"));
 }

@@ -25,14 +25,20 @@ pub enum Input {
     Frame(Frame),
     /// Time passed: close a segment that is due.
     Tick,
-    /// A later base of this epoch is stored: the head lists it.
-    BaseStored(String),
+    /// A later base of this epoch is stored: the head lists it, and its
+    /// schema digest is the reference from now on.
+    BaseStored {
+        id: String,
+        digest: Option<String>,
+    },
 }
 
-/// Reads the sequences' current values (between transactions, after the
-/// last commit of a segment arrived).
+/// Reads the source between transactions, after the last commit of a
+/// segment arrived: the sequences' current values, and the schema's digest
+/// with the server's time of the read (`pg::digest`).
 pub trait SequenceSampler: Send {
     fn sample(&mut self) -> Result<Vec<SequenceValue>, String>;
+    fn schema(&mut self) -> Result<(String, DateTime<Utc>), String>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +76,7 @@ pub struct Stored {
 /// base cannot be restored (no DDL is captured), so a base is taken now.
 #[derive(Debug, Clone)]
 pub struct SchemaChange {
-    /// The last commit known to be in the old shape.
+    /// The last time known to be in the old shape.
     pub since: Option<DateTime<Utc>>,
     pub what: String,
 }
@@ -98,6 +104,7 @@ pub struct Flushed {
 ///
 /// # Errors
 /// A segment or head that cannot be stored, a stream out of order.
+#[allow(clippy::too_many_arguments)] // one call site: the session's parts
 pub fn run(
     mut input: mpsc::Receiver<Input>,
     ctx: &StreamCtx,
@@ -106,6 +113,7 @@ pub fn run(
     sampler: &mut dyn SequenceSampler,
     opts: &WriterOptions,
     changed: &mpsc::Sender<SchemaChange>,
+    mut schema: super::schema::SchemaWatch,
 ) -> Result<Stored, WriterError> {
     let mut relations: BTreeMap<u32, RelationMsg> = BTreeMap::new();
     let mut open: Option<OpenSegment> = None;
@@ -116,13 +124,19 @@ pub fn run(
     let mut txn_commit_lsn = Lsn(0);
     let mut last_head = Instant::now();
     let mut idle_confirm: Option<Lsn> = None;
+    // The schema is read at every flush, and as often while idle, so a
+    // change's gap starts at most `flush_every` before it.
+    let mut schema_read = Instant::now();
     confirmer.confirm(stored.head.end_lsn.0);
 
     while let Some(msg) = input.blocking_recv() {
         match msg {
             Input::Tick => {}
-            Input::BaseStored(id) => {
+            Input::BaseStored { id, digest } => {
                 stored.head.base_ids.push(id);
+                if let Some(c) = schema.base_stored(&stored.head, digest.as_deref()) {
+                    schema_changed(changed, c);
+                }
                 put_head(ctx, &stored.head)?;
             }
             Input::Frame(f) => match f.change {
@@ -162,12 +176,9 @@ pub fn run(
                             prev.columns.len(),
                             desc.columns.len()
                         );
-                        tracing::warn!(event = "continuous.schema_changed", change = %what, "a table changed shape without a captured DDL: a base is taken now; restores between the last commit before it and that base are refused");
-                        // Full means a base is already coming for earlier changes.
-                        let _ = changed.try_send(SchemaChange {
-                            since: stored.head.last_commit_at,
-                            what,
-                        });
+                        if let Some(c) = schema.seen(&stored.head, what) {
+                            schema_changed(changed, c);
+                        }
                     }
                     stored.shapes.insert(r.relid, desc);
                     relations.insert(r.relid, r);
@@ -259,9 +270,10 @@ pub fn run(
         // Close a due segment between transactions.
         if !in_txn && due.is_some_and(|d| Instant::now() >= d) {
             if let Some(seg) = open.take() {
-                let f = flush(seg, ctx, &mut stored, sampler)?;
+                let f = flush(seg, ctx, &mut stored, sampler, &mut schema, changed)?;
                 confirmer.confirm(f.end_lsn.0);
                 last_head = Instant::now();
+                schema_read = last_head;
                 tracing::debug!(
                     event = "continuous.flushed",
                     end_lsn = %f.end_lsn,
@@ -272,6 +284,20 @@ pub fn run(
                 );
             }
             due = None;
+        }
+        if !in_txn && open.is_none() && schema_read.elapsed() >= opts.flush_every {
+            let before = stored.head.schema_checked_at;
+            check_schema(sampler, &mut schema, &mut stored.head, changed);
+            schema_read = Instant::now();
+            // The first read past the last stored commit (or the head's
+            // time) makes it restorable: the head says so now, not a
+            // minute later.
+            let after = stored.head.schema_checked_at;
+            let crossed = |t: Option<DateTime<Utc>>| t.is_some() && before < t && after >= t;
+            if crossed(stored.head.last_commit_at) || crossed(Some(stored.head.verified_at)) {
+                put_head(ctx, &stored.head)?;
+                last_head = Instant::now();
+            }
         }
         // Idle: the head vouches for the heartbeat's position first, then
         // the server may let go of the WAL before it (a restart must never
@@ -284,6 +310,7 @@ pub fn run(
         {
             stored.head.end_lsn = lsn;
             stored.head.verified_at = Utc::now();
+            check_schema(sampler, &mut schema, &mut stored.head, changed);
             put_head(ctx, &stored.head)?;
             confirmer.confirm(lsn.0);
             last_head = Instant::now();
@@ -292,8 +319,15 @@ pub fn run(
     // Stopped between transactions: store what is complete rather than
     // have the server send it again.
     if !in_txn && let Some(seg) = open.take() {
-        let f = flush(seg, ctx, &mut stored, sampler)?;
+        let f = flush(seg, ctx, &mut stored, sampler, &mut schema, changed)?;
         confirmer.confirm(f.end_lsn.0);
+    } else if !in_txn {
+        // One last look, so the window reaches the stop.
+        let before = stored.head.schema_checked_at;
+        check_schema(sampler, &mut schema, &mut stored.head, changed);
+        if stored.head.schema_checked_at > before {
+            put_head(ctx, &stored.head)?;
+        }
     }
     Ok(stored)
 }
@@ -306,11 +340,40 @@ fn same_shape(a: &RelationDesc, b: &RelationDesc) -> bool {
         })
 }
 
+/// Reads the source's schema digest and judges it (`capture::schema`): the
+/// head's check time moves, or a change goes to the bases' task. A failed
+/// read moves nothing.
+fn check_schema(
+    sampler: &mut dyn SequenceSampler,
+    schema: &mut super::schema::SchemaWatch,
+    head: &mut Head,
+    changed: &mpsc::Sender<SchemaChange>,
+) {
+    match sampler.schema() {
+        Ok((digest, at)) => {
+            if let Some(c) = schema.read(head, &digest, at) {
+                schema_changed(changed, c);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(event = "continuous.schema_check_failed", error = %e, "the source's schema could not be read: restorable points stop at the last check until it can");
+        }
+    }
+}
+
+fn schema_changed(changed: &mpsc::Sender<SchemaChange>, c: SchemaChange) {
+    tracing::warn!(event = "continuous.schema_changed", change = %c.what, "a schema change the stream does not carry: a base is taken now; restores between the last check before it and that base are refused");
+    // Full means a base is already coming for earlier changes.
+    let _ = changed.try_send(c);
+}
+
 fn flush(
     seg: OpenSegment,
     ctx: &StreamCtx,
     stored: &mut Stored,
     sampler: &mut dyn SequenceSampler,
+    schema: &mut super::schema::SchemaWatch,
+    changed: &mpsc::Sender<SchemaChange>,
 ) -> Result<Flushed, WriterError> {
     let bytes = seg.raw_bytes();
     let sequences = sampler.sample().map_err(WriterError::Sequences)?;
@@ -321,6 +384,7 @@ fn flush(
     stored.head.last_commit_lsn = Some(m.last_commit_lsn);
     stored.head.last_commit_at = Some(m.last_commit_at);
     stored.head.verified_at = Utc::now();
+    check_schema(sampler, schema, &mut stored.head, changed);
     put_head(ctx, &stored.head)?;
     crate::snapshot::pause::blocking("capture.after_head");
     Ok(Flushed {

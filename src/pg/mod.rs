@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod copy;
+pub mod digest;
 pub mod dump;
 mod pgpass;
 pub mod replication;
@@ -386,6 +387,14 @@ impl Coordinator {
     /// Query failures, an unsupported server, large objects, row security.
     pub async fn catalog(&self) -> Result<Catalog, SourceError> {
         catalog::read(&self.conn).await
+    }
+
+    /// The schema's digest inside the snapshot (see `digest`).
+    ///
+    /// # Errors
+    /// The query fails.
+    pub async fn schema_digest(&self) -> Result<String, SourceError> {
+        Ok(digest::schema_digest(&self.conn).await?.0)
     }
 
     /// Takes `ACCESS SHARE` on each table, one statement per table so a

@@ -284,6 +284,12 @@ pub struct BaseInfo {
     /// no changes for them, so a point restore gives them as of this base.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_captured: Vec<String>,
+    /// The schema's digest in the base's snapshot (`pg::digest`): the
+    /// capture compares the source's with it, so a schema change the
+    /// stream does not show (a foreign key added) is never restored past
+    /// in this base's shape. Absent in bases of lethe before 2026-12-07.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_digest: Option<String>,
 }
 
 /// A relation that holds no rows of its own: a partitioned table.

@@ -261,6 +261,19 @@ async fn run(
             .map_err(|e| SnapshotError::source(Stage::Lock, e))
     })
     .await?;
+    // A base records the schema it was taken in (`pg::digest`).
+    let mut base_info = opts.base.as_ref().map(|b| b.info.clone());
+    if let Some(info) = base_info.as_mut() {
+        info.schema_digest = Some(
+            guard(cancel, Stage::Lock, async {
+                coord
+                    .schema_digest()
+                    .await
+                    .map_err(|e| SnapshotError::source(Stage::Lock, e))
+            })
+            .await?,
+        );
+    }
     if opts.base.is_some() {
         let rewritten = guard(cancel, Stage::Lock, async {
             coord
@@ -370,7 +383,7 @@ async fn run(
         erasure_list: opts.erasure_list.clone(),
         partitioned: catalog.partitioned.clone(),
         ctype: Some(catalog.ctype.clone()),
-        continuous: opts.base.as_ref().map(|b| b.info.clone()),
+        continuous: base_info,
         source: crate::pg::source_identity(&cfg.source.url)
             .ok()
             .map(|(identity, _)| identity),

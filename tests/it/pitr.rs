@@ -297,3 +297,114 @@ fn restore_at_each_point_equals_the_source_then_with_the_erased_deleted() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("as it was at latest: base"), "{out}");
 }
+
+/// The attack: a foreign key added during capture. pgoutput does not carry
+/// constraints, so a restore past it from the base taken before it would
+/// not know `notes` now belongs to a user and would bring an erased user's
+/// notes back. The capture must see the change (its schema digest), leave
+/// a gap and take a base; a point after it restores from that base, one
+/// before it as the source then was (no key: the notes stay), and a time
+/// or an LSN in between is refused.
+#[test]
+fn a_foreign_key_added_during_capture_is_followed_after_it_and_refused_across_it() {
+    let db = LogicalDb::create("pitr_fk");
+    db.sql(
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL); \
+         CREATE TABLE notes (id bigint PRIMARY KEY, user_id bigint, body text); \
+         INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 6) g; \
+         INSERT INTO notes SELECT g, 1 + g % 6, 'note ' || g FROM generate_series(1, 30) g;",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_path_buf();
+    let public = lethe::crypto::keygen(&d.join("restore.key")).expect("keygen");
+    let cfg = crate::common::write_config(
+        &d,
+        &format!(
+            "[source]\nurl = \"{url}\"\n\
+             [storage]\nurl = \"file://{d}/repo\"\n\
+             [encryption]\nrecipients = [\"{public}\"]\nidentity_file = \"{d}/restore.key\"\n\
+             [erasure]\npath = \"{d}/erasure\"\nsubject_type = \"bigint\"\n\
+             subjects = [ {{ table = \"public.users\", column = \"id\" }} ]\n\
+             [api]\nlisten = \"unix:{d}/api.sock\"\n\
+             [continuous]\nenabled = true\nflush_every = \"300ms\"\nslot = \"{slot}\"\n\
+             [schedule]\nevery = \"24h\"\n\
+             [log]\nlevel = \"debug\"\n",
+            url = db.url(),
+            d = d.display(),
+            slot = db.name,
+        ),
+    );
+    let mut c = Capture::with_config(db, dir, cfg.clone());
+    c.start_with(&[("LETHE_TEST_POLL_MS", "300")]);
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    let gap = Duration::from_millis(1100);
+
+    c.db.sql("INSERT INTO notes VALUES (31, 2, 'late note of 2'), (32, 3, 'late note of 3')");
+    std::thread::sleep(gap);
+    let t1 = now(&c.db);
+    dump(&c.db, &d.join("before.sql"));
+    // The gap starts at the last check before the key, less a second.
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // The key and a note in one transaction, and the position right after.
+    let lsn_in_gap = c.db.sql(
+        "BEGIN; ALTER TABLE notes ADD CONSTRAINT notes_user FOREIGN KEY (user_id) \
+           REFERENCES users(id) ON DELETE CASCADE; \
+         INSERT INTO notes VALUES (33, 2, 'note of 2 under the key'); COMMIT; \
+         SELECT pg_current_wal_lsn();",
+    );
+    let lsn_in_gap = lsn_in_gap.trim().lines().last().expect("lsn").to_string();
+    let in_gap = now(&c.db);
+    c.wait_for("continuous.base_completed", 2, Duration::from_secs(120));
+    std::thread::sleep(gap);
+
+    c.db.sql("INSERT INTO notes VALUES (34, 2, 'later note of 2'), (35, 4, 'later note of 4')");
+    std::thread::sleep(gap);
+    let t2 = now(&c.db);
+    dump(&c.db, &d.join("after.sql"));
+    std::thread::sleep(gap);
+    c.db.sql("INSERT INTO notes VALUES (36, 5, 'marker')");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.check_log();
+    assert!(
+        c.log().contains("\"event\":\"continuous.schema_changed\""),
+        "the added key was not seen as a schema change:\n{}",
+        c.log()
+    );
+
+    let (code, _, err) = run(&cfg, &["erase", "add", "--", "2"]);
+    assert_eq!(code, 0, "{err}");
+    for (t, file, notes_of_2) in [(&t1, "before.sql", "6"), (&t2, "after.sql", "0")] {
+        let what = format!("--at {t} ({file})");
+        let truth = TestDb::create("pitr_fk_truth");
+        load_file(&truth, d.join(file).to_str().expect("utf-8"));
+        cascade_restricts(&truth);
+        truth.sql("DELETE FROM users WHERE id = 2");
+        // The truth itself: without the key user 2's notes stay, with it they go.
+        assert_eq!(
+            truth
+                .sql("SELECT count(*) FROM notes WHERE user_id = 2")
+                .trim(),
+            notes_of_2,
+            "{what}: the truth"
+        );
+        let want = fingerprints(&truth);
+        let dst = TestDb::create("pitr_fk_dst");
+        let (code, _, err) = run(&cfg, &["restore", "--at", t, "--target", &dst.url]);
+        assert_eq!(code, 0, "{what}: {err}");
+        compare(&truth, &want, &dst, &what);
+    }
+    // Between the last check before the key and the base after it: refused,
+    // by time and by LSN, with nothing written.
+    let dst = TestDb::create("pitr_fk_refused");
+    for at in [in_gap.as_str(), lsn_in_gap.as_str()] {
+        let (code, _, err) = run(&cfg, &["restore", "--at", at, "--target", &dst.url]);
+        assert_eq!(code, 1, "--at {at} was not refused: {err}");
+        assert!(
+            err.contains("inside a gap") || err.contains("past the restorable window"),
+            "--at {at}: {err}"
+        );
+        assert_eq!(tables_in(&dst), "0", "--at {at} wrote to the target");
+    }
+}

@@ -277,6 +277,11 @@ pub struct Head {
     pub last_commit_at: Option<DateTime<Utc>>,
     /// When the slot was last seen healthy with everything stored.
     pub verified_at: DateTime<Utc>,
+    /// Until when the source's schema is known to be the newest base's
+    /// (`capture::schema`; the server's clock): restorable points end here.
+    /// Absent in heads of lethe before 2026-12-07.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_checked_at: Option<DateTime<Utc>>,
     /// Snapshot ids of the bases taken in this epoch.
     pub base_ids: Vec<String>,
 }

@@ -203,6 +203,7 @@ fn head() -> (String, Head) {
         last_commit_lsn: Some(Lsn(0x16_B374_D800)),
         last_commit_at: Some(at("2026-11-22T13:04:09Z")),
         verified_at: at("2026-11-22T13:05:00Z"),
+        schema_checked_at: None,
         base_ids: vec!["20261122T130000Z-3f9a".into()],
     };
     (head_key(SRC), h)

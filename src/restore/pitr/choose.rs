@@ -59,7 +59,19 @@ pub async fn choose(
     };
     // The window and the time that picks the base.
     let (w, at, stop) = match point {
-        Point::Latest => (last.clone(), last.to, Stop::End),
+        // Everything stored, unless the window ends before the head: where
+        // the schema was last seen unchanged, or where a gap opened.
+        Point::Latest => {
+            let whole = head
+                .as_ref()
+                .is_some_and(|h| h.epoch == last.epoch && h.verified_at == last.to);
+            let stop = if whole {
+                Stop::End
+            } else {
+                Stop::Time(last.to)
+            };
+            (last.clone(), last.to, stop)
+        }
         Point::Time(t) => {
             if *t < first.from {
                 return Err(refuse(format!(

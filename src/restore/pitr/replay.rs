@@ -298,6 +298,19 @@ fn replay_blocking(
             last_seen.map_or("the base".into(), |l| l.to_string())
         )));
     }
+    // An LSN is judged by the commit it reaches: past the window's end it
+    // lies in a gap, or past the last schema check, in a shape no base has.
+    if let (super::Stop::Lsn(l), Some(at)) = (stop, out.last_commit_at)
+        && at > chosen.window.to
+    {
+        return Err(refuse(format!(
+            "--at LSN {l}: its last commit ({}) is past the restorable window {} → {} (a gap, or a schema change \
+             the stream does not carry, follows it); `lethe list` shows the restorable times",
+            crate::units::rfc3339(at),
+            crate::units::rfc3339(chosen.window.from),
+            crate::units::rfc3339(chosen.window.to),
+        )));
+    }
     db.flush().map_err(|e| refuse(e.to_string()))?;
     out.deltas = deltas
         .into_iter()

@@ -1,0 +1,119 @@
+//! Schema changes the stream does not show. pgoutput carries a table's
+//! columns (a Relation message, judged by the writer) but not its foreign
+//! keys, indexes, partitions or anything else DDL changes; a restore in the
+//! base's shape past such a change would miss a key the erasure filter
+//! must follow. So at every flush (and every idle head) the writer reads
+//! the source's schema digest (`pg::digest`) and compares it with the one
+//! its newest base was taken in:
+//!
+//! - equal: the head's `schema_checked_at` moves to the time the read
+//!   holds for (`pg::digest`), and the restorable window may reach it;
+//! - different: a [`SchemaChange`] from the last time it was equal, which
+//!   makes a gap and a base; `schema_checked_at` stays where it was until
+//!   that base is stored (its digest becomes the reference).
+//!
+//! A change undone between two reads (a key added and dropped within one
+//! flush) is not seen: only captured DDL would see it.
+
+use super::writer::SchemaChange;
+use crate::repo::changes::manifest::Head;
+use chrono::{DateTime, Utc};
+
+/// The digest the source's is compared with, and whether a change waits
+/// for its base.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaWatch {
+    /// The newest base's digest; `None` for a base lethe took before
+    /// digests were recorded (the first read becomes the reference).
+    digest: Option<String>,
+    /// A change was seen: the check time stays put until a base.
+    waiting: bool,
+}
+
+impl SchemaWatch {
+    /// Watches against `digest`, the newest base's (if it recorded one).
+    pub fn new(digest: Option<String>) -> SchemaWatch {
+        SchemaWatch {
+            digest,
+            waiting: false,
+        }
+    }
+
+    /// Whether a base digest is known.
+    pub fn has_reference(&self) -> bool {
+        self.digest.is_some()
+    }
+
+    /// Judges a read of the source's digest that holds up to `at`; moves
+    /// `head.schema_checked_at` or returns the change. A failed read moves
+    /// nothing (logged by the caller).
+    pub fn read(
+        &mut self,
+        head: &mut Head,
+        digest: &str,
+        at: DateTime<Utc>,
+    ) -> Option<SchemaChange> {
+        match &self.digest {
+            Some(r) if r != digest => {
+                let change = (!self.waiting).then(|| SchemaChange {
+                    since: head.schema_checked_at,
+                    what: "the schema changed (a table, column, key, index, trigger, view, type or function)"
+                        .to_string(),
+                });
+                self.digest = Some(digest.to_string());
+                self.waiting = true;
+                change
+            }
+            _ => {
+                self.digest = Some(digest.to_string());
+                if !self.waiting {
+                    head.schema_checked_at = Some(head.schema_checked_at.map_or(at, |c| c.max(at)));
+                }
+                None
+            }
+        }
+    }
+
+    /// A change seen in the stream itself (a table's Relation message with
+    /// another shape): one change from the last check, as a read would
+    /// make, and none again from the reads that follow.
+    pub fn seen(&mut self, head: &Head, what: String) -> Option<SchemaChange> {
+        if self.waiting {
+            return None;
+        }
+        self.waiting = true;
+        // Before the schema is read once (a base of older lethe), the last
+        // commit stored in the old shape bounds it.
+        Some(SchemaChange {
+            since: head.schema_checked_at.or(head.last_commit_at),
+            what,
+        })
+    }
+
+    /// A base taken in `digest` is stored: it becomes the reference. A
+    /// base in another schema than the one last read, with no change
+    /// waiting, means the schema changed between that read and the base: a
+    /// change (and one more base). The check time does not move here: the
+    /// base's snapshot is older than its id's time, so the next read moves
+    /// it.
+    pub fn base_stored(&mut self, head: &Head, digest: Option<&str>) -> Option<SchemaChange> {
+        let Some(digest) = digest else {
+            self.waiting = false;
+            return None;
+        };
+        let change =
+            (!self.waiting && self.digest.as_deref().is_some_and(|r| r != digest)).then(|| {
+                SchemaChange {
+                    since: head.schema_checked_at,
+                    what: "the schema changed between the last check and a base".to_string(),
+                }
+            });
+        self.digest = Some(digest.to_string());
+        self.waiting = change.is_some();
+        change
+    }
+}
+
+#[cfg(test)]
+#[path = "schema_tests.rs"]
+mod tests;

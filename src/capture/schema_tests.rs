@@ -1,0 +1,96 @@
+use super::*;
+use crate::repo::changes::manifest::HEAD_FORMAT;
+use crate::repo::changes::{Epoch, Lsn};
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().expect("time")
+}
+
+fn head() -> Head {
+    Head {
+        format: HEAD_FORMAT,
+        source: "db:5432/app".into(),
+        epoch: Epoch::new(),
+        base_lsn: Lsn(1),
+        end_lsn: Lsn(2),
+        last_commit_lsn: None,
+        last_commit_at: None,
+        verified_at: at("2026-12-01T00:00:00Z"),
+        schema_checked_at: Some(at("2026-12-01T00:00:00Z")),
+        base_ids: Vec::new(),
+    }
+}
+
+#[test]
+fn an_unchanged_schema_moves_the_check_time() {
+    let mut h = head();
+    let mut w = SchemaWatch::new(Some("a".into()));
+    assert!(w.read(&mut h, "a", at("2026-12-01T00:00:10Z")).is_none());
+    assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:10Z")));
+    // A read stamped earlier (clocks) never moves it back.
+    assert!(w.read(&mut h, "a", at("2026-12-01T00:00:05Z")).is_none());
+    assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:10Z")));
+}
+
+#[test]
+fn a_changed_schema_is_one_change_from_the_last_check_and_holds_the_check_time_until_its_base() {
+    let mut h = head();
+    let mut w = SchemaWatch::new(Some("a".into()));
+    w.read(&mut h, "a", at("2026-12-01T00:00:10Z"));
+    let c = w
+        .read(&mut h, "b", at("2026-12-01T00:00:15Z"))
+        .expect("a change");
+    assert_eq!(c.since, Some(at("2026-12-01T00:00:10Z")));
+    // Later reads of the new schema: no second change, no move.
+    assert!(w.read(&mut h, "b", at("2026-12-01T00:00:20Z")).is_none());
+    assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:10Z")));
+    // The base in the new schema: reads move it again.
+    assert!(w.base_stored(&h, Some("b")).is_none());
+    assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:10Z")));
+    assert!(w.read(&mut h, "b", at("2026-12-01T00:01:00Z")).is_none());
+    assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:01:00Z")));
+}
+
+#[test]
+fn a_base_in_a_schema_no_read_saw_is_a_change() {
+    let mut h = head();
+    let mut w = SchemaWatch::new(Some("a".into()));
+    w.read(&mut h, "a", at("2026-12-01T00:00:10Z"));
+    let c = w.base_stored(&h, Some("b")).expect("a change");
+    assert_eq!(c.since, Some(at("2026-12-01T00:00:10Z")));
+    assert!(w.read(&mut h, "b", at("2026-12-01T00:00:20Z")).is_none());
+    assert_eq!(
+        h.schema_checked_at,
+        Some(at("2026-12-01T00:00:10Z")),
+        "held until the next base"
+    );
+    assert!(w.base_stored(&h, Some("b")).is_none());
+    w.read(&mut h, "b", at("2026-12-01T00:00:30Z"));
+    assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:30Z")));
+}
+
+#[test]
+fn without_a_base_digest_the_first_read_is_the_reference() {
+    let mut h = head();
+    let mut w = SchemaWatch::new(None);
+    assert!(!w.has_reference());
+    assert!(w.read(&mut h, "a", at("2026-12-01T00:00:10Z")).is_none());
+    assert!(w.has_reference());
+    assert!(w.read(&mut h, "b", at("2026-12-01T00:00:20Z")).is_some());
+}
+
+#[test]
+fn a_shape_change_in_the_stream_is_one_change_with_the_read_that_follows() {
+    let mut h = head();
+    let mut w = SchemaWatch::new(Some("a".into()));
+    w.read(&mut h, "a", at("2026-12-01T00:00:10Z"));
+    let c = w.seen(&h, "t changed shape".into()).expect("a change");
+    assert_eq!(c.since, Some(at("2026-12-01T00:00:10Z")));
+    assert!(
+        w.read(&mut h, "b", at("2026-12-01T00:00:11Z")).is_none(),
+        "reported twice"
+    );
+    assert!(w.seen(&h, "again".into()).is_none(), "reported twice");
+    assert!(w.base_stored(&h, Some("b")).is_none());
+    assert!(w.seen(&h, "a later change".into()).is_some());
+}

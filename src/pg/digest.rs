@@ -1,0 +1,46 @@
+//! A digest of the source's schema: every user relation (kind,
+//! persistence, replica identity, partition bounds and keys, options),
+//! column (type, nullability, identity, generation, collation, default),
+//! constraint, index, trigger, view, inheritance link, row-security policy,
+//! sequence definition, user type, function and extension, each rendered by
+//! PostgreSQL's own `pg_get_*def` functions. Statistics, sizes and
+//! relfilenodes are left out, so VACUUM, ANALYZE, TRUNCATE and plain writes
+//! leave it unchanged; any DDL changes it.
+//!
+//! Continuous capture compares it with its base's (`capture::watch`): a
+//! change the stream does not show — a foreign key added, say, which the
+//! erasure filter must follow — makes a gap and a new base instead of a
+//! restore in the old shape. Connections run with `search_path =
+//! pg_catalog` (`pg::connect`), so the rendered names are always qualified
+//! and the digest does not depend on the session.
+
+use super::{PgConn, SourceError, query_err};
+use chrono::{DateTime, Utc};
+
+/// One line per object, sorted, hashed by the server (`md5` as a
+/// fingerprint, not for security), with the statement's start time in
+/// microseconds since the epoch and whether any transaction was in progress
+/// in the statement's snapshot.
+const DIGEST_SQL: &str = include_str!("schema_digest.sql");
+
+/// A transaction stamps its commit time before it becomes visible (the
+/// WAL flush, a synchronous standby's answer come in between); one in
+/// progress at the read may have committed a second before it unseen.
+const UNSEEN_COMMIT: chrono::Duration = chrono::Duration::seconds(1);
+
+/// The schema's digest and the time up to which it holds (the server's
+/// clock, as commit times are): the read's start when no transaction was in
+/// progress in its snapshot (every earlier commit is in it), a second
+/// earlier otherwise.
+///
+/// # Errors
+/// The query fails (the error names what was being read).
+pub async fn schema_digest(conn: &PgConn) -> Result<(String, DateTime<Utc>), SourceError> {
+    let row = conn
+        .query_one(DIGEST_SQL, &[])
+        .await
+        .map_err(|e| query_err("reading the schema's digest", &e))?;
+    let at = DateTime::from_timestamp_micros(row.get(1)).unwrap_or_default();
+    let busy: bool = row.get(2);
+    Ok((row.get(0), if busy { at - UNSEEN_COMMIT } else { at }))
+}
