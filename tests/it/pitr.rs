@@ -408,3 +408,89 @@ fn a_foreign_key_added_during_capture_is_followed_after_it_and_refused_across_it
         assert_eq!(tables_in(&dst), "0", "--at {at} wrote to the target");
     }
 }
+
+/// Partitions and inheritance under a point restore: rows moved from one
+/// partition to another by an UPDATE of the partition key (a delete and an
+/// insert in two leaves), rows moved onto an erased user, an inheritance
+/// child with its own key to users. Ground truth as above.
+#[test]
+fn partitions_and_inheritance_at_a_point_equal_the_source_with_the_erased_deleted() {
+    let db = LogicalDb::create("pitr_parts");
+    db.sql(
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL); \
+         CREATE TABLE events (id bigint, at int NOT NULL, \
+                              user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE, \
+                              what text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at); \
+         CREATE TABLE events_old PARTITION OF events FOR VALUES FROM (MINVALUE) TO (100); \
+         CREATE TABLE events_new PARTITION OF events FOR VALUES FROM (100) TO (MAXVALUE); \
+         CREATE TABLE logs (id bigint PRIMARY KEY, user_id bigint REFERENCES users(id) ON DELETE SET NULL, msg text); \
+         CREATE TABLE logs_archive (PRIMARY KEY (id), \
+                                    FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE) INHERITS (logs); \
+         INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 8) g; \
+         INSERT INTO events SELECT g, g % 150, 1 + g % 8, 'e' || g FROM generate_series(1, 120) g; \
+         INSERT INTO logs SELECT g, 1 + g % 8, 'log ' || g FROM generate_series(1, 16) g; \
+         INSERT INTO logs_archive SELECT g, 1 + g % 8, 'old log ' || g FROM generate_series(101, 116) g;",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_path_buf();
+    let public = lethe::crypto::keygen(&d.join("restore.key")).expect("keygen");
+    let cfg = crate::common::write_config(
+        &d,
+        &format!(
+            "[source]\nurl = \"{url}\"\n\
+             [storage]\nurl = \"file://{d}/repo\"\n\
+             [encryption]\nrecipients = [\"{public}\"]\nidentity_file = \"{d}/restore.key\"\n\
+             [erasure]\npath = \"{d}/erasure\"\nsubject_type = \"bigint\"\n\
+             subjects = [ {{ table = \"public.users\", column = \"id\" }} ]\n\
+             [api]\nlisten = \"unix:{d}/api.sock\"\n\
+             [continuous]\nenabled = true\nflush_every = \"300ms\"\nslot = \"{slot}\"\n\
+             [schedule]\nevery = \"24h\"\n\
+             [log]\nlevel = \"debug\"\n",
+            url = db.url(),
+            d = d.display(),
+            slot = db.name,
+        ),
+    );
+    let mut c = Capture::with_config(db, dir, cfg.clone());
+    c.start_with(&[("LETHE_TEST_POLL_MS", "300")]);
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    let gap = Duration::from_millis(1500);
+    c.db.sql(
+        "INSERT INTO users VALUES (9, 'user 9'); \
+         INSERT INTO events SELECT g, g % 150, 1 + g % 9, 'late ' || g FROM generate_series(121, 160) g; \
+         UPDATE events SET at = at + 100 WHERE user_id = 3 AND at < 50; \
+         UPDATE events SET at = at - 100 WHERE user_id = 4 AND at >= 100; \
+         UPDATE events SET user_id = 2 WHERE id IN (5, 6, 7) AND user_id <> 2; \
+         UPDATE events SET user_id = 5 WHERE id IN (9, 10) AND user_id = 2; \
+         INSERT INTO logs_archive VALUES (117, 2, 'archived later'), (118, 9, 'archived 9'); \
+         INSERT INTO logs VALUES (17, 3, 'log of 3'); \
+         UPDATE logs SET user_id = 2 WHERE id = 1; \
+         DELETE FROM logs_archive WHERE id = 101; \
+         DELETE FROM events WHERE id = 11;",
+    );
+    std::thread::sleep(gap);
+    let t = now(&c.db);
+    dump(&c.db, &d.join("point.sql"));
+    std::thread::sleep(gap);
+    c.db.sql("INSERT INTO logs VALUES (18, 1, 'marker')");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.check_log();
+
+    let (code, _, err) = run(&cfg, &["erase", "add", "--", "2", "3", "9"]);
+    assert_eq!(code, 0, "{err}");
+    let truth = TestDb::create("pitr_parts_truth");
+    load_file(&truth, d.join("point.sql").to_str().expect("utf-8"));
+    cascade_restricts(&truth);
+    truth.sql("DELETE FROM users WHERE id IN (2, 3, 9)");
+    let want = fingerprints(&truth);
+    let dst = TestDb::create("pitr_parts_dst");
+    let (code, _, err) = run(&cfg, &["restore", "--at", &t, "--target", &dst.url]);
+    assert_eq!(code, 0, "{err}");
+    compare(&truth, &want, &dst, &format!("--at {t}"));
+    let left = dst.sql(
+        "SELECT (SELECT count(*) FROM events WHERE user_id IN (2, 3, 9)) \
+              + (SELECT count(*) FROM logs WHERE user_id IN (2, 3, 9))",
+    );
+    assert_eq!(left.trim(), "0", "an erased user's rows are back");
+}
