@@ -626,9 +626,6 @@ async fn write(
     });
     let jobs = dest.jobs(opts.jobs).max(1);
     let outcomes = runner::run_all(shared, dest.clone().tables(), jobs).await;
-    if let Some(p) = point.as_mut() {
-        p.tables = pitr::table_reports(&manifest, &replayed_tables, &merged);
-    }
     if let Some((task, display)) = display {
         task.abort();
         let _ = task.await;
@@ -636,6 +633,10 @@ async fn write(
         // Dropping the display leaves its last state on screen.
     }
     let outcomes = outcomes?;
+    if let Some(p) = point.as_mut() {
+        let stats = outcomes.iter().map(|o| (o.table, o.stats)).collect();
+        p.tables = pitr::table_reports(&manifest, &replayed_tables, &merged, &stats);
+    }
 
     dest.post_data(&source).await?;
     dest.sequences(&source).await?;

@@ -199,19 +199,19 @@ pub(super) fn pass_blocking(
         None => Box::new(objects),
         Some(delta) => {
             let s = shared.clone();
-            Box::new(
-                super::pitr::merge::MergedReader::new(
-                    objects,
-                    delta.clone(),
-                    shared.manifest.tables[t].rows,
-                    shared.manifest.tables[t].qualified(),
-                )
-                .on_end(move |c| {
-                    if let Ok(mut m) = s.merged.lock() {
-                        m.insert(t, c);
-                    }
-                }),
+            let reader = super::pitr::merge::MergedReader::new(
+                objects,
+                delta.clone(),
+                shared.manifest.tables[t].rows,
+                shared.manifest.tables[t].qualified(),
             )
+            .on_end(move |c| {
+                if let Ok(mut m) = s.merged.lock() {
+                    m.insert(t, c);
+                }
+            });
+            filter = filter.from_changes_after(reader.boundary());
+            Box::new(reader)
         }
     };
     let generated = shared.manifest.tables[t].generated_tail();

@@ -145,6 +145,11 @@ pub struct PointTable {
     /// Rows at the point that came from the changes (inserted or updated
     /// after the base), before the filter.
     pub rows_from_changes: u64,
+    /// Of those, dropped and set to NULL or a default by the filter (its
+    /// `rows_dropped` and `rows_nulled` count them with the base's). An
+    /// update that kept unchanged TOAST values is counted with the base.
+    pub rows_dropped_from_changes: u64,
+    pub rows_nulled_from_changes: u64,
     pub truncated: bool,
 }
 

@@ -455,6 +455,9 @@ fn partitions_and_inheritance_at_a_point_equal_the_source_with_the_erased_delete
     c.start_with(&[("LETHE_TEST_POLL_MS", "300")]);
     c.wait_for("continuous.started", 1, Duration::from_secs(120));
     let gap = Duration::from_millis(1500);
+    // Every row the workload writes has a newer xmin than this.
+    let xid = c.db.sql("SELECT pg_current_xact_id()::text");
+    let xid = xid.trim();
     c.db.sql(
         "INSERT INTO users VALUES (9, 'user 9'); \
          INSERT INTO events SELECT g, g % 150, 1 + g % 9, 'late ' || g FROM generate_series(121, 160) g; \
@@ -471,6 +474,27 @@ fn partitions_and_inheritance_at_a_point_equal_the_source_with_the_erased_delete
     std::thread::sleep(gap);
     let t = now(&c.db);
     dump(&c.db, &d.join("point.sql"));
+    // What the report must count per table as dropped / nulled from the
+    // changes: the erased users' rows the workload wrote (logs sets NULL,
+    // the others cascade).
+    let from_changes: std::collections::BTreeMap<String, (u64, u64)> = c
+        .db
+        .sql(&format!(
+            "SELECT 'public.' || c.relname, \
+                    count(*) FILTER (WHERE c.relname <> 'logs'), count(*) FILTER (WHERE c.relname = 'logs') \
+             FROM (SELECT tableoid, xmin, id AS u FROM users \
+                   UNION ALL SELECT tableoid, xmin, user_id FROM events \
+                   UNION ALL SELECT tableoid, xmin, user_id FROM logs) r \
+             JOIN pg_class c ON c.oid = r.tableoid \
+             WHERE r.u IN (2, 3, 9) AND r.xmin::text::bigint >= {xid} GROUP BY 1"
+        ))
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f[0].to_string(), (f[1].parse().expect("n"), f[2].parse().expect("n")))
+        })
+        .collect();
+    assert!(from_changes.len() >= 4, "{from_changes:?}");
     std::thread::sleep(gap);
     c.db.sql("INSERT INTO logs VALUES (18, 1, 'marker')");
     std::thread::sleep(Duration::from_secs(2));
@@ -485,9 +509,38 @@ fn partitions_and_inheritance_at_a_point_equal_the_source_with_the_erased_delete
     truth.sql("DELETE FROM users WHERE id IN (2, 3, 9)");
     let want = fingerprints(&truth);
     let dst = TestDb::create("pitr_parts_dst");
-    let (code, _, err) = run(&cfg, &["restore", "--at", &t, "--target", &dst.url]);
+    let report = d.join("report.json");
+    let (code, _, err) = run(
+        &cfg,
+        &[
+            "restore",
+            "--at",
+            &t,
+            "--target",
+            &dst.url,
+            "--report",
+            report.to_str().expect("utf-8"),
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     compare(&truth, &want, &dst, &format!("--at {t}"));
+    let r: Json = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    let counted: std::collections::BTreeMap<String, (u64, u64)> = r["point"]["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().expect("name").to_string(),
+                (
+                    t["rows_dropped_from_changes"].as_u64().expect("dropped"),
+                    t["rows_nulled_from_changes"].as_u64().expect("nulled"),
+                ),
+            )
+        })
+        .filter(|(_, c)| *c != (0, 0))
+        .collect();
+    assert_eq!(counted, from_changes, "{r}");
     let left = dst.sql(
         "SELECT (SELECT count(*) FROM events WHERE user_id IN (2, 3, 9)) \
               + (SELECT count(*) FROM logs WHERE user_id IN (2, 3, 9))",

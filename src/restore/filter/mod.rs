@@ -153,6 +153,13 @@ pub struct TableStats {
     pub rows_kept: u64,
     /// Bytes of COPY text read.
     pub bytes_read: u64,
+    /// Of `rows_dropped` and `rows_nulled`, the rows a point restore's
+    /// changes put there (inserted or updated after the base; see
+    /// `RowFilter::from_changes_after`). In the point report only.
+    #[serde(skip)]
+    pub changes_dropped: u64,
+    #[serde(skip)]
+    pub changes_nulled: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -53,6 +53,11 @@ pub struct MergedReader<R: Read> {
     out: Vec<u8>,
     pos: usize,
     pub counts: MergeCounts,
+    /// Rows emitted so far, and how many came before the first row of the
+    /// delta walk (`u64::MAX` until the base ends): the filter counts
+    /// apart what it drops after it.
+    emitted: u64,
+    boundary: Arc<std::sync::atomic::AtomicU64>,
     done: bool,
     on_end: Option<Box<dyn FnOnce(MergeCounts) + Send>>,
 }
@@ -72,9 +77,19 @@ impl<R: Read> MergedReader<R> {
             out: Vec::new(),
             pos: 0,
             counts: MergeCounts::default(),
+            emitted: 0,
+            boundary: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             done: false,
             on_end: None,
         }
+    }
+
+    /// How many rows come before the first the changes alone put there
+    /// (set when the base ends). Rows completed from their base row (an
+    /// update that kept unchanged TOAST values) are emitted among the base
+    /// rows and counted with them.
+    pub fn boundary(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.boundary.clone()
     }
 
     /// Called once with the counts when the stream has been read whole.
@@ -126,12 +141,14 @@ impl<R: Read> MergedReader<R> {
                 self.out.push(b'\n');
                 self.filled.insert(row_key);
                 self.counts.delta_rows += 1;
+                self.emitted += 1;
             }
             !self.delta.truncated && !self.delta.holds(&key)?
         };
         if keep {
             self.out.extend_from_slice(body);
             self.out.push(b'\n');
+            self.emitted += 1;
         } else {
             self.counts.base_replaced += 1;
         }
@@ -231,6 +248,8 @@ impl<R: Read> MergedReader<R> {
                     continue;
                 }
                 self.base = None;
+                self.boundary
+                    .store(self.emitted, std::sync::atomic::Ordering::Release);
                 if self.counts.base_rows != self.expected {
                     return Err(self.invalid(format!(
                         "the base manifest says {} rows but its objects hold {}",

@@ -111,21 +111,26 @@ pub type Merged = std::sync::Mutex<HashMap<usize, merge::MergeCounts>>;
 
 /// Per table the replay touched (`tables`, in load order): its changes
 /// and what the merge did.
+/// `stats` are the filter's last pass per table.
 pub fn table_reports(
     manifest: &Manifest,
     tables: &[(usize, Arc<SealedDelta>)],
     merged: &Merged,
+    stats: &HashMap<usize, crate::restore::filter::TableStats>,
 ) -> Vec<super::report::PointTable> {
     let merged = merged.lock().map(|m| m.clone()).unwrap_or_default();
     tables
         .iter()
         .map(|(t, d)| {
             let m = merged.get(t).copied().unwrap_or_default();
+            let s = stats.get(t).copied().unwrap_or_default();
             super::report::PointTable {
                 table: manifest.tables[*t].qualified(),
                 changes: d.changes,
                 base_rows_replaced: m.base_replaced,
                 rows_from_changes: m.delta_rows,
+                rows_dropped_from_changes: s.changes_dropped,
+                rows_nulled_from_changes: s.changes_nulled,
                 truncated: d.truncated,
             }
         })

@@ -93,6 +93,9 @@ pub struct RowFilter<'a> {
     /// Per check: the key its SET DEFAULT gives the referencing columns,
     /// when every one of them gets a constant default (see `decide`).
     default_keys: Vec<Option<(u128, Option<u128>)>>,
+    /// A point restore's merged stream: rows after this many came from
+    /// the changes (`pitr::merge`); `u64::MAX` until the base has ended.
+    changes_after: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     pub(super) stats: TableStats,
 }
 
@@ -206,6 +209,7 @@ impl<'a> RowFilter<'a> {
             pseudonym_key: None,
             bad_json: None,
             jscratch: Vec::new(),
+            changes_after: None,
             stats: TableStats::default(),
         }
     }
@@ -219,6 +223,24 @@ impl<'a> RowFilter<'a> {
     pub fn with_pseudonym_key(mut self, key: Option<&'a PseudonymKey>) -> Self {
         self.pseudonym_key = key;
         self
+    }
+
+    /// Counts apart the rows after the `boundary`-th, which a point
+    /// restore's changes put in the stream (`pitr::merge::MergedReader`).
+    pub fn from_changes_after(
+        mut self,
+        boundary: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
+        self.changes_after = Some(boundary);
+        self
+    }
+
+    /// Whether the row being decided (the `rows_read`-th) came from the
+    /// changes.
+    fn from_changes(&self) -> bool {
+        self.changes_after
+            .as_ref()
+            .is_some_and(|b| self.stats.rows_read > b.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Makes this a collecting pass: `internal[i]` says whether check `i`
@@ -310,6 +332,9 @@ impl<'a> RowFilter<'a> {
                     Verdict::Keep => {}
                     Verdict::Drop => {
                         self.stats.rows_dropped += 1;
+                        if self.from_changes() {
+                            self.stats.changes_dropped += 1;
+                        }
                         if let Some(o) = out.as_deref_mut() {
                             o.extend_from_slice(&input[pending..row_start]);
                         }
@@ -532,6 +557,9 @@ impl<'a> RowFilter<'a> {
             self.stats.rows_redacted += 1;
         } else if rewrite && !hit {
             self.stats.rows_nulled += 1;
+            if self.from_changes() {
+                self.stats.changes_nulled += 1;
+            }
         }
         if redact || rewrite {
             self.record_rewrites(input, i);
