@@ -210,7 +210,7 @@ pub(super) fn pass_blocking(
                     m.insert(t, c);
                 }
             });
-            filter = filter.from_changes_after(reader.boundary());
+            filter = filter.with_changes_after(reader.boundary());
             Box::new(reader)
         }
     };

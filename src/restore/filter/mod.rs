@@ -155,7 +155,7 @@ pub struct TableStats {
     pub bytes_read: u64,
     /// Of `rows_dropped` and `rows_nulled`, the rows a point restore's
     /// changes put there (inserted or updated after the base; see
-    /// `RowFilter::from_changes_after`). In the point report only.
+    /// `RowFilter::with_changes_after`). In the point report only.
     #[serde(skip)]
     pub changes_dropped: u64,
     #[serde(skip)]

@@ -227,7 +227,7 @@ impl<'a> RowFilter<'a> {
 
     /// Counts apart the rows after the `boundary`-th, which a point
     /// restore's changes put in the stream (`pitr::merge::MergedReader`).
-    pub fn from_changes_after(
+    pub fn with_changes_after(
         mut self,
         boundary: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
@@ -237,7 +237,7 @@ impl<'a> RowFilter<'a> {
 
     /// Whether the row being decided (the `rows_read`-th) came from the
     /// changes.
-    fn from_changes(&self) -> bool {
+    fn row_from_changes(&self) -> bool {
         self.changes_after
             .as_ref()
             .is_some_and(|b| self.stats.rows_read > b.load(std::sync::atomic::Ordering::Acquire))
@@ -332,7 +332,7 @@ impl<'a> RowFilter<'a> {
                     Verdict::Keep => {}
                     Verdict::Drop => {
                         self.stats.rows_dropped += 1;
-                        if self.from_changes() {
+                        if self.row_from_changes() {
                             self.stats.changes_dropped += 1;
                         }
                         if let Some(o) = out.as_deref_mut() {
@@ -557,7 +557,7 @@ impl<'a> RowFilter<'a> {
             self.stats.rows_redacted += 1;
         } else if rewrite && !hit {
             self.stats.rows_nulled += 1;
-            if self.from_changes() {
+            if self.row_from_changes() {
                 self.stats.changes_nulled += 1;
             }
         }
