@@ -110,9 +110,13 @@ fn render(r: &StatusReport, now: DateTime<Utc>) -> String {
             (Some(e), _) => format!("unreadable: {e}"),
             (None, None) => "on; nothing stored yet (first base not complete)".to_string(),
             (None, Some(v)) => format!(
-                "on; storage complete up to {} ago (verified {}), last commit {}, slot lag {}, epoch {}",
+                "on; storage complete up to {} ago (verified {}), schema checked {}, last commit {}, slot lag {}, epoch {}",
                 human_age(c.rpo_s.unwrap_or(0)),
                 v.format("%Y-%m-%d %H:%M:%SZ"),
+                c.schema_checked_at
+                    .map_or("never (a base of an older lethe)".to_string(), |t| t
+                        .format("%Y-%m-%d %H:%M:%SZ")
+                        .to_string()),
                 c.last_commit_at.map_or("none yet".to_string(), |t| t
                     .format("%Y-%m-%d %H:%M:%SZ")
                     .to_string()),

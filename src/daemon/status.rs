@@ -82,6 +82,10 @@ pub struct ContinuousReport {
     /// Seconds since `verified_at`: the most a crash of the source now
     /// could lose (the recovery point).
     pub rpo_s: Option<i64>,
+    /// Until when the source's schema is known to be its newest base's:
+    /// restorable points end here too (it stands still while a base after
+    /// a schema change is being taken).
+    pub schema_checked_at: Option<DateTime<Utc>>,
     /// Bases taken in this epoch.
     pub base_ids: Vec<String>,
     /// WAL the source keeps for the slot (`pg_current_wal_lsn()` −
@@ -389,6 +393,7 @@ async fn continuous_report(
         last_commit_at: None,
         verified_at: None,
         rpo_s: None,
+        schema_checked_at: None,
         base_ids: Vec::new(),
         slot_lag_bytes: None,
         error: None,
@@ -414,6 +419,7 @@ async fn continuous_report(
                 last_commit_at: h.last_commit_at,
                 verified_at: Some(h.verified_at),
                 rpo_s: Some((now - h.verified_at).num_seconds().max(0)),
+                schema_checked_at: h.schema_checked_at,
                 base_ids: h.base_ids,
                 slot_lag_bytes,
                 error: None,
