@@ -173,7 +173,8 @@ pub(super) async fn new_epoch(
         end_lsn: consistent,
         last_commit_lsn: None,
         last_commit_at: None,
-        verified_at: Utc::now(),
+        // The base holds everything before its consistent point.
+        verified_at: manifest.started_at,
         // The window starts at the base: the first read of the schema
         // moves this on, or finds it changed since.
         schema_checked_at: Some(manifest.started_at),

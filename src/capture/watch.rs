@@ -11,6 +11,11 @@ use crate::repo::changes::Lsn;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The prefix of the heartbeat message; its content is the server's time
+/// of emission in microseconds since the epoch (the writer vouches for the
+/// stream up to it).
+pub const HEARTBEAT_PREFIX: &str = "lethe.heartbeat";
+
 /// How often a heartbeat message is emitted on the source.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How often the slot's lag and the publication's tables are read.
@@ -88,7 +93,11 @@ pub(super) async fn watch_source(
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             _ = beat.tick() => {
-                if let Err(e) = conn.execute("SELECT pg_logical_emit_message(false, 'lethe.heartbeat', '')", &[]).await {
+                if let Err(e) = conn.execute(
+                    "SELECT pg_logical_emit_message(false, $1, \
+                            (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text)",
+                    &[&HEARTBEAT_PREFIX],
+                ).await {
                     tracing::warn!(event = "continuous.heartbeat_failed", error = %pg::pg_message(&e));
                 }
             }

@@ -123,8 +123,14 @@ pub fn run(
     let mut skipping = false;
     let mut in_txn = false;
     let mut txn_commit_lsn = Lsn(0);
-    let mut last_head = Instant::now();
-    let mut idle_confirm: Option<Lsn> = None;
+    // The first idle heartbeat writes the head at once (a new epoch's
+    // window opens with it); later ones at most every `head_every`.
+    let mut last_head = Instant::now()
+        .checked_sub(opts.head_every)
+        .unwrap_or_else(Instant::now);
+    // A message between transactions with nothing unstored: its position,
+    // and for lethe's heartbeat the server's time when it was emitted.
+    let mut idle_confirm: Option<(Lsn, Option<DateTime<Utc>>)> = None;
     confirmer.confirm(stored.head.end_lsn.0);
 
     while let Some(msg) = input.blocking_recv() {
@@ -247,13 +253,15 @@ pub fn run(
                 }
                 Msg::Message {
                     transactional: false,
+                    ref prefix,
+                    ref content,
                     ..
                 } => {
                     // A heartbeat (or another tool's message) between
                     // transactions: with nothing unstored, the server may
                     // forget everything before it.
                     if !in_txn && open.is_none() {
-                        idle_confirm = Some(Lsn(f.wal_end));
+                        idle_confirm = Some((Lsn(f.wal_end), heartbeat_time(prefix, content)));
                     }
                 }
                 Msg::Skipped => {}
@@ -298,14 +306,26 @@ pub fn run(
         // Idle: the head vouches for the heartbeat's position first, then
         // the server may let go of the WAL before it (a restart must never
         // find the slot ahead of the head).
-        if let Some(lsn) = idle_confirm.take()
+        // The first heartbeat past the last stored commit makes it
+        // restorable by time: the head says so at once.
+        let catches_up = |emitted: Option<DateTime<Utc>>, head: &Head| {
+            emitted.is_some_and(|t| {
+                head.last_commit_at
+                    .is_some_and(|c| head.verified_at < c && t - STAMP_ORDER >= c)
+            })
+        };
+        if let Some((lsn, emitted)) = idle_confirm.take()
             && open.is_none()
             && !in_txn
             && lsn > stored.head.end_lsn
-            && last_head.elapsed() >= opts.head_every
+            && (last_head.elapsed() >= opts.head_every || catches_up(emitted, &stored.head))
         {
             stored.head.end_lsn = lsn;
-            stored.head.verified_at = Utc::now();
+            // Complete up to when the heartbeat was emitted, not when it
+            // arrived: a stream catching up after an outage is not.
+            if let Some(t) = emitted {
+                vouch(&mut stored.head, t);
+            }
             schema.read(sampler, &mut stored.head, changed);
             put_head(ctx, &stored.head)?;
             confirmer.confirm(lsn.0);
@@ -334,6 +354,29 @@ fn same_shape(a: &RelationDesc, b: &RelationDesc) -> bool {
         && a.columns.iter().zip(&b.columns).all(|(x, y)| {
             x.name == y.name && x.type_oid == y.type_oid && x.typmod == y.typmod && x.key == y.key
         })
+}
+
+/// A commit is stamped a few microseconds before its WAL record is
+/// written, so stamps and WAL order can disagree by that much (more if the
+/// backend is descheduled in between): one stamped this much before the
+/// time vouched for may still be on its way.
+const STAMP_ORDER: chrono::Duration = chrono::Duration::milliseconds(100);
+
+/// The head vouches that storage is complete up to `through` (a stored
+/// commit's time or a heartbeat's, the server's clock), less
+/// [`STAMP_ORDER`]; it never moves back.
+fn vouch(head: &mut Head, through: DateTime<Utc>) {
+    head.verified_at = head.verified_at.max(through - STAMP_ORDER);
+}
+
+/// The server's time in lethe's heartbeat (`capture::watch`: microseconds
+/// since the epoch), if `prefix`/`content` are one.
+fn heartbeat_time(prefix: &str, content: &[u8]) -> Option<DateTime<Utc>> {
+    if prefix != super::watch::HEARTBEAT_PREFIX {
+        return None;
+    }
+    let micros: i64 = std::str::from_utf8(content).ok()?.trim().parse().ok()?;
+    DateTime::from_timestamp_micros(micros)
 }
 
 /// Reads of the source's schema digest (`capture::schema`): at every flush
@@ -412,7 +455,9 @@ fn flush(
     stored.chain_end = m.end_lsn;
     stored.head.last_commit_lsn = Some(m.last_commit_lsn);
     stored.head.last_commit_at = Some(m.last_commit_at);
-    stored.head.verified_at = Utc::now();
+    // Complete through the segment's last commit; a stream catching up
+    // after an outage is not complete up to now.
+    vouch(&mut stored.head, m.last_commit_at);
     if schema.due() {
         schema.read(sampler, &mut stored.head, changed);
     }

@@ -70,6 +70,53 @@ impl Capture {
         self.dir.path().join("repo")
     }
 
+    /// Waits until the head makes everything stored restorable: its
+    /// `verified_at` and `schema_checked_at` (the window's end) reach the
+    /// last stored commit and pass the newest base.
+    pub(crate) fn wait_restorable(&self) {
+        let end = Instant::now() + Duration::from_secs(30);
+        let at = |v: &Json| {
+            v.as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        loop {
+            let mut heads = Vec::new();
+            walk(&self.repo().join("changes"), &mut heads);
+            let ready = heads
+                .iter()
+                .filter(|p| p.ends_with("head.json"))
+                .filter_map(|p| serde_json::from_slice::<Json>(&std::fs::read(p).ok()?).ok())
+                .any(|h| {
+                    let window_end = [at(&h["verified_at"]), at(&h["schema_checked_at"])]
+                        .into_iter()
+                        .flatten()
+                        .min();
+                    // The newest base's start, from its manifest.
+                    let base = h["base_ids"]
+                        .as_array()
+                        .and_then(|a| a.last())
+                        .and_then(|id| id.as_str())
+                        .and_then(|id| {
+                            let m = self.repo().join("snapshots").join(id).join("manifest.json");
+                            serde_json::from_slice::<Json>(&std::fs::read(m).ok()?).ok()
+                        })
+                        .and_then(|m| at(&m["started_at"]));
+                    let target = [at(&h["last_commit_at"]), base].into_iter().flatten().max();
+                    window_end.is_some() && target.is_some() && window_end > target
+                });
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "the head never made the stored stream restorable:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn start(&mut self) {
         self.start_with(&[]);
     }
@@ -496,9 +543,8 @@ fn a_slot_dropped_behind_lethes_back_is_a_gap_and_a_new_base() {
         g["last_commit_at"].is_string() && g["resumed_at"].is_string(),
         "{g}"
     );
-    // The new epoch's window opens at the first check of the schema after
-    // its base (a second earlier while other transactions run).
-    std::thread::sleep(Duration::from_millis(2500));
+    // The new epoch's window opens with the first head after its base.
+    c.wait_restorable();
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     // `lethe list` shows both windows and the gap between them.
     let out = crate::common::lethe(&c.cfg, &["list"]);
@@ -554,6 +600,7 @@ fn a_slot_the_server_invalidates_is_a_gap_and_a_new_base_while_the_source_keeps_
     c.db.sql("INSERT INTO ledger (id) VALUES (20)");
     let flushed = c.count("continuous.flushed");
     c.wait_for("continuous.flushed", flushed + 1, Duration::from_secs(30));
+    c.wait_restorable();
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     // The rows written while the slot was lost are in the new base; the
     // one written after it is in a segment.
@@ -586,6 +633,7 @@ fn a_damaged_segment_refuses_a_point_restore_naming_it_and_writes_nothing() {
         "INSERT INTO ledger (id, note) SELECT g, repeat('x', 200) FROM generate_series(1, 500) g",
     );
     c.wait_for("continuous.flushed", 1, Duration::from_secs(30));
+    c.wait_restorable();
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     let mut files = Vec::new();
     walk(&c.repo().join("changes"), &mut files);
@@ -632,6 +680,7 @@ fn a_point_restore_names_the_tables_the_stream_does_not_carry() {
     c.db.sql("INSERT INTO scratch VALUES (2); INSERT INTO ledger (id) VALUES (77);");
     let flushed = c.count("continuous.flushed");
     c.wait_for("continuous.flushed", flushed + 1, Duration::from_secs(30));
+    c.wait_restorable();
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     let report = c.dir.path().join("report.json");
     let sql = restored_file(
@@ -696,6 +745,7 @@ fn a_drill_with_continuous_capture_restores_the_latest_point() {
     c.db.sql("INSERT INTO ledger (id) SELECT g FROM generate_series(1, 25) g");
     let flushed = c.count("continuous.flushed");
     c.wait_for("continuous.flushed", flushed + 1, Duration::from_secs(30));
+    c.wait_restorable();
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     let out = crate::common::lethe(&c.cfg, &["erase", "add", "3"]);
     assert!(
@@ -1167,4 +1217,49 @@ fn a_table_rewritten_before_the_base_locks_it_makes_the_base_start_again() {
     // The stored base holds what the source holds: 50 users, no orders.
     assert_eq!(bases[0]["rows"], 50, "{}", bases[0]);
     assert_eq!(c.stop(), Some(0), "{}", c.log());
+}
+
+/// A stream catching up after lethe was away vouches only for what it has
+/// stored: its head is complete through the last stored commit, not up to
+/// the moment it caught up, so a point after that commit is refused until
+/// the rest is stored, instead of being restored short of it.
+#[test]
+fn a_stream_catching_up_vouches_only_for_the_commits_it_stored() {
+    let mut c = Capture::new("cap_catchup", "300ms");
+    c.start();
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    c.wait_restorable();
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.db.sql("INSERT INTO ledger (id) VALUES (1)");
+    std::thread::sleep(Duration::from_secs(3));
+    let later = c.db.sql(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
+    let later = later.trim().to_string();
+    c.start_with(&[("LETHE_TEST_PAUSE_AT", "capture.after_head")]);
+    let end = Instant::now() + Duration::from_secs(60);
+    while !c.log().contains("lethe-test-pause: capture.after_head") {
+        assert!(Instant::now() < end, "pause not reached:\n{}", c.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut files = Vec::new();
+    walk(&c.repo().join("changes"), &mut files);
+    let head = files
+        .iter()
+        .find(|p| p.ends_with("head.json"))
+        .expect("head.json");
+    let h: Json = serde_json::from_slice(&std::fs::read(head).expect("head")).expect("json");
+    let at = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(h[k].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{k} in {h}: {e}"))
+    };
+    assert!(
+        at("verified_at") <= at("last_commit_at"),
+        "the head vouches past its last stored commit: {h}"
+    );
+    let out = crate::common::lethe(&c.cfg, &["restore", "--at", &later, "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "--at {later}: {err}");
+    assert!(err.contains("newer than the last flushed commit"), "{err}");
+    c.kill9();
 }
