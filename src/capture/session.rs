@@ -133,6 +133,23 @@ async fn schema_reference(
     if let Some(id) = head.base_ids.last()
         && let Ok(id) = id.parse::<crate::repo::manifest::SnapshotId>()
     {
+        let key = crate::repo::layout::manifest_key(&id);
+        let present = s
+            .storage
+            .head(&key)
+            .await
+            .map_err(CaptureError::storage(&key))?
+            .is_some();
+        if !present {
+            // Deleted by hand, say: nothing vouches for the stream's
+            // shape, so a base now, and a gap until it.
+            tracing::warn!(event = "continuous.schema_check_failed", error = %format!("the newest base's manifest {key} is gone"), "a base is taken now");
+            let change = SchemaChange {
+                since: head.schema_checked_at,
+                what: format!("the newest base {id} is gone"),
+            };
+            return Ok((super::schema::SchemaWatch::new(None), Some(change)));
+        }
         let m = crate::repo::layout::load_manifest(s.storage.as_ref(), &id)
             .await
             .map_err(|e| {

@@ -1263,3 +1263,33 @@ fn a_stream_catching_up_vouches_only_for_the_commits_it_stored() {
     assert!(err.contains("newer than the last flushed commit"), "{err}");
     c.kill9();
 }
+
+/// The newest base deleted by hand while lethe was stopped: nothing then
+/// vouches for the stream's shape, so lethe takes a base at once, with a
+/// gap up to it, instead of failing to start (its slot would keep WAL).
+#[test]
+fn a_newest_base_deleted_by_hand_makes_a_new_base_and_capture_goes_on() {
+    let mut c = Capture::new("cap_base_gone", "300ms");
+    c.start();
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    c.db.sql("INSERT INTO ledger (id) VALUES (1)");
+    c.wait_restorable();
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    let id = event_json(&c, "continuous.base_completed")[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    std::fs::remove_file(c.repo().join("snapshots").join(&id).join("manifest.json"))
+        .expect("manifest");
+    c.start();
+    c.wait_for("continuous.base_completed", 2, Duration::from_secs(120));
+    c.db.sql("INSERT INTO ledger (id) VALUES (2)");
+    c.wait_restorable();
+    assert_eq!(c.count("continuous.schema_check_failed"), 1, "{}", c.log());
+    assert_eq!(c.count("continuous.gap"), 1, "{}", c.log());
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.check_log();
+    let out = crate::common::lethe(&c.cfg, &["list"]);
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(list.matches("  window ").count(), 1, "{list}");
+}
