@@ -41,6 +41,12 @@
 # the temp dir is removed unless KEEP=1. Raw results: $OUT (key = value
 # lines, the pgbench outputs and the daemon's warnings and errors).
 #
+# DATA=gen replaces step 1's pgbench data with scripts/bench/gen.sql at
+# GEN_SCALE (1: ~1 GB, the benchmark database) and the window's workload with
+# scripts/bench/app-write.sql (an order with two items and an event, a login,
+# a session revoked) at WINDOW_RATE transactions/s (200); use it with
+# ROUNDS=0 BIG=0 (the source-cost rounds and the big table are pgbench's).
+#
 # Environment: WINDOW (300), TPS_SECONDS (60), ROUNDS (2), ORDER (on-off, or
 # off-on: which run of a round comes first), STORAGE (1; 0 skips pgBackRest,
 # step 3 and the hourly snapshot), BIG (1; 0 skips step 5), BIG_ROWS
@@ -59,6 +65,9 @@ ROUNDS=${ROUNDS:-2}
 BIG_TIMEOUT=${BIG_TIMEOUT:-900}
 BIG_ROWS=${BIG_ROWS:-1000000}
 STORAGE=${STORAGE:-1}
+DATA=${DATA:-pgbench}
+GEN_SCALE=${GEN_SCALE:-1}
+WINDOW_RATE=${WINDOW_RATE:-200}
 ORDER=${ORDER:-on-off}
 FLUSH_S=5
 LETHE=${LETHE:-${CARGO_TARGET_DIR:-$HOME/.cache/lethe-target}/release/lethe}
@@ -104,15 +113,24 @@ rec machine "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' 
 rec lethe "$("$LETHE" --version 2>/dev/null | head -1) ($(git -C "$REPO_ROOT" rev-parse --short HEAD))"
 rec postgres "$(psql -XAtc 'show server_version' postgres), max_slot_wal_keep_size $(psql -XAtc 'show max_slot_wal_keep_size' postgres)"
 rec tps_seconds "$TPS_SECONDS"
-rec settings "storage phase $STORAGE, window ${WINDOW}s, tps runs ${TPS_SECONDS}s x $ROUNDS rounds ($ORDER), big transaction ${BIG:-1} ($BIG_ROWS rows), flush_every ${FLUSH_S}s"
+rec settings "data $DATA (gen scale $GEN_SCALE), storage phase $STORAGE, window ${WINDOW}s at ${WINDOW_RATE}/s, tps runs ${TPS_SECONDS}s x $ROUNDS rounds ($ORDER), big transaction ${BIG:-1} ($BIG_ROWS rows), flush_every ${FLUSH_S}s"
 
 # ---- 1. database ------------------------------------------------------------
 psql -Xq -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = '$SLOT' and not active" postgres >/dev/null
 dropdb --if-exists --force "$DB"
 createdb "$DB"
-log "pgbench -i -s 20"
-"$PGBIN/pgbench" -i -q -s 20 "$DB" 2>&1 | tail -1 >&2
-sql "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY; CREATE TABLE big (id int PRIMARY KEY, v text); CREATE TABLE bench_marker (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"; sql "VACUUM ANALYZE"
+if [[ $DATA == gen ]]; then
+  log "gen.sql scale $GEN_SCALE"
+  psql -Xq -d "$DB" -v scale="$GEN_SCALE" -f "$HERE/gen.sql" 2>&1 | grep -v '^Time:' >&2 || true
+  WORKLOAD=(-f "$HERE/app-write.sql" -D scale="$GEN_SCALE")
+  sql "CREATE TABLE bench_marker (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"
+else
+  log "pgbench -i -s 20"
+  "$PGBIN/pgbench" -i -q -s 20 "$DB" 2>&1 | tail -1 >&2
+  WORKLOAD=()
+  sql "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY; CREATE TABLE big (id int PRIMARY KEY, v text); CREATE TABLE bench_marker (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"
+fi
+sql "VACUUM ANALYZE"
 rec db_bytes "$(sql "select pg_database_size('$DB')")"
 
 # ---- 2. lethe and pgBackRest -----------------------------------------------
@@ -243,8 +261,8 @@ fi
 changes0=$(bytes "$W/repo/changes")
 lsn0=$(lsn); cpu0=$(cpu_s "$DPID"); t0=$(now)
 rec window_start "$(date -u +%FT%T.%NZ)"
-log "window: pgbench -R 200 -T $WINDOW"
-"$PGBIN/pgbench" -n -c 4 -j 2 -R 200 -T "$WINDOW" "$DB" > "$W/window.txt" 2>&1
+log "window: pgbench ${WORKLOAD[*]} -R $WINDOW_RATE -T $WINDOW"
+"$PGBIN/pgbench" -n -c 4 -j 2 "${WORKLOAD[@]}" -R "$WINDOW_RATE" -T "$WINDOW" "$DB" > "$W/window.txt" 2>&1
 t1=$(now); lsn1=$(lsn)
 rec window_end "$(date -u +%FT%T.%NZ)"
 rec window_stored_wait_s "$(wait_stored 120)"
