@@ -91,9 +91,30 @@ pub(super) async fn later_bases(
 }
 
 /// One later base, from a temporary slot: its id, consistent point and
-/// schema digest. Tables created since the last poll join the publication
-/// first, so the stream carries every change after the base.
+/// schema digest; taken again from a new slot when DDL overtakes it (a
+/// table dropped or rewritten after the slot's consistent point).
 async fn later_base(
+    s: &SessionCfg,
+    epoch: &Epoch,
+    stop: &CancellationToken,
+) -> Result<(String, Lsn, Option<String>), CaptureError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match later_base_once(s, epoch, stop).await {
+            Err(CaptureError::BaseSuperseded(_)) if attempt < BASE_ATTEMPTS => {}
+            other => return other,
+        }
+    }
+}
+
+/// How often a base overtaken by DDL is taken again before the session
+/// fails (and starts over).
+const BASE_ATTEMPTS: u32 = 5;
+
+/// One attempt. Tables created since the last poll join the publication
+/// first, so the stream carries every change after the base.
+async fn later_base_once(
     s: &SessionCfg,
     epoch: &Epoch,
     stop: &CancellationToken,
@@ -253,6 +274,10 @@ async fn take_base(
         );
     }
     taken.map(|o| o.manifest).map_err(|e| {
+        if let LockedError::Work(e @ crate::snapshot::stage::SnapshotError::Superseded { .. }) = &e
+        {
+            return CaptureError::BaseSuperseded(e.to_string());
+        }
         CaptureError::Base(match e {
             LockedError::Cancelled => "stopped".to_string(),
             LockedError::Held { holder, .. } => {

@@ -66,6 +66,9 @@ pub enum CaptureError {
     Crypto(String),
     #[error("the base snapshot failed: {0}")]
     Base(String),
+    /// DDL overtook the base (`SnapshotError::Superseded`): taken again.
+    #[error("the base was overtaken by DDL: {0}")]
+    BaseSuperseded(String),
     #[error(
         "replication slot {slot} is in use by the process with pid {pid}: another lethe (or another consumer) reads it; \
          stop it, or give this one another continuous.slot"

@@ -140,6 +140,8 @@ pub enum SourceError {
          (or pg_read_all_data)"
     )]
     Lock { table: String, message: String },
+    #[error("table {table} was dropped after the snapshot began")]
+    Dropped { table: String },
     #[error(
         "row-level security applies to role {role} on {tables}: a COPY would silently miss rows; \
          run lethe as a role that bypasses it (ALTER ROLE {role} BYPASSRLS, or a superuser), \
@@ -415,13 +417,18 @@ impl Coordinator {
                 "LOCK TABLE ONLY {} IN ACCESS SHARE MODE",
                 quote_qualified(&t.schema, &t.name)
             );
-            self.conn
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| SourceError::Lock {
-                    table: t.qualified(),
-                    message: pg_message(&e),
-                })?;
+            self.conn.batch_execute(&sql).await.map_err(|e| {
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+                    SourceError::Dropped {
+                        table: t.qualified(),
+                    }
+                } else {
+                    SourceError::Lock {
+                        table: t.qualified(),
+                        message: pg_message(&e),
+                    }
+                }
+            })?;
         }
         Ok(())
     }

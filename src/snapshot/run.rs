@@ -184,6 +184,10 @@ pub async fn take_snapshot(
         Err(e) if matches!(e, SnapshotError::Cancelled { .. }) || opts.cancel.is_cancelled() => {
             tracing::info!(event = "snapshot.cancelled", id = %id, stage = e.stage().as_str(), "stopped on request; nothing was committed");
         }
+        // DDL overtook a base: the capture takes it again at once.
+        Err(e @ SnapshotError::Superseded { .. }) => {
+            tracing::warn!(event = "continuous.base_superseded", id = %id, stage = e.stage().as_str(), reason = %e, "DDL overtook this base; it is taken again from a new slot");
+        }
         Err(e) => {
             tracing::error!(event = "snapshot.failed", id = %id, stage = e.stage().as_str(), error = %e);
         }
@@ -258,7 +262,16 @@ async fn run(
         coord
             .lock_tables(&catalog.tables)
             .await
-            .map_err(|e| SnapshotError::source(Stage::Lock, e))
+            .map_err(|e| match e {
+                // A base's snapshot lists a table a migration dropped since.
+                pg::SourceError::Dropped { .. } if opts.base.is_some() => {
+                    SnapshotError::Superseded {
+                        stage: Stage::Lock,
+                        message: format!("{e}: the base is taken again from a new slot"),
+                    }
+                }
+                e => SnapshotError::source(Stage::Lock, e),
+            })
     })
     .await?;
     // A base records the schema it was taken in (`pg::digest`).
@@ -283,7 +296,7 @@ async fn run(
         })
         .await?;
         if !rewritten.is_empty() {
-            return Err(SnapshotError::Internal {
+            return Err(SnapshotError::Superseded {
                 stage: Stage::Lock,
                 message: format!(
                     "table(s) {} were rewritten (TRUNCATE, VACUUM FULL, CLUSTER, ALTER … TYPE) after the slot's consistent point: \

@@ -71,6 +71,11 @@ pub enum SnapshotError {
     Crypto(crate::crypto::CryptoError),
     #[error("{stage}: {message}")]
     Internal { stage: Stage, message: String },
+    /// A base of continuous capture overtaken by DDL between its slot's
+    /// consistent point and its locks (a table dropped or rewritten): it
+    /// must be taken again from a new slot. Not a failure of the source.
+    #[error("{stage}: {message}")]
+    Superseded { stage: Stage, message: String },
 }
 
 impl SnapshotError {
@@ -85,7 +90,8 @@ impl SnapshotError {
             | SnapshotError::Source { stage, .. }
             | SnapshotError::Storage { stage, .. }
             | SnapshotError::Object { stage, .. }
-            | SnapshotError::Internal { stage, .. } => *stage,
+            | SnapshotError::Internal { stage, .. }
+            | SnapshotError::Superseded { stage, .. } => *stage,
             SnapshotError::Crypto(_) => Stage::Connect,
         }
     }

@@ -1212,6 +1212,9 @@ fn a_table_rewritten_before_the_base_locks_it_makes_the_base_start_again() {
         log.contains("table(s) public.orders were rewritten"),
         "{log}"
     );
+    // DDL overtaking a base is not a failure to alert on.
+    assert_eq!(c.count("continuous.base_superseded"), 1, "{log}");
+    assert_eq!(c.count("snapshot.failed"), 0, "{log}");
     let bases = event_json(&c, "continuous.base_completed");
     assert_eq!(bases.len(), 1, "{log}");
     // The stored base holds what the source holds: 50 users, no orders.
@@ -1292,4 +1295,54 @@ fn a_newest_base_deleted_by_hand_makes_a_new_base_and_capture_goes_on() {
     let out = crate::common::lethe(&c.cfg, &["list"]);
     let list = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(list.matches("  window ").count(), 1, "{list}");
+}
+
+/// A migration drops a table while a later base waits for its locks (its
+/// snapshot still lists the table): the base is taken again from a new
+/// slot, without a failure to alert on and without the capture stopping.
+#[test]
+fn a_table_dropped_while_a_later_base_waits_for_its_locks_makes_it_start_again() {
+    let mut c = Capture::new("cap_drop_race", "300ms");
+    c.db.sql("CREATE TABLE doomed (id int PRIMARY KEY); INSERT INTO doomed VALUES (1)");
+    c.start();
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    // A pause happens once per process: this one's is the later base's.
+    c.start_with(&[
+        ("LETHE_TEST_PAUSE_AT", "base.before_lock"),
+        ("LETHE_TEST_PAUSE_SECS", "2"),
+        ("LETHE_TEST_POLL_MS", "300"),
+    ]);
+    c.wait_for("continuous.started", 2, Duration::from_secs(120));
+    let paused = |c: &Capture| {
+        c.log()
+            .matches("lethe-test-pause: base.before_lock")
+            .count()
+    };
+    let before = paused(&c);
+    // A schema change: a later base, which stops before its locks.
+    c.db.sql("CREATE TABLE fresh (id int PRIMARY KEY)");
+    let end = Instant::now() + Duration::from_secs(60);
+    while paused(&c) == before {
+        assert!(
+            Instant::now() < end,
+            "the later base never paused:\n{}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.db.sql("DROP TABLE doomed");
+    c.wait_for("continuous.base_superseded", 1, Duration::from_secs(60));
+    c.wait_for("continuous.base_completed", 2, Duration::from_secs(120));
+    c.db.sql("INSERT INTO ledger (id) VALUES (7)");
+    c.wait_restorable();
+    let log = c.log();
+    assert!(
+        log.contains("was dropped after the snapshot began"),
+        "{log}"
+    );
+    assert_eq!(c.count("snapshot.failed"), 0, "{log}");
+    assert_eq!(c.count("continuous.interrupted"), 0, "{log}");
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.check_log();
 }
