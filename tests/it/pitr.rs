@@ -149,10 +149,10 @@ fn tables_in(db: &TestDb) -> String {
         .to_string()
 }
 
-#[test]
-fn restore_at_each_point_equals_the_source_then_with_the_erased_deleted() {
-    let db = LogicalDb::create("pitr");
-    db.sql(SCHEMA);
+/// The daemon capturing `db` (users as the subjects, segments every
+/// 300 ms, encrypted to a fresh key), started: the capture, its directory
+/// and its config file.
+fn capturing(db: LogicalDb) -> (Capture, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().to_path_buf();
     let public = lethe::crypto::keygen(&d.join("restore.key")).expect("keygen");
@@ -173,10 +173,18 @@ fn restore_at_each_point_equals_the_source_then_with_the_erased_deleted() {
             slot = db.name,
         ),
     );
-    let before_base = now(&db);
     let mut c = Capture::with_config(db, dir, cfg.clone());
     c.start_with(&[("LETHE_TEST_POLL_MS", "300")]);
     c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    (c, d, cfg)
+}
+
+#[test]
+fn restore_at_each_point_equals_the_source_then_with_the_erased_deleted() {
+    let db = LogicalDb::create("pitr");
+    db.sql(SCHEMA);
+    let before_base = now(&db);
+    let (mut c, d, cfg) = capturing(db);
     let gap = Duration::from_millis(1100);
 
     c.db.sql(PHASE_1);
@@ -314,29 +322,7 @@ fn a_foreign_key_added_during_capture_is_followed_after_it_and_refused_across_it
          INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 6) g; \
          INSERT INTO notes SELECT g, 1 + g % 6, 'note ' || g FROM generate_series(1, 30) g;",
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().to_path_buf();
-    let public = lethe::crypto::keygen(&d.join("restore.key")).expect("keygen");
-    let cfg = crate::common::write_config(
-        &d,
-        &format!(
-            "[source]\nurl = \"{url}\"\n\
-             [storage]\nurl = \"file://{d}/repo\"\n\
-             [encryption]\nrecipients = [\"{public}\"]\nidentity_file = \"{d}/restore.key\"\n\
-             [erasure]\npath = \"{d}/erasure\"\nsubject_type = \"bigint\"\n\
-             subjects = [ {{ table = \"public.users\", column = \"id\" }} ]\n\
-             [api]\nlisten = \"unix:{d}/api.sock\"\n\
-             [continuous]\nenabled = true\nflush_every = \"300ms\"\nslot = \"{slot}\"\n\
-             [schedule]\nevery = \"24h\"\n\
-             [log]\nlevel = \"debug\"\n",
-            url = db.url(),
-            d = d.display(),
-            slot = db.name,
-        ),
-    );
-    let mut c = Capture::with_config(db, dir, cfg.clone());
-    c.start_with(&[("LETHE_TEST_POLL_MS", "300")]);
-    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    let (mut c, d, cfg) = capturing(db);
     let gap = Duration::from_millis(1100);
 
     c.db.sql("INSERT INTO notes VALUES (31, 2, 'late note of 2'), (32, 3, 'late note of 3')");
@@ -431,29 +417,7 @@ fn partitions_and_inheritance_at_a_point_equal_the_source_with_the_erased_delete
          INSERT INTO logs SELECT g, 1 + g % 8, 'log ' || g FROM generate_series(1, 16) g; \
          INSERT INTO logs_archive SELECT g, 1 + g % 8, 'old log ' || g FROM generate_series(101, 116) g;",
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().to_path_buf();
-    let public = lethe::crypto::keygen(&d.join("restore.key")).expect("keygen");
-    let cfg = crate::common::write_config(
-        &d,
-        &format!(
-            "[source]\nurl = \"{url}\"\n\
-             [storage]\nurl = \"file://{d}/repo\"\n\
-             [encryption]\nrecipients = [\"{public}\"]\nidentity_file = \"{d}/restore.key\"\n\
-             [erasure]\npath = \"{d}/erasure\"\nsubject_type = \"bigint\"\n\
-             subjects = [ {{ table = \"public.users\", column = \"id\" }} ]\n\
-             [api]\nlisten = \"unix:{d}/api.sock\"\n\
-             [continuous]\nenabled = true\nflush_every = \"300ms\"\nslot = \"{slot}\"\n\
-             [schedule]\nevery = \"24h\"\n\
-             [log]\nlevel = \"debug\"\n",
-            url = db.url(),
-            d = d.display(),
-            slot = db.name,
-        ),
-    );
-    let mut c = Capture::with_config(db, dir, cfg.clone());
-    c.start_with(&[("LETHE_TEST_POLL_MS", "300")]);
-    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    let (mut c, d, cfg) = capturing(db);
     let gap = Duration::from_millis(1500);
     // Every row the workload writes has a newer xmin than this.
     let xid = c.db.sql("SELECT pg_current_xact_id()::text");
