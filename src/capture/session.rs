@@ -117,9 +117,21 @@ impl SequenceSampler for PgSampler {
 
     fn schema(&mut self) -> Result<(String, chrono::DateTime<Utc>), String> {
         self.rt
-            .block_on(pg::digest::schema_digest(&self.conn))
+            .block_on(pg::digest::schema_digest_within(&self.conn, digest_limit()))
             .map_err(|e| e.to_string())
     }
+}
+
+/// How long a schema read may take (tests shorten it).
+fn digest_limit() -> Duration {
+    if cfg!(feature = "test-hooks")
+        && let Some(ms) = std::env::var("LETHE_TEST_DIGEST_LIMIT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    pg::digest::READ_LIMIT
 }
 
 /// What the capture compares the source's schema with: the newest base's

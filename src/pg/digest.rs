@@ -44,3 +44,42 @@ pub async fn schema_digest(conn: &PgConn) -> Result<(String, DateTime<Utc>), Sou
     let busy: bool = row.get(2);
     Ok((row.get(0), if busy { at - UNSEEN_COMMIT } else { at }))
 }
+
+/// How long the capture's read may take: a catalog locked by a
+/// `VACUUM FULL pg_class`, say, must not hold the writer (and with it every
+/// flush) until it ends. A read that times out is a failed read.
+pub const READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`schema_digest`] in a read-only transaction of its own, cancelled by
+/// the server past `limit`.
+///
+/// # Errors
+/// The query fails or takes longer than `limit`.
+pub async fn schema_digest_within(
+    conn: &PgConn,
+    limit: std::time::Duration,
+) -> Result<(String, DateTime<Utc>), SourceError> {
+    conn.batch_execute(&format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+        limit.as_millis().max(1)
+    ))
+    .await
+    .map_err(|e| query_err("starting the schema's digest read", &e))?;
+    let read = async {
+        // Tests make the read slow.
+        if cfg!(feature = "test-hooks")
+            && let Some(ms) = std::env::var("LETHE_TEST_DIGEST_SLEEP_MS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+        {
+            conn.batch_execute(&format!("SELECT pg_sleep({})", ms as f64 / 1000.0))
+                .await
+                .map_err(|e| query_err("reading the schema's digest", &e))?;
+        }
+        schema_digest(conn).await
+    }
+    .await;
+    let end = if read.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let _ = conn.batch_execute(end).await;
+    read
+}

@@ -1346,3 +1346,34 @@ fn a_table_dropped_while_a_later_base_waits_for_its_locks_makes_it_start_again()
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     c.check_log();
 }
+
+/// A schema read the source cannot answer in time (a catalog locked by a
+/// `VACUUM FULL pg_class`, say): the read is cancelled by the server, the
+/// capture goes on storing every commit, and no point past the last
+/// successful read is offered for a restore.
+#[test]
+fn a_schema_read_that_times_out_holds_neither_the_capture_nor_the_window() {
+    let mut c = Capture::new("cap_slow_digest", "300ms");
+    c.start_with(&[
+        ("LETHE_TEST_DIGEST_SLEEP_MS", "2000"),
+        ("LETHE_TEST_DIGEST_LIMIT_MS", "500"),
+    ]);
+    c.wait_for("continuous.started", 1, Duration::from_secs(120));
+    c.db.sql("INSERT INTO ledger (id) SELECT g FROM generate_series(1, 40) g");
+    c.wait_for("continuous.schema_check_failed", 1, Duration::from_secs(30));
+    let end = Instant::now() + Duration::from_secs(30);
+    while stored(&c.repo(), "ledger").ledger.len() < 40 {
+        assert!(Instant::now() < end, "rows not stored:\n{}", c.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = c.log();
+    assert!(log.contains("statement timeout"), "{log}");
+    assert_eq!(c.count("continuous.interrupted"), 0, "{log}");
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.check_log();
+    // Nothing vouches for the schema after the base: no point to restore.
+    let out = crate::common::lethe(&c.cfg, &["restore", "--at", "latest", "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no restorable window"), "{err}");
+}
