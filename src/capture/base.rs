@@ -37,11 +37,7 @@ pub(super) async fn later_bases(
 ) -> Result<(), CaptureError> {
     let mut every = s.cfg.continuous.base_every;
     // Tests shorten it below the one-minute floor of the config.
-    if cfg!(feature = "test-hooks")
-        && let Some(secs) = std::env::var("LETHE_TEST_BASE_EVERY_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    {
+    if let Some(secs) = crate::snapshot::pause::number("LETHE_TEST_BASE_EVERY_SECS") {
         every = Duration::from_secs(secs);
     }
     let mut last = head

@@ -124,14 +124,8 @@ impl SequenceSampler for PgSampler {
 
 /// How long a schema read may take (tests shorten it).
 fn digest_limit() -> Duration {
-    if cfg!(feature = "test-hooks")
-        && let Some(ms) = std::env::var("LETHE_TEST_DIGEST_LIMIT_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    {
-        return Duration::from_millis(ms);
-    }
-    pg::digest::READ_LIMIT
+    crate::snapshot::pause::number("LETHE_TEST_DIGEST_LIMIT_MS")
+        .map_or(pg::digest::READ_LIMIT, Duration::from_millis)
 }
 
 /// What the capture compares the source's schema with: the newest base's

@@ -23,11 +23,7 @@ const LAG_POLL: Duration = Duration::from_secs(30);
 
 fn poll_every() -> Duration {
     // Tests shorten it.
-    if cfg!(feature = "test-hooks")
-        && let Some(ms) = std::env::var("LETHE_TEST_POLL_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    {
+    if let Some(ms) = crate::snapshot::pause::number("LETHE_TEST_POLL_MS") {
         return Duration::from_millis(ms);
     }
     LAG_POLL

@@ -67,11 +67,7 @@ pub async fn schema_digest_within(
     .map_err(|e| query_err("starting the schema's digest read", &e))?;
     let read = async {
         // Tests make the read slow.
-        if cfg!(feature = "test-hooks")
-            && let Some(ms) = std::env::var("LETHE_TEST_DIGEST_SLEEP_MS")
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-        {
+        if let Some(ms) = crate::snapshot::pause::number("LETHE_TEST_DIGEST_SLEEP_MS") {
             conn.batch_execute(&format!("SELECT pg_sleep({})", ms as f64 / 1000.0))
                 .await
                 .map_err(|e| query_err("reading the schema's digest", &e))?;

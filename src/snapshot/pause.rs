@@ -34,6 +34,16 @@ pub(crate) fn armed(stage: &str) -> bool {
         && std::env::var(VAR).is_ok_and(|v| v == stage)
 }
 
+/// A number a test sets to shorten a wait or slow a step
+/// (`LETHE_TEST_POLL_MS`, `LETHE_TEST_BASE_EVERY_SECS`, …); `None` unless
+/// built with the `test-hooks` feature and set to a number.
+pub(crate) fn number(var: &str) -> Option<u64> {
+    if !cfg!(feature = "test-hooks") {
+        return None;
+    }
+    std::env::var(var).ok().and_then(|v| v.parse().ok())
+}
+
 /// Raw bytes after which the `data` pause fires.
 pub(crate) fn data_bytes() -> u64 {
     std::env::var("LETHE_TEST_PAUSE_BYTES")
