@@ -470,24 +470,10 @@ async fn open_gap(
     s: &SessionCfg,
     epoch: &crate::repo::changes::Epoch,
 ) -> Result<Option<GapRecord>, CaptureError> {
-    let prefix = changes::gaps_prefix(&s.source);
-    for o in s
-        .storage
-        .list(&prefix)
-        .await
-        .map_err(CaptureError::storage(&prefix))?
-    {
-        let data = s
-            .storage
-            .get_bytes(&o.key)
-            .await
-            .map_err(CaptureError::storage(&o.key))?;
-        let g = GapRecord::from_json(&o.key, &data).map_err(CaptureError::Format)?;
-        if g.epoch_before.as_ref() == Some(epoch) && g.epoch_after.is_none() {
-            return Ok(Some(g));
-        }
-    }
-    Ok(None)
+    Ok(super::window::gap_records(s.storage.as_ref(), &s.source)
+        .await?
+        .into_iter()
+        .find(|g| g.epoch_before.as_ref() == Some(epoch) && g.epoch_after.is_none()))
 }
 
 /// A gap record opened now: `head`'s epoch was complete up to the given

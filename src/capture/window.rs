@@ -54,19 +54,7 @@ pub async fn stored(
     manifests: &[Manifest],
 ) -> Result<Stored, CaptureError> {
     let head = super::session::read_head(storage, source).await?;
-    let mut gaps = Vec::new();
-    let prefix = changes::gaps_prefix(source);
-    for o in storage
-        .list(&prefix)
-        .await
-        .map_err(CaptureError::storage(&prefix))?
-    {
-        let data = storage
-            .get_bytes(&o.key)
-            .await
-            .map_err(CaptureError::storage(&o.key))?;
-        gaps.push(GapRecord::from_json(&o.key, &data).map_err(CaptureError::Format)?);
-    }
+    let gaps = gap_records(storage, source).await?;
     let bases: Vec<Base> = manifests
         .iter()
         .filter_map(|m| {
@@ -83,6 +71,30 @@ pub async fn stored(
         bases,
         windows,
     })
+}
+
+/// Every gap record kept for `source`.
+///
+/// # Errors
+/// Storage fails, or a record does not parse.
+pub async fn gap_records(
+    storage: &dyn Storage,
+    source: &str,
+) -> Result<Vec<GapRecord>, CaptureError> {
+    let prefix = changes::gaps_prefix(source);
+    let mut gaps = Vec::new();
+    for o in storage
+        .list(&prefix)
+        .await
+        .map_err(CaptureError::storage(&prefix))?
+    {
+        let data = storage
+            .get_bytes(&o.key)
+            .await
+            .map_err(CaptureError::storage(&o.key))?;
+        gaps.push(GapRecord::from_json(&o.key, &data).map_err(CaptureError::Format)?);
+    }
+    Ok(gaps)
 }
 
 /// The windows, oldest first. `head` is the running epoch's; gaps are every
