@@ -326,7 +326,11 @@ pub fn run(
             if let Some(t) = emitted {
                 vouch(&mut stored.head, t);
             }
-            schema.read(sampler, &mut stored.head, changed);
+            // Within the reads' budget (the idle read above may have just
+            // run in this same turn).
+            if schema.due() {
+                schema.read(sampler, &mut stored.head, changed);
+            }
             put_head(ctx, &stored.head)?;
             confirmer.confirm(lsn.0);
             last_head = Instant::now();
