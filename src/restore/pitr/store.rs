@@ -5,16 +5,21 @@
 //! delta does not hold (the common case) cheap.
 //!
 //! The rows are personal data, erased subjects' included, on the host's
-//! disk until the filter has run: every value is sealed with
-//! ChaCha20-Poly1305 under a key made for this restore and kept only in
-//! memory, and every key is a keyed BLAKE3 hash (under another such key)
-//! of the table and the row's identity. So nothing readable is left on
+//! disk until the filter has run: every value is sealed with AES-256-GCM
+//! (ring's, on the CPU's AES instructions) under a key made for this
+//! restore and kept only in memory, and every key is a keyed BLAKE3 hash
+//! (under another such key) of the table and the row's identity. So nothing readable is left on
 //! disk, even by a restore killed before it could remove its directory.
 
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
-use rocksdb::{BlockBasedOptions, DB, Direction, IteratorMode, Options, WriteOptions};
-use std::sync::atomic::{AtomicU64, Ordering};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use rocksdb::{BlockBasedOptions, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Bytes of puts gathered before they are written as one batch: one trip
+/// through RocksDB's write path for many rows instead of one each, in key
+/// order (see [`DeltaDb::settle`]).
+const BATCH_BYTES: usize = 1 << 20;
 
 /// Length of a stored key: table (4), kind (1), hash (16).
 pub const KEY_LEN: usize = 21;
@@ -40,13 +45,25 @@ fn err(what: &'static str) -> impl Fn(rocksdb::Error) -> StoreError {
     }
 }
 
+/// Puts gathered for one write.
+#[derive(Default)]
+struct Pending {
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+    bytes: usize,
+}
+
 /// The sealed temporary store.
 pub struct DeltaDb {
     db: DB,
-    cipher: ChaCha20Poly1305,
+    cipher: LessSafeKey,
     hash_key: [u8; 32],
     nonce: AtomicU64,
     write: WriteOptions,
+    /// Puts not yet written; every read writes them first, so a read sees
+    /// every earlier put.
+    pending: Mutex<Pending>,
+    /// Whether `pending` may hold puts: reads after pass A skip its lock.
+    dirty: AtomicBool,
     // Dropped last: removes the directory.
     _dir: tempfile::TempDir,
 }
@@ -78,18 +95,11 @@ impl DeltaDb {
         opts.create_if_missing(true);
         opts.set_write_buffer_size(32 << 20);
         opts.set_max_write_buffer_number(2);
-        // Pass A writes every change and reads single keys; nothing walks
-        // the memtable (pass B runs after the flush below). A hash of small
-        // skip lists, one bucket per key, spares each write the long skip
-        // list walk (`perf`: the largest share of the replay). Keys hash on
-        // their first KEY_LEN bytes (a whole key; an index key's base).
-        opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(KEY_LEN));
-        opts.set_memtable_factory(rocksdb::MemtableFactory::HashSkipList {
-            bucket_count: 1 << 20,
-            height: 4,
-            branching_factor: 4,
-        });
-        opts.set_allow_concurrent_memtable_write(false);
+        // RocksDB's default skip-list memtable, fed sorted batches (see
+        // `settle`): faster than a hash of skip lists fed row by row, whose
+        // flush must sort every entry (BENCHMARKS.md, pass I).
+        // Values are sealed: nothing for a compressor to find.
+        opts.set_compression_type(rocksdb::DBCompressionType::None);
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
         opts.set_block_based_table_factory(&table);
@@ -99,12 +109,18 @@ impl DeltaDb {
         write.disable_wal(true);
         let key: [u8; 32] = rand::random();
         let hash_key: [u8; 32] = rand::random();
+        let cipher = UnboundKey::new(&AES_256_GCM, &key).map_err(|_| StoreError {
+            what: "making its key",
+            message: "ring refused a 32-byte AES-256-GCM key".into(),
+        })?;
         Ok(DeltaDb {
             db,
-            cipher: ChaCha20Poly1305::new((&key).into()),
+            cipher: LessSafeKey::new(cipher),
             hash_key,
             nonce: AtomicU64::new(0),
             write,
+            pending: Mutex::new(Pending::default()),
+            dirty: AtomicBool::new(false),
             _dir: dir,
         })
     }
@@ -124,31 +140,76 @@ impl DeltaDb {
 
     fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
         let n = self.nonce.fetch_add(1, Ordering::Relaxed);
-        let mut nonce = [0u8; 12];
+        let mut nonce = [0u8; NONCE_LEN];
         nonce[..8].copy_from_slice(&n.to_le_bytes());
-        let mut out = nonce.to_vec();
-        out.extend(
-            self.cipher
-                .encrypt(Nonce::from_slice(&nonce), plain)
-                .map_err(|e| StoreError {
-                    what: "sealing a row",
-                    message: e.to_string(),
-                })?,
-        );
+        let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + AES_256_GCM.tag_len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plain);
+        // A counter nonce under a key of this restore's: never used twice.
+        let tag = self
+            .cipher
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                &mut out[NONCE_LEN..],
+            )
+            .map_err(|_| StoreError {
+                what: "sealing a row",
+                message: "AES-256-GCM refused the value".into(),
+            })?;
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
     fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let bad = |message: String| StoreError {
+        let bad = |message: &str| StoreError {
             what: "reading a row back",
-            message,
+            message: message.into(),
         };
         let (nonce, body) = sealed
-            .split_at_checked(12)
-            .ok_or_else(|| bad("a value shorter than its nonce".into()))?;
-        self.cipher
-            .decrypt(Nonce::from_slice(nonce), body)
-            .map_err(|e| bad(e.to_string()))
+            .split_at_checked(NONCE_LEN)
+            .ok_or_else(|| bad("a value shorter than its nonce"))?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| bad("a value shorter than its nonce"))?;
+        let mut body = body.to_vec();
+        let plain_len = self
+            .cipher
+            .open_in_place(nonce, Aad::empty(), &mut body)
+            .map_err(|_| bad("a value that does not open under this restore's key (damaged)"))?
+            .len();
+        body.truncate(plain_len);
+        Ok(body)
+    }
+
+    /// Writes the puts gathered so far, in one batch.
+    fn settle(&self) -> Result<(), StoreError> {
+        if !self.dirty.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut pending = self.pending.lock().map_err(|_| StoreError {
+            what: "writing",
+            message: "a writer panicked".into(),
+        })?;
+        // Written under the lock, and marked clean only once written: a
+        // read that finds it clean finds every put in RocksDB.
+        let mut puts = std::mem::take(&mut *pending);
+        if !puts.rows.is_empty() {
+            // In key order, each insertion into the memtable's skip list
+            // starts where the one before it ended: keys are hashes, so
+            // unsorted each would search the whole list (`perf`: its
+            // largest cost). A stable sort: of two puts of one key, the
+            // later is written later and wins.
+            puts.rows.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut batch = WriteBatch::default();
+            for (k, v) in &puts.rows {
+                batch.put(k, v);
+            }
+            self.db
+                .write_opt(batch, &self.write)
+                .map_err(err("writing"))?;
+        }
+        self.dirty.store(false, Ordering::Release);
+        Ok(())
     }
 
     /// Stores `plain` under `key`.
@@ -157,9 +218,17 @@ impl DeltaDb {
     /// RocksDB failed (the disk is full, say).
     pub fn put(&self, key: &[u8], plain: &[u8]) -> Result<(), StoreError> {
         let sealed = self.seal(plain)?;
-        self.db
-            .put_opt(key, sealed, &self.write)
-            .map_err(err("writing"))
+        let full = {
+            let mut pending = self.pending.lock().map_err(|_| StoreError {
+                what: "writing",
+                message: "a writer panicked".into(),
+            })?;
+            pending.bytes += key.len() + sealed.len();
+            pending.rows.push((key.to_vec(), sealed));
+            self.dirty.store(true, Ordering::Release);
+            pending.bytes >= BATCH_BYTES
+        };
+        if full { self.settle() } else { Ok(()) }
     }
 
     /// The value under `key`, if any.
@@ -167,6 +236,7 @@ impl DeltaDb {
     /// # Errors
     /// RocksDB failed, or a value does not open.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.settle()?;
         match self.db.get_pinned(key).map_err(err("reading"))? {
             None => Ok(None),
             Some(v) => self.open(&v).map(Some),
@@ -181,6 +251,7 @@ impl DeltaDb {
     /// # Errors
     /// RocksDB failed.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.settle()?;
         self.db.flush().map_err(err("flushing"))
     }
 
@@ -189,6 +260,7 @@ impl DeltaDb {
     /// # Errors
     /// RocksDB failed.
     pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.settle()?;
         Ok(self.db.get_pinned(key).map_err(err("reading"))?.is_some())
     }
 
@@ -197,6 +269,7 @@ impl DeltaDb {
     /// # Errors
     /// RocksDB failed.
     pub fn delete_all(&self, table: u32, kind: u8) -> Result<(), StoreError> {
+        self.settle()?;
         let (from, to) = bounds(table, kind);
         let mut batch = rocksdb::WriteBatch::default();
         batch.delete_range(from, to);
@@ -230,15 +303,12 @@ impl DeltaDb {
         after: Option<&[u8]>,
         max: usize,
     ) -> Result<Scanned, StoreError> {
+        self.settle()?;
         let start = after.unwrap_or(prefix);
         let mut out = Vec::new();
-        // Key order across prefixes (the prefix extractor would confine a
-        // seek to one).
-        let mut read = rocksdb::ReadOptions::default();
-        read.set_total_order_seek(true);
         for item in self
             .db
-            .iterator_opt(IteratorMode::From(start, Direction::Forward), read)
+            .iterator(IteratorMode::From(start, Direction::Forward))
         {
             let (k, v) = item.map_err(err("listing"))?;
             if !k.starts_with(prefix) || out.len() >= max {
@@ -261,3 +331,7 @@ fn bounds(table: u32, kind: u8) -> (Vec<u8>, Vec<u8>) {
     to.push(kind + 1);
     (from, to)
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
