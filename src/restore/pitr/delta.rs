@@ -524,11 +524,8 @@ impl SealedDelta {
     /// # Errors
     /// The store failed.
     pub fn holds(&self, key: &[u8]) -> std::io::Result<bool> {
-        Ok(self
-            .db
-            .get(&self.row_key(key))
-            .map_err(self.store())?
-            .is_some())
+        // Not opened: pass B asks this of every base row.
+        Ok(self.db.contains(&self.row_key(key)).map_err(self.store())?)
     }
 
     /// A whole-row table's net count for a row, with its stored key.
