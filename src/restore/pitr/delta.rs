@@ -525,7 +525,7 @@ impl SealedDelta {
     /// The store failed.
     pub fn holds(&self, key: &[u8]) -> std::io::Result<bool> {
         // Not opened: pass B asks this of every base row.
-        Ok(self.db.contains(&self.row_key(key)).map_err(self.store())?)
+        self.db.contains(&self.row_key(key)).map_err(self.store())
     }
 
     /// A whole-row table's net count for a row, with its stored key.
