@@ -75,6 +75,14 @@ pub enum Refusal {
     )]
     OutputSettings { role: String, settings: Vec<String> },
     #[error(
+        "source.url sets {} for Lethe's own connections (its `options`), but the replication connection does not \
+         carry `options`: bases would render those values one way and the change stream another, and a \
+         point-in-time restore would not match a changed row to its base row (a deleted row would come back); \
+         drop them from source.url and set them for the role instead (ALTER ROLE {role} SET …), which both connections read",
+        settings.join(", ")
+    )]
+    ClientSettings { role: String, settings: Vec<String> },
+    #[error(
         "replication slot {slot} exists but is not lethe's: it is {kind}; \
          set continuous.slot to another name, or drop that slot if nothing uses it (SELECT pg_drop_replication_slot('{slot}'))"
     )]
@@ -232,6 +240,28 @@ pub async fn preflight(url: &str, cfg: &ContinuousConfig) -> Result<Preflight, P
         refusals.push(Refusal::OutputSettings {
             role: pg::quote_ident(&cat.role),
             settings: wrong,
+        });
+    }
+
+    // What the URL's `options` set (source `client`) reaches this session
+    // only; the session sets the three above itself, so these are the
+    // rest that change how a value is written.
+    let client: Vec<String> = conn
+        .query(
+            "SELECT name, setting FROM pg_settings WHERE source = 'client' \
+             AND name IN ('TimeZone', 'bytea_output', 'lc_monetary', 'lc_numeric', 'DateStyle', \
+                          'IntervalStyle', 'extra_float_digits') ORDER BY name",
+            &[],
+        )
+        .await
+        .map_err(q("reading the connection's settings"))?
+        .iter()
+        .map(|r| format!("{} = '{}'", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    if !client.is_empty() {
+        refusals.push(Refusal::ClientSettings {
+            role: pg::quote_ident(&cat.role),
+            settings: client,
         });
     }
 

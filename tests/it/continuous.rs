@@ -235,6 +235,31 @@ fn a_role_whose_defaults_render_values_unlike_a_snapshot_is_refused() {
     );
 }
 
+/// Settings the source URL's `options` give Lethe's own sessions reach the
+/// snapshot, not the replication connection (pg_walstream does not send
+/// `options`): a time zone there would render a `timestamptz` key one way in
+/// the base and another in the stream. Refused, naming each; the same
+/// database without them passes.
+#[test]
+fn settings_in_the_urls_options_that_the_stream_would_not_share_are_refused() {
+    let db = LogicalDb::create("cont_opts");
+    db.sql(USERS);
+    let url = format!("{}?options=--TimeZone%3DAsia%2FKolkata", db.url());
+    let out = check(&url);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}{stderr}", text(&out.stdout));
+    assert!(stderr.contains("TimeZone = 'Asia/Kolkata'"), "{stderr}");
+    assert!(stderr.contains("ALTER ROLE"), "{stderr}");
+    let out = check(&db.url());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn a_server_with_wal_level_replica_is_refused_saying_how_to_enable_logical() {
     let db = TestDb::create("cont_replica");
