@@ -56,6 +56,17 @@ pub struct Endpoint {
     pub root_cert: Option<PathBuf>,
 }
 
+/// `query_pairs_mut` writes a space as `+` (form encoding), but libpq and
+/// tokio-postgres decode only `%XX`: `options=-c%20TimeZone%3DUTC` would
+/// reach the server as `-c+TimeZone=UTC`. A literal `+` is written `%2B`,
+/// so every `+` left in the query is a space.
+fn spaces_as_percent(u: &mut url::Url) {
+    if let Some(q) = u.query().filter(|q| q.contains('+')) {
+        let q = q.replace('+', "%20");
+        u.set_query(Some(&q));
+    }
+}
+
 /// Works out the TLS mode of `url`.
 ///
 /// # Errors
@@ -74,7 +85,10 @@ pub fn endpoint(url: &str) -> Result<Endpoint, SourceError> {
         .map(PathBuf::from);
     let mut host_param = None;
     let mut kept: Vec<(String, String)> = Vec::new();
-    for (k, v) in parsed.query_pairs() {
+    // Decoded as libpq decodes a URI: `%XX` only, a `+` is a plus (form
+    // decoding, `query_pairs`, would read it as a space).
+    let query = parsed.query().unwrap_or_default().replace('+', "%2B");
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {
             "sslmode" => sslmode = Some(v.to_string()),
             "sslrootcert" => root_cert = Some(PathBuf::from(v.as_ref())),
@@ -141,6 +155,8 @@ pub fn endpoint(url: &str) -> Result<Endpoint, SourceError> {
             .query_pairs_mut()
             .append_pair("sslrootcert", &rc.display().to_string());
     }
+    spaces_as_percent(&mut driver);
+    spaces_as_percent(&mut parsed);
     Ok(Endpoint {
         driver_url: driver.to_string(),
         pg_dump_url: parsed.to_string(),

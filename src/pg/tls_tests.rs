@@ -81,3 +81,19 @@ fn libpq_only_parameters_are_kept_from_the_driver() {
     );
     assert!(ep("postgres://u@db.example/app?sslmode=sometimes").is_err());
 }
+
+#[test]
+fn spaces_and_plus_signs_in_parameters_reach_the_drivers_as_written() {
+    let e = ep("postgres://u@127.0.0.1/app?options=-c%20TimeZone%3DUTC%20-c%20a%3Db%2Bc&application_name=x+y").unwrap();
+    for url in [&e.driver_url, &e.pg_dump_url] {
+        assert!(
+            url.contains("options=-c%20TimeZone%3DUTC%20-c%20a%3Db%2Bc"),
+            "{url}"
+        );
+        // A `+` the user wrote stays a literal plus (`%2B`), not a space.
+        assert!(url.contains("application_name=x%2By"), "{url}");
+        assert!(!url.contains("-c+"), "{url}");
+    }
+    let cfg = crate::pg::parse_config(&e.driver_url).unwrap();
+    assert_eq!(cfg.get_options(), Some("-c TimeZone=UTC -c a=b+c"));
+}
