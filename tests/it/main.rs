@@ -24,6 +24,7 @@ mod init;
 mod outage;
 mod panics;
 mod pitr;
+mod pitr_edges;
 mod postdata;
 mod progress;
 mod restore;
