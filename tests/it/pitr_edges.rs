@@ -5,12 +5,40 @@
 //! Ground truth as in `pitr`: the source dumped at the point, the erased
 //! subjects deleted by SQL.
 
+use crate::capture::Capture;
 use crate::common::TestDb;
 use crate::continuous::LogicalDb;
 use crate::pitr::{capturing, dump, now, run};
 use crate::schemas::{cascade_restricts, compare, fingerprints, load_file};
 use serde_json::Value as Json;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Captures `db` while `changes` run, then: the point right after them
+/// (dumped to `at.sql` in the capture's directory), a marker user `marker`
+/// inserted after it and stored, the daemon stopped, and `erased` put on
+/// the erasure list. The stopped capture, its directory, its config and
+/// the point.
+fn point_after(
+    db: LogicalDb,
+    changes: &str,
+    marker: u32,
+    erased: &str,
+) -> (Capture, PathBuf, PathBuf, String) {
+    let (mut c, d, cfg) = capturing(db);
+    c.db.sql(changes);
+    std::thread::sleep(Duration::from_millis(1100));
+    let at = now(&c.db);
+    dump(&c.db, &d.join("at.sql"));
+    std::thread::sleep(Duration::from_millis(1100));
+    c.db.sql(&format!("INSERT INTO users VALUES ({marker}, 'marker')"));
+    c.wait_restorable();
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.check_log();
+    let (code, _, err) = run(&cfg, &["erase", "add", "--", erased]);
+    assert_eq!(code, 0, "{err}");
+    (c, d, cfg, at)
+}
 
 /// Pass B fails after rows reached the target: a damaged base object of a
 /// table whose rows are loaded before the damage is found (incompressible
@@ -30,23 +58,15 @@ fn a_point_restore_that_fails_after_loading_rows_empties_every_table_it_loaded()
          INSERT INTO blobs SELECT g, 1 + g % 100, md5(random()::text) || md5(random()::text), md5(g::text) \
            FROM generate_series(1, 60000) g;",
     );
-    let (mut c, d, cfg) = capturing(db);
-    c.db.sql(
+    let (c, d, cfg, at) = point_after(
+        db,
         "INSERT INTO users VALUES (101, 'user 101'); \
          INSERT INTO blobs SELECT g, 101, 'late', md5(g::text) FROM generate_series(60001, 60100) g; \
          UPDATE blobs SET user_id = 7 WHERE id <= 50; \
          DELETE FROM blobs WHERE id BETWEEN 100 AND 120;",
+        102,
+        "7",
     );
-    std::thread::sleep(Duration::from_millis(1100));
-    let at = now(&c.db);
-    dump(&c.db, &d.join("at.sql"));
-    std::thread::sleep(Duration::from_millis(1100));
-    c.db.sql("INSERT INTO users VALUES (102, 'marker')");
-    c.wait_restorable();
-    assert_eq!(c.stop(), Some(0), "{}", c.log());
-    c.check_log();
-    let (code, _, err) = run(&cfg, &["erase", "add", "--", "7"]);
-    assert_eq!(code, 0, "{err}");
 
     // The base's object of blobs, damaged near its end.
     let base = c
@@ -143,8 +163,8 @@ fn timestamptz_and_numeric_keys_under_a_local_time_zone_replace_their_base_rows(
                                      1 + g % 5, g / 7.0 FROM generate_series(1, 60) g; \
          INSERT INTO prices SELECT g / 4.0, 1 + g % 5, 'price ' || g FROM generate_series(1, 40) g;",
     );
-    let (mut c, d, cfg) = capturing(db);
-    c.db.sql(
+    let (_capture, d, cfg, at) = point_after(
+        db,
         "UPDATE readings SET v = v + 1 WHERE user_id = 1; \
          DELETE FROM readings WHERE user_id = 4; \
          UPDATE readings SET user_id = 3 WHERE user_id = 2; \
@@ -152,17 +172,9 @@ fn timestamptz_and_numeric_keys_under_a_local_time_zone_replace_their_base_rows(
          DELETE FROM prices WHERE amount IN (2.0, 3.5, 7.25); \
          UPDATE prices SET user_id = 3 WHERE user_id = 1; \
          UPDATE readings SET at = at + interval '1 second' WHERE user_id = 5;",
+        6,
+        "3",
     );
-    std::thread::sleep(Duration::from_millis(1100));
-    let at = now(&c.db);
-    dump(&c.db, &d.join("at.sql"));
-    std::thread::sleep(Duration::from_millis(1100));
-    c.db.sql("INSERT INTO users VALUES (6, 'marker')");
-    c.wait_restorable();
-    assert_eq!(c.stop(), Some(0), "{}", c.log());
-    c.check_log();
-    let (code, _, err) = run(&cfg, &["erase", "add", "--", "3"]);
-    assert_eq!(code, 0, "{err}");
 
     let truth = TestDb::create("pitr_tz_truth");
     load_file(&truth, d.join("at.sql").to_str().expect("utf-8"));
