@@ -107,14 +107,14 @@ pub(crate) fn dump(db: &LogicalDb, path: &Path) {
 }
 
 /// The truth for a point: its dump loaded, RESTRICT / NO ACTION as
-/// CASCADE, the erased users deleted by SQL.
-fn truth(dump: &Path) -> TestDb {
+/// CASCADE, the `erased` users deleted by SQL.
+pub(crate) fn truth(dump: &Path, erased: &[&str]) -> TestDb {
     let t = TestDb::create("pitr_truth");
     load_file(&t, dump.to_str().expect("utf-8"));
     cascade_restricts(&t);
     t.sql(&format!(
         "DELETE FROM users WHERE id IN ({})",
-        ERASED.join(", ")
+        erased.join(", ")
     ));
     t
 }
@@ -229,7 +229,7 @@ fn restore_at_each_point_equals_the_source_then_with_the_erased_deleted() {
         .enumerate()
     {
         let what = format!("point {} ({t})", n + 1);
-        let truth = truth(&d.join(file));
+        let truth = truth(&d.join(file), ERASED);
         let want = fingerprints(&truth);
         let dst = TestDb::create("pitr_dst");
         let report = d.join(format!("report{n}.json"));
@@ -363,10 +363,7 @@ fn a_foreign_key_added_during_capture_is_followed_after_it_and_refused_across_it
     assert_eq!(code, 0, "{err}");
     for (t, file, notes_of_2) in [(&t1, "before.sql", "6"), (&t2, "after.sql", "0")] {
         let what = format!("--at {t} ({file})");
-        let truth = TestDb::create("pitr_fk_truth");
-        load_file(&truth, d.join(file).to_str().expect("utf-8"));
-        cascade_restricts(&truth);
-        truth.sql("DELETE FROM users WHERE id = 2");
+        let truth = truth(&d.join(file), &["2"]);
         // The truth itself: without the key user 2's notes stay, with it they go.
         assert_eq!(
             truth
@@ -467,10 +464,7 @@ fn partitions_and_inheritance_at_a_point_equal_the_source_with_the_erased_delete
 
     let (code, _, err) = run(&cfg, &["erase", "add", "--", "2", "3", "9"]);
     assert_eq!(code, 0, "{err}");
-    let truth = TestDb::create("pitr_parts_truth");
-    load_file(&truth, d.join("point.sql").to_str().expect("utf-8"));
-    cascade_restricts(&truth);
-    truth.sql("DELETE FROM users WHERE id IN (2, 3, 9)");
+    let truth = truth(&d.join("point.sql"), &["2", "3", "9"]);
     let want = fingerprints(&truth);
     let dst = TestDb::create("pitr_parts_dst");
     let report = d.join("report.json");

@@ -8,8 +8,8 @@
 use crate::capture::Capture;
 use crate::common::TestDb;
 use crate::continuous::LogicalDb;
-use crate::pitr::{capturing, dump, now, run};
-use crate::schemas::{cascade_restricts, compare, fingerprints, load_file};
+use crate::pitr::{capturing, dump, now, run, truth};
+use crate::schemas::{compare, fingerprints};
 use serde_json::Value as Json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -122,10 +122,7 @@ fn a_point_restore_that_fails_after_loading_rows_empties_every_table_it_loaded()
 
     // Put back: the same point restores whole.
     std::fs::write(&path, &good).expect("repair");
-    let truth = TestDb::create("pitr_fail_truth");
-    load_file(&truth, d.join("at.sql").to_str().expect("utf-8"));
-    cascade_restricts(&truth);
-    truth.sql("DELETE FROM users WHERE id = 7");
+    let truth = truth(&d.join("at.sql"), &["7"]);
     let want = fingerprints(&truth);
     let again = TestDb::create("pitr_fail_again");
     let (code, _, err) = run(&cfg, &["restore", "--at", &at, "--target", &again.url]);
@@ -176,10 +173,7 @@ fn timestamptz_and_numeric_keys_under_a_local_time_zone_replace_their_base_rows(
         "3",
     );
 
-    let truth = TestDb::create("pitr_tz_truth");
-    load_file(&truth, d.join("at.sql").to_str().expect("utf-8"));
-    cascade_restricts(&truth);
-    truth.sql("DELETE FROM users WHERE id = 3");
+    let truth = truth(&d.join("at.sql"), &["3"]);
     // The truth: user 4's readings are gone, 3's (and 2's, moved to 3) too.
     assert_eq!(
         truth
