@@ -244,13 +244,12 @@ pub async fn preflight(url: &str, cfg: &ContinuousConfig) -> Result<Preflight, P
     }
 
     // What the URL's `options` set (source `client`) reaches this session
-    // only; the session sets the three above itself, so these are the
-    // rest that change how a value is written.
+    // only. `pg::connect` sets the three above itself (source `session`
+    // then), so these are the rest that change how a value is written.
     let client: Vec<String> = conn
         .query(
             "SELECT name, setting FROM pg_settings WHERE source = 'client' \
-             AND name IN ('TimeZone', 'bytea_output', 'lc_monetary', 'lc_numeric', 'DateStyle', \
-                          'IntervalStyle', 'extra_float_digits') ORDER BY name",
+             AND name IN ('TimeZone', 'bytea_output', 'lc_monetary', 'lc_numeric') ORDER BY name",
             &[],
         )
         .await

@@ -8,8 +8,9 @@
 //! disk until the filter has run: every value is sealed with AES-256-GCM
 //! (ring's, on the CPU's AES instructions) under a key made for this
 //! restore and kept only in memory, and every key is a keyed BLAKE3 hash
-//! (under another such key) of the table and the row's identity. So nothing readable is left on
-//! disk, even by a restore killed before it could remove its directory.
+//! (under another such key) of the table and the row's identity. So
+//! nothing readable is left on disk, even by a restore killed before it
+//! could remove its directory.
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use rocksdb::{BlockBasedOptions, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
@@ -181,15 +182,20 @@ impl DeltaDb {
         Ok(body)
     }
 
+    /// The puts not yet written, locked.
+    fn pending(&self) -> Result<std::sync::MutexGuard<'_, Pending>, StoreError> {
+        self.pending.lock().map_err(|_| StoreError {
+            what: "writing",
+            message: "a writer panicked".into(),
+        })
+    }
+
     /// Writes the puts gathered so far, in one batch.
     fn settle(&self) -> Result<(), StoreError> {
         if !self.dirty.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut pending = self.pending.lock().map_err(|_| StoreError {
-            what: "writing",
-            message: "a writer panicked".into(),
-        })?;
+        let mut pending = self.pending()?;
         // Written under the lock, and marked clean only once written: a
         // read that finds it clean finds every put in RocksDB.
         let mut puts = std::mem::take(&mut *pending);
@@ -219,10 +225,7 @@ impl DeltaDb {
     pub fn put(&self, key: &[u8], plain: &[u8]) -> Result<(), StoreError> {
         let sealed = self.seal(plain)?;
         let full = {
-            let mut pending = self.pending.lock().map_err(|_| StoreError {
-                what: "writing",
-                message: "a writer panicked".into(),
-            })?;
+            let mut pending = self.pending()?;
             pending.bytes += key.len() + sealed.len();
             pending.rows.push((key.to_vec(), sealed));
             self.dirty.store(true, Ordering::Release);
@@ -271,7 +274,7 @@ impl DeltaDb {
     pub fn delete_all(&self, table: u32, kind: u8) -> Result<(), StoreError> {
         self.settle()?;
         let (from, to) = bounds(table, kind);
-        let mut batch = rocksdb::WriteBatch::default();
+        let mut batch = WriteBatch::default();
         batch.delete_range(from, to);
         self.db
             .write_opt(batch, &self.write)
