@@ -355,7 +355,14 @@ fn the_daemon_drills_on_schedule_and_its_metrics_match_the_events() {
         .filter_map(|e| e["seconds"].as_f64())
         .collect();
     let gauge = sample(&m, "lethe_drill_last_rto_seconds").expect("drill RTO gauge");
-    assert!(rtos.contains(&gauge), "{gauge} not among {rtos:?}: {after}");
+    // One value, printed two ways: the exposition (prometheus-client's
+    // shortest-digits printer) and the JSON log, read back by serde_json,
+    // whose default float parsing may land one ulp off. Equal to 1e-12.
+    assert!(
+        rtos.iter()
+            .any(|r| (r - gauge).abs() <= 1e-12 * r.abs().max(1.0)),
+        "{gauge} not among {rtos:?}: {after}"
+    );
     assert!(
         sample(&m, "lethe_drill_last_success_timestamp_seconds").is_some_and(|t| t > 1.7e9),
         "{after}"
