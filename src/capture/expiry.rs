@@ -7,6 +7,12 @@
 //! A segment's age is its manifest's last write: every commit in it is
 //! older. Deleting the manifest first unlists the segment, so a run cut
 //! short leaves only parts, which the next run removes as leftovers.
+//!
+//! A point-in-time restore reads its base and every segment after it: while
+//! a live restore lease names a base, segments and gap records written
+//! since that base began are kept (the base itself is held by the
+//! snapshot retention's plan), so a restore to a point near the oldest
+//! edge of the window is not cut from under it.
 
 use crate::repo::changes::{self, CHANGES_PREFIX};
 use crate::storage::{ObjectMeta, Storage, StorageError};
@@ -48,9 +54,29 @@ fn part_stem(key: &str) -> Option<&str> {
     (n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit())).then_some(stem)
 }
 
-/// Decides from a listing of `changes/` what goes.
-pub fn plan(listing: &[ObjectMeta], now: DateTime<Utc>, days: u32, grace: Duration) -> Plan {
+/// Where the change stream is held for restores: the start of the oldest
+/// base a live restore lease names (`None`: nothing held).
+pub fn held_from(protections: &[crate::retention::Protection]) -> Option<DateTime<Utc>> {
+    protections
+        .iter()
+        .filter_map(|p| match p {
+            crate::retention::Protection::Restore { snapshot, .. } => Some(snapshot.started_at()),
+            crate::retention::Protection::Writing { .. } => None,
+        })
+        .min()
+}
+
+/// Decides from a listing of `changes/` what goes; nothing written at or
+/// after `held` (see [`held_from`]).
+pub fn plan(
+    listing: &[ObjectMeta],
+    now: DateTime<Utc>,
+    days: u32,
+    grace: Duration,
+    held: Option<DateTime<Utc>>,
+) -> Plan {
     let edge = now - Duration::days(i64::from(days));
+    let held = held.unwrap_or(DateTime::<Utc>::MAX_UTC);
     let mut parts: BTreeMap<&str, Vec<&ObjectMeta>> = BTreeMap::new();
     let mut manifests: Vec<(&ObjectMeta, String)> = Vec::new();
     let mut out = Plan::default();
@@ -61,14 +87,14 @@ pub fn plan(listing: &[ObjectMeta], now: DateTime<Utc>, days: u32, grace: Durati
             // The manifest's stem: the key less `-<last:016X>.json`.
             let stem = o.key[..o.key.len() - ".json".len() - 17].to_string();
             manifests.push((o, stem));
-        } else if o.key.contains("/gaps/") && o.last_modified < edge {
+        } else if o.key.contains("/gaps/") && o.last_modified < edge && o.last_modified < held {
             out.gaps.push(o.key.clone());
             out.bytes += o.size;
         }
     }
     let listed: BTreeSet<&str> = manifests.iter().map(|(_, s)| s.as_str()).collect();
     for (m, stem) in &manifests {
-        if m.last_modified >= edge {
+        if m.last_modified >= edge || m.last_modified >= held {
             continue;
         }
         let keys: Vec<String> = parts
@@ -95,7 +121,8 @@ pub fn plan(listing: &[ObjectMeta], now: DateTime<Utc>, days: u32, grace: Durati
     out
 }
 
-/// Lists `changes/`, plans and deletes. Failures are collected, not fatal.
+/// Lists `changes/`, plans and deletes (holding what `held` says).
+/// Failures are collected, not fatal.
 ///
 /// # Errors
 /// The listing failed.
@@ -104,9 +131,10 @@ pub async fn run(
     now: DateTime<Utc>,
     days: u32,
     grace: Duration,
+    held: Option<DateTime<Utc>>,
 ) -> Result<Expired, StorageError> {
     let listing = storage.list(CHANGES_PREFIX).await?;
-    let p = plan(&listing, now, days, grace);
+    let p = plan(&listing, now, days, grace, held);
     let mut out = Expired::default();
     let delete = |key: String| async move {
         storage

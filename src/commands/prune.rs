@@ -18,7 +18,13 @@ pub async fn run(ctx: &Ctx, dry_run: bool, json: bool) -> anyhow::Result<i32> {
     let grace = crate::capture::expiry::LEFTOVER_GRACE;
     if dry_run {
         let listing = storage.list(crate::repo::changes::CHANGES_PREFIX).await?;
-        let changes = crate::capture::expiry::plan(&listing, now, cfg.retention.days, grace);
+        let changes = crate::capture::expiry::plan(
+            &listing,
+            now,
+            cfg.retention.days,
+            grace,
+            crate::capture::expiry::held_from(&survey.protections),
+        );
         if json {
             println!(
                 "{}",
@@ -44,8 +50,14 @@ pub async fn run(ctx: &Ctx, dry_run: bool, json: bool) -> anyhow::Result<i32> {
     let applied = retention::apply(storage.as_ref(), &plan, &shutdown.token()).await;
     shutdown.stop().await;
     let mut applied = applied?;
-    let changes =
-        crate::capture::expiry::run(storage.as_ref(), now, cfg.retention.days, grace).await?;
+    let changes = crate::capture::expiry::run(
+        storage.as_ref(),
+        now,
+        cfg.retention.days,
+        grace,
+        crate::capture::expiry::held_from(&survey.protections),
+    )
+    .await?;
     applied.errors.extend(changes.errors.iter().cloned());
     let expired = retention::ChangesExpired {
         segments: changes.segments,

@@ -263,6 +263,7 @@ async fn apply_retention(ctx: &JobCtx, cancel: &CancellationToken) -> Result<App
         now,
         ctx.cfg.retention.days,
         crate::capture::expiry::LEFTOVER_GRACE,
+        crate::capture::expiry::held_from(&survey.protections),
     )
     .await
     .map_err(|e| format!("listing the change stream: {e}"))?;

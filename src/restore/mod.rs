@@ -371,7 +371,30 @@ pub async fn restore(
         opts.announce,
         started_at,
     );
+    // A restore lease keeps retention from deleting the snapshot (for a
+    // point, its base and the change stream after it) while it is read,
+    // from the replay on (best effort: a host without write access still
+    // restores).
+    let lease = RestoreLease::take(storage.clone(), &id).await;
+    let out = leased(cfg, storage, opts, chosen, manifest).await;
+    lease.release().await;
+    let mut report = out?;
+    report.started_at = started_at;
+    report.finished_at = chrono::Utc::now();
+    report.seconds = clock.elapsed().as_secs_f64();
+    Ok(report)
+}
 
+/// The restore once its lease is held: every check, pass A of a point,
+/// then the write.
+async fn leased(
+    cfg: &Config,
+    storage: Arc<dyn Storage>,
+    opts: &RestoreOptions,
+    chosen: Option<pitr::Chosen>,
+    manifest: Arc<Manifest>,
+) -> Result<RestoreReport, RestoreError> {
+    let id = manifest.id.clone();
     // Every check that can refuse runs before anything is written.
     let mut list = load_list(cfg, storage.as_ref(), opts.allow_stale_erasure_list).await?;
     // The list only grows, but for `lethe erase remove`: one smaller than it
@@ -441,16 +464,8 @@ pub async fn restore(
         opener,
         pseudonym_key,
     };
-    // A restore lease keeps retention from deleting the snapshot while it
-    // is read (best effort: a host without write access still restores).
-    let lease = RestoreLease::take(storage.clone(), &prepared.id).await;
     let result = write(cfg, storage, opts, prepared, dest.clone()).await;
-    lease.release().await;
-    let mut report = dest.finish(result).await?;
-    report.started_at = started_at;
-    report.finished_at = chrono::Utc::now();
-    report.seconds = clock.elapsed().as_secs_f64();
-    Ok(report)
+    dest.finish(result).await
 }
 
 /// The restore lease, refreshed in the background until released.
