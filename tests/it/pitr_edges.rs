@@ -137,6 +137,68 @@ fn a_point_restore_that_fails_after_loading_rows_empties_every_table_it_loaded()
     );
 }
 
+/// The same failure on a partitioned table loaded by two jobs at once: a
+/// damaged base object of one partition, found after the other partition
+/// and the users were loaded. Every partition, the parent's view of them
+/// and the users are left empty.
+#[test]
+fn a_point_restore_that_fails_in_one_partition_leaves_no_partition_loaded() {
+    let db = LogicalDb::create("pitr_fail_part");
+    db.sql(
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL); \
+         CREATE TABLE events (id int, user_id bigint REFERENCES users(id) ON DELETE CASCADE, \
+                              a text, b text, PRIMARY KEY (id)) PARTITION BY RANGE (id); \
+         CREATE TABLE events_a PARTITION OF events FOR VALUES FROM (1) TO (30001); \
+         CREATE TABLE events_b PARTITION OF events FOR VALUES FROM (30001) TO (100000); \
+         INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 100) g; \
+         INSERT INTO events SELECT g, 1 + g % 100, md5(random()::text) || md5(random()::text), md5(g::text) \
+           FROM generate_series(1, 60000) g;",
+    );
+    let (_c, d, cfg, at) = point_after(
+        db,
+        "INSERT INTO events SELECT g, 5, 'late', md5(g::text) FROM generate_series(60001, 60100) g; \
+         UPDATE events SET id = id + 70000 WHERE id <= 20; \
+         UPDATE events SET user_id = 7 WHERE id BETWEEN 100 AND 150;",
+        102,
+        "7",
+    );
+    let (code, show, err) = run(&cfg, &["show", "latest", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let manifest: Json = serde_json::from_str(&show).expect("show --json");
+    let key = manifest["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| t["name"] == "events_b")
+        .and_then(|t| t["objects"][0]["key"].as_str())
+        .expect("events_b's object in the base")
+        .to_string();
+    let path = d.join("repo").join(&key);
+    let mut bad = std::fs::read(&path).expect("the object");
+    let i = bad.len() * 9 / 10;
+    bad[i] ^= 0x20;
+    std::fs::write(&path, &bad).expect("damage");
+
+    let dst = TestDb::create("pitr_fail_part_dst");
+    let (code, _, err) = run(
+        &cfg,
+        &["restore", "--at", &at, "--target", &dst.url, "--jobs", "2"],
+    );
+    assert_eq!(code, 1, "the damaged partition was restored: {err}");
+    assert!(err.contains(&key), "the error does not name {key}:\n{err}");
+    assert!(err.contains("restore.failed"), "no restore.failed:\n{err}");
+    // The other partition and the users were committed before the failure
+    // (each table loads in a transaction of its own) and are removed again.
+    assert!(err.contains("removed again"), "{err}");
+    for table in ["users", "events", "events_a", "events_b"] {
+        assert_eq!(
+            dst.sql(&format!("SELECT count(*) FROM {table}")).trim(),
+            "0",
+            "rows of {table} remain after the failed point restore"
+        );
+    }
+}
+
 /// Keys whose text depends on the session: a `timestamptz` key under a
 /// database time zone of −03:30, `numeric` keys with trailing zeros. The
 /// base's COPY and pgoutput render them in different sessions; if the two
