@@ -40,6 +40,62 @@ fn point_after(
     (c, d, cfg, at)
 }
 
+/// Flips a byte near the end of `table`'s first object in base `base`
+/// (an id or `latest`): its key, its path and its good bytes.
+fn damage_base_object(
+    cfg: &std::path::Path,
+    d: &std::path::Path,
+    base: &str,
+    table: &str,
+) -> (String, PathBuf, Vec<u8>) {
+    let (code, show, err) = run(cfg, &["show", base, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let manifest: Json = serde_json::from_str(&show).expect("show --json");
+    let key = manifest["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| t["name"] == table)
+        .and_then(|t| t["objects"][0]["key"].as_str())
+        .unwrap_or_else(|| panic!("{table}'s object in the base"))
+        .to_string();
+    let path = d.join("repo").join(&key);
+    let good = std::fs::read(&path).expect("the object");
+    let mut bad = good.clone();
+    let i = bad.len() * 9 / 10;
+    bad[i] ^= 0x20;
+    std::fs::write(&path, &bad).expect("damage");
+    (key, path, good)
+}
+
+/// `restore --at` into a new database with `jobs` jobs: it must exit 1
+/// naming the damaged object `key` and logging `restore.failed`, and leave
+/// every one of `tables` empty. The database and the restore's stderr.
+fn restore_fails(
+    cfg: &std::path::Path,
+    at: &str,
+    key: &str,
+    jobs: &str,
+    tables: &[&str],
+) -> (TestDb, String) {
+    let dst = TestDb::create("pitr_fail_dst");
+    let (code, _, err) = run(
+        cfg,
+        &["restore", "--at", at, "--target", &dst.url, "--jobs", jobs],
+    );
+    assert_eq!(code, 1, "the damaged base was restored: {err}");
+    assert!(err.contains(key), "the error does not name {key}:\n{err}");
+    assert!(err.contains("restore.failed"), "no restore.failed:\n{err}");
+    for table in tables {
+        assert_eq!(
+            dst.sql(&format!("SELECT count(*) FROM {table}")).trim(),
+            "0",
+            "rows of {table} remain after the failed point restore"
+        );
+    }
+    (dst, err)
+}
+
 /// Pass B fails after rows reached the target: a damaged base object of a
 /// table whose rows are loaded before the damage is found (incompressible
 /// rows span many age chunks; one job loads the tables in turn), with a
@@ -78,47 +134,14 @@ fn a_point_restore_that_fails_after_loading_rows_empties_every_table_it_loaded()
             v["id"].as_str().map(str::to_string)
         })
         .expect("a base_completed event with its id");
-    let (code, show, err) = run(&cfg, &["show", &base, "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let manifest: Json = serde_json::from_str(&show).expect("show --json");
-    let blobs = manifest["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .find(|t| t["name"] == "blobs")
-        .expect("blobs in the base");
-    let key = blobs["objects"][0]["key"]
-        .as_str()
-        .expect("object key")
-        .to_string();
-    let path = d.join("repo").join(&key);
-    let good = std::fs::read(&path).expect("the object");
+    let (key, path, good) = damage_base_object(&cfg, &d, &base, "blobs");
     assert!(
         good.len() > 8 * 65536,
         "object too small to fail after rows were loaded: {}",
         good.len()
     );
-    let mut bad = good.clone();
-    let i = bad.len() * 9 / 10;
-    bad[i] ^= 0x20;
-    std::fs::write(&path, &bad).expect("damage");
-
-    let dst = TestDb::create("pitr_fail_dst");
-    let (code, _, err) = run(
-        &cfg,
-        &["restore", "--at", &at, "--target", &dst.url, "--jobs", "1"],
-    );
-    assert_eq!(code, 1, "the damaged base was restored: {err}");
-    assert!(err.contains(&key), "the error does not name {key}:\n{err}");
-    assert!(err.contains("restore.failed"), "no restore.failed:\n{err}");
+    let (_dst, err) = restore_fails(&cfg, &at, &key, "1", &["users", "blobs"]);
     assert!(err.contains("rolled back"), "{err}");
-    for table in ["users", "blobs"] {
-        assert_eq!(
-            dst.sql(&format!("SELECT count(*) FROM {table}")).trim(),
-            "0",
-            "rows of {table} remain after the failed point restore"
-        );
-    }
 
     // Put back: the same point restores whole.
     std::fs::write(&path, &good).expect("repair");
@@ -162,41 +185,17 @@ fn a_point_restore_that_fails_in_one_partition_leaves_no_partition_loaded() {
         102,
         "7",
     );
-    let (code, show, err) = run(&cfg, &["show", "latest", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let manifest: Json = serde_json::from_str(&show).expect("show --json");
-    let key = manifest["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .find(|t| t["name"] == "events_b")
-        .and_then(|t| t["objects"][0]["key"].as_str())
-        .expect("events_b's object in the base")
-        .to_string();
-    let path = d.join("repo").join(&key);
-    let mut bad = std::fs::read(&path).expect("the object");
-    let i = bad.len() * 9 / 10;
-    bad[i] ^= 0x20;
-    std::fs::write(&path, &bad).expect("damage");
-
-    let dst = TestDb::create("pitr_fail_part_dst");
-    let (code, _, err) = run(
+    let (key, _, _) = damage_base_object(&cfg, &d, "latest", "events_b");
+    let (_dst, err) = restore_fails(
         &cfg,
-        &["restore", "--at", &at, "--target", &dst.url, "--jobs", "2"],
+        &at,
+        &key,
+        "2",
+        &["users", "events", "events_a", "events_b"],
     );
-    assert_eq!(code, 1, "the damaged partition was restored: {err}");
-    assert!(err.contains(&key), "the error does not name {key}:\n{err}");
-    assert!(err.contains("restore.failed"), "no restore.failed:\n{err}");
     // The other partition and the users were committed before the failure
     // (each table loads in a transaction of its own) and are removed again.
     assert!(err.contains("removed again"), "{err}");
-    for table in ["users", "events", "events_a", "events_b"] {
-        assert_eq!(
-            dst.sql(&format!("SELECT count(*) FROM {table}")).trim(),
-            "0",
-            "rows of {table} remain after the failed point restore"
-        );
-    }
 }
 
 /// Keys whose text depends on the session: a `timestamptz` key under a
