@@ -96,7 +96,7 @@ impl DeltaDb {
         opts.create_if_missing(true);
         // Small memtables: each sorted batch lands in a shallower skip list,
         // and the flushes run on RocksDB's own thread beside the replay
-        // (8 MB: wall 0.90x and peak RSS 90 vs 107 MiB against 32 MB;
+        // (8 MB: wall 0.91x, CPU 0.96x, peak RSS 85 vs 99 MiB against 32 MB;
         // 2 and 4 MB spend more CPU; BENCHMARKS.md, pass J).
         opts.set_write_buffer_size(8 << 20);
         opts.set_max_write_buffer_number(2);
