@@ -17,6 +17,7 @@
 
 pub mod base;
 pub mod expiry;
+pub mod receive;
 pub mod schema;
 pub mod segment;
 pub mod session;

@@ -7,7 +7,7 @@ use super::segment::StreamCtx;
 use super::writer::{self, Input, SchemaChange, SequenceSampler, Stored, WriterOptions};
 use crate::config::Config;
 use crate::crypto::Sealer;
-use crate::pg::replication::{self, Options, ReplicationConn};
+use crate::pg::replication::{Options, ReplicationConn};
 use crate::pg::{self, PgConn};
 use crate::repo::changes::manifest::{GAP_FORMAT, GapReason, GapRecord, Head, SegmentManifest};
 use crate::repo::changes::{self, Lsn};
@@ -18,11 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// How often the writer is woken to close a due segment.
-const TICK: Duration = Duration::from_millis(100);
-/// Frames in flight between receiver and writer.
-const CHANNEL: usize = 1024;
 
 /// The stored stream's head, if any.
 pub async fn read_head(storage: &dyn Storage, source: &str) -> Result<Option<Head>, CaptureError> {
@@ -301,6 +296,7 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
     ));
     let sealer =
         Sealer::from_config(&cfg.encryption).map_err(|e| CaptureError::Crypto(e.to_string()))?;
+    let segment_open = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ctx = StreamCtx {
         storage: s.storage.clone(),
         sealer,
@@ -313,6 +309,7 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         base_lsn: head.base_lsn,
         rt: tokio::runtime::Handle::current(),
         vouched: vouched.clone(),
+        segment_open: segment_open.clone(),
     };
     let opts = WriterOptions {
         flush_every: cont.flush_every,
@@ -320,7 +317,7 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         head_every: Duration::from_secs(60),
     };
     let confirmer = rconn.confirmer();
-    let (tx, rx) = mpsc::channel::<Input>(CHANNEL);
+    let (tx, rx) = mpsc::channel::<Input>(super::receive::CHANNEL);
     let stop = cancel.child_token();
 
     let writer = {
@@ -340,38 +337,13 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
             )
         })
     };
-    let receiver = {
-        let tx = tx.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let r = loop {
-                match rconn.next(&stop).await {
-                    Ok(f) => {
-                        if tx.send(Input::Frame(f)).await.is_err() {
-                            break Ok(());
-                        }
-                    }
-                    Err(replication::ReplicationFailure::Cancelled { .. }) => break Ok(()),
-                    Err(e) => break Err(e),
-                }
-            };
-            rconn.close().await;
-            r
-        })
-    };
-    let ticker = {
-        let tx = tx.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(TICK);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    _ = every.tick() => if tx.send(Input::Tick).await.is_err() { break },
-                }
-            }
-        })
-    };
+    let receiver = tokio::spawn(super::receive::frames(rconn, tx.clone(), stop.clone()));
+    let ticker = tokio::spawn(super::receive::ticks(
+        tx.clone(),
+        segment_open,
+        cont.flush_every,
+        stop.clone(),
+    ));
     let bases = super::base::later_bases(s, &head, tx.clone(), schema_rx, &stop);
     drop(tx);
     drop(schema_tx);

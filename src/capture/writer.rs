@@ -22,15 +22,15 @@ use tokio::sync::mpsc;
 
 /// What the writer receives.
 pub enum Input {
+    /// One frame.
     Frame(Frame),
+    /// Frames in stream order (a transaction's, or a part of a long one).
+    Frames(Vec<Frame>),
     /// Time passed: close a segment that is due.
     Tick,
     /// A later base of this epoch is stored: the head lists it, and its
     /// schema digest is the reference from now on.
-    BaseStored {
-        id: String,
-        digest: Option<String>,
-    },
+    BaseStored { id: String, digest: Option<String> },
 }
 
 /// Reads the source between transactions, after the last commit of a
@@ -133,8 +133,21 @@ pub fn run(
     let mut idle_confirm: Option<(Lsn, Option<DateTime<Utc>>)> = None;
     confirmer.confirm(stored.head.end_lsn.0);
 
-    while let Some(msg) = input.blocking_recv() {
+    // The frames of the last hand-off not yet handled, one at a time.
+    let mut frames = std::collections::VecDeque::<Frame>::new();
+    loop {
+        let msg = match frames.pop_front() {
+            Some(f) => Input::Frame(f),
+            None => match input.blocking_recv() {
+                Some(m) => m,
+                None => break,
+            },
+        };
         match msg {
+            Input::Frames(batch) => {
+                frames.extend(batch);
+                continue;
+            }
             Input::Tick => {}
             Input::BaseStored { id, digest } => {
                 stored.head.base_ids.push(id);
@@ -243,7 +256,7 @@ pub fn run(
                             .ok_or(WriterError::Time(commit_time))?;
                         seg.commit(Lsn(commit_lsn), Lsn(end_lsn), at, ctx)?;
                         if due.is_none() {
-                            due = Some(Instant::now() + opts.flush_every);
+                            due = Some(Instant::now() + opts.flush_every.saturating_sub(late(at)));
                         }
                         if seg.raw_bytes() >= opts.segment_bytes {
                             due = Some(Instant::now());
@@ -335,6 +348,8 @@ pub fn run(
             confirmer.confirm(lsn.0);
             last_head = Instant::now();
         }
+        ctx.segment_open
+            .store(open.is_some(), std::sync::atomic::Ordering::Relaxed);
     }
     // Stopped between transactions: store what is complete rather than
     // have the server send it again.
@@ -365,6 +380,21 @@ fn same_shape(a: &RelationDesc, b: &RelationDesc) -> bool {
 /// backend is descheduled in between): one stamped this much before the
 /// time vouched for may still be on its way.
 const STAMP_ORDER: chrono::Duration = chrono::Duration::milliseconds(100);
+
+/// How long ago the server made a commit that just arrived, at most
+/// [`ARRIVAL_ALLOWANCE`]: a segment is due `flush_every` after its first
+/// commit was made, not after it arrived (the receiver reads a sparse
+/// stream a few transactions at a time), and a stream catching up, or a
+/// server clock ahead of ours, closes segments at most that much sooner.
+fn late(commit_at: DateTime<Utc>) -> Duration {
+    (Utc::now() - commit_at)
+        .to_std()
+        .unwrap_or_default()
+        .min(ARRIVAL_ALLOWANCE)
+}
+
+/// See [`late`].
+const ARRIVAL_ALLOWANCE: Duration = Duration::from_secs(1);
 
 /// The head vouches that storage is complete up to `through` (a stored
 /// commit's time or a heartbeat's, the server's clock), less
