@@ -1,6 +1,6 @@
 //! Point-in-time restore at its edges: a restore that fails after rows
-//! reached the target, and keys whose text depends on the session that
-//! renders them (a base's COPY and the change stream are rendered by two
+//! reached the target (in a plain table, a partition, an inheritance
+//! child), and keys whose text depends on the session that renders them (a base's COPY and the change stream are rendered by two
 //! sessions, and the delta matches a change to its base row by that text).
 //! Ground truth as in `pitr`: the source dumped at the point, the erased
 //! subjects deleted by SQL.
@@ -195,6 +195,37 @@ fn a_point_restore_that_fails_in_one_partition_leaves_no_partition_loaded() {
     );
     // The other partition and the users were committed before the failure
     // (each table loads in a transaction of its own) and are removed again.
+    assert!(err.contains("removed again"), "{err}");
+}
+
+/// The same failure on an inheritance child: its base object damaged,
+/// found after its parent and the users were loaded (two jobs). The
+/// parent (which also shows the child's rows), the child and the users
+/// are all left empty.
+#[test]
+fn a_point_restore_that_fails_in_an_inheritance_child_leaves_no_row_loaded() {
+    let db = LogicalDb::create("pitr_fail_inh");
+    db.sql(
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL); \
+         CREATE TABLE logs (id int PRIMARY KEY, user_id bigint REFERENCES users(id) ON DELETE CASCADE, \
+                            a text, b text); \
+         CREATE TABLE logs_archive (PRIMARY KEY (id), \
+                                    FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE) INHERITS (logs); \
+         INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 100) g; \
+         INSERT INTO logs SELECT g, 1 + g % 100, md5(g::text), md5(g::text) FROM generate_series(1, 2000) g; \
+         INSERT INTO logs_archive SELECT g, 1 + g % 100, md5(random()::text) || md5(random()::text), md5(g::text) \
+           FROM generate_series(100001, 160000) g;",
+    );
+    let (_c, d, cfg, at) = point_after(
+        db,
+        "INSERT INTO logs_archive SELECT g, 5, 'late', md5(g::text) FROM generate_series(160001, 160100) g; \
+         UPDATE logs SET user_id = 7 WHERE id BETWEEN 100 AND 150; \
+         UPDATE logs_archive SET user_id = 7 WHERE id BETWEEN 100100 AND 100150;",
+        102,
+        "7",
+    );
+    let (key, _, _) = damage_base_object(&cfg, &d, "latest", "logs_archive");
+    let (_dst, err) = restore_fails(&cfg, &at, &key, "2", &["users", "logs", "logs_archive"]);
     assert!(err.contains("removed again"), "{err}");
 }
 
