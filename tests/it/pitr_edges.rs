@@ -1,7 +1,8 @@
 //! Point-in-time restore at its edges: a restore that fails after rows
 //! reached the target (in a plain table, a partition, an inheritance
-//! child), and keys whose text depends on the session that renders them (a base's COPY and the change stream are rendered by two
-//! sessions, and the delta matches a change to its base row by that text).
+//! child), and keys whose text depends on the session that renders them
+//! (a base's COPY and the change stream are rendered by two sessions, and
+//! the delta matches a change to its base row by that text).
 //! Ground truth as in `pitr`: the source dumped at the point, the erased
 //! subjects deleted by SQL.
 
