@@ -22,7 +22,8 @@ use tokio::sync::mpsc;
 
 /// What the writer receives.
 pub enum Input {
-    /// One frame.
+    /// One frame (the writer takes a hand-off of [`Input::Frames`] apart
+    /// into these).
     Frame(Frame),
     /// Frames in stream order (a transaction's, or a part of a long one).
     Frames(Vec<Frame>),
@@ -134,9 +135,9 @@ pub fn run(
     confirmer.confirm(stored.head.end_lsn.0);
 
     // The frames of the last hand-off not yet handled, one at a time.
-    let mut frames = std::collections::VecDeque::<Frame>::new();
+    let mut frames = Vec::<Frame>::new().into_iter();
     loop {
-        let msg = match frames.pop_front() {
+        let msg = match frames.next() {
             Some(f) => Input::Frame(f),
             None => match input.blocking_recv() {
                 Some(m) => m,
@@ -144,8 +145,9 @@ pub fn run(
             },
         };
         match msg {
+            // Only taken once the last hand-off is used up.
             Input::Frames(batch) => {
-                frames.extend(batch);
+                frames = batch.into_iter();
                 continue;
             }
             Input::Tick => {}
