@@ -25,6 +25,7 @@ mod outage;
 mod panics;
 mod pitr;
 mod pitr_edges;
+mod pitr_types;
 mod postdata;
 mod progress;
 mod restore;

@@ -153,17 +153,35 @@ fn tables_in(db: &TestDb) -> String {
 /// 300 ms, encrypted to a fresh key), started: the capture, its directory
 /// and its config file.
 pub(crate) fn capturing(db: LogicalDb) -> (Capture, std::path::PathBuf, std::path::PathBuf) {
+    capturing_with(
+        db,
+        "subject_type = \"bigint\"\n\
+         subjects = [ { table = \"public.users\", column = \"id\" } ]\n",
+    )
+}
+
+/// As [`capturing`], with `erasure` as the `[erasure]` section after its
+/// `path` (subjects, policies, references; `{dir}` is the capture's
+/// directory, which holds a pseudonym key as `pseudonym.key`).
+pub(crate) fn capturing_with(
+    db: LogicalDb,
+    erasure: &str,
+) -> (Capture, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().to_path_buf();
     let public = lethe::crypto::keygen(&d.join("restore.key")).expect("keygen");
+    // For policies that redact with pseudonyms (`{dir}/pseudonym.key`).
+    let key = d.join("pseudonym.key");
+    std::fs::write(&key, crate::schemas::PSEUDONYM_KEY_HEX).expect("write pseudonym key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod pseudonym key");
     let cfg = crate::common::write_config(
         &d,
         &format!(
             "[source]\nurl = \"{url}\"\njobs = 2\n\
              [storage]\nurl = \"file://{d}/repo\"\n\
              [encryption]\nrecipients = [\"{public}\"]\nidentity_file = \"{d}/restore.key\"\n\
-             [erasure]\npath = \"{d}/erasure\"\nsubject_type = \"bigint\"\n\
-             subjects = [ {{ table = \"public.users\", column = \"id\" }} ]\n\
+             [erasure]\npath = \"{d}/erasure\"\n{erasure}\
              [api]\nlisten = \"unix:{d}/api.sock\"\n\
              [continuous]\nenabled = true\nflush_every = \"300ms\"\nslot = \"{slot}\"\n\
              [schedule]\nevery = \"24h\"\n\
@@ -171,6 +189,7 @@ pub(crate) fn capturing(db: LogicalDb) -> (Capture, std::path::PathBuf, std::pat
             url = db.url(),
             d = d.display(),
             slot = db.name,
+            erasure = erasure.replace("{dir}", &d.display().to_string()),
         ),
     );
     let mut c = Capture::with_config(db, dir, cfg.clone());

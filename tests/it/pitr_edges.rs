@@ -26,17 +26,39 @@ fn point_after(
     marker: u32,
     erased: &str,
 ) -> (Capture, PathBuf, PathBuf, String) {
-    let (mut c, d, cfg) = capturing(db);
+    let (c, d, cfg) = capturing(db);
+    point_after_in(
+        c,
+        d,
+        cfg,
+        changes,
+        &format!("INSERT INTO users VALUES ({marker}, 'marker')"),
+        &[erased],
+    )
+}
+
+/// As [`point_after`], for a capture already started: `marker` is the SQL
+/// committed after the point, `erased` the ids listed.
+pub(crate) fn point_after_in(
+    mut c: Capture,
+    d: PathBuf,
+    cfg: PathBuf,
+    changes: &str,
+    marker: &str,
+    erased: &[&str],
+) -> (Capture, PathBuf, PathBuf, String) {
     c.db.sql(changes);
     std::thread::sleep(Duration::from_millis(1100));
     let at = now(&c.db);
     dump(&c.db, &d.join("at.sql"));
     std::thread::sleep(Duration::from_millis(1100));
-    c.db.sql(&format!("INSERT INTO users VALUES ({marker}, 'marker')"));
+    c.db.sql(marker);
     c.wait_restorable();
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     c.check_log();
-    let (code, _, err) = run(&cfg, &["erase", "add", "--", erased]);
+    let mut add = vec!["erase", "add", "--"];
+    add.extend(erased);
+    let (code, _, err) = run(&cfg, &add);
     assert_eq!(code, 0, "{err}");
     (c, d, cfg, at)
 }

@@ -67,7 +67,7 @@ struct Checked {
 
 /// The pseudonym key every case gets, as hex (the procedures' pgcrypto
 /// `hmac` uses the same bytes).
-pub(super) const PSEUDONYM_KEY_HEX: &str =
+pub(crate) const PSEUDONYM_KEY_HEX: &str =
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 fn text(b: &[u8]) -> String {
@@ -498,7 +498,7 @@ fn token_lines<'a>(dump: &'a str, id: &str) -> Vec<&'a str> {
 
 /// No erased id appears in `db`'s data more often than in the truth's
 /// (which holds one only where a table that is not a root keeps it).
-fn leak_check(truth: &TestDb, db: &TestDb, erased: &[String], what: &str) {
+pub(crate) fn leak_check(truth: &TestDb, db: &TestDb, erased: &[String], what: &str) {
     let (got, want) = (dump(db, &["--data-only"]), dump(truth, &["--data-only"]));
     for id in erased {
         let (g, w) = (token_lines(&got, id), token_lines(&want, id));
@@ -536,6 +536,6 @@ const USERS_ROOT: &str = "[ { table = \"public.users\", column = \"id\" } ]";
 
 mod extensions;
 mod partitions;
-mod policies;
+pub(crate) mod policies;
 mod refusals;
 mod types;

@@ -11,7 +11,7 @@ use super::*;
 /// dropped by their own policy, and notes (no policy) left alone; events,
 /// payloads (jsonb path), page views (set_null) and audit (redact) hold ids
 /// without a foreign key.
-const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
 CREATE SCHEMA app; CREATE SCHEMA billing; CREATE SCHEMA analytics;
 CREATE TABLE app.users (id bigint PRIMARY KEY, email text, name text,
@@ -66,7 +66,7 @@ INSERT INTO app.sessions SELECT i, (i % 60) + 1, md5(i::text) FROM generate_seri
 INSERT INTO app.newsletter SELECT i, 'user' || i || '@example.com', 'news' FROM generate_series(1, 20) i;
 "#;
 
-const POLICIES: &str = r#"
+pub(crate) const POLICIES: &str = r#"
 pseudonym_key_file = "{dir}/pseudonym.key"
 
 [[erasure.policy]]
@@ -118,7 +118,7 @@ set = { detail = "'[erased]'" }
 
 /// The application's erasure procedure for users 5 and 17 and customers
 /// 1003 and 1021.
-const PROCEDURE: &str = r#"
+pub(crate) const PROCEDURE: &str = r#"
 UPDATE billing.invoices SET customer_name = NULL, customer_email = 'erased@invalid'
   WHERE customer_id IN (1003, 1021);
 DELETE FROM app.tickets WHERE customer_id IN (1003, 1021);
