@@ -345,3 +345,96 @@ fn a_generated_key_column_changed_after_the_base_refuses_the_points_after_it() {
         file.display()
     );
 }
+
+/// Multi-tenant composite keys (a user is `(tenant_id, id)`; documents
+/// CASCADE, tasks `SET NULL (assignee_id)`) and a table whose replica
+/// identity is a unique index, not a primary key, so the stream names its
+/// rows by that index: rows moved onto erased users, away from them,
+/// deleted, re-keyed, and inserted for them after the base.
+#[test]
+fn composite_keys_and_an_index_identity_hold_for_rows_written_after_the_base() {
+    let db = LogicalDb::create("pitr_tenant");
+    db.sql(
+        "CREATE TABLE tenants (id int PRIMARY KEY, name text); \
+         CREATE TABLE users (tenant_id int NOT NULL REFERENCES tenants ON DELETE CASCADE, \
+           id bigint NOT NULL, name text, PRIMARY KEY (tenant_id, id)); \
+         CREATE TABLE documents (id bigint PRIMARY KEY, tenant_id int NOT NULL, owner_id bigint NOT NULL, \
+           title text, FOREIGN KEY (tenant_id, owner_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE); \
+         CREATE TABLE tasks (id bigint PRIMARY KEY, tenant_id int NOT NULL REFERENCES tenants, \
+           assignee_id bigint, title text, \
+           FOREIGN KEY (tenant_id, assignee_id) REFERENCES users (tenant_id, id) ON DELETE SET NULL (assignee_id)); \
+         CREATE TABLE tokens (token text NOT NULL, tenant_id int NOT NULL, user_id bigint NOT NULL, note text, \
+           FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE); \
+         CREATE UNIQUE INDEX tokens_token ON tokens (token); \
+         ALTER TABLE tokens REPLICA IDENTITY USING INDEX tokens_token; \
+         INSERT INTO tenants VALUES (1, 'acme'), (2, 'globex'), (3, 'initech'); \
+         INSERT INTO users SELECT t, i, 'user ' || i || ' of ' || t \
+           FROM generate_series(1, 3) t, generate_series(1, 10) i; \
+         INSERT INTO users VALUES (1, 990001, 'erased'), (2, 990001, 'erased'); \
+         INSERT INTO documents SELECT row_number() OVER (ORDER BY u.tenant_id, u.id), u.tenant_id, u.id, 'doc' \
+           FROM users u; \
+         INSERT INTO tasks SELECT row_number() OVER (ORDER BY u.tenant_id, u.id), u.tenant_id, u.id, 'task' \
+           FROM users u; \
+         INSERT INTO tokens SELECT 'tok-' || u.tenant_id || '-' || u.id, u.tenant_id, u.id, 'n' FROM users u;",
+    );
+    let (c, d, cfg) = crate::pitr::capturing(db);
+    let erased = ["990001", "990002", "7"];
+    let (_c, d, cfg, at) = point_after_in(
+        c,
+        d,
+        cfg,
+        "INSERT INTO users VALUES (3, 990002, 'erased after the base'), (3, 990001, 'erased too'); \
+         INSERT INTO documents VALUES (1001, 3, 990002, 'late'), (1002, 3, 990001, 'late'), (1003, 3, 5, 'kept'); \
+         INSERT INTO tasks VALUES (1001, 3, 990002, 'late'), (1002, 1, 5, 'kept'); \
+         UPDATE documents SET owner_id = 7 WHERE tenant_id = 2 AND owner_id = 3; \
+         UPDATE documents SET owner_id = 4 WHERE tenant_id = 1 AND owner_id = 990001; \
+         UPDATE tasks SET assignee_id = 990001 WHERE tenant_id = 1 AND assignee_id = 2; \
+         UPDATE tokens SET user_id = 990001 WHERE token = 'tok-2-1'; \
+         UPDATE tokens SET user_id = 6 WHERE token = 'tok-2-990001'; \
+         UPDATE tokens SET token = 'tok-moved' WHERE token = 'tok-1-6'; \
+         UPDATE tokens SET note = 'changed' WHERE token = 'tok-1-7'; \
+         DELETE FROM tokens WHERE token = 'tok-3-5'; \
+         INSERT INTO tokens VALUES ('tok-late', 3, 990002, 'late'), ('tok-kept', 3, 5, 'kept');",
+        "INSERT INTO tenants VALUES (99, 'marker')",
+        &erased,
+    );
+
+    let truth = TestDb::create("pitr_tenant_truth");
+    load_file(&truth, d.join("at.sql").to_str().expect("utf-8"));
+    cascade_restricts(&truth);
+    truth.sql(&format!(
+        "DELETE FROM users WHERE id IN ({})",
+        erased.join(", ")
+    ));
+    for (sql, want) in [
+        ("SELECT count(*) FROM users", "27"),
+        (
+            "SELECT count(*) FROM documents WHERE id IN (1001, 1002)",
+            "0",
+        ),
+        ("SELECT count(*) FROM documents WHERE id = 1003", "1"),
+        (
+            "SELECT count(*) FROM documents WHERE tenant_id = 1 AND owner_id = 4",
+            "2",
+        ),
+        (
+            "SELECT count(*) FROM tasks WHERE id = 1001 AND assignee_id IS NULL",
+            "1",
+        ),
+        (
+            "SELECT count(*) FROM tasks WHERE tenant_id = 1 AND assignee_id IS NULL",
+            "3",
+        ),
+        (
+            "SELECT count(*) FROM tokens WHERE token IN ('tok-2-1', 'tok-late', 'tok-1-7', 'tok-3-5')",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM tokens WHERE token IN ('tok-2-990001', 'tok-moved', 'tok-kept')",
+            "3",
+        ),
+    ] {
+        assert_eq!(truth.sql(sql).trim(), want, "truth: {sql}");
+    }
+    restores_equal(&cfg, &d, &at, &truth, &erased, "composite keys at a point");
+}
