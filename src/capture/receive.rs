@@ -7,16 +7,17 @@
 use super::writer::Input;
 use crate::pg::replication::{Change, Frame, ReplicationConn, ReplicationFailure};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// How often the writer is woken to close a due segment.
+/// How often the writer is woken with no segment due, at least: a fifth of
+/// `flush_every`, clamped to this range. Idle, it only has reads of the
+/// schema to run, every `flush_every`; a segment's first commit is seen by
+/// the writer itself, and its segment is due almost `flush_every` later, so
+/// the ticker sees the instant in time and sleeps until it.
 const TICK: Duration = Duration::from_millis(100);
-/// How often it is woken with no segment open, at most (the first commit
-/// of a segment is seen by the writer itself; its segment is due
-/// `flush_every` later, by when ticks come every [`TICK`]).
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// Frames handed to the writer at once, at most: a transaction's frames
 /// arrive together (pgoutput sends a transaction after its commit), and
@@ -77,22 +78,74 @@ pub async fn frames(
     r
 }
 
-/// Wakes the writer every [`TICK`] while it holds an open segment, else
-/// every fifth of `flush_every` (at least [`TICK`], at most
-/// [`IDLE_TICK`]): idle, it only has reads of the schema to run, every
-/// `flush_every`.
+/// The instant the writer's open segment is due, if it has one: written by
+/// the writer, read by the ticker.
+pub struct Due {
+    since: Instant,
+    /// Microseconds after `since`, plus one; 0 when nothing is due.
+    micros: AtomicU64,
+}
+
+impl Default for Due {
+    fn default() -> Self {
+        Due {
+            since: Instant::now(),
+            micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Due {
+    pub fn set(&self, due: Option<Instant>) {
+        let v = due.map_or(0, |d| {
+            u64::try_from(d.saturating_duration_since(self.since).as_micros())
+                .unwrap_or(u64::MAX - 1)
+                + 1
+        });
+        self.micros.store(v, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Option<Instant> {
+        match self.micros.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(self.since + Duration::from_micros(v - 1)),
+        }
+    }
+}
+
+/// When the ticker wakes next: at the due instant, but not sooner than
+/// [`TICK`] after its last tick (a segment stays due while a long
+/// transaction is open, and must not make the ticker spin); after `idle`
+/// if that is sooner or nothing is due (a segment opened meanwhile is seen
+/// then, still well before it is due). Never before `now`.
+pub(super) fn next_tick(
+    now: Instant,
+    due: Option<Instant>,
+    last: Option<Instant>,
+    idle: Duration,
+) -> Instant {
+    let idle = now + idle;
+    let Some(due) = due else { return idle };
+    let due = last.map_or(due, |l| due.max(l + TICK));
+    due.clamp(now, idle)
+}
+
+/// Wakes the writer when its open segment is due, and every fifth of
+/// `flush_every` (at least [`TICK`], at most [`IDLE_TICK`]) otherwise.
 pub async fn ticks(
     tx: mpsc::Sender<Input>,
-    segment_open: Arc<AtomicBool>,
+    due: Arc<Due>,
     flush_every: Duration,
     stop: CancellationToken,
 ) {
     let idle = (flush_every / 5).clamp(TICK, IDLE_TICK);
+    let mut last = None;
     loop {
-        let open = segment_open.load(Ordering::Relaxed);
+        let wake = next_tick(Instant::now(), due.get(), last, idle);
         tokio::select! {
             () = stop.cancelled() => break,
-            () = tokio::time::sleep(if open { TICK } else { idle }) => {
+            () = tokio::time::sleep_until(wake.into()) => {
+                last = Some(Instant::now());
                 if tx.send(Input::Tick).await.is_err() {
                     break;
                 }

@@ -82,3 +82,51 @@ fn a_long_transaction_is_handed_over_in_parts_of_batch_frames() {
     assert_eq!(sizes.iter().sum::<usize>(), 3 * BATCH + 2, "{sizes:?}");
     assert_eq!(sizes.len(), 4, "{sizes:?}");
 }
+
+#[test]
+fn the_ticker_sleeps_until_a_due_segment_and_idles_otherwise() {
+    let now = Instant::now();
+    let idle = Duration::from_secs(1);
+    let ms = Duration::from_millis;
+    // Nothing due: the idle interval.
+    assert_eq!(next_tick(now, None, None, idle), now + idle);
+    // Due within the idle interval: at that instant, not on a 100 ms grid.
+    assert_eq!(
+        next_tick(now, Some(now + ms(730)), None, idle),
+        now + ms(730)
+    );
+    // Due later: woken after the idle interval to look again.
+    assert_eq!(
+        next_tick(now, Some(now + ms(4_000)), None, idle),
+        now + idle
+    );
+    // Overdue (a long transaction holds the segment open): at once after
+    // a quiet spell, but never sooner than TICK after the last tick.
+    assert_eq!(next_tick(now, Some(now - ms(50)), None, idle), now);
+    assert_eq!(
+        next_tick(now, Some(now - ms(50)), Some(now - ms(10)), idle),
+        now + TICK - ms(10)
+    );
+    assert_eq!(
+        next_tick(now, Some(now - ms(50)), Some(now - ms(500)), idle),
+        now
+    );
+}
+
+#[test]
+fn the_due_instant_is_shared_to_the_microsecond_and_cleared() {
+    let due = Due::default();
+    assert_eq!(due.get(), None);
+    let at = Instant::now() + Duration::from_millis(4_321);
+    due.set(Some(at));
+    let got = due.get().expect("due");
+    assert!(
+        got <= at && at - got < Duration::from_micros(1),
+        "{got:?} {at:?}"
+    );
+    // An instant before the cell was made reads as its start, not as none.
+    due.set(Some(Instant::now() - Duration::from_secs(5)));
+    assert!(due.get().is_some());
+    due.set(None);
+    assert_eq!(due.get(), None);
+}

@@ -36,9 +36,9 @@ pub struct StreamCtx {
     pub rt: tokio::runtime::Handle,
     /// Unix time of the last head written: storage was complete then.
     pub vouched: Arc<std::sync::atomic::AtomicI64>,
-    /// The writer holds an open segment: it is woken often to close it
-    /// when due, and seldom while idle.
-    pub segment_open: Arc<std::sync::atomic::AtomicBool>,
+    /// When the writer's open segment is due: the ticker wakes it then,
+    /// and seldom while nothing is due.
+    pub segment_due: Arc<super::receive::Due>,
 }
 
 impl StreamCtx {

@@ -296,7 +296,7 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
     ));
     let sealer =
         Sealer::from_config(&cfg.encryption).map_err(|e| CaptureError::Crypto(e.to_string()))?;
-    let segment_open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let segment_due = Arc::new(super::receive::Due::default());
     let ctx = StreamCtx {
         storage: s.storage.clone(),
         sealer,
@@ -309,7 +309,7 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         base_lsn: head.base_lsn,
         rt: tokio::runtime::Handle::current(),
         vouched: vouched.clone(),
-        segment_open: segment_open.clone(),
+        segment_due: segment_due.clone(),
     };
     let opts = WriterOptions {
         flush_every: cont.flush_every,
@@ -340,7 +340,7 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
     let receiver = tokio::spawn(super::receive::frames(rconn, tx.clone(), stop.clone()));
     let ticker = tokio::spawn(super::receive::ticks(
         tx.clone(),
-        segment_open,
+        segment_due,
         cont.flush_every,
         stop.clone(),
     ));

@@ -350,8 +350,7 @@ pub fn run(
             confirmer.confirm(lsn.0);
             last_head = Instant::now();
         }
-        ctx.segment_open
-            .store(open.is_some(), std::sync::atomic::Ordering::Relaxed);
+        ctx.segment_due.set(due);
     }
     // Stopped between transactions: store what is complete rather than
     // have the server send it again.
