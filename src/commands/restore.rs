@@ -7,6 +7,11 @@ use crate::restore::{Destination, RestoreOptions};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+/// How long the evidence turn taken as post-data begins is held for the
+/// record: post-data plus sequences of a small database; a larger one's
+/// restore gives it back and takes its own turn at the end.
+const EARLY_TURN_HOLD: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Args {
     pub selector: crate::repo::layout::Selector,
     pub target: Option<String>,
@@ -57,7 +62,16 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         announce: true,
         progress: std::io::stderr().is_terminal(),
         target_claimed: Default::default(),
+        finishing: Default::default(),
     };
+    // The evidence record's turn is taken while post-data runs, so the
+    // lease's settle delay is not added to the restore's time.
+    let finishing = opts.finishing.clone();
+    let early = crate::repo::evidence::EarlyTurn::start(
+        std::sync::Arc::clone(&storage),
+        async move { finishing.notified().await },
+        EARLY_TURN_HOLD,
+    );
     let shutdown = crate::shutdown::Shutdown::install(crate::shutdown::Hooks::quiet())?;
     let result = tokio::select! {
         r = crate::restore::restore(&cfg, std::sync::Arc::clone(&storage), &opts) => r.map_err(anyhow::Error::from),
@@ -76,10 +90,15 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             let entry = Entry::new(Kind::Restore, "failed")
                 .snapshot(&a.selector)
                 .note("dry_run", if a.dry_run { "true" } else { "false" });
-            crate::repo::evidence::record(storage, entry).await;
+            crate::repo::evidence::record_in_turn(storage, entry, Some(early)).await;
             return Err(super::reported(&mark, tracing::Level::ERROR, e));
         }
     };
+    // The restore happened whether or not its report file can be written:
+    // it is logged and put in the evidence first.
+    report.log_completed();
+    crate::repo::evidence::record_in_turn(storage, report.evidence(Kind::Restore), Some(early))
+        .await;
     if let Some(path) = &a.report {
         std::fs::write(path, report.to_json() + "\n").map_err(|e| {
             anyhow::anyhow!(
@@ -88,8 +107,6 @@ pub async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             )
         })?;
     }
-    report.log_completed();
-    crate::repo::evidence::record(storage, report.evidence(Kind::Restore)).await;
     print!("{}", report.human());
     Ok(crate::exit::OK)
 }

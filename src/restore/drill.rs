@@ -395,6 +395,7 @@ async fn restore_and_check(
         announce: false,
         progress: false,
         target_claimed: Default::default(),
+        finishing: Default::default(),
     };
     let report = super::restore(cfg, Arc::clone(&storage), &opts)
         .await

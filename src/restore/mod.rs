@@ -138,6 +138,9 @@ pub struct RestoreOptions {
     /// then on every row in it is this restore's, so a caller that cancels
     /// the restore (a signal) can empty it (`dest::target::purge_rows`).
     pub target_claimed: Arc<std::sync::atomic::AtomicBool>,
+    /// Notified (once) when every table's rows are in and only post-data
+    /// and sequences remain: a caller may take its evidence turn then.
+    pub finishing: Arc<tokio::sync::Notify>,
 }
 
 /// The erasure list a restore applies, proven current (or explicitly let
@@ -653,6 +656,7 @@ async fn write(
         p.tables = pitr::table_reports(&manifest, &replayed_tables, &merged, &stats);
     }
 
+    opts.finishing.notify_one();
     dest.post_data(&source).await?;
     dest.sequences(&source).await?;
 

@@ -34,12 +34,16 @@
 //! verifies from the horizon.
 
 mod chain;
+mod turn;
+
+pub use turn::EarlyTurn;
+use turn::take_turn;
 #[cfg(test)]
 mod tests;
 
 pub use chain::{Broken, Chain, Verified, expire, newest_of, read_chain, verify};
 
-use super::lease::{Lease, LeaseError};
+use super::lease::LeaseError;
 use super::manifest::ListState;
 use crate::storage::{Storage, StorageError, StorageExt};
 use chrono::{DateTime, Utc};
@@ -342,8 +346,11 @@ async fn tip(storage: &dyn Storage) -> Result<Option<(u64, String)>, EvidenceErr
 /// # Errors
 /// Storage errors, another writer holding the lease too long, a damaged head.
 pub async fn append(storage: Arc<dyn Storage>, entry: Entry) -> Result<Appended, EvidenceError> {
-    append_with(storage, entry, Duration::from_millis(300)).await
+    append_with(storage, entry, SETTLE).await
 }
+
+/// How long a writer's lease waits to settle before it is read back.
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// [`append`] with the lease's settle delay given (tests on a local
 /// directory need none).
@@ -355,7 +362,24 @@ pub async fn append_with(
     entry: Entry,
     settle: Duration,
 ) -> Result<Appended, EvidenceError> {
-    let lease = take_turn(&storage, settle).await?;
+    append_in_turn(storage, entry, settle, None).await
+}
+
+/// [`append_with`], in `early`'s turn when it still holds one.
+async fn append_in_turn(
+    storage: Arc<dyn Storage>,
+    entry: Entry,
+    settle: Duration,
+    early: Option<EarlyTurn>,
+) -> Result<Appended, EvidenceError> {
+    let held = match early {
+        Some(t) => t.claim().await,
+        None => None,
+    };
+    let lease = match held {
+        Some(l) => l,
+        None => take_turn(&storage, settle).await?,
+    };
     let out = append_locked(storage.as_ref(), entry).await;
     lease.release_bounded().await;
     let out = out?;
@@ -374,30 +398,6 @@ struct Written {
     appended: Appended,
     kind: Kind,
     action: String,
-}
-
-async fn take_turn(storage: &Arc<dyn Storage>, settle: Duration) -> Result<Lease, EvidenceError> {
-    let started = std::time::Instant::now();
-    let mut pause = Duration::from_millis(100);
-    loop {
-        let ttl = chrono::Duration::seconds(60);
-        match Lease::acquire(Arc::clone(storage), LOCK_KEY, ttl, settle, Utc::now()).await {
-            Ok(l) => return Ok(l),
-            Err(e @ (LeaseError::Held { .. } | LeaseError::Lost { .. })) => {
-                if started.elapsed() >= WAIT_FOR_TURN {
-                    return Err(EvidenceError::Busy {
-                        waited: started.elapsed(),
-                        last: e.to_string(),
-                    });
-                }
-                // Jitter keeps two writers from meeting again at once.
-                let jitter = Duration::from_millis(u64::from(rand::random::<u8>()));
-                tokio::time::sleep(pause + jitter).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 async fn append_locked(storage: &dyn Storage, entry: Entry) -> Result<Written, EvidenceError> {
@@ -443,8 +443,18 @@ async fn append_locked(storage: &dyn Storage, entry: Entry) -> Result<Written, E
 /// work the record describes is done and stays done; the missing record is
 /// said loudly (the log is the evidence then).
 pub async fn record(storage: Arc<dyn Storage>, entry: Entry) -> Option<Appended> {
+    record_in_turn(storage, entry, None).await
+}
+
+/// [`record`], in `early`'s turn when it still holds one (the wait for the
+/// lease to settle then overlapped the caller's last work).
+pub async fn record_in_turn(
+    storage: Arc<dyn Storage>,
+    entry: Entry,
+    early: Option<EarlyTurn>,
+) -> Option<Appended> {
     let (kind, action) = (entry.kind, entry.action.clone());
-    match append(storage, entry).await {
+    match append_in_turn(storage, entry, SETTLE, early).await {
         Ok(a) => Some(a),
         Err(e) => {
             tracing::error!(

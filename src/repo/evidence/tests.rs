@@ -232,3 +232,130 @@ fn record_keys_parse_only_in_their_own_form() {
         None
     );
 }
+
+async fn lock_held(s: &Arc<dyn Storage>) -> bool {
+    s.get_bytes(LOCK_KEY).await.is_ok()
+}
+
+async fn until(s: &Arc<dyn Storage>, held: bool) {
+    for _ in 0..300 {
+        if lock_held(s).await == held {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the evidence lock never became {}",
+        if held { "held" } else { "free" }
+    );
+}
+
+#[test]
+fn an_early_turn_is_taken_when_ready_and_its_record_goes_first() {
+    rt().block_on(async {
+        let (_d, s) = repo();
+        let ready = Arc::new(tokio::sync::Notify::new());
+        let r = Arc::clone(&ready);
+        let turn = EarlyTurn::start_with(
+            Arc::clone(&s),
+            async move { r.notified().await },
+            Duration::from_secs(30),
+            Duration::ZERO,
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !lock_held(&s).await,
+            "the turn was taken before it was ready"
+        );
+        ready.notify_one();
+        until(&s, true).await;
+        // Another writer that comes now waits behind the early turn.
+        let other = tokio::spawn({
+            let s = Arc::clone(&s);
+            async move {
+                append_with(s, entry(Kind::Prune, "completed", 2), Duration::ZERO)
+                    .await
+                    .expect("the other writer appends")
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !other.is_finished(),
+            "the other writer did not wait its turn"
+        );
+        let ours = append_in_turn(
+            Arc::clone(&s),
+            entry(Kind::Restore, "completed", 1),
+            Duration::ZERO,
+            Some(turn),
+        )
+        .await
+        .expect("append in the early turn");
+        assert_eq!(ours.seq, 1);
+        assert_eq!(other.await.expect("joins").seq, 2);
+        assert!(!lock_held(&s).await, "the lock was left behind");
+        assert_eq!(judged(&s).await.expect("verifies").records, 2);
+    });
+}
+
+#[test]
+fn an_early_turn_not_claimed_within_its_hold_is_given_back() {
+    rt().block_on(async {
+        let (_d, s) = repo();
+        let turn = EarlyTurn::start_with(
+            Arc::clone(&s),
+            async {},
+            Duration::from_millis(200),
+            Duration::ZERO,
+        );
+        until(&s, true).await;
+        until(&s, false).await;
+        // Others can write meanwhile, and the late record takes a turn of
+        // its own.
+        assert_eq!(add(&s, 1).await.seq, 1);
+        let late = append_in_turn(
+            Arc::clone(&s),
+            entry(Kind::Restore, "failed", 2),
+            Duration::ZERO,
+            Some(turn),
+        )
+        .await
+        .expect("append after the hold");
+        assert_eq!(late.seq, 2);
+        assert!(!lock_held(&s).await);
+    });
+}
+
+#[test]
+fn an_early_turn_claimed_before_it_was_ready_takes_a_turn_of_its_own() {
+    rt().block_on(async {
+        let (_d, s) = repo();
+        let turn = EarlyTurn::start_with(
+            Arc::clone(&s),
+            std::future::pending::<()>(),
+            Duration::from_secs(30),
+            Duration::ZERO,
+        );
+        let a = append_in_turn(
+            Arc::clone(&s),
+            entry(Kind::Restore, "failed", 1),
+            Duration::ZERO,
+            Some(turn),
+        )
+        .await
+        .expect("append");
+        assert_eq!(a.seq, 1);
+        assert!(!lock_held(&s).await);
+        // An early turn dropped unclaimed after it took the lease gives it
+        // back at once.
+        let turn = EarlyTurn::start_with(
+            Arc::clone(&s),
+            async {},
+            Duration::from_secs(30),
+            Duration::ZERO,
+        );
+        until(&s, true).await;
+        drop(turn);
+        until(&s, false).await;
+    });
+}
