@@ -305,18 +305,16 @@ fn stored(repo: &Path, ledger_relname: &str) -> Stored {
     out
 }
 
-/// Inserts ledger rows (one transaction each, with an order for a user)
-/// until stopped; returns the ids whose COMMIT was acknowledged.
 /// Waits (up to `within`) until every ledger row in `acked` is stored,
-/// then asserts that none is stored twice.
-fn stored_once(c: &Capture, acked: &[i64], within: Duration) {
+/// then asserts that none is stored twice; what is stored then.
+fn stored_once(c: &Capture, acked: &[i64], within: Duration) -> Stored {
     let end = Instant::now() + within;
     loop {
         let s = stored(&c.repo(), "ledger");
         if acked.iter().all(|id| s.ledger.contains_key(id)) {
             let twice: Vec<_> = s.ledger.iter().filter(|(_, n)| **n > 1).collect();
             assert!(twice.is_empty(), "stored twice: {twice:?}");
-            return;
+            return s;
         }
         let missing: Vec<_> = acked
             .iter()
@@ -331,6 +329,8 @@ fn stored_once(c: &Capture, acked: &[i64], within: Duration) {
     }
 }
 
+/// Inserts ledger rows (one transaction each, with an order for a user)
+/// until stopped; returns the ids whose COMMIT was acknowledged.
 fn writer(url: String, stop: Arc<AtomicBool>, first_id: i64) -> std::thread::JoinHandle<Vec<i64>> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -492,23 +492,10 @@ fn kill_9_during_capture_loses_nothing_and_stores_nothing_twice() {
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
     let acked = w.join().expect("writer");
-    std::thread::sleep(Duration::from_secs(3));
-    let s = stored(&c.repo(), "ledger");
-    let missing: Vec<_> = acked
-        .iter()
-        .filter(|id| !s.ledger.contains_key(id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "seed {seed}: {} committed rows missing, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    let twice: Vec<_> = s.ledger.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "seed {seed}: rows stored twice: {twice:?}"
-    );
+    // Every acknowledged row stored once (the last restart may still be
+    // catching up on a loaded machine: waited for, not slept past).
+    eprintln!("seed {seed}");
+    let s = stored_once(&c, &acked, Duration::from_secs(60));
     let commits_twice: Vec<_> = s.commits.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         commits_twice.is_empty(),
