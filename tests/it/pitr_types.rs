@@ -508,3 +508,84 @@ fn a_reusable_key_erased_during_the_window_is_a_new_account_at_a_later_point() {
     );
     restores_equal(&cfg, &d, &after, &truth, &erased, "after the new sign-up");
 }
+
+/// Keys that move and cascades inside the window: a user's id changed with
+/// ON UPDATE CASCADE (the children's new keys arrive as their own
+/// updates), so the erasure of the new id must reach them and the
+/// erasure of an id no longer anyone's removes nothing; a reply thread
+/// (self-reference, ON DELETE CASCADE) grown after the base under an
+/// erased user's comment; and TRUNCATE … CASCADE of a subtree followed by
+/// new rows.
+#[test]
+fn re_keyed_subjects_reply_threads_and_truncate_cascade_in_the_window() {
+    let db = LogicalDb::create("pitr_rekey");
+    db.sql(
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text); \
+         CREATE TABLE posts (id bigint PRIMARY KEY, \
+           author_id bigint NOT NULL REFERENCES users ON DELETE CASCADE ON UPDATE CASCADE, title text); \
+         CREATE TABLE comments (id bigint PRIMARY KEY, \
+           post_id bigint NOT NULL REFERENCES posts ON DELETE CASCADE, \
+           author_id bigint REFERENCES users ON DELETE SET NULL ON UPDATE CASCADE, \
+           parent_id bigint REFERENCES comments ON DELETE CASCADE, body text); \
+         CREATE TABLE tags (id bigint PRIMARY KEY, name text); \
+         CREATE TABLE post_tags (post_id bigint REFERENCES posts ON DELETE CASCADE, \
+           tag_id bigint REFERENCES tags ON DELETE CASCADE, PRIMARY KEY (post_id, tag_id)); \
+         INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 20) g; \
+         INSERT INTO posts SELECT g, 1 + g % 20, 'post ' || g FROM generate_series(1, 40) g; \
+         INSERT INTO comments SELECT g, 1 + g % 40, 1 + (g * 7) % 20, NULL, 'c' || g \
+           FROM generate_series(1, 80) g; \
+         INSERT INTO tags SELECT g, 'tag ' || g FROM generate_series(1, 5) g; \
+         INSERT INTO post_tags SELECT p, 1 + p % 5 FROM generate_series(1, 40) p;",
+    );
+    let (c, d, cfg) = crate::pitr::capturing(db);
+    // 3 becomes 103 (erased under its new id); 4 becomes 104 (erased
+    // under its old id: nobody is 4 at the point). Comment 1 is by user 8
+    // (erased): the replies under it go with it, whoever wrote them.
+    let erased = ["103", "4", "8"];
+    let (_c, d, cfg, at) = point_after_in(
+        c,
+        d,
+        cfg,
+        "UPDATE users SET id = 103 WHERE id = 3; \
+         UPDATE users SET id = 104 WHERE id = 4; \
+         INSERT INTO posts VALUES (41, 103, 'late post of 103'), (42, 104, 'late post of 104'); \
+         INSERT INTO comments VALUES (81, 41, 5, NULL, 'on a post of 103'), \
+                                     (82, 2, 5, 1, 'reply to 8'), (83, 2, 6, 82, 'reply to the reply'), \
+                                     (84, 2, 103, 83, 'by 103 deep in the thread'), \
+                                     (85, 42, 104, NULL, 'by 104'); \
+         TRUNCATE tags CASCADE; \
+         INSERT INTO tags VALUES (10, 'new tag'); \
+         INSERT INTO post_tags VALUES (41, 10), (42, 10), (5, 10);",
+        "INSERT INTO users VALUES (99, 'marker')",
+        &erased,
+    );
+
+    let truth = crate::pitr::truth(&d.join("at.sql"), &erased);
+    for (sql, want) in [
+        (
+            "SELECT count(*) FROM users WHERE id IN (3, 4, 103, 104)",
+            "1",
+        ),
+        ("SELECT count(*) FROM posts WHERE author_id = 104", "3"),
+        ("SELECT count(*) FROM posts WHERE id = 41", "0"),
+        (
+            "SELECT count(*) FROM comments WHERE id IN (81, 82, 83, 84)",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM comments WHERE id = 85 AND author_id = 104",
+            "1",
+        ),
+        ("SELECT count(*) FROM post_tags", "2"),
+    ] {
+        assert_eq!(truth.sql(sql).trim(), want, "truth: {sql}");
+    }
+    restores_equal(
+        &cfg,
+        &d,
+        &at,
+        &truth,
+        &erased,
+        "re-keyed subjects at a point",
+    );
+}
