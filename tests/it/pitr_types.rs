@@ -513,9 +513,9 @@ fn a_reusable_key_erased_during_the_window_is_a_new_account_at_a_later_point() {
 /// ON UPDATE CASCADE (the children's new keys arrive as their own
 /// updates), so the erasure of the new id must reach them and the
 /// erasure of an id no longer anyone's removes nothing; a reply thread
-/// (self-reference, ON DELETE CASCADE) grown after the base under an
-/// erased user's comment; and TRUNCATE … CASCADE of a subtree followed by
-/// new rows.
+/// (self-reference, ON DELETE CASCADE) by other users grown after the base
+/// under a comment on an erased user's post; and TRUNCATE … CASCADE of a
+/// subtree followed by new rows.
 #[test]
 fn re_keyed_subjects_reply_threads_and_truncate_cascade_in_the_window() {
     let db = LogicalDb::create("pitr_rekey");
@@ -539,8 +539,10 @@ fn re_keyed_subjects_reply_threads_and_truncate_cascade_in_the_window() {
     );
     let (c, d, cfg) = crate::pitr::capturing(db);
     // 3 becomes 103 (erased under its new id); 4 becomes 104 (erased
-    // under its old id: nobody is 4 at the point). Comment 1 is by user 8
-    // (erased): the replies under it go with it, whoever wrote them.
+    // under its old id: nobody is 4 at the point). Comment 1 (on post 2,
+    // whose author is 3, now 103) gets a thread of replies by others: it
+    // goes with the post, and the replies with their parents. Comment 1's
+    // own author, 8, is erased too (SET NULL).
     let erased = ["103", "4", "8"];
     let (_c, d, cfg, at) = point_after_in(
         c,
