@@ -106,16 +106,34 @@ pub(crate) fn dump(db: &LogicalDb, path: &Path) {
     );
 }
 
+/// A point between commits: 1.1 s after the last one, the source's clock
+/// read and the source dumped to `path`, then 1.1 s before the next. The
+/// point's time.
+pub(crate) fn mark_point(db: &LogicalDb, path: &Path) -> String {
+    let gap = Duration::from_millis(1100);
+    std::thread::sleep(gap);
+    let at = now(db);
+    dump(db, path);
+    std::thread::sleep(gap);
+    at
+}
+
 /// The truth for a point: its dump loaded, RESTRICT / NO ACTION as
 /// CASCADE, the `erased` users deleted by SQL.
 pub(crate) fn truth(dump: &Path, erased: &[&str]) -> TestDb {
+    truth_after(
+        dump,
+        &format!("DELETE FROM users WHERE id IN ({})", erased.join(", ")),
+    )
+}
+
+/// The truth for a point: its dump loaded, RESTRICT / NO ACTION as
+/// CASCADE, then `delete` (the erased subjects deleted by SQL).
+pub(crate) fn truth_after(dump: &Path, delete: &str) -> TestDb {
     let t = TestDb::create("pitr_truth");
     load_file(&t, dump.to_str().expect("utf-8"));
     cascade_restricts(&t);
-    t.sql(&format!(
-        "DELETE FROM users WHERE id IN ({})",
-        erased.join(", ")
-    ));
+    t.sql(delete);
     t
 }
 
@@ -207,16 +225,10 @@ fn restore_at_each_point_equals_the_source_then_with_the_erased_deleted() {
     let gap = Duration::from_millis(1100);
 
     c.db.sql(PHASE_1);
-    std::thread::sleep(gap);
-    let t1 = now(&c.db);
-    dump(&c.db, &d.join("p1.sql"));
-    std::thread::sleep(gap);
+    let t1 = mark_point(&c.db, &d.join("p1.sql"));
 
     c.db.sql(PHASE_2);
-    std::thread::sleep(gap);
-    let t2 = now(&c.db);
-    dump(&c.db, &d.join("p2.sql"));
-    std::thread::sleep(gap);
+    let t2 = mark_point(&c.db, &d.join("p2.sql"));
     // A commit after the point, so the window runs past it.
     c.db.sql("INSERT INTO audit VALUES (300, 'marker')");
     std::thread::sleep(gap);
@@ -229,10 +241,7 @@ fn restore_at_each_point_equals_the_source_then_with_the_erased_deleted() {
     std::thread::sleep(gap);
 
     c.db.sql(PHASE_3);
-    std::thread::sleep(gap);
-    let t3 = now(&c.db);
-    dump(&c.db, &d.join("p3.sql"));
-    std::thread::sleep(gap);
+    let t3 = mark_point(&c.db, &d.join("p3.sql"));
     c.db.sql("INSERT INTO audit VALUES (400, 'marker')");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(c.stop(), Some(0), "{}", c.log());
@@ -364,10 +373,7 @@ fn a_foreign_key_added_during_capture_is_followed_after_it_and_refused_across_it
     std::thread::sleep(gap);
 
     c.db.sql("INSERT INTO notes VALUES (34, 2, 'later note of 2'), (35, 4, 'later note of 4')");
-    std::thread::sleep(gap);
-    let t2 = now(&c.db);
-    dump(&c.db, &d.join("after.sql"));
-    std::thread::sleep(gap);
+    let t2 = mark_point(&c.db, &d.join("after.sql"));
     c.db.sql("INSERT INTO notes VALUES (36, 5, 'marker')");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(c.stop(), Some(0), "{}", c.log());

@@ -9,11 +9,10 @@
 use crate::capture::Capture;
 use crate::common::TestDb;
 use crate::continuous::LogicalDb;
-use crate::pitr::{capturing, dump, now, run, truth};
+use crate::pitr::{capturing, mark_point, run, truth};
 use crate::schemas::{compare, fingerprints};
 use serde_json::Value as Json;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Captures `db` while `changes` run, then: the point right after them
 /// (dumped to `at.sql` in the capture's directory), a marker user `marker`
@@ -48,10 +47,7 @@ pub(crate) fn point_after_in(
     erased: &[&str],
 ) -> (Capture, PathBuf, PathBuf, String) {
     c.db.sql(changes);
-    std::thread::sleep(Duration::from_millis(1100));
-    let at = now(&c.db);
-    dump(&c.db, &d.join("at.sql"));
-    std::thread::sleep(Duration::from_millis(1100));
+    let at = mark_point(&c.db, &d.join("at.sql"));
     c.db.sql(marker);
     c.wait_restorable();
     assert_eq!(c.stop(), Some(0), "{}", c.log());

@@ -10,10 +10,10 @@
 
 use crate::common::TestDb;
 use crate::continuous::LogicalDb;
-use crate::pitr::{capturing_with, run};
+use crate::pitr::{capturing_with, mark_point, run, truth_after};
 use crate::pitr_edges::point_after_in;
 use crate::schemas::policies::{POLICIES, PROCEDURE, SCHEMA};
-use crate::schemas::{cascade_restricts, compare, fingerprints, leak_check, load_file};
+use crate::schemas::{compare, fingerprints, leak_check, load_file};
 use std::path::Path;
 
 /// Restores `at` into a database and into a SQL file loaded by psql; both
@@ -229,18 +229,17 @@ const CITEXT_ROOT: &str = "subject_type = \"text\"\n\
 /// A point's dump with RESTRICT as CASCADE and the `erased` accounts
 /// deleted, compared as citext.
 fn citext_truth(dump: &Path, erased: &[&str]) -> TestDb {
-    let truth = TestDb::create("pitr_citext_truth");
-    load_file(&truth, dump.to_str().expect("utf-8"));
-    cascade_restricts(&truth);
-    truth.sql(&format!(
-        "DELETE FROM accounts WHERE email IN ({})",
-        erased
-            .iter()
-            .map(|e| format!("'{e}'::citext"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    truth
+    truth_after(
+        dump,
+        &format!(
+            "DELETE FROM accounts WHERE email IN ({})",
+            erased
+                .iter()
+                .map(|e| format!("'{e}'::citext"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
 }
 
 /// A STORED generated column that a foreign key follows: pgoutput before
@@ -270,10 +269,7 @@ fn a_generated_key_column_changed_after_the_base_refuses_the_points_after_it() {
         "INSERT INTO accounts VALUES ('late@example.com', 'Late'); \
          UPDATE accounts SET name = 'Renamed' WHERE email = 'user3@example.com';",
     );
-    std::thread::sleep(gap);
-    let before = crate::pitr::now(&c.db);
-    crate::pitr::dump(&c.db, &d.join("before.sql"));
-    std::thread::sleep(gap);
+    let before = mark_point(&c.db, &d.join("before.sql"));
     // An erased user's document written after the base: its owner is
     // only in the generated column.
     c.db.sql(
@@ -400,13 +396,7 @@ fn composite_keys_and_an_index_identity_hold_for_rows_written_after_the_base() {
         &erased,
     );
 
-    let truth = TestDb::create("pitr_tenant_truth");
-    load_file(&truth, d.join("at.sql").to_str().expect("utf-8"));
-    cascade_restricts(&truth);
-    truth.sql(&format!(
-        "DELETE FROM users WHERE id IN ({})",
-        erased.join(", ")
-    ));
+    let truth = crate::pitr::truth(&d.join("at.sql"), &erased);
     for (sql, want) in [
         ("SELECT count(*) FROM users", "27"),
         (
@@ -461,12 +451,8 @@ fn a_reusable_key_erased_during_the_window_is_a_new_account_at_a_later_point() {
         "subject_type = \"text\"\nreuse_grace = \"1s\"\n\
          subjects = [ { table = \"public.accounts\", column = \"email\", reusable = true } ]\n",
     );
-    let gap = std::time::Duration::from_millis(1100);
     c.db.sql("INSERT INTO orders VALUES (11, 1, 'late of a')");
-    std::thread::sleep(gap);
-    let before = crate::pitr::now(&c.db);
-    crate::pitr::dump(&c.db, &d.join("before.sql"));
-    std::thread::sleep(gap);
+    let before = mark_point(&c.db, &d.join("before.sql"));
     // Erased while the daemon runs (through its API), then deleted by the
     // application, then the address taken again after the grace.
     let (code, _, err) = run(&cfg, &["erase", "add", "--", "a@example.com"]);
@@ -477,10 +463,7 @@ fn a_reusable_key_erased_during_the_window_is_a_new_account_at_a_later_point() {
         "INSERT INTO accounts VALUES (3, 'a@example.com'); \
          INSERT INTO orders VALUES (12, 3, 'the new person''s order');",
     );
-    std::thread::sleep(gap);
-    let after = crate::pitr::now(&c.db);
-    crate::pitr::dump(&c.db, &d.join("after.sql"));
-    std::thread::sleep(gap);
+    let after = mark_point(&c.db, &d.join("after.sql"));
     c.db.sql("INSERT INTO accounts VALUES (99, 'marker@example.com')");
     c.wait_restorable();
     assert_eq!(c.stop(), Some(0), "{}", c.log());
