@@ -12,12 +12,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// How often the writer is woken with no segment due, at least: a fifth of
-/// `flush_every`, clamped to this range. Idle, it only has reads of the
-/// schema to run, every `flush_every`; a segment's first commit is seen by
-/// the writer itself, and its segment is due almost `flush_every` later, so
-/// the ticker sees the instant in time and sleeps until it.
+/// The least time between two ticks (an overdue segment held open by a
+/// long transaction must not make the ticker spin), and the shortest idle
+/// interval.
 const TICK: Duration = Duration::from_millis(100);
+/// The longest idle interval. With nothing due the writer is woken every
+/// fifth of `flush_every`, clamped to [`TICK`]..=this: idle, it only has
+/// reads of the schema to run, every `flush_every`; a segment's first
+/// commit is seen by the writer itself, and its segment is due almost
+/// `flush_every` later, so the ticker sees the instant in time and sleeps
+/// until it.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// Frames handed to the writer at once, at most: a transaction's frames
 /// arrive together (pgoutput sends a transaction after its commit), and

@@ -34,14 +34,13 @@
 //! verifies from the horizon.
 
 mod chain;
-mod turn;
-
-pub use turn::EarlyTurn;
-use turn::take_turn;
 #[cfg(test)]
 mod tests;
+mod turn;
 
 pub use chain::{Broken, Chain, Verified, expire, newest_of, read_chain, verify};
+pub use turn::EarlyTurn;
+use turn::take_turn;
 
 use super::lease::LeaseError;
 use super::manifest::ListState;
