@@ -75,19 +75,29 @@ impl SchemaWatch {
     }
 
     /// A change seen in the stream itself (a table's Relation message with
-    /// another shape): one change from the last check, as a read would
-    /// make, and none again from the reads that follow.
-    pub fn seen(&mut self, head: &Head, what: String) -> Option<SchemaChange> {
+    /// another shape, or captured DDL no restore can replay): one change
+    /// from the last check, as a read would make, and none again from the
+    /// reads that follow. `before`: a time the change is known to come
+    /// after (its transaction's commit, less a microsecond), which bounds
+    /// it when a check read after that commit moved the check time past it
+    /// (captured DDL leaves the digest unchanged).
+    pub fn seen(
+        &mut self,
+        head: &Head,
+        what: String,
+        before: Option<DateTime<Utc>>,
+    ) -> Option<SchemaChange> {
         if self.waiting {
             return None;
         }
         self.waiting = true;
         // Before the schema is read once (a base of older lethe), the last
         // commit stored in the old shape bounds it.
-        Some(SchemaChange {
-            since: head.schema_checked_at.or(head.last_commit_at),
-            what,
-        })
+        let since = match (head.schema_checked_at.or(head.last_commit_at), before) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some(SchemaChange { since, what })
     }
 
     /// A base taken in `digest` is stored: it becomes the reference. A

@@ -84,13 +84,38 @@ fn a_shape_change_in_the_stream_is_one_change_with_the_read_that_follows() {
     let mut h = head();
     let mut w = SchemaWatch::new(Some("a".into()));
     w.read(&mut h, "a", at("2026-12-01T00:00:10Z"));
-    let c = w.seen(&h, "t changed shape".into()).expect("a change");
+    let c = w
+        .seen(&h, "t changed shape".into(), None)
+        .expect("a change");
     assert_eq!(c.since, Some(at("2026-12-01T00:00:10Z")));
     assert!(
         w.read(&mut h, "b", at("2026-12-01T00:00:11Z")).is_none(),
         "reported twice"
     );
-    assert!(w.seen(&h, "again".into()).is_none(), "reported twice");
+    assert!(w.seen(&h, "again".into(), None).is_none(), "reported twice");
     assert!(w.base_stored(&h, Some("b")).is_none());
-    assert!(w.seen(&h, "a later change".into()).is_some());
+    assert!(w.seen(&h, "a later change".into(), None).is_some());
+}
+
+#[test]
+fn captured_ddl_after_a_check_read_past_its_commit_starts_the_change_at_the_commit() {
+    let mut h = head();
+    let mut w = SchemaWatch::new(Some("a".into()));
+    // The digest leaves captured DDL out: a read after the commit moved
+    // the check time past it.
+    w.read(&mut h, "a", at("2026-12-01T00:00:20Z"));
+    let c = w
+        .seen(
+            &h,
+            "ALTER INDEX public.i".into(),
+            Some(at("2026-12-01T00:00:15Z")),
+        )
+        .expect("a change");
+    assert_eq!(c.since, Some(at("2026-12-01T00:00:15Z")));
+    // One before the last check is bounded by the check, as before.
+    let mut w = SchemaWatch::new(Some("a".into()));
+    let c = w
+        .seen(&h, "later".into(), Some(at("2026-12-01T00:00:30Z")))
+        .expect("a change");
+    assert_eq!(c.since, Some(at("2026-12-01T00:00:20Z")));
 }

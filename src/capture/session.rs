@@ -191,6 +191,12 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
     crate::continuous::slot::ensure_publication(&conn, cont)
         .await
         .map_err(CaptureError::Slot)?;
+    // Schema changes into the stream where the role may install the
+    // triggers; the digest judges the rest (and everything otherwise).
+    let ddl_capture = match pg::ddl_capture::install(&conn).await {
+        Ok(d) => d,
+        Err(e) => pg::ddl_capture::DdlCapture::Digest(e.to_string()),
+    };
     // Tables created while lethe was stopped join the publication now.
     let crate::continuous::slot::Synced { added, .. } =
         crate::continuous::slot::sync_publication(&conn, cont)
@@ -289,6 +295,11 @@ pub async fn run(s: &SessionCfg, cancel: &CancellationToken) -> Result<(), Captu
         epoch = %head.epoch,
         from_lsn = %start,
         last_commit_at = head.last_commit_at.map(|t| t.to_rfc3339()),
+        ddl_capture = ddl_capture.as_str(),
+        ddl_capture_note = match &ddl_capture {
+            pg::ddl_capture::DdlCapture::Digest(why) => Some(why.as_str()),
+            pg::ddl_capture::DdlCapture::EventTriggers => None,
+        },
     );
 
     let vouched = Arc::new(std::sync::atomic::AtomicI64::new(
@@ -516,7 +527,7 @@ pub(super) async fn open_schema_gap(
         last_commit_at = gap.last_commit_at.map(|t| t.to_rfc3339()),
         epoch = %head.epoch,
         change = %change.what,
-        "a schema change without captured DDL: restores between the last commit before it and the base taken now are refused"
+        "a schema change no restore can replay: restores between the last commit before it and the base taken now are refused"
     );
     put_gap(s, &gap).await?;
     Ok(gap)

@@ -12,7 +12,7 @@ use super::segment::{Change, OpenSegment, SegmentError, StreamCtx};
 use crate::pg::replication::{Change as Msg, Confirmer, Frame, RelationMsg};
 use crate::repo::changes::codec::commit_time_to_utc;
 use crate::repo::changes::manifest::{HEAD_FORMAT, Head, RelationDesc, SegmentManifest};
-use crate::repo::changes::{self, Lsn};
+use crate::repo::changes::{self, Lsn, ddl};
 use crate::repo::manifest::SequenceValue;
 use crate::storage::{StorageError, StorageExt};
 use chrono::{DateTime, Utc};
@@ -124,6 +124,7 @@ pub fn run(
     let mut skipping = false;
     let mut in_txn = false;
     let mut txn_commit_lsn = Lsn(0);
+    let mut txn_at: Option<DateTime<Utc>> = None;
     // The first idle heartbeat writes the head at once (a new epoch's
     // window opens with it); later ones at most every `head_every`.
     let mut last_head = Instant::now()
@@ -173,6 +174,7 @@ pub fn run(
                     }
                     in_txn = true;
                     txn_commit_lsn = Lsn(final_lsn);
+                    txn_at = commit_time_to_utc(commit_time);
                     skipping = txn_commit_lsn < stored.head.end_lsn;
                     if !skipping {
                         let at = commit_time_to_utc(commit_time)
@@ -195,7 +197,7 @@ pub fn run(
                             prev.columns.len(),
                             desc.columns.len()
                         );
-                        if let Some(c) = schema.watch.seen(&stored.head, what) {
+                        if let Some(c) = schema.watch.seen(&stored.head, what, None) {
                             schema_changed(changed, c);
                         }
                     }
@@ -239,6 +241,19 @@ pub fn run(
                 } if in_txn => {
                     if !skipping && let Some(seg) = open.as_mut() {
                         seg.change(Change::Message { prefix, content }, &relations, ctx)?;
+                    }
+                    // A schema change lethe's event triggers saw but no
+                    // restore can replay: a base, as for one the digest sees.
+                    if !skipping
+                        && prefix == ddl::PREFIX
+                        && let Some(what) = unreplayable(content)
+                        && let Some(c) = schema.watch.seen(
+                            &stored.head,
+                            what,
+                            txn_at.map(|t| t - chrono::Duration::microseconds(1)),
+                        )
+                    {
+                        schema_changed(changed, c);
                     }
                 }
                 Msg::Commit {
@@ -392,6 +407,17 @@ fn late(commit_at: DateTime<Utc>) -> Duration {
         .to_std()
         .unwrap_or_default()
         .min(ARRIVAL_ALLOWANCE)
+}
+
+/// What makes a captured DDL command (`repo::changes::ddl`) a change no
+/// restore can replay, or `None` when a restore replays it (or the digest
+/// judges it).
+fn unreplayable(content: &[u8]) -> Option<String> {
+    match ddl::Ddl::parse(content) {
+        Ok(d) => (d.meaning() == ddl::Meaning::Unreplayable)
+            .then(|| format!("{}, which a restore cannot replay", d.describe())),
+        Err(e) => Some(e),
+    }
 }
 
 /// See [`late`].

@@ -33,7 +33,7 @@ pub async fn check(ctx: &Ctx) -> anyhow::Result<i32> {
     }
 }
 
-/// Drops the slot and the publication: exit 0 with one line per object
+/// Drops the slot, the publication and the DDL capture: exit 0 with one line per object
 /// removed (or "nothing to remove"), 1 with the error.
 pub async fn disable(ctx: &Ctx) -> anyhow::Result<i32> {
     let cfg = ctx.config()?;
@@ -45,9 +45,15 @@ pub async fn disable(ctx: &Ctx) -> anyhow::Result<i32> {
     if removed.publication {
         println!("removed publication {}", c.publication);
     }
-    if !removed.slot && !removed.publication {
+    if removed.ddl.triggers {
+        println!("removed event triggers lethe_ddl_end and lethe_sql_drop");
+    }
+    if removed.ddl.schema {
+        println!("removed schema lethe");
+    }
+    if !removed.slot && !removed.publication && removed.ddl == Default::default() {
         println!(
-            "nothing to remove: no replication slot {} and no publication {} on the source",
+            "nothing to remove: no replication slot {}, no publication {} and no event trigger of lethe's on the source",
             c.slot, c.publication
         );
     }

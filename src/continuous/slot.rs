@@ -20,6 +20,8 @@ pub struct Ensured {
 pub struct Removed {
     pub slot: bool,
     pub publication: bool,
+    /// The DDL capture's event triggers and schema (`pg::ddl_capture`).
+    pub ddl: pg::ddl_capture::RemovedDdl,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +265,7 @@ async fn ensure_slot(conn: &pg::PgConn, cfg: &ContinuousConfig) -> Result<bool, 
     Ok(slot)
 }
 
-/// Drops the slot and the publication when present. A slot some session
+/// Drops the slot, the publication and the DDL capture when present. A slot some session
 /// is reading is not touched (nor is the publication): `SlotActive` names
 /// the session's pid. A slot of another kind or database is not lethe's
 /// and is left alone (`SlotNotOurs`).
@@ -358,5 +360,10 @@ pub async fn disable(url: &str, cfg: &ContinuousConfig) -> Result<Removed, SlotE
     } else {
         false
     };
-    Ok(Removed { slot, publication })
+    let ddl = pg::ddl_capture::remove(&conn).await?;
+    Ok(Removed {
+        slot,
+        publication,
+        ddl,
+    })
 }

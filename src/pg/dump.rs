@@ -38,6 +38,8 @@ pub struct PgDump {
     pub path: PathBuf,
     pub major: u32,
     pub version: String,
+    /// Leave out lethe's own schema (its DDL capture, `ddl_capture`).
+    pub skip_lethe: bool,
 }
 
 /// Finds `pg_dump` in `bin_dir` (or `$PATH`) and reads its version.
@@ -70,6 +72,7 @@ pub async fn locate(bin_dir: Option<&Path>) -> Result<PgDump, SourceError> {
         path,
         major,
         version: text,
+        skip_lethe: false,
     })
 }
 
@@ -101,7 +104,8 @@ impl PgDump {
         Ok(())
     }
 
-    /// Starts `pg_dump` for one section on the exported snapshot.
+    /// Starts `pg_dump` for one section on the exported snapshot, leaving
+    /// out lethe's own schema when `skip_lethe` is set.
     ///
     /// # Errors
     /// The process cannot be started.
@@ -113,7 +117,11 @@ impl PgDump {
     ) -> Result<DumpProcess, SourceError> {
         // The URL with `sslmode` set to what Lethe's own connections use.
         let url = super::tls::endpoint(url)?.pg_dump_url;
-        let mut child = tokio::process::Command::new(&self.path)
+        let mut cmd = tokio::process::Command::new(&self.path);
+        if self.skip_lethe {
+            cmd.arg(format!("--exclude-schema={}", super::ddl_capture::SCHEMA));
+        }
+        let mut child = cmd
             .arg("--no-password")
             .arg("--format=plain")
             .arg(section.arg())

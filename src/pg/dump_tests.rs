@@ -17,6 +17,7 @@ fn an_old_pg_dump_is_refused_with_the_fix() {
         path: "/usr/bin/pg_dump".into(),
         major: 14,
         version: String::new(),
+        skip_lethe: false,
     };
     assert!(d.check_server(140005).is_ok());
     let e = d.check_server(160002).unwrap_err().to_string();

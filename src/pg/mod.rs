@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod copy;
+pub mod ddl_capture;
 pub mod digest;
 pub mod dump;
 mod pgpass;
@@ -389,6 +390,15 @@ impl Coordinator {
     /// Query failures, an unsupported server, large objects, row security.
     pub async fn catalog(&self) -> Result<Catalog, SourceError> {
         catalog::read(&self.conn).await
+    }
+
+    /// Whether the source's schema `lethe` is lethe's own (its DDL
+    /// capture, [`ddl_capture`]), which no dump carries.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub async fn lethe_schema_is_ours(&self) -> Result<bool, SourceError> {
+        Ok(ddl_capture::lethe_schema(&self.conn).await? == Some(true))
     }
 
     /// The schema's digest inside the snapshot (see `digest`).

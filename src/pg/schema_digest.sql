@@ -1,9 +1,12 @@
 -- The source's schema digest: see src/pg/digest.rs.
-WITH rel AS (SELECT c.oid, c.relkind, c.relpersistence, c.relreplident, c.relrowsecurity,
+WITH cap AS (SELECT count(*) = 2 AS captured FROM pg_event_trigger
+  WHERE evtname IN ('lethe_ddl_end', 'lethe_sql_drop') AND evtenabled::text = 'A'),
+  rel AS (SELECT c.oid, c.relkind, c.relpersistence, c.relreplident, c.relrowsecurity,
   c.relforcerowsecurity, c.relpartbound, c.reloptions,
   quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')),
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+  AND NOT (c.relkind = 'v' AND (SELECT captured FROM cap))),
   lines AS (
   SELECT 'rel ' || r.name || ' ' || r.relkind::text || r.relpersistence::text || r.relreplident::text
   || r.relrowsecurity::text || r.relforcerowsecurity::text
@@ -23,9 +26,10 @@ WITH rel AS (SELECT c.oid, c.relkind, c.relpersistence, c.relreplident, c.relrow
   FROM rel r JOIN pg_constraint k ON k.conrelid = r.oid
   UNION ALL
   SELECT 'idx ' || pg_get_indexdef(i.indexrelid) FROM rel r JOIN pg_index i ON i.indrelid = r.oid
+  WHERE NOT (SELECT captured FROM cap) OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
   UNION ALL
   SELECT 'trg ' || pg_get_triggerdef(t.oid) FROM rel r JOIN pg_trigger t ON t.tgrelid = r.oid
-  WHERE NOT t.tgisinternal
+  WHERE NOT t.tgisinternal AND NOT (SELECT captured FROM cap)
   UNION ALL
   SELECT 'view ' || r.name || ' ' || pg_get_viewdef(r.oid) FROM rel r WHERE r.relkind::text IN ('v', 'm')
   UNION ALL
@@ -59,13 +63,16 @@ WITH rel AS (SELECT c.oid, c.relkind, c.relpersistence, c.relreplident, c.relrow
   || md5(coalesce(p.prosrc, '') || coalesce(p.probin, '')) || ' '
   || coalesce(array_to_string(p.proconfig, ','), '')
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'lethe') AND n.nspname !~ '^pg_(toast|temp_)'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
   AND d.objid = p.oid AND d.deptype = 'e')
+  AND NOT (p.prokind::text IN ('f', 'p') AND (SELECT captured FROM cap))
   UNION ALL
   SELECT 'ext ' || quote_ident(x.extname) || ' ' || x.extversion FROM pg_extension x
   UNION ALL
   SELECT 'nsp ' || quote_ident(n.nspname) FROM pg_namespace n
-  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)')
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'lethe') AND n.nspname !~ '^pg_(toast|temp_)'
+  UNION ALL
+  SELECT 'ddl captured' FROM cap WHERE cap.captured)
   SELECT md5(coalesce(string_agg(l, E'\n' ORDER BY l), '')), (extract(epoch FROM statement_timestamp()) * 1000000)::bigint,
   EXISTS (SELECT pg_snapshot_xip(pg_current_snapshot())) FROM lines

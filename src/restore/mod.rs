@@ -442,8 +442,8 @@ async fn leased(
     let opener = opener_for(&manifest, opts.identity.as_deref(), cfg)?;
     // Pass A of a point: the changes after the base, replayed before
     // anything is written (a damaged segment refuses here).
-    let (manifest, replayed) = match &chosen {
-        None => (manifest, None),
+    let (manifest, replayed, ddl) = match &chosen {
+        None => (manifest, None, Vec::new()),
         Some(c) => {
             let seg_opener = pitr::segments_opener(c, opts.identity.as_deref(), cfg)?;
             let mut r = pitr::replay(storage.clone(), c, seg_opener, opts.progress).await?;
@@ -453,7 +453,8 @@ async fn leased(
                 m.sequences = seqs;
             }
             let deltas = std::mem::take(&mut r.deltas);
-            (Arc::new(m), Some((deltas, r.report(c))))
+            let ddl = std::mem::take(&mut r.ddl);
+            (Arc::new(m), Some((deltas, r.report(c))), ddl)
         }
     };
     let dest = destination(cfg, opts)?;
@@ -461,6 +462,7 @@ async fn leased(
     let prepared = Prepared {
         id,
         point: replayed,
+        ddl,
         manifest,
         list,
         plan,
@@ -528,6 +530,8 @@ struct Prepared {
     /// A point-in-time restore's replay (pass A) and what the report says
     /// of the point.
     point: Option<(pitr::Deltas, report::PointReport)>,
+    /// The point's captured DDL, run after post-data.
+    ddl: Vec<(crate::repo::changes::Lsn, String)>,
     manifest: Arc<Manifest>,
     list: LoadedList,
     plan: plan::RestorePlan,
@@ -594,6 +598,7 @@ async fn write(
     let Prepared {
         id,
         point,
+        ddl,
         manifest,
         list,
         mut plan,
@@ -605,6 +610,7 @@ async fn write(
         opener: opener.clone(),
         manifest: manifest.clone(),
         list: list.state.clone(),
+        ddl,
     };
     dest.pre_data(&source, &mut plan).await?;
 
@@ -658,6 +664,7 @@ async fn write(
 
     opts.finishing.notify_one();
     dest.post_data(&source).await?;
+    dest.replay_ddl(&source).await?;
     dest.sequences(&source).await?;
 
     let mut report = RestoreReport {

@@ -124,6 +124,9 @@ pub struct PointReport {
     pub changes: u64,
     /// Transactions stored twice (resent after a capture crash), applied once.
     pub duplicates: u64,
+    /// Captured DDL statements run after post-data (indexes, triggers,
+    /// views and functions made or dropped after the base).
+    pub ddl: usize,
     /// Per table the replay touched.
     pub tables: Vec<PointTable>,
     /// Tables the change stream does not carry (unlogged, or without a

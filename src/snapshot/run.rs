@@ -220,7 +220,7 @@ async fn run(
     progress.set_stage(Stage::Connect);
     let sealer = Sealer::from_config(&cfg.encryption).map_err(SnapshotError::Crypto)?;
     let url = cfg.source.url.as_str();
-    let pg_dump = guard(cancel, Stage::Connect, async {
+    let mut pg_dump = guard(cancel, Stage::Connect, async {
         crate::pg::dump::locate(cfg.source.bin_dir.as_deref())
             .await
             .map_err(|e| SnapshotError::source(Stage::Connect, e))
@@ -246,6 +246,14 @@ async fn run(
     pg_dump
         .check_server(catalog.server_version_num)
         .map_err(|e| SnapshotError::source(Stage::Catalog, e))?;
+    // lethe's DDL capture (`pg::ddl_capture`) is not the source's schema.
+    pg_dump.skip_lethe = guard(cancel, Stage::Catalog, async {
+        coord
+            .lethe_schema_is_ours()
+            .await
+            .map_err(|e| SnapshotError::source(Stage::Catalog, e))
+    })
+    .await?;
     progress
         .tables_total
         .store(catalog.tables.len() as u64, Ordering::Relaxed);

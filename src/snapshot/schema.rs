@@ -8,6 +8,7 @@ use super::stream::{BATCH, pump_to_blocking};
 use super::tables::Shared;
 use crate::framed::Frame;
 use crate::pg::SourceError;
+use crate::pg::ddl_capture::PostDataCut;
 use crate::pg::dump::{PgDump, Section};
 use crate::repo::manifest::ObjectEntry;
 use crate::repo::object::ObjectSink;
@@ -44,12 +45,14 @@ pub(super) async fn dump_schema(
     });
     let (sh, k) = (shared.clone(), key.clone());
     let rt = tokio::runtime::Handle::current();
+    // lethe's event triggers are post-data entries pg_dump cannot leave out.
+    let cut = matches!(section, Section::PostData).then(PostDataCut::default);
     pump_to_blocking(
         Stage::Schema,
         cancel,
         source,
         async move { proc.finish().await.map_err(src) },
-        move |rx| write_stream(rx, &sh, k, &rt),
+        move |rx| write_stream(rx, &sh, k, &rt, cut),
         "schema writer",
     )
     .await
@@ -61,6 +64,7 @@ fn write_stream(
     shared: &Shared,
     key: String,
     rt: &tokio::runtime::Handle,
+    mut cut: Option<PostDataCut>,
 ) -> Result<ObjectEntry, SnapshotError> {
     let fail = |message: String| SnapshotError::Object {
         stage: Stage::Schema,
@@ -77,7 +81,8 @@ fn write_stream(
     loop {
         match rx.blocking_recv() {
             Some(Frame::Data(b)) => {
-                if let Err(e) = sink.write_all(&b) {
+                let kept = cut.as_mut().map(|c| c.push(&b));
+                if let Err(e) = sink.write_all(kept.as_deref().unwrap_or(&b)) {
                     drop(sink);
                     let why = match rt.block_on(upload) {
                         Ok(Err(se)) => se.to_string(),
@@ -86,7 +91,15 @@ fn write_stream(
                     return Err(fail(why));
                 }
             }
-            Some(Frame::End) => break,
+            Some(Frame::End) => {
+                let last = cut.as_mut().map(PostDataCut::finish).unwrap_or_default();
+                if let Err(e) = sink.write_all(&last) {
+                    drop(sink);
+                    let _ = rt.block_on(upload);
+                    return Err(fail(e.to_string()));
+                }
+                break;
+            }
             None => {
                 drop(sink);
                 let _ = rt.block_on(upload);

@@ -17,6 +17,7 @@
 //! functions take as it is.
 
 pub mod codec;
+pub mod ddl;
 pub mod manifest;
 pub mod point;
 pub mod read;

@@ -70,6 +70,11 @@ pub trait Destination: Send + Sync {
     /// The post-data schema (indexes, keys, triggers …).
     async fn post_data(&self, source: &Source) -> Result<(), RestoreError>;
 
+    /// A point's captured DDL (`Source::ddl`), after post-data.
+    async fn replay_ddl(&self, _source: &Source) -> Result<(), RestoreError> {
+        Ok(())
+    }
+
     /// The sequence values at snapshot time.
     async fn sequences(&self, source: &Source) -> Result<(), RestoreError>;
 
@@ -90,6 +95,10 @@ pub struct Source {
     pub manifest: Arc<Manifest>,
     /// The erasure list applied (the SQL file's header names it).
     pub list: ListState,
+    /// A point restore's captured DDL (indexes, triggers, views, functions
+    /// made or dropped after the base), in commit order with the commit it
+    /// came in: run after post-data.
+    pub ddl: Vec<(crate::repo::changes::Lsn, String)>,
 }
 
 impl Source {

@@ -306,6 +306,17 @@ impl Destination for SqlFile {
         self.write_object(source.post()).await
     }
 
+    async fn replay_ddl(&self, source: &Source) -> Result<(), RestoreError> {
+        for (lsn, sql) in &source.ddl {
+            let stmt = format!(
+                "\n-- DDL captured in the transaction committed at {lsn}\n{};\n",
+                sql.trim_end().trim_end_matches(';')
+            );
+            self.write(stmt.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
     async fn sequences(&self, source: &Source) -> Result<(), RestoreError> {
         self.write_sequences(&source.manifest.sequences).await
     }

@@ -6,7 +6,7 @@ use super::delta::{Shape, TableDelta};
 use super::{Chosen, Deltas, refuse, store};
 use crate::crypto::Opener;
 use crate::repo::changes::codec::{Record, RecordReader, TxnChecker};
-use crate::repo::changes::{self, Lsn};
+use crate::repo::changes::{self, Lsn, ddl};
 use crate::repo::manifest::{Manifest, SequenceValue};
 use crate::restore::RestoreError;
 use crate::storage::Storage;
@@ -29,6 +29,9 @@ pub struct Replayed {
     pub duplicates: u64,
     /// The sample of the segment holding the last applied commit.
     pub sequences: Option<Vec<SequenceValue>>,
+    /// Captured DDL to run after post-data, in commit order, with the
+    /// commit it came in (`repo::changes::ddl`).
+    pub ddl: Vec<(Lsn, String)>,
 }
 
 /// Pass A: replays the chosen segments into the delta (on a blocking
@@ -166,9 +169,11 @@ fn replay_blocking(
         last_commit_at: None,
         duplicates: 0,
         sequences: None,
+        ddl: Vec::new(),
     };
     let mut stopped = false;
     let mut last_seen: Option<Lsn> = None;
+    let mut txn_lsn = Lsn(0);
     'segments: for seg in segments {
         let key = seg.stem().manifest_key(seg.last_commit_lsn);
         let damaged = |what: String| {
@@ -228,6 +233,7 @@ fn replay_blocking(
                             break 'segments;
                         }
                         last_seen = Some(*commit_lsn);
+                        txn_lsn = *commit_lsn;
                         let dup = out.last_lsn.is_some_and(|l| *commit_lsn <= l);
                         if dup {
                             out.duplicates += 1;
@@ -269,6 +275,20 @@ fn replay_blocking(
                             _ => Ok(()),
                         };
                         r.map_err(|e| in_part(e.to_string()))?;
+                    }
+                    Record::Message { prefix, content } if applying && prefix == ddl::PREFIX => {
+                        let d = ddl::Ddl::parse(content).map_err(&in_part)?;
+                        match d.meaning() {
+                            ddl::Meaning::Replay(sql) => out.ddl.push((txn_lsn, sql)),
+                            ddl::Meaning::Other => {}
+                            ddl::Meaning::Unreplayable => {
+                                return Err(refuse(format!(
+                                    "the transaction committed at {txn_lsn} changed the schema in a way lethe cannot replay ({}); \
+                                     restore a point before it, or one after the base the capture took for it (`lethe list` shows both)",
+                                    d.describe()
+                                )));
+                            }
+                        }
                     }
                     Record::Truncate { relids, .. } if applying => {
                         for relid in relids {
@@ -388,6 +408,7 @@ impl Replayed {
             transactions = self.xacts,
             changes = self.changes,
             duplicates = self.duplicates,
+            ddl = self.ddl.len(),
             tables = self.deltas.len(),
             "replayed {} transaction(s) after base {} up to {}",
             self.xacts,
@@ -410,6 +431,7 @@ impl Replayed {
             transactions: self.xacts,
             changes: self.changes,
             duplicates: self.duplicates,
+            ddl: self.ddl.len(),
             tables: Vec::new(),
             not_captured: not_captured(c),
         }

@@ -153,6 +153,10 @@ impl Destination for TargetDb {
         }
     }
 
+    async fn replay_ddl(&self, source: &Source) -> Result<(), RestoreError> {
+        replay_ddl(&self.url, &source.ddl).await
+    }
+
     async fn sequences(&self, source: &Source) -> Result<(), RestoreError> {
         set_sequences(&self.url, &source.manifest.sequences).await
     }
@@ -361,6 +365,36 @@ pub async fn set_sequences(url: &str, seqs: &[SequenceValue]) -> Result<(), Rest
     conn.batch_execute(&format!("BEGIN;\n{sql}\nCOMMIT;"))
         .await
         .map_err(|e| query_err(&redacted, "setting sequence values", &e))
+}
+
+/// Runs a point's captured DDL in one transaction, in order; a failure
+/// names the statement and the commit it came in.
+async fn replay_ddl(
+    url: &str,
+    ddl: &[(crate::repo::changes::Lsn, String)],
+) -> Result<(), RestoreError> {
+    if ddl.is_empty() {
+        return Ok(());
+    }
+    let (conn, redacted) = connect_target(url).await?;
+    conn.batch_execute("BEGIN")
+        .await
+        .map_err(|e| query_err(&redacted, "replaying captured DDL", &e))?;
+    for (lsn, sql) in ddl {
+        conn.batch_execute(sql).await.map_err(|e| {
+            let head: String = sql.chars().take(120).collect();
+            query_err(
+                &redacted,
+                &format!(
+                    "replaying the DDL captured in the transaction committed at {lsn} ({head})"
+                ),
+                &e,
+            )
+        })?;
+    }
+    conn.batch_execute("COMMIT")
+        .await
+        .map_err(|e| query_err(&redacted, "replaying captured DDL", &e))
 }
 
 #[cfg(test)]

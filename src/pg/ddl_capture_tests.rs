@@ -1,0 +1,81 @@
+use super::PostDataCut;
+
+/// pg_dump 15's post-data tail with lethe's event triggers between a
+/// user's trigger and a user's own event trigger.
+const POST: &str = "--
+-- Name: t trg; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER trg BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.f();
+
+
+--
+-- Name: lethe_ddl_end; Type: EVENT TRIGGER; Schema: -; Owner: postgres
+--
+
+CREATE EVENT TRIGGER lethe_ddl_end ON ddl_command_end
+   EXECUTE FUNCTION lethe.capture_ddl();
+
+ALTER EVENT TRIGGER lethe_ddl_end ENABLE ALWAYS;
+
+
+ALTER EVENT TRIGGER lethe_ddl_end OWNER TO postgres;
+
+--
+-- Name: lethe_sql_drop; Type: EVENT TRIGGER; Schema: -; Owner: postgres
+--
+
+CREATE EVENT TRIGGER lethe_sql_drop ON sql_drop
+   EXECUTE FUNCTION lethe.capture_drop();
+
+ALTER EVENT TRIGGER lethe_sql_drop ENABLE ALWAYS;
+
+
+ALTER EVENT TRIGGER lethe_sql_drop OWNER TO postgres;
+
+--
+-- Name: mine; Type: EVENT TRIGGER; Schema: -; Owner: postgres
+--
+
+CREATE EVENT TRIGGER mine ON ddl_command_end
+   EXECUTE FUNCTION public.audit();
+
+--
+-- PostgreSQL database dump complete
+--
+";
+
+fn cut_in_chunks(input: &str, size: usize) -> String {
+    let mut c = PostDataCut::default();
+    let mut out = Vec::new();
+    for chunk in input.as_bytes().chunks(size) {
+        out.extend(c.push(chunk));
+    }
+    out.extend(c.finish());
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn lethes_event_triggers_are_cut_and_everything_else_kept_whatever_the_chunks() {
+    let whole = cut_in_chunks(POST, POST.len());
+    assert!(!whole.contains("lethe"), "{whole}");
+    for kept in [
+        "CREATE TRIGGER trg BEFORE INSERT ON public.t",
+        "CREATE EVENT TRIGGER mine ON ddl_command_end",
+        "EXECUTE FUNCTION public.audit();",
+        "-- PostgreSQL database dump complete",
+    ] {
+        assert!(whole.contains(kept), "{kept} lost:\n{whole}");
+    }
+    for size in [1, 2, 7, 64, 100] {
+        assert_eq!(cut_in_chunks(POST, size), whole, "chunks of {size}");
+    }
+}
+
+#[test]
+fn output_without_lethes_triggers_passes_unchanged_even_without_a_last_newline() {
+    let plain = "CREATE INDEX i ON public.t USING btree (a);\n--\n-- Name: x\n--\nALTER TABLE ONLY public.t";
+    for size in [1, 5, plain.len()] {
+        assert_eq!(cut_in_chunks(plain, size), plain);
+    }
+}
