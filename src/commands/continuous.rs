@@ -2,6 +2,7 @@
 
 use super::{Ctx, UsageError};
 use crate::continuous::{PreflightError, preflight, slot};
+use crate::pg::ddl_capture::DdlCapture;
 
 /// Runs the preflight checks against `source.url`: exit 0 when the source
 /// is ready (warnings on stderr), 2 with every refusal, 1 when the source
@@ -26,6 +27,14 @@ pub async fn check(ctx: &Ctx) -> anyhow::Result<i32> {
                     " (continuous.enabled is false)"
                 }
             );
+            let conn = crate::pg::connect(&cfg.source.url).await?;
+            match crate::pg::ddl_capture::possible(&conn).await? {
+                DdlCapture::EventTriggers => println!(
+                    "schema changes: captured by lethe's event triggers (installed in schema lethe when capture starts); \
+                     indexes, triggers, views and functions made or dropped cost no base"
+                ),
+                DdlCapture::Digest(why) => println!("schema changes: by the schema digest: {why}"),
+            }
             Ok(crate::exit::OK)
         }
         Err(e @ PreflightError::Refused(_)) => Err(UsageError(e.to_string()).into()),

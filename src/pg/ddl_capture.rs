@@ -82,6 +82,27 @@ pub async fn lethe_schema(conn: &PgConn) -> Result<Option<bool>, SourceError> {
 /// # Errors
 /// The catalog cannot be read, or installing fails.
 pub async fn install(conn: &PgConn) -> Result<DdlCapture, SourceError> {
+    let possible = possible(conn).await?;
+    if possible != DdlCapture::EventTriggers {
+        return Ok(possible);
+    }
+    conn.batch_execute(&format!("BEGIN; {INSTALL_SQL}; COMMIT"))
+        .await
+        .map_err(|e| {
+            query_err(
+                "installing the DDL capture (schema lethe, event triggers)",
+                &e,
+            )
+        })?;
+    Ok(DdlCapture::EventTriggers)
+}
+
+/// How schema changes would be seen if capture started now: whether the
+/// role may install the event triggers ([`install`] does).
+///
+/// # Errors
+/// The catalog cannot be read.
+pub async fn possible(conn: &PgConn) -> Result<DdlCapture, SourceError> {
     if !superuser(conn).await? {
         return Ok(DdlCapture::Digest(
             "creating event triggers takes a superuser (PostgreSQL 15); schema changes are seen by the schema digest, \
@@ -94,14 +115,6 @@ pub async fn install(conn: &PgConn) -> Result<DdlCapture, SourceError> {
             "the source has a schema named {SCHEMA} that lethe did not create; lethe leaves it alone and installs no event trigger"
         )));
     }
-    conn.batch_execute(&format!("BEGIN; {INSTALL_SQL}; COMMIT"))
-        .await
-        .map_err(|e| {
-            query_err(
-                "installing the DDL capture (schema lethe, event triggers)",
-                &e,
-            )
-        })?;
     Ok(DdlCapture::EventTriggers)
 }
 

@@ -124,6 +124,11 @@ fn a_database_whose_tables_all_have_a_replica_identity_passes() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("ready for continuous capture"), "{stdout}");
     assert!(stdout.contains("4 table(s)"), "{stdout}");
+    // A superuser's capture installs lethe's event triggers.
+    assert!(
+        stdout.contains("schema changes: captured by lethe's event triggers"),
+        "{stdout}"
+    );
     // The cluster limits slot WAL (4GB, scripts/pg-logical-test.sh): no warning about it.
     assert!(!stderr.contains("max_slot_wal_keep_size"), "{stderr}");
 }
@@ -232,6 +237,32 @@ fn a_role_whose_defaults_render_values_unlike_a_snapshot_is_refused() {
     assert!(
         stderr.contains(&format!("ALTER ROLE \"{role}\" SET")),
         "{stderr}"
+    );
+}
+
+/// A role with REPLICATION that is not a superuser cannot create event
+/// triggers: `continuous check` says schema changes are judged by the
+/// digest, and why.
+#[test]
+fn a_replication_role_that_is_not_a_superuser_is_told_its_schema_changes_go_by_the_digest() {
+    let mut db = LogicalDb::create("cont_repl");
+    let role = format!("lethe_repl_{:08x}", rand::random::<u32>());
+    psql_at(
+        &pg_logical_base(),
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'pw' REPLICATION"),
+    );
+    db.sql(USERS);
+    db.sql(&format!("ALTER TABLE users OWNER TO {role}"));
+    db.role = Some(role.clone());
+    let out = check(&db.url());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(
+            "schema changes: by the schema digest: creating event triggers takes a superuser"
+        ),
+        "{stdout}"
     );
 }
 
