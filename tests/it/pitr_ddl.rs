@@ -201,3 +201,70 @@ fn indexes_triggers_views_and_functions_made_during_capture_are_replayed_at_each
     );
     assert_eq!(lethe_objects(&|q| c.db.sql(q)), "0");
 }
+
+/// A capture role that is not a superuser cannot install the event
+/// triggers: an index made during capture is seen by the schema digest,
+/// which costs a gap and a base, and a point after that base restores it.
+#[test]
+fn without_a_superuser_an_index_made_during_capture_costs_a_base_and_is_restored_after_it() {
+    let mut db = LogicalDb::create("pitr_ddl_repl");
+    db.sql(
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL); \
+         CREATE TABLE orders (id bigint PRIMARY KEY, \
+                              user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE, \
+                              note text NOT NULL); \
+         INSERT INTO users SELECT i, 'user ' || i FROM generate_series(1, 20) i; \
+         INSERT INTO orders SELECT i, i % 20 + 1, 'order ' || i FROM generate_series(1, 60) i;",
+    );
+    let role = format!("lethe_ddl_{:08x}", rand::random::<u32>());
+    crate::common::psql_at(
+        &crate::common::pg_logical_base(),
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'pw' REPLICATION"),
+    );
+    // The restores' cluster: pre-data gives the tables to their owner.
+    crate::common::psql_at(
+        &crate::common::pg_base(),
+        "postgres",
+        &format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role}"),
+    );
+    db.sql(&format!(
+        "GRANT CREATE ON DATABASE {} TO {role}; \
+         ALTER TABLE users OWNER TO {role}; ALTER TABLE orders OWNER TO {role};",
+        db.name
+    ));
+    db.role = Some(role);
+    let (mut c, d, cfg) = capturing(db);
+    assert!(
+        c.log().contains("\"ddl_capture\":\"schema_digest\""),
+        "{}",
+        c.log()
+    );
+    assert_eq!(
+        lethe_objects(&|q| c.db.sql(q)),
+        "0",
+        "event triggers installed"
+    );
+
+    c.db.sql(
+        "CREATE INDEX orders_note ON orders (lower(note)); INSERT INTO orders VALUES (101, 3, 'x')",
+    );
+    c.wait_for("continuous.base_completed", 2, Duration::from_secs(120));
+    assert!(c.count("continuous.schema_changed") >= 1, "{}", c.log());
+    c.db.sql("INSERT INTO orders VALUES (102, 4, 'after the index'), (103, 3, 'after, of 3')");
+    let at = mark_point(&c.db, &d.join("at.sql"));
+    c.db.sql("INSERT INTO users VALUES (90, 'marker')");
+    c.wait_restorable();
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.check_log();
+    let (code, _, err) = run(&cfg, &["erase", "add", "--", "3"]);
+    assert_eq!(code, 0, "{err}");
+    restores_equal(
+        &cfg,
+        &d,
+        &at,
+        &d.join("at.sql"),
+        &["3"],
+        "after the index's base",
+    );
+}
