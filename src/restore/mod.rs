@@ -452,9 +452,10 @@ async fn leased(
             if let Some(seqs) = r.sequences.take() {
                 m.sequences = seqs;
             }
+            let report = r.report(c);
             let deltas = std::mem::take(&mut r.deltas);
             let ddl = std::mem::take(&mut r.ddl);
-            (Arc::new(m), Some((deltas, r.report(c))), ddl)
+            (Arc::new(m), Some((deltas, report)), ddl)
         }
     };
     let dest = destination(cfg, opts)?;

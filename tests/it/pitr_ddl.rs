@@ -175,6 +175,28 @@ fn indexes_triggers_views_and_functions_made_during_capture_are_replayed_at_each
     );
     drop(t1);
 
+    // The report counts the statements run after post-data: none before
+    // the DDL, and at least the five made before point 1.
+    for (at, least, most) in [(&at0, 0, 0), (&at1, 5, 6), (&at2, 10, 20)] {
+        let report = d.join("ddl-report.json");
+        let (code, _, err) = run(
+            &cfg,
+            &[
+                "restore",
+                "--at",
+                at,
+                "--dry-run",
+                "--report",
+                report.to_str().expect("utf-8"),
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+        let n = r["point"]["ddl"].as_u64().expect("point.ddl");
+        assert!((least..=most).contains(&n), "{n} statements at {at}: {r}");
+    }
+
     for (at, dump, what) in [
         (&at0, "at0.sql", "before any DDL"),
         (
