@@ -7,10 +7,9 @@
 //! erased users deleted by SQL; the schema objects compared with the
 //! dump's, definition by definition.
 
-use crate::common::TestDb;
 use crate::continuous::LogicalDb;
 use crate::pitr::{capturing, mark_point, run, truth};
-use crate::schemas::{compare, fingerprints, leak_check, load_file};
+use crate::pitr_edges::stop_and_erase;
 use std::path::Path;
 use std::time::Duration;
 
@@ -51,44 +50,23 @@ fn lethe_objects(sql: &dyn Fn(&str) -> String) -> String {
 
 /// Restores `at` into a database and into a SQL file loaded by psql: rows
 /// equal to the truth at `dump` with `erased` deleted, and the indexes,
-/// views, triggers and functions equal to the truth's.
+/// views, triggers and functions equal to the truth's, none of lethe's own.
 fn restores_equal(cfg: &Path, d: &Path, at: &str, dump: &Path, erased: &[&str], what: &str) {
     let truth = truth(dump, erased);
-    let want = fingerprints(&truth);
-    let want_objects = objects(&|q| truth.sql(q));
-    let erased_ids: Vec<String> = erased.iter().map(|s| s.to_string()).collect();
-
-    let dst = TestDb::create("pitr_ddl_dst");
-    let (code, _, err) = run(cfg, &["restore", "--at", at, "--target", &dst.url]);
-    assert_eq!(code, 0, "{what}: {err}");
-    compare(&truth, &want, &dst, what);
-    leak_check(&truth, &dst, &erased_ids, what);
-    assert_eq!(
-        objects(&|q| dst.sql(q)),
-        want_objects,
-        "{what}: schema objects"
-    );
-    assert_eq!(
-        lethe_objects(&|q| dst.sql(q)),
-        "0",
-        "{what}: lethe's own objects were restored"
-    );
-
-    let file = d.join("ddl-restored.sql");
-    let file = file.to_str().expect("utf-8");
-    let (code, _, err) = run(cfg, &["restore", "--at", at, "--to-file", file]);
-    assert_eq!(code, 0, "{what} --to-file: {err}");
-    let loaded = TestDb::create("pitr_ddl_file");
-    load_file(&loaded, file);
-    std::fs::remove_file(file).expect("remove the restored file");
-    let what = format!("{what} --to-file");
-    compare(&truth, &want, &loaded, &what);
-    leak_check(&truth, &loaded, &erased_ids, &what);
-    assert_eq!(
-        objects(&|q| loaded.sql(q)),
-        want_objects,
-        "{what}: schema objects"
-    );
+    let want = objects(&|q| truth.sql(q));
+    let (dst, loaded) = crate::pitr_types::restores_equal(cfg, d, at, &truth, erased, what);
+    for (db, how) in [(&dst, "into a database"), (&loaded, "--to-file")] {
+        assert_eq!(
+            objects(&|q| db.sql(q)),
+            want,
+            "{what} {how}: schema objects"
+        );
+        assert_eq!(
+            lethe_objects(&|q| db.sql(q)),
+            "0",
+            "{what} {how}: lethe's own objects"
+        );
+    }
 }
 
 #[test]
@@ -155,14 +133,8 @@ fn indexes_triggers_views_and_functions_made_during_capture_are_replayed_at_each
     c.db.sql("INSERT INTO orders VALUES (108, 21, 'after the rename')");
     let at3 = mark_point(&c.db, &d.join("at3.sql"));
     c.db.sql("INSERT INTO users VALUES (91, 'marker')");
-    c.wait_restorable();
+    stop_and_erase(&mut c, &cfg, &erased);
     assert!(c.count("continuous.schema_changed") >= 1, "{}", c.log());
-    assert_eq!(c.stop(), Some(0), "{}", c.log());
-    c.check_log();
-    let mut add = vec!["erase", "add", "--"];
-    add.extend(erased);
-    let (code, _, err) = run(&cfg, &add);
-    assert_eq!(code, 0, "{err}");
 
     // The rows the trigger stamped came through the stream; the truth has
     // them too (a check that the test means something).
@@ -276,11 +248,7 @@ fn without_a_superuser_an_index_made_during_capture_costs_a_base_and_is_restored
     c.db.sql("INSERT INTO orders VALUES (102, 4, 'after the index'), (103, 3, 'after, of 3')");
     let at = mark_point(&c.db, &d.join("at.sql"));
     c.db.sql("INSERT INTO users VALUES (90, 'marker')");
-    c.wait_restorable();
-    assert_eq!(c.stop(), Some(0), "{}", c.log());
-    c.check_log();
-    let (code, _, err) = run(&cfg, &["erase", "add", "--", "3"]);
-    assert_eq!(code, 0, "{err}");
+    stop_and_erase(&mut c, &cfg, &["3"]);
     restores_equal(
         &cfg,
         &d,

@@ -49,14 +49,20 @@ pub(crate) fn point_after_in(
     c.db.sql(changes);
     let at = mark_point(&c.db, &d.join("at.sql"));
     c.db.sql(marker);
+    stop_and_erase(&mut c, &cfg, erased);
+    (c, d, cfg, at)
+}
+
+/// Waits until everything stored is restorable, stops the capture (its
+/// log checked against the README), then erases `erased`.
+pub(crate) fn stop_and_erase(c: &mut Capture, cfg: &std::path::Path, erased: &[&str]) {
     c.wait_restorable();
     assert_eq!(c.stop(), Some(0), "{}", c.log());
     c.check_log();
     let mut add = vec!["erase", "add", "--"];
     add.extend(erased);
-    let (code, _, err) = run(&cfg, &add);
+    let (code, _, err) = run(cfg, &add);
     assert_eq!(code, 0, "{err}");
-    (c, d, cfg, at)
 }
 
 /// Flips a byte near the end of `table`'s first object in base `base`

@@ -18,7 +18,15 @@ use std::path::Path;
 
 /// Restores `at` into a database and into a SQL file loaded by psql; both
 /// must equal `truth` table by table and hold no erased id it does not.
-fn restores_equal(cfg: &Path, d: &Path, at: &str, truth: &TestDb, erased: &[&str], what: &str) {
+/// The two restored databases, for more checks.
+pub(crate) fn restores_equal(
+    cfg: &Path,
+    d: &Path,
+    at: &str,
+    truth: &TestDb,
+    erased: &[&str],
+    what: &str,
+) -> (TestDb, TestDb) {
     let want = fingerprints(truth);
     let erased: Vec<String> = erased.iter().map(|s| s.to_string()).collect();
     let dst = TestDb::create("pitr_types_dst");
@@ -37,6 +45,7 @@ fn restores_equal(cfg: &Path, d: &Path, at: &str, truth: &TestDb, erased: &[&str
     let what = format!("{what} --to-file");
     compare(truth, &want, &loaded, &what);
     leak_check(truth, &loaded, &erased, &what);
+    (dst, loaded)
 }
 
 /// The policies case of `schemas::policies` (users dropped; customers a
