@@ -56,17 +56,24 @@ async fn superuser(conn: &PgConn) -> Result<bool, SourceError> {
     Ok(row.get(0))
 }
 
-/// `Some(true)` when schema `lethe` exists and is lethe's, `Some(false)`
-/// when it exists and is not (lethe then leaves it alone, and backs it up
-/// like any other), `None` when there is none.
+/// `Some(true)` when schema `lethe` exists and is lethe's: marked by its
+/// comment and holding lethe's two functions and nothing else.
+/// `Some(false)` when it exists and is not, or holds anything more (lethe
+/// then leaves it alone, and backs it up like any other schema: a table
+/// someone put there is never left out of a base). `None` when there is
+/// none.
 ///
 /// # Errors
 /// The catalog cannot be read.
 pub async fn lethe_schema(conn: &PgConn) -> Result<Option<bool>, SourceError> {
     let row = conn
         .query_opt(
-            "SELECT obj_description(oid, 'pg_namespace') IS NOT DISTINCT FROM $2 \
-             FROM pg_namespace WHERE nspname = $1",
+            "SELECT obj_description(n.oid, 'pg_namespace') IS NOT DISTINCT FROM $2 \
+                AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid) \
+                AND NOT EXISTS (SELECT 1 FROM pg_type t WHERE t.typnamespace = n.oid) \
+                AND NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = n.oid \
+                                AND p.proname NOT IN ('capture_ddl', 'capture_drop')) \
+             FROM pg_namespace n WHERE n.nspname = $1",
             &[&SCHEMA, &MARK],
         )
         .await
@@ -112,7 +119,8 @@ pub async fn possible(conn: &PgConn) -> Result<DdlCapture, SourceError> {
     }
     if lethe_schema(conn).await? == Some(false) {
         return Ok(DdlCapture::Digest(format!(
-            "the source has a schema named {SCHEMA} that lethe did not create; lethe leaves it alone and installs no event trigger"
+            "the source has a schema named {SCHEMA} that lethe did not create, or that holds objects lethe did not put there; \
+             lethe leaves it alone (and backs it up) and installs no event trigger"
         )));
     }
     Ok(DdlCapture::EventTriggers)

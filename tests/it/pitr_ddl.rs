@@ -258,3 +258,51 @@ fn without_a_superuser_an_index_made_during_capture_costs_a_base_and_is_restored
         "after the index's base",
     );
 }
+
+/// A table someone put into schema `lethe` makes it not lethe's alone: a
+/// snapshot backs the schema up with the table (never left out), and
+/// `continuous disable` drops the triggers but leaves the schema.
+#[test]
+fn a_table_put_into_lethes_schema_is_backed_up_and_the_schema_is_left_alone() {
+    let db = LogicalDb::create("pitr_ddl_own");
+    db.sql(
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL); \
+            INSERT INTO users VALUES (1, 'one'), (2, 'two');",
+    );
+    let (mut c, _d, cfg) = capturing(db);
+    assert_eq!(
+        lethe_objects(&|q| c.db.sql(q)),
+        "3",
+        "schema lethe and two triggers"
+    );
+    assert_eq!(c.stop(), Some(0), "{}", c.log());
+    c.db.sql(
+        "CREATE TABLE lethe.kept (id int PRIMARY KEY, note text); \
+              INSERT INTO lethe.kept VALUES (1, 'not lethe''s'), (2, 'kept');",
+    );
+
+    let (code, _, err) = run(&cfg, &["snapshot"]);
+    assert_eq!(code, 0, "{err}");
+    let dst = crate::common::TestDb::create("pitr_ddl_own_dst");
+    let (code, _, err) = run(&cfg, &["restore", "latest", "--target", &dst.url]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        dst.sql("SELECT string_agg(id || ':' || note, ',' ORDER BY id) FROM lethe.kept")
+            .trim(),
+        "1:not lethe's,2:kept"
+    );
+    // lethe's triggers never reach a restore, whoever owns the schema.
+    assert_eq!(
+        dst.sql("SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'lethe%'")
+            .trim(),
+        "0"
+    );
+
+    let (code, out, err) = run(&cfg, &["continuous", "disable"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("removed event triggers") && !out.contains("removed schema"),
+        "{out}"
+    );
+    assert_eq!(c.db.sql("SELECT count(*) FROM lethe.kept").trim(), "2");
+}
