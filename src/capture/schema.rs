@@ -28,6 +28,14 @@ pub struct SchemaWatch {
     digest: Option<String>,
     /// A change was seen: the check time stays put until a base.
     waiting: bool,
+    /// Captured DDL no restore can replay, seen while a change waited (from
+    /// another transaction than the one that made it wait): it may have
+    /// committed after the waiting base's snapshot, so that base is
+    /// followed by one more (captured DDL leaves the digest unchanged, so
+    /// no read would see it).
+    again: Option<String>,
+    /// The commit bound of the captured DDL that made the change wait.
+    waiting_for: Option<DateTime<Utc>>,
 }
 
 impl SchemaWatch {
@@ -36,6 +44,8 @@ impl SchemaWatch {
         SchemaWatch {
             digest,
             waiting: false,
+            again: None,
+            waiting_for: None,
         }
     }
 
@@ -88,9 +98,13 @@ impl SchemaWatch {
         before: Option<DateTime<Utc>>,
     ) -> Option<SchemaChange> {
         if self.waiting {
+            if before.is_some() && before != self.waiting_for {
+                self.again.get_or_insert(what);
+            }
             return None;
         }
         self.waiting = true;
+        self.waiting_for = before;
         // Before the schema is read once (a base of older lethe), the last
         // commit stored in the old shape bounds it.
         let since = match (head.schema_checked_at.or(head.last_commit_at), before) {
@@ -106,18 +120,27 @@ impl SchemaWatch {
     /// change (and one more base). The check time does not move here: the
     /// base's snapshot is older than its id's time, so the next read moves
     /// it.
+    ///
+    /// Captured DDL no restore can replay, seen while another change
+    /// waited for this base, is a change too, from the same check time.
     pub fn base_stored(&mut self, head: &Head, digest: Option<&str>) -> Option<SchemaChange> {
+        self.waiting_for = None;
+        let again = self.again.take().map(|what| SchemaChange {
+            since: head.schema_checked_at.or(head.last_commit_at),
+            what: format!("{what} (seen while a base was being taken)"),
+        });
         let Some(digest) = digest else {
-            self.waiting = false;
-            return None;
+            self.waiting = again.is_some();
+            return again;
         };
-        let change =
+        let change = again.or_else(|| {
             (!self.waiting && self.digest.as_deref().is_some_and(|r| r != digest)).then(|| {
                 SchemaChange {
                     since: head.schema_checked_at,
                     what: "the schema changed between the last check and a base".to_string(),
                 }
-            });
+            })
+        });
         self.digest = Some(digest.to_string());
         self.waiting = change.is_some();
         change

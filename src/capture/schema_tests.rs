@@ -119,3 +119,27 @@ fn captured_ddl_after_a_check_read_past_its_commit_starts_the_change_at_the_comm
         .expect("a change");
     assert_eq!(c.since, Some(at("2026-12-01T00:00:20Z")));
 }
+
+#[test]
+fn a_change_seen_in_the_stream_while_a_base_is_taken_makes_one_more_base() {
+    let mut h = head();
+    let mut w = SchemaWatch::new(Some("a".into()));
+    w.read(&mut h, "a", at("2026-12-01T00:00:10Z"));
+    let first = Some(at("2026-12-01T00:00:11Z"));
+    assert!(w.seen(&h, "ALTER INDEX public.i".into(), first).is_some());
+    // More of the same transaction, and a shape change: no more bases.
+    assert!(w.seen(&h, "ALTER VIEW public.v".into(), first).is_none());
+    assert!(w.seen(&h, "t changed shape".into(), None).is_none());
+    assert!(w.base_stored(&h, Some("a")).is_none());
+    // Captured DDL of another transaction while a base is taken.
+    assert!(w.seen(&h, "ALTER INDEX public.i".into(), first).is_some());
+    let later = Some(at("2026-12-01T00:00:12Z"));
+    assert!(w.seen(&h, "ALTER INDEX public.j".into(), later).is_none());
+    assert!(w.seen(&h, "ALTER VIEW public.w".into(), later).is_none());
+    let c = w.base_stored(&h, Some("b")).expect("one more base");
+    assert!(c.what.starts_with("ALTER INDEX public.j"), "{}", c.what);
+    assert_eq!(c.since, Some(at("2026-12-01T00:00:10Z")));
+    // That base ends it.
+    assert!(w.base_stored(&h, Some("b")).is_none());
+    assert!(w.base_stored(&h, Some("b")).is_none());
+}
