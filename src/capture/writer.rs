@@ -177,8 +177,7 @@ pub fn run(
                     txn_at = commit_time_to_utc(commit_time);
                     skipping = txn_commit_lsn < stored.head.end_lsn;
                     if !skipping {
-                        let at = commit_time_to_utc(commit_time)
-                            .ok_or(WriterError::Time(commit_time))?;
+                        let at = txn_at.ok_or(WriterError::Time(commit_time))?;
                         let seg = open.get_or_insert_with(|| {
                             OpenSegment::begin(stored.chain_end, txn_commit_lsn, at, ctx)
                         });

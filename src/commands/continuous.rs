@@ -55,10 +55,13 @@ pub async fn disable(ctx: &Ctx) -> anyhow::Result<i32> {
         println!("removed publication {}", c.publication);
     }
     if removed.ddl.triggers {
-        println!("removed event triggers lethe_ddl_end and lethe_sql_drop");
+        println!(
+            "removed event triggers {}",
+            crate::pg::ddl_capture::TRIGGERS.join(" and ")
+        );
     }
     if removed.ddl.schema {
-        println!("removed schema lethe");
+        println!("removed schema {}", crate::pg::ddl_capture::SCHEMA);
     }
     if !removed.slot && !removed.publication && removed.ddl == Default::default() {
         println!(

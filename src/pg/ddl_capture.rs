@@ -15,7 +15,7 @@
 //! [`PostDataCut`] removes the event triggers from post-data, which pg_dump
 //! cannot exclude.
 
-use super::{PgConn, SourceError, query_err};
+use super::{PgConn, SourceError, query_err, quote_literal};
 
 /// lethe's schema on the source.
 pub const SCHEMA: &str = "lethe";
@@ -93,14 +93,17 @@ pub async fn install(conn: &PgConn) -> Result<DdlCapture, SourceError> {
     if possible != DdlCapture::EventTriggers {
         return Ok(possible);
     }
-    conn.batch_execute(&format!("BEGIN; {INSTALL_SQL}; COMMIT"))
-        .await
-        .map_err(|e| {
-            query_err(
-                "installing the DDL capture (schema lethe, event triggers)",
-                &e,
-            )
-        })?;
+    conn.batch_execute(&format!(
+        "BEGIN; {INSTALL_SQL}; COMMENT ON SCHEMA {SCHEMA} IS {}; COMMIT",
+        quote_literal(MARK)
+    ))
+    .await
+    .map_err(|e| {
+        query_err(
+            "installing the DDL capture (schema lethe, event triggers)",
+            &e,
+        )
+    })?;
     Ok(DdlCapture::EventTriggers)
 }
 
@@ -150,9 +153,16 @@ pub async fn remove(conn: &PgConn) -> Result<RemovedDdl, SourceError> {
         .get(0);
     let ours = lethe_schema(conn).await? == Some(true);
     if present > 0 {
-        conn.batch_execute("DROP EVENT TRIGGER IF EXISTS lethe_ddl_end; DROP EVENT TRIGGER IF EXISTS lethe_sql_drop")
-            .await
-            .map_err(|e| query_err("dropping event triggers lethe_ddl_end and lethe_sql_drop", &e))?;
+        let drops: String = TRIGGERS
+            .iter()
+            .map(|t| format!("DROP EVENT TRIGGER IF EXISTS {t};"))
+            .collect();
+        conn.batch_execute(&drops).await.map_err(|e| {
+            query_err(
+                &format!("dropping event triggers {}", TRIGGERS.join(", ")),
+                &e,
+            )
+        })?;
     }
     if ours {
         conn.batch_execute(
@@ -211,10 +221,13 @@ impl PostDataCut {
     }
 
     fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
-        if TRIGGERS
-            .iter()
-            .any(|t| line.starts_with(format!("-- Name: {t}; Type: EVENT TRIGGER;").as_bytes()))
-        {
+        let header = line.strip_prefix(b"-- Name: ").is_some_and(|rest| {
+            TRIGGERS.iter().any(|t| {
+                rest.strip_prefix(t.as_bytes())
+                    .is_some_and(|r| r.starts_with(b"; Type: EVENT TRIGGER;"))
+            })
+        });
+        if header {
             self.cutting = true;
             return;
         }

@@ -1,4 +1,4 @@
--- lethe's DDL capture (src/continuous/ddl.rs): two event triggers that put
+-- lethe's DDL capture (src/pg/ddl_capture.rs): two event triggers that put
 -- every DDL command of this database into the logical stream, at its place
 -- in its transaction, as pg_logical_emit_message(true, 'lethe.ddl', json):
 --   {"v":1, "event":"end"|"drop", "tag":…, "type":…, "identity":…,
@@ -10,9 +10,10 @@
 -- tables, columns, keys, types…, which the schema digest judges as before.
 -- Installed by the capture when its role is a superuser; removed by
 -- `lethe continuous disable`. Never in a base: pg_dump runs with
--- --exclude-schema=lethe and the triggers are cut from post-data.
+-- --exclude-schema=lethe and the triggers are cut from post-data. The
+-- schema's comment, which marks it as lethe's, is set by install() from
+-- ddl_capture.rs's MARK (one spelling for the mark and its check).
 CREATE SCHEMA IF NOT EXISTS lethe;
-COMMENT ON SCHEMA lethe IS 'lethe continuous capture: DDL capture (removed by lethe continuous disable)';
 
 CREATE OR REPLACE FUNCTION lethe.capture_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $lethe$

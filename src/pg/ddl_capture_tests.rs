@@ -79,3 +79,22 @@ fn output_without_lethes_triggers_passes_unchanged_even_without_a_last_newline()
         assert_eq!(cut_in_chunks(plain, size), plain);
     }
 }
+
+/// The trigger names live in Rust (removal, the post-data cut) and in two
+/// SQL files (installation, the digest's "captured" test): one spelling.
+#[test]
+fn the_install_and_digest_sql_name_the_triggers_the_code_names() {
+    for t in super::TRIGGERS {
+        assert!(
+            super::INSTALL_SQL.contains(&format!("EVENT TRIGGER {t} ")),
+            "{t}"
+        );
+        assert!(
+            include_str!("schema_digest.sql").contains(&format!("'{t}'")),
+            "{t}"
+        );
+    }
+    assert!(
+        super::INSTALL_SQL.contains(&format!("CREATE SCHEMA IF NOT EXISTS {};", super::SCHEMA))
+    );
+}
