@@ -23,6 +23,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/bench/wait-event.sh
+. "$HERE/wait-event.sh"
 REPO_ROOT=$(cd "$HERE/../.." && pwd)
 export PGHOST=127.0.0.1 PGPORT=${PGPORT:-5499} PGUSER=postgres
 DB=${DB:-lethe_bench_cpu}
@@ -101,12 +103,7 @@ CONF
 
 "$LETHE" --config "$W/cont.toml" daemon </dev/null >/dev/null 2>>"$W/daemon.log" &
 DPID=$!
-end=$((SECONDS + 120))
-until grep -q '"event":"continuous.base_completed"' "$W/daemon.log"; do
-  kill -0 "$DPID" 2>/dev/null || { tail -20 "$W/daemon.log" >&2; exit 1; }
-  ((SECONDS < end)) || { echo "no base in 120 s" >&2; exit 1; }
-  sleep 0.5
-done
+wait_event "$W/daemon.log" continuous.base_completed 1 120 "$DPID"
 sleep 10
 HZ=$(getconf CLK_TCK)
 rec lethe "$("$LETHE" --version 2>/dev/null | head -1)"

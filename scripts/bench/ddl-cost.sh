@@ -46,6 +46,8 @@ trap cleanup EXIT
 psql -XAtq -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "DROP ROLE IF EXISTS $ROLE" \
   -c "CREATE DATABASE $DB" -c "CREATE ROLE $ROLE LOGIN PASSWORD 'pw' REPLICATION"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/bench/wait-event.sh
+. "$HERE/wait-event.sh"
 if [[ ${DATA:-pgbench} == gen ]]; then
   # The benchmark database (gen.sql; scale 1: ~1 GB), its orders indexed.
   psql -Xq -d "$DB" -v scale="${GEN_SCALE:-1}" -f "$HERE/gen.sql" 2>&1 | grep -v '^Time:' >&2 || true
@@ -65,7 +67,7 @@ sql "GRANT CREATE ON DATABASE $DB TO $ROLE"
 rec lethe "$("$LETHE" --version 2>/dev/null | head -1)"
 rec database_bytes "$(sql "SELECT pg_database_size('$DB')")"
 
-bases() { grep -c '"event":"continuous.base_completed"' "$1" || true; }
+bases() { count_event "$1" continuous.base_completed; }
 for mode in superuser replication; do
   if [[ $mode == superuser ]]; then url="postgres://postgres@127.0.0.1:$PGPORT/$DB"
   else url="postgres://$ROLE:pw@127.0.0.1:$PGPORT/$DB"; fi
@@ -93,12 +95,7 @@ CONF
   log="$W/daemon-$mode.log"
   "$LETHE" --config "$W/$mode.toml" daemon </dev/null >/dev/null 2>>"$log" &
   DPID=$!
-  end=$((SECONDS + 300))
-  until (( $(bases "$log") >= 1 )); do
-    kill -0 "$DPID" 2>/dev/null || { tail -20 "$log" >&2; exit 1; }
-    ((SECONDS < end)) || { echo "no base in 300 s" >&2; exit 1; }
-    sleep 0.5
-  done
+  wait_event "$log" continuous.base_completed 1 300 "$DPID"
   sleep 8
   rec "${mode}_ddl_capture" "$(grep -o '"ddl_capture":"[a-z_]*"' "$log" | head -1)"
   before=$(du -sb "$repo" | cut -f1)
