@@ -306,3 +306,65 @@ fn a_table_put_into_lethes_schema_is_backed_up_and_the_schema_is_left_alone() {
     );
     assert_eq!(c.db.sql("SELECT count(*) FROM lethe.kept").trim(), "2");
 }
+
+/// Captured DDL that fails in the target (an index in a tablespace the
+/// target's cluster does not have) fails the restore naming the statement
+/// and its commit, and leaves no row in the target.
+#[test]
+fn captured_ddl_that_fails_in_the_target_leaves_no_rows_and_names_the_statement() {
+    let db = LogicalDb::create("pitr_ddl_fail");
+    db.sql(SCHEMA);
+    // A tablespace of the source's cluster only.
+    let ts = format!("lethe_ts_{:08x}", rand::random::<u32>());
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The server (user postgres) must reach it through the temp dir.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let loc = dir.path().join("ts");
+    std::fs::create_dir(&loc).expect("mkdir");
+    let ok = std::process::Command::new("chown")
+        .args(["postgres:postgres", loc.to_str().expect("utf-8")])
+        .status()
+        .expect("chown")
+        .success();
+    assert!(ok, "chown the tablespace directory");
+    crate::common::psql_at(
+        &crate::common::pg_logical_base(),
+        "postgres",
+        &format!("CREATE TABLESPACE {ts} LOCATION '{}'", loc.display()),
+    );
+    let (mut c, d, cfg) = capturing(db);
+    c.db.sql(&format!(
+        "CREATE INDEX orders_note_ts ON orders (note) TABLESPACE {ts}; \
+         INSERT INTO orders VALUES (101, 4, 'after the index')"
+    ));
+    let at = mark_point(&c.db, &d.join("at.sql"));
+    c.db.sql("INSERT INTO users VALUES (90, 'marker')");
+    stop_and_erase(&mut c, &cfg, &["3"]);
+    assert_eq!(c.count("continuous.base_completed"), 1, "{}", c.log());
+
+    let dst = crate::common::TestDb::create("pitr_ddl_fail_dst");
+    let (code, _, err) = run(&cfg, &["restore", "--at", &at, "--target", &dst.url]);
+    assert_eq!(code, 1, "the restore passed: {err}");
+    assert!(
+        err.contains("replaying the DDL captured in the transaction committed at")
+            && err.contains("orders_note_ts"),
+        "{err}"
+    );
+    for table in ["users", "orders", "parts"] {
+        assert_eq!(
+            dst.sql(&format!("SELECT count(*) FROM {table}")).trim(),
+            "0",
+            "{table} kept rows after the failure"
+        );
+    }
+    drop(c);
+    crate::common::psql_at(
+        &crate::common::pg_logical_base(),
+        "postgres",
+        &format!("DROP TABLESPACE IF EXISTS {ts}"),
+    );
+}
