@@ -14,6 +14,14 @@
 //!
 //! A change undone between two reads (a key added and dropped within one
 //! flush) is not seen: only captured DDL would see it.
+//!
+//! Columns appended by a captured `ALTER TABLE` (`add_columns`, replayed
+//! by a point restore) change the digest too; their message carries the
+//! digest the command left, and a read that finds exactly that becomes the
+//! reference without a change. Only while no other captured DDL (which the
+//! digest judges) came since the last read that vouched for the reference:
+//! the command's digest includes every commit before it, so it would hide
+//! a foreign key added a moment earlier.
 
 use super::writer::SchemaChange;
 use crate::repo::changes::manifest::Head;
@@ -36,6 +44,11 @@ pub struct SchemaWatch {
     again: Option<String>,
     /// The commit bound of the captured DDL that made the change wait.
     waiting_for: Option<DateTime<Utc>>,
+    /// The digest the last captured `add_columns` command left.
+    expect: Option<String>,
+    /// The commit time of the newest captured DDL the digest judges
+    /// (`other`), until a read at or after it finds the reference.
+    others: Option<DateTime<Utc>>,
 }
 
 impl SchemaWatch {
@@ -46,7 +59,22 @@ impl SchemaWatch {
             waiting: false,
             again: None,
             waiting_for: None,
+            expect: None,
+            others: None,
         }
+    }
+
+    /// Captured columns appended (replayed by a restore) in a transaction
+    /// that left the schema with `digest`.
+    pub fn columns_added(&mut self, digest: String) {
+        self.expect = Some(digest);
+    }
+
+    /// Captured DDL the digest judges, committed at `at`: until a read
+    /// after it vouches for the reference, no read is taken as the
+    /// schema an `add_columns` left.
+    pub fn other_ddl(&mut self, at: DateTime<Utc>) {
+        self.others = Some(self.others.map_or(at, |o| o.max(at)));
     }
 
     /// Whether a base digest is known.
@@ -63,8 +91,17 @@ impl SchemaWatch {
         digest: &str,
         at: DateTime<Utc>,
     ) -> Option<SchemaChange> {
+        let explained =
+            !self.waiting && self.others.is_none() && self.expect.as_deref() == Some(digest);
         match &self.digest {
+            Some(r) if r != digest && explained => {
+                self.digest = Some(digest.to_string());
+                self.expect = None;
+                head.schema_checked_at = Some(head.schema_checked_at.map_or(at, |c| c.max(at)));
+                None
+            }
             Some(r) if r != digest => {
+                self.expect = None;
                 let change = (!self.waiting).then(|| SchemaChange {
                     since: head.schema_checked_at,
                     what: "the schema changed (a table, column, key, index, trigger, view, type or function)"
@@ -76,6 +113,9 @@ impl SchemaWatch {
             }
             _ => {
                 self.digest = Some(digest.to_string());
+                if self.others.is_some_and(|o| at >= o) {
+                    self.others = None;
+                }
                 if !self.waiting {
                     head.schema_checked_at = Some(head.schema_checked_at.map_or(at, |c| c.max(at)));
                 }

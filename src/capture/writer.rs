@@ -11,7 +11,7 @@
 use super::segment::{Change, OpenSegment, SegmentError, StreamCtx};
 use crate::pg::replication::{Change as Msg, Confirmer, Frame, RelationMsg};
 use crate::repo::changes::codec::commit_time_to_utc;
-use crate::repo::changes::manifest::{HEAD_FORMAT, Head, RelationDesc, SegmentManifest};
+use crate::repo::changes::manifest::{HEAD_FORMAT, Head, RelColumn, RelationDesc, SegmentManifest};
 use crate::repo::changes::{self, Lsn, ddl};
 use crate::repo::manifest::SequenceValue;
 use crate::storage::{StorageError, StorageExt};
@@ -241,18 +241,8 @@ pub fn run(
                     if !skipping && let Some(seg) = open.as_mut() {
                         seg.change(Change::Message { prefix, content }, &relations, ctx)?;
                     }
-                    // A schema change lethe's event triggers saw but no
-                    // restore can replay: a base, as for one the digest sees.
-                    if !skipping
-                        && prefix == ddl::PREFIX
-                        && let Some(what) = unreplayable(content)
-                        && let Some(c) = schema.watch.seen(
-                            &stored.head,
-                            what,
-                            txn_at.map(|t| t - chrono::Duration::microseconds(1)),
-                        )
-                    {
-                        schema_changed(changed, c);
+                    if !skipping && prefix == ddl::PREFIX {
+                        captured_ddl(content, txn_at, &mut stored, &mut schema.watch, changed);
                     }
                 }
                 Msg::Commit {
@@ -408,14 +398,58 @@ fn late(commit_at: DateTime<Utc>) -> Duration {
         .min(ARRIVAL_ALLOWANCE)
 }
 
-/// What makes a captured DDL command (`repo::changes::ddl`) a change no
-/// restore can replay, or `None` when a restore replays it (or the digest
-/// judges it).
-fn unreplayable(content: &[u8]) -> Option<String> {
-    match ddl::Ddl::parse(content) {
-        Ok(d) => (d.meaning() == ddl::Meaning::Unreplayable)
-            .then(|| format!("{}, which a restore cannot replay", d.describe())),
-        Err(e) => Some(e),
+/// A command lethe's event triggers captured (`repo::changes::ddl`), in a
+/// transaction committed at `txn_at`:
+/// - one no restore can replay (or a message lethe cannot read): a base,
+///   as for a change the digest sees;
+/// - columns appended: the table's shape takes them (so its next Relation
+///   message is no change) and the digest the command left is expected;
+/// - one the digest judges: noted, so no read is taken for what appended
+///   columns left until a read after it.
+fn captured_ddl(
+    content: &[u8],
+    txn_at: Option<DateTime<Utc>>,
+    stored: &mut Stored,
+    watch: &mut super::schema::SchemaWatch,
+    changed: &mpsc::Sender<SchemaChange>,
+) {
+    let what = match ddl::Ddl::parse(content) {
+        Ok(d) => match d.meaning() {
+            ddl::Meaning::Replay(_) => return,
+            ddl::Meaning::Other => {
+                if let Some(at) = txn_at {
+                    watch.other_ddl(at);
+                }
+                return;
+            }
+            ddl::Meaning::AddColumns(a) => {
+                if let Some(desc) = stored.shapes.get_mut(&a.relid) {
+                    let key = desc.replident == "f";
+                    desc.columns.extend(a.columns.iter().map(|c| RelColumn {
+                        name: c.name.clone(),
+                        type_oid: c.type_oid,
+                        typmod: c.typmod,
+                        type_name: None,
+                        base_type: None,
+                        attnum: None,
+                        key,
+                    }));
+                }
+                watch.columns_added(a.digest);
+                return;
+            }
+            ddl::Meaning::Unreplayable => {
+                format!("{}, which a restore cannot replay", d.describe())
+            }
+        },
+        Err(e) => e,
+    };
+    if let Some(c) = watch.seen(
+        &stored.head,
+        what,
+        txn_at.map(|t| t - chrono::Duration::microseconds(1)),
+    ) {
+        schema_changed(changed, c);
     }
 }
 

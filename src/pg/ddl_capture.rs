@@ -22,8 +22,31 @@ pub const SCHEMA: &str = "lethe";
 /// The schema's comment, which marks it as lethe's.
 const MARK: &str = "lethe continuous capture: DDL capture (removed by lethe continuous disable)";
 /// The event triggers.
-pub const TRIGGERS: [&str; 2] = ["lethe_ddl_end", "lethe_sql_drop"];
+pub const TRIGGERS: [&str; 3] = ["lethe_ddl_end", "lethe_sql_drop", "lethe_ddl_start"];
+/// lethe's functions in its schema, with their argument types.
+const FUNCTIONS: [&str; 5] = [
+    "capture_ddl()",
+    "capture_drop()",
+    "capture_start()",
+    "table_shape(oid, int)",
+    "schema_digest()",
+];
 const INSTALL_SQL: &str = include_str!("ddl_capture.sql");
+
+/// `lethe.schema_digest()`: the digest the capture reads at each flush
+/// (`pg::digest`), for `capture_ddl` to put in an `add_columns` message,
+/// so the capture knows the schema that command left (and a read that
+/// shows anything more is a change). Same settings as lethe's sessions.
+fn digest_function() -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION lethe.schema_digest() RETURNS text LANGUAGE sql STABLE \
+         SET search_path = pg_catalog SET extra_float_digits = 3 SET DateStyle = ISO SET IntervalStyle = postgres \
+         AS $lethe_digest$ SELECT d FROM ({}) AS q(d, t, x) $lethe_digest$",
+        crate::pg::digest::DIGEST_SQL
+            .trim_end()
+            .trim_end_matches(';')
+    )
+}
 
 /// How schema changes are seen on this source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +65,14 @@ impl DdlCapture {
             DdlCapture::Digest(_) => "schema_digest",
         }
     }
+}
+
+/// The names of lethe's functions, for the catalog.
+fn function_names() -> Vec<String> {
+    FUNCTIONS
+        .iter()
+        .map(|f| f.split('(').next().unwrap_or(f).to_string())
+        .collect()
 }
 
 /// Whether the session's role is a superuser.
@@ -72,9 +103,9 @@ pub async fn lethe_schema(conn: &PgConn) -> Result<Option<bool>, SourceError> {
                 AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid) \
                 AND NOT EXISTS (SELECT 1 FROM pg_type t WHERE t.typnamespace = n.oid) \
                 AND NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = n.oid \
-                                AND p.proname NOT IN ('capture_ddl', 'capture_drop')) \
+                                AND NOT p.proname = ANY($3)) \
              FROM pg_namespace n WHERE n.nspname = $1",
-            &[&SCHEMA, &MARK],
+            &[&SCHEMA, &MARK, &function_names()],
         )
         .await
         .map_err(|e| query_err("reading schema lethe", &e))?;
@@ -94,7 +125,8 @@ pub async fn install(conn: &PgConn) -> Result<DdlCapture, SourceError> {
         return Ok(possible);
     }
     conn.batch_execute(&format!(
-        "BEGIN; {INSTALL_SQL}; COMMENT ON SCHEMA {SCHEMA} IS {}; COMMIT",
+        "BEGIN; CREATE SCHEMA IF NOT EXISTS {SCHEMA}; {}; {INSTALL_SQL}; COMMENT ON SCHEMA {SCHEMA} IS {}; COMMIT",
+        digest_function(),
         quote_literal(MARK)
     ))
     .await
@@ -165,11 +197,18 @@ pub async fn remove(conn: &PgConn) -> Result<RemovedDdl, SourceError> {
         })?;
     }
     if ours {
-        conn.batch_execute(
-            "DROP FUNCTION IF EXISTS lethe.capture_ddl(); DROP FUNCTION IF EXISTS lethe.capture_drop(); DROP SCHEMA lethe",
-        )
-        .await
-        .map_err(|e| query_err("dropping schema lethe (it must hold only lethe's functions)", &e))?;
+        let drops: String = FUNCTIONS
+            .iter()
+            .map(|f| format!("DROP FUNCTION IF EXISTS {SCHEMA}.{f}; "))
+            .collect();
+        conn.batch_execute(&format!("{drops}DROP SCHEMA {SCHEMA}"))
+            .await
+            .map_err(|e| {
+                query_err(
+                    "dropping schema lethe (it must hold only lethe's functions)",
+                    &e,
+                )
+            })?;
     }
     Ok(RemovedDdl {
         triggers: present > 0,

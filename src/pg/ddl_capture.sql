@@ -5,9 +5,15 @@
 --    "change":"replay"|"unreplayable"|"other", "sql":…}
 -- "replay": an index, trigger, view or function created or dropped; "sql"
 -- rebuilds it exactly (PostgreSQL's own pg_get_*def, names qualified) and a
--- restore runs it after post-data. "unreplayable": another change to such an
--- object (ALTER … RENAME, say): the capture takes a new base. "other":
--- tables, columns, keys, types…, which the schema digest judges as before.
+-- restore runs it after post-data. "add_columns": an ALTER TABLE that only
+-- appended columns to a plain keyed table, without rewriting it or touching
+-- anything else (lethe_ddl_start keeps each table's shape as the command
+-- starts, to compare): the message also carries the table, its oid, the new
+-- columns with the value rows stored before the command read in them
+-- (attmissingval), and the schema digest after the command; a restore adds
+-- them after pre-data. "unreplayable": another change to an index, trigger,
+-- view or function (ALTER … RENAME, say): the capture takes a new base.
+-- "other": tables, columns, keys, types…: a new base too.
 -- Installed by the capture when its role is a superuser; removed by
 -- `lethe continuous disable`. Never in a base: pg_dump runs with
 -- --exclude-schema=lethe and the triggers are cut from post-data. The
@@ -15,12 +21,58 @@
 -- ddl_capture.rs's MARK (one spelling for the mark and its check).
 CREATE SCHEMA IF NOT EXISTS lethe;
 
-CREATE OR REPLACE FUNCTION lethe.capture_ddl() RETURNS event_trigger
+-- A table's shape up to column `upto`: everything an ALTER TABLE can change
+-- but appending a column (its storage included, so a rewrite shows).
+CREATE OR REPLACE FUNCTION lethe.table_shape(rel oid, upto int) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lethe$
+  SELECT concat_ws('|', c.relkind, c.relfilenode, c.relowner, c.relacl::text, c.reloptions::text,
+    c.relreplident, c.relrowsecurity, c.relforcerowsecurity, c.relpersistence, c.reltablespace,
+    c.relispartition, c.reloftype, c.relam, c.relname, c.relnamespace,
+    (SELECT string_agg(concat_ws(':', a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+       a.attisdropped, a.attidentity, a.attgenerated, a.attcollation, a.attstorage, a.attcompression,
+       a.attstattarget, a.attacl::text, a.attoptions::text, a.attfdwoptions::text,
+       pg_get_expr(d.adbin, d.adrelid)), ',' ORDER BY a.attnum)
+       FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE a.attrelid = rel AND a.attnum > 0 AND a.attnum <= upto),
+    (SELECT string_agg(k.conname || ':' || pg_get_constraintdef(k.oid), ',' ORDER BY k.conname)
+       FROM pg_constraint k WHERE k.conrelid = rel),
+    (SELECT string_agg(i.indexrelid::text || ':' || i.indisclustered || i.indisreplident, ',' ORDER BY i.indexrelid)
+       FROM pg_index i WHERE i.indrelid = rel),
+    (SELECT string_agg(t.tgname || ':' || t.tgenabled::text, ',' ORDER BY t.tgname)
+       FROM pg_trigger t WHERE t.tgrelid = rel),
+    (SELECT string_agg(w.rulename || ':' || w.ev_enabled::text, ',' ORDER BY w.rulename)
+       FROM pg_rewrite w WHERE w.ev_class = rel),
+    (SELECT string_agg(h.inhrelid || ':' || h.inhparent, ',' ORDER BY h.inhrelid, h.inhparent)
+       FROM pg_inherits h WHERE h.inhrelid = rel OR h.inhparent = rel))
+  FROM pg_class c WHERE c.oid = rel
+$lethe$;
+
+-- As an ALTER TABLE starts: every plain table's column count and shape, for
+-- capture_ddl to compare with when it ends (a setting of this transaction).
+CREATE OR REPLACE FUNCTION lethe.capture_start() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $lethe$
+BEGIN
+  IF current_setting('wal_level') <> 'logical' THEN RETURN; END IF;
+  PERFORM set_config('lethe.before', coalesce((
+    SELECT json_object_agg(c.oid, json_build_array(c.relnatts, lethe.table_shape(c.oid, c.relnatts)))
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'lethe')
+       AND n.nspname !~ '^pg_(toast|temp_)'), '{}')::text, true);
+END
+$lethe$;
+
+CREATE OR REPLACE FUNCTION lethe.capture_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET DateStyle = ISO SET IntervalStyle = postgres
+SET extra_float_digits = 3 AS $lethe$
 DECLARE
   r record;
   change text;
   stmt text;
+  before json;
+  natts int;
+  added json;
+  table_name json;
 BEGIN
   -- A copy of this database (a pg_dump of it loaded elsewhere) carries the
   -- triggers; where nothing can decode the stream they do nothing.
@@ -30,7 +82,51 @@ BEGIN
                OR (r.object_type = 'schema' AND r.object_identity = 'lethe');
     change := 'other';
     stmt := NULL;
-    IF r.object_type IN ('index', 'trigger', 'view', 'function', 'procedure') THEN
+    added := NULL;
+    table_name := NULL;
+    IF r.command_tag = 'ALTER TABLE' AND r.object_type = 'table' THEN
+      -- Columns appended, and nothing else changed: a keyed plain table with
+      -- no generated column, no parent or child, not rewritten.
+      before := current_setting('lethe.before', true)::json -> r.objid::text;
+      natts := (before ->> 0)::int;
+      IF before IS NOT NULL
+         AND lethe.table_shape(r.objid, natts) = before ->> 1
+         AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.objid AND c.relkind = 'r'
+                      AND c.relreplident IN ('d', 'i'))
+         AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = r.objid AND (i.indisprimary OR i.indisreplident))
+         AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = r.objid OR h.inhparent = r.objid)
+         AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.objid AND a.attnum > 0
+                          AND (a.attgenerated <> '' OR (a.attnum > natts AND (a.attisdropped OR a.attidentity <> ''))))
+         AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.objid AND a.attnum > natts) THEN
+        change := 'add_columns';
+        SELECT json_build_object('schema', n.nspname, 'name', c.relname) INTO table_name
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = r.objid;
+        SELECT json_agg(json_build_object(
+                 'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+                 'type_oid', a.atttypid, 'typmod', a.atttypmod, 'not_null', a.attnotnull,
+                 'default', pg_get_expr(d.adbin, d.adrelid),
+                 'base_type', (WITH RECURSIVE b(oid, mod, depth) AS (
+                     SELECT a.atttypid, a.atttypmod, 0
+                     UNION ALL SELECT ty.typbasetype, ty.typtypmod, b.depth + 1
+                       FROM b JOIN pg_type ty ON ty.oid = b.oid WHERE ty.typtype = 'd')
+                   SELECT format_type(b.oid, b.mod) FROM b ORDER BY b.depth DESC LIMIT 1),
+                 'nondeterministic', coalesce(NOT co.collisdeterministic, false),
+                 'missing', CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END)
+                 ORDER BY a.attnum),
+               string_agg('ALTER TABLE ONLY ' || r.object_identity || ' ADD COLUMN ' || quote_ident(a.attname)
+                 || ' ' || format_type(a.atttypid, a.atttypmod)
+                 || CASE WHEN a.attcollation <> t.typcollation
+                         THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) ELSE '' END
+                 || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+                 || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END, '; ' ORDER BY a.attnum)
+          INTO added, stmt
+          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          LEFT JOIN pg_collation co ON co.oid = a.attcollation
+          LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+         WHERE a.attrelid = r.objid AND a.attnum > natts;
+      END IF;
+    ELSIF r.object_type IN ('index', 'trigger', 'view', 'function', 'procedure') THEN
       IF r.command_tag = 'CREATE INDEX' AND r.object_type = 'index' THEN
         -- An index a constraint owns, or a partition's copy of its parent's,
         -- comes with the command that made its owner.
@@ -62,9 +158,17 @@ BEGIN
         change := 'unreplayable';
       END IF;
     END IF;
-    PERFORM pg_logical_emit_message(true, 'lethe.ddl', json_build_object(
-      'v', 1, 'event', 'end', 'tag', r.command_tag, 'type', r.object_type,
-      'identity', r.object_identity, 'change', change, 'sql', stmt)::text);
+    IF change = 'add_columns' THEN
+      PERFORM pg_logical_emit_message(true, 'lethe.ddl', json_build_object(
+        'v', 1, 'event', 'end', 'tag', r.command_tag, 'type', r.object_type,
+        'identity', r.object_identity, 'change', change, 'sql', stmt,
+        'table', table_name, 'relid', r.objid, 'columns', added,
+        'digest', lethe.schema_digest())::text);
+    ELSE
+      PERFORM pg_logical_emit_message(true, 'lethe.ddl', json_build_object(
+        'v', 1, 'event', 'end', 'tag', r.command_tag, 'type', r.object_type,
+        'identity', r.object_identity, 'change', change, 'sql', stmt)::text);
+    END IF;
   END LOOP;
 END
 $lethe$;
@@ -119,6 +223,11 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'lethe_sql_drop') THEN
     CREATE EVENT TRIGGER lethe_sql_drop ON sql_drop EXECUTE FUNCTION lethe.capture_drop();
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'lethe_ddl_start') THEN
+    CREATE EVENT TRIGGER lethe_ddl_start ON ddl_command_start WHEN TAG IN ('ALTER TABLE')
+      EXECUTE FUNCTION lethe.capture_start();
+  END IF;
+  ALTER EVENT TRIGGER lethe_ddl_start ENABLE ALWAYS;
   ALTER EVENT TRIGGER lethe_ddl_end ENABLE ALWAYS;
   ALTER EVENT TRIGGER lethe_sql_drop ENABLE ALWAYS;
 END

@@ -97,4 +97,19 @@ fn the_install_and_digest_sql_name_the_triggers_the_code_names() {
     assert!(
         super::INSTALL_SQL.contains(&format!("CREATE SCHEMA IF NOT EXISTS {};", super::SCHEMA))
     );
+    // The digest counts them all as "captured".
+    assert!(
+        include_str!("schema_digest.sql")
+            .contains(&format!("count(*) = {} AS captured", super::TRIGGERS.len()))
+    );
+    // Every function removal drops and the schema check allows is made by
+    // the install (the digest's by `digest_function`).
+    for f in super::function_names() {
+        let made = if f == "schema_digest" {
+            super::digest_function()
+        } else {
+            super::INSTALL_SQL.to_string()
+        };
+        assert!(made.contains(&format!("FUNCTION lethe.{f}(")), "{f}");
+    }
 }

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 /// fingerprint, not for security), with the statement's start time in
 /// microseconds since the epoch and whether any transaction was in progress
 /// in the statement's snapshot.
-const DIGEST_SQL: &str = include_str!("schema_digest.sql");
+pub(crate) const DIGEST_SQL: &str = include_str!("schema_digest.sql");
 
 /// A transaction stamps its commit time before it becomes visible (the
 /// WAL flush, a synchronous standby's answer come in between); one in

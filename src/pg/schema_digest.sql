@@ -1,6 +1,6 @@
 -- The source's schema digest: see src/pg/digest.rs.
-WITH cap AS (SELECT count(*) = 2 AS captured FROM pg_event_trigger
-  WHERE evtname IN ('lethe_ddl_end', 'lethe_sql_drop') AND evtenabled::text = 'A'),
+WITH cap AS (SELECT count(*) = 3 AS captured FROM pg_event_trigger
+  WHERE evtname IN ('lethe_ddl_end', 'lethe_sql_drop', 'lethe_ddl_start') AND evtenabled::text = 'A'),
   rel AS (SELECT c.oid, c.relkind, c.relpersistence, c.relreplident, c.relrowsecurity,
   c.relforcerowsecurity, c.relpartbound, c.reloptions,
   quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name

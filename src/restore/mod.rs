@@ -443,7 +443,7 @@ async fn leased(
     // Pass A of a point: the changes after the base, replayed before
     // anything is written (a damaged segment refuses here).
     let (manifest, replayed, ddl) = match &chosen {
-        None => (manifest, None, Vec::new()),
+        None => (manifest, None, pitr::PointDdl::default()),
         Some(c) => {
             let seg_opener = pitr::segments_opener(c, opts.identity.as_deref(), cfg)?;
             let mut r = pitr::replay(storage.clone(), c, seg_opener, opts.progress).await?;
@@ -454,9 +454,23 @@ async fn leased(
             }
             let report = r.report(c);
             let deltas = std::mem::take(&mut r.deltas);
-            let ddl = std::mem::take(&mut r.ddl);
+            let ddl = pitr::PointDdl {
+                pre: std::mem::take(&mut r.pre_ddl),
+                post: std::mem::take(&mut r.ddl),
+                fills: std::mem::take(&mut r.fills),
+            };
+            m.tables = std::mem::take(&mut r.tables);
             (Arc::new(m), Some((deltas, report)), ddl)
         }
+    };
+    // Columns captured DDL added: the filter reads the tables as of the
+    // point (a policy or declared reference may name a new column).
+    let plan = if ddl.fills.is_empty() {
+        plan
+    } else {
+        let plan = plan::RestorePlan::build_rules(&manifest, &plan::Rules::of(&cfg.erasure))?;
+        plan.check_defaults(list.set.as_ref(), cfg.erasure.subject_type)?;
+        plan
     };
     let dest = destination(cfg, opts)?;
     dest.check(&plan).await?;
@@ -531,8 +545,8 @@ struct Prepared {
     /// A point-in-time restore's replay (pass A) and what the report says
     /// of the point.
     point: Option<(pitr::Deltas, report::PointReport)>,
-    /// The point's captured DDL, run after post-data.
-    ddl: Vec<(crate::repo::changes::Lsn, String)>,
+    /// The point's captured DDL.
+    ddl: pitr::PointDdl,
     manifest: Arc<Manifest>,
     list: LoadedList,
     plan: plan::RestorePlan,
@@ -606,12 +620,14 @@ async fn write(
         opener,
         pseudonym_key,
     } = p;
+    let pitr::PointDdl { pre, post, fills } = ddl;
     let source = dest::Source {
         storage: storage.clone(),
         opener: opener.clone(),
         manifest: manifest.clone(),
         list: list.state.clone(),
-        ddl,
+        pre_ddl: pre,
+        ddl: post,
     };
     dest.pre_data(&source, &mut plan).await?;
 
@@ -638,6 +654,7 @@ async fn write(
         .collect();
     let shared = Arc::new(Shared {
         deltas,
+        fills,
         merged: merged.clone(),
         storage,
         opener,

@@ -62,6 +62,9 @@ pub struct Shared {
     /// A point-in-time restore: the tables whose base stream is merged
     /// with the replayed changes (`pitr::merge`); empty otherwise.
     pub deltas: super::pitr::Deltas,
+    /// A point: the fields of columns captured DDL appended, per table, for
+    /// rows stored before (`pitr::merge::Padded`).
+    pub fills: super::pitr::Fills,
     /// What each merged table's last pass held.
     pub merged: Arc<super::pitr::Merged>,
 }
@@ -195,8 +198,14 @@ pub(super) fn pass_blocking(
     // A point: the base merged with the table's changes. Its reader checks
     // the base's rows against the manifest itself.
     let merged = shared.deltas.get(&t).cloned();
-    let reader: Box<dyn Read + Send> = match &merged {
+    let fills = shared.fills.get(&t).cloned();
+    let ncols = shared.manifest.tables[t].columns.len();
+    let objects: Box<dyn Read + Send> = match &fills {
         None => Box::new(objects),
+        Some(f) => Box::new(super::pitr::merge::Padded::new(objects, f.clone(), ncols)),
+    };
+    let reader: Box<dyn Read + Send> = match &merged {
+        None => objects,
         Some(delta) => {
             let s = shared.clone();
             let reader = super::pitr::merge::MergedReader::new(
@@ -211,7 +220,10 @@ pub(super) fn pass_blocking(
                 }
             });
             filter = filter.with_changes_after(reader.boundary());
-            Box::new(reader)
+            match &fills {
+                None => Box::new(reader),
+                Some(f) => Box::new(super::pitr::merge::Padded::new(reader, f.clone(), ncols)),
+            }
         }
     };
     let generated = shared.manifest.tables[t].generated_tail();

@@ -156,6 +156,7 @@ async fn run(jobs: usize, listed: &[&str]) -> (HashMap<String, Vec<u8>>, Vec<Tab
         .collect();
     let shared = Arc::new(Shared {
         deltas: Default::default(),
+        fills: Default::default(),
         merged: Default::default(),
         storage,
         opener: crate::crypto::Opener::Plain,
@@ -229,6 +230,7 @@ async fn a_missing_object_fails_its_table_by_name() {
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let shared = Arc::new(Shared {
         deltas: Default::default(),
+        fills: Default::default(),
         merged: Default::default(),
         storage,
         opener: crate::crypto::Opener::Plain,
@@ -305,6 +307,7 @@ async fn a_deep_self_reference_settles_in_two_passes() {
     let plan = RestorePlan::build(&m, &roots, SubjectType::Bigint).unwrap();
     let shared = Arc::new(Shared {
         deltas: Default::default(),
+        fills: Default::default(),
         merged: Default::default(),
         storage,
         opener: crate::crypto::Opener::Plain,

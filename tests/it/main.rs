@@ -24,6 +24,7 @@ mod init;
 mod outage;
 mod panics;
 mod pitr;
+mod pitr_columns;
 mod pitr_ddl;
 mod pitr_edges;
 mod pitr_types;

@@ -21,8 +21,106 @@ pub struct Ddl {
     pub identity: Option<String>,
     /// `replay`, `unreplayable` or `other`.
     pub change: String,
-    /// For `replay`: the statement that makes the change again.
+    /// For `replay`: the statement that makes the change again; for
+    /// `add_columns`, one `ALTER TABLE ONLY … ADD COLUMN` per column.
     pub sql: Option<String>,
+    /// For `add_columns`: the table.
+    pub table: Option<TableName>,
+    /// For `add_columns`: the table's oid (as pgoutput names it).
+    #[serde(default, deserialize_with = "oid")]
+    pub relid: Option<u32>,
+    /// For `add_columns`: the columns appended, in order.
+    pub columns: Option<Vec<AddedColumn>>,
+    /// For `add_columns`: the schema digest the command left.
+    pub digest: Option<String>,
+}
+
+/// A table, by its names as the catalog spells them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TableName {
+    pub schema: String,
+    pub name: String,
+}
+
+/// A column an `ALTER TABLE … ADD COLUMN` appended.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AddedColumn {
+    pub name: String,
+    /// `format_type(atttypid, atttypmod)`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    #[serde(deserialize_with = "oid_required")]
+    pub type_oid: u32,
+    pub typmod: i32,
+    pub not_null: bool,
+    /// The default's expression, as `pg_get_expr` renders it.
+    pub default: Option<String>,
+    /// `format_type` of the type under any domains.
+    pub base_type: Option<String>,
+    /// Its collation is nondeterministic.
+    #[serde(default)]
+    pub nondeterministic: bool,
+    /// The value rows stored before the command read in this column
+    /// (`attmissingval`, as the type's output renders it); `None`: NULL.
+    pub missing: Option<String>,
+}
+
+impl AddedColumn {
+    /// As a manifest records a column.
+    pub fn column(&self) -> crate::repo::manifest::Column {
+        crate::repo::manifest::Column {
+            name: self.name.clone(),
+            type_name: self.type_name.clone(),
+            default: self.default.clone(),
+            base_type: self.base_type.clone(),
+            nondeterministic: self.nondeterministic,
+            generated: false,
+        }
+    }
+
+    /// The value rows stored before the column was added hold in it, as
+    /// a COPY text field.
+    pub fn missing_field(&self) -> Vec<u8> {
+        self.missing.as_ref().map_or_else(
+            || b"\\N".to_vec(),
+            |v| crate::copytext::escape::encode_copy_text(v.as_bytes()),
+        )
+    }
+}
+
+/// The table and columns of an `add_columns` message, checked whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddColumns {
+    pub table: TableName,
+    pub relid: u32,
+    pub columns: Vec<AddedColumn>,
+    /// The statements that add them in a restore (before the rows load).
+    pub sql: String,
+    pub digest: String,
+}
+
+/// An oid, which `json_build_object` writes as a string.
+fn oid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => oid_value(&v).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+fn oid_required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    oid_value(&serde_json::Value::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn oid_value(v: &serde_json::Value) -> Result<u32, String> {
+    match v {
+        serde_json::Value::String(s) => s.parse().map_err(|_| format!("not an oid: {s:?}")),
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("not an oid: {n}")),
+        other => Err(format!("not an oid: {other}")),
+    }
 }
 
 /// What a captured command means for capture and restore.
@@ -30,6 +128,9 @@ pub struct Ddl {
 pub enum Meaning {
     /// A point restore past it runs this statement after post-data.
     Replay(String),
+    /// Columns appended to a table: a point restore past it adds them
+    /// after pre-data and fills rows stored before it from `missing`.
+    AddColumns(AddColumns),
     /// A change the stream cannot carry: the capture takes a base, and no
     /// point restore replays past it.
     Unreplayable,
@@ -56,6 +157,22 @@ impl Ddl {
     pub fn meaning(&self) -> Meaning {
         match (self.change.as_str(), &self.sql) {
             ("replay", Some(sql)) if !sql.trim().is_empty() => Meaning::Replay(sql.clone()),
+            ("add_columns", Some(sql)) if !sql.trim().is_empty() => {
+                match (&self.table, self.relid, &self.columns, &self.digest) {
+                    (Some(table), Some(relid), Some(columns), Some(digest))
+                        if !columns.is_empty() && !digest.is_empty() =>
+                    {
+                        Meaning::AddColumns(AddColumns {
+                            table: table.clone(),
+                            relid,
+                            columns: columns.clone(),
+                            sql: sql.clone(),
+                            digest: digest.clone(),
+                        })
+                    }
+                    _ => Meaning::Unreplayable,
+                }
+            }
             ("other", _) => Meaning::Other,
             _ => Meaning::Unreplayable,
         }
@@ -115,5 +232,51 @@ mod tests {
         let e = Ddl::parse(b"not json").unwrap_err();
         assert!(e.contains("lethe.ddl") && e.contains("not json"), "{e}");
         assert!(Ddl::parse(br#"{"tag":"CREATE INDEX"}"#).is_err());
+    }
+
+    /// As `capture_ddl` writes it (oids as strings).
+    const ADDED: &str = r#"{"v" : 1, "event" : "end", "tag" : "ALTER TABLE", "type" : "table", "identity" : "public.u", "change" : "add_columns", "sql" : "ALTER TABLE ONLY public.u ADD COLUMN email text; ALTER TABLE ONLY public.u ADD COLUMN n integer DEFAULT 7 NOT NULL", "table" : {"schema" : "public", "name" : "u"}, "relid" : "16410", "columns" : [{"name" : "email", "type" : "text", "type_oid" : "25", "typmod" : -1, "not_null" : false, "default" : null, "base_type" : "text", "nondeterministic" : false, "missing" : null}, {"name" : "n", "type" : "integer", "type_oid" : "23", "typmod" : -1, "not_null" : true, "default" : "7", "base_type" : "integer", "nondeterministic" : false, "missing" : "7"}], "digest" : "72810b5e626aca00d7a611d9332c4143"}"#;
+
+    #[test]
+    fn appended_columns_carry_the_table_the_columns_and_the_digest() {
+        let Meaning::AddColumns(a) = ddl(ADDED).meaning() else {
+            panic!("not add_columns");
+        };
+        assert_eq!(
+            (a.table.schema.as_str(), a.table.name.as_str(), a.relid),
+            ("public", "u", 16410)
+        );
+        assert_eq!(a.digest, "72810b5e626aca00d7a611d9332c4143");
+        assert_eq!(a.columns.len(), 2);
+        assert_eq!(a.columns[1].type_oid, 23);
+        assert_eq!(a.columns[0].missing_field(), b"\\N");
+        assert_eq!(a.columns[1].missing_field(), b"7");
+        assert_eq!(a.columns[1].column().default.as_deref(), Some("7"));
+        // A value with a tab and a backslash, as COPY text.
+        let mut c = a.columns[0].clone();
+        c.missing = Some("a\tb\\".into());
+        assert_eq!(c.missing_field(), b"a\\tb\\\\");
+    }
+
+    #[test]
+    fn appended_columns_without_their_table_digest_or_columns_are_unreplayable() {
+        for (from, to) in [
+            (
+                r#""digest" : "72810b5e626aca00d7a611d9332c4143""#,
+                r#""digest" : null"#,
+            ),
+            (r#""relid" : "16410""#, r#""relid" : null"#),
+            (
+                r#""table" : {"schema" : "public", "name" : "u"}"#,
+                r#""table" : null"#,
+            ),
+        ] {
+            let json = ADDED.replace(from, to);
+            assert_ne!(json, ADDED);
+            assert_eq!(ddl(&json).meaning(), Meaning::Unreplayable, "{to}");
+        }
+        let empty = ADDED[..ADDED.find(r#""columns""#).unwrap()].to_string()
+            + r#""columns" : [], "digest" : "x"}"#;
+        assert_eq!(ddl(&empty).meaning(), Meaning::Unreplayable);
     }
 }

@@ -99,6 +99,9 @@ pub struct Source {
     /// made or dropped after the base), in commit order with the commit it
     /// came in: run after post-data.
     pub ddl: Vec<(crate::repo::changes::Lsn, String)>,
+    /// A point restore's captured `ALTER TABLE … ADD COLUMN`s, likewise:
+    /// run after pre-data, before any row loads.
+    pub pre_ddl: Vec<(crate::repo::changes::Lsn, String)>,
 }
 
 impl Source {

@@ -97,6 +97,22 @@ impl SqlFile {
     ///
     /// # Errors
     /// The object cannot be read (named) or the file written.
+    /// A point's captured DDL, each statement under a comment naming its
+    /// commit.
+    async fn write_ddl(
+        &self,
+        ddl: &[(crate::repo::changes::Lsn, String)],
+    ) -> Result<(), RestoreError> {
+        for (lsn, sql) in ddl {
+            let stmt = format!(
+                "\n-- DDL captured in the transaction committed at {lsn}\n{};\n",
+                sql.trim_end().trim_end_matches(';')
+            );
+            self.write(stmt.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
     async fn write_object(&self, object: SchemaObject) -> Result<(), RestoreError> {
         let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
         let reading = tokio::task::spawn_blocking(move || {
@@ -289,6 +305,7 @@ impl Destination for SqlFile {
         )
         .await?;
         self.write_object(source.pre()).await?;
+        self.write_ddl(&source.pre_ddl).await?;
         self.write(b"\nSET client_encoding = 'UTF8';\n").await
     }
 
@@ -307,14 +324,7 @@ impl Destination for SqlFile {
     }
 
     async fn replay_ddl(&self, source: &Source) -> Result<(), RestoreError> {
-        for (lsn, sql) in &source.ddl {
-            let stmt = format!(
-                "\n-- DDL captured in the transaction committed at {lsn}\n{};\n",
-                sql.trim_end().trim_end_matches(';')
-            );
-            self.write(stmt.as_bytes()).await?;
-        }
-        Ok(())
+        self.write_ddl(&source.ddl).await
     }
 
     async fn sequences(&self, source: &Source) -> Result<(), RestoreError> {

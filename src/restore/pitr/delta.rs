@@ -120,6 +120,16 @@ impl Shape {
         })
     }
 
+    /// `next` is this shape with columns appended (captured `ADD COLUMN`):
+    /// same key, the same columns first.
+    pub fn extended_by(&self, next: &Shape) -> bool {
+        !self.whole_row()
+            && next.key == self.key
+            && next.ncols > self.ncols
+            && next.map.len() > self.map.len()
+            && next.map.starts_with(&self.map)
+    }
+
     /// Keyed by its whole row (REPLICA IDENTITY FULL, or no key at all).
     pub fn whole_row(&self) -> bool {
         self.key.is_empty()

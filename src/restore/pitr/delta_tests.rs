@@ -311,3 +311,70 @@ fn nothing_of_a_row_is_readable_in_the_store_directory() {
         "the store's directory is left behind"
     );
 }
+
+/// Columns appended mid-window (`ALTER TABLE … ADD COLUMN`, replayed): the
+/// delta takes the longer shape, and every row stored before, in the base
+/// or in the delta, takes the column's value for old rows.
+#[test]
+fn rows_stored_before_columns_were_appended_take_their_value_for_old_rows() {
+    use crate::restore::pitr::merge::Padded;
+    let mut d = keyed();
+    // Before the ALTER: three fields.
+    d.update(None, &row(&["2", "B", "y2"])).unwrap();
+    d.insert(&row(&["4", "d", "w"])).unwrap();
+    // After it: the relation has a fourth column.
+    let e = entry(&["id", "owner", "body", "tier"], 3);
+    let longer = Shape::of(
+        &rel(
+            "d",
+            &[
+                ("id", true),
+                ("owner", false),
+                ("body", false),
+                ("tier", false),
+            ],
+        ),
+        &e,
+    )
+    .unwrap();
+    assert!(d.shape.extended_by(&longer));
+    assert!(!longer.extended_by(&d.shape));
+    d.shape = longer;
+    d.insert(&row(&["5", "e", "v", "gold"])).unwrap();
+    // An unchanged TOAST value in an old column still comes from the base
+    // row, which the padding completed first.
+    d.update(None, &row(&["3", "C", "TOAST", "silver"]))
+        .unwrap();
+    let fills = vec![b"7".to_vec()];
+    let base = Padded::new(BASE.as_bytes(), fills.clone(), 4);
+    let merged = MergedReader::new(base, Arc::new(d.seal()), 3, "public.t".into());
+    let mut out = String::new();
+    Padded::new(merged, fills, 4)
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(
+        sorted(&out),
+        vec![
+            "1\ta\tx\t7",
+            "2\tB\ty2\t7",
+            "3\tC\tz\tsilver",
+            "4\td\tw\t7",
+            "5\te\tv\tgold",
+        ]
+    );
+}
+
+#[test]
+fn a_row_with_more_fields_than_the_table_or_fewer_than_the_base_is_an_error() {
+    use crate::restore::pitr::merge::Padded;
+    for input in ["1\ta\tx\t7\textra\n", "1\ta\n"] {
+        let mut out = String::new();
+        let e = Padded::new(input.as_bytes(), vec![b"\\N".to_vec()], 4)
+            .read_to_string(&mut out)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("fields where the table has 4"),
+            "{e}"
+        );
+    }
+}

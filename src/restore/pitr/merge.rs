@@ -279,3 +279,74 @@ impl<R: Read> Read for MergedReader<R> {
         Ok(n)
     }
 }
+
+/// A table's COPY stream with the columns captured DDL appended (`ALTER
+/// TABLE … ADD COLUMN`, replayed at the point): a row stored before they
+/// were added has fewer fields and takes the rest from `fills`, the value
+/// PostgreSQL itself gives such rows (the column's `attmissingval`, or
+/// NULL). A row with more fields than the table has is an error.
+pub struct Padded<R: Read> {
+    inner: BufReader<R>,
+    /// The fields of the appended columns, in order.
+    fills: Vec<Vec<u8>>,
+    /// Columns as of the point.
+    ncols: usize,
+    line: Vec<u8>,
+    out: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Padded<R> {
+    pub fn new(inner: R, fills: Vec<Vec<u8>>, ncols: usize) -> Self {
+        Padded {
+            inner: BufReader::with_capacity(CHUNK, inner),
+            fills,
+            ncols,
+            line: Vec::new(),
+            out: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    fn refill(&mut self) -> io::Result<bool> {
+        self.out.clear();
+        self.pos = 0;
+        while self.out.len() < CHUNK {
+            self.line.clear();
+            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
+                break;
+            }
+            let body = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            let have = 1 + memchr::memchr_iter(b'\t', body).count();
+            let first = self.ncols.saturating_sub(self.fills.len());
+            if have > self.ncols || have < first {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "a row has {have} fields where the table has {} columns ({first} before the columns added after the base)",
+                        self.ncols
+                    ),
+                ));
+            }
+            self.out.extend_from_slice(body);
+            for f in &self.fills[have - first..] {
+                self.out.push(b'\t');
+                self.out.extend_from_slice(f);
+            }
+            self.out.push(b'\n');
+        }
+        Ok(!self.out.is_empty())
+    }
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.out.len() && !self.refill()? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

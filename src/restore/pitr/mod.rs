@@ -14,9 +14,13 @@
 //!    its delta ([`merge`]) goes through plan → filter → destination, so the
 //!    result is exactly what restoring a snapshot taken at the point gives.
 //!
-//! Schema changes are not replayed: capture records a gap and takes a new
-//! base for each (issue 19), so between a base and a point every table has
-//! the base's shape, which `delta::Shape::of` checks.
+//! Schema changes lethe's event triggers capture as replayable are applied
+//! at the point: indexes, triggers, views and functions after post-data,
+//! columns appended to a table after pre-data (rows stored before take the
+//! column's value for them, `merge::Padded`). Every other schema change is
+//! a gap and a new base (issue 19), so between a base and a point every
+//! table has the base's shape plus appended columns, which
+//! `delta::Shape::of` checks.
 
 mod choose;
 pub mod delta;
@@ -78,6 +82,22 @@ pub struct Chosen {
 fn refuse(message: String) -> RestoreError {
     RestoreError::Point(message)
 }
+
+/// A point's captured DDL (`repo::changes::ddl`), in commit order, each
+/// with its commit.
+#[derive(Debug, Default)]
+pub struct PointDdl {
+    /// `ALTER TABLE … ADD COLUMN`s, run after pre-data.
+    pub pre: Vec<(Lsn, String)>,
+    /// Indexes, triggers, views, functions, run after post-data.
+    pub post: Vec<(Lsn, String)>,
+    /// Per manifest table index, the fields rows stored before the columns
+    /// were added take (`merge::Padded`).
+    pub fills: Fills,
+}
+
+/// Per manifest table index, the COPY fields of its appended columns.
+pub type Fills = HashMap<usize, Vec<Vec<u8>>>;
 
 /// Per manifest table index, the delta of a table the replay touched.
 pub type Deltas = HashMap<usize, Arc<SealedDelta>>;

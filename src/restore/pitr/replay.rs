@@ -7,7 +7,7 @@ use super::{Chosen, Deltas, refuse, store};
 use crate::crypto::Opener;
 use crate::repo::changes::codec::{Record, RecordReader, TxnChecker};
 use crate::repo::changes::{self, Lsn, ddl};
-use crate::repo::manifest::{Manifest, SequenceValue};
+use crate::repo::manifest::SequenceValue;
 use crate::restore::RestoreError;
 use crate::storage::Storage;
 use chrono::{DateTime, Utc};
@@ -32,6 +32,16 @@ pub struct Replayed {
     /// Captured DDL to run after post-data, in commit order, with the
     /// commit it came in (`repo::changes::ddl`).
     pub ddl: Vec<(Lsn, String)>,
+    /// Captured `ALTER TABLE … ADD COLUMN`s to run after pre-data, before
+    /// any row loads, in commit order, with their commits.
+    pub pre_ddl: Vec<(Lsn, String)>,
+    /// The tables as of the point: the base's, with the columns captured
+    /// DDL appended.
+    pub tables: Vec<crate::repo::manifest::TableEntry>,
+    /// Per manifest table index, the COPY fields of the appended columns
+    /// for rows stored before each was added (a row with fewer fields
+    /// takes the rest from here).
+    pub fills: HashMap<usize, Vec<Vec<u8>>>,
 }
 
 /// Pass A: replays the chosen segments into the delta (on a blocking
@@ -170,6 +180,9 @@ fn replay_blocking(
         duplicates: 0,
         sequences: None,
         ddl: Vec::new(),
+        pre_ddl: Vec::new(),
+        tables: base.tables.clone(),
+        fills: HashMap::new(),
     };
     let mut stopped = false;
     let mut last_seen: Option<Lsn> = None;
@@ -206,7 +219,7 @@ fn replay_blocking(
             {
                 if let Record::Relation(desc) = &rec {
                     let shape = match tables.get(&(desc.schema.as_str(), desc.name.as_str())) {
-                        Some(&t) => Shape::of(desc, &base.tables[t])
+                        Some(&t) => Shape::of(desc, &out.tables[t])
                             .map(|s| (t, s))
                             .map_err(|e| e.to_string()),
                         None => Err(format!(
@@ -263,8 +276,8 @@ fn replay_blocking(
                     | Record::Delete { relid, .. }
                         if applying =>
                     {
-                        let d =
-                            delta_for(&mut deltas, &shapes, base, &db, *relid).map_err(&in_part)?;
+                        let d = delta_for(&mut deltas, &shapes, &out.tables, &base.id, &db, *relid)
+                            .map_err(&in_part)?;
                         out.changes += 1;
                         let r = match &rec {
                             Record::Insert { new, .. } => d.insert(new),
@@ -280,6 +293,21 @@ fn replay_blocking(
                         let d = ddl::Ddl::parse(content).map_err(&in_part)?;
                         match d.meaning() {
                             ddl::Meaning::Replay(sql) => out.ddl.push((txn_lsn, sql)),
+                            ddl::Meaning::AddColumns(a) => {
+                                let t = tables
+                                    .get(&(a.table.schema.as_str(), a.table.name.as_str()))
+                                    .copied()
+                                    .ok_or_else(|| {
+                                        refuse(format!(
+                                            "the transaction committed at {txn_lsn} added columns to {}.{}, which base {} does not hold",
+                                            a.table.schema, a.table.name, base.id
+                                        ))
+                                    })?;
+                                add_columns(&mut out, t, &a).map_err(|e| {
+                                    refuse(format!("the transaction committed at {txn_lsn}: {e}"))
+                                })?;
+                                out.pre_ddl.push((txn_lsn, a.sql));
+                            }
                             ddl::Meaning::Other => {}
                             ddl::Meaning::Unreplayable => {
                                 return Err(refuse(format!(
@@ -293,7 +321,7 @@ fn replay_blocking(
                     Record::Truncate { relids, .. } if applying => {
                         for relid in relids {
                             out.changes += 1;
-                            delta_for(&mut deltas, &shapes, base, &db, *relid)
+                            delta_for(&mut deltas, &shapes, &out.tables, &base.id, &db, *relid)
                                 .map_err(&in_part)?
                                 .truncate()
                                 .map_err(|e| in_part(e.to_string()))?;
@@ -339,11 +367,38 @@ fn replay_blocking(
     Ok(out)
 }
 
-/// The delta of the table `relid` names, made on its first change.
+/// Appends captured columns to table `t` as of the point, with the value
+/// rows stored before them hold.
+fn add_columns(out: &mut Replayed, t: usize, a: &ddl::AddColumns) -> Result<(), String> {
+    let entry = &mut out.tables[t];
+    if entry.generated_tail() > 0 {
+        return Err(format!(
+            "columns were added to {}, which has a generated column the base copies: lethe cannot replay that",
+            entry.qualified()
+        ));
+    }
+    for c in &a.columns {
+        if entry.columns.iter().any(|b| b.name == c.name) {
+            return Err(format!(
+                "column {} added to {} is already there: the stream and the base disagree",
+                c.name,
+                entry.qualified()
+            ));
+        }
+        entry.columns.push(c.column());
+        out.fills.entry(t).or_default().push(c.missing_field());
+    }
+    Ok(())
+}
+
+/// The delta of the table `relid` names, made on its first change. A
+/// table whose columns captured DDL appended takes the longer shape (rows
+/// stored before keep fewer fields, filled when merged).
 fn delta_for<'a>(
     deltas: &'a mut HashMap<usize, TableDelta>,
     shapes: &HashMap<u32, Result<(usize, Shape), String>>,
-    base: &Manifest,
+    tables: &[crate::repo::manifest::TableEntry],
+    base_id: &crate::repo::manifest::SnapshotId,
     db: &Arc<store::DeltaDb>,
     relid: u32,
 ) -> Result<&'a mut TableDelta, String> {
@@ -356,7 +411,7 @@ fn delta_for<'a>(
             ));
         }
     };
-    let entry = &base.tables[*t];
+    let entry = &tables[*t];
     if entry.generated_tail() > 0 {
         return Err(format!(
             "{} has a generated column a foreign key follows ({}), which pgoutput does not send before PostgreSQL 18, \
@@ -367,12 +422,15 @@ fn delta_for<'a>(
                 .map(|c| c.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            base.id
+            base_id
         ));
     }
     let d = deltas
         .entry(*t)
         .or_insert_with(|| TableDelta::new(shape.clone(), db.clone(), *t as u32));
+    if d.shape.extended_by(shape) {
+        d.shape = shape.clone();
+    }
     if &d.shape != shape {
         return Err(format!(
             "{} changed shape inside the window without a recorded gap",
@@ -408,7 +466,7 @@ impl Replayed {
             transactions = self.xacts,
             changes = self.changes,
             duplicates = self.duplicates,
-            ddl = self.ddl.len(),
+            ddl = self.ddl.len() + self.pre_ddl.len(),
             tables = self.deltas.len(),
             "replayed {} transaction(s) after base {} up to {}",
             self.xacts,
@@ -431,7 +489,7 @@ impl Replayed {
             transactions: self.xacts,
             changes: self.changes,
             duplicates: self.duplicates,
-            ddl: self.ddl.len(),
+            ddl: self.ddl.len() + self.pre_ddl.len(),
             tables: Vec::new(),
             not_captured: not_captured(c),
         }

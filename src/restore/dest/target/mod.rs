@@ -92,6 +92,7 @@ impl Destination for TargetDb {
 
     async fn pre_data(&self, source: &Source, plan: &mut RestorePlan) -> Result<(), RestoreError> {
         run_psql(&self.psql, &self.url, source.pre()).await?;
+        replay_ddl(&self.url, &source.pre_ddl).await?;
         evaluate_defaults(&self.url, plan).await
     }
 
