@@ -195,6 +195,7 @@ pub(super) async fn new_epoch(
         // The window starts at the base: the first read of the schema
         // moves this on, or finds it changed since.
         schema_checked_at: Some(manifest.started_at),
+        schema_digest: None,
         base_ids: vec![id.clone()],
     };
     let key = changes::head_key(&s.source);

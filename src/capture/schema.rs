@@ -96,6 +96,7 @@ impl SchemaWatch {
         match &self.digest {
             Some(r) if r != digest && explained => {
                 self.digest = Some(digest.to_string());
+                head.schema_digest = Some(digest.to_string());
                 self.expect = None;
                 head.schema_checked_at = Some(head.schema_checked_at.map_or(at, |c| c.max(at)));
                 None

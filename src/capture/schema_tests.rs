@@ -17,6 +17,7 @@ fn head() -> Head {
         last_commit_at: None,
         verified_at: at("2026-12-01T00:00:00Z"),
         schema_checked_at: Some(at("2026-12-01T00:00:00Z")),
+        schema_digest: None,
         base_ids: Vec::new(),
     }
 }

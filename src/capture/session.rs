@@ -124,7 +124,7 @@ fn digest_limit() -> Duration {
 }
 
 /// What the capture compares the source's schema with: the newest base's
-/// digest. A schema gap left open by an earlier session (stopped before its
+/// digest, or the one columns appended since moved it to. A schema gap left open by an earlier session (stopped before its
 /// base) is a change to take a base for now.
 async fn schema_reference(
     s: &SessionCfg,
@@ -165,6 +165,8 @@ async fn schema_reference(
             since: g.last_commit_at,
             what: "a schema change seen before a restart, whose base was not taken".to_string(),
         });
+    // Columns appended by captured DDL since that base moved it on.
+    let digest = head.schema_digest.clone().or(digest);
     Ok((super::schema::SchemaWatch::new(digest), open))
 }
 

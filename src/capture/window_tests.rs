@@ -17,6 +17,7 @@ fn head(epoch: &Epoch, verified: &str) -> Head {
         last_commit_at: None,
         verified_at: at(verified),
         schema_checked_at: None,
+        schema_digest: None,
         base_ids: Vec::new(),
     }
 }

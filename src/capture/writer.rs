@@ -154,6 +154,7 @@ pub fn run(
             Input::Tick => {}
             Input::BaseStored { id, digest } => {
                 stored.head.base_ids.push(id);
+                stored.head.schema_digest = None;
                 if let Some(c) = schema.watch.base_stored(&stored.head, digest.as_deref()) {
                     schema_changed(changed, c);
                 }

@@ -1,12 +1,16 @@
-//! lethe's DDL capture on the source: schema `lethe` with two event-trigger
-//! functions and the event triggers `lethe_ddl_end` and `lethe_sql_drop`
-//! (`ddl_capture.sql`), which put each DDL command into the logical stream
-//! as a transactional `lethe.ddl` message at its place in its transaction.
-//! Indexes, triggers, views and functions created or dropped come with the
-//! statement that rebuilds them (PostgreSQL's `pg_get_*def`), which a point
-//! restore runs after post-data; the schema digest then leaves those
-//! objects to the stream (`schema_digest.sql`). Everything else is still
-//! the digest's to judge.
+//! lethe's DDL capture on the source: schema `lethe` with its functions
+//! and the event triggers `lethe_ddl_end`, `lethe_sql_drop` and
+//! `lethe_ddl_start` (`ddl_capture.sql`), which put each DDL command into
+//! the logical stream as a transactional `lethe.ddl` message at its place
+//! in its transaction. Indexes, triggers, views and functions created or
+//! dropped come with the statement that rebuilds them (PostgreSQL's
+//! `pg_get_*def`), which a point restore runs after post-data; the schema
+//! digest then leaves those objects to the stream (`schema_digest.sql`).
+//! An `ALTER TABLE` that only appended columns (compared with the table's
+//! shape `lethe_ddl_start` kept) comes with the columns, the value old
+//! rows read in them and the schema digest it left, so the capture needs
+//! no base for it and a point restore adds the columns after pre-data.
+//! Everything else is still the digest's to judge.
 //!
 //! Creating event triggers takes a superuser in PostgreSQL 15, so the
 //! capture installs them only when its role is one; otherwise the digest
@@ -88,7 +92,7 @@ async fn superuser(conn: &PgConn) -> Result<bool, SourceError> {
 }
 
 /// `Some(true)` when schema `lethe` exists and is lethe's: marked by its
-/// comment and holding lethe's two functions and nothing else.
+/// comment and holding lethe's functions and nothing else.
 /// `Some(false)` when it exists and is not, or holds anything more (lethe
 /// then leaves it alone, and backs it up like any other schema: a table
 /// someone put there is never left out of a base). `None` when there is

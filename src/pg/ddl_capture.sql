@@ -1,4 +1,4 @@
--- lethe's DDL capture (src/pg/ddl_capture.rs): two event triggers that put
+-- lethe's DDL capture (src/pg/ddl_capture.rs): event triggers that put
 -- every DDL command of this database into the logical stream, at its place
 -- in its transaction, as pg_logical_emit_message(true, 'lethe.ddl', json):
 --   {"v":1, "event":"end"|"drop", "tag":…, "type":…, "identity":…,

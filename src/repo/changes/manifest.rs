@@ -282,6 +282,11 @@ pub struct Head {
     /// Absent in heads of lethe before 2026-12-07.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_checked_at: Option<DateTime<Utc>>,
+    /// The source's schema digest when columns appended by captured DDL
+    /// (`add_columns`) moved it past the newest base's: what a restarted
+    /// capture compares with. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_digest: Option<String>,
     /// Snapshot ids of the bases taken in this epoch.
     pub base_ids: Vec<String>,
 }

@@ -204,6 +204,7 @@ fn head() -> (String, Head) {
         last_commit_at: Some(at("2026-11-22T13:04:09Z")),
         verified_at: at("2026-11-22T13:05:00Z"),
         schema_checked_at: None,
+        schema_digest: None,
         base_ids: vec!["20261122T130000Z-3f9a".into()],
     };
     (head_key(SRC), h)
