@@ -137,3 +137,128 @@ fn columns_appended_during_capture_are_added_at_each_point_with_the_values_old_r
         }
     }
 }
+
+/// What lethe's event triggers call each `ALTER TABLE`, read back from a
+/// `test_decoding` slot: only one that appends columns to a keyed plain
+/// table and changes nothing else may be `add_columns` (replayed without a
+/// base); a column with a key, a check, a rewrite, an identity, a
+/// generated column, another change in the same command, a partition or
+/// an inheritance child, a table keyed by its whole row must stay `other`
+/// (a gap and a base), or a restore would miss what the filter must follow.
+#[test]
+fn only_alter_tables_that_just_append_columns_to_a_keyed_table_are_replayed() {
+    let db = crate::continuous::LogicalDb::create("pitr_columns_kinds");
+    db.sql(
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL); \
+         CREATE TABLE full_rows (a int, b text); ALTER TABLE full_rows REPLICA IDENTITY FULL; \
+         CREATE TABLE by_index (a int NOT NULL, b text); CREATE UNIQUE INDEX by_index_a ON by_index (a); \
+         ALTER TABLE by_index REPLICA IDENTITY USING INDEX by_index_a; \
+         CREATE TABLE parts (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at); \
+         CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM ('2026-01-01') TO ('2027-01-01'); \
+         CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE child (id int PRIMARY KEY) INHERITS (parent); \
+         CREATE TABLE gen (id int PRIMARY KEY, d int GENERATED ALWAYS AS (id * 2) STORED); \
+         INSERT INTO users VALUES (1, 'one'); INSERT INTO gen (id) VALUES (1);",
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let conn = lethe::pg::connect(&db.url()).await.expect("connect");
+        lethe::pg::ddl_capture::install(&conn)
+            .await
+            .expect("install");
+    });
+    db.sql("SELECT pg_create_logical_replication_slot('lethe_kinds', 'test_decoding')");
+    let cases: &[(&str, &str)] = &[
+        ("ALTER TABLE users ADD COLUMN a text", "add_columns"),
+        (
+            "ALTER TABLE users ADD COLUMN b int NOT NULL DEFAULT 0, ADD COLUMN c timestamptz DEFAULT now()",
+            "add_columns",
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN d text COLLATE \"C\"",
+            "add_columns",
+        ),
+        ("ALTER TABLE by_index ADD COLUMN c int", "add_columns"),
+        (
+            "ALTER TABLE users ADD COLUMN e bigint REFERENCES users",
+            "other",
+        ),
+        ("ALTER TABLE users ADD COLUMN f int CHECK (f > 0)", "other"),
+        ("ALTER TABLE users ADD COLUMN g int UNIQUE", "other"),
+        (
+            "ALTER TABLE users ADD COLUMN h float DEFAULT random()",
+            "other",
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN i int GENERATED ALWAYS AS IDENTITY",
+            "other",
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN j int GENERATED ALWAYS AS (id * 3) STORED",
+            "other",
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN k int, ALTER COLUMN name SET DEFAULT 'n'",
+            "other",
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN l int, ADD CONSTRAINT users_l FOREIGN KEY (l) REFERENCES users",
+            "other",
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN m int, ALTER COLUMN a TYPE varchar(10)",
+            "other",
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN n int, ENABLE ROW LEVEL SECURITY",
+            "other",
+        ),
+        ("ALTER TABLE users ADD COLUMN IF NOT EXISTS a text", "other"),
+        ("ALTER TABLE users RENAME COLUMN a TO a2", "other"),
+        ("ALTER TABLE users DROP COLUMN a2", "other"),
+        ("ALTER TABLE users ALTER COLUMN name DROP NOT NULL", "other"),
+        ("ALTER TABLE full_rows ADD COLUMN c int", "other"),
+        ("ALTER TABLE parts ADD COLUMN c int", "other"),
+        ("ALTER TABLE child ADD COLUMN d int", "other"),
+        ("ALTER TABLE parent ADD COLUMN c int", "other"),
+        ("ALTER TABLE gen ADD COLUMN c int", "other"),
+    ];
+    // Each command's messages, read from the slot after it.
+    let mut added = Vec::new();
+    for (sql, want) in cases {
+        db.sql(sql);
+        let out = db.sql(
+            "SELECT substr(data, strpos(data, 'content:') + 8) \
+             FROM pg_logical_slot_get_changes('lethe_kinds', NULL, NULL) \
+             WHERE data LIKE 'message: transactional: 1 prefix: lethe.ddl%'",
+        );
+        let msgs: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .filter(|m: &serde_json::Value| m["tag"] == "ALTER TABLE")
+            .collect();
+        assert!(!msgs.is_empty(), "{sql}: no message");
+        let replayed: Vec<&serde_json::Value> = msgs
+            .iter()
+            .filter(|m| m["change"] == "add_columns")
+            .collect();
+        if *want == "add_columns" {
+            assert_eq!(msgs.len(), 1, "{sql}: {msgs:#?}");
+            added.push(replayed[0]["sql"].as_str().expect("sql").to_string());
+        } else {
+            assert!(replayed.is_empty(), "{sql} must not be replayed: {msgs:#?}");
+        }
+    }
+    db.sql("SELECT pg_drop_replication_slot('lethe_kinds')");
+    // The statements an add_columns message carries add the columns as
+    // they are on the source.
+    assert_eq!(
+        added,
+        [
+            "ALTER TABLE ONLY public.users ADD COLUMN a text",
+            "ALTER TABLE ONLY public.users ADD COLUMN b integer DEFAULT 0 NOT NULL; \
+             ALTER TABLE ONLY public.users ADD COLUMN c timestamp with time zone DEFAULT now()",
+            "ALTER TABLE ONLY public.users ADD COLUMN d text COLLATE pg_catalog.\"C\"",
+            "ALTER TABLE ONLY public.by_index ADD COLUMN c integer",
+        ]
+    );
+}
