@@ -22,28 +22,24 @@
 CREATE SCHEMA IF NOT EXISTS lethe;
 
 -- A table's shape up to column `upto`: everything an ALTER TABLE can change
--- but appending a column (its storage included, so a rewrite shows).
+-- but appending a column (its storage included, so a rewrite shows), as the
+-- catalog's own rows (no deparsing: this runs for every table as each ALTER
+-- TABLE starts), hashed.
 CREATE OR REPLACE FUNCTION lethe.table_shape(rel oid, upto int) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lethe$
-  SELECT concat_ws('|', c.relkind, c.relfilenode, c.relowner, c.relacl::text, c.reloptions::text,
+  SELECT md5(concat_ws('|', c.relkind, c.relfilenode, c.relowner, c.relacl::text, c.reloptions::text,
     c.relreplident, c.relrowsecurity, c.relforcerowsecurity, c.relpersistence, c.reltablespace,
-    c.relispartition, c.reloftype, c.relam, c.relname, c.relnamespace,
-    (SELECT string_agg(concat_ws(':', a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
-       a.attisdropped, a.attidentity, a.attgenerated, a.attcollation, a.attstorage, a.attcompression,
-       a.attstattarget, a.attacl::text, a.attoptions::text, a.attfdwoptions::text,
-       pg_get_expr(d.adbin, d.adrelid)), ',' ORDER BY a.attnum)
-       FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    c.relispartition, c.reloftype, c.relam, c.relname, c.relnamespace, c.relpartbound::text,
+    (SELECT string_agg(a::text, ',' ORDER BY a.attnum) FROM pg_attribute a
       WHERE a.attrelid = rel AND a.attnum > 0 AND a.attnum <= upto),
-    (SELECT string_agg(k.conname || ':' || pg_get_constraintdef(k.oid), ',' ORDER BY k.conname)
-       FROM pg_constraint k WHERE k.conrelid = rel),
-    (SELECT string_agg(i.indexrelid::text || ':' || i.indisclustered || i.indisreplident, ',' ORDER BY i.indexrelid)
-       FROM pg_index i WHERE i.indrelid = rel),
-    (SELECT string_agg(t.tgname || ':' || t.tgenabled::text, ',' ORDER BY t.tgname)
-       FROM pg_trigger t WHERE t.tgrelid = rel),
-    (SELECT string_agg(w.rulename || ':' || w.ev_enabled::text, ',' ORDER BY w.rulename)
-       FROM pg_rewrite w WHERE w.ev_class = rel),
-    (SELECT string_agg(h.inhrelid || ':' || h.inhparent, ',' ORDER BY h.inhrelid, h.inhparent)
-       FROM pg_inherits h WHERE h.inhrelid = rel OR h.inhparent = rel))
+    (SELECT string_agg(d::text, ',' ORDER BY d.adnum) FROM pg_attrdef d WHERE d.adrelid = rel AND d.adnum <= upto),
+    (SELECT string_agg(k::text, ',' ORDER BY k.oid) FROM pg_constraint k WHERE k.conrelid = rel),
+    (SELECT string_agg(i::text, ',' ORDER BY i.indexrelid) FROM pg_index i WHERE i.indrelid = rel),
+    (SELECT string_agg(t::text, ',' ORDER BY t.oid) FROM pg_trigger t WHERE t.tgrelid = rel),
+    (SELECT string_agg(w::text, ',' ORDER BY w.oid) FROM pg_rewrite w WHERE w.ev_class = rel),
+    (SELECT string_agg(p::text, ',' ORDER BY p.oid) FROM pg_policy p WHERE p.polrelid = rel),
+    (SELECT string_agg(h::text, ',' ORDER BY h.inhrelid, h.inhparent) FROM pg_inherits h
+      WHERE h.inhrelid = rel OR h.inhparent = rel)))
   FROM pg_class c WHERE c.oid = rel
 $lethe$;
 
