@@ -16,6 +16,8 @@
 # Environment: PGPORT (5499), LETHE, SCALE (10), WAIT (30), OUT, KEEP;
 # DATA=gen uses scripts/bench/gen.sql at GEN_SCALE (1: the ~1 GB benchmark
 # database) instead of pgbench, and indexes orders (created_at).
+# MIGRATION=add_column runs `ALTER TABLE … ADD COLUMN bench_ddl_col text
+# DEFAULT 'x'` on the same table instead of the index.
 set -euo pipefail
 
 export PGHOST=127.0.0.1 PGPORT=${PGPORT:-5499} PGUSER=postgres
@@ -52,11 +54,21 @@ if [[ ${DATA:-pgbench} == gen ]]; then
   # The benchmark database (gen.sql; scale 1: ~1 GB), its orders indexed.
   psql -Xq -d "$DB" -v scale="${GEN_SCALE:-1}" -f "$HERE/gen.sql" 2>&1 | grep -v '^Time:' >&2 || true
   INDEX_ON="orders (created_at)"
+  TABLE=orders
 else
   pgbench -q -i -s "$SCALE" "$DB" >/dev/null 2>&1
   sql "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY"
   INDEX_ON="pgbench_accounts (abalance)"
+  TABLE=pgbench_accounts
 fi
+if [[ ${MIGRATION:-index} == add_column ]]; then
+  DDL="ALTER TABLE $TABLE ADD COLUMN bench_ddl_col text DEFAULT 'x'"
+  UNDO="ALTER TABLE $TABLE DROP COLUMN bench_ddl_col"
+else
+  DDL="CREATE INDEX bench_ddl_idx ON $INDEX_ON"
+  UNDO="DROP INDEX bench_ddl_idx"
+fi
+rec migration "$DDL"
 for t in $(sql "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"); do
   sql "ALTER TABLE $t OWNER TO $ROLE"
 done
@@ -100,7 +112,7 @@ CONF
   rec "${mode}_ddl_capture" "$(grep -o '"ddl_capture":"[a-z_]*"' "$log" | head -1)"
   before=$(du -sb "$repo" | cut -f1)
   t0=$(date +%s.%N)
-  sql "CREATE INDEX bench_ddl_idx ON $INDEX_ON"
+  sql "$DDL"
   end=$((SECONDS + WAIT))
   while ((SECONDS < end)); do
     (( $(bases "$log") >= 2 )) && break
@@ -116,5 +128,5 @@ CONF
   rec "${mode}_repository_growth_bytes" "$(( $(du -sb "$repo" | cut -f1) - before ))"
   stop_daemon
   "$LETHE" --config "$W/$mode.toml" continuous disable >/dev/null
-  sql "DROP INDEX bench_ddl_idx"
+  sql "$UNDO"
 done
