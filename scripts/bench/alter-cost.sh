@@ -17,14 +17,9 @@ DB=lethe_alter_bench
 trap '[ -n "${KEEP:-}" ] || dropdb --if-exists "$DB"' EXIT
 dropdb --if-exists "$DB"
 createdb "$DB"
-psql -Xq -d "$DB" -c "CREATE TABLE users (id bigint PRIMARY KEY)"
-for ((s = 0; s < N; s += 500)); do
-  e=$((s + 500 < N ? s + 500 : N))
-  psql -Xq -d "$DB" -c "DO \$\$ BEGIN FOR i IN $((s + 1))..$e LOOP
-    EXECUTE format('CREATE TABLE t%s (id bigint PRIMARY KEY, user_id bigint REFERENCES users(id), a text, b int, c timestamptz DEFAULT now(), d numeric(10,2))', i);
-    EXECUTE format('CREATE INDEX ON t%s (b)', i); END LOOP; END \$\$"
-done
-echo "tables: $(psql -XAt -d "$DB" -c "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")"
+# shellcheck source=scripts/bench/many-tables.sh
+. "$HERE/many-tables.sh"
+many_tables "$DB" "$N"
 alter() {
   for ((r = 1; r <= ROUNDS; r++)); do
     psql -XAt -d "$DB" -c '\timing on' -c "BEGIN" -c "ALTER TABLE t1 ADD COLUMN x int DEFAULT 5" -c "ROLLBACK" | grep '^Time' | sed -n 2p

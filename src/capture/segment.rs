@@ -116,15 +116,7 @@ pub fn relation_desc(r: &RelationMsg) -> RelationDesc {
         columns: r
             .columns
             .iter()
-            .map(|c| RelColumn {
-                name: c.name.clone(),
-                type_oid: c.type_oid,
-                typmod: c.typmod,
-                type_name: None,
-                base_type: None,
-                attnum: None,
-                key: c.key,
-            })
+            .map(|c| RelColumn::sent(c.name.clone(), c.type_oid, c.typmod, c.key))
             .collect(),
     }
 }

@@ -426,15 +426,11 @@ fn captured_ddl(
             ddl::Meaning::AddColumns(a) => {
                 if let Some(desc) = stored.shapes.get_mut(&a.relid) {
                     let key = desc.replident == "f";
-                    desc.columns.extend(a.columns.iter().map(|c| RelColumn {
-                        name: c.name.clone(),
-                        type_oid: c.type_oid,
-                        typmod: c.typmod,
-                        type_name: None,
-                        base_type: None,
-                        attnum: None,
-                        key,
-                    }));
+                    desc.columns.extend(
+                        a.columns
+                            .iter()
+                            .map(|c| RelColumn::sent(c.name.clone(), c.type_oid, c.typmod, key)),
+                    );
                 }
                 watch.columns_added(a.digest);
                 return;

@@ -93,7 +93,10 @@ pub async fn load_list(
 impl LoadedList {
     /// How many ids `lethe erase remove` took off the list since `t` (their
     /// latest removal, as this list knows it).
-    pub(super) async fn removed_since(&self, t: chrono::DateTime<chrono::Utc>) -> Result<u64, RestoreError> {
+    pub(super) async fn removed_since(
+        &self,
+        t: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, RestoreError> {
         let store = Arc::clone(&self.store);
         let removals = tokio::task::spawn_blocking(move || store.removals())
             .await

@@ -69,6 +69,27 @@ fn restores_equal(cfg: &Path, d: &Path, at: &str, dump: &Path, erased: &[&str], 
     }
 }
 
+/// The report's `point.ddl` of a dry run restoring `at`: the captured
+/// statements the point replays.
+pub(crate) fn point_ddl(cfg: &Path, d: &Path, at: &str) -> u64 {
+    let report = d.join("ddl-report.json");
+    let (code, _, err) = run(
+        cfg,
+        &[
+            "restore",
+            "--at",
+            at,
+            "--dry-run",
+            "--report",
+            report.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    r["point"]["ddl"].as_u64().expect("point.ddl")
+}
+
 #[test]
 fn indexes_triggers_views_and_functions_made_during_capture_are_replayed_at_each_point() {
     let db = LogicalDb::create("pitr_ddl");
@@ -150,23 +171,8 @@ fn indexes_triggers_views_and_functions_made_during_capture_are_replayed_at_each
     // The report counts the statements run after post-data: none before
     // the DDL, and at least the five made before point 1.
     for (at, least, most) in [(&at0, 0, 0), (&at1, 5, 6), (&at2, 10, 20)] {
-        let report = d.join("ddl-report.json");
-        let (code, _, err) = run(
-            &cfg,
-            &[
-                "restore",
-                "--at",
-                at,
-                "--dry-run",
-                "--report",
-                report.to_str().expect("utf-8"),
-            ],
-        );
-        assert_eq!(code, 0, "{err}");
-        let r: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
-        let n = r["point"]["ddl"].as_u64().expect("point.ddl");
-        assert!((least..=most).contains(&n), "{n} statements at {at}: {r}");
+        let n = point_ddl(&cfg, &d, at);
+        assert!((least..=most).contains(&n), "{n} statements at {at}");
     }
 
     for (at, dump, what) in [

@@ -79,6 +79,21 @@ pub struct RelColumn {
     pub key: bool,
 }
 
+impl RelColumn {
+    /// A column as pgoutput describes it, nothing looked up.
+    pub fn sent(name: String, type_oid: u32, typmod: i32, key: bool) -> RelColumn {
+        RelColumn {
+            name,
+            type_oid,
+            typmod,
+            type_name: None,
+            base_type: None,
+            attnum: None,
+            key,
+        }
+    }
+}
+
 /// A relation a segment's payload uses, with the shape every change of it
 /// in the segment has.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

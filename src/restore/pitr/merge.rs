@@ -273,11 +273,16 @@ impl<R: Read> Read for MergedReader<R> {
         if self.pos >= self.out.len() && !self.refill()? {
             return Ok(0);
         }
-        let n = buf.len().min(self.out.len() - self.pos);
-        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(serve(&self.out, &mut self.pos, buf))
     }
+}
+
+/// Copies what `buf` takes of `out` from `pos` on, and moves `pos`.
+fn serve(out: &[u8], pos: &mut usize, buf: &mut [u8]) -> usize {
+    let n = buf.len().min(out.len() - *pos);
+    buf[..n].copy_from_slice(&out[*pos..*pos + n]);
+    *pos += n;
+    n
 }
 
 /// A table's COPY stream with the columns captured DDL appended (`ALTER
@@ -344,9 +349,6 @@ impl<R: Read> Read for Padded<R> {
         if self.pos >= self.out.len() && !self.refill()? {
             return Ok(0);
         }
-        let n = buf.len().min(self.out.len() - self.pos);
-        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(serve(&self.out, &mut self.pos, buf))
     }
 }
