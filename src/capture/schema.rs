@@ -16,12 +16,11 @@
 //! flush) is not seen: only captured DDL would see it.
 //!
 //! Columns appended by a captured `ALTER TABLE` (`add_columns`, replayed
-//! by a point restore) change the digest too; their message carries the
-//! digest the command left, and a read that finds exactly that becomes the
-//! reference without a change. Only while no other captured DDL (which the
-//! digest judges) came since the last read that vouched for the reference:
-//! the command's digest includes every commit before it, so it would hide
-//! a foreign key added a moment earlier.
+//! by a point restore) change the digest too. The digest is a sum of its
+//! lines' hashes (mod 2^64), and their message carries what their lines
+//! add: a read that finds exactly the reference plus that becomes the
+//! reference without a change. Anything else changed since the reference
+//! (a foreign key added a moment before, say) makes the read differ.
 
 use super::writer::SchemaChange;
 use crate::repo::changes::manifest::Head;
@@ -44,11 +43,9 @@ pub struct SchemaWatch {
     again: Option<String>,
     /// The commit bound of the captured DDL that made the change wait.
     waiting_for: Option<DateTime<Utc>>,
-    /// The digest the last captured `add_columns` command left.
+    /// The reference plus what captured `add_columns` commands added to
+    /// it since; `None` when none came, or the reference is not a sum.
     expect: Option<String>,
-    /// The commit time of the newest captured DDL the digest judges
-    /// (`other`), until a read at or after it finds the reference.
-    others: Option<DateTime<Utc>>,
 }
 
 impl SchemaWatch {
@@ -60,21 +57,16 @@ impl SchemaWatch {
             again: None,
             waiting_for: None,
             expect: None,
-            others: None,
         }
     }
 
-    /// Captured columns appended (replayed by a restore) in a transaction
-    /// that left the schema with `digest`.
-    pub fn columns_added(&mut self, digest: String) {
-        self.expect = Some(digest);
-    }
-
-    /// Captured DDL the digest judges, committed at `at`: until a read
-    /// after it vouches for the reference, no read is taken as the
-    /// schema an `add_columns` left.
-    pub fn other_ddl(&mut self, at: DateTime<Utc>) {
-        self.others = Some(self.others.map_or(at, |o| o.max(at)));
+    /// Captured columns appended (replayed by a restore), whose lines add
+    /// `delta` to the digest.
+    pub fn columns_added(&mut self, delta: u64) {
+        let from = self.expect.as_deref().or(self.digest.as_deref());
+        self.expect = from
+            .and_then(|d| d.parse::<u64>().ok())
+            .map(|d| d.wrapping_add(delta).to_string());
     }
 
     /// Whether a base digest is known.
@@ -91,8 +83,7 @@ impl SchemaWatch {
         digest: &str,
         at: DateTime<Utc>,
     ) -> Option<SchemaChange> {
-        let explained =
-            !self.waiting && self.others.is_none() && self.expect.as_deref() == Some(digest);
+        let explained = !self.waiting && self.expect.as_deref() == Some(digest);
         match &self.digest {
             Some(r) if r != digest && explained => {
                 self.digest = Some(digest.to_string());
@@ -114,9 +105,6 @@ impl SchemaWatch {
             }
             _ => {
                 self.digest = Some(digest.to_string());
-                if self.others.is_some_and(|o| at >= o) {
-                    self.others = None;
-                }
                 if !self.waiting {
                     head.schema_checked_at = Some(head.schema_checked_at.map_or(at, |c| c.max(at)));
                 }

@@ -146,72 +146,61 @@ fn a_change_seen_in_the_stream_while_a_base_is_taken_makes_one_more_base() {
 }
 
 #[test]
-fn the_schema_appended_columns_left_becomes_the_reference_without_a_change() {
+fn the_reference_plus_what_appended_columns_add_becomes_the_reference_without_a_change() {
     let mut h = head();
-    let mut w = SchemaWatch::new(Some("a".into()));
-    w.columns_added("b".into());
-    assert!(w.read(&mut h, "b", at("2026-12-01T00:00:10Z")).is_none());
+    let mut w = SchemaWatch::new(Some("100".into()));
+    w.columns_added(5);
+    assert!(w.read(&mut h, "105", at("2026-12-01T00:00:10Z")).is_none());
     assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:10Z")));
-    // Only once: the same change again later is another schema.
-    assert!(w.read(&mut h, "b", at("2026-12-01T00:00:15Z")).is_none());
-    assert!(w.read(&mut h, "c", at("2026-12-01T00:00:20Z")).is_some());
+    assert_eq!(h.schema_digest.as_deref(), Some("105"));
+    // Only once: anything else later is a change.
+    assert!(w.read(&mut h, "105", at("2026-12-01T00:00:15Z")).is_none());
+    assert!(w.read(&mut h, "106", at("2026-12-01T00:00:20Z")).is_some());
 }
 
 #[test]
-fn a_read_that_finds_more_than_appended_columns_left_is_a_change() {
+fn appended_columns_add_up_and_wrap_around() {
     let mut h = head();
-    let mut w = SchemaWatch::new(Some("a".into()));
-    w.columns_added("b".into());
+    let mut w = SchemaWatch::new(Some((u64::MAX - 1).to_string()));
+    w.columns_added(1);
+    w.columns_added(2);
+    assert!(w.read(&mut h, "1", at("2026-12-01T00:00:10Z")).is_none());
+    assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:10Z")));
+}
+
+/// A foreign key added a moment before the columns: its line is in the
+/// read too, so the read is not the reference plus the columns.
+#[test]
+fn a_read_that_holds_more_than_appended_columns_is_a_change() {
+    let mut h = head();
+    let mut w = SchemaWatch::new(Some("100".into()));
+    w.columns_added(5);
     let c = w
-        .read(&mut h, "c", at("2026-12-01T00:00:10Z"))
+        .read(&mut h, "107", at("2026-12-01T00:00:10Z"))
         .expect("a change");
     assert_eq!(c.since, Some(at("2026-12-01T00:00:00Z")));
-    // The expectation is spent: the appended columns' schema later is no
-    // way out of the wait either.
-    assert!(w.read(&mut h, "b", at("2026-12-01T00:00:20Z")).is_none());
+    // Waiting for its base: the columns' sum later moves nothing either.
+    assert!(w.read(&mut h, "105", at("2026-12-01T00:00:20Z")).is_none());
     assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:00Z")));
+    assert_eq!(h.schema_digest, None);
 }
 
-/// A foreign key added a moment before the columns: the command's digest
-/// holds it, so a read that finds that digest proves nothing about it.
+/// A base of an older lethe recorded an md5, which no sum extends.
 #[test]
-fn other_captured_ddl_not_vouched_for_by_a_later_read_keeps_appended_columns_from_explaining_a_read()
- {
+fn a_reference_that_is_not_a_sum_explains_no_read() {
     let mut h = head();
-    let mut w = SchemaWatch::new(Some("a".into()));
-    w.other_ddl(at("2026-12-01T00:00:08Z"));
-    w.columns_added("b".into());
-    let c = w
-        .read(&mut h, "b", at("2026-12-01T00:00:10Z"))
-        .expect("a change");
-    assert_eq!(c.since, Some(at("2026-12-01T00:00:00Z")));
-
-    // Vouched for: a read at or after the other DDL finds the reference
-    // (a COMMENT, say, changes no digest); appended columns then explain.
-    let mut h = head();
-    let mut w = SchemaWatch::new(Some("a".into()));
-    w.other_ddl(at("2026-12-01T00:00:08Z"));
-    // A read from before it vouches for nothing.
-    assert!(w.read(&mut h, "a", at("2026-12-01T00:00:07Z")).is_none());
-    w.columns_added("b".into());
-    assert!(w.read(&mut h, "b", at("2026-12-01T00:00:10Z")).is_some());
-
-    let mut h = head();
-    let mut w = SchemaWatch::new(Some("a".into()));
-    w.other_ddl(at("2026-12-01T00:00:08Z"));
-    assert!(w.read(&mut h, "a", at("2026-12-01T00:00:09Z")).is_none());
-    w.columns_added("b".into());
-    assert!(w.read(&mut h, "b", at("2026-12-01T00:00:10Z")).is_none());
-    assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:10Z")));
+    let mut w = SchemaWatch::new(Some("72810b5e626aca00d7a611d9332c4143".into()));
+    w.columns_added(5);
+    assert!(w.read(&mut h, "5", at("2026-12-01T00:00:10Z")).is_some());
 }
 
 #[test]
 fn appended_columns_explain_nothing_while_a_change_waits_for_its_base() {
     let mut h = head();
-    let mut w = SchemaWatch::new(Some("a".into()));
-    assert!(w.read(&mut h, "b", at("2026-12-01T00:00:10Z")).is_some());
-    w.columns_added("c".into());
-    assert!(w.read(&mut h, "c", at("2026-12-01T00:00:15Z")).is_none());
+    let mut w = SchemaWatch::new(Some("100".into()));
+    assert!(w.read(&mut h, "200", at("2026-12-01T00:00:10Z")).is_some());
+    w.columns_added(5);
+    assert!(w.read(&mut h, "205", at("2026-12-01T00:00:15Z")).is_none());
     // Still waiting: the check time does not move.
     assert_eq!(h.schema_checked_at, Some(at("2026-12-01T00:00:00Z")));
 }

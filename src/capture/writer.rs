@@ -404,9 +404,9 @@ fn late(commit_at: DateTime<Utc>) -> Duration {
 /// - one no restore can replay (or a message lethe cannot read): a base,
 ///   as for a change the digest sees;
 /// - columns appended: the table's shape takes them (so its next Relation
-///   message is no change) and the digest the command left is expected;
-/// - one the digest judges: noted, so no read is taken for what appended
-///   columns left until a read after it.
+///   message is no change) and the digest is expected to grow by their
+///   lines (`SchemaWatch::columns_added`);
+/// - any other: the digest judges it.
 fn captured_ddl(
     content: &[u8],
     txn_at: Option<DateTime<Utc>>,
@@ -416,13 +416,7 @@ fn captured_ddl(
 ) {
     let what = match ddl::Ddl::parse(content) {
         Ok(d) => match d.meaning() {
-            ddl::Meaning::Replay(_) => return,
-            ddl::Meaning::Other => {
-                if let Some(at) = txn_at {
-                    watch.other_ddl(at);
-                }
-                return;
-            }
+            ddl::Meaning::Replay(_) | ddl::Meaning::Other => return,
             ddl::Meaning::AddColumns(a) => {
                 if let Some(desc) = stored.shapes.get_mut(&a.relid) {
                     let key = desc.replident == "f";
@@ -432,7 +426,7 @@ fn captured_ddl(
                             .map(|c| RelColumn::sent(c.name.clone(), c.type_oid, c.typmod, key)),
                     );
                 }
-                watch.columns_added(a.digest);
+                watch.columns_added(a.digest_delta);
                 return;
             }
             ddl::Meaning::Unreplayable => {

@@ -31,7 +31,8 @@ pub async fn check(ctx: &Ctx) -> anyhow::Result<i32> {
             match crate::pg::ddl_capture::possible(&conn).await? {
                 DdlCapture::EventTriggers => println!(
                     "schema changes: captured by lethe's event triggers (installed in schema lethe when capture starts); \
-                     indexes, triggers, views and functions made or dropped cost no base"
+                     indexes, triggers, views and functions made or dropped, and columns appended \
+                     by ALTER TABLE … ADD COLUMN, cost no base"
                 ),
                 DdlCapture::Digest(why) => println!("schema changes: by the schema digest: {why}"),
             }
@@ -57,7 +58,7 @@ pub async fn disable(ctx: &Ctx) -> anyhow::Result<i32> {
     if removed.ddl.triggers {
         println!(
             "removed event triggers {}",
-            crate::pg::ddl_capture::TRIGGERS.join(" and ")
+            crate::pg::ddl_capture::TRIGGERS.join(", ")
         );
     }
     if removed.ddl.schema {

@@ -8,7 +8,7 @@
 //! digest then leaves those objects to the stream (`schema_digest.sql`).
 //! An `ALTER TABLE` that only appended columns (compared with the table's
 //! shape `lethe_ddl_start` kept) comes with the columns, the value old
-//! rows read in them and the schema digest it left, so the capture needs
+//! rows read in them and what they add to the schema digest, so the capture needs
 //! no base for it and a point restore adds the columns after pre-data.
 //! Everything else is still the digest's to judge.
 //!
@@ -28,29 +28,13 @@ const MARK: &str = "lethe continuous capture: DDL capture (removed by lethe cont
 /// The event triggers.
 pub const TRIGGERS: [&str; 3] = ["lethe_ddl_end", "lethe_sql_drop", "lethe_ddl_start"];
 /// lethe's functions in its schema, with their argument types.
-const FUNCTIONS: [&str; 5] = [
+const FUNCTIONS: [&str; 4] = [
     "capture_ddl()",
     "capture_drop()",
     "capture_start()",
     "table_shape(oid, int)",
-    "schema_digest()",
 ];
 const INSTALL_SQL: &str = include_str!("ddl_capture.sql");
-
-/// `lethe.schema_digest()`: the digest the capture reads at each flush
-/// (`pg::digest`), for `capture_ddl` to put in an `add_columns` message,
-/// so the capture knows the schema that command left (and a read that
-/// shows anything more is a change). Same settings as lethe's sessions.
-fn digest_function() -> String {
-    format!(
-        "CREATE OR REPLACE FUNCTION lethe.schema_digest() RETURNS text LANGUAGE sql STABLE \
-         SET search_path = pg_catalog SET extra_float_digits = 3 SET DateStyle = ISO SET IntervalStyle = postgres \
-         AS $lethe_digest$ SELECT d FROM ({}) AS q(d, t, x) $lethe_digest$",
-        crate::pg::digest::DIGEST_SQL
-            .trim_end()
-            .trim_end_matches(';')
-    )
-}
 
 /// How schema changes are seen on this source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,8 +113,7 @@ pub async fn install(conn: &PgConn) -> Result<DdlCapture, SourceError> {
         return Ok(possible);
     }
     conn.batch_execute(&format!(
-        "BEGIN; CREATE SCHEMA IF NOT EXISTS {SCHEMA}; {}; {INSTALL_SQL}; COMMENT ON SCHEMA {SCHEMA} IS {}; COMMIT",
-        digest_function(),
+        "BEGIN; {INSTALL_SQL}; COMMENT ON SCHEMA {SCHEMA} IS {}; COMMIT",
         quote_literal(MARK)
     ))
     .await

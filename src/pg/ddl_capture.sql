@@ -10,7 +10,7 @@
 -- anything else (lethe_ddl_start keeps each table's shape as the command
 -- starts, to compare): the message also carries the table, its oid, the new
 -- columns with the value rows stored before the command read in them
--- (attmissingval), and the schema digest after the command; a restore adds
+-- (attmissingval), and what they add to the schema digest; a restore adds
 -- them after pre-data. "unreplayable": another change to an index, trigger,
 -- view or function (ALTER … RENAME, say): the capture takes a new base.
 -- "other": tables, columns, keys, types…: a new base too.
@@ -69,6 +69,7 @@ DECLARE
   natts int;
   added json;
   table_name json;
+  digest_delta text;
 BEGIN
   -- A copy of this database (a pg_dump of it loaded elsewhere) carries the
   -- triggers; where nothing can decode the stream they do nothing.
@@ -121,6 +122,22 @@ BEGIN
           LEFT JOIN pg_collation co ON co.oid = a.attcollation
           LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
          WHERE a.attrelid = r.objid AND a.attnum > natts;
+        -- What the columns add to the schema digest (schema_digest.sql: the
+        -- sum of its lines' hashes, mod 2^64): their `col` lines, rendered
+        -- as the digest renders them. The capture expects the digest it
+        -- last read plus this, and nothing else.
+        SELECT (((coalesce(sum(('x' || substr(md5(
+                 'col ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || a.attnum || ' ' || quote_ident(a.attname) || ' '
+                 || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
+                 || a.attidentity::text || a.attgenerated::text || ' ' || coalesce(co.collname, '') || ' '
+                 || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '')
+               ), 1, 16))::bit(64)::bigint::numeric), 0)
+               % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text
+          INTO digest_delta
+          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_collation co ON co.oid = a.attcollation
+          LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+         WHERE a.attrelid = r.objid AND a.attnum > natts AND NOT a.attisdropped;
       END IF;
     ELSIF r.object_type IN ('index', 'trigger', 'view', 'function', 'procedure') THEN
       IF r.command_tag = 'CREATE INDEX' AND r.object_type = 'index' THEN
@@ -159,7 +176,7 @@ BEGIN
         'v', 1, 'event', 'end', 'tag', r.command_tag, 'type', r.object_type,
         'identity', r.object_identity, 'change', change, 'sql', stmt,
         'table', table_name, 'relid', r.objid, 'columns', added,
-        'digest', lethe.schema_digest())::text);
+        'digest_delta', digest_delta)::text);
     ELSE
       PERFORM pg_logical_emit_message(true, 'lethe.ddl', json_build_object(
         'v', 1, 'event', 'end', 'tag', r.command_tag, 'type', r.object_type,

@@ -17,11 +17,13 @@
 use super::{PgConn, SourceError, query_err};
 use chrono::{DateTime, Utc};
 
-/// One line per object, sorted, hashed by the server (`md5` as a
-/// fingerprint, not for security), with the statement's start time in
-/// microseconds since the epoch and whether any transaction was in progress
-/// in the statement's snapshot.
-pub(crate) const DIGEST_SQL: &str = include_str!("schema_digest.sql");
+/// One line per object; the digest is the sum, mod 2^64, of each line's
+/// hash (the first 64 bits of its `md5`: a fingerprint, not for security),
+/// in decimal, so what lines add to it can be added to it
+/// (`capture::schema`: columns appended by captured DDL). With the
+/// statement's start time in microseconds since the epoch and whether any
+/// transaction was in progress in the statement's snapshot.
+const DIGEST_SQL: &str = include_str!("schema_digest.sql");
 
 /// A transaction stamps its commit time before it becomes visible (the
 /// WAL flush, a synchronous standby's answer come in between); one in
@@ -51,7 +53,8 @@ pub async fn schema_digest(conn: &PgConn) -> Result<(String, DateTime<Utc>), Sou
 pub const READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// [`schema_digest`] in a read-only transaction of its own, cancelled by
-/// the server past `limit`.
+/// the server past `limit`, without JIT (compiling the catalog query took
+/// a fifth of its time on 2,000 tables: `BENCHMARKS.md`).
 ///
 /// # Errors
 /// The query fails or takes longer than `limit`.
@@ -60,7 +63,7 @@ pub async fn schema_digest_within(
     limit: std::time::Duration,
 ) -> Result<(String, DateTime<Utc>), SourceError> {
     conn.batch_execute(&format!(
-        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SET LOCAL jit = off",
         limit.as_millis().max(1)
     ))
     .await

@@ -74,5 +74,7 @@ WITH cap AS (SELECT count(*) = 3 AS captured FROM pg_event_trigger
   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'lethe') AND n.nspname !~ '^pg_(toast|temp_)'
   UNION ALL
   SELECT 'ddl captured' FROM cap WHERE cap.captured)
-  SELECT md5(coalesce(string_agg(l, E'\n' ORDER BY l), '')), (extract(epoch FROM statement_timestamp()) * 1000000)::bigint,
+  SELECT (((coalesce(sum(('x' || substr(md5(l), 1, 16))::bit(64)::bigint::numeric), 0)
+  % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text,
+  (extract(epoch FROM statement_timestamp()) * 1000000)::bigint,
   EXISTS (SELECT pg_snapshot_xip(pg_current_snapshot())) FROM lines

@@ -31,8 +31,9 @@ pub struct Ddl {
     pub relid: Option<u32>,
     /// For `add_columns`: the columns appended, in order.
     pub columns: Option<Vec<AddedColumn>>,
-    /// For `add_columns`: the schema digest the command left.
-    pub digest: Option<String>,
+    /// For `add_columns`: what the columns add to the schema digest (a
+    /// sum of its lines' hashes, mod 2^64, in decimal).
+    pub digest_delta: Option<String>,
 }
 
 /// A table, by its names as the catalog spells them.
@@ -96,7 +97,8 @@ pub struct AddColumns {
     pub columns: Vec<AddedColumn>,
     /// The statements that add them in a restore (before the rows load).
     pub sql: String,
-    pub digest: String,
+    /// What they add to the schema digest (`pg::digest`).
+    pub digest_delta: u64,
 }
 
 /// An oid, which `json_build_object` writes as a string.
@@ -158,16 +160,17 @@ impl Ddl {
         match (self.change.as_str(), &self.sql) {
             ("replay", Some(sql)) if !sql.trim().is_empty() => Meaning::Replay(sql.clone()),
             ("add_columns", Some(sql)) if !sql.trim().is_empty() => {
-                match (&self.table, self.relid, &self.columns, &self.digest) {
-                    (Some(table), Some(relid), Some(columns), Some(digest))
-                        if !columns.is_empty() && !digest.is_empty() =>
+                let delta = self.digest_delta.as_deref().and_then(|d| d.parse().ok());
+                match (&self.table, self.relid, &self.columns, delta) {
+                    (Some(table), Some(relid), Some(columns), Some(digest_delta))
+                        if !columns.is_empty() =>
                     {
                         Meaning::AddColumns(AddColumns {
                             table: table.clone(),
                             relid,
                             columns: columns.clone(),
                             sql: sql.clone(),
-                            digest: digest.clone(),
+                            digest_delta,
                         })
                     }
                     _ => Meaning::Unreplayable,
@@ -235,7 +238,7 @@ mod tests {
     }
 
     /// As `capture_ddl` writes it (oids as strings).
-    const ADDED: &str = r#"{"v" : 1, "event" : "end", "tag" : "ALTER TABLE", "type" : "table", "identity" : "public.u", "change" : "add_columns", "sql" : "ALTER TABLE ONLY public.u ADD COLUMN email text; ALTER TABLE ONLY public.u ADD COLUMN n integer DEFAULT 7 NOT NULL", "table" : {"schema" : "public", "name" : "u"}, "relid" : "16410", "columns" : [{"name" : "email", "type" : "text", "type_oid" : "25", "typmod" : -1, "not_null" : false, "default" : null, "base_type" : "text", "nondeterministic" : false, "missing" : null}, {"name" : "n", "type" : "integer", "type_oid" : "23", "typmod" : -1, "not_null" : true, "default" : "7", "base_type" : "integer", "nondeterministic" : false, "missing" : "7"}], "digest" : "72810b5e626aca00d7a611d9332c4143"}"#;
+    const ADDED: &str = r#"{"v" : 1, "event" : "end", "tag" : "ALTER TABLE", "type" : "table", "identity" : "public.u", "change" : "add_columns", "sql" : "ALTER TABLE ONLY public.u ADD COLUMN email text; ALTER TABLE ONLY public.u ADD COLUMN n integer DEFAULT 7 NOT NULL", "table" : {"schema" : "public", "name" : "u"}, "relid" : "16410", "columns" : [{"name" : "email", "type" : "text", "type_oid" : "25", "typmod" : -1, "not_null" : false, "default" : null, "base_type" : "text", "nondeterministic" : false, "missing" : null}, {"name" : "n", "type" : "integer", "type_oid" : "23", "typmod" : -1, "not_null" : true, "default" : "7", "base_type" : "integer", "nondeterministic" : false, "missing" : "7"}], "digest_delta" : "18446744073709551615"}"#;
 
     #[test]
     fn appended_columns_carry_the_table_the_columns_and_the_digest() {
@@ -246,7 +249,7 @@ mod tests {
             (a.table.schema.as_str(), a.table.name.as_str(), a.relid),
             ("public", "u", 16410)
         );
-        assert_eq!(a.digest, "72810b5e626aca00d7a611d9332c4143");
+        assert_eq!(a.digest_delta, u64::MAX);
         assert_eq!(a.columns.len(), 2);
         assert_eq!(a.columns[1].type_oid, 23);
         assert_eq!(a.columns[0].missing_field(), b"\\N");
@@ -262,8 +265,12 @@ mod tests {
     fn appended_columns_without_their_table_digest_or_columns_are_unreplayable() {
         for (from, to) in [
             (
-                r#""digest" : "72810b5e626aca00d7a611d9332c4143""#,
-                r#""digest" : null"#,
+                r#""digest_delta" : "18446744073709551615""#,
+                r#""digest_delta" : null"#,
+            ),
+            (
+                r#""digest_delta" : "18446744073709551615""#,
+                r#""digest_delta" : "-1""#,
             ),
             (r#""relid" : "16410""#, r#""relid" : null"#),
             (
@@ -276,7 +283,7 @@ mod tests {
             assert_eq!(ddl(&json).meaning(), Meaning::Unreplayable, "{to}");
         }
         let empty = ADDED[..ADDED.find(r#""columns""#).unwrap()].to_string()
-            + r#""columns" : [], "digest" : "x"}"#;
+            + r#""columns" : [], "digest_delta" : "1"}"#;
         assert_eq!(ddl(&empty).meaning(), Meaning::Unreplayable);
     }
 }
