@@ -49,7 +49,14 @@ fn columns_appended_during_capture_are_added_at_each_point_with_the_values_old_r
            ADD COLUMN tier int NOT NULL DEFAULT 1, \
            ADD COLUMN joined timestamptz DEFAULT now()",
     );
-    c.db.sql("ALTER TABLE orders ADD COLUMN amount numeric(10,2) DEFAULT 9.50");
+    // One transaction writes orders in both shapes: a row before the
+    // column, the column, a row after it, the first row updated.
+    c.db.sql(
+        "INSERT INTO orders VALUES (110, 5, 'before the column'); \
+         ALTER TABLE orders ADD COLUMN amount numeric(10,2) DEFAULT 9.50; \
+         INSERT INTO orders VALUES (111, 3, 'after the column, of erased user 3', 4.75); \
+         UPDATE orders SET note = 'updated after the column' WHERE id = 110;",
+    );
     c.db.sql(
         "INSERT INTO users VALUES (21, 'user 21', 'u21@example.eu', 2, now()), \
                                   (22, 'user 22', 'u22@example.eu', 3, now()); \
