@@ -414,27 +414,30 @@ fn captured_ddl(
     watch: &mut super::schema::SchemaWatch,
     changed: &mpsc::Sender<SchemaChange>,
 ) {
-    let what = match ddl::Ddl::parse(content) {
-        Ok(d) => match d.meaning() {
-            ddl::Meaning::Replay(_) | ddl::Meaning::Other => return,
-            ddl::Meaning::AddColumns(a) => {
-                if let Some(desc) = stored.shapes.get_mut(&a.relid) {
-                    let key = desc.replident == "f";
-                    desc.columns.extend(
-                        a.columns
-                            .iter()
-                            .map(|c| RelColumn::sent(c.name.clone(), c.type_oid, c.typmod, key)),
-                    );
+    let what =
+        match ddl::Ddl::parse(content) {
+            Ok(d) => match d.meaning() {
+                ddl::Meaning::Replay(_) | ddl::Meaning::Other => return,
+                ddl::Meaning::AddColumns(a) => {
+                    let tables = std::iter::once((a.relid, &a.columns))
+                        .chain(a.partitions.iter().map(|p| (p.relid, &p.columns)));
+                    for (relid, columns) in tables {
+                        if let Some(desc) = stored.shapes.get_mut(&relid) {
+                            let key = desc.replident == "f";
+                            desc.columns.extend(columns.iter().map(|c| {
+                                RelColumn::sent(c.name.clone(), c.type_oid, c.typmod, key)
+                            }));
+                        }
+                    }
+                    watch.columns_added(a.digest_delta);
+                    return;
                 }
-                watch.columns_added(a.digest_delta);
-                return;
-            }
-            ddl::Meaning::Unreplayable => {
-                format!("{}, which a restore cannot replay", d.describe())
-            }
-        },
-        Err(e) => e,
-    };
+                ddl::Meaning::Unreplayable => {
+                    format!("{}, which a restore cannot replay", d.describe())
+                }
+            },
+            Err(e) => e,
+        };
     if let Some(c) = watch.seen(
         &stored.head,
         what,

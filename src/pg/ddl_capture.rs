@@ -28,11 +28,15 @@ const MARK: &str = "lethe continuous capture: DDL capture (removed by lethe cont
 /// The event triggers.
 pub const TRIGGERS: [&str; 3] = ["lethe_ddl_end", "lethe_sql_drop", "lethe_ddl_start"];
 /// lethe's functions in its schema, with their argument types.
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 8] = [
     "capture_ddl()",
     "capture_drop()",
     "capture_start()",
     "table_shape(oid, int)",
+    "table_name(oid)",
+    "added_columns(oid, int)",
+    "added_sql(oid, int, text)",
+    "added_digest(oid, int)",
 ];
 const INSTALL_SQL: &str = include_str!("ddl_capture.sql");
 

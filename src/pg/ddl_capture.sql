@@ -43,6 +43,70 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lethe$
   FROM pg_class c WHERE c.oid = rel
 $lethe$;
 
+-- A table's names, for messages.
+CREATE OR REPLACE FUNCTION lethe.table_name(rel oid) RETURNS json
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lethe$
+  SELECT json_build_object('schema', n.nspname, 'name', c.relname)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel
+$lethe$;
+
+-- The columns of `rel` past `upto`, as `add_columns` carries them: `missing`
+-- is the value rows stored before read in them (attmissingval).
+CREATE OR REPLACE FUNCTION lethe.added_columns(rel oid, upto int) RETURNS json
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lethe$
+  SELECT json_agg(json_build_object(
+           'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+           'type_oid', a.atttypid, 'typmod', a.atttypmod, 'not_null', a.attnotnull,
+           'default', pg_get_expr(d.adbin, d.adrelid),
+           'base_type', (WITH RECURSIVE b(oid, mod, depth) AS (
+               SELECT a.atttypid, a.atttypmod, 0
+               UNION ALL SELECT ty.typbasetype, ty.typtypmod, b.depth + 1
+                 FROM b JOIN pg_type ty ON ty.oid = b.oid WHERE ty.typtype = 'd')
+             SELECT format_type(b.oid, b.mod) FROM b ORDER BY b.depth DESC LIMIT 1),
+           'nondeterministic', coalesce(NOT co.collisdeterministic, false),
+           'missing', CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END)
+           ORDER BY a.attnum)
+    FROM pg_attribute a
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+   WHERE a.attrelid = rel AND a.attnum > upto AND NOT a.attisdropped
+$lethe$;
+
+-- The statement that adds them again: `ALTER TABLE ONLY` a plain table, or
+-- a partitioned one (which adds them to its partitions).
+CREATE OR REPLACE FUNCTION lethe.added_sql(rel oid, upto int, ident text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lethe$
+  SELECT 'ALTER TABLE ' || CASE WHEN c.relkind = 'p' THEN '' ELSE 'ONLY ' END || ident || ' '
+         || string_agg('ADD COLUMN ' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
+              || CASE WHEN a.attcollation <> t.typcollation
+                      THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) ELSE '' END
+              || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+              || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END, ', ' ORDER BY a.attnum)
+    FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid JOIN pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+   WHERE c.oid = rel AND a.attnum > upto AND NOT a.attisdropped
+   GROUP BY c.relkind
+$lethe$;
+
+-- What `rel`'s columns past `upto` add to the schema digest (not yet
+-- reduced mod 2^64): their `col` lines, rendered and hashed as
+-- schema_digest.sql renders and hashes its lines.
+CREATE OR REPLACE FUNCTION lethe.added_digest(rel oid, upto int) RETURNS numeric
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lethe$
+  SELECT coalesce(sum(('x' || substr(md5(
+           'col ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || a.attnum || ' ' || quote_ident(a.attname) || ' '
+           || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
+           || a.attidentity::text || a.attgenerated::text || ' ' || coalesce(co.collname, '') || ' '
+           || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '')
+         ), 1, 16))::bit(64)::bigint::numeric), 0)
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+   WHERE a.attrelid = rel AND a.attnum > upto AND NOT a.attisdropped
+$lethe$;
+
 -- As an ALTER TABLE starts: every plain table's column count and shape, for
 -- capture_ddl to compare with when it ends (a setting of this transaction).
 CREATE OR REPLACE FUNCTION lethe.capture_start() RETURNS event_trigger
@@ -52,7 +116,7 @@ BEGIN
   PERFORM set_config('lethe.before', coalesce((
     SELECT json_object_agg(c.oid, json_build_array(c.relnatts, lethe.table_shape(c.oid, c.relnatts)))
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'lethe')
+     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'lethe')
        AND n.nspname !~ '^pg_(toast|temp_)'), '{}')::text, true);
 END
 $lethe$;
@@ -70,6 +134,12 @@ DECLARE
   added json;
   table_name json;
   digest_delta text;
+  befores json;
+  kind "char";
+  rels oid[];
+  rel oid;
+  ok boolean;
+  parts json;
 BEGIN
   -- A copy of this database (a pg_dump of it loaded elsewhere) carries the
   -- triggers; where nothing can decode the stream they do nothing.
@@ -81,63 +151,53 @@ BEGIN
     stmt := NULL;
     added := NULL;
     table_name := NULL;
+    parts := NULL;
     IF r.command_tag = 'ALTER TABLE' AND r.object_type = 'table' THEN
-      -- Columns appended, and nothing else changed: a keyed plain table with
-      -- no generated column, no parent or child, not rewritten.
-      before := current_setting('lethe.before', true)::json -> r.objid::text;
-      natts := (before ->> 0)::int;
-      IF before IS NOT NULL
-         AND lethe.table_shape(r.objid, natts) = before ->> 1
-         AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.objid AND c.relkind = 'r'
-                      AND c.relreplident IN ('d', 'i'))
-         AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = r.objid AND (i.indisprimary OR i.indisreplident))
-         AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = r.objid OR h.inhparent = r.objid)
-         AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.objid AND a.attnum > 0
-                          AND (a.attgenerated <> '' OR (a.attnum > natts AND (a.attisdropped OR a.attidentity <> ''))))
-         AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.objid AND a.attnum > natts) THEN
+      -- Columns appended, and nothing else changed, on a keyed plain table
+      -- with no generated column, parent or child, or on a partitioned
+      -- table with a primary key whose partitions are all such tables: none
+      -- rewritten. The command reached the table and its partitions.
+      befores := current_setting('lethe.before', true)::json;
+      SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = r.objid;
+      rels := ARRAY[r.objid] || CASE WHEN kind = 'p'
+        THEN ARRAY(SELECT h.inhrelid FROM pg_inherits h WHERE h.inhparent = r.objid ORDER BY h.inhrelid)
+        ELSE '{}'::oid[] END;
+      ok := befores IS NOT NULL AND kind IN ('r', 'p')
+        AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = r.objid)
+        AND (kind = 'r' OR (cardinality(rels) > 1
+             AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = r.objid AND i.indisprimary)));
+      IF ok THEN
+        FOREACH rel IN ARRAY rels LOOP
+          natts := (befores -> rel::text ->> 0)::int;
+          ok := natts IS NOT NULL
+            AND lethe.table_shape(rel, natts) = befores -> rel::text ->> 1
+            AND ((rel = r.objid AND kind = 'p')
+                 OR (EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = rel AND c.relkind = 'r' AND c.relreplident IN ('d', 'i'))
+                     AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = rel AND (i.indisprimary OR i.indisreplident))
+                     AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhparent = rel)
+                     AND (rel = r.objid OR EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = rel AND c.relispartition))))
+            AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0
+                             AND (a.attgenerated <> '' OR (a.attnum > natts AND (a.attisdropped OR a.attidentity <> ''))))
+            AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > natts);
+          EXIT WHEN NOT ok;
+        END LOOP;
+      END IF;
+      IF ok THEN
         change := 'add_columns';
-        SELECT json_build_object('schema', n.nspname, 'name', c.relname) INTO table_name
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = r.objid;
-        SELECT json_agg(json_build_object(
-                 'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-                 'type_oid', a.atttypid, 'typmod', a.atttypmod, 'not_null', a.attnotnull,
-                 'default', pg_get_expr(d.adbin, d.adrelid),
-                 'base_type', (WITH RECURSIVE b(oid, mod, depth) AS (
-                     SELECT a.atttypid, a.atttypmod, 0
-                     UNION ALL SELECT ty.typbasetype, ty.typtypmod, b.depth + 1
-                       FROM b JOIN pg_type ty ON ty.oid = b.oid WHERE ty.typtype = 'd')
-                   SELECT format_type(b.oid, b.mod) FROM b ORDER BY b.depth DESC LIMIT 1),
-                 'nondeterministic', coalesce(NOT co.collisdeterministic, false),
-                 'missing', CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END)
-                 ORDER BY a.attnum),
-               string_agg('ALTER TABLE ONLY ' || r.object_identity || ' ADD COLUMN ' || quote_ident(a.attname)
-                 || ' ' || format_type(a.atttypid, a.atttypmod)
-                 || CASE WHEN a.attcollation <> t.typcollation
-                         THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) ELSE '' END
-                 || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
-                 || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END, '; ' ORDER BY a.attnum)
-          INTO added, stmt
-          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-          LEFT JOIN pg_collation co ON co.oid = a.attcollation
-          LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-         WHERE a.attrelid = r.objid AND a.attnum > natts;
+        natts := (befores -> r.objid::text ->> 0)::int;
+        table_name := lethe.table_name(r.objid);
+        added := lethe.added_columns(r.objid, natts);
+        stmt := lethe.added_sql(r.objid, natts, r.object_identity);
         -- What the columns add to the schema digest (schema_digest.sql: the
-        -- sum of its lines' hashes, mod 2^64): their `col` lines, rendered
-        -- as the digest renders them. The capture expects the digest it
-        -- last read plus this, and nothing else.
-        SELECT (((coalesce(sum(('x' || substr(md5(
-                 'col ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ' || a.attnum || ' ' || quote_ident(a.attname) || ' '
-                 || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
-                 || a.attidentity::text || a.attgenerated::text || ' ' || coalesce(co.collname, '') || ' '
-                 || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '')
-               ), 1, 16))::bit(64)::bigint::numeric), 0)
-               % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text
-          INTO digest_delta
-          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-          LEFT JOIN pg_collation co ON co.oid = a.attcollation
-          LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-         WHERE a.attrelid = r.objid AND a.attnum > natts AND NOT a.attisdropped;
+        -- sum of its lines' hashes, mod 2^64), every table's included. The
+        -- capture expects the digest it last read plus this, and nothing
+        -- else.
+        SELECT (((sum(lethe.added_digest(x, (befores -> x::text ->> 0)::int))
+                 % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text
+          INTO digest_delta FROM unnest(rels) x;
+        SELECT coalesce(json_agg(json_build_object('table', lethe.table_name(x), 'relid', x,
+                 'columns', lethe.added_columns(x, (befores -> x::text ->> 0)::int)) ORDER BY x), '[]')
+          INTO parts FROM unnest(rels[2:]) x;
       END IF;
     ELSIF r.object_type IN ('index', 'trigger', 'view', 'function', 'procedure') THEN
       IF r.command_tag = 'CREATE INDEX' AND r.object_type = 'index' THEN
@@ -176,7 +236,7 @@ BEGIN
         'v', 1, 'event', 'end', 'tag', r.command_tag, 'type', r.object_type,
         'identity', r.object_identity, 'change', change, 'sql', stmt,
         'table', table_name, 'relid', r.objid, 'columns', added,
-        'digest_delta', digest_delta)::text);
+        'partitions', parts, 'digest_delta', digest_delta)::text);
     ELSE
       PERFORM pg_logical_emit_message(true, 'lethe.ddl', json_build_object(
         'v', 1, 'event', 'end', 'tag', r.command_tag, 'type', r.object_type,

@@ -16,8 +16,17 @@ const SCHEMA: &str = "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT N
     CREATE TABLE orders (id bigint PRIMARY KEY, \
                          user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE, \
                          note text NOT NULL); \
+    CREATE TABLE parts (id bigint NOT NULL, at date NOT NULL, \
+                        user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE, \
+                        PRIMARY KEY (id, at)) PARTITION BY RANGE (at); \
+    CREATE TABLE parts_2026 PARTITION OF parts FOR VALUES FROM ('2026-01-01') TO ('2027-01-01'); \
+    CREATE TABLE parts_2027 (at date NOT NULL, junk int, id bigint NOT NULL, user_id bigint NOT NULL); \
+    ALTER TABLE parts_2027 DROP COLUMN junk; \
+    ALTER TABLE parts ATTACH PARTITION parts_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01'); \
     INSERT INTO users SELECT i, 'user ' || i FROM generate_series(1, 20) i; \
-    INSERT INTO orders SELECT i, i % 20 + 1, 'order ' || i FROM generate_series(1, 60) i;";
+    INSERT INTO orders SELECT i, i % 20 + 1, 'order ' || i FROM generate_series(1, 60) i; \
+    INSERT INTO parts SELECT i, CASE WHEN i % 2 = 0 THEN date '2026-05-01' ELSE date '2027-05-01' END, i % 20 + 1 \
+      FROM generate_series(1, 40) i;";
 
 #[test]
 fn columns_appended_during_capture_are_added_at_each_point_with_the_values_old_rows_hold() {
@@ -67,6 +76,14 @@ fn columns_appended_during_capture_are_added_at_each_point_with_the_values_old_r
          UPDATE orders SET user_id = 21 WHERE id = 1; \
          UPDATE orders SET note = 'edited again' WHERE id = 3;",
     );
+    // A partitioned table: the column reaches both partitions, one of
+    // which has a dropped column before it.
+    c.db.sql(
+        "UPDATE parts SET user_id = 4 WHERE id = 5; \
+         ALTER TABLE parts ADD COLUMN qty int NOT NULL DEFAULT 1; \
+         INSERT INTO parts VALUES (41, '2026-06-01', 21, 7), (42, '2027-06-01', 22, 8), (43, '2027-06-01', 3, 9); \
+         UPDATE parts SET qty = 5 WHERE id IN (6, 7);",
+    );
     let at1 = mark_point(&c.db, &d.join("at1.sql"));
     c.db.sql("INSERT INTO users (id, name) VALUES (90, 'marker')");
     c.wait_restorable();
@@ -107,8 +124,8 @@ fn columns_appended_during_capture_are_added_at_each_point_with_the_values_old_r
     );
     drop(t1);
 
-    // Point 1 replays the two ALTERs.
-    for (at, n) in [(&at0, 0), (&at1, 2)] {
+    // Point 1 replays the three ALTERs.
+    for (at, n) in [(&at0, 0), (&at1, 3)] {
         assert_eq!(crate::pitr_ddl::point_ddl(&cfg, &d, at), n, "{at}");
     }
 
@@ -148,6 +165,12 @@ fn only_alter_tables_that_just_append_columns_to_a_keyed_table_are_replayed() {
          ALTER TABLE by_index REPLICA IDENTITY USING INDEX by_index_a; \
          CREATE TABLE parts (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at); \
          CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM ('2026-01-01') TO ('2027-01-01'); \
+         CREATE TABLE parts_2 (at date NOT NULL, junk int, id int NOT NULL); ALTER TABLE parts_2 DROP COLUMN junk; \
+         ALTER TABLE parts ATTACH PARTITION parts_2 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01'); \
+         CREATE TABLE nested (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at); \
+         CREATE TABLE nested_1 PARTITION OF nested FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY RANGE (at); \
+         CREATE TABLE nested_1a PARTITION OF nested_1 FOR VALUES FROM ('2026-01-01') TO ('2026-07-01'); \
+         CREATE TABLE lonely (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at); \
          CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE child (id int PRIMARY KEY) INHERITS (parent); \
          CREATE TABLE gen (id int PRIMARY KEY, d int GENERATED ALWAYS AS (id * 2) STORED); \
          INSERT INTO users VALUES (1, 'one'); INSERT INTO gen (id) VALUES (1);",
@@ -210,7 +233,16 @@ fn only_alter_tables_that_just_append_columns_to_a_keyed_table_are_replayed() {
         ("ALTER TABLE users DROP COLUMN a2", "other"),
         ("ALTER TABLE users ALTER COLUMN name DROP NOT NULL", "other"),
         ("ALTER TABLE full_rows ADD COLUMN c int", "other"),
-        ("ALTER TABLE parts ADD COLUMN c int", "other"),
+        (
+            "ALTER TABLE parts ADD COLUMN c int DEFAULT 3",
+            "add_columns",
+        ),
+        ("ALTER TABLE nested ADD COLUMN c int", "other"),
+        ("ALTER TABLE lonely ADD COLUMN c int", "other"),
+        (
+            "ALTER TABLE parts ADD COLUMN d int REFERENCES users",
+            "other",
+        ),
         ("ALTER TABLE child ADD COLUMN d int", "other"),
         ("ALTER TABLE parent ADD COLUMN c int", "other"),
         ("ALTER TABLE gen ADD COLUMN c int", "other"),
@@ -236,7 +268,7 @@ fn only_alter_tables_that_just_append_columns_to_a_keyed_table_are_replayed() {
             .collect();
         if *want == "add_columns" {
             assert_eq!(msgs.len(), 1, "{sql}: {msgs:#?}");
-            added.push(replayed[0]["sql"].as_str().expect("sql").to_string());
+            added.push(replayed[0].clone());
         } else {
             assert!(replayed.is_empty(), "{sql} must not be replayed: {msgs:#?}");
         }
@@ -244,14 +276,43 @@ fn only_alter_tables_that_just_append_columns_to_a_keyed_table_are_replayed() {
     db.sql("SELECT pg_drop_replication_slot('lethe_kinds')");
     // The statements an add_columns message carries add the columns as
     // they are on the source.
+    let sql: Vec<&str> = added
+        .iter()
+        .map(|m| m["sql"].as_str().expect("sql"))
+        .collect();
     assert_eq!(
-        added,
+        sql,
         [
             "ALTER TABLE ONLY public.users ADD COLUMN a text",
-            "ALTER TABLE ONLY public.users ADD COLUMN b integer DEFAULT 0 NOT NULL; \
-             ALTER TABLE ONLY public.users ADD COLUMN c timestamp with time zone DEFAULT now()",
+            "ALTER TABLE ONLY public.users ADD COLUMN b integer DEFAULT 0 NOT NULL, \
+             ADD COLUMN c timestamp with time zone DEFAULT now()",
             "ALTER TABLE ONLY public.users ADD COLUMN d text COLLATE pg_catalog.\"C\"",
             "ALTER TABLE ONLY public.by_index ADD COLUMN c integer",
+            "ALTER TABLE public.parts ADD COLUMN c integer DEFAULT 3",
+        ]
+    );
+    // The partitioned table's message names each partition, with the value
+    // its old rows read (the one with a dropped column included).
+    let parts = added.last().expect("parts");
+    let got: Vec<(String, String)> = parts["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| {
+            (
+                p["table"]["name"].as_str().expect("name").to_string(),
+                p["columns"][0]["missing"]
+                    .as_str()
+                    .expect("missing")
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("parts_1".to_string(), "3".to_string()),
+            ("parts_2".to_string(), "3".to_string())
         ]
     );
 }

@@ -31,6 +31,9 @@ pub struct Ddl {
     pub relid: Option<u32>,
     /// For `add_columns`: the columns appended, in order.
     pub columns: Option<Vec<AddedColumn>>,
+    /// For `add_columns` on a partitioned table: the columns each of its
+    /// partitions gained (at its own end).
+    pub partitions: Option<Vec<PartitionColumns>>,
     /// For `add_columns`: what the columns add to the schema digest (a
     /// sum of its lines' hashes, mod 2^64, in decimal).
     pub digest_delta: Option<String>,
@@ -89,6 +92,15 @@ impl AddedColumn {
     }
 }
 
+/// A partition's columns added with its partitioned table's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PartitionColumns {
+    pub table: TableName,
+    #[serde(deserialize_with = "oid_required")]
+    pub relid: u32,
+    pub columns: Vec<AddedColumn>,
+}
+
 /// The table and columns of an `add_columns` message, checked whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddColumns {
@@ -99,6 +111,9 @@ pub struct AddColumns {
     pub sql: String,
     /// What they add to the schema digest (`pg::digest`).
     pub digest_delta: u64,
+    /// A partitioned table's partitions, each with the columns it gained;
+    /// empty for a plain table.
+    pub partitions: Vec<PartitionColumns>,
 }
 
 /// An oid, which `json_build_object` writes as a string.
@@ -163,7 +178,12 @@ impl Ddl {
                 let delta = self.digest_delta.as_deref().and_then(|d| d.parse().ok());
                 match (&self.table, self.relid, &self.columns, delta) {
                     (Some(table), Some(relid), Some(columns), Some(digest_delta))
-                        if !columns.is_empty() =>
+                        if !columns.is_empty()
+                            && self
+                                .partitions
+                                .iter()
+                                .flatten()
+                                .all(|p| p.columns.len() == columns.len()) =>
                     {
                         Meaning::AddColumns(AddColumns {
                             table: table.clone(),
@@ -171,6 +191,7 @@ impl Ddl {
                             columns: columns.clone(),
                             sql: sql.clone(),
                             digest_delta,
+                            partitions: self.partitions.clone().unwrap_or_default(),
                         })
                     }
                     _ => Meaning::Unreplayable,

@@ -294,18 +294,28 @@ fn replay_blocking(
                         match d.meaning() {
                             ddl::Meaning::Replay(sql) => out.ddl.push((txn_lsn, sql)),
                             ddl::Meaning::AddColumns(a) => {
-                                let t = tables
-                                    .get(&(a.table.schema.as_str(), a.table.name.as_str()))
-                                    .copied()
-                                    .ok_or_else(|| {
+                                // A plain table holds rows; a partitioned
+                                // one's rows are in its partitions.
+                                let own = a.partitions.is_empty().then_some((&a.table, &a.columns));
+                                let held = own
+                                    .into_iter()
+                                    .chain(a.partitions.iter().map(|p| (&p.table, &p.columns)));
+                                for (name, columns) in held {
+                                    let t = tables
+                                        .get(&(name.schema.as_str(), name.name.as_str()))
+                                        .copied()
+                                        .ok_or_else(|| {
+                                            refuse(format!(
+                                                "the transaction committed at {txn_lsn} added columns to {}.{}, which base {} does not hold",
+                                                name.schema, name.name, base.id
+                                            ))
+                                        })?;
+                                    add_columns(&mut out, t, columns).map_err(|e| {
                                         refuse(format!(
-                                            "the transaction committed at {txn_lsn} added columns to {}.{}, which base {} does not hold",
-                                            a.table.schema, a.table.name, base.id
+                                            "the transaction committed at {txn_lsn}: {e}"
                                         ))
                                     })?;
-                                add_columns(&mut out, t, &a).map_err(|e| {
-                                    refuse(format!("the transaction committed at {txn_lsn}: {e}"))
-                                })?;
+                                }
                                 out.pre_ddl.push((txn_lsn, a.sql));
                             }
                             ddl::Meaning::Other => {}
@@ -369,7 +379,7 @@ fn replay_blocking(
 
 /// Appends captured columns to table `t` as of the point, with the value
 /// rows stored before them hold.
-fn add_columns(out: &mut Replayed, t: usize, a: &ddl::AddColumns) -> Result<(), String> {
+fn add_columns(out: &mut Replayed, t: usize, columns: &[ddl::AddedColumn]) -> Result<(), String> {
     let entry = &mut out.tables[t];
     if entry.generated_tail() > 0 {
         return Err(format!(
@@ -377,7 +387,7 @@ fn add_columns(out: &mut Replayed, t: usize, a: &ddl::AddColumns) -> Result<(), 
             entry.qualified()
         ));
     }
-    for c in &a.columns {
+    for c in columns {
         if entry.columns.iter().any(|b| b.name == c.name) {
             return Err(format!(
                 "column {} added to {} is already there: the stream and the base disagree",
