@@ -23,6 +23,7 @@
 //! (a foreign key added a moment before, say) makes the read differ.
 
 use super::writer::SchemaChange;
+use crate::repo::changes::Lsn;
 use crate::repo::changes::manifest::Head;
 use chrono::{DateTime, Utc};
 
@@ -46,6 +47,12 @@ pub struct SchemaWatch {
     /// The reference plus what captured `add_columns` commands added to
     /// it since; `None` when none came, or the reference is not a sum.
     expect: Option<String>,
+    /// How far the writer has read the stream (commits and heartbeats).
+    reached: Lsn,
+    /// A read that differs from what is expected, taken before the stream
+    /// reached the WAL position of the read: a column's message may still
+    /// be on its way, so it is judged once the stream gets there.
+    pending: Option<(String, DateTime<Utc>, Lsn)>,
 }
 
 impl SchemaWatch {
@@ -57,6 +64,8 @@ impl SchemaWatch {
             again: None,
             waiting_for: None,
             expect: None,
+            reached: Lsn(0),
+            pending: None,
         }
     }
 
@@ -74,15 +83,49 @@ impl SchemaWatch {
         self.digest.is_some()
     }
 
-    /// Judges a read of the source's digest that holds up to `at`; moves
-    /// `head.schema_checked_at` or returns the change. A failed read moves
-    /// nothing (logged by the caller).
+    /// Judges a read of the source's digest that holds up to `at`, taken
+    /// with the WAL at `lsn`; moves `head.schema_checked_at` or returns the
+    /// change. A failed read moves nothing (logged by the caller). A read
+    /// that differs from what is expected while the stream has not reached
+    /// `lsn` waits for it ([`SchemaWatch::stream_reached`]), and reads in
+    /// between are skipped.
     pub fn read(
         &mut self,
         head: &mut Head,
         digest: &str,
         at: DateTime<Utc>,
+        lsn: Option<Lsn>,
     ) -> Option<SchemaChange> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let differs = self.digest.as_deref().is_some_and(|r| r != digest)
+            && self.expect.as_deref() != Some(digest);
+        if let Some(l) = lsn
+            && differs
+            && !self.waiting
+            && self.reached < l
+        {
+            self.pending = Some((digest.to_string(), at, l));
+            return None;
+        }
+        self.judge(head, digest, at)
+    }
+
+    /// The writer has read the stream up to `lsn`: a read waiting for it is
+    /// judged now.
+    pub fn stream_reached(&mut self, head: &mut Head, lsn: Lsn) -> Option<SchemaChange> {
+        self.reached = self.reached.max(lsn);
+        match &self.pending {
+            Some((_, _, l)) if *l <= self.reached => {
+                let (digest, at, _) = self.pending.take()?;
+                self.judge(head, &digest, at)
+            }
+            _ => None,
+        }
+    }
+
+    fn judge(&mut self, head: &mut Head, digest: &str, at: DateTime<Utc>) -> Option<SchemaChange> {
         let explained = !self.waiting && self.expect.as_deref() == Some(digest);
         match &self.digest {
             Some(r) if r != digest && explained => {

@@ -110,7 +110,7 @@ impl SequenceSampler for PgSampler {
             .map_err(|e| e.to_string())
     }
 
-    fn schema(&mut self) -> Result<(String, chrono::DateTime<Utc>), String> {
+    fn schema(&mut self) -> Result<pg::digest::DigestRead, String> {
         self.rt
             .block_on(pg::digest::schema_digest_within(&self.conn, digest_limit()))
             .map_err(|e| e.to_string())

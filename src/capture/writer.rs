@@ -39,7 +39,7 @@ pub enum Input {
 /// with the server's time of the read (`pg::digest`).
 pub trait SequenceSampler: Send {
     fn sample(&mut self) -> Result<Vec<SequenceValue>, String>;
-    fn schema(&mut self) -> Result<(String, DateTime<Utc>), String>;
+    fn schema(&mut self) -> Result<crate::pg::digest::DigestRead, String>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +258,9 @@ pub fn run(
                         )));
                     }
                     in_txn = false;
+                    if let Some(c) = schema.watch.stream_reached(&mut stored.head, Lsn(end_lsn)) {
+                        schema_changed(changed, c);
+                    }
                     if !skipping && let Some(seg) = open.as_mut() {
                         let at = commit_time_to_utc(commit_time)
                             .ok_or(WriterError::Time(commit_time))?;
@@ -282,6 +285,14 @@ pub fn run(
                     // forget everything before it.
                     if !in_txn && open.is_none() {
                         idle_confirm = Some((Lsn(f.wal_end), heartbeat_time(prefix, content)));
+                    }
+                    // Decoded in WAL order: every commit before it came.
+                    if !in_txn
+                        && let Some(c) = schema
+                            .watch
+                            .stream_reached(&mut stored.head, Lsn(f.wal_start))
+                    {
+                        schema_changed(changed, c);
                     }
                 }
                 Msg::Skipped => {}
@@ -509,8 +520,8 @@ impl SchemaReads {
         self.last = Some(Instant::now());
         self.every = self.floor.max(started.elapsed() * SCHEMA_READ_SHARE);
         match read {
-            Ok((digest, at)) => {
-                if let Some(c) = self.watch.read(head, &digest, at) {
+            Ok(r) => {
+                if let Some(c) = self.watch.read(head, &r.digest, r.at, r.lsn) {
                     schema_changed(changed, c);
                 }
             }

@@ -30,21 +30,45 @@ const DIGEST_SQL: &str = include_str!("schema_digest.sql");
 /// progress at the read may have committed a second before it unseen.
 const UNSEEN_COMMIT: chrono::Duration = chrono::Duration::seconds(1);
 
-/// The schema's digest and the time up to which it holds (the server's
-/// clock, as commit times are): the read's start when no transaction was in
-/// progress in its snapshot (every earlier commit is in it), a second
-/// earlier otherwise.
+/// A read of the source's schema digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestRead {
+    pub digest: String,
+    /// The time up to which it holds (the server's clock, as commit times
+    /// are): the read's start when no transaction was in progress in its
+    /// snapshot (every earlier commit is in it), a second earlier otherwise.
+    pub at: DateTime<Utc>,
+    /// The WAL insert position at the read: every commit the read saw ends
+    /// at or before it, so a stream that reached it has shown them all.
+    /// `None` on a standby.
+    pub lsn: Option<crate::repo::changes::Lsn>,
+}
+
+/// The schema's digest, when it holds, and where the WAL was.
 ///
 /// # Errors
 /// The query fails (the error names what was being read).
-pub async fn schema_digest(conn: &PgConn) -> Result<(String, DateTime<Utc>), SourceError> {
+pub async fn schema_digest(conn: &PgConn) -> Result<DigestRead, SourceError> {
     let row = conn
         .query_one(DIGEST_SQL, &[])
         .await
         .map_err(|e| query_err("reading the schema's digest", &e))?;
     let at = DateTime::from_timestamp_micros(row.get(1)).unwrap_or_default();
     let busy: bool = row.get(2);
-    Ok((row.get(0), if busy { at - UNSEEN_COMMIT } else { at }))
+    let lsn: Option<String> = row.get(3);
+    let lsn = lsn
+        .map(|l| {
+            l.parse().map_err(|e| SourceError::Query {
+                what: "reading the schema's digest".into(),
+                message: format!("the WAL position {l:?}: {e}"),
+            })
+        })
+        .transpose()?;
+    Ok(DigestRead {
+        digest: row.get(0),
+        at: if busy { at - UNSEEN_COMMIT } else { at },
+        lsn,
+    })
 }
 
 /// How long the capture's read may take: a catalog locked by a
@@ -61,7 +85,7 @@ pub const READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 pub async fn schema_digest_within(
     conn: &PgConn,
     limit: std::time::Duration,
-) -> Result<(String, DateTime<Utc>), SourceError> {
+) -> Result<DigestRead, SourceError> {
     conn.batch_execute(&format!(
         "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SET LOCAL jit = off",
         limit.as_millis().max(1)

@@ -406,7 +406,7 @@ impl Coordinator {
     /// # Errors
     /// The query fails.
     pub async fn schema_digest(&self) -> Result<String, SourceError> {
-        Ok(digest::schema_digest(&self.conn).await?.0)
+        Ok(digest::schema_digest(&self.conn).await?.digest)
     }
 
     /// Takes `ACCESS SHARE` on each table, one statement per table so a

@@ -77,4 +77,4 @@ WITH cap AS (SELECT count(*) = 3 AS captured FROM pg_event_trigger
   SELECT (((coalesce(sum(('x' || substr(md5(l), 1, 16))::bit(64)::bigint::numeric), 0)
   % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text,
   (extract(epoch FROM statement_timestamp()) * 1000000)::bigint,
-  EXISTS (SELECT pg_snapshot_xip(pg_current_snapshot())) FROM lines
+  EXISTS (SELECT pg_snapshot_xip(pg_current_snapshot())), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END FROM lines
