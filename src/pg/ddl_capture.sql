@@ -56,7 +56,7 @@ CREATE OR REPLACE FUNCTION lethe.added_columns(rel oid, upto int) RETURNS json
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lethe$
   SELECT json_agg(json_build_object(
            'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-           'type_oid', a.atttypid, 'typmod', a.atttypmod, 'not_null', a.attnotnull,
+           'type_oid', a.atttypid::bigint, 'typmod', a.atttypmod, 'not_null', a.attnotnull,
            'default', pg_get_expr(d.adbin, d.adrelid),
            'base_type', (WITH RECURSIVE b(oid, mod, depth) AS (
                SELECT a.atttypid, a.atttypmod, 0
@@ -195,7 +195,7 @@ BEGIN
         SELECT (((sum(lethe.added_digest(x, (befores -> x::text ->> 0)::int))
                  % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text
           INTO digest_delta FROM unnest(rels) x;
-        SELECT coalesce(json_agg(json_build_object('table', lethe.table_name(x), 'relid', x,
+        SELECT coalesce(json_agg(json_build_object('table', lethe.table_name(x), 'relid', x::bigint,
                  'columns', lethe.added_columns(x, (befores -> x::text ->> 0)::int)) ORDER BY x), '[]')
           INTO parts FROM unnest(rels[2:]) x;
       END IF;
@@ -235,7 +235,7 @@ BEGIN
       PERFORM pg_logical_emit_message(true, 'lethe.ddl', json_build_object(
         'v', 1, 'event', 'end', 'tag', r.command_tag, 'type', r.object_type,
         'identity', r.object_identity, 'change', change, 'sql', stmt,
-        'table', table_name, 'relid', r.objid, 'columns', added,
+        'table', table_name, 'relid', r.objid::bigint, 'columns', added,
         'partitions', parts, 'digest_delta', digest_delta)::text);
     ELSE
       PERFORM pg_logical_emit_message(true, 'lethe.ddl', json_build_object(

@@ -19,15 +19,15 @@ pub struct Ddl {
     pub object_type: String,
     /// The object's qualified identity.
     pub identity: Option<String>,
-    /// `replay`, `unreplayable` or `other`.
+    /// `replay`, `add_columns`, `unreplayable` or `other`.
     pub change: String,
     /// For `replay`: the statement that makes the change again; for
-    /// `add_columns`, one `ALTER TABLE ONLY … ADD COLUMN` per column.
+    /// `add_columns`, the `ALTER TABLE` that adds the columns (`ONLY` a
+    /// plain table, or a partitioned one with its partitions).
     pub sql: Option<String>,
     /// For `add_columns`: the table.
     pub table: Option<TableName>,
     /// For `add_columns`: the table's oid (as pgoutput names it).
-    #[serde(default, deserialize_with = "oid")]
     pub relid: Option<u32>,
     /// For `add_columns`: the columns appended, in order.
     pub columns: Option<Vec<AddedColumn>>,
@@ -53,7 +53,6 @@ pub struct AddedColumn {
     /// `format_type(atttypid, atttypmod)`.
     #[serde(rename = "type")]
     pub type_name: String,
-    #[serde(deserialize_with = "oid_required")]
     pub type_oid: u32,
     pub typmod: i32,
     pub not_null: bool,
@@ -96,7 +95,6 @@ impl AddedColumn {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PartitionColumns {
     pub table: TableName,
-    #[serde(deserialize_with = "oid_required")]
     pub relid: u32,
     pub columns: Vec<AddedColumn>,
 }
@@ -114,30 +112,6 @@ pub struct AddColumns {
     /// A partitioned table's partitions, each with the columns it gained;
     /// empty for a plain table.
     pub partitions: Vec<PartitionColumns>,
-}
-
-/// An oid, which `json_build_object` writes as a string.
-fn oid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    match v {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => oid_value(&v).map(Some).map_err(serde::de::Error::custom),
-    }
-}
-
-fn oid_required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    oid_value(&serde_json::Value::deserialize(d)?).map_err(serde::de::Error::custom)
-}
-
-fn oid_value(v: &serde_json::Value) -> Result<u32, String> {
-    match v {
-        serde_json::Value::String(s) => s.parse().map_err(|_| format!("not an oid: {s:?}")),
-        serde_json::Value::Number(n) => n
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| format!("not an oid: {n}")),
-        other => Err(format!("not an oid: {other}")),
-    }
 }
 
 /// What a captured command means for capture and restore.
@@ -259,7 +233,7 @@ mod tests {
     }
 
     /// As `capture_ddl` writes it (oids as strings).
-    const ADDED: &str = r#"{"v" : 1, "event" : "end", "tag" : "ALTER TABLE", "type" : "table", "identity" : "public.u", "change" : "add_columns", "sql" : "ALTER TABLE ONLY public.u ADD COLUMN email text; ALTER TABLE ONLY public.u ADD COLUMN n integer DEFAULT 7 NOT NULL", "table" : {"schema" : "public", "name" : "u"}, "relid" : "16410", "columns" : [{"name" : "email", "type" : "text", "type_oid" : "25", "typmod" : -1, "not_null" : false, "default" : null, "base_type" : "text", "nondeterministic" : false, "missing" : null}, {"name" : "n", "type" : "integer", "type_oid" : "23", "typmod" : -1, "not_null" : true, "default" : "7", "base_type" : "integer", "nondeterministic" : false, "missing" : "7"}], "digest_delta" : "18446744073709551615"}"#;
+    const ADDED: &str = r#"{"v" : 1, "event" : "end", "tag" : "ALTER TABLE", "type" : "table", "identity" : "public.u", "change" : "add_columns", "sql" : "ALTER TABLE ONLY public.u ADD COLUMN email text, ADD COLUMN n integer DEFAULT 7 NOT NULL", "table" : {"schema" : "public", "name" : "u"}, "relid" : 16410, "columns" : [{"name" : "email", "type" : "text", "type_oid" : 25, "typmod" : -1, "not_null" : false, "default" : null, "base_type" : "text", "nondeterministic" : false, "missing" : null}, {"name" : "n", "type" : "integer", "type_oid" : 23, "typmod" : -1, "not_null" : true, "default" : "7", "base_type" : "integer", "nondeterministic" : false, "missing" : "7"}], "digest_delta" : "18446744073709551615"}"#;
 
     #[test]
     fn appended_columns_carry_the_table_the_columns_and_the_digest() {
@@ -293,7 +267,7 @@ mod tests {
                 r#""digest_delta" : "18446744073709551615""#,
                 r#""digest_delta" : "-1""#,
             ),
-            (r#""relid" : "16410""#, r#""relid" : null"#),
+            (r#""relid" : 16410"#, r#""relid" : null"#),
             (
                 r#""table" : {"schema" : "public", "name" : "u"}"#,
                 r#""table" : null"#,
